@@ -1,0 +1,101 @@
+//! The command line: every subcommand and flag, with the help users read.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Run, monitor and restore restic backups for many services from one TOML
+/// file.
+///
+/// Start with `restic-manager validate`, then `restic-manager setup` (creates
+/// the password and repositories), then `restic-manager run`, and check with
+/// `restic-manager status`.
+///
+/// Exit codes: 0 success, 3 finished with warnings (e.g. a snapshot missing
+/// unreadable files), 1 at least one failure, 2 usage or configuration error.
+#[derive(Debug, Parser)]
+#[command(name = "restic-manager", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Configuration file. Default: $RESTIC_MANAGER_CONFIG, else
+    /// $XDG_CONFIG_HOME/restic-manager/config.toml
+    /// (~/.config/restic-manager/config.toml), else
+    /// /etc/restic-manager/config.toml.
+    #[arg(short, long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print machine-readable JSON on stdout instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More detail on stderr (which config file, each step).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors; no progress or notes.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the configuration and report every problem with file:line:column.
+    Validate,
+    /// List services with their targets, schedule and sources.
+    List,
+    /// Show the resolved configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Create directories, the repository password and the repositories.
+    ///
+    /// Safe to run again: existing repositories and an existing password file
+    /// are left alone, and a second run says there is nothing to do.
+    Setup(SetupArgs),
+    /// Back up services now: hooks, backup to every target, retention.
+    Run(RunArgs),
+    /// List the snapshots of each service in each repository (asks restic).
+    Snapshots(ServiceFilter),
+    /// Show each service's last run and newest snapshot per destination,
+    /// from the local history (fast; does not call restic).
+    ///
+    /// Exits 1 when a service's last run failed, 3 when one finished with
+    /// warnings, else 0, so monitoring can call it.
+    Status(ServiceFilter),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// The configuration of each service after global → profile → service
+    /// inheritance, with secrets redacted.
+    Show(ServiceFilter),
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceFilter {
+    /// Only this service (repeatable).
+    #[arg(short, long = "service", value_name = "NAME")]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// Show what would be created without creating anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Only this service (repeatable). Default: every enabled service.
+    #[arg(short, long = "service", value_name = "NAME")]
+    pub services: Vec<String>,
+    /// Print the plan (repositories, paths, hooks, restic commands) and run
+    /// nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}

@@ -1,0 +1,139 @@
+//! `config show`: the resolved configuration, secrets redacted.
+
+use serde_json::{Value, json};
+
+use super::{Context, select};
+use crate::cli::ServiceFilter;
+use crate::config::{Config, PasswordSource, Service};
+use crate::error::Error;
+use crate::restic::Repository;
+
+const REDACTED: &str = "***";
+
+fn password(p: &PasswordSource) -> Value {
+    match p {
+        PasswordSource::File(f) => json!({"file": f}),
+        PasswordSource::Command(_) => json!({"command": REDACTED}),
+    }
+}
+
+/// The resolved service as JSON, with secrets replaced by `***`.
+pub fn service_json(c: &Config, s: &Service) -> Value {
+    let hooks = |hs: &[crate::config::Hook]| {
+        hs.iter()
+            .map(|h| {
+                json!({
+                    "name": h.name,
+                    "command": h.command,
+                    "working_dir": h.working_dir,
+                    "timeout_seconds": h.timeout_seconds,
+                    "continue_on_error": h.continue_on_error,
+                    "env": h.env.keys().map(|k| (k.clone(), json!(REDACTED))).collect::<serde_json::Map<_, _>>(),
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let repos: Vec<Value> = s
+        .targets
+        .iter()
+        .filter_map(|t| c.destinations.get(t))
+        .map(|d| match Repository::new(d, &s.name, &c.settings.password) {
+            Ok(r) => json!({
+                "destination": d.name,
+                "type": d.kind,
+                "repository": r.display,
+                "password": password(&r.password),
+                "retention": d.retention.or(&s.retention).forget_args().join(" "),
+            }),
+            Err(e) => json!({"destination": d.name, "error": e.to_string()}),
+        })
+        .collect();
+    json!({
+        "name": s.name,
+        "enabled": s.enabled,
+        "profile": s.profile,
+        "description": s.description,
+        "strategy": s.strategy,
+        "schedule": s.schedule,
+        "targets": s.targets,
+        "repositories": repos,
+        "paths": s.paths,
+        "volumes": s.volumes,
+        "excludes": s.excludes,
+        "tags": std::iter::once(s.tag()).chain(s.tags.iter().cloned()).collect::<Vec<_>>(),
+        "host": c.settings.host,
+        "retention": s.retention,
+        "timeout_seconds": s.timeout_seconds,
+        "notify_on": s.notify_on,
+        "pre_backup_hooks": hooks(&s.pre_backup_hooks),
+        "post_backup_hooks": hooks(&s.post_backup_hooks),
+        "backup_script": s.backup_script,
+    })
+}
+
+fn human(v: &Value, indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
+    if let Value::Object(m) = v {
+        for (k, val) in m {
+            match val {
+                Value::Null => {}
+                Value::Array(a) if a.is_empty() => {}
+                Value::Array(a) if a.iter().all(|x| !x.is_object()) => {
+                    let items: Vec<String> = a.iter().map(|x| x.to_string()).collect();
+                    out.push_str(&format!("{pad}{k} = [{}]\n", items.join(", ")));
+                }
+                Value::Array(a) => {
+                    for (i, item) in a.iter().enumerate() {
+                        out.push_str(&format!("{pad}{k}[{i}]:\n"));
+                        human(item, indent + 2, out);
+                    }
+                }
+                Value::Object(o) if o.is_empty() => {}
+                Value::Object(_) => {
+                    out.push_str(&format!("{pad}{k}:\n"));
+                    human(val, indent + 2, out);
+                }
+                _ => out.push_str(&format!("{pad}{k} = {val}\n")),
+            }
+        }
+    }
+}
+
+pub fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
+    let c = ctx.load_config()?;
+    let services = select(&c, &f.services, false)?;
+    let p = &ctx.printer;
+    let s = &c.settings;
+    let global = json!({
+        "file": c.file,
+        "password": password(&s.password),
+        "state_directory": s.state_directory,
+        "log_directory": s.log_directory,
+        "lock_directory": s.lock_directory,
+        "docker_base": s.docker_base,
+        "host": s.host,
+        "restic_binary": s.restic_binary,
+        "default_timeout_seconds": s.default_timeout_seconds,
+        "hook_timeout_seconds": s.hook_timeout_seconds,
+        "long_running_threshold_minutes": s.long_running_threshold_minutes,
+        "notifications": c.notifications.as_ref().map(|n| json!({
+            "discord_webhook_url": n.discord_webhook_url.as_ref().map(|_| REDACTED),
+            "notify_on": n.notify_on,
+            "rate_limit_minutes": n.rate_limit_minutes,
+            "cache_file": n.cache_file,
+        })),
+    });
+    let svc: Vec<Value> = services.iter().map(|s| service_json(&c, s)).collect();
+    if p.json {
+        p.json(&json!({"global": global, "services": svc}));
+        return Ok(0);
+    }
+    let mut out = String::from("[global]\n");
+    human(&global, 2, &mut out);
+    for v in &svc {
+        out.push_str(&format!("\n[services.{}]\n", v["name"].as_str().unwrap_or("?")));
+        human(v, 2, &mut out);
+    }
+    p.line(out.trim_end());
+    Ok(0)
+}

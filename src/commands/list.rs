@@ -1,0 +1,64 @@
+//! `list`: services at a glance.
+
+use serde_json::json;
+
+use super::Context;
+use crate::error::Error;
+use crate::output::table;
+
+pub fn run(ctx: &Context) -> Result<i32, Error> {
+    let c = ctx.load_config()?;
+    let p = &ctx.printer;
+    let sources = |s: &crate::config::Service| {
+        let mut v: Vec<String> = s.paths.iter().map(|x| x.display().to_string()).collect();
+        v.extend(s.volumes.iter().map(|x| format!("volume:{x}")));
+        if let Some(b) = &s.backup_script {
+            v.push(format!("script:{b}"));
+        }
+        v
+    };
+    if p.json {
+        let v: Vec<_> = c
+            .services
+            .iter()
+            .map(|s| {
+                json!({
+                    "name": s.name,
+                    "enabled": s.enabled,
+                    "profile": s.profile,
+                    "description": s.description,
+                    "targets": s.targets,
+                    "schedule": s.schedule,
+                    "paths": s.paths,
+                    "volumes": s.volumes,
+                    "sources": sources(s),
+                })
+            })
+            .collect();
+        p.json(&v);
+        return Ok(0);
+    }
+    if c.services.is_empty() {
+        p.line("no services configured");
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = c
+        .services
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                if s.enabled { "yes".into() } else { "no".into() },
+                s.profile.clone().unwrap_or_else(|| "-".into()),
+                s.targets.join(","),
+                s.schedule.clone().unwrap_or_else(|| "-".into()),
+                sources(s).join(" "),
+            ]
+        })
+        .collect();
+    p.line(table(
+        &["SERVICE", "ENABLED", "PROFILE", "TARGETS", "SCHEDULE", "SOURCES"],
+        &rows,
+    ));
+    Ok(0)
+}

@@ -1,0 +1,185 @@
+//! `run`: back up services now.
+
+use serde_json::json;
+
+use super::{Context, select};
+use crate::cli::RunArgs;
+use crate::config::{Config, Service};
+use crate::engine::run::{Runner, ServiceReport, resolve_sources};
+use crate::engine::{Outcome, Progress};
+use crate::error::Error;
+use crate::history::History;
+use crate::output::{PlainProgress, Printer, TermProgress, bytes, duration_ms, table};
+use crate::process::Shutdown;
+use crate::restic::Repository;
+
+pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
+    let c = ctx.load_config()?;
+    let services = select(&c, &a.services, true)?;
+    let p = &ctx.printer;
+    if a.dry_run {
+        return Ok(dry_run(&c, &services, p));
+    }
+    if services.is_empty() {
+        p.info("no enabled services to run");
+        return Ok(0);
+    }
+    let restic = ctx.restic(&c).await?;
+    let history = History::open(&c.settings.state_directory)?;
+
+    // Our own SIGINT/SIGTERM: tell every child (restic gets SIGINT and
+    // removes its lock), let post hooks clean up, record "interrupted". A
+    // second signal exits at once.
+    let (trigger, shutdown) = Shutdown::new();
+    let signals = tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            return;
+        };
+        let mut first = true;
+        loop {
+            let sig = tokio::select! {
+                _ = int.recv() => 2,
+                _ = term.recv() => 15,
+            };
+            if first {
+                eprintln!("restic-manager: signal received, stopping restic and running post hooks (send again to exit at once)");
+                trigger.fire(sig);
+                first = false;
+            } else {
+                std::process::exit(128 + sig);
+            }
+        }
+    });
+
+    let term = TermProgress::for_terminal(p);
+    let plain = PlainProgress(*p);
+    let progress: &dyn Progress = match &term {
+        Some(t) => t,
+        None => &plain,
+    };
+    let runner = Runner {
+        config: &c,
+        restic: &restic,
+        history: &history,
+        shutdown: shutdown.clone(),
+        progress,
+        trigger: "cli",
+    };
+    let reports = runner.run(&services).await;
+    signals.abort();
+    drop(term);
+
+    let overall = reports.iter().fold(Outcome::Ok, |o, r| o.worst(r.outcome));
+    if p.json {
+        p.json(&json!({"outcome": overall, "services": reports}));
+    } else {
+        print_reports(p, &reports);
+    }
+    Ok(match (overall, shutdown.signal()) {
+        (Outcome::Interrupted, Some(sig)) => 128 + sig,
+        (o, _) => o.exit_code(),
+    })
+}
+
+fn print_reports(p: &Printer, reports: &[ServiceReport]) {
+    let mut rows = Vec::new();
+    for r in reports {
+        if r.targets.is_empty() {
+            rows.push(vec![r.service.clone(), p.outcome(r.outcome.as_str()), "-".into(), "-".into(), "-".into(), "-".into(), "-".into(), duration_ms(r.duration_ms)]);
+        }
+        for (i, t) in r.targets.iter().enumerate() {
+            rows.push(vec![
+                if i == 0 { r.service.clone() } else { String::new() },
+                if i == 0 { p.outcome(r.outcome.as_str()) } else { String::new() },
+                format!("{} ({})", t.destination, t.outcome.as_str()),
+                t.snapshot_id.as_deref().map_or_else(|| "-".into(), |s| s.chars().take(8).collect()),
+                t.files_new.map_or_else(|| "-".into(), |v| v.to_string()),
+                t.files_changed.map_or_else(|| "-".into(), |v| v.to_string()),
+                t.bytes_added.map_or_else(|| "-".into(), bytes),
+                duration_ms(t.duration_ms),
+            ]);
+        }
+    }
+    p.line(table(&["SERVICE", "OUTCOME", "DESTINATION", "SNAPSHOT", "NEW", "CHANGED", "ADDED", "DURATION"], &rows));
+    for r in reports {
+        if let Some(e) = &r.error {
+            eprintln!("error: {}: {e}", r.service);
+        }
+        for w in &r.warnings {
+            eprintln!("warning: {}: {w}", r.service);
+        }
+        if r.outcome != Outcome::Ok
+            && let Some(l) = &r.log_file {
+                eprintln!("  log: {}", l.display());
+            }
+    }
+}
+
+fn dry_run(c: &Config, services: &[&Service], p: &Printer) -> i32 {
+    let mut plan = Vec::new();
+    for s in services {
+        let sources = resolve_sources(s);
+        let repos: Vec<_> = s
+            .targets
+            .iter()
+            .filter_map(|t| c.destinations.get(t))
+            .map(|d| match Repository::new(d, &s.name, &c.settings.password) {
+                Ok(r) => json!({
+                    "destination": d.name,
+                    "repository": r.display,
+                    "retention": d.retention.or(&s.retention).forget_args(),
+                }),
+                Err(e) => json!({"destination": d.name, "error": e.to_string()}),
+            })
+            .collect();
+        let mut tags = vec![s.tag()];
+        tags.extend(s.tags.iter().cloned());
+        plan.push(json!({
+            "service": s.name,
+            "pre_backup_hooks": s.pre_backup_hooks.iter().map(|h| &h.name).collect::<Vec<_>>(),
+            "post_backup_hooks": s.post_backup_hooks.iter().map(|h| &h.name).collect::<Vec<_>>(),
+            "sources": sources.as_ref().ok(),
+            "source_error": sources.as_ref().err(),
+            "backup_script": s.backup_script,
+            "excludes": s.excludes,
+            "host": c.settings.host,
+            "tags": tags,
+            "targets": repos,
+        }));
+    }
+    if p.json {
+        p.json(&json!({"dry_run": true, "services": plan}));
+        return 0;
+    }
+    p.line("dry run: nothing will be executed");
+    for v in &plan {
+        p.line(format!("\nservice {}", v["service"].as_str().unwrap_or("?")));
+        for h in v["pre_backup_hooks"].as_array().into_iter().flatten() {
+            p.line(format!("  pre hook  {}", h.as_str().unwrap_or("?")));
+        }
+        match (v["sources"].as_array(), v["source_error"].as_str()) {
+            (_, Some(e)) => p.line(format!("  sources   ERROR: {e}")),
+            (Some(src), _) => p.line(format!(
+                "  sources   {}",
+                src.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ")
+            )),
+            _ => {}
+        }
+        for t in v["targets"].as_array().into_iter().flatten() {
+            p.line(format!(
+                "  backup →  {}: {}",
+                t["destination"].as_str().unwrap_or("?"),
+                t["repository"].as_str().or(t["error"].as_str()).unwrap_or("?")
+            ));
+            let keep: Vec<&str> = t["retention"].as_array().into_iter().flatten().filter_map(|x| x.as_str()).collect();
+            if !keep.is_empty() {
+                p.line(format!("  forget    --prune {}", keep.join(" ")));
+            }
+        }
+        for h in v["post_backup_hooks"].as_array().into_iter().flatten() {
+            p.line(format!("  post hook {}", h.as_str().unwrap_or("?")));
+        }
+    }
+    0
+}

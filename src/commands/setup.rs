@@ -1,0 +1,57 @@
+//! `setup`: directories, password, repositories.
+
+use super::Context;
+use crate::cli::SetupArgs;
+use crate::engine::setup::setup;
+use crate::error::Error;
+use crate::process::Shutdown;
+
+pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<i32, Error> {
+    let c = ctx.load_config()?;
+    let p = &ctx.printer;
+    let restic = match ctx.restic(&c).await {
+        Ok(r) => Some(r),
+        Err(e) if a.dry_run => {
+            p.info(format!("note: {e}"));
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let r = setup(&c, restic.as_ref(), a.dry_run, &Shutdown::never()).await;
+    let failed = !r.errors.is_empty() || r.repositories.iter().any(|x| x.error.is_some());
+    if p.json {
+        p.json(&r);
+        return Ok(i32::from(failed));
+    }
+    let would = if a.dry_run { "would create" } else { "created" };
+    for d in &r.directories_created {
+        p.line(format!("{would} directory {}", d.display()));
+    }
+    if let Some(pw) = &r.password_generated {
+        if a.dry_run {
+            p.line(format!("would generate a repository password in {}", pw.display()));
+        } else {
+            p.line(format!("generated a repository password in {} (mode 0600)", pw.display()));
+            p.line("  KEEP A COPY OF THIS FILE somewhere safe (a password manager, another machine):");
+            p.line("  without it, none of the backups can be restored.");
+        }
+    }
+    for repo in &r.repositories {
+        let line = match (repo.action.as_str(), &repo.error) {
+            (_, Some(e)) => format!("{} → {}: FAILED: {e}", repo.service, repo.destination),
+            ("created", _) => format!("{} → {}: initialised {}", repo.service, repo.destination, repo.repository),
+            ("would_create", _) => format!("{} → {}: would initialise {}", repo.service, repo.destination, repo.repository),
+            _ => format!("{} → {}: {} already exists", repo.service, repo.destination, repo.repository),
+        };
+        p.line(line);
+    }
+    for e in &r.errors {
+        eprintln!("error: {e}");
+    }
+    if r.unchanged() && !failed {
+        p.line("nothing to do: everything is already set up");
+    } else if !failed && !a.dry_run {
+        p.line("setup complete; next: `restic-manager run`");
+    }
+    Ok(i32::from(failed))
+}

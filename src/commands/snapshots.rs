@@ -1,0 +1,61 @@
+//! `snapshots`: what restic itself holds, per service and destination.
+
+use serde_json::json;
+
+use super::{Context, select};
+use crate::cli::ServiceFilter;
+use crate::error::Error;
+use crate::output::table;
+use crate::process::Shutdown;
+use crate::restic::{Repository, ops};
+
+pub async fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
+    let c = ctx.load_config()?;
+    let services = select(&c, &f.services, false)?;
+    let restic = ctx.restic(&c).await?;
+    let p = &ctx.printer;
+    let shutdown = Shutdown::never();
+    let mut groups = Vec::new();
+    let mut rows = Vec::new();
+    let mut failed = false;
+    for s in &services {
+        for t in &s.targets {
+            let Some(d) = c.destinations.get(t) else { continue };
+            let (repo_display, res) = match Repository::new(d, &s.name, &c.settings.password) {
+                Ok(r) => (r.display.clone(), ops::snapshots(&restic, &r, Some(&s.tag()), &shutdown).await.map_err(|e| e.message)),
+                Err(e) => (String::new(), Err(e.to_string())),
+            };
+            match res {
+                Ok(list) => {
+                    for snap in &list {
+                        rows.push(vec![
+                            s.name.clone(),
+                            t.clone(),
+                            snap.short().to_string(),
+                            snap.time.get(..19).unwrap_or(&snap.time).replace('T', " "),
+                            snap.hostname.clone(),
+                            snap.paths.join(" "),
+                            snap.tags.join(","),
+                        ]);
+                    }
+                    groups.push(json!({"service": s.name, "destination": t, "repository": repo_display, "snapshots": list, "error": null}));
+                }
+                Err(e) => {
+                    failed = true;
+                    if !p.json {
+                        eprintln!("error: service `{}` on `{t}`: {e}", s.name);
+                    }
+                    groups.push(json!({"service": s.name, "destination": t, "repository": repo_display, "snapshots": [], "error": e}));
+                }
+            }
+        }
+    }
+    if p.json {
+        p.json(&groups);
+    } else if rows.is_empty() {
+        p.line("no snapshots");
+    } else {
+        p.line(table(&["SERVICE", "DESTINATION", "ID", "TIME", "HOST", "PATHS", "TAGS"], &rows));
+    }
+    Ok(i32::from(failed))
+}

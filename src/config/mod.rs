@@ -1,0 +1,264 @@
+//! The configuration: raw TOML → resolved, validated [`Config`].
+//!
+//! Nothing here talks to restic, Docker or SQLite: a config is checked
+//! completely before any work starts.
+
+pub mod load;
+pub mod paths;
+pub mod resolve;
+pub mod schema;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use load::Locator;
+pub use paths::Env;
+
+/// One configuration problem, located in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )
+        }
+    }
+}
+
+/// The closest valid name to a misspelt one, if it is close enough.
+pub fn suggest<'a>(given: &str, valid: &[&'a str]) -> Option<&'a str> {
+    valid
+        .iter()
+        .map(|v| (strsim::damerau_levenshtein(given, v), *v))
+        .filter(|(d, v)| *d <= 2.max(v.len() / 4) && *d < given.len().max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, v)| v)
+}
+
+/// Where the repository password comes from. Only ever handed to restic
+/// through its environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordSource {
+    File(PathBuf),
+    Command(String),
+}
+
+/// The `keep-*` policy for `restic forget`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Retention {
+    pub last: Option<u32>,
+    pub hourly: Option<u32>,
+    pub daily: Option<u32>,
+    pub weekly: Option<u32>,
+    pub monthly: Option<u32>,
+    pub yearly: Option<u32>,
+    pub within: Option<String>,
+}
+
+impl Retention {
+    /// True when no rule is set (retention is then skipped).
+    pub fn is_empty(&self) -> bool {
+        self.forget_args().is_empty()
+    }
+
+    /// The `--keep-*` arguments. A value of 0 means "rule off".
+    pub fn forget_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for (flag, v) in [
+            ("--keep-last", self.last),
+            ("--keep-hourly", self.hourly),
+            ("--keep-daily", self.daily),
+            ("--keep-weekly", self.weekly),
+            ("--keep-monthly", self.monthly),
+            ("--keep-yearly", self.yearly),
+        ] {
+            if let Some(n) = v.filter(|n| *n > 0) {
+                args.push(flag.to_string());
+                args.push(n.to_string());
+            }
+        }
+        if let Some(w) = &self.within {
+            args.push("--keep-within".to_string());
+            args.push(w.clone());
+        }
+        args
+    }
+
+    /// Fills every unset rule from `other`.
+    pub fn or(&self, other: &Retention) -> Retention {
+        Retention {
+            last: self.last.or(other.last),
+            hourly: self.hourly.or(other.hourly),
+            daily: self.daily.or(other.daily),
+            weekly: self.weekly.or(other.weekly),
+            monthly: self.monthly.or(other.monthly),
+            yearly: self.yearly.or(other.yearly),
+            within: self.within.clone().or_else(|| other.within.clone()),
+        }
+    }
+}
+
+/// Global settings after defaults are applied.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub password: PasswordSource,
+    pub state_directory: PathBuf,
+    pub log_directory: PathBuf,
+    pub lock_directory: PathBuf,
+    pub docker_base: Option<PathBuf>,
+    pub default_timeout_seconds: u64,
+    pub long_running_threshold_minutes: u64,
+    pub hook_timeout_seconds: u64,
+    pub log_level: String,
+    pub log_max_files: u32,
+    pub log_max_size_mb: u64,
+    pub use_system_restic: bool,
+    pub restic_binary: Option<PathBuf>,
+    pub host: String,
+}
+
+/// A pre or post backup hook.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hook {
+    pub name: String,
+    pub command: String,
+    pub working_dir: Option<PathBuf>,
+    pub timeout_seconds: u64,
+    pub continue_on_error: bool,
+    /// Values are redacted in `config show`; they may hold secrets.
+    pub env: BTreeMap<String, String>,
+}
+
+impl Hook {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_seconds)
+    }
+}
+
+/// One service after global → profile → service resolution.
+#[derive(Debug, Clone, Serialize)]
+pub struct Service {
+    pub name: String,
+    pub enabled: bool,
+    pub profile: Option<String>,
+    pub description: Option<String>,
+    pub targets: Vec<String>,
+    pub schedule: Option<String>,
+    pub strategy: String,
+    pub retention: Retention,
+    pub tags: Vec<String>,
+    pub timeout_seconds: u64,
+    pub notify_on: Vec<String>,
+    pub paths: Vec<PathBuf>,
+    pub volumes: Vec<String>,
+    pub excludes: Vec<String>,
+    pub pre_backup_hooks: Vec<Hook>,
+    pub post_backup_hooks: Vec<Hook>,
+    pub backup_script: Option<String>,
+}
+
+impl Service {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_seconds)
+    }
+
+    /// The tag that marks this service's snapshots.
+    pub fn tag(&self) -> String {
+        format!("service:{}", self.name)
+    }
+}
+
+/// A destination: where repositories live.
+#[derive(Debug, Clone, Serialize)]
+pub struct Destination {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub description: Option<String>,
+    pub retention: Retention,
+    #[serde(skip)]
+    pub raw: schema::DestinationRaw,
+}
+
+/// A loaded, resolved and validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub settings: Settings,
+    pub services: Vec<Service>,
+    pub destinations: BTreeMap<String, Destination>,
+    pub notifications: Option<schema::NotificationsRaw>,
+}
+
+impl Config {
+    /// Loads `file`, resolves inheritance and validates everything, returning
+    /// every problem found.
+    pub fn load(file: &Path, env: &Env) -> Result<Config, Vec<Diagnostic>> {
+        let (raw, loc) = load::load_file(file)?;
+        resolve::resolve(raw, &loc, env)
+    }
+
+    /// Parses configuration text (tests, generated examples).
+    pub fn from_str(file: &Path, text: &str, env: &Env) -> Result<Config, Vec<Diagnostic>> {
+        let (raw, loc) = load::parse_str(file, text)?;
+        resolve::resolve(raw, &loc, env)
+    }
+
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    pub fn service_names(&self) -> Vec<&str> {
+        self.services.iter().map(|s| s.name.as_str()).collect()
+    }
+}
+
+/// Finds the configuration file: `--config`, `$RESTIC_MANAGER_CONFIG`, the
+/// user's XDG file, then `/etc`. Returns the file and why it was chosen, or
+/// the list of places looked at.
+pub fn discover(env: &Env, flag: Option<&PathBuf>) -> Result<(PathBuf, &'static str), String> {
+    let candidates = env.config_candidates(flag);
+    if candidates.len() == 1 {
+        let (f, why) = &candidates[0];
+        if !f.exists() {
+            return Err(format!(
+                "configuration file `{}` (from {why}) does not exist",
+                f.display()
+            ));
+        }
+        return Ok((f.clone(), why));
+    }
+    for (f, why) in &candidates {
+        if f.exists() {
+            return Ok((f.clone(), why));
+        }
+    }
+    let looked: Vec<String> = candidates
+        .iter()
+        .map(|(f, _)| format!("`{}`", f.display()))
+        .collect();
+    Err(format!(
+        "no configuration file found (looked at {}); create one from `config.example.toml` or pass `--config PATH`",
+        looked.join(", ")
+    ))
+}

@@ -1,0 +1,95 @@
+//! Where things live: XDG directories for users, FHS for root.
+//!
+//! Environment lookups go through [`Env`] so tests (and the CLI's `--config`)
+//! decide, never a global.
+
+use std::path::PathBuf;
+
+/// The environment values that decide default locations.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    pub home: Option<PathBuf>,
+    pub xdg_config_home: Option<PathBuf>,
+    pub xdg_state_home: Option<PathBuf>,
+    pub xdg_runtime_dir: Option<PathBuf>,
+    pub config_override: Option<PathBuf>,
+    pub is_root: bool,
+}
+
+fn var(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+}
+
+impl Env {
+    /// Reads the process environment.
+    pub fn from_process() -> Self {
+        Self {
+            home: var("HOME"),
+            xdg_config_home: var("XDG_CONFIG_HOME"),
+            xdg_state_home: var("XDG_STATE_HOME"),
+            xdg_runtime_dir: var("XDG_RUNTIME_DIR"),
+            config_override: std::env::var_os("RESTIC_MANAGER_CONFIG")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            is_root: nix::unistd::geteuid().is_root(),
+        }
+    }
+
+    fn home_join(&self, rel: &str) -> Option<PathBuf> {
+        self.home.as_ref().map(|h| h.join(rel))
+    }
+
+    /// The user's configuration directory for restic-manager.
+    pub fn user_config_dir(&self) -> Option<PathBuf> {
+        self.xdg_config_home
+            .clone()
+            .or_else(|| self.home_join(".config"))
+            .map(|d| d.join("restic-manager"))
+    }
+
+    /// Candidate configuration files in discovery order, with the reason
+    /// each one is considered (shown by `-v` and `validate`).
+    pub fn config_candidates(&self, flag: Option<&PathBuf>) -> Vec<(PathBuf, &'static str)> {
+        if let Some(f) = flag {
+            return vec![(f.clone(), "--config")];
+        }
+        if let Some(f) = &self.config_override {
+            return vec![(f.clone(), "$RESTIC_MANAGER_CONFIG")];
+        }
+        let mut out = Vec::new();
+        if let Some(d) = self.user_config_dir() {
+            out.push((d.join("config.toml"), "user configuration"));
+        }
+        out.push((
+            PathBuf::from("/etc/restic-manager/config.toml"),
+            "system configuration",
+        ));
+        out
+    }
+
+    /// Default state directory (history database, logs).
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(d) = &self.xdg_state_home {
+            return d.join("restic-manager");
+        }
+        if self.is_root {
+            return PathBuf::from("/var/lib/restic-manager");
+        }
+        self.home_join(".local/state/restic-manager")
+            .unwrap_or_else(|| std::env::temp_dir().join("restic-manager-state"))
+    }
+
+    /// Default lock directory; `None` means "under the state directory".
+    pub fn lock_dir(&self) -> Option<PathBuf> {
+        if let Some(d) = &self.xdg_runtime_dir {
+            return Some(d.join("restic-manager"));
+        }
+        if self.is_root {
+            return Some(PathBuf::from("/run/restic-manager"));
+        }
+        None
+    }
+}

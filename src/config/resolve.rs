@@ -1,0 +1,787 @@
+//! Global → profile → service resolution and every cross-field check.
+//!
+//! All defaults are defined here, once. Each check that fails adds a
+//! [`Diagnostic`] pointing at the key responsible (the service's own key, or
+//! the profile's when the value was inherited), and checking goes on, so one
+//! `validate` shows every problem.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use super::load::{Locator, RawConfig, list};
+use super::schema::{
+    DESTINATION_TYPES, DestinationRaw, GlobalRaw, HookRaw, NOTIFY_EVENTS, ServiceRaw,
+};
+use super::{
+    Config, Destination, Diagnostic, Env, Hook, PasswordSource, Retention, Service, Settings,
+    suggest,
+};
+
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 3600;
+pub const DEFAULT_LONG_RUNNING_MINUTES: u64 = 120;
+pub const DEFAULT_HOOK_TIMEOUT_SECONDS: u64 = 300;
+pub const DEFAULT_LOG_MAX_FILES: u32 = 30;
+pub const DEFAULT_LOG_MAX_SIZE_MB: u64 = 10;
+pub const DEFAULT_NOTIFY_ON: &[&str] = &["failure", "warning"];
+const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
+const STRATEGIES: &[&str] = &["generic"];
+
+struct Ctx<'a> {
+    loc: &'a Locator,
+    errors: Vec<Diagnostic>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, path: &str, msg: impl Into<String>) {
+        self.errors.push(self.loc.at(path, msg));
+    }
+}
+
+fn retention_of(
+    last: Option<u32>,
+    hourly: Option<u32>,
+    daily: Option<u32>,
+    weekly: Option<u32>,
+    monthly: Option<u32>,
+    yearly: Option<u32>,
+    within: Option<&String>,
+) -> Retention {
+    Retention {
+        last,
+        hourly,
+        daily,
+        weekly,
+        monthly,
+        yearly,
+        within: within.cloned(),
+    }
+}
+
+fn global_retention(g: &GlobalRaw) -> Retention {
+    retention_of(
+        g.retention_last,
+        g.retention_hourly,
+        g.retention_daily,
+        g.retention_weekly,
+        g.retention_monthly,
+        g.retention_yearly,
+        g.retention_within.as_ref(),
+    )
+}
+
+fn service_retention(s: &ServiceRaw) -> Retention {
+    retention_of(
+        s.retention_last,
+        s.retention_hourly,
+        s.retention_daily,
+        s.retention_weekly,
+        s.retention_monthly,
+        s.retention_yearly,
+        s.retention_within.as_ref(),
+    )
+}
+
+fn destination_retention(d: &DestinationRaw) -> Retention {
+    retention_of(
+        d.retention_last,
+        d.retention_hourly,
+        d.retention_daily,
+        d.retention_weekly,
+        d.retention_monthly,
+        d.retention_yearly,
+        d.retention_within.as_ref(),
+    )
+}
+
+/// restic's duration syntax for `--keep-within`: `1y5m7d2h`.
+fn valid_within(s: &str) -> bool {
+    let mut digits = false;
+    let mut any = false;
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits = true;
+        } else if "ymdh".contains(c) && digits {
+            digits = false;
+            any = true;
+        } else {
+            return false;
+        }
+    }
+    any && !digits
+}
+
+/// Checks a 5-field cron expression.
+pub fn check_cron(expr: &str) -> Result<(), String> {
+    let fields = expr.split_whitespace().count();
+    if fields != 5 {
+        return Err(format!(
+            "cron expression `{expr}` has {fields} fields; use 5 (minute hour day-of-month month day-of-week), e.g. `30 2 * * *`"
+        ));
+    }
+    croner::Cron::from_str(expr)
+        .map(|_| ())
+        .map_err(|e| format!("invalid cron expression `{expr}`: {e}"))
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !name.starts_with('.')
+}
+
+fn expand_home(p: &str, env: &Env) -> PathBuf {
+    if let (Some(rest), Some(home)) = (p.strip_prefix("~/"), env.home.as_ref()) {
+        return home.join(rest);
+    }
+    PathBuf::from(p)
+}
+
+/// Resolves and validates a raw configuration.
+pub fn resolve(raw: RawConfig, loc: &Locator, env: &Env) -> Result<Config, Vec<Diagnostic>> {
+    let mut cx = Ctx {
+        loc,
+        errors: Vec::new(),
+    };
+    let g = &raw.global;
+    let config_dir = raw
+        .file
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+
+    let settings = settings(g, &config_dir, env, &mut cx);
+    let destinations = destinations(&raw.destinations, env, &mut cx);
+    check_notifications(&raw, &mut cx);
+
+    for (name, p) in &raw.profiles {
+        let path = format!("profiles.{name}");
+        if p.profile.is_some() {
+            cx.err(
+                &format!("{path}.profile"),
+                format!("profile `{name}` sets `profile`; profiles cannot inherit from each other"),
+            );
+        }
+        if p.name.is_some() {
+            cx.err(
+                &format!("{path}.name"),
+                format!("profile `{name}` sets `name`; a profile is named by its table header"),
+            );
+        }
+    }
+
+    let mut services = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (name, s, path) in &raw.services {
+        if raw.array_form && s.name.is_none() {
+            cx.err(path, "a `[[services]]` entry needs a `name` key");
+            continue;
+        }
+        if !raw.array_form && s.name.is_some() {
+            cx.err(
+                &format!("{path}.name"),
+                format!(
+                    "service `{name}` sets `name`; in `[services.NAME]` form the table header is the name"
+                ),
+            );
+        }
+        if !valid_name(name) {
+            cx.err(
+                path,
+                format!(
+                    "service name `{name}` may only contain letters, digits, `-`, `_` and `.` (it becomes a repository folder and a tag)"
+                ),
+            );
+        }
+        if !seen.insert(name.clone()) {
+            cx.err(path, format!("service `{name}` is defined twice"));
+        }
+        if let Some(svc) = service(name, s, path, &raw, g, &settings, &destinations, env, &mut cx)
+        {
+            services.push(svc);
+        }
+    }
+
+    if cx.errors.is_empty() {
+        Ok(Config {
+            file: raw.file.clone(),
+            settings,
+            services,
+            destinations,
+            notifications: raw.notifications.clone(),
+        })
+    } else {
+        cx.errors.sort_by_key(|d| (d.line, d.column));
+        Err(cx.errors)
+    }
+}
+
+fn settings(g: &GlobalRaw, config_dir: &Path, env: &Env, cx: &mut Ctx<'_>) -> Settings {
+    let abs = |p: &str| {
+        let p = expand_home(p, env);
+        if p.is_absolute() {
+            p
+        } else {
+            config_dir.join(p)
+        }
+    };
+    let password = match (&g.restic_password_file, &g.restic_password_command) {
+        (Some(_), Some(_)) => {
+            cx.err(
+                "global.restic_password_command",
+                "set either `restic_password_file` or `restic_password_command`, not both",
+            );
+            PasswordSource::File(PathBuf::new())
+        }
+        (Some(f), None) => PasswordSource::File(abs(f)),
+        (None, Some(c)) => PasswordSource::Command(c.clone()),
+        (None, None) => PasswordSource::File(config_dir.join("restic-password")),
+    };
+    let state_directory = g
+        .state_directory
+        .as_deref()
+        .map_or_else(|| env.state_dir(), abs);
+    let log_directory = g
+        .log_directory
+        .as_deref()
+        .map_or_else(|| state_directory.join("logs"), abs);
+    let lock_directory = g.lock_directory.as_deref().map_or_else(
+        || env.lock_dir().unwrap_or_else(|| state_directory.join("locks")),
+        abs,
+    );
+    let docker_base = g.docker_base.as_deref().map(|d| expand_home(d, env));
+    if let Some(d) = &docker_base
+        && !d.is_absolute() {
+            cx.err(
+                "global.docker_base",
+                format!("`docker_base` must be an absolute path, not `{}`", d.display()),
+            );
+        }
+    for (key, v) in [
+        ("default_timeout_seconds", g.default_timeout_seconds),
+        ("hook_timeout_seconds", g.hook_timeout_seconds),
+        ("long_running_threshold_minutes", g.long_running_threshold_minutes),
+    ] {
+        if v == Some(0) {
+            cx.err(&format!("global.{key}"), format!("`{key}` must be greater than 0"));
+        }
+    }
+    let log_level = g.log_level.clone().unwrap_or_else(|| "info".to_string());
+    if !LOG_LEVELS.contains(&log_level.as_str()) {
+        cx.err(
+            "global.log_level",
+            format!("unknown log level `{log_level}`; valid values are {}", list(LOG_LEVELS)),
+        );
+    }
+    if let Some(w) = &g.retention_within
+        && !valid_within(w) {
+            cx.err("global.retention_within", within_msg(w));
+        }
+    let host = g.host.clone().unwrap_or_else(|| {
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "localhost".to_string())
+    });
+    if host.trim().is_empty() {
+        cx.err("global.host", "`host` must not be empty");
+    }
+    Settings {
+        password,
+        state_directory,
+        log_directory,
+        lock_directory,
+        docker_base,
+        default_timeout_seconds: g.default_timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS),
+        long_running_threshold_minutes: g
+            .long_running_threshold_minutes
+            .unwrap_or(DEFAULT_LONG_RUNNING_MINUTES),
+        hook_timeout_seconds: g
+            .hook_timeout_seconds
+            .unwrap_or(DEFAULT_HOOK_TIMEOUT_SECONDS),
+        log_level,
+        log_max_files: g.log_max_files.unwrap_or(DEFAULT_LOG_MAX_FILES).max(1),
+        log_max_size_mb: g.log_max_size_mb.unwrap_or(DEFAULT_LOG_MAX_SIZE_MB).max(1),
+        use_system_restic: g.use_system_restic.unwrap_or(false),
+        restic_binary: g.restic_binary.as_deref().map(|b| expand_home(b, env)),
+        host,
+    }
+}
+
+fn within_msg(w: &str) -> String {
+    format!("`retention_within` value `{w}` is not a restic duration; use numbers with y, m, d, h, e.g. `1y6m` or `14d`")
+}
+
+/// Keys that only make sense for some destination types.
+fn type_keys(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "local" => &["path"],
+        "sftp" => &["host", "user", "port", "path", "identity_file", "known_hosts_file"],
+        "s3" => &[
+            "endpoint",
+            "bucket",
+            "prefix",
+            "region",
+            "access_key_id_file",
+            "secret_access_key_file",
+        ],
+        "b2" => &["bucket", "prefix", "account_id_file", "account_key_file"],
+        "rest" => &["username"],
+        "rclone" => &["remote", "rclone_binary"],
+        _ => &[],
+    }
+}
+
+fn set_type_keys(d: &DestinationRaw) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    macro_rules! chk {
+        ($($f:ident),*) => { $( if d.$f.is_some() { out.push(stringify!($f)); } )* };
+    }
+    chk!(
+        path,
+        host,
+        user,
+        port,
+        identity_file,
+        known_hosts_file,
+        endpoint,
+        bucket,
+        prefix,
+        region,
+        access_key_id_file,
+        secret_access_key_file,
+        account_id_file,
+        account_key_file,
+        username,
+        remote,
+        rclone_binary
+    );
+    out
+}
+
+fn destinations(
+    raw: &BTreeMap<String, DestinationRaw>,
+    env: &Env,
+    cx: &mut Ctx<'_>,
+) -> BTreeMap<String, Destination> {
+    let mut out = BTreeMap::new();
+    for (name, d) in raw {
+        let path = format!("destinations.{name}");
+        if !valid_name(name) {
+            cx.err(
+                &path,
+                format!("destination name `{name}` may only contain letters, digits, `-`, `_` and `.`"),
+            );
+        }
+        let Some(kind) = d.kind.clone() else {
+            cx.err(
+                &path,
+                format!(
+                    "destination `{name}` has no `type`; valid types are {}",
+                    list(DESTINATION_TYPES)
+                ),
+            );
+            continue;
+        };
+        if !DESTINATION_TYPES.contains(&kind.as_str()) {
+            let mut msg = format!("destination `{name}` has unknown type `{kind}`");
+            if let Some(s) = suggest(&kind, DESTINATION_TYPES) {
+                msg.push_str(&format!("; did you mean `{s}`?"));
+            }
+            msg.push_str(&format!(" Valid types are {}", list(DESTINATION_TYPES)));
+            cx.err(&format!("{path}.type"), msg);
+            continue;
+        }
+        let allowed = type_keys(&kind);
+        for key in set_type_keys(d) {
+            if !allowed.contains(&key) {
+                cx.err(
+                    &format!("{path}.{key}"),
+                    format!("key `{key}` does not apply to a `{kind}` destination (`{name}`)"),
+                );
+            }
+        }
+        let need = |cx: &mut Ctx<'_>, ok: bool, what: &str| {
+            if !ok {
+                cx.err(
+                    &path,
+                    format!("{kind} destination `{name}` needs `url` or {what}"),
+                );
+            }
+        };
+        let has_url = d.url.as_ref().is_some_and(|u| !u.trim().is_empty());
+        match kind.as_str() {
+            "local" => {
+                need(cx, has_url || d.path.is_some(), "`path`");
+                let p = d.path.clone().or_else(|| {
+                    d.url
+                        .as_ref()
+                        .map(|u| u.strip_prefix("local:").unwrap_or(u).to_string())
+                });
+                if let Some(p) = p
+                    && !expand_home(&p, env).is_absolute() {
+                        cx.err(
+                            &path,
+                            format!("local destination `{name}`: path `{p}` must be absolute"),
+                        );
+                    }
+            }
+            "sftp" => need(cx, has_url || (d.host.is_some() && d.path.is_some()), "`host` and `path`"),
+            "s3" | "b2" => need(cx, has_url || d.bucket.is_some(), "`bucket`"),
+            "rest" => need(cx, has_url, "a server address"),
+            "rclone" => need(cx, has_url || d.remote.is_some(), "`remote`"),
+            _ => {}
+        }
+        if d.password_file.is_some() && d.password_command.is_some() {
+            cx.err(
+                &format!("{path}.password_command"),
+                "set either `password_file` or `password_command`, not both",
+            );
+        }
+        if let Some(w) = &d.retention_within
+            && !valid_within(w) {
+                cx.err(&format!("{path}.retention_within"), within_msg(w));
+            }
+        out.insert(
+            name.clone(),
+            Destination {
+                name: name.clone(),
+                kind,
+                description: d.description.clone(),
+                retention: destination_retention(d),
+                raw: d.clone(),
+            },
+        );
+    }
+    out
+}
+
+fn check_notify_on(values: &[String], path: &str, cx: &mut Ctx<'_>) {
+    for (i, v) in values.iter().enumerate() {
+        if !NOTIFY_EVENTS.contains(&v.as_str()) {
+            let mut msg = format!("unknown `notify_on` event `{v}`");
+            if let Some(s) = suggest(v, NOTIFY_EVENTS) {
+                msg.push_str(&format!("; did you mean `{s}`?"));
+            } else {
+                msg.push_str(&format!("; valid events are {}", list(NOTIFY_EVENTS)));
+            }
+            cx.err(&format!("{path}.{i}"), msg);
+        }
+    }
+}
+
+fn check_notifications(raw: &RawConfig, cx: &mut Ctx<'_>) {
+    if let Some(n) = &raw.notifications {
+        if let Some(v) = &n.notify_on {
+            check_notify_on(v, "notifications.notify_on", cx);
+        }
+        if let Some(url) = &n.discord_webhook_url
+            && !(url.starts_with("https://") || url.starts_with("http://")) {
+                cx.err(
+                    "notifications.discord_webhook_url",
+                    "`discord_webhook_url` must be an http(s) URL",
+                );
+            }
+    }
+}
+
+/// Picks the service's value, else the profile's; returns where it came from.
+fn pick<'a, T>(
+    svc: &'a Option<T>,
+    prof: Option<&'a Option<T>>,
+    spath: &str,
+    ppath: Option<&str>,
+    key: &str,
+) -> (Option<&'a T>, String) {
+    if let Some(v) = svc {
+        return (Some(v), format!("{spath}.{key}"));
+    }
+    if let (Some(Some(v)), Some(pp)) = (prof, ppath) {
+        return (Some(v), format!("{pp}.{key}"));
+    }
+    (None, spath.to_string())
+}
+
+#[allow(clippy::too_many_arguments, clippy::too_many_lines)]
+fn service(
+    name: &str,
+    s: &ServiceRaw,
+    spath: &str,
+    raw: &RawConfig,
+    g: &GlobalRaw,
+    settings: &Settings,
+    destinations: &BTreeMap<String, Destination>,
+    env: &Env,
+    cx: &mut Ctx<'_>,
+) -> Option<Service> {
+    let profile = match &s.profile {
+        Some(p) => match raw.profiles.get(p) {
+            Some(prof) => Some((p.clone(), prof)),
+            None => {
+                let names: Vec<&str> = raw.profiles.keys().map(String::as_str).collect();
+                let mut msg = format!("service `{name}` uses profile `{p}`, which is not defined");
+                if let Some(sug) = suggest(p, &names) {
+                    msg.push_str(&format!("; did you mean `{sug}`?"));
+                } else if names.is_empty() {
+                    msg.push_str("; add a `[profiles.NAME]` table");
+                } else {
+                    msg.push_str(&format!("; defined profiles: {}", list(&names)));
+                }
+                cx.err(&format!("{spath}.profile"), msg);
+                None
+            }
+        },
+        None => None,
+    };
+    let ppath = profile.as_ref().map(|(n, _)| format!("profiles.{n}"));
+    let pr = profile.as_ref().map(|(_, p)| *p);
+    let pp = ppath.as_deref();
+    let pcfg = pr.and_then(|p| p.config.as_ref());
+    let scfg = s.config.as_ref();
+
+    // strategy
+    let (strategy, path) = pick(&s.strategy, pr.map(|p| &p.strategy), spath, pp, "strategy");
+    let strategy = strategy.cloned().unwrap_or_else(|| "generic".to_string());
+    if !STRATEGIES.contains(&strategy.as_str()) {
+        let msg = if strategy == "appwrite" || strategy == "immich" {
+            format!(
+                "service `{name}`: strategy `{strategy}` from the original tool is replaced by the generic strategy: set `strategy = \"generic\"`, list the data folders in `[services.{name}.config] paths`, and put the application-specific steps (database dump, maintenance mode) in `pre_backup_hooks` / `post_backup_hooks`; see the README section \"Migrating from the original restic-manager\""
+            )
+        } else {
+            format!(
+                "service `{name}`: unknown strategy `{strategy}`; valid values are {}",
+                list(STRATEGIES)
+            )
+        };
+        cx.err(&path, msg);
+    }
+
+    // targets
+    let (targets, tpath) = pick(&s.targets, pr.map(|p| &p.targets), spath, pp, "targets");
+    let targets = targets.cloned().unwrap_or_default();
+    if targets.is_empty() {
+        cx.err(
+            &tpath,
+            format!("service `{name}` has no `targets`; list at least one destination, e.g. `targets = [\"local\"]`"),
+        );
+    }
+    let dest_names: Vec<&str> = destinations.keys().map(String::as_str).collect();
+    let mut uniq = BTreeSet::new();
+    for (i, t) in targets.iter().enumerate() {
+        if !uniq.insert(t) {
+            cx.err(&format!("{tpath}.{i}"), format!("service `{name}` lists target `{t}` twice"));
+        }
+        if !destinations.contains_key(t) && !raw.destinations.contains_key(t) {
+            let mut msg = format!("service `{name}` targets destination `{t}`, which is not defined");
+            if let Some(sug) = suggest(t, &dest_names) {
+                msg.push_str(&format!("; did you mean `{sug}`?"));
+            } else if dest_names.is_empty() {
+                msg.push_str(&format!("; add a `[destinations.{t}]` table"));
+            } else {
+                msg.push_str(&format!("; defined destinations: {}", list(&dest_names)));
+            }
+            cx.err(&format!("{tpath}.{i}"), msg);
+        }
+    }
+
+    // schedule
+    let (schedule, path) = pick(&s.schedule, pr.map(|p| &p.schedule), spath, pp, "schedule");
+    if let Some(expr) = schedule
+        && let Err(e) = check_cron(expr) {
+            cx.err(&path, format!("service `{name}`: {e}"));
+        }
+
+    // retention
+    let retention = service_retention(s)
+        .or(&pr.map(service_retention).unwrap_or_default())
+        .or(&global_retention(g));
+    if let (Some(w), path) = pick(
+        &s.retention_within,
+        pr.map(|p| &p.retention_within),
+        spath,
+        pp,
+        "retention_within",
+    )
+        && !valid_within(w) {
+            cx.err(&path, within_msg(w));
+        }
+
+    // notify_on
+    let (notify, path) = pick(&s.notify_on, pr.map(|p| &p.notify_on), spath, pp, "notify_on");
+    let notify_on = match notify {
+        Some(v) => {
+            check_notify_on(v, &path, cx);
+            v.clone()
+        }
+        None => raw
+            .notifications
+            .as_ref()
+            .and_then(|n| n.notify_on.clone())
+            .unwrap_or_else(|| DEFAULT_NOTIFY_ON.iter().map(ToString::to_string).collect()),
+    };
+
+    let (timeout, path) = pick(&s.timeout_seconds, pr.map(|p| &p.timeout_seconds), spath, pp, "timeout_seconds");
+    if timeout == Some(&0) {
+        cx.err(&path, "`timeout_seconds` must be greater than 0");
+    }
+    let timeout_seconds = timeout.copied().unwrap_or(settings.default_timeout_seconds);
+
+    // sources
+    let cfg_key = |k: &str| format!("{spath}.config.{k}");
+    let (paths_raw, ppath_key) = match (scfg.and_then(|c| c.paths.as_ref()), pcfg.and_then(|c| c.paths.as_ref())) {
+        (Some(v), _) => (v.clone(), cfg_key("paths")),
+        (None, Some(v)) => (v.clone(), format!("{}.config.paths", pp.unwrap_or(spath))),
+        (None, None) => (Vec::new(), cfg_key("paths")),
+    };
+    let mut paths = Vec::new();
+    for (i, p) in paths_raw.iter().enumerate() {
+        if p.trim().is_empty() {
+            cx.err(&format!("{ppath_key}.{i}"), format!("service `{name}`: empty path"));
+            continue;
+        }
+        let pb = expand_home(p, env);
+        if pb.is_absolute() {
+            paths.push(pb);
+        } else if let Some(base) = &settings.docker_base {
+            paths.push(base.join(pb));
+        } else {
+            cx.err(
+                &format!("{ppath_key}.{i}"),
+                format!(
+                    "service `{name}`: path `{p}` is relative, and relative paths are taken from `docker_base`, which is not set; set `[global] docker_base` or write an absolute path"
+                ),
+            );
+        }
+    }
+    let volumes = scfg
+        .and_then(|c| c.volumes.clone())
+        .or_else(|| pcfg.and_then(|c| c.volumes.clone()))
+        .unwrap_or_default();
+    let mut excludes = g.default_excludes.clone().unwrap_or_default();
+    excludes.extend(
+        scfg.and_then(|c| c.excludes.clone())
+            .or_else(|| pcfg.and_then(|c| c.excludes.clone()))
+            .unwrap_or_default(),
+    );
+
+    let backup_script = scfg
+        .and_then(|c| c.backup_script.clone())
+        .or_else(|| s.backup_script.clone())
+        .or_else(|| pcfg.and_then(|c| c.backup_script.clone()))
+        .or_else(|| pr.and_then(|p| p.backup_script.clone()));
+    if backup_script.as_ref().is_some_and(|b| b.trim().is_empty()) {
+        cx.err(&format!("{spath}.backup_script"), format!("service `{name}`: `backup_script` is empty"));
+    }
+
+    let hooks = |which: &str, sv: Option<&Vec<HookRaw>>, pv: Option<&Vec<HookRaw>>, cx: &mut Ctx<'_>| {
+        let (list, base) = match (sv, pv) {
+            (Some(v), _) => (v.clone(), cfg_key(which)),
+            (None, Some(v)) => (v.clone(), format!("{}.config.{which}", pp.unwrap_or(spath))),
+            (None, None) => (Vec::new(), cfg_key(which)),
+        };
+        let mut out = Vec::new();
+        for (i, h) in list.iter().enumerate() {
+            let hpath = format!("{base}.{i}");
+            let hname = h.name.clone().unwrap_or_else(|| format!("{which}[{i}]"));
+            let Some(cmd) = h.command.clone().filter(|c| !c.trim().is_empty()) else {
+                cx.err(&hpath, format!("service `{name}`: hook `{hname}` has no `command`"));
+                continue;
+            };
+            if h.timeout_seconds == Some(0) {
+                cx.err(&format!("{hpath}.timeout_seconds"), "`timeout_seconds` must be greater than 0");
+            }
+            let working_dir = h.working_dir.as_deref().map(|w| {
+                let w = expand_home(w, env);
+                match (&settings.docker_base, w.is_absolute()) {
+                    (Some(b), false) => b.join(w),
+                    _ => w,
+                }
+            });
+            out.push(Hook {
+                name: hname,
+                command: cmd,
+                working_dir,
+                timeout_seconds: h.timeout_seconds.unwrap_or(settings.hook_timeout_seconds),
+                continue_on_error: h.continue_on_error.unwrap_or(false),
+                env: h.env.clone().unwrap_or_default(),
+            });
+        }
+        out
+    };
+    let pre_backup_hooks = hooks(
+        "pre_backup_hooks",
+        scfg.and_then(|c| c.pre_backup_hooks.as_ref()),
+        pcfg.and_then(|c| c.pre_backup_hooks.as_ref()),
+        cx,
+    );
+    let post_backup_hooks = hooks(
+        "post_backup_hooks",
+        scfg.and_then(|c| c.post_backup_hooks.as_ref()),
+        pcfg.and_then(|c| c.post_backup_hooks.as_ref()),
+        cx,
+    );
+
+    if paths.is_empty() && volumes.is_empty() && backup_script.is_none() && paths_raw.is_empty() {
+        cx.err(
+            &format!("{spath}.config"),
+            format!("service `{name}` has nothing to back up; set `[services.{name}.config] paths` (or `volumes`, or a legacy `backup_script`)"),
+        );
+    }
+
+    let mut tags = pr.and_then(|p| p.tags.clone()).unwrap_or_default();
+    if let Some(t) = &s.tags {
+        tags = t.clone();
+    }
+    for (i, t) in tags.iter().enumerate() {
+        if t.is_empty() || t.contains(',') {
+            cx.err(&format!("{spath}.tags.{i}"), format!("tag `{t}` must be non-empty and contain no comma"));
+        }
+    }
+
+    Some(Service {
+        name: name.to_string(),
+        enabled: s.enabled.or(pr.and_then(|p| p.enabled)).unwrap_or(true),
+        profile: s.profile.clone(),
+        description: s.description.clone().or_else(|| pr.and_then(|p| p.description.clone())),
+        targets,
+        schedule: schedule.cloned(),
+        strategy,
+        retention,
+        tags,
+        timeout_seconds,
+        notify_on,
+        paths,
+        volumes,
+        excludes,
+        pre_backup_hooks,
+        post_backup_hooks,
+        backup_script,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn within_durations() {
+        for (s, ok) in [("14d", true), ("1y6m", true), ("2h", true), ("", false), ("5", false), ("d5", false), ("3w", false)] {
+            assert_eq!(valid_within(s), ok, "{s}");
+        }
+    }
+
+    #[test]
+    fn cron_expressions() {
+        for (s, ok) in [("30 2 * * *", true), ("*/15 * * * 1-5", true), ("61 * * * *", false), ("* * * *", false), ("0 0 * * * *", false), ("daily", false)] {
+            assert_eq!(check_cron(s).is_ok(), ok, "{s}");
+        }
+    }
+
+    #[test]
+    fn retention_args_skip_zero_and_unset() {
+        let r = Retention { daily: Some(7), weekly: Some(0), within: Some("2d".into()), ..Retention::default() };
+        assert_eq!(r.forget_args(), ["--keep-daily", "7", "--keep-within", "2d"]);
+        assert!(Retention::default().is_empty());
+    }
+}

@@ -1,0 +1,160 @@
+//! The raw TOML shapes, exactly as users write them.
+//!
+//! The original restic-manager's snake_case keys are the contract, so there is
+//! no `rename_all`. Every struct denies unknown keys; the loader turns serde's
+//! "unknown field" into a did-you-mean error with a line and column.
+//! Defaults live in `config::resolve`, in one place.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `[global]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalRaw {
+    pub restic_password_file: Option<String>,
+    pub restic_password_command: Option<String>,
+    pub log_directory: Option<String>,
+    pub docker_base: Option<String>,
+    pub retention_last: Option<u32>,
+    pub retention_hourly: Option<u32>,
+    pub retention_daily: Option<u32>,
+    pub retention_weekly: Option<u32>,
+    pub retention_monthly: Option<u32>,
+    pub retention_yearly: Option<u32>,
+    pub retention_within: Option<String>,
+    pub default_timeout_seconds: Option<u64>,
+    pub long_running_threshold_minutes: Option<u64>,
+    pub log_level: Option<String>,
+    pub log_max_files: Option<u32>,
+    pub log_max_size_mb: Option<u64>,
+    pub default_excludes: Option<Vec<String>>,
+    pub use_system_restic: Option<bool>,
+    pub state_directory: Option<String>,
+    pub lock_directory: Option<String>,
+    pub restic_binary: Option<String>,
+    pub hook_timeout_seconds: Option<u64>,
+    pub host: Option<String>,
+}
+
+/// A service (`[services.NAME]` or one `[[services]]` element) or a profile
+/// (`[profiles.NAME]`): a profile may set any key a service may set.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRaw {
+    /// Only in the array form `[[services]]`.
+    pub name: Option<String>,
+    pub enabled: Option<bool>,
+    pub profile: Option<String>,
+    pub description: Option<String>,
+    pub targets: Option<Vec<String>>,
+    pub schedule: Option<String>,
+    pub strategy: Option<String>,
+    pub retention_last: Option<u32>,
+    pub retention_hourly: Option<u32>,
+    pub retention_daily: Option<u32>,
+    pub retention_weekly: Option<u32>,
+    pub retention_monthly: Option<u32>,
+    pub retention_yearly: Option<u32>,
+    pub retention_within: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub timeout_seconds: Option<u64>,
+    pub notify_on: Option<Vec<String>>,
+    /// Legacy: a script run once per target instead of `restic backup`.
+    pub backup_script: Option<String>,
+    pub config: Option<ServiceConfigRaw>,
+}
+
+/// `[services.NAME.config]`: what to back up and the hooks around it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfigRaw {
+    pub paths: Option<Vec<String>>,
+    pub volumes: Option<Vec<String>>,
+    pub excludes: Option<Vec<String>>,
+    pub pre_backup_hooks: Option<Vec<HookRaw>>,
+    pub post_backup_hooks: Option<Vec<HookRaw>>,
+    pub backup_script: Option<String>,
+}
+
+/// One `pre_backup_hooks` / `post_backup_hooks` entry.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookRaw {
+    pub name: Option<String>,
+    pub command: Option<String>,
+    pub working_dir: Option<String>,
+    pub timeout_seconds: Option<u64>,
+    pub continue_on_error: Option<bool>,
+    pub env: Option<BTreeMap<String, String>>,
+}
+
+/// `[destinations.NAME]`. Every type accepts the original tool's `url`; the
+/// explicit fields of the other types are parsed and checked now.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationRaw {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub url: Option<String>,
+    pub path: Option<String>,
+    pub description: Option<String>,
+    // sftp
+    pub host: Option<String>,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identity_file: Option<String>,
+    pub known_hosts_file: Option<String>,
+    // s3 / b2
+    pub endpoint: Option<String>,
+    pub bucket: Option<String>,
+    pub prefix: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id_file: Option<String>,
+    pub secret_access_key_file: Option<String>,
+    pub account_id_file: Option<String>,
+    pub account_key_file: Option<String>,
+    // rest
+    pub username: Option<String>,
+    // rclone
+    pub remote: Option<String>,
+    pub rclone_binary: Option<String>,
+    // any type
+    pub password_file: Option<String>,
+    pub password_command: Option<String>,
+    pub env: Option<BTreeMap<String, String>>,
+    pub retention_last: Option<u32>,
+    pub retention_hourly: Option<u32>,
+    pub retention_daily: Option<u32>,
+    pub retention_weekly: Option<u32>,
+    pub retention_monthly: Option<u32>,
+    pub retention_yearly: Option<u32>,
+    pub retention_within: Option<String>,
+}
+
+/// The original tool's top-level `[notifications]` table. Loaded and checked
+/// now; sending arrives with the notifications work.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsRaw {
+    pub discord_webhook_url: Option<String>,
+    pub notify_on: Option<Vec<String>>,
+    pub rate_limit_minutes: Option<u64>,
+    pub cache_file: Option<String>,
+}
+
+/// The keys allowed at the top level of the file.
+pub const TOP_LEVEL_KEYS: &[&str] = &[
+    "global",
+    "profiles",
+    "services",
+    "destinations",
+    "notifications",
+];
+
+/// Valid `notify_on` values.
+pub const NOTIFY_EVENTS: &[&str] = &["failure", "warning", "long_running", "success"];
+
+/// Valid destination `type` values.
+pub const DESTINATION_TYPES: &[&str] = &["local", "sftp", "s3", "b2", "rest", "rclone"];

@@ -1,0 +1,81 @@
+//! Per-service locks: an OS file lock (flock), so a crash or `kill -9`
+//! releases it with the process and never leaves a stale lock behind.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+/// A held service lock; released on drop.
+#[derive(Debug)]
+pub struct ServiceLock {
+    _file: File,
+    pub path: PathBuf,
+}
+
+/// Why a lock was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("service `{service}` is already running (pid {pid})")]
+    Busy { service: String, pid: String },
+    #[error("cannot use lock file `{path}`: {source}; check `lock_directory`")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ServiceLock {
+    /// Takes the lock for `service` without waiting.
+    pub fn acquire(dir: &Path, service: &str) -> Result<ServiceLock, LockError> {
+        let path = dir.join(format!("{service}.lock"));
+        let io = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = pid.trim();
+                return Err(LockError::Busy {
+                    service: service.to_string(),
+                    pid: if pid.is_empty() { "unknown".into() } else { pid.to_string() },
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(io(e)),
+        }
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        write!(file, "{}", std::process::id()).map_err(io)?;
+        file.flush().map_err(io)?;
+        Ok(ServiceLock { _file: file, path })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_reports_holder_pid() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let held = ServiceLock::acquire(dir.path(), "wiki");
+        assert!(held.is_ok());
+        match ServiceLock::acquire(dir.path(), "wiki") {
+            Err(LockError::Busy { pid, .. }) => assert_eq!(pid, std::process::id().to_string()),
+            other => panic!("expected busy, got {other:?}"),
+        }
+        assert!(ServiceLock::acquire(dir.path(), "other").is_ok());
+        drop(held);
+        assert!(ServiceLock::acquire(dir.path(), "wiki").is_ok());
+    }
+}

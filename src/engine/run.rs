@@ -1,0 +1,570 @@
+//! One `run`: for each service, lock → pre hooks → backup to each target →
+//! post hooks (always) → retention, with every step recorded.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::lock::{LockError, ServiceLock};
+use super::runlog::RunLog;
+use super::{Outcome, Progress};
+use crate::config::{Config, PasswordSource, Service};
+use crate::history::{History, TargetRecord};
+use crate::hooks::{self, HookReport, Phase};
+use crate::process::{self, Ended, Shutdown, Spec};
+use crate::restic::ops::{self, BackupArgs, ForgetResult};
+use crate::restic::{ErrorClass, Repository, Restic};
+
+/// Where Docker keeps named volumes on a standard Linux host. Used until
+/// volumes are resolved through the Engine API.
+const DOCKER_VOLUMES: &str = "/var/lib/docker/volumes";
+
+/// The result for one destination of one service.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetReport {
+    pub destination: String,
+    pub repository: String,
+    pub outcome: Outcome,
+    pub error_class: Option<ErrorClass>,
+    pub error: Option<String>,
+    pub snapshot_id: Option<String>,
+    pub files_new: Option<u64>,
+    pub files_changed: Option<u64>,
+    pub files_unmodified: Option<u64>,
+    pub bytes_added: Option<u64>,
+    pub bytes_processed: Option<u64>,
+    pub duration_ms: u64,
+    pub retention: Option<ForgetResult>,
+    pub retention_error: Option<String>,
+}
+
+/// The result for one service.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceReport {
+    pub service: String,
+    pub run_id: Option<i64>,
+    pub outcome: Outcome,
+    pub error_class: Option<ErrorClass>,
+    pub error: Option<String>,
+    pub warnings: Vec<String>,
+    pub hooks: Vec<HookReport>,
+    pub targets: Vec<TargetReport>,
+    pub duration_ms: u64,
+    pub log_file: Option<PathBuf>,
+}
+
+/// Everything a run needs, passed explicitly.
+pub struct Runner<'a> {
+    pub config: &'a Config,
+    pub restic: &'a Restic,
+    pub history: &'a History,
+    pub shutdown: Shutdown,
+    pub progress: &'a dyn Progress,
+    pub trigger: &'a str,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+struct ServiceRun {
+    report: ServiceReport,
+    started: Instant,
+    deadline: Instant,
+}
+
+impl ServiceRun {
+    fn fail(&mut self, class: ErrorClass, msg: impl Into<String>) {
+        self.report.outcome = self.report.outcome.worst(Outcome::Failed);
+        if self.report.error.is_none() {
+            self.report.error_class = Some(class);
+            self.report.error = Some(msg.into());
+        }
+    }
+
+    fn warn(&mut self, msg: impl Into<String>) {
+        self.report.outcome = self.report.outcome.worst(Outcome::Warning);
+        self.report.warnings.push(msg.into());
+    }
+
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+impl Runner<'_> {
+    /// Runs the given services one after another.
+    pub async fn run(&self, services: &[&Service]) -> Vec<ServiceReport> {
+        if let Err(e) = self.history.reap_dead_runs() {
+            self.progress.note(&format!("warning: {e}"));
+        }
+        let mut out = Vec::new();
+        for s in services {
+            if self.shutdown.signal().is_some() {
+                break;
+            }
+            out.push(self.service(s).await);
+        }
+        out
+    }
+
+    async fn service(&self, svc: &Service) -> ServiceReport {
+        let settings = &self.config.settings;
+        let started = Instant::now();
+        let mut run = ServiceRun {
+            report: ServiceReport {
+                service: svc.name.clone(),
+                run_id: None,
+                outcome: Outcome::Ok,
+                error_class: None,
+                error: None,
+                warnings: Vec::new(),
+                hooks: Vec::new(),
+                targets: Vec::new(),
+                duration_ms: 0,
+                log_file: None,
+            },
+            started,
+            deadline: started + svc.timeout(),
+        };
+        let run_id = match self.history.start_run(&svc.name, self.trigger, &settings.host) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                run.warn(format!("run not recorded in history: {e}"));
+                None
+            }
+        };
+        run.report.run_id = run_id;
+        let log = match run_id {
+            Some(id) => {
+                let (log, warning) = RunLog::create(
+                    &settings.log_directory,
+                    &svc.name,
+                    id,
+                    settings.log_max_files,
+                    settings.log_max_size_mb,
+                );
+                if let Some(w) = warning {
+                    run.warn(w);
+                }
+                log
+            }
+            None => RunLog::none(),
+        };
+        if let (Some(id), Some(p)) = (run_id, log.path()) {
+            let _ = self.history.set_log_file(id, p);
+            run.report.log_file = Some(p.to_path_buf());
+        }
+        log.line(&format!(
+            "run of service `{}` started (restic {} at {}, host {})",
+            svc.name,
+            self.restic.version,
+            self.restic.path.display(),
+            settings.host
+        ));
+
+        match ServiceLock::acquire(&settings.lock_directory, &svc.name) {
+            Ok(lock) => {
+                self.locked(svc, &mut run, &log).await;
+                drop(lock);
+            }
+            Err(e) => {
+                let class = match e {
+                    LockError::Busy { .. } => ErrorClass::AlreadyRunning,
+                    LockError::Io { .. } => ErrorClass::PermissionDenied,
+                };
+                run.fail(class, e.to_string());
+            }
+        }
+
+        run.report.duration_ms = ms(run.started.elapsed());
+        let long = Duration::from_secs(settings.long_running_threshold_minutes * 60);
+        if run.started.elapsed() > long {
+            log.line(&format!(
+                "long-running: took {}s, more than long_running_threshold_minutes ({})",
+                run.started.elapsed().as_secs(),
+                settings.long_running_threshold_minutes
+            ));
+        }
+        if let Some(e) = &run.report.error {
+            log.line(&format!("error: {e}"));
+        }
+        for w in &run.report.warnings {
+            log.line(&format!("warning: {w}"));
+        }
+        log.line(&format!("outcome: {}", run.report.outcome.as_str()));
+        if let Some(id) = run_id {
+            for t in &run.report.targets {
+                let rec = TargetRecord {
+                    destination: t.destination.clone(),
+                    repository: t.repository.clone(),
+                    outcome: t.outcome.as_str().to_string(),
+                    error_class: t.error_class.map(|c| c.as_str().to_string()),
+                    error_message: t.error.clone(),
+                    snapshot_id: t.snapshot_id.clone(),
+                    files_new: t.files_new,
+                    files_changed: t.files_changed,
+                    files_unmodified: t.files_unmodified,
+                    bytes_added: t.bytes_added,
+                    bytes_processed: t.bytes_processed,
+                    duration_ms: t.duration_ms,
+                };
+                if let Err(e) = self.history.add_target(id, &rec) {
+                    run.report.warnings.push(format!("history: {e}"));
+                }
+            }
+            let message = run
+                .report
+                .error
+                .clone()
+                .or_else(|| run.report.warnings.first().cloned());
+            if let Err(e) = self.history.finish_run(
+                id,
+                run.report.outcome.as_str(),
+                run.report.error_class.map(ErrorClass::as_str),
+                message.as_deref(),
+            ) {
+                run.report.warnings.push(format!("history: {e}"));
+            }
+        }
+        run.report
+    }
+
+    /// The part of a service run that happens under its lock.
+    async fn locked(&self, svc: &Service, run: &mut ServiceRun, log: &RunLog) {
+        // Pre hooks: the first failure without continue_on_error stops the
+        // backup, but post hooks still run so cleanup happens.
+        let mut proceed = true;
+        if !svc.pre_backup_hooks.is_empty() {
+            self.progress.note(&format!("{}: running pre-backup hooks", svc.name));
+        }
+        for h in &svc.pre_backup_hooks {
+            let r = hooks::run(h, Phase::Pre, &svc.name, None, run.remaining(), &self.shutdown, log).await;
+            let (ok, cont, result) = (r.ok, r.continue_on_error, r.result.clone());
+            run.report.hooks.push(r);
+            if !ok {
+                if self.interrupted(run) {
+                    proceed = false;
+                    break;
+                }
+                if cont {
+                    run.warn(format!("pre-backup hook `{}` failed ({result}); continuing as configured", h.name));
+                } else {
+                    run.fail(
+                        if result.starts_with("timed out") { ErrorClass::Timeout } else { ErrorClass::HookFailed },
+                        format!("pre-backup hook `{}` failed ({result}); backup skipped", h.name),
+                    );
+                    proceed = false;
+                    break;
+                }
+            }
+        }
+
+        let mut sources: Vec<PathBuf> = Vec::new();
+        if proceed && svc.backup_script.is_none() {
+            match resolve_sources(svc) {
+                Ok(s) => sources = s,
+                Err(msg) => {
+                    run.fail(ErrorClass::SourceMissing, msg);
+                    proceed = false;
+                }
+            }
+        }
+
+        let mut repos = Vec::new();
+        if proceed {
+            for t in &svc.targets {
+                let Some(dest) = self.config.destinations.get(t) else { continue };
+                match Repository::new(dest, &svc.name, &self.config.settings.password) {
+                    Ok(r) => repos.push(r),
+                    Err(e) => {
+                        run.report.targets.push(failed_target(t, "", ErrorClass::Config, e.to_string()));
+                        run.fail(ErrorClass::Config, e.to_string());
+                    }
+                }
+            }
+            for repo in &repos {
+                if self.shutdown.signal().is_some() {
+                    break;
+                }
+                let tr = match &svc.backup_script {
+                    Some(script) => self.script(svc, script, repo, run, log).await,
+                    None => self.backup(svc, &sources, repo, run, log).await,
+                };
+                match tr.outcome {
+                    Outcome::Ok => {}
+                    Outcome::Warning => run.warn(format!(
+                        "`{}`: snapshot {} is incomplete: {}",
+                        tr.destination,
+                        tr.snapshot_id.as_deref().unwrap_or("?"),
+                        tr.error.as_deref().unwrap_or("some files could not be read")
+                    )),
+                    Outcome::Failed | Outcome::Interrupted => run.fail(
+                        tr.error_class.unwrap_or(ErrorClass::Other),
+                        format!("`{}`: {}", tr.destination, tr.error.as_deref().unwrap_or("failed")),
+                    ),
+                }
+                run.report.targets.push(tr);
+            }
+        }
+        self.interrupted(run);
+
+        // Post hooks always run, told how things went so far.
+        if !svc.post_backup_hooks.is_empty() {
+            self.progress.note(&format!("{}: running post-backup hooks", svc.name));
+        }
+        for h in &svc.post_backup_hooks {
+            let so_far = run.report.outcome.as_str();
+            // Post hooks are cleanup: they get their own time even when the
+            // service's budget is spent.
+            let budget = run.remaining().max(h.timeout());
+            let r = hooks::run(h, Phase::Post, &svc.name, Some(so_far), budget, &Shutdown::never(), log).await;
+            if !r.ok {
+                if r.continue_on_error {
+                    run.warn(format!("post-backup hook `{}` failed ({}); continuing as configured", h.name, r.result));
+                } else {
+                    run.fail(ErrorClass::HookFailed, format!("post-backup hook `{}` failed ({})", h.name, r.result));
+                }
+            }
+            run.report.hooks.push(r);
+        }
+
+        // Retention, on each repository that got a snapshot in this run.
+        if proceed && self.shutdown.signal().is_none() && svc.backup_script.is_none() {
+            self.retention(svc, &repos, run, log).await;
+        }
+    }
+
+    fn interrupted(&self, run: &mut ServiceRun) -> bool {
+        if let Some(sig) = self.shutdown.signal() {
+            run.report.outcome = Outcome::Interrupted;
+            if run.report.error_class != Some(ErrorClass::Interrupted) {
+                run.report.error_class = Some(ErrorClass::Interrupted);
+                run.report.error = Some(format!("interrupted by signal {sig}"));
+            }
+            return true;
+        }
+        false
+    }
+
+    async fn backup(
+        &self,
+        svc: &Service,
+        sources: &[PathBuf],
+        repo: &Repository,
+        run: &ServiceRun,
+        log: &RunLog,
+    ) -> TargetReport {
+        let settings = &self.config.settings;
+        let mut tags = vec![svc.tag()];
+        tags.extend(svc.tags.iter().cloned());
+        let paths: Vec<&Path> = sources.iter().map(PathBuf::as_path).collect();
+        let args = BackupArgs {
+            paths: &paths,
+            host: &settings.host,
+            tags: &tags,
+            excludes: &svc.excludes,
+            timeout: run.remaining(),
+            progress: self.progress.wanted(),
+        };
+        log.line(&format!("backup to `{}` ({})", repo.destination, repo.display));
+        self.progress.started(&svc.name, &repo.destination);
+        let started = Instant::now();
+        let res = ops::backup(
+            self.restic,
+            repo,
+            &args,
+            &self.shutdown,
+            |st| self.progress.update(&svc.name, &repo.destination, st),
+            |l| log.line(&format!("restic ! {l}")),
+        )
+        .await;
+        let mut tr = failed_target(&repo.destination, &repo.display, ErrorClass::Other, String::new());
+        tr.duration_ms = ms(started.elapsed());
+        match res {
+            Ok(b) => {
+                tr.outcome = if b.warning { Outcome::Warning } else { Outcome::Ok };
+                tr.error_class = None;
+                tr.error = b.warning.then(|| {
+                    let n = b.stderr.lines().filter(|l| l.contains("\"message_type\":\"error\"") || l.starts_with("error")).count();
+                    format!("restic could not read {} item(s); see the run log", n.max(1))
+                });
+                tr.snapshot_id = b.summary.snapshot_id.clone();
+                tr.files_new = Some(b.summary.files_new);
+                tr.files_changed = Some(b.summary.files_changed);
+                tr.files_unmodified = Some(b.summary.files_unmodified);
+                tr.bytes_added = Some(b.summary.data_added);
+                tr.bytes_processed = Some(b.summary.total_bytes_processed);
+                log.line(&format!(
+                    "snapshot {} on `{}`: {} new, {} changed, {} bytes added",
+                    b.summary.snapshot_id.as_deref().unwrap_or("?"),
+                    repo.destination,
+                    b.summary.files_new,
+                    b.summary.files_changed,
+                    b.summary.data_added
+                ));
+            }
+            Err(e) => {
+                tr.outcome = if e.class == ErrorClass::Interrupted { Outcome::Interrupted } else { Outcome::Failed };
+                tr.error_class = Some(e.class);
+                tr.error = Some(e.message.clone());
+            }
+        }
+        self.progress.finished(&svc.name, &repo.destination, tr.outcome);
+        tr
+    }
+
+    /// The original tool's `backup_script`, once per target.
+    async fn script(
+        &self,
+        svc: &Service,
+        script: &str,
+        repo: &Repository,
+        run: &ServiceRun,
+        log: &RunLog,
+    ) -> TargetReport {
+        let settings = &self.config.settings;
+        let mut spec = Spec::new("sh").arg("-c").arg(script);
+        spec.timeout = Some(run.remaining());
+        spec.env_remove = vec!["RESTIC_PASSWORD".into()];
+        spec = spec.env("RESTIC_REPOSITORY", &repo.url).env("SERVICE_NAME", &svc.name);
+        spec = match &repo.password {
+            PasswordSource::File(f) => spec.env("RESTIC_PASSWORD_FILE", f.to_string_lossy()),
+            PasswordSource::Command(c) => spec.env("RESTIC_PASSWORD_COMMAND", c),
+        };
+        if let Some(b) = &settings.docker_base {
+            spec = spec.env("DOCKER_BASE", b.to_string_lossy());
+        }
+        spec.env.extend(repo.env.iter().cloned());
+        log.line(&format!("backup_script for `{}`: `{script}`", repo.destination));
+        self.progress.started(&svc.name, &repo.destination);
+        let res = process::run(
+            &spec,
+            &self.shutdown,
+            |l| log.line(&format!("script | {l}")),
+            |l| log.line(&format!("script ! {l}")),
+        )
+        .await;
+        let mut tr = failed_target(&repo.destination, &repo.display, ErrorClass::Other, String::new());
+        match res {
+            Ok(out) => {
+                tr.duration_ms = ms(out.duration);
+                match out.ended {
+                    Ended::Exited(0) => {
+                        tr.outcome = Outcome::Ok;
+                        tr.error_class = None;
+                        tr.error = None;
+                    }
+                    Ended::Exited(3) => {
+                        tr.outcome = Outcome::Warning;
+                        tr.error_class = None;
+                        tr.error = Some("backup_script exited 3 (incomplete)".into());
+                    }
+                    Ended::TimedOut => {
+                        tr.error_class = Some(ErrorClass::Timeout);
+                        tr.error = Some("backup_script ran out of time".into());
+                    }
+                    Ended::Interrupted(_) => {
+                        tr.outcome = Outcome::Interrupted;
+                        tr.error_class = Some(ErrorClass::Interrupted);
+                        tr.error = Some("backup_script interrupted".into());
+                    }
+                    e => tr.error = Some(format!("backup_script failed ({})", e.describe())),
+                }
+            }
+            Err(e) => tr.error = Some(e.to_string()),
+        }
+        self.progress.finished(&svc.name, &repo.destination, tr.outcome);
+        tr
+    }
+
+    async fn retention(&self, svc: &Service, repos: &[Repository], run: &mut ServiceRun, log: &RunLog) {
+        let settings = &self.config.settings;
+        for repo in repos {
+            let Some(tr) = run
+                .report
+                .targets
+                .iter()
+                .position(|t| t.destination == repo.destination && matches!(t.outcome, Outcome::Ok | Outcome::Warning))
+            else {
+                continue;
+            };
+            let policy = self
+                .config
+                .destinations
+                .get(&repo.destination)
+                .map_or_else(|| svc.retention.clone(), |d| d.retention.or(&svc.retention));
+            if policy.is_empty() {
+                continue;
+            }
+            let keep = policy.forget_args();
+            log.line(&format!("retention on `{}`: forget --prune {}", repo.destination, keep.join(" ")));
+            // Retention gets its own hour even when the backup used the
+            // service's budget: a skipped prune fills disks silently.
+            let budget = run.remaining().max(Duration::from_secs(3600));
+            match ops::forget(self.restic, repo, &settings.host, &svc.tag(), &keep, budget, &self.shutdown).await {
+                Ok(f) => {
+                    log.line(&format!("retention on `{}`: kept {}, removed {}", repo.destination, f.kept, f.removed));
+                    run.report.targets[tr].retention = Some(f);
+                }
+                Err(e) => {
+                    let msg = format!("retention on `{}` failed: {}", repo.destination, e.message);
+                    run.report.targets[tr].retention_error = Some(e.message.clone());
+                    run.warn(msg);
+                }
+            }
+        }
+    }
+}
+
+fn failed_target(dest: &str, repo: &str, class: ErrorClass, msg: String) -> TargetReport {
+    TargetReport {
+        destination: dest.to_string(),
+        repository: repo.to_string(),
+        outcome: Outcome::Failed,
+        error_class: Some(class),
+        error: Some(msg),
+        snapshot_id: None,
+        files_new: None,
+        files_changed: None,
+        files_unmodified: None,
+        bytes_added: None,
+        bytes_processed: None,
+        duration_ms: 0,
+        retention: None,
+        retention_error: None,
+    }
+}
+
+/// The service's paths and volume folders, each checked to exist: restic
+/// 0.14 skips a missing path silently and still exits 0.
+pub fn resolve_sources(svc: &Service) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    let mut missing = Vec::new();
+    for p in &svc.paths {
+        match p.try_exists() {
+            Ok(true) => out.push(p.clone()),
+            _ => missing.push(format!("`{}`", p.display())),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(format!(
+            "path {} does not exist; fix `paths` in `[services.{}.config]` (restic would silently skip it)",
+            missing.join(", "),
+            svc.name
+        ));
+    }
+    for v in &svc.volumes {
+        let p = Path::new(DOCKER_VOLUMES).join(v).join("_data");
+        if p.is_dir() {
+            out.push(p);
+        } else {
+            return Err(format!(
+                "Docker volume `{v}` was not found at `{}`",
+                p.display()
+            ));
+        }
+    }
+    Ok(out)
+}

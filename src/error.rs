@@ -1,0 +1,44 @@
+//! The command-level error and the one table that maps errors to exit codes.
+
+use crate::config::Diagnostic;
+
+/// An error that ends a command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad arguments (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The configuration could not be found or is invalid (exit 2).
+    #[error("{}", render(.0))]
+    Config(Vec<Diagnostic>),
+    #[error("{0}")]
+    ConfigMissing(String),
+    #[error(transparent)]
+    Restic(#[from] crate::restic::binary::BinaryError),
+    #[error(transparent)]
+    History(#[from] crate::history::HistoryError),
+    #[error("{0}")]
+    Other(String),
+}
+
+fn render(d: &[Diagnostic]) -> String {
+    let mut s = d
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\nerror: ");
+    if d.len() > 1 {
+        s.push_str(&format!("\n{} errors in the configuration", d.len()));
+    }
+    s
+}
+
+impl Error {
+    /// Exit code: 2 for usage and configuration errors, 1 otherwise.
+    pub fn code(&self) -> i32 {
+        match self {
+            Error::Usage(_) | Error::Config(_) | Error::ConfigMissing(_) => 2,
+            _ => 1,
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! Run history in SQLite: the one source that `status` (and later metrics,
+//! notifications and the web page) read, so they can never disagree.
+//!
+//! Migrations are append-only and applied when the database opens; the
+//! schema version is SQLite's `user_version`.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+/// Each entry moves the schema one version up. Never edit a shipped entry.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE runs (
+    id            INTEGER PRIMARY KEY,
+    service       TEXT    NOT NULL,
+    started_at    INTEGER NOT NULL,   -- unix milliseconds
+    finished_at   INTEGER,
+    outcome       TEXT    NOT NULL,   -- running | ok | warning | failed | interrupted
+    error_class   TEXT,
+    error_message TEXT,
+    trigger       TEXT    NOT NULL,
+    pid           INTEGER NOT NULL,
+    host          TEXT    NOT NULL,
+    log_file      TEXT
+);
+CREATE INDEX runs_service_started ON runs (service, started_at);
+CREATE TABLE run_targets (
+    id               INTEGER PRIMARY KEY,
+    run_id           INTEGER NOT NULL REFERENCES runs (id),
+    destination      TEXT    NOT NULL,
+    repository       TEXT    NOT NULL,
+    outcome          TEXT    NOT NULL,
+    error_class      TEXT,
+    error_message    TEXT,
+    snapshot_id      TEXT,
+    files_new        INTEGER,
+    files_changed    INTEGER,
+    files_unmodified INTEGER,
+    bytes_added      INTEGER,
+    bytes_processed  INTEGER,
+    duration_ms      INTEGER NOT NULL,
+    finished_at      INTEGER NOT NULL
+);
+CREATE INDEX run_targets_run ON run_targets (run_id);
+CREATE INDEX run_targets_dest ON run_targets (destination, finished_at);
+"];
+
+/// History database errors.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("cannot create the state directory `{path}`: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("history database `{path}`: {source}")]
+    Sql {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("history database `{path}` has schema version {found}, newer than this restic-manager knows ({known}); upgrade restic-manager")]
+    TooNew {
+        path: PathBuf,
+        found: usize,
+        known: usize,
+    },
+}
+
+/// The open history database.
+pub struct History {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// A per-destination result to record.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TargetRecord {
+    pub destination: String,
+    pub repository: String,
+    pub outcome: String,
+    pub error_class: Option<String>,
+    pub error_message: Option<String>,
+    pub snapshot_id: Option<String>,
+    pub files_new: Option<u64>,
+    pub files_changed: Option<u64>,
+    pub files_unmodified: Option<u64>,
+    pub bytes_added: Option<u64>,
+    pub bytes_processed: Option<u64>,
+    pub duration_ms: u64,
+}
+
+/// A run as read back.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub service: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub outcome: String,
+    pub error_class: Option<String>,
+    pub error_message: Option<String>,
+    pub log_file: Option<String>,
+}
+
+/// The newest usable snapshot on one destination.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatestSnapshot {
+    pub destination: String,
+    pub snapshot_id: String,
+    pub finished_at: i64,
+    pub bytes_added: Option<u64>,
+    pub duration_ms: u64,
+    pub outcome: String,
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn to_i64(v: Option<u64>) -> Option<i64> {
+    v.and_then(|x| i64::try_from(x).ok())
+}
+
+impl History {
+    /// Opens (creating if needed) `<state_dir>/history.sqlite` and migrates it.
+    pub fn open(state_dir: &Path) -> Result<History, HistoryError> {
+        std::fs::create_dir_all(state_dir).map_err(|source| HistoryError::Dir {
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
+        let path = state_dir.join("history.sqlite");
+        let sql = |source| HistoryError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let mut conn = Connection::open(&path).map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
+        let version: usize = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(sql)?;
+        if version > MIGRATIONS.len() {
+            return Err(HistoryError::TooNew {
+                path,
+                found: version,
+                known: MIGRATIONS.len(),
+            });
+        }
+        if version < MIGRATIONS.len() {
+            let tx = conn.transaction().map_err(sql)?;
+            for m in &MIGRATIONS[version..] {
+                tx.execute_batch(m).map_err(sql)?;
+            }
+            tx.pragma_update(None, "user_version", MIGRATIONS.len())
+                .map_err(sql)?;
+            tx.commit().map_err(sql)?;
+        }
+        Ok(History { conn, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sql(&self, source: rusqlite::Error) -> HistoryError {
+        HistoryError::Sql {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Records a run as started; returns its id.
+    pub fn start_run(&self, service: &str, trigger: &str, host: &str) -> Result<i64, HistoryError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (service, started_at, outcome, trigger, pid, host) VALUES (?1, ?2, 'running', ?3, ?4, ?5)",
+                params![service, now_ms(), trigger, std::process::id(), host],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn set_log_file(&self, run: i64, log: &Path) -> Result<(), HistoryError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET log_file = ?2 WHERE id = ?1",
+                params![run, log.to_string_lossy()],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    pub fn add_target(&self, run: i64, t: &TargetRecord) -> Result<(), HistoryError> {
+        self.conn
+            .execute(
+                "INSERT INTO run_targets (run_id, destination, repository, outcome, error_class, error_message, snapshot_id, files_new, files_changed, files_unmodified, bytes_added, bytes_processed, duration_ms, finished_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                params![
+                    run,
+                    t.destination,
+                    t.repository,
+                    t.outcome,
+                    t.error_class,
+                    t.error_message,
+                    t.snapshot_id,
+                    to_i64(t.files_new),
+                    to_i64(t.files_changed),
+                    to_i64(t.files_unmodified),
+                    to_i64(t.bytes_added),
+                    to_i64(t.bytes_processed),
+                    to_i64(Some(t.duration_ms)),
+                    now_ms()
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    pub fn finish_run(
+        &self,
+        run: i64,
+        outcome: &str,
+        error_class: Option<&str>,
+        error_message: Option<&str>,
+    ) -> Result<(), HistoryError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET finished_at = ?2, outcome = ?3, error_class = ?4, error_message = ?5 WHERE id = ?1",
+                params![run, now_ms(), outcome, error_class, error_message],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// The newest run of a service.
+    pub fn last_run(&self, service: &str) -> Result<Option<RunRow>, HistoryError> {
+        self.conn
+            .query_row(
+                "SELECT id, service, started_at, finished_at, outcome, error_class, error_message, log_file
+                 FROM runs WHERE service = ?1 ORDER BY started_at DESC, id DESC LIMIT 1",
+                params![service],
+                |r| {
+                    Ok(RunRow {
+                        id: r.get(0)?,
+                        service: r.get(1)?,
+                        started_at: r.get(2)?,
+                        finished_at: r.get(3)?,
+                        outcome: r.get(4)?,
+                        error_class: r.get(5)?,
+                        error_message: r.get(6)?,
+                        log_file: r.get(7)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Per destination, the newest snapshot a run of `service` produced.
+    pub fn latest_snapshots(&self, service: &str) -> Result<Vec<LatestSnapshot>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT t.destination, t.snapshot_id, MAX(t.finished_at), t.bytes_added, t.duration_ms, t.outcome
+                 FROM run_targets t JOIN runs r ON r.id = t.run_id
+                 WHERE r.service = ?1 AND t.snapshot_id IS NOT NULL AND t.outcome IN ('ok', 'warning')
+                 GROUP BY t.destination ORDER BY t.destination",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(params![service], |r| {
+                Ok(LatestSnapshot {
+                    destination: r.get(0)?,
+                    snapshot_id: r.get(1)?,
+                    finished_at: r.get(2)?,
+                    bytes_added: r.get::<_, Option<i64>>(3)?.and_then(|v| u64::try_from(v).ok()),
+                    duration_ms: r.get::<_, i64>(4).map(|v| u64::try_from(v).unwrap_or(0))?,
+                    outcome: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// Targets recorded for one run.
+    pub fn run_targets(&self, run: i64) -> Result<Vec<TargetRecord>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT destination, repository, outcome, error_class, error_message, snapshot_id, files_new, files_changed, files_unmodified, bytes_added, bytes_processed, duration_ms
+                 FROM run_targets WHERE run_id = ?1 ORDER BY id",
+            )
+            .map_err(|e| self.sql(e))?;
+        let u = |v: Option<i64>| v.and_then(|x| u64::try_from(x).ok());
+        let rows = stmt
+            .query_map(params![run], |r| {
+                Ok(TargetRecord {
+                    destination: r.get(0)?,
+                    repository: r.get(1)?,
+                    outcome: r.get(2)?,
+                    error_class: r.get(3)?,
+                    error_message: r.get(4)?,
+                    snapshot_id: r.get(5)?,
+                    files_new: u(r.get(6)?),
+                    files_changed: u(r.get(7)?),
+                    files_unmodified: u(r.get(8)?),
+                    bytes_added: u(r.get(9)?),
+                    bytes_processed: u(r.get(10)?),
+                    duration_ms: u(r.get(11)?).unwrap_or(0),
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// Marks runs left "running" by a process that no longer exists as
+    /// interrupted (a crash or `kill -9`), so status does not lie.
+    pub fn reap_dead_runs(&self) -> Result<(), HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, pid FROM runs WHERE outcome = 'running'")
+            .map_err(|e| self.sql(e))?;
+        let rows: Vec<(i64, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.sql(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.sql(e))?;
+        drop(stmt);
+        for (id, pid) in rows {
+            let alive = i32::try_from(pid).is_ok_and(|p| {
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok()
+            });
+            if !alive {
+                self.finish_run(
+                    id,
+                    "interrupted",
+                    Some("interrupted"),
+                    Some("the restic-manager process ended before the run finished"),
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

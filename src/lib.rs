@@ -1,0 +1,13 @@
+//! restic-manager: runs, schedules, monitors and restores restic backups for
+//! many services from one TOML file. See DESIGN.md for the module map.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod history;
+pub mod hooks;
+pub mod output;
+pub mod process;
+pub mod restic;

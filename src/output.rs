@@ -1,0 +1,259 @@
+//! Human output vs `--json`, colour only on a terminal, and progress bars.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::engine::{Outcome, Progress};
+use crate::restic::output::BackupStatus;
+
+/// How a command prints.
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    pub json: bool,
+    pub quiet: bool,
+    pub verbose: u8,
+    pub color: bool,
+}
+
+impl Printer {
+    pub fn new(json: bool, quiet: bool, verbose: u8) -> Self {
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        Self { json, quiet, verbose, color }
+    }
+
+    /// Prints a value as pretty JSON on stdout.
+    pub fn json<T: Serialize>(&self, v: &T) {
+        match serde_json::to_string_pretty(v) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("error: cannot encode JSON output: {e}"),
+        }
+    }
+
+    /// A line for stdout (skipped in JSON mode).
+    pub fn line(&self, s: impl AsRef<str>) {
+        if !self.json {
+            println!("{}", s.as_ref());
+        }
+    }
+
+    /// Informational line on stderr (skipped with `-q`).
+    pub fn info(&self, s: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{}", s.as_ref());
+        }
+    }
+
+    /// Extra detail on stderr with `-v`.
+    pub fn verbose(&self, s: impl AsRef<str>) {
+        if self.verbose > 0 && !self.quiet {
+            eprintln!("{}", s.as_ref());
+        }
+    }
+
+    /// An outcome word, coloured on a terminal.
+    pub fn outcome(&self, o: &str) -> String {
+        if !self.color {
+            return o.to_string();
+        }
+        let code = match o {
+            "ok" => "32",
+            "warning" | "interrupted" | "running" => "33",
+            "failed" => "31",
+            _ => return o.to_string(),
+        };
+        format!("\x1b[{code}m{o}\x1b[0m")
+    }
+}
+
+/// Formats rows as aligned columns with a header.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let visible = |s: &str| {
+        let mut n = 0;
+        let mut esc = false;
+        for c in s.chars() {
+            if c == '\x1b' {
+                esc = true;
+            } else if esc {
+                if c == 'm' {
+                    esc = false;
+                }
+            } else {
+                n += 1;
+            }
+        }
+        n
+    };
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(visible(c));
+            }
+        }
+    }
+    let fmt_row = |cells: Vec<&str>| {
+        let mut line = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            line.push_str(c);
+            if i + 1 < cells.len() {
+                line.push_str(&" ".repeat(widths[i] - visible(c) + 2));
+            }
+        }
+        line.trim_end().to_string()
+    };
+    let mut out = vec![fmt_row(header.to_vec())];
+    for r in rows {
+        out.push(fmt_row(r.iter().map(String::as_str).collect()));
+    }
+    out.join("\n")
+}
+
+/// `1.5 MiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    #[allow(clippy::cast_precision_loss)]
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+/// `1h 2m`, `3.2s`.
+pub fn duration_ms(ms: u64) -> String {
+    if ms < 60_000 {
+        #[allow(clippy::cast_precision_loss)]
+        return format!("{:.1}s", ms as f64 / 1000.0);
+    }
+    age(ms / 1000)
+}
+
+/// `45s`, `12m`, `3h 5m`, `2d 4h`.
+pub fn age(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+/// Local time of a unix-millisecond timestamp.
+pub fn local_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || "?".to_string(),
+        |t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M").to_string(),
+    )
+}
+
+/// Progress on a terminal: a bar per running backup, notes above them.
+pub struct TermProgress {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl TermProgress {
+    /// A terminal progress display, or `None` when stderr is not a terminal
+    /// (cron, pipes) or the user asked for quiet or JSON output.
+    pub fn for_terminal(p: &Printer) -> Option<TermProgress> {
+        if p.quiet || p.json || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        Some(TermProgress {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            bars: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+fn key(s: &str, d: &str) -> String {
+    format!("{s} → {d}")
+}
+
+impl Progress for TermProgress {
+    fn wanted(&self) -> bool {
+        true
+    }
+
+    fn started(&self, service: &str, destination: &str) {
+        let bar = self.multi.add(ProgressBar::new(0));
+        let style = ProgressStyle::with_template(
+            "{spinner} {msg:24} [{bar:30}] {bytes}/{total_bytes} {percent}% eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_message(key(service, destination));
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        if let Ok(mut b) = self.bars.lock() {
+            b.insert(key(service, destination), bar);
+        }
+    }
+
+    fn update(&self, service: &str, destination: &str, st: &BackupStatus) {
+        if let Ok(b) = self.bars.lock()
+            && let Some(bar) = b.get(&key(service, destination)) {
+                bar.set_length(st.total_bytes.max(st.bytes_done));
+                bar.set_position(st.bytes_done);
+            }
+    }
+
+    fn finished(&self, service: &str, destination: &str, outcome: Outcome) {
+        if let Ok(mut b) = self.bars.lock()
+            && let Some(bar) = b.remove(&key(service, destination)) {
+                bar.finish_and_clear();
+                let _ = self.multi.println(format!("{} {}", key(service, destination), outcome.as_str()));
+            }
+    }
+
+    fn note(&self, text: &str) {
+        let _ = self.multi.println(text);
+    }
+}
+
+/// No bars; notes to stderr only with `-v`.
+pub struct PlainProgress(pub Printer);
+
+impl Progress for PlainProgress {
+    fn wanted(&self) -> bool {
+        false
+    }
+    fn started(&self, service: &str, destination: &str) {
+        self.0.verbose(format!("{service}: backing up to `{destination}`"));
+    }
+    fn update(&self, _: &str, _: &str, _: &BackupStatus) {}
+    fn finished(&self, service: &str, destination: &str, outcome: Outcome) {
+        self.0.verbose(format!("{service}: `{destination}` {}", outcome.as_str()));
+    }
+    fn note(&self, text: &str) {
+        self.0.verbose(text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+        assert_eq!(age(59), "59s");
+        assert_eq!(age(3 * 3600 + 5 * 60), "3h 5m");
+        assert_eq!(age(2 * 86_400 + 4 * 3600), "2d 4h");
+        assert_eq!(duration_ms(1500), "1.5s");
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let t = table(&["A", "BB"], &[vec!["xxx".into(), "y".into()]]);
+        assert_eq!(t, "A    BB\nxxx  y");
+    }
+}

@@ -1,0 +1,331 @@
+//! Every child process (restic, hooks, scripts) starts here.
+//!
+//! Each child gets its own process group, so a timeout or a signal reaches
+//! everything it spawned (a hook's `sh -c` pipelines included), and a Ctrl-C
+//! on the terminal reaches only us: we decide what the child gets. restic is
+//! stopped with SIGINT, never SIGTERM: restic 0.14–0.16 has no SIGTERM
+//! handler and would leave a stale lock in the repository.
+//! Output is captured with a cap so a chatty child cannot exhaust memory.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::watch;
+
+/// How much of each stream is kept (the tail).
+pub const CAPTURE_CAP: usize = 256 * 1024;
+
+/// Broadcasts "stop now" (with the signal we received) to every running child.
+#[derive(Clone)]
+pub struct Shutdown {
+    rx: watch::Receiver<Option<i32>>,
+}
+
+/// The sending side of [`Shutdown`].
+pub struct ShutdownTrigger {
+    tx: watch::Sender<Option<i32>>,
+}
+
+impl Shutdown {
+    pub fn new() -> (ShutdownTrigger, Shutdown) {
+        let (tx, rx) = watch::channel(None);
+        (ShutdownTrigger { tx }, Shutdown { rx })
+    }
+
+    /// A shutdown that never fires.
+    pub fn never() -> Shutdown {
+        Self::new().1
+    }
+
+    /// The signal number received, if any.
+    pub fn signal(&self) -> Option<i32> {
+        *self.rx.borrow()
+    }
+
+    async fn wait(&mut self) {
+        if self.rx.wait_for(Option::is_some).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl ShutdownTrigger {
+    pub fn fire(&self, signal: i32) {
+        self.tx.send_replace(Some(signal));
+    }
+}
+
+/// What to run and how.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    /// Added to (or replacing in) the inherited environment. May hold
+    /// secrets: never logged.
+    pub env: Vec<(String, String)>,
+    /// Removed from the inherited environment.
+    pub env_remove: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub timeout: Option<Duration>,
+    /// The signal that asks the child to stop (SIGINT for restic, SIGTERM
+    /// for hooks); SIGKILL follows after `grace`.
+    pub stop_signal: Signal,
+    pub grace: Duration,
+}
+
+impl Spec {
+    pub fn new(program: impl Into<OsString>) -> Self {
+        Self {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            env_remove: Vec::new(),
+            cwd: None,
+            timeout: None,
+            stop_signal: Signal::SIGTERM,
+            grace: Duration::from_secs(5),
+        }
+    }
+
+    pub fn arg(mut self, a: impl Into<OsString>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, it: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(it.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn env(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// The command line for logs: program and arguments (never the env).
+    pub fn display(&self) -> String {
+        std::iter::once(&self.program)
+            .chain(&self.args)
+            .map(|a| {
+                let s = a.to_string_lossy();
+                if s.is_empty() || s.contains(|c: char| c.is_whitespace() || "'\"$".contains(c)) {
+                    format!("'{}'", s.replace('\'', "'\\''"))
+                } else {
+                    s.into_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Exited with this code.
+    Exited(i32),
+    /// Killed by this signal (not by us).
+    Signaled(i32),
+    /// We stopped it because its time ran out.
+    TimedOut,
+    /// We stopped it because we received this signal.
+    Interrupted(i32),
+}
+
+impl Ended {
+    pub fn success(self) -> bool {
+        self == Ended::Exited(0)
+    }
+
+    pub fn describe(self) -> String {
+        match self {
+            Ended::Exited(c) => format!("exit code {c}"),
+            Ended::Signaled(s) => format!("killed by signal {s}"),
+            Ended::TimedOut => "timed out".to_string(),
+            Ended::Interrupted(_) => "interrupted".to_string(),
+        }
+    }
+}
+
+/// The result of a finished child.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub ended: Ended,
+    /// Tail of stdout (at most [`CAPTURE_CAP`] bytes).
+    pub stdout: String,
+    /// Tail of stderr (at most [`CAPTURE_CAP`] bytes).
+    pub stderr: String,
+    pub duration: Duration,
+}
+
+/// Failure to start a child at all.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start `{program}`: {source}")]
+pub struct SpawnError {
+    pub program: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+fn push_capped(buf: &mut String, line: &str) {
+    buf.push_str(line);
+    buf.push('\n');
+    if buf.len() > CAPTURE_CAP {
+        let mut cut = buf.len() - CAPTURE_CAP;
+        while !buf.is_char_boundary(cut) {
+            cut += 1;
+        }
+        buf.drain(..cut);
+    }
+}
+
+async fn pump<R: AsyncRead + Unpin>(
+    reader: R,
+    mut on_line: impl FnMut(&str),
+    keep: bool,
+) -> String {
+    let mut lines = BufReader::new(reader).lines();
+    let mut buf = String::new();
+    loop {
+        match lines.next_line().await {
+            Ok(Some(line)) => {
+                on_line(&line);
+                if keep {
+                    push_capped(&mut buf, &line);
+                }
+            }
+            Ok(None) => break,
+            // Non-UTF-8 output: keep what we have and stop reading lines;
+            // the child still runs to completion.
+            Err(_) => break,
+        }
+    }
+    buf
+}
+
+fn signal_group(pid: Option<u32>, sig: Signal) {
+    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+        // The group may already be gone; nothing to do then.
+        let _ = killpg(Pid::from_raw(pid), sig);
+    }
+}
+
+/// Runs a child to completion. `on_stdout` sees each stdout line as it
+/// arrives (restic's JSON progress); `on_stderr` each stderr line.
+pub async fn run(
+    spec: &Spec,
+    shutdown: &Shutdown,
+    on_stdout: impl FnMut(&str),
+    on_stderr: impl FnMut(&str),
+) -> Result<Output, SpawnError> {
+    let start = Instant::now();
+    let mut cmd = tokio::process::Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    for k in &spec.env_remove {
+        cmd.env_remove(k);
+    }
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    if let Some(d) = &spec.cwd {
+        cmd.current_dir(d);
+    }
+    let mut child = cmd.spawn().map_err(|source| SpawnError {
+        program: spec.program.to_string_lossy().into_owned(),
+        source,
+    })?;
+    let pid = child.id();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let out_task = async move {
+        match stdout {
+            Some(s) => pump(s, on_stdout, true).await,
+            None => String::new(),
+        }
+    };
+    let err_task = async move {
+        match stderr {
+            Some(s) => pump(s, on_stderr, true).await,
+            None => String::new(),
+        }
+    };
+
+    let mut shutdown = shutdown.clone();
+    let waiter = async {
+        let deadline = spec.timeout.map(|t| tokio::time::Instant::now() + t);
+        let timer = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let (sig, stopped) = tokio::select! {
+            st = child.wait() => return (st, None),
+            () = timer => (spec.stop_signal, Ended::TimedOut),
+            () = shutdown.wait() => (Signal::SIGINT, Ended::Interrupted(shutdown.signal().unwrap_or(2))),
+        };
+        // Stop requested: ask, give the child its grace period, then kill.
+        signal_group(pid, sig);
+        let status = match tokio::time::timeout(spec.grace, child.wait()).await {
+            Ok(st) => st,
+            Err(_) => {
+                signal_group(pid, Signal::SIGKILL);
+                child.wait().await
+            }
+        };
+        (status, Some(stopped))
+    };
+    let pumps = async { tokio::join!(out_task, err_task) };
+    tokio::pin!(waiter);
+    tokio::pin!(pumps);
+    let mut streams = None;
+    let (status, stopped) = loop {
+        tokio::select! {
+            w = &mut waiter => break w,
+            p = &mut pumps, if streams.is_none() => streams = Some(p),
+        }
+    };
+    // A background process left in the child's group may hold the pipes
+    // open; it gets a moment, then goes with the group.
+    let (stdout, stderr) = match streams {
+        Some(s) => s,
+        None => match tokio::time::timeout(Duration::from_secs(2), &mut pumps).await {
+            Ok(s) => s,
+            Err(_) => {
+                signal_group(pid, Signal::SIGKILL);
+                pumps.await
+            }
+        },
+    };
+    let ended = match (stopped, status) {
+        (Some(s), _) => s,
+        (None, Ok(st)) => {
+            use std::os::unix::process::ExitStatusExt;
+            match (st.code(), st.signal()) {
+                (Some(c), _) => Ended::Exited(c),
+                (None, Some(s)) => Ended::Signaled(s),
+                (None, None) => Ended::Exited(-1),
+            }
+        }
+        (None, Err(_)) => Ended::Exited(-1),
+    };
+    Ok(Output {
+        ended,
+        stdout,
+        stderr,
+        duration: start.elapsed(),
+    })
+}

@@ -1,0 +1,15 @@
+//! Everything that knows how restic behaves: where the binary is, how a
+//! destination becomes a repository, how to call it without putting secrets
+//! on the command line, what its JSON looks like and what its failures mean.
+
+pub mod binary;
+pub mod command;
+pub mod error;
+pub mod output;
+pub mod ops;
+pub mod repo;
+
+pub use binary::{Restic, Version};
+pub use command::ResticCall;
+pub use error::ErrorClass;
+pub use repo::Repository;

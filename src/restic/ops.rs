@@ -1,0 +1,237 @@
+//! The restic operations restic-manager performs, each one call.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::error::{ErrorClass, classify, explain};
+use super::output::{self, BackupMessage, BackupStatus, BackupSummary, Snapshot};
+use super::{Repository, Restic, ResticCall};
+use crate::process::{self, Ended, Output, Shutdown};
+
+/// A failed restic operation, classified.
+#[derive(Debug, Clone)]
+pub struct OpError {
+    pub class: ErrorClass,
+    pub message: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Turns how restic ended into an error (or `None` on exit 0).
+pub fn failure(out: &Output, repo: &Repository) -> Option<OpError> {
+    let (class, message) = match out.ended {
+        Ended::Exited(0) => return None,
+        Ended::Exited(code) => {
+            let class = classify(code, &out.stderr);
+            (class, explain(class, &repo.display, &out.stderr))
+        }
+        Ended::Signaled(s) => (
+            ErrorClass::Other,
+            format!("restic was killed by signal {s} while working on `{}`", repo.display),
+        ),
+        Ended::TimedOut => (
+            ErrorClass::Timeout,
+            format!("restic ran out of time on `{}` and was stopped", repo.display),
+        ),
+        Ended::Interrupted(_) => (
+            ErrorClass::Interrupted,
+            format!("interrupted while working on `{}`", repo.display),
+        ),
+    };
+    Some(OpError {
+        class,
+        message,
+        stderr: out.stderr.clone(),
+    })
+}
+
+fn spawn_error(e: &process::SpawnError) -> OpError {
+    OpError {
+        class: ErrorClass::ResticMissing,
+        message: e.to_string(),
+        stderr: String::new(),
+    }
+}
+
+async fn call(
+    restic: &Restic,
+    repo: &Repository,
+    args: &[&str],
+    timeout: Duration,
+    shutdown: &Shutdown,
+) -> Result<Output, OpError> {
+    let call = ResticCall::new(restic, repo, args.iter().copied()).timeout(timeout);
+    process::run(&call.spec, shutdown, |_| {}, |_| {})
+        .await
+        .map_err(|e| spawn_error(&e))
+}
+
+/// Whether the repository exists (restic can open its config).
+pub async fn exists(restic: &Restic, repo: &Repository, shutdown: &Shutdown) -> Result<bool, OpError> {
+    if let Some(p) = repo.local_path() {
+        return Ok(p.join("config").is_file());
+    }
+    let out = call(restic, repo, &["cat", "config"], Duration::from_secs(300), shutdown).await?;
+    match failure(&out, repo) {
+        None => Ok(true),
+        Some(e) if e.class == ErrorClass::RepositoryMissing => Ok(false),
+        Some(e) => Err(e),
+    }
+}
+
+/// `restic init`.
+pub async fn init(restic: &Restic, repo: &Repository, shutdown: &Shutdown) -> Result<(), OpError> {
+    let out = call(restic, repo, &["init"], Duration::from_secs(600), shutdown).await?;
+    match failure(&out, repo) {
+        None => Ok(()),
+        Some(mut e) => {
+            e.message = format!(
+                "cannot create repository `{}`: {}",
+                repo.display,
+                super::error::last_line(&out.stderr)
+            );
+            Err(e)
+        }
+    }
+}
+
+/// Snapshots carrying `tag` (all when `None`).
+pub async fn snapshots(
+    restic: &Restic,
+    repo: &Repository,
+    tag: Option<&str>,
+    shutdown: &Shutdown,
+) -> Result<Vec<Snapshot>, OpError> {
+    let mut args = vec!["snapshots", "--json", "--no-lock"];
+    if let Some(t) = tag {
+        args.extend(["--tag", t]);
+    }
+    let out = call(restic, repo, &args, Duration::from_secs(600), shutdown).await?;
+    if let Some(e) = failure(&out, repo) {
+        return Err(e);
+    }
+    output::snapshots(&out.stdout).map_err(|message| OpError {
+        class: ErrorClass::Other,
+        message,
+        stderr: out.stderr.clone(),
+    })
+}
+
+/// What a backup produced.
+#[derive(Debug, Clone)]
+pub struct BackupResult {
+    /// restic's exit: 0 ok, 3 snapshot made but some files unreadable.
+    pub warning: bool,
+    pub summary: BackupSummary,
+    pub stderr: String,
+    pub duration: Duration,
+}
+
+/// Options for one backup.
+pub struct BackupArgs<'a> {
+    pub paths: &'a [&'a Path],
+    pub host: &'a str,
+    pub tags: &'a [String],
+    pub excludes: &'a [String],
+    pub timeout: Duration,
+    /// Whether restic should emit progress lines.
+    pub progress: bool,
+}
+
+/// `restic backup --json`; `on_status` sees progress lines.
+pub async fn backup(
+    restic: &Restic,
+    repo: &Repository,
+    a: &BackupArgs<'_>,
+    shutdown: &Shutdown,
+    mut on_status: impl FnMut(&BackupStatus),
+    on_stderr: impl FnMut(&str),
+) -> Result<BackupResult, OpError> {
+    let mut args: Vec<String> = vec!["backup".into(), "--json".into()];
+    if !a.progress {
+        args.push("--quiet".into());
+    }
+    args.extend(["--host".into(), a.host.to_string()]);
+    for t in a.tags {
+        args.extend(["--tag".into(), t.clone()]);
+    }
+    args.push("--exclude-caches".into());
+    for e in a.excludes {
+        args.extend(["--exclude".into(), e.clone()]);
+    }
+    args.push("--".into());
+    args.extend(a.paths.iter().map(|p| p.to_string_lossy().into_owned()));
+    let mut call = ResticCall::new(restic, repo, args).timeout(a.timeout);
+    if a.progress {
+        call.spec.env.push(("RESTIC_PROGRESS_FPS".into(), "4".into()));
+    }
+    let out = process::run(
+        &call.spec,
+        shutdown,
+        |line| {
+            if let Some(BackupMessage::Status(s)) = output::backup_line(line) {
+                on_status(&s);
+            }
+        },
+        on_stderr,
+    )
+    .await
+    .map_err(|e| spawn_error(&e))?;
+    let warning = out.ended == Ended::Exited(3);
+    if !warning
+        && let Some(e) = failure(&out, repo) {
+            return Err(e);
+        }
+    let summary = output::backup_summary(&out.stdout).ok_or_else(|| OpError {
+        class: ErrorClass::Other,
+        message: format!(
+            "restic finished on `{}` but printed no backup summary: {}",
+            repo.display,
+            super::error::last_line(&out.stderr)
+        ),
+        stderr: out.stderr.clone(),
+    })?;
+    Ok(BackupResult {
+        warning,
+        summary,
+        stderr: out.stderr,
+        duration: out.duration,
+    })
+}
+
+/// What `forget` did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ForgetResult {
+    pub kept: usize,
+    pub removed: usize,
+}
+
+/// `restic forget --prune` for one service's snapshots.
+pub async fn forget(
+    restic: &Restic,
+    repo: &Repository,
+    host: &str,
+    tag: &str,
+    keep: &[String],
+    timeout: Duration,
+    shutdown: &Shutdown,
+) -> Result<ForgetResult, OpError> {
+    let mut args: Vec<&str> = vec![
+        "forget", "--json", "--prune", "--host", host, "--tag", tag, "--group-by", "host,tags",
+    ];
+    args.extend(keep.iter().map(String::as_str));
+    let out = call(restic, repo, &args, timeout, shutdown).await?;
+    if let Some(e) = failure(&out, repo) {
+        return Err(e);
+    }
+    let groups = output::forget_groups(&out.stdout);
+    Ok(ForgetResult {
+        kept: groups.iter().map(|g| g.keep.as_ref().map_or(0, Vec::len)).sum(),
+        removed: groups.iter().map(|g| g.remove.as_ref().map_or(0, Vec::len)).sum(),
+    })
+}
