@@ -49,7 +49,10 @@ pub async fn run(
     spec.env
         .extend(hook.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     spec = spec.env("RESTIC_MANAGER_SERVICE", service);
-    spec = spec.env("RESTIC_MANAGER_PHASE", if phase == Phase::Pre { "pre" } else { "post" });
+    spec = spec.env(
+        "RESTIC_MANAGER_PHASE",
+        if phase == Phase::Pre { "pre" } else { "post" },
+    );
     if let Some(o) = outcome {
         spec = spec.env("RESTIC_MANAGER_OUTCOME", o);
     }
@@ -77,14 +80,24 @@ pub async fn run(
     let (ok, result, duration) = match res {
         Ok(out) => {
             let result = match out.ended {
-                Ended::TimedOut => format!("timed out after {}s", spec.timeout.unwrap_or_default().as_secs()),
+                Ended::TimedOut => format!(
+                    "timed out after {}s",
+                    spec.timeout.unwrap_or_default().as_secs()
+                ),
                 e => e.describe(),
             };
             (out.ended.success(), result, out.duration)
         }
         Err(e) => (false, e.to_string(), Duration::ZERO),
     };
-    log.line(&format!("{label}: {}", if ok { "ok".to_string() } else { format!("failed ({result})") }));
+    log.line(&format!(
+        "{label}: {}",
+        if ok {
+            "ok".to_string()
+        } else {
+            format!("failed ({result})")
+        }
+    ));
     HookReport {
         name: hook.name.clone(),
         phase,

@@ -22,7 +22,12 @@ pub struct Printer {
 impl Printer {
     pub fn new(json: bool, quiet: bool, verbose: u8) -> Self {
         let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        Self { json, quiet, verbose, color }
+        Self {
+            json,
+            quiet,
+            verbose,
+            color,
+        }
     }
 
     /// Prints a value as pretty JSON on stdout.
@@ -122,7 +127,11 @@ pub fn bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 /// `1h 2m`, `3.2s`.
@@ -148,7 +157,11 @@ pub fn age(secs: u64) -> String {
 pub fn local_time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map_or_else(
         || "?".to_string(),
-        |t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M").to_string(),
+        |t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        },
     )
 }
 
@@ -198,18 +211,24 @@ impl Progress for TermProgress {
 
     fn update(&self, service: &str, destination: &str, st: &BackupStatus) {
         if let Ok(b) = self.bars.lock()
-            && let Some(bar) = b.get(&key(service, destination)) {
-                bar.set_length(st.total_bytes.max(st.bytes_done));
-                bar.set_position(st.bytes_done);
-            }
+            && let Some(bar) = b.get(&key(service, destination))
+        {
+            bar.set_length(st.total_bytes.max(st.bytes_done));
+            bar.set_position(st.bytes_done);
+        }
     }
 
     fn finished(&self, service: &str, destination: &str, outcome: Outcome) {
         if let Ok(mut b) = self.bars.lock()
-            && let Some(bar) = b.remove(&key(service, destination)) {
-                bar.finish_and_clear();
-                let _ = self.multi.println(format!("{} {}", key(service, destination), outcome.as_str()));
-            }
+            && let Some(bar) = b.remove(&key(service, destination))
+        {
+            bar.finish_and_clear();
+            let _ = self.multi.println(format!(
+                "{} {}",
+                key(service, destination),
+                outcome.as_str()
+            ));
+        }
     }
 
     fn note(&self, text: &str) {
@@ -225,11 +244,13 @@ impl Progress for PlainProgress {
         false
     }
     fn started(&self, service: &str, destination: &str) {
-        self.0.verbose(format!("{service}: backing up to `{destination}`"));
+        self.0
+            .verbose(format!("{service}: backing up to `{destination}`"));
     }
     fn update(&self, _: &str, _: &str, _: &BackupStatus) {}
     fn finished(&self, service: &str, destination: &str, outcome: Outcome) {
-        self.0.verbose(format!("{service}: `{destination}` {}", outcome.as_str()));
+        self.0
+            .verbose(format!("{service}: `{destination}` {}", outcome.as_str()));
     }
     fn note(&self, text: &str) {
         self.0.verbose(text);

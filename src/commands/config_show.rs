@@ -37,16 +37,18 @@ pub fn service_json(c: &Config, s: &Service) -> Value {
         .targets
         .iter()
         .filter_map(|t| c.destinations.get(t))
-        .map(|d| match Repository::new(d, &s.name, &c.settings.password) {
-            Ok(r) => json!({
-                "destination": d.name,
-                "type": d.kind,
-                "repository": r.display,
-                "password": password(&r.password),
-                "retention": d.retention.or(&s.retention).forget_args().join(" "),
-            }),
-            Err(e) => json!({"destination": d.name, "error": e.to_string()}),
-        })
+        .map(
+            |d| match Repository::new(d, &s.name, &c.settings.password) {
+                Ok(r) => json!({
+                    "destination": d.name,
+                    "type": d.kind,
+                    "repository": r.display,
+                    "password": password(&r.password),
+                    "retention": d.retention.or(&s.retention).forget_args().join(" "),
+                }),
+                Err(e) => json!({"destination": d.name, "error": e.to_string()}),
+            },
+        )
         .collect();
     json!({
         "name": s.name,
@@ -131,7 +133,10 @@ pub fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
     let mut out = String::from("[global]\n");
     human(&global, 2, &mut out);
     for v in &svc {
-        out.push_str(&format!("\n[services.{}]\n", v["name"].as_str().unwrap_or("?")));
+        out.push_str(&format!(
+            "\n[services.{}]\n",
+            v["name"].as_str().unwrap_or("?")
+        ));
         human(v, 2, &mut out);
     }
     p.line(out.trim_end());

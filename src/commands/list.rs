@@ -57,7 +57,9 @@ pub fn run(ctx: &Context) -> Result<i32, Error> {
         })
         .collect();
     p.line(table(
-        &["SERVICE", "ENABLED", "PROFILE", "TARGETS", "SCHEDULE", "SOURCES"],
+        &[
+            "SERVICE", "ENABLED", "PROFILE", "TARGETS", "SCHEDULE", "SOURCES",
+        ],
         &rows,
     ));
     Ok(0)

@@ -27,8 +27,8 @@ pub struct Context {
 impl Context {
     /// Finds, loads and validates the configuration.
     pub fn load_config(&self) -> Result<Config, Error> {
-        let (file, why) = config::discover(&self.env, self.config_flag.as_ref())
-            .map_err(Error::ConfigMissing)?;
+        let (file, why) =
+            config::discover(&self.env, self.config_flag.as_ref()).map_err(Error::ConfigMissing)?;
         self.printer
             .verbose(format!("using configuration `{}` ({why})", file.display()));
         Config::load(&file, &self.env).map_err(Error::Config)
@@ -69,7 +69,9 @@ pub fn select<'a>(
                 let mut msg = format!("unknown service `{n}`");
                 match suggest(n, &all) {
                     Some(s) => msg.push_str(&format!("; did you mean `{s}`?")),
-                    None if all.is_empty() => msg.push_str("; the configuration defines no services"),
+                    None if all.is_empty() => {
+                        msg.push_str("; the configuration defines no services")
+                    }
                     None => msg.push_str(&format!("; services are {}", config::load::list(&all))),
                 }
                 Error::Usage(msg)

@@ -33,7 +33,10 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
     let (trigger, shutdown) = Shutdown::new();
     let signals = tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
             return;
         };
         let mut first = true;
@@ -43,7 +46,9 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
                 _ = term.recv() => 15,
             };
             if first {
-                eprintln!("restic-manager: signal received, stopping restic and running post hooks (send again to exit at once)");
+                eprintln!(
+                    "restic-manager: signal received, stopping restic and running post hooks (send again to exit at once)"
+                );
                 trigger.fire(sig);
                 first = false;
             } else {
@@ -86,22 +91,54 @@ fn print_reports(p: &Printer, reports: &[ServiceReport]) {
     let mut rows = Vec::new();
     for r in reports {
         if r.targets.is_empty() {
-            rows.push(vec![r.service.clone(), p.outcome(r.outcome.as_str()), "-".into(), "-".into(), "-".into(), "-".into(), "-".into(), duration_ms(r.duration_ms)]);
+            rows.push(vec![
+                r.service.clone(),
+                p.outcome(r.outcome.as_str()),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                duration_ms(r.duration_ms),
+            ]);
         }
         for (i, t) in r.targets.iter().enumerate() {
             rows.push(vec![
-                if i == 0 { r.service.clone() } else { String::new() },
-                if i == 0 { p.outcome(r.outcome.as_str()) } else { String::new() },
+                if i == 0 {
+                    r.service.clone()
+                } else {
+                    String::new()
+                },
+                if i == 0 {
+                    p.outcome(r.outcome.as_str())
+                } else {
+                    String::new()
+                },
                 format!("{} ({})", t.destination, t.outcome.as_str()),
-                t.snapshot_id.as_deref().map_or_else(|| "-".into(), |s| s.chars().take(8).collect()),
+                t.snapshot_id
+                    .as_deref()
+                    .map_or_else(|| "-".into(), |s| s.chars().take(8).collect()),
                 t.files_new.map_or_else(|| "-".into(), |v| v.to_string()),
-                t.files_changed.map_or_else(|| "-".into(), |v| v.to_string()),
+                t.files_changed
+                    .map_or_else(|| "-".into(), |v| v.to_string()),
                 t.bytes_added.map_or_else(|| "-".into(), bytes),
                 duration_ms(t.duration_ms),
             ]);
         }
     }
-    p.line(table(&["SERVICE", "OUTCOME", "DESTINATION", "SNAPSHOT", "NEW", "CHANGED", "ADDED", "DURATION"], &rows));
+    p.line(table(
+        &[
+            "SERVICE",
+            "OUTCOME",
+            "DESTINATION",
+            "SNAPSHOT",
+            "NEW",
+            "CHANGED",
+            "ADDED",
+            "DURATION",
+        ],
+        &rows,
+    ));
     for r in reports {
         if let Some(e) = &r.error {
             eprintln!("error: {}: {e}", r.service);
@@ -110,9 +147,10 @@ fn print_reports(p: &Printer, reports: &[ServiceReport]) {
             eprintln!("warning: {}: {w}", r.service);
         }
         if r.outcome != Outcome::Ok
-            && let Some(l) = &r.log_file {
-                eprintln!("  log: {}", l.display());
-            }
+            && let Some(l) = &r.log_file
+        {
+            eprintln!("  log: {}", l.display());
+        }
     }
 }
 
@@ -124,14 +162,16 @@ fn dry_run(c: &Config, services: &[&Service], p: &Printer) -> i32 {
             .targets
             .iter()
             .filter_map(|t| c.destinations.get(t))
-            .map(|d| match Repository::new(d, &s.name, &c.settings.password) {
-                Ok(r) => json!({
-                    "destination": d.name,
-                    "repository": r.display,
-                    "retention": d.retention.or(&s.retention).forget_args(),
-                }),
-                Err(e) => json!({"destination": d.name, "error": e.to_string()}),
-            })
+            .map(
+                |d| match Repository::new(d, &s.name, &c.settings.password) {
+                    Ok(r) => json!({
+                        "destination": d.name,
+                        "repository": r.display,
+                        "retention": d.retention.or(&s.retention).forget_args(),
+                    }),
+                    Err(e) => json!({"destination": d.name, "error": e.to_string()}),
+                },
+            )
             .collect();
         let mut tags = vec![s.tag()];
         tags.extend(s.tags.iter().cloned());
@@ -154,7 +194,10 @@ fn dry_run(c: &Config, services: &[&Service], p: &Printer) -> i32 {
     }
     p.line("dry run: nothing will be executed");
     for v in &plan {
-        p.line(format!("\nservice {}", v["service"].as_str().unwrap_or("?")));
+        p.line(format!(
+            "\nservice {}",
+            v["service"].as_str().unwrap_or("?")
+        ));
         for h in v["pre_backup_hooks"].as_array().into_iter().flatten() {
             p.line(format!("  pre hook  {}", h.as_str().unwrap_or("?")));
         }
@@ -162,7 +205,10 @@ fn dry_run(c: &Config, services: &[&Service], p: &Printer) -> i32 {
             (_, Some(e)) => p.line(format!("  sources   ERROR: {e}")),
             (Some(src), _) => p.line(format!(
                 "  sources   {}",
-                src.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ")
+                src.iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
             )),
             _ => {}
         }
@@ -170,9 +216,17 @@ fn dry_run(c: &Config, services: &[&Service], p: &Printer) -> i32 {
             p.line(format!(
                 "  backup →  {}: {}",
                 t["destination"].as_str().unwrap_or("?"),
-                t["repository"].as_str().or(t["error"].as_str()).unwrap_or("?")
+                t["repository"]
+                    .as_str()
+                    .or(t["error"].as_str())
+                    .unwrap_or("?")
             ));
-            let keep: Vec<&str> = t["retention"].as_array().into_iter().flatten().filter_map(|x| x.as_str()).collect();
+            let keep: Vec<&str> = t["retention"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str())
+                .collect();
             if !keep.is_empty() {
                 p.line(format!("  forget    --prune {}", keep.join(" ")));
             }

@@ -29,19 +29,36 @@ pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<i32, Error> {
     }
     if let Some(pw) = &r.password_generated {
         if a.dry_run {
-            p.line(format!("would generate a repository password in {}", pw.display()));
+            p.line(format!(
+                "would generate a repository password in {}",
+                pw.display()
+            ));
         } else {
-            p.line(format!("generated a repository password in {} (mode 0600)", pw.display()));
-            p.line("  KEEP A COPY OF THIS FILE somewhere safe (a password manager, another machine):");
+            p.line(format!(
+                "generated a repository password in {} (mode 0600)",
+                pw.display()
+            ));
+            p.line(
+                "  KEEP A COPY OF THIS FILE somewhere safe (a password manager, another machine):",
+            );
             p.line("  without it, none of the backups can be restored.");
         }
     }
     for repo in &r.repositories {
         let line = match (repo.action.as_str(), &repo.error) {
             (_, Some(e)) => format!("{} → {}: FAILED: {e}", repo.service, repo.destination),
-            ("created", _) => format!("{} → {}: initialised {}", repo.service, repo.destination, repo.repository),
-            ("would_create", _) => format!("{} → {}: would initialise {}", repo.service, repo.destination, repo.repository),
-            _ => format!("{} → {}: {} already exists", repo.service, repo.destination, repo.repository),
+            ("created", _) => format!(
+                "{} → {}: initialised {}",
+                repo.service, repo.destination, repo.repository
+            ),
+            ("would_create", _) => format!(
+                "{} → {}: would initialise {}",
+                repo.service, repo.destination, repo.repository
+            ),
+            _ => format!(
+                "{} → {}: {} already exists",
+                repo.service, repo.destination, repo.repository
+            ),
         };
         p.line(line);
     }

@@ -20,9 +20,16 @@ pub async fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
     let mut failed = false;
     for s in &services {
         for t in &s.targets {
-            let Some(d) = c.destinations.get(t) else { continue };
+            let Some(d) = c.destinations.get(t) else {
+                continue;
+            };
             let (repo_display, res) = match Repository::new(d, &s.name, &c.settings.password) {
-                Ok(r) => (r.display.clone(), ops::snapshots(&restic, &r, Some(&s.tag()), &shutdown).await.map_err(|e| e.message)),
+                Ok(r) => (
+                    r.display.clone(),
+                    ops::snapshots(&restic, &r, Some(&s.tag()), &shutdown)
+                        .await
+                        .map_err(|e| e.message),
+                ),
                 Err(e) => (String::new(), Err(e.to_string())),
             };
             match res {
@@ -55,7 +62,18 @@ pub async fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
     } else if rows.is_empty() {
         p.line("no snapshots");
     } else {
-        p.line(table(&["SERVICE", "DESTINATION", "ID", "TIME", "HOST", "PATHS", "TAGS"], &rows));
+        p.line(table(
+            &[
+                "SERVICE",
+                "DESTINATION",
+                "ID",
+                "TIME",
+                "HOST",
+                "PATHS",
+                "TAGS",
+            ],
+            &rows,
+        ));
     }
     Ok(i32::from(failed))
 }

@@ -63,7 +63,11 @@ pub fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
         }));
         let (when, outcome) = match &last {
             Some(r) => (
-                format!("{} ({} ago)", local_time(r.started_at), age(age_secs(r.started_at))),
+                format!(
+                    "{} ({} ago)",
+                    local_time(r.started_at),
+                    age(age_secs(r.started_at))
+                ),
                 p.outcome(&r.outcome),
             ),
             None => ("never".to_string(), "-".to_string()),
@@ -80,16 +84,22 @@ pub fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
                 when,
                 outcome,
                 t.clone(),
-                l.map_or_else(|| "none".into(), |l| l.snapshot_id.chars().take(8).collect()),
+                l.map_or_else(
+                    || "none".into(),
+                    |l| l.snapshot_id.chars().take(8).collect(),
+                ),
                 l.map_or_else(|| "-".into(), |l| age(age_secs(l.finished_at))),
-                l.and_then(|l| l.bytes_added).map_or_else(|| "-".into(), bytes),
+                l.and_then(|l| l.bytes_added)
+                    .map_or_else(|| "-".into(), bytes),
                 l.map_or_else(|| "-".into(), |l| duration_ms(l.duration_ms)),
             ]);
         }
         if let Some(r) = &last
-            && let (Some(m), "failed" | "warning" | "interrupted") = (&r.error_message, r.outcome.as_str()) {
-                notes.push(format!("{}: {m}", s.name));
-            }
+            && let (Some(m), "failed" | "warning" | "interrupted") =
+                (&r.error_message, r.outcome.as_str())
+        {
+            notes.push(format!("{}: {m}", s.name));
+        }
     }
     if p.json {
         p.json(&out);
@@ -97,7 +107,16 @@ pub fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
         p.line("no services configured");
     } else {
         p.line(table(
-            &["SERVICE", "LAST RUN", "OUTCOME", "DESTINATION", "SNAPSHOT", "AGE", "ADDED", "DURATION"],
+            &[
+                "SERVICE",
+                "LAST RUN",
+                "OUTCOME",
+                "DESTINATION",
+                "SNAPSHOT",
+                "AGE",
+                "ADDED",
+                "DURATION",
+            ],
             &rows,
         ));
         for n in &notes {

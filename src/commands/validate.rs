@@ -51,7 +51,10 @@ pub fn run(ctx: &Context) -> Result<i32, Error> {
                     "repositories": repos.iter().map(|(s, d, r)| json!({"service": s, "destination": d, "repository": r})).collect::<Vec<_>>(),
                 }));
             } else {
-                p.line(format!("configuration `{}` ({why}) is valid", file.display()));
+                p.line(format!(
+                    "configuration `{}` ({why}) is valid",
+                    file.display()
+                ));
                 p.line(format!(
                     "  {} service{} ({enabled} enabled), {} destination{}, {} repositor{}",
                     c.services.len(),

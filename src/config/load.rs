@@ -13,9 +13,7 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use super::schema::{
-    DestinationRaw, GlobalRaw, NotificationsRaw, ServiceRaw, TOP_LEVEL_KEYS,
-};
+use super::schema::{DestinationRaw, GlobalRaw, NotificationsRaw, ServiceRaw, TOP_LEVEL_KEYS};
 use super::{Diagnostic, suggest};
 
 /// A parsed but not yet resolved configuration file.
@@ -233,21 +231,22 @@ fn section<T: DeserializeOwned>(
 fn explain_serde(path: &str, message: &str) -> String {
     let message = message.trim();
     if let Some(rest) = message.strip_prefix("unknown field `")
-        && let Some((field, expected)) = rest.split_once('`') {
-            let valid: Vec<&str> = expected
-                .split('`')
-                .skip(1)
-                .step_by(2)
-                .filter(|s| !s.is_empty())
-                .collect();
-            let mut msg = format!("unknown key `{field}` in `[{path}]`");
-            if let Some(s) = suggest(field, &valid) {
-                msg.push_str(&format!("; did you mean `{s}`?"));
-            } else if !valid.is_empty() {
-                msg.push_str(&format!("; valid keys are {}", list(&valid)));
-            }
-            return msg;
+        && let Some((field, expected)) = rest.split_once('`')
+    {
+        let valid: Vec<&str> = expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mut msg = format!("unknown key `{field}` in `[{path}]`");
+        if let Some(s) = suggest(field, &valid) {
+            msg.push_str(&format!("; did you mean `{s}`?"));
+        } else if !valid.is_empty() {
+            msg.push_str(&format!("; valid keys are {}", list(&valid)));
         }
+        return msg;
+    }
     format!("in `[{path}]`: {message}")
 }
 
@@ -324,26 +323,27 @@ fn mixed_form(loc: &Locator, path: &str, item: &Spanned<DeValue<'_>>) -> Option<
             continue;
         }
         if let DeValue::Table(inner) = v.get_ref()
-            && inner.iter().any(|(ik, _)| ik.get_ref() == "config") {
-                let elem_name = t
-                    .iter()
-                    .find(|(ek, _)| ek.get_ref() == "name")
-                    .and_then(|(_, ev)| match ev.get_ref() {
-                        DeValue::String(s) => Some(s.to_string()),
-                        _ => None,
-                    })
-                    .unwrap_or_else(|| key.to_string());
-                let msg = format!(
-                    "`[services.{key}.config]` follows a `[[services]]` entry, so TOML nests it \
+            && inner.iter().any(|(ik, _)| ik.get_ref() == "config")
+        {
+            let elem_name = t
+                .iter()
+                .find(|(ek, _)| ek.get_ref() == "name")
+                .and_then(|(_, ev)| match ev.get_ref() {
+                    DeValue::String(s) => Some(s.to_string()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| key.to_string());
+            let msg = format!(
+                "`[services.{key}.config]` follows a `[[services]]` entry, so TOML nests it \
                      inside that entry instead of creating service `{key}`. Do not mix the two \
                      forms; write each service as a named table:\n\n    \
                      [services.{elem_name}]\n    targets = [\"...\"]\n\n    \
                      [services.{elem_name}.config]\n    paths = [\"...\"]\n\n\
                      or keep `[[services]]` and write its settings as `[services.config]` \
                      directly after it."
-                );
-                return Some(loc.at(&format!("{path}.{key}"), msg));
-            }
+            );
+            return Some(loc.at(&format!("{path}.{key}"), msg));
+        }
     }
     None
 }

@@ -197,8 +197,17 @@ pub fn resolve(raw: RawConfig, loc: &Locator, env: &Env) -> Result<Config, Vec<D
         if !seen.insert(name.clone()) {
             cx.err(path, format!("service `{name}` is defined twice"));
         }
-        if let Some(svc) = service(name, s, path, &raw, g, &settings, &destinations, env, &mut cx)
-        {
+        if let Some(svc) = service(
+            name,
+            s,
+            path,
+            &raw,
+            g,
+            &settings,
+            &destinations,
+            env,
+            &mut cx,
+        ) {
             services.push(svc);
         }
     }
@@ -247,37 +256,54 @@ fn settings(g: &GlobalRaw, config_dir: &Path, env: &Env, cx: &mut Ctx<'_>) -> Se
         .as_deref()
         .map_or_else(|| state_directory.join("logs"), abs);
     let lock_directory = g.lock_directory.as_deref().map_or_else(
-        || env.lock_dir().unwrap_or_else(|| state_directory.join("locks")),
+        || {
+            env.lock_dir()
+                .unwrap_or_else(|| state_directory.join("locks"))
+        },
         abs,
     );
     let docker_base = g.docker_base.as_deref().map(|d| expand_home(d, env));
     if let Some(d) = &docker_base
-        && !d.is_absolute() {
-            cx.err(
-                "global.docker_base",
-                format!("`docker_base` must be an absolute path, not `{}`", d.display()),
-            );
-        }
+        && !d.is_absolute()
+    {
+        cx.err(
+            "global.docker_base",
+            format!(
+                "`docker_base` must be an absolute path, not `{}`",
+                d.display()
+            ),
+        );
+    }
     for (key, v) in [
         ("default_timeout_seconds", g.default_timeout_seconds),
         ("hook_timeout_seconds", g.hook_timeout_seconds),
-        ("long_running_threshold_minutes", g.long_running_threshold_minutes),
+        (
+            "long_running_threshold_minutes",
+            g.long_running_threshold_minutes,
+        ),
     ] {
         if v == Some(0) {
-            cx.err(&format!("global.{key}"), format!("`{key}` must be greater than 0"));
+            cx.err(
+                &format!("global.{key}"),
+                format!("`{key}` must be greater than 0"),
+            );
         }
     }
     let log_level = g.log_level.clone().unwrap_or_else(|| "info".to_string());
     if !LOG_LEVELS.contains(&log_level.as_str()) {
         cx.err(
             "global.log_level",
-            format!("unknown log level `{log_level}`; valid values are {}", list(LOG_LEVELS)),
+            format!(
+                "unknown log level `{log_level}`; valid values are {}",
+                list(LOG_LEVELS)
+            ),
         );
     }
     if let Some(w) = &g.retention_within
-        && !valid_within(w) {
-            cx.err("global.retention_within", within_msg(w));
-        }
+        && !valid_within(w)
+    {
+        cx.err("global.retention_within", within_msg(w));
+    }
     let host = g.host.clone().unwrap_or_else(|| {
         nix::unistd::gethostname()
             .ok()
@@ -310,14 +336,23 @@ fn settings(g: &GlobalRaw, config_dir: &Path, env: &Env, cx: &mut Ctx<'_>) -> Se
 }
 
 fn within_msg(w: &str) -> String {
-    format!("`retention_within` value `{w}` is not a restic duration; use numbers with y, m, d, h, e.g. `1y6m` or `14d`")
+    format!(
+        "`retention_within` value `{w}` is not a restic duration; use numbers with y, m, d, h, e.g. `1y6m` or `14d`"
+    )
 }
 
 /// Keys that only make sense for some destination types.
 fn type_keys(kind: &str) -> &'static [&'static str] {
     match kind {
         "local" => &["path"],
-        "sftp" => &["host", "user", "port", "path", "identity_file", "known_hosts_file"],
+        "sftp" => &[
+            "host",
+            "user",
+            "port",
+            "path",
+            "identity_file",
+            "known_hosts_file",
+        ],
         "s3" => &[
             "endpoint",
             "bucket",
@@ -371,7 +406,9 @@ fn destinations(
         if !valid_name(name) {
             cx.err(
                 &path,
-                format!("destination name `{name}` may only contain letters, digits, `-`, `_` and `.`"),
+                format!(
+                    "destination name `{name}` may only contain letters, digits, `-`, `_` and `.`"
+                ),
             );
         }
         let Some(kind) = d.kind.clone() else {
@@ -420,14 +457,19 @@ fn destinations(
                         .map(|u| u.strip_prefix("local:").unwrap_or(u).to_string())
                 });
                 if let Some(p) = p
-                    && !expand_home(&p, env).is_absolute() {
-                        cx.err(
-                            &path,
-                            format!("local destination `{name}`: path `{p}` must be absolute"),
-                        );
-                    }
+                    && !expand_home(&p, env).is_absolute()
+                {
+                    cx.err(
+                        &path,
+                        format!("local destination `{name}`: path `{p}` must be absolute"),
+                    );
+                }
             }
-            "sftp" => need(cx, has_url || (d.host.is_some() && d.path.is_some()), "`host` and `path`"),
+            "sftp" => need(
+                cx,
+                has_url || (d.host.is_some() && d.path.is_some()),
+                "`host` and `path`",
+            ),
             "s3" | "b2" => need(cx, has_url || d.bucket.is_some(), "`bucket`"),
             "rest" => need(cx, has_url, "a server address"),
             "rclone" => need(cx, has_url || d.remote.is_some(), "`remote`"),
@@ -440,9 +482,10 @@ fn destinations(
             );
         }
         if let Some(w) = &d.retention_within
-            && !valid_within(w) {
-                cx.err(&format!("{path}.retention_within"), within_msg(w));
-            }
+            && !valid_within(w)
+        {
+            cx.err(&format!("{path}.retention_within"), within_msg(w));
+        }
         out.insert(
             name.clone(),
             Destination {
@@ -477,12 +520,13 @@ fn check_notifications(raw: &RawConfig, cx: &mut Ctx<'_>) {
             check_notify_on(v, "notifications.notify_on", cx);
         }
         if let Some(url) = &n.discord_webhook_url
-            && !(url.starts_with("https://") || url.starts_with("http://")) {
-                cx.err(
-                    "notifications.discord_webhook_url",
-                    "`discord_webhook_url` must be an http(s) URL",
-                );
-            }
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            cx.err(
+                "notifications.discord_webhook_url",
+                "`discord_webhook_url` must be an http(s) URL",
+            );
+        }
     }
 }
 
@@ -570,10 +614,14 @@ fn service(
     let mut uniq = BTreeSet::new();
     for (i, t) in targets.iter().enumerate() {
         if !uniq.insert(t) {
-            cx.err(&format!("{tpath}.{i}"), format!("service `{name}` lists target `{t}` twice"));
+            cx.err(
+                &format!("{tpath}.{i}"),
+                format!("service `{name}` lists target `{t}` twice"),
+            );
         }
         if !destinations.contains_key(t) && !raw.destinations.contains_key(t) {
-            let mut msg = format!("service `{name}` targets destination `{t}`, which is not defined");
+            let mut msg =
+                format!("service `{name}` targets destination `{t}`, which is not defined");
             if let Some(sug) = suggest(t, &dest_names) {
                 msg.push_str(&format!("; did you mean `{sug}`?"));
             } else if dest_names.is_empty() {
@@ -588,9 +636,10 @@ fn service(
     // schedule
     let (schedule, path) = pick(&s.schedule, pr.map(|p| &p.schedule), spath, pp, "schedule");
     if let Some(expr) = schedule
-        && let Err(e) = check_cron(expr) {
-            cx.err(&path, format!("service `{name}`: {e}"));
-        }
+        && let Err(e) = check_cron(expr)
+    {
+        cx.err(&path, format!("service `{name}`: {e}"));
+    }
 
     // retention
     let retention = service_retention(s)
@@ -602,13 +651,19 @@ fn service(
         spath,
         pp,
         "retention_within",
-    )
-        && !valid_within(w) {
-            cx.err(&path, within_msg(w));
-        }
+    ) && !valid_within(w)
+    {
+        cx.err(&path, within_msg(w));
+    }
 
     // notify_on
-    let (notify, path) = pick(&s.notify_on, pr.map(|p| &p.notify_on), spath, pp, "notify_on");
+    let (notify, path) = pick(
+        &s.notify_on,
+        pr.map(|p| &p.notify_on),
+        spath,
+        pp,
+        "notify_on",
+    );
     let notify_on = match notify {
         Some(v) => {
             check_notify_on(v, &path, cx);
@@ -621,7 +676,13 @@ fn service(
             .unwrap_or_else(|| DEFAULT_NOTIFY_ON.iter().map(ToString::to_string).collect()),
     };
 
-    let (timeout, path) = pick(&s.timeout_seconds, pr.map(|p| &p.timeout_seconds), spath, pp, "timeout_seconds");
+    let (timeout, path) = pick(
+        &s.timeout_seconds,
+        pr.map(|p| &p.timeout_seconds),
+        spath,
+        pp,
+        "timeout_seconds",
+    );
     if timeout == Some(&0) {
         cx.err(&path, "`timeout_seconds` must be greater than 0");
     }
@@ -629,7 +690,10 @@ fn service(
 
     // sources
     let cfg_key = |k: &str| format!("{spath}.config.{k}");
-    let (paths_raw, ppath_key) = match (scfg.and_then(|c| c.paths.as_ref()), pcfg.and_then(|c| c.paths.as_ref())) {
+    let (paths_raw, ppath_key) = match (
+        scfg.and_then(|c| c.paths.as_ref()),
+        pcfg.and_then(|c| c.paths.as_ref()),
+    ) {
         (Some(v), _) => (v.clone(), cfg_key("paths")),
         (None, Some(v)) => (v.clone(), format!("{}.config.paths", pp.unwrap_or(spath))),
         (None, None) => (Vec::new(), cfg_key("paths")),
@@ -637,7 +701,10 @@ fn service(
     let mut paths = Vec::new();
     for (i, p) in paths_raw.iter().enumerate() {
         if p.trim().is_empty() {
-            cx.err(&format!("{ppath_key}.{i}"), format!("service `{name}`: empty path"));
+            cx.err(
+                &format!("{ppath_key}.{i}"),
+                format!("service `{name}`: empty path"),
+            );
             continue;
         }
         let pb = expand_home(p, env);
@@ -671,44 +738,54 @@ fn service(
         .or_else(|| pcfg.and_then(|c| c.backup_script.clone()))
         .or_else(|| pr.and_then(|p| p.backup_script.clone()));
     if backup_script.as_ref().is_some_and(|b| b.trim().is_empty()) {
-        cx.err(&format!("{spath}.backup_script"), format!("service `{name}`: `backup_script` is empty"));
+        cx.err(
+            &format!("{spath}.backup_script"),
+            format!("service `{name}`: `backup_script` is empty"),
+        );
     }
 
-    let hooks = |which: &str, sv: Option<&Vec<HookRaw>>, pv: Option<&Vec<HookRaw>>, cx: &mut Ctx<'_>| {
-        let (list, base) = match (sv, pv) {
-            (Some(v), _) => (v.clone(), cfg_key(which)),
-            (None, Some(v)) => (v.clone(), format!("{}.config.{which}", pp.unwrap_or(spath))),
-            (None, None) => (Vec::new(), cfg_key(which)),
-        };
-        let mut out = Vec::new();
-        for (i, h) in list.iter().enumerate() {
-            let hpath = format!("{base}.{i}");
-            let hname = h.name.clone().unwrap_or_else(|| format!("{which}[{i}]"));
-            let Some(cmd) = h.command.clone().filter(|c| !c.trim().is_empty()) else {
-                cx.err(&hpath, format!("service `{name}`: hook `{hname}` has no `command`"));
-                continue;
+    let hooks =
+        |which: &str, sv: Option<&Vec<HookRaw>>, pv: Option<&Vec<HookRaw>>, cx: &mut Ctx<'_>| {
+            let (list, base) = match (sv, pv) {
+                (Some(v), _) => (v.clone(), cfg_key(which)),
+                (None, Some(v)) => (v.clone(), format!("{}.config.{which}", pp.unwrap_or(spath))),
+                (None, None) => (Vec::new(), cfg_key(which)),
             };
-            if h.timeout_seconds == Some(0) {
-                cx.err(&format!("{hpath}.timeout_seconds"), "`timeout_seconds` must be greater than 0");
-            }
-            let working_dir = h.working_dir.as_deref().map(|w| {
-                let w = expand_home(w, env);
-                match (&settings.docker_base, w.is_absolute()) {
-                    (Some(b), false) => b.join(w),
-                    _ => w,
+            let mut out = Vec::new();
+            for (i, h) in list.iter().enumerate() {
+                let hpath = format!("{base}.{i}");
+                let hname = h.name.clone().unwrap_or_else(|| format!("{which}[{i}]"));
+                let Some(cmd) = h.command.clone().filter(|c| !c.trim().is_empty()) else {
+                    cx.err(
+                        &hpath,
+                        format!("service `{name}`: hook `{hname}` has no `command`"),
+                    );
+                    continue;
+                };
+                if h.timeout_seconds == Some(0) {
+                    cx.err(
+                        &format!("{hpath}.timeout_seconds"),
+                        "`timeout_seconds` must be greater than 0",
+                    );
                 }
-            });
-            out.push(Hook {
-                name: hname,
-                command: cmd,
-                working_dir,
-                timeout_seconds: h.timeout_seconds.unwrap_or(settings.hook_timeout_seconds),
-                continue_on_error: h.continue_on_error.unwrap_or(false),
-                env: h.env.clone().unwrap_or_default(),
-            });
-        }
-        out
-    };
+                let working_dir = h.working_dir.as_deref().map(|w| {
+                    let w = expand_home(w, env);
+                    match (&settings.docker_base, w.is_absolute()) {
+                        (Some(b), false) => b.join(w),
+                        _ => w,
+                    }
+                });
+                out.push(Hook {
+                    name: hname,
+                    command: cmd,
+                    working_dir,
+                    timeout_seconds: h.timeout_seconds.unwrap_or(settings.hook_timeout_seconds),
+                    continue_on_error: h.continue_on_error.unwrap_or(false),
+                    env: h.env.clone().unwrap_or_default(),
+                });
+            }
+            out
+        };
     let pre_backup_hooks = hooks(
         "pre_backup_hooks",
         scfg.and_then(|c| c.pre_backup_hooks.as_ref()),
@@ -735,7 +812,10 @@ fn service(
     }
     for (i, t) in tags.iter().enumerate() {
         if t.is_empty() || t.contains(',') {
-            cx.err(&format!("{spath}.tags.{i}"), format!("tag `{t}` must be non-empty and contain no comma"));
+            cx.err(
+                &format!("{spath}.tags.{i}"),
+                format!("tag `{t}` must be non-empty and contain no comma"),
+            );
         }
     }
 
@@ -743,7 +823,10 @@ fn service(
         name: name.to_string(),
         enabled: s.enabled.or(pr.and_then(|p| p.enabled)).unwrap_or(true),
         profile: s.profile.clone(),
-        description: s.description.clone().or_else(|| pr.and_then(|p| p.description.clone())),
+        description: s
+            .description
+            .clone()
+            .or_else(|| pr.and_then(|p| p.description.clone())),
         targets,
         schedule: schedule.cloned(),
         strategy,
@@ -766,22 +849,45 @@ mod tests {
 
     #[test]
     fn within_durations() {
-        for (s, ok) in [("14d", true), ("1y6m", true), ("2h", true), ("", false), ("5", false), ("d5", false), ("3w", false)] {
+        for (s, ok) in [
+            ("14d", true),
+            ("1y6m", true),
+            ("2h", true),
+            ("", false),
+            ("5", false),
+            ("d5", false),
+            ("3w", false),
+        ] {
             assert_eq!(valid_within(s), ok, "{s}");
         }
     }
 
     #[test]
     fn cron_expressions() {
-        for (s, ok) in [("30 2 * * *", true), ("*/15 * * * 1-5", true), ("61 * * * *", false), ("* * * *", false), ("0 0 * * * *", false), ("daily", false)] {
+        for (s, ok) in [
+            ("30 2 * * *", true),
+            ("*/15 * * * 1-5", true),
+            ("61 * * * *", false),
+            ("* * * *", false),
+            ("0 0 * * * *", false),
+            ("daily", false),
+        ] {
             assert_eq!(check_cron(s).is_ok(), ok, "{s}");
         }
     }
 
     #[test]
     fn retention_args_skip_zero_and_unset() {
-        let r = Retention { daily: Some(7), weekly: Some(0), within: Some("2d".into()), ..Retention::default() };
-        assert_eq!(r.forget_args(), ["--keep-daily", "7", "--keep-within", "2d"]);
+        let r = Retention {
+            daily: Some(7),
+            weekly: Some(0),
+            within: Some("2d".into()),
+            ..Retention::default()
+        };
+        assert_eq!(
+            r.forget_args(),
+            ["--keep-daily", "7", "--keep-within", "2d"]
+        );
         assert!(Retention::default().is_empty());
     }
 }

@@ -48,7 +48,11 @@ impl ServiceLock {
                 let pid = pid.trim();
                 return Err(LockError::Busy {
                     service: service.to_string(),
-                    pid: if pid.is_empty() { "unknown".into() } else { pid.to_string() },
+                    pid: if pid.is_empty() {
+                        "unknown".into()
+                    } else {
+                        pid.to_string()
+                    },
                 });
             }
             Err(TryLockError::Error(e)) => return Err(io(e)),

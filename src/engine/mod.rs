@@ -51,7 +51,12 @@ pub trait Progress: Sync {
     /// Whether restic should be asked for progress lines at all.
     fn wanted(&self) -> bool;
     fn started(&self, service: &str, destination: &str);
-    fn update(&self, service: &str, destination: &str, status: &crate::restic::output::BackupStatus);
+    fn update(
+        &self,
+        service: &str,
+        destination: &str,
+        status: &crate::restic::output::BackupStatus,
+    );
     fn finished(&self, service: &str, destination: &str, outcome: Outcome);
     /// A one-line message for the user (stderr), e.g. "wiki: running pre hooks".
     fn note(&self, text: &str);

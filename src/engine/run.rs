@@ -128,7 +128,10 @@ impl Runner<'_> {
             started,
             deadline: started + svc.timeout(),
         };
-        let run_id = match self.history.start_run(&svc.name, self.trigger, &settings.host) {
+        let run_id = match self
+            .history
+            .start_run(&svc.name, self.trigger, &settings.host)
+        {
             Ok(id) => Some(id),
             Err(e) => {
                 run.warn(format!("run not recorded in history: {e}"));
@@ -237,10 +240,20 @@ impl Runner<'_> {
         // backup, but post hooks still run so cleanup happens.
         let mut proceed = true;
         if !svc.pre_backup_hooks.is_empty() {
-            self.progress.note(&format!("{}: running pre-backup hooks", svc.name));
+            self.progress
+                .note(&format!("{}: running pre-backup hooks", svc.name));
         }
         for h in &svc.pre_backup_hooks {
-            let r = hooks::run(h, Phase::Pre, &svc.name, None, run.remaining(), &self.shutdown, log).await;
+            let r = hooks::run(
+                h,
+                Phase::Pre,
+                &svc.name,
+                None,
+                run.remaining(),
+                &self.shutdown,
+                log,
+            )
+            .await;
             let (ok, cont, result) = (r.ok, r.continue_on_error, r.result.clone());
             run.report.hooks.push(r);
             if !ok {
@@ -249,11 +262,21 @@ impl Runner<'_> {
                     break;
                 }
                 if cont {
-                    run.warn(format!("pre-backup hook `{}` failed ({result}); continuing as configured", h.name));
+                    run.warn(format!(
+                        "pre-backup hook `{}` failed ({result}); continuing as configured",
+                        h.name
+                    ));
                 } else {
                     run.fail(
-                        if result.starts_with("timed out") { ErrorClass::Timeout } else { ErrorClass::HookFailed },
-                        format!("pre-backup hook `{}` failed ({result}); backup skipped", h.name),
+                        if result.starts_with("timed out") {
+                            ErrorClass::Timeout
+                        } else {
+                            ErrorClass::HookFailed
+                        },
+                        format!(
+                            "pre-backup hook `{}` failed ({result}); backup skipped",
+                            h.name
+                        ),
                     );
                     proceed = false;
                     break;
@@ -275,11 +298,18 @@ impl Runner<'_> {
         let mut repos = Vec::new();
         if proceed {
             for t in &svc.targets {
-                let Some(dest) = self.config.destinations.get(t) else { continue };
+                let Some(dest) = self.config.destinations.get(t) else {
+                    continue;
+                };
                 match Repository::new(dest, &svc.name, &self.config.settings.password) {
                     Ok(r) => repos.push(r),
                     Err(e) => {
-                        run.report.targets.push(failed_target(t, "", ErrorClass::Config, e.to_string()));
+                        run.report.targets.push(failed_target(
+                            t,
+                            "",
+                            ErrorClass::Config,
+                            e.to_string(),
+                        ));
                         run.fail(ErrorClass::Config, e.to_string());
                     }
                 }
@@ -298,11 +328,17 @@ impl Runner<'_> {
                         "`{}`: snapshot {} is incomplete: {}",
                         tr.destination,
                         tr.snapshot_id.as_deref().unwrap_or("?"),
-                        tr.error.as_deref().unwrap_or("some files could not be read")
+                        tr.error
+                            .as_deref()
+                            .unwrap_or("some files could not be read")
                     )),
                     Outcome::Failed | Outcome::Interrupted => run.fail(
                         tr.error_class.unwrap_or(ErrorClass::Other),
-                        format!("`{}`: {}", tr.destination, tr.error.as_deref().unwrap_or("failed")),
+                        format!(
+                            "`{}`: {}",
+                            tr.destination,
+                            tr.error.as_deref().unwrap_or("failed")
+                        ),
                     ),
                 }
                 run.report.targets.push(tr);
@@ -312,19 +348,35 @@ impl Runner<'_> {
 
         // Post hooks always run, told how things went so far.
         if !svc.post_backup_hooks.is_empty() {
-            self.progress.note(&format!("{}: running post-backup hooks", svc.name));
+            self.progress
+                .note(&format!("{}: running post-backup hooks", svc.name));
         }
         for h in &svc.post_backup_hooks {
             let so_far = run.report.outcome.as_str();
             // Post hooks are cleanup: they get their own time even when the
             // service's budget is spent.
             let budget = run.remaining().max(h.timeout());
-            let r = hooks::run(h, Phase::Post, &svc.name, Some(so_far), budget, &Shutdown::never(), log).await;
+            let r = hooks::run(
+                h,
+                Phase::Post,
+                &svc.name,
+                Some(so_far),
+                budget,
+                &Shutdown::never(),
+                log,
+            )
+            .await;
             if !r.ok {
                 if r.continue_on_error {
-                    run.warn(format!("post-backup hook `{}` failed ({}); continuing as configured", h.name, r.result));
+                    run.warn(format!(
+                        "post-backup hook `{}` failed ({}); continuing as configured",
+                        h.name, r.result
+                    ));
                 } else {
-                    run.fail(ErrorClass::HookFailed, format!("post-backup hook `{}` failed ({})", h.name, r.result));
+                    run.fail(
+                        ErrorClass::HookFailed,
+                        format!("post-backup hook `{}` failed ({})", h.name, r.result),
+                    );
                 }
             }
             run.report.hooks.push(r);
@@ -368,7 +420,10 @@ impl Runner<'_> {
             timeout: run.remaining(),
             progress: self.progress.wanted(),
         };
-        log.line(&format!("backup to `{}` ({})", repo.destination, repo.display));
+        log.line(&format!(
+            "backup to `{}` ({})",
+            repo.destination, repo.display
+        ));
         self.progress.started(&svc.name, &repo.destination);
         let started = Instant::now();
         let res = ops::backup(
@@ -380,15 +435,33 @@ impl Runner<'_> {
             |l| log.line(&format!("restic ! {l}")),
         )
         .await;
-        let mut tr = failed_target(&repo.destination, &repo.display, ErrorClass::Other, String::new());
+        let mut tr = failed_target(
+            &repo.destination,
+            &repo.display,
+            ErrorClass::Other,
+            String::new(),
+        );
         tr.duration_ms = ms(started.elapsed());
         match res {
             Ok(b) => {
-                tr.outcome = if b.warning { Outcome::Warning } else { Outcome::Ok };
+                tr.outcome = if b.warning {
+                    Outcome::Warning
+                } else {
+                    Outcome::Ok
+                };
                 tr.error_class = None;
                 tr.error = b.warning.then(|| {
-                    let n = b.stderr.lines().filter(|l| l.contains("\"message_type\":\"error\"") || l.starts_with("error")).count();
-                    format!("restic could not read {} item(s); see the run log", n.max(1))
+                    let n = b
+                        .stderr
+                        .lines()
+                        .filter(|l| {
+                            l.contains("\"message_type\":\"error\"") || l.starts_with("error")
+                        })
+                        .count();
+                    format!(
+                        "restic could not read {} item(s); see the run log",
+                        n.max(1)
+                    )
                 });
                 tr.snapshot_id = b.summary.snapshot_id.clone();
                 tr.files_new = Some(b.summary.files_new);
@@ -406,12 +479,17 @@ impl Runner<'_> {
                 ));
             }
             Err(e) => {
-                tr.outcome = if e.class == ErrorClass::Interrupted { Outcome::Interrupted } else { Outcome::Failed };
+                tr.outcome = if e.class == ErrorClass::Interrupted {
+                    Outcome::Interrupted
+                } else {
+                    Outcome::Failed
+                };
                 tr.error_class = Some(e.class);
                 tr.error = Some(e.message.clone());
             }
         }
-        self.progress.finished(&svc.name, &repo.destination, tr.outcome);
+        self.progress
+            .finished(&svc.name, &repo.destination, tr.outcome);
         tr
     }
 
@@ -428,7 +506,9 @@ impl Runner<'_> {
         let mut spec = Spec::new("sh").arg("-c").arg(script);
         spec.timeout = Some(run.remaining());
         spec.env_remove = vec!["RESTIC_PASSWORD".into()];
-        spec = spec.env("RESTIC_REPOSITORY", &repo.url).env("SERVICE_NAME", &svc.name);
+        spec = spec
+            .env("RESTIC_REPOSITORY", &repo.url)
+            .env("SERVICE_NAME", &svc.name);
         spec = match &repo.password {
             PasswordSource::File(f) => spec.env("RESTIC_PASSWORD_FILE", f.to_string_lossy()),
             PasswordSource::Command(c) => spec.env("RESTIC_PASSWORD_COMMAND", c),
@@ -437,7 +517,10 @@ impl Runner<'_> {
             spec = spec.env("DOCKER_BASE", b.to_string_lossy());
         }
         spec.env.extend(repo.env.iter().cloned());
-        log.line(&format!("backup_script for `{}`: `{script}`", repo.destination));
+        log.line(&format!(
+            "backup_script for `{}`: `{script}`",
+            repo.destination
+        ));
         self.progress.started(&svc.name, &repo.destination);
         let res = process::run(
             &spec,
@@ -446,7 +529,12 @@ impl Runner<'_> {
             |l| log.line(&format!("script ! {l}")),
         )
         .await;
-        let mut tr = failed_target(&repo.destination, &repo.display, ErrorClass::Other, String::new());
+        let mut tr = failed_target(
+            &repo.destination,
+            &repo.display,
+            ErrorClass::Other,
+            String::new(),
+        );
         match res {
             Ok(out) => {
                 tr.duration_ms = ms(out.duration);
@@ -475,19 +563,24 @@ impl Runner<'_> {
             }
             Err(e) => tr.error = Some(e.to_string()),
         }
-        self.progress.finished(&svc.name, &repo.destination, tr.outcome);
+        self.progress
+            .finished(&svc.name, &repo.destination, tr.outcome);
         tr
     }
 
-    async fn retention(&self, svc: &Service, repos: &[Repository], run: &mut ServiceRun, log: &RunLog) {
+    async fn retention(
+        &self,
+        svc: &Service,
+        repos: &[Repository],
+        run: &mut ServiceRun,
+        log: &RunLog,
+    ) {
         let settings = &self.config.settings;
         for repo in repos {
-            let Some(tr) = run
-                .report
-                .targets
-                .iter()
-                .position(|t| t.destination == repo.destination && matches!(t.outcome, Outcome::Ok | Outcome::Warning))
-            else {
+            let Some(tr) = run.report.targets.iter().position(|t| {
+                t.destination == repo.destination
+                    && matches!(t.outcome, Outcome::Ok | Outcome::Warning)
+            }) else {
                 continue;
             };
             let policy = self
@@ -499,13 +592,30 @@ impl Runner<'_> {
                 continue;
             }
             let keep = policy.forget_args();
-            log.line(&format!("retention on `{}`: forget --prune {}", repo.destination, keep.join(" ")));
+            log.line(&format!(
+                "retention on `{}`: forget --prune {}",
+                repo.destination,
+                keep.join(" ")
+            ));
             // Retention gets its own hour even when the backup used the
             // service's budget: a skipped prune fills disks silently.
             let budget = run.remaining().max(Duration::from_secs(3600));
-            match ops::forget(self.restic, repo, &settings.host, &svc.tag(), &keep, budget, &self.shutdown).await {
+            match ops::forget(
+                self.restic,
+                repo,
+                &settings.host,
+                &svc.tag(),
+                &keep,
+                budget,
+                &self.shutdown,
+            )
+            .await
+            {
                 Ok(f) => {
-                    log.line(&format!("retention on `{}`: kept {}, removed {}", repo.destination, f.kept, f.removed));
+                    log.line(&format!(
+                        "retention on `{}`: kept {}, removed {}",
+                        repo.destination, f.kept, f.removed
+                    ));
                     run.report.targets[tr].retention = Some(f);
                 }
                 Err(e) => {

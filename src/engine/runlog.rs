@@ -22,14 +22,24 @@ struct Inner {
 impl RunLog {
     /// Creates `<dir>/<service>/<time>-run<id>.log` and removes the oldest
     /// logs of the service beyond `max_files`.
-    pub fn create(dir: &Path, service: &str, run_id: i64, max_files: u32, max_size_mb: u64) -> (RunLog, Option<String>) {
+    pub fn create(
+        dir: &Path,
+        service: &str,
+        run_id: i64,
+        max_files: u32,
+        max_size_mb: u64,
+    ) -> (RunLog, Option<String>) {
         let sdir = dir.join(service);
         let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
         let path = sdir.join(format!("{stamp}-run{run_id}.log"));
         let opened = std::fs::create_dir_all(&sdir).and_then(|()| File::create(&path));
         let (file, warning, path) = match opened {
             Ok(f) => (Some(f), None, Some(path)),
-            Err(e) => (None, Some(format!("cannot write log file `{}`: {e}", path.display())), None),
+            Err(e) => (
+                None,
+                Some(format!("cannot write log file `{}`: {e}", path.display())),
+                None,
+            ),
         };
         if file.is_some() {
             rotate(&sdir, max_files as usize);
@@ -52,7 +62,12 @@ impl RunLog {
     pub fn none() -> RunLog {
         RunLog {
             path: None,
-            inner: Mutex::new(Inner { file: None, written: 0, cap: 0, truncated: true }),
+            inner: Mutex::new(Inner {
+                file: None,
+                written: 0,
+                cap: 0,
+                truncated: true,
+            }),
         }
     }
 
@@ -63,7 +78,12 @@ impl RunLog {
     /// Appends a timestamped line.
     pub fn line(&self, text: &str) {
         let Ok(mut g) = self.inner.lock() else { return };
-        let Inner { file, written, cap, truncated } = &mut *g;
+        let Inner {
+            file,
+            written,
+            cap,
+            truncated,
+        } = &mut *g;
         let Some(f) = file.as_mut() else { return };
         if *truncated {
             return;
@@ -81,7 +101,9 @@ impl RunLog {
 }
 
 fn rotate(dir: &Path, keep: usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut logs: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())

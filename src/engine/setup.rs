@@ -82,25 +82,35 @@ pub async fn setup(
     for dir in [&s.state_directory, &s.log_directory, &s.lock_directory] {
         if !dir.is_dir() {
             if !dry_run
-                && let Err(e) = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
-                    report.errors.push(format!("cannot create directory `{}`: {e}", dir.display()));
-                    continue;
-                }
+                && let Err(e) = std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+            {
+                report
+                    .errors
+                    .push(format!("cannot create directory `{}`: {e}", dir.display()));
+                continue;
+            }
             report.directories_created.push(dir.clone());
         }
     }
     if let PasswordSource::File(p) = &s.password
-        && !p.exists() {
-            if !dry_run
-                && let Err(e) = write_password_file(p) {
-                    report.errors.push(format!("cannot write password file `{}`: {e}", p.display()));
-                    return report;
-                }
-            report.password_generated = Some(p.clone());
+        && !p.exists()
+    {
+        if !dry_run && let Err(e) = write_password_file(p) {
+            report
+                .errors
+                .push(format!("cannot write password file `{}`: {e}", p.display()));
+            return report;
         }
+        report.password_generated = Some(p.clone());
+    }
     for svc in &config.services {
         for t in &svc.targets {
-            let Some(dest) = config.destinations.get(t) else { continue };
+            let Some(dest) = config.destinations.get(t) else {
+                continue;
+            };
             let mut entry = RepoSetup {
                 service: svc.name.clone(),
                 destination: t.clone(),

@@ -59,7 +59,9 @@ pub enum HistoryError {
         path: PathBuf,
         source: rusqlite::Error,
     },
-    #[error("history database `{path}` has schema version {found}, newer than this restic-manager knows ({known}); upgrade restic-manager")]
+    #[error(
+        "history database `{path}` has schema version {found}, newer than this restic-manager knows ({known}); upgrade restic-manager"
+    )]
     TooNew {
         path: PathBuf,
         found: usize,
@@ -138,7 +140,8 @@ impl History {
         let mut conn = Connection::open(&path).map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sql)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
         let version: usize = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(sql)?;
@@ -276,7 +279,9 @@ impl History {
                     destination: r.get(0)?,
                     snapshot_id: r.get(1)?,
                     finished_at: r.get(2)?,
-                    bytes_added: r.get::<_, Option<i64>>(3)?.and_then(|v| u64::try_from(v).ok()),
+                    bytes_added: r
+                        .get::<_, Option<i64>>(3)?
+                        .and_then(|v| u64::try_from(v).ok()),
                     duration_ms: r.get::<_, i64>(4).map(|v| u64::try_from(v).unwrap_or(0))?,
                     outcome: r.get(5)?,
                 })
@@ -330,9 +335,8 @@ impl History {
             .map_err(|e| self.sql(e))?;
         drop(stmt);
         for (id, pid) in rows {
-            let alive = i32::try_from(pid).is_ok_and(|p| {
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok()
-            });
+            let alive = i32::try_from(pid)
+                .is_ok_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok());
             if !alive {
                 self.finish_run(
                     id,

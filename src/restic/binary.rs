@@ -22,7 +22,11 @@ impl Version {
         let word = word.trim_start_matches('v');
         let core = word.split(['-', '+']).next()?;
         let mut it = core.split('.').map(|p| p.parse::<u32>().ok());
-        Some(Version(it.next()??, it.next()??, it.next().flatten().unwrap_or(0)))
+        Some(Version(
+            it.next()??,
+            it.next()??,
+            it.next().flatten().unwrap_or(0),
+        ))
     }
 
     /// Exit codes 10/11/12 for missing repository, lock and password.
@@ -46,7 +50,9 @@ pub struct Restic {
 /// Errors finding or running restic.
 #[derive(Debug, thiserror::Error)]
 pub enum BinaryError {
-    #[error("restic was not found on PATH; install it (`sudo apt-get install restic` on Debian/Ubuntu) or set `[global] restic_binary`")]
+    #[error(
+        "restic was not found on PATH; install it (`sudo apt-get install restic` on Debian/Ubuntu) or set `[global] restic_binary`"
+    )]
     NotFound,
     #[error("restic binary `{0}` (from `restic_binary`) does not exist or is not executable")]
     Missing(PathBuf),
@@ -75,7 +81,8 @@ impl Restic {
     pub async fn locate(configured: Option<&Path>) -> Result<Restic, BinaryError> {
         let (path, source) = match configured {
             Some(p) if p.components().count() == 1 && !p.is_absolute() => (
-                on_path(&p.to_string_lossy()).ok_or_else(|| BinaryError::Missing(p.to_path_buf()))?,
+                on_path(&p.to_string_lossy())
+                    .ok_or_else(|| BinaryError::Missing(p.to_path_buf()))?,
                 "restic_binary (config)",
             ),
             Some(p) => {
@@ -119,9 +126,18 @@ mod tests {
     #[test]
     fn parses_version_lines() {
         for (text, want) in [
-            ("restic 0.14.0 compiled with go1.19.8 on linux/amd64", Some(Version(0, 14, 0))),
-            ("restic 0.17.3 compiled with go1.23.3 on linux/amd64\n", Some(Version(0, 17, 3))),
-            ("restic 0.18.0-dev (compiled manually) compiled with go1.24", Some(Version(0, 18, 0))),
+            (
+                "restic 0.14.0 compiled with go1.19.8 on linux/amd64",
+                Some(Version(0, 14, 0)),
+            ),
+            (
+                "restic 0.17.3 compiled with go1.23.3 on linux/amd64\n",
+                Some(Version(0, 17, 3)),
+            ),
+            (
+                "restic 0.18.0-dev (compiled manually) compiled with go1.24",
+                Some(Version(0, 18, 0)),
+            ),
             ("garbage", None),
         ] {
             assert_eq!(Version::parse(text), want, "{text}");

@@ -45,11 +45,13 @@ impl ResticCall {
         }
         spec = spec.args(args);
         spec.env_remove = SCRUBBED.iter().map(ToString::to_string).collect();
-        spec.env.push(("RESTIC_REPOSITORY".into(), repo.url.clone()));
+        spec.env
+            .push(("RESTIC_REPOSITORY".into(), repo.url.clone()));
         match &repo.password {
-            PasswordSource::File(f) => spec
-                .env
-                .push(("RESTIC_PASSWORD_FILE".into(), f.to_string_lossy().into_owned())),
+            PasswordSource::File(f) => spec.env.push((
+                "RESTIC_PASSWORD_FILE".into(),
+                f.to_string_lossy().into_owned(),
+            )),
             PasswordSource::Command(c) => {
                 spec.env.push(("RESTIC_PASSWORD_COMMAND".into(), c.clone()));
             }

@@ -57,9 +57,16 @@ pub fn classify(code: i32, stderr: &str) -> ErrorClass {
         _ => {}
     }
     let has = |needles: &[&str]| needles.iter().any(|n| e.contains(n));
-    if has(&["unable to open config file", "is there a repository at the following location"]) {
+    if has(&[
+        "unable to open config file",
+        "is there a repository at the following location",
+    ]) {
         ErrorClass::RepositoryMissing
-    } else if has(&["wrong password or no key found", "resolving password failed", "reading password"]) {
+    } else if has(&[
+        "wrong password or no key found",
+        "resolving password failed",
+        "reading password",
+    ]) {
         ErrorClass::WrongPassword
     } else if has(&["repository is already locked", "unable to create lock"]) {
         ErrorClass::Locked
@@ -78,7 +85,12 @@ pub fn classify(code: i32, stderr: &str) -> ErrorClass {
         "ssh: connect",
     ]) {
         ErrorClass::Unreachable
-    } else if has(&["permission denied", "access denied", "accessdenied", "forbidden"]) {
+    } else if has(&[
+        "permission denied",
+        "access denied",
+        "accessdenied",
+        "forbidden",
+    ]) {
         ErrorClass::PermissionDenied
     } else {
         ErrorClass::Other
@@ -88,18 +100,25 @@ pub fn classify(code: i32, stderr: &str) -> ErrorClass {
 /// The one-line message with the next step for a class, about `repo`.
 pub fn explain(class: ErrorClass, repo: &str, stderr: &str) -> String {
     match class {
-        ErrorClass::RepositoryMissing => format!(
-            "repository `{repo}` does not exist; run `restic-manager setup`"
-        ),
+        ErrorClass::RepositoryMissing => {
+            format!("repository `{repo}` does not exist; run `restic-manager setup`")
+        }
         ErrorClass::WrongPassword => format!(
             "repository `{repo}` did not accept the password (or the password could not be read); check `restic_password_file` / `password_file`"
         ),
         ErrorClass::Locked => format!(
             "repository `{repo}` is locked by another restic process; wait for it to finish, or if none is running, run `restic unlock` on it"
         ),
-        ErrorClass::Unreachable => format!("repository `{repo}` cannot be reached: {}", last_line(stderr)),
-        ErrorClass::PermissionDenied => format!("permission denied on `{repo}`: {}", last_line(stderr)),
-        ErrorClass::NoSpace => format!("no space left writing to `{repo}`; free space or prune old snapshots"),
+        ErrorClass::Unreachable => format!(
+            "repository `{repo}` cannot be reached: {}",
+            last_line(stderr)
+        ),
+        ErrorClass::PermissionDenied => {
+            format!("permission denied on `{repo}`: {}", last_line(stderr))
+        }
+        ErrorClass::NoSpace => {
+            format!("no space left writing to `{repo}`; free space or prune old snapshots")
+        }
         ErrorClass::Interrupted => format!("restic was interrupted while working on `{repo}`"),
         _ => format!("restic failed on `{repo}`: {}", last_line(stderr)),
     }
@@ -128,13 +147,41 @@ mod tests {
     #[test]
     fn classifies_restic_014_messages() {
         let cases = [
-            (1, "Fatal: unable to open config file: stat /r/config: no such file or directory\nIs there a repository at the following location?\n/r", ErrorClass::RepositoryMissing),
-            (1, "Fatal: wrong password or no key found", ErrorClass::WrongPassword),
-            (1, "Resolving password failed: exit status 1", ErrorClass::WrongPassword),
-            (1, "unable to create lock in backend: repository is already locked by PID 12 on h by root", ErrorClass::Locked),
-            (1, "Fatal: unable to open repository: dial tcp 127.0.0.1:1: connect: connection refused", ErrorClass::Unreachable),
-            (1, "Fatal: unable to save snapshot: write /r/data/x: no space left on device", ErrorClass::NoSpace),
-            (1, "Fatal: create repository at /root/x failed: mkdir /root/x: permission denied", ErrorClass::PermissionDenied),
+            (
+                1,
+                "Fatal: unable to open config file: stat /r/config: no such file or directory\nIs there a repository at the following location?\n/r",
+                ErrorClass::RepositoryMissing,
+            ),
+            (
+                1,
+                "Fatal: wrong password or no key found",
+                ErrorClass::WrongPassword,
+            ),
+            (
+                1,
+                "Resolving password failed: exit status 1",
+                ErrorClass::WrongPassword,
+            ),
+            (
+                1,
+                "unable to create lock in backend: repository is already locked by PID 12 on h by root",
+                ErrorClass::Locked,
+            ),
+            (
+                1,
+                "Fatal: unable to open repository: dial tcp 127.0.0.1:1: connect: connection refused",
+                ErrorClass::Unreachable,
+            ),
+            (
+                1,
+                "Fatal: unable to save snapshot: write /r/data/x: no space left on device",
+                ErrorClass::NoSpace,
+            ),
+            (
+                1,
+                "Fatal: create repository at /root/x failed: mkdir /root/x: permission denied",
+                ErrorClass::PermissionDenied,
+            ),
             (10, "", ErrorClass::RepositoryMissing),
             (11, "", ErrorClass::Locked),
             (12, "", ErrorClass::WrongPassword),

@@ -5,8 +5,8 @@
 pub mod binary;
 pub mod command;
 pub mod error;
-pub mod output;
 pub mod ops;
+pub mod output;
 pub mod repo;
 
 pub use binary::{Restic, Version};

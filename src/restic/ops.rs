@@ -32,11 +32,17 @@ pub fn failure(out: &Output, repo: &Repository) -> Option<OpError> {
         }
         Ended::Signaled(s) => (
             ErrorClass::Other,
-            format!("restic was killed by signal {s} while working on `{}`", repo.display),
+            format!(
+                "restic was killed by signal {s} while working on `{}`",
+                repo.display
+            ),
         ),
         Ended::TimedOut => (
             ErrorClass::Timeout,
-            format!("restic ran out of time on `{}` and was stopped", repo.display),
+            format!(
+                "restic ran out of time on `{}` and was stopped",
+                repo.display
+            ),
         ),
         Ended::Interrupted(_) => (
             ErrorClass::Interrupted,
@@ -72,11 +78,22 @@ async fn call(
 }
 
 /// Whether the repository exists (restic can open its config).
-pub async fn exists(restic: &Restic, repo: &Repository, shutdown: &Shutdown) -> Result<bool, OpError> {
+pub async fn exists(
+    restic: &Restic,
+    repo: &Repository,
+    shutdown: &Shutdown,
+) -> Result<bool, OpError> {
     if let Some(p) = repo.local_path() {
         return Ok(p.join("config").is_file());
     }
-    let out = call(restic, repo, &["cat", "config"], Duration::from_secs(300), shutdown).await?;
+    let out = call(
+        restic,
+        repo,
+        &["cat", "config"],
+        Duration::from_secs(300),
+        shutdown,
+    )
+    .await?;
     match failure(&out, repo) {
         None => Ok(true),
         Some(e) if e.class == ErrorClass::RepositoryMissing => Ok(false),
@@ -168,7 +185,9 @@ pub async fn backup(
     args.extend(a.paths.iter().map(|p| p.to_string_lossy().into_owned()));
     let mut call = ResticCall::new(restic, repo, args).timeout(a.timeout);
     if a.progress {
-        call.spec.env.push(("RESTIC_PROGRESS_FPS".into(), "4".into()));
+        call.spec
+            .env
+            .push(("RESTIC_PROGRESS_FPS".into(), "4".into()));
     }
     let out = process::run(
         &call.spec,
@@ -183,10 +202,9 @@ pub async fn backup(
     .await
     .map_err(|e| spawn_error(&e))?;
     let warning = out.ended == Ended::Exited(3);
-    if !warning
-        && let Some(e) = failure(&out, repo) {
-            return Err(e);
-        }
+    if !warning && let Some(e) = failure(&out, repo) {
+        return Err(e);
+    }
     let summary = output::backup_summary(&out.stdout).ok_or_else(|| OpError {
         class: ErrorClass::Other,
         message: format!(
@@ -222,7 +240,15 @@ pub async fn forget(
     shutdown: &Shutdown,
 ) -> Result<ForgetResult, OpError> {
     let mut args: Vec<&str> = vec![
-        "forget", "--json", "--prune", "--host", host, "--tag", tag, "--group-by", "host,tags",
+        "forget",
+        "--json",
+        "--prune",
+        "--host",
+        host,
+        "--tag",
+        tag,
+        "--group-by",
+        "host,tags",
     ];
     args.extend(keep.iter().map(String::as_str));
     let out = call(restic, repo, &args, timeout, shutdown).await?;
@@ -231,7 +257,13 @@ pub async fn forget(
     }
     let groups = output::forget_groups(&out.stdout);
     Ok(ForgetResult {
-        kept: groups.iter().map(|g| g.keep.as_ref().map_or(0, Vec::len)).sum(),
-        removed: groups.iter().map(|g| g.remove.as_ref().map_or(0, Vec::len)).sum(),
+        kept: groups
+            .iter()
+            .map(|g| g.keep.as_ref().map_or(0, Vec::len))
+            .sum(),
+        removed: groups
+            .iter()
+            .map(|g| g.remove.as_ref().map_or(0, Vec::len))
+            .sum(),
     })
 }

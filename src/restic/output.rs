@@ -84,9 +84,12 @@ impl Snapshot {
 
 /// Parses `restic snapshots --json` (a single array; tolerant of stray lines).
 pub fn snapshots(stdout: &str) -> Result<Vec<Snapshot>, String> {
-    let start = stdout.find('[').ok_or_else(|| "restic printed no snapshot list".to_string())?;
+    let start = stdout
+        .find('[')
+        .ok_or_else(|| "restic printed no snapshot list".to_string())?;
     let mut de = serde_json::Deserializer::from_str(&stdout[start..]);
-    Vec::<Snapshot>::deserialize(&mut de).map_err(|e| format!("cannot parse restic's snapshot list: {e}"))
+    Vec::<Snapshot>::deserialize(&mut de)
+        .map_err(|e| format!("cannot parse restic's snapshot list: {e}"))
 }
 
 /// One group from `restic forget --json`.
@@ -119,8 +122,16 @@ mod tests {
         let s = backup_summary(out).unwrap_or_default();
         assert_eq!((s.files_new, s.files_changed, s.data_added), (2, 1, 1234));
         assert_eq!(s.snapshot_id.as_deref(), Some("1a2b3c4d"));
-        let long = format!("{{\"message_type\":\"summary\",\"snapshot_id\":\"{}\",\"data_added_packed\":9}}", "a".repeat(64));
-        assert_eq!(backup_summary(&long).and_then(|s| s.snapshot_id).map(|s| s.len()), Some(64));
+        let long = format!(
+            "{{\"message_type\":\"summary\",\"snapshot_id\":\"{}\",\"data_added_packed\":9}}",
+            "a".repeat(64)
+        );
+        assert_eq!(
+            backup_summary(&long)
+                .and_then(|s| s.snapshot_id)
+                .map(|s| s.len()),
+            Some(64)
+        );
         assert!(backup_summary("").is_none());
     }
 

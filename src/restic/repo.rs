@@ -107,7 +107,9 @@ impl Repository {
                     ssh.push(format!("-i {i}"));
                 }
                 if let Some(k) = &d.known_hosts_file {
-                    ssh.push(format!("-o UserKnownHostsFile={k} -o StrictHostKeyChecking=yes"));
+                    ssh.push(format!(
+                        "-o UserKnownHostsFile={k} -o StrictHostKeyChecking=yes"
+                    ));
                 }
                 ssh.push(format!("-o BatchMode=yes {target} -s sftp"));
                 options.push(format!("sftp.command={}", ssh.join(" ")));
@@ -115,7 +117,11 @@ impl Repository {
             }
             ("s3", None) => {
                 let endpoint = d.endpoint.as_deref().unwrap_or("s3.amazonaws.com");
-                let mut base = format!("{}/{}", endpoint.trim_end_matches('/'), d.bucket.as_deref().unwrap_or_default());
+                let mut base = format!(
+                    "{}/{}",
+                    endpoint.trim_end_matches('/'),
+                    d.bucket.as_deref().unwrap_or_default()
+                );
                 if let Some(p) = d.prefix.as_deref().filter(|p| !p.is_empty()) {
                     base = join(&base, p.trim_matches('/'));
                 }
@@ -123,29 +129,48 @@ impl Repository {
                     options.push(format!("s3.region={r}"));
                 }
                 if let Some(f) = &d.access_key_id_file {
-                    env.push(("AWS_ACCESS_KEY_ID".into(), read_secret(name, "access_key_id_file", f)?));
+                    env.push((
+                        "AWS_ACCESS_KEY_ID".into(),
+                        read_secret(name, "access_key_id_file", f)?,
+                    ));
                 }
                 if let Some(f) = &d.secret_access_key_file {
-                    env.push(("AWS_SECRET_ACCESS_KEY".into(), read_secret(name, "secret_access_key_file", f)?));
+                    env.push((
+                        "AWS_SECRET_ACCESS_KEY".into(),
+                        read_secret(name, "secret_access_key_file", f)?,
+                    ));
                 }
                 format!("s3:{}", join(&base, service))
             }
             ("b2", None) => {
                 let prefix = d.prefix.as_deref().unwrap_or("").trim_matches('/');
                 if let Some(f) = &d.account_id_file {
-                    env.push(("B2_ACCOUNT_ID".into(), read_secret(name, "account_id_file", f)?));
+                    env.push((
+                        "B2_ACCOUNT_ID".into(),
+                        read_secret(name, "account_id_file", f)?,
+                    ));
                 }
                 if let Some(f) = &d.account_key_file {
-                    env.push(("B2_ACCOUNT_KEY".into(), read_secret(name, "account_key_file", f)?));
+                    env.push((
+                        "B2_ACCOUNT_KEY".into(),
+                        read_secret(name, "account_key_file", f)?,
+                    ));
                 }
-                let path = if prefix.is_empty() { service.to_string() } else { join(prefix, service) };
+                let path = if prefix.is_empty() {
+                    service.to_string()
+                } else {
+                    join(prefix, service)
+                };
                 format!("b2:{}:{path}", d.bucket.as_deref().unwrap_or_default())
             }
             ("rclone", None) => {
                 if let Some(b) = &d.rclone_binary {
                     options.push(format!("rclone.program={b}"));
                 }
-                format!("rclone:{}", join(d.remote.as_deref().unwrap_or_default(), service))
+                format!(
+                    "rclone:{}",
+                    join(d.remote.as_deref().unwrap_or_default(), service)
+                )
             }
             (kind, None) => return Err(err(format!("type `{kind}` needs `url`"))),
         };
@@ -177,8 +202,8 @@ impl Repository {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::schema::DestinationRaw;
     use crate::config::Retention;
+    use crate::config::schema::DestinationRaw;
     use std::path::PathBuf;
 
     fn dest(kind: &str, raw: DestinationRaw) -> Destination {
@@ -195,27 +220,116 @@ mod tests {
     fn repository_locations_per_type() {
         let pw = PasswordSource::File(PathBuf::from("/pw"));
         let cases = [
-            ("local", DestinationRaw { path: Some("/srv/backup/".into()), ..Default::default() }, "/srv/backup/wiki"),
-            ("local", DestinationRaw { url: Some("/srv/backup".into()), ..Default::default() }, "/srv/backup/wiki"),
-            ("sftp", DestinationRaw { url: Some("sftp://u@h:23/backups".into()), ..Default::default() }, "sftp://u@h:23/backups/wiki"),
-            ("sftp", DestinationRaw { host: Some("h".into()), user: Some("u".into()), path: Some("/b".into()), ..Default::default() }, "sftp:u@h:/b/wiki"),
-            ("s3", DestinationRaw { endpoint: Some("http://127.0.0.1:9000".into()), bucket: Some("bk".into()), prefix: Some("p/".into()), ..Default::default() }, "s3:http://127.0.0.1:9000/bk/p/wiki"),
-            ("s3", DestinationRaw { url: Some("s3:https://host/bucket".into()), ..Default::default() }, "s3:https://host/bucket/wiki"),
-            ("b2", DestinationRaw { bucket: Some("bk".into()), prefix: Some("hosts/a".into()), ..Default::default() }, "b2:bk:hosts/a/wiki"),
-            ("b2", DestinationRaw { url: Some("b2:bucket:prefix".into()), ..Default::default() }, "b2:bucket:prefix/wiki"),
-            ("rest", DestinationRaw { url: Some("http://h:8000/".into()), ..Default::default() }, "rest:http://h:8000/wiki"),
-            ("rest", DestinationRaw { url: Some("rest:http://h:8000".into()), ..Default::default() }, "rest:http://h:8000/wiki"),
-            ("rclone", DestinationRaw { remote: Some("remote:backups".into()), ..Default::default() }, "rclone:remote:backups/wiki"),
+            (
+                "local",
+                DestinationRaw {
+                    path: Some("/srv/backup/".into()),
+                    ..Default::default()
+                },
+                "/srv/backup/wiki",
+            ),
+            (
+                "local",
+                DestinationRaw {
+                    url: Some("/srv/backup".into()),
+                    ..Default::default()
+                },
+                "/srv/backup/wiki",
+            ),
+            (
+                "sftp",
+                DestinationRaw {
+                    url: Some("sftp://u@h:23/backups".into()),
+                    ..Default::default()
+                },
+                "sftp://u@h:23/backups/wiki",
+            ),
+            (
+                "sftp",
+                DestinationRaw {
+                    host: Some("h".into()),
+                    user: Some("u".into()),
+                    path: Some("/b".into()),
+                    ..Default::default()
+                },
+                "sftp:u@h:/b/wiki",
+            ),
+            (
+                "s3",
+                DestinationRaw {
+                    endpoint: Some("http://127.0.0.1:9000".into()),
+                    bucket: Some("bk".into()),
+                    prefix: Some("p/".into()),
+                    ..Default::default()
+                },
+                "s3:http://127.0.0.1:9000/bk/p/wiki",
+            ),
+            (
+                "s3",
+                DestinationRaw {
+                    url: Some("s3:https://host/bucket".into()),
+                    ..Default::default()
+                },
+                "s3:https://host/bucket/wiki",
+            ),
+            (
+                "b2",
+                DestinationRaw {
+                    bucket: Some("bk".into()),
+                    prefix: Some("hosts/a".into()),
+                    ..Default::default()
+                },
+                "b2:bk:hosts/a/wiki",
+            ),
+            (
+                "b2",
+                DestinationRaw {
+                    url: Some("b2:bucket:prefix".into()),
+                    ..Default::default()
+                },
+                "b2:bucket:prefix/wiki",
+            ),
+            (
+                "rest",
+                DestinationRaw {
+                    url: Some("http://h:8000/".into()),
+                    ..Default::default()
+                },
+                "rest:http://h:8000/wiki",
+            ),
+            (
+                "rest",
+                DestinationRaw {
+                    url: Some("rest:http://h:8000".into()),
+                    ..Default::default()
+                },
+                "rest:http://h:8000/wiki",
+            ),
+            (
+                "rclone",
+                DestinationRaw {
+                    remote: Some("remote:backups".into()),
+                    ..Default::default()
+                },
+                "rclone:remote:backups/wiki",
+            ),
         ];
         for (kind, raw, want) in cases {
-            let r = Repository::new(&dest(kind, raw), "wiki", &pw).unwrap_or_else(|e| panic!("{e}"));
+            let r =
+                Repository::new(&dest(kind, raw), "wiki", &pw).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(r.url, want, "{kind}");
         }
     }
 
     #[test]
     fn credentials_are_redacted() {
-        assert_eq!(redact_url("rest:https://user:secret@host:8000/repo"), "rest:https://user:***@host:8000/repo");
-        assert_eq!(redact_url("rest:http://host:8000/repo"), "rest:http://host:8000/repo");
+        assert_eq!(
+            redact_url("rest:https://user:secret@host:8000/repo"),
+            "rest:https://user:***@host:8000/repo"
+        );
+        assert_eq!(
+            redact_url("rest:http://host:8000/repo"),
+            "rest:http://host:8000/repo"
+        );
     }
 }
