@@ -493,11 +493,32 @@ fn destinations(
                 kind,
                 description: d.description.clone(),
                 retention: destination_retention(d),
-                raw: d.clone(),
+                raw: expand_destination(d, env),
             },
         );
     }
     out
+}
+
+/// `~/` in a destination's file paths means the user's home.
+fn expand_destination(d: &DestinationRaw, env: &Env) -> DestinationRaw {
+    let mut d = d.clone();
+    for f in [
+        &mut d.path,
+        &mut d.identity_file,
+        &mut d.known_hosts_file,
+        &mut d.access_key_id_file,
+        &mut d.secret_access_key_file,
+        &mut d.account_id_file,
+        &mut d.account_key_file,
+        &mut d.password_file,
+        &mut d.rclone_binary,
+    ] {
+        if let Some(v) = f.as_mut() {
+            *v = expand_home(v, env).to_string_lossy().into_owned();
+        }
+    }
+    d
 }
 
 fn check_notify_on(values: &[String], path: &str, cx: &mut Ctx<'_>) {

@@ -301,7 +301,7 @@ impl Runner<'_> {
                 let Some(dest) = self.config.destinations.get(t) else {
                     continue;
                 };
-                match Repository::new(dest, &svc.name, &self.config.settings.password) {
+                match Repository::new(dest, &svc.name, &self.config.settings.password).and_then(Repository::with_secrets) {
                     Ok(r) => repos.push(r),
                     Err(e) => {
                         run.report.targets.push(failed_target(

@@ -23,6 +23,10 @@ pub struct Repository {
     pub options: Vec<String>,
     /// Extra child environment (may hold secrets).
     pub env: Vec<(String, String)>,
+    /// Credentials to read into the environment before restic runs:
+    /// (variable, config key, file). Read late so that `validate` and
+    /// `config show` never touch secrets.
+    pub secret_files: Vec<(String, String, String)>,
 }
 
 /// Why a repository could not be described.
@@ -128,34 +132,10 @@ impl Repository {
                 if let Some(r) = &d.region {
                     options.push(format!("s3.region={r}"));
                 }
-                if let Some(f) = &d.access_key_id_file {
-                    env.push((
-                        "AWS_ACCESS_KEY_ID".into(),
-                        read_secret(name, "access_key_id_file", f)?,
-                    ));
-                }
-                if let Some(f) = &d.secret_access_key_file {
-                    env.push((
-                        "AWS_SECRET_ACCESS_KEY".into(),
-                        read_secret(name, "secret_access_key_file", f)?,
-                    ));
-                }
                 format!("s3:{}", join(&base, service))
             }
             ("b2", None) => {
                 let prefix = d.prefix.as_deref().unwrap_or("").trim_matches('/');
-                if let Some(f) = &d.account_id_file {
-                    env.push((
-                        "B2_ACCOUNT_ID".into(),
-                        read_secret(name, "account_id_file", f)?,
-                    ));
-                }
-                if let Some(f) = &d.account_key_file {
-                    env.push((
-                        "B2_ACCOUNT_KEY".into(),
-                        read_secret(name, "account_key_file", f)?,
-                    ));
-                }
                 let path = if prefix.is_empty() {
                     service.to_string()
                 } else {
@@ -174,6 +154,17 @@ impl Repository {
             }
             (kind, None) => return Err(err(format!("type `{kind}` needs `url`"))),
         };
+        let mut secret_files = Vec::new();
+        for (var, key, file) in [
+            ("AWS_ACCESS_KEY_ID", "access_key_id_file", &d.access_key_id_file),
+            ("AWS_SECRET_ACCESS_KEY", "secret_access_key_file", &d.secret_access_key_file),
+            ("B2_ACCOUNT_ID", "account_id_file", &d.account_id_file),
+            ("B2_ACCOUNT_KEY", "account_key_file", &d.account_key_file),
+        ] {
+            if let Some(f) = file {
+                secret_files.push((var.to_string(), key.to_string(), f.clone()));
+            }
+        }
         if let Some(extra) = &d.env {
             env.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
@@ -189,7 +180,17 @@ impl Repository {
             password,
             options,
             env,
+            secret_files,
         })
+    }
+
+    /// Reads credential files into the environment restic will get.
+    pub fn with_secrets(mut self) -> Result<Repository, RepoError> {
+        for (var, key, file) in std::mem::take(&mut self.secret_files) {
+            let value = read_secret(&self.destination, &key, &file)?;
+            self.env.push((var, value));
+        }
+        Ok(self)
     }
 
     /// For local repositories, the folder; `None` for remote ones.

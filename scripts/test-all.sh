@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Command 2 of the README (and all that .ci/run does): install every test
+# dependency, check formatting and lints, and run the whole test suite
+# against real components.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+
+# restic: the real binary the tests drive; sqlite3: tests read history
+# through it, independently of our code.
+apt_install restic sqlite3 ca-certificates procps util-linux
+need_cargo
+
+echo "==> restic: $(restic version)"
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "==> cargo test"
+export CI="${CI:-false}"
+cargo test --all-targets -- --test-threads="${TEST_THREADS:-4}"
