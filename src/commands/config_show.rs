@@ -73,13 +73,23 @@ pub fn service_json(c: &Config, s: &Service) -> Value {
     })
 }
 
+/// Whether a value prints anything in the human form.
+fn shown(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => o.values().any(shown),
+        _ => true,
+    }
+}
+
 fn human(v: &Value, indent: usize, out: &mut String) {
     let pad = " ".repeat(indent);
     if let Value::Object(m) = v {
         for (k, val) in m {
             match val {
-                Value::Null => {}
-                Value::Array(a) if a.is_empty() => {}
+                v if !shown(v) => {}
                 Value::Array(a) if a.iter().all(|x| !x.is_object()) => {
                     let items: Vec<String> = a.iter().map(|x| x.to_string()).collect();
                     out.push_str(&format!("{pad}{k} = [{}]\n", items.join(", ")));
@@ -90,7 +100,6 @@ fn human(v: &Value, indent: usize, out: &mut String) {
                         human(item, indent + 2, out);
                     }
                 }
-                Value::Object(o) if o.is_empty() => {}
                 Value::Object(_) => {
                     out.push_str(&format!("{pad}{k}:\n"));
                     human(val, indent + 2, out);

@@ -5,7 +5,7 @@
 //! at once instead of stopping at the first. Every error carries the file,
 //! line and column, found through [`Locator`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -13,7 +13,10 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use super::schema::{DestinationRaw, GlobalRaw, NotificationsRaw, ServiceRaw, TOP_LEVEL_KEYS};
+use super::schema::{
+    DestinationRaw, GlobalRaw, NotificationsRaw, SERVICE_CONFIG_KEYS, SERVICE_KEYS, ServiceRaw,
+    TOP_LEVEL_KEYS,
+};
 use super::{Diagnostic, suggest};
 
 /// A parsed but not yet resolved configuration file.
@@ -29,6 +32,24 @@ pub struct RawConfig {
     pub notifications: Option<NotificationsRaw>,
     /// Whether services were written as `[[services]]`.
     pub array_form: bool,
+    /// Profiles and destinations that exist in the file but could not be
+    /// parsed (already reported): references to them are not errors again.
+    pub broken_profiles: BTreeSet<String>,
+    pub broken_destinations: BTreeSet<String>,
+    /// Locator paths of tables that had unknown keys removed. A key reported
+    /// as unknown is often a misspelt required one (`comand`), so resolution
+    /// does not also call it missing.
+    pub dropped_keys_in: BTreeSet<String>,
+}
+
+/// The key a span belongs to and the table header it is written under, as
+/// the user sees it (`[services.wiki.config]`, `[[services]]`).
+#[derive(Debug, Clone, Default)]
+struct Owner {
+    key: String,
+    table: String,
+    /// The table's locator path (`services.wiki.config`).
+    path: String,
 }
 
 /// Maps dotted key paths (`services.wiki.config.paths`) to where they are
@@ -38,6 +59,10 @@ pub struct Locator {
     file: PathBuf,
     line_starts: Vec<usize>,
     spans: HashMap<String, Range<usize>>,
+    /// Key span start → the key and its table.
+    keys: HashMap<usize, Owner>,
+    /// Value span start → the key holding the value and its table.
+    values: HashMap<usize, Owner>,
 }
 
 impl Locator {
@@ -47,26 +72,49 @@ impl Locator {
         Self {
             file: file.to_path_buf(),
             line_starts,
-            spans: HashMap::new(),
+            ..Self::default()
         }
     }
 
-    fn record(&mut self, prefix: &str, table: &DeTable<'_>) {
+    /// Records every key of `table`, written at `prefix` (a locator path)
+    /// under the dotted table name `name` shown to users as `header`.
+    fn record(&mut self, prefix: &str, name: &str, header: &str, table: &DeTable<'_>) {
         for (key, value) in table {
-            let path = join(prefix, key.get_ref());
+            let k = key.get_ref();
+            let path = join(prefix, k);
             self.spans.insert(path.clone(), key.span());
-            self.record_value(&path, value);
+            let owner = Owner {
+                key: k.to_string(),
+                table: header.to_string(),
+                path: prefix.to_string(),
+            };
+            self.keys.insert(key.span().start, owner.clone());
+            self.values.insert(value.span().start, owner.clone());
+            self.record_value(&path, &join(name, k), &owner, value);
         }
     }
 
-    fn record_value(&mut self, path: &str, value: &Spanned<DeValue<'_>>) {
+    fn record_value(
+        &mut self,
+        path: &str,
+        name: &str,
+        owner: &Owner,
+        value: &Spanned<DeValue<'_>>,
+    ) {
         match value.get_ref() {
-            DeValue::Table(t) => self.record(path, t),
+            DeValue::Table(t) => self.record(path, name, &format!("[{name}]"), t),
             DeValue::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     let p = format!("{path}.{i}");
                     self.spans.insert(p.clone(), item.span());
-                    self.record_value(&p, item);
+                    self.values
+                        .entry(item.span().start)
+                        .or_insert(owner.clone());
+                    if let DeValue::Table(t) = item.get_ref() {
+                        self.record(&p, name, &format!("[[{name}]]"), t);
+                    } else {
+                        self.record_value(&p, name, owner, item);
+                    }
                 }
             }
             _ => {}
@@ -125,9 +173,15 @@ fn join(prefix: &str, key: &str) -> String {
     }
 }
 
-/// Reads and parses `file`. Returns the raw configuration and its locator, or
-/// every error found.
-pub fn load_file(file: &Path) -> Result<(RawConfig, Locator), Vec<Diagnostic>> {
+/// A parsed file: the raw configuration, its locator, and the errors found
+/// so far that still let resolution run (unknown keys, which are dropped,
+/// and sections that could not be read, which are left out). Resolution's
+/// own errors are added to these, so one `validate` shows both.
+pub type Parsed = (RawConfig, Locator, Vec<Diagnostic>);
+
+/// Reads and parses `file`. Returns `Err` when nothing sensible can be
+/// resolved (unreadable file, invalid TOML, a broken `[global]`).
+pub fn load_file(file: &Path) -> Result<Parsed, Vec<Diagnostic>> {
     let source = std::fs::read_to_string(file).map_err(|e| {
         vec![Diagnostic {
             file: file.to_path_buf(),
@@ -140,48 +194,96 @@ pub fn load_file(file: &Path) -> Result<(RawConfig, Locator), Vec<Diagnostic>> {
 }
 
 /// Parses configuration text; `file` is only used in messages.
-pub fn parse_str(file: &Path, source: &str) -> Result<(RawConfig, Locator), Vec<Diagnostic>> {
+pub fn parse_str(file: &Path, source: &str) -> Result<Parsed, Vec<Diagnostic>> {
     let mut loc = Locator::new(file, source);
     let root = DeTable::parse(source).map_err(|e| {
         vec![loc.at_span(e.span(), format!("invalid TOML: {}", e.message().trim()))]
     })?;
-    loc.record("", root.get_ref());
+    loc.record("", "", "", root.get_ref());
 
     let mut raw = RawConfig {
         file: file.to_path_buf(),
         ..RawConfig::default()
     };
     let mut errors = Vec::new();
+    let mut fatal = false;
 
     for (key, value) in root.into_inner() {
         let name = key.get_ref().to_string();
         match name.as_str() {
-            "global" => {
-                if let Some(g) = section::<GlobalRaw>(&loc, "global", value, &mut errors) {
-                    raw.global = g;
-                }
-            }
+            "global" => match section::<GlobalRaw>(
+                &loc,
+                "[global]",
+                value,
+                &mut errors,
+                &mut raw.dropped_keys_in,
+            ) {
+                Some(g) => raw.global = g,
+                // Without `[global]`, every path and default would be
+                // guessed: stop here rather than report follow-on errors.
+                None => fatal = true,
+            },
             "notifications" => {
-                raw.notifications =
-                    section::<NotificationsRaw>(&loc, "notifications", value, &mut errors);
+                raw.notifications = section::<NotificationsRaw>(
+                    &loc,
+                    "[notifications]",
+                    value,
+                    &mut errors,
+                    &mut raw.dropped_keys_in,
+                );
             }
-            "profiles" => {
-                for (n, v) in named_tables(&loc, "profiles", value, &mut errors) {
-                    let path = format!("profiles.{n}");
-                    if let Some(p) = section::<ServiceRaw>(&loc, &path, v, &mut errors) {
-                        raw.profiles.insert(n, p);
+            "profiles" => match named_tables(&loc, "profiles", value, &mut errors) {
+                Some(tables) => {
+                    for (n, v) in tables {
+                        let header = format!("[profiles.{n}]");
+                        match section::<ServiceRaw>(
+                            &loc,
+                            &header,
+                            v,
+                            &mut errors,
+                            &mut raw.dropped_keys_in,
+                        ) {
+                            Some(p) => {
+                                raw.profiles.insert(n, p);
+                            }
+                            None => {
+                                // Whatever a service would inherit from it
+                                // is unknown: no "missing" errors for that.
+                                raw.dropped_keys_in.insert(format!("profiles.{n}"));
+                                raw.broken_profiles.insert(n);
+                            }
+                        }
                     }
                 }
-            }
-            "destinations" => {
-                for (n, v) in named_tables(&loc, "destinations", value, &mut errors) {
-                    let path = format!("destinations.{n}");
-                    if let Some(d) = section::<DestinationRaw>(&loc, &path, v, &mut errors) {
-                        raw.destinations.insert(n, d);
+                None => fatal = true,
+            },
+            "destinations" => match named_tables(&loc, "destinations", value, &mut errors) {
+                Some(tables) => {
+                    for (n, v) in tables {
+                        let header = format!("[destinations.{n}]");
+                        match section::<DestinationRaw>(
+                            &loc,
+                            &header,
+                            v,
+                            &mut errors,
+                            &mut raw.dropped_keys_in,
+                        ) {
+                            Some(d) => {
+                                raw.destinations.insert(n, d);
+                            }
+                            None => {
+                                raw.broken_destinations.insert(n);
+                            }
+                        }
                     }
                 }
+                None => fatal = true,
+            },
+            "services" => {
+                if !services(&loc, source, value, &mut raw, &mut errors) {
+                    fatal = true;
+                }
             }
-            "services" => services(&loc, value, &mut raw, &mut errors),
             other => {
                 let mut msg = format!("unknown section `{other}`");
                 if let Some(s) = suggest(other, TOP_LEVEL_KEYS) {
@@ -194,10 +296,11 @@ pub fn parse_str(file: &Path, source: &str) -> Result<(RawConfig, Locator), Vec<
         }
     }
 
-    if errors.is_empty() {
-        Ok((raw, loc))
-    } else {
+    errors.sort_by_key(|d| (d.line, d.column));
+    if fatal {
         Err(errors)
+    } else {
+        Ok((raw, loc, errors))
     }
 }
 
@@ -210,44 +313,176 @@ pub fn list(names: &[&str]) -> String {
         .join(", ")
 }
 
+/// Deserializes one section. Unknown keys are reported and dropped, and
+/// parsing goes on, so every misspelt key of a section is reported at once;
+/// any other error ends the section (`None`).
 fn section<T: DeserializeOwned>(
     loc: &Locator,
-    path: &str,
+    header: &str,
     value: Spanned<DeValue<'_>>,
     errors: &mut Vec<Diagnostic>,
+    dropped: &mut BTreeSet<String>,
 ) -> Option<T> {
-    let span = value.span();
-    match T::deserialize(ValueDeserializer::from(value)) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let msg = explain_serde(path, e.message());
-            errors.push(loc.at_span(e.span().or(Some(span)), msg));
-            None
+    let mut value = value;
+    // Each round removes one key, so this ends; the bound is a safety net.
+    for _ in 0..1000 {
+        let e = match T::deserialize(ValueDeserializer::from(value.clone())) {
+            Ok(v) => return Some(v),
+            Err(e) => e,
+        };
+        let span = e.span().unwrap_or_else(|| value.span());
+        let unknown = unknown_field(e.message());
+        let msg = match &unknown {
+            Some((field, valid)) => explain_unknown(loc, header, &span, field, valid),
+            None => explain_other(loc, header, &span, e.message()),
+        };
+        errors.push(loc.at_span(Some(span.clone()), msg));
+        if unknown.is_none() || !remove_key_at(value.get_mut(), span.start) {
+            return None;
         }
+        if let Some(o) = loc.keys.get(&span.start) {
+            dropped.insert(o.path.clone());
+        }
+    }
+    None
+}
+
+/// Removes the key whose name starts at byte `start`, wherever it is nested.
+fn remove_key_at(value: &mut DeValue<'_>, start: usize) -> bool {
+    match value {
+        DeValue::Table(t) => {
+            let hit = t
+                .iter()
+                .find(|(k, _)| k.span().start == start)
+                .map(|(k, _)| k.get_ref().to_string());
+            if let Some(name) = hit {
+                t.remove(name.as_str());
+                return true;
+            }
+            t.iter_mut().any(|(_, v)| remove_key_at(v.get_mut(), start))
+        }
+        DeValue::Array(items) => items.iter_mut().any(|v| remove_key_at(v.get_mut(), start)),
+        _ => false,
     }
 }
 
-/// Rewrites serde's messages into ours, adding a did-you-mean to unknown keys.
-fn explain_serde(path: &str, message: &str) -> String {
-    let message = message.trim();
-    if let Some(rest) = message.strip_prefix("unknown field `")
-        && let Some((field, expected)) = rest.split_once('`')
-    {
-        let valid: Vec<&str> = expected
-            .split('`')
-            .skip(1)
-            .step_by(2)
-            .filter(|s| !s.is_empty())
-            .collect();
-        let mut msg = format!("unknown key `{field}` in `[{path}]`");
-        if let Some(s) = suggest(field, &valid) {
-            msg.push_str(&format!("; did you mean `{s}`?"));
-        } else if !valid.is_empty() {
-            msg.push_str(&format!("; valid keys are {}", list(&valid)));
-        }
-        return msg;
+/// serde's "unknown field `x`, expected one of `a`, `b`" as (`x`, [a, b]).
+fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.trim().strip_prefix("unknown field `")?;
+    let (field, expected) = rest.split_once('`')?;
+    let valid = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    Some((field.to_string(), valid))
+}
+
+/// "unknown key" with a did-you-mean, or a pointer to the right table when
+/// the key is valid one level up or down (`paths` in `[services.x]`).
+fn explain_unknown(
+    loc: &Locator,
+    header: &str,
+    span: &Range<usize>,
+    field: &str,
+    valid: &[String],
+) -> String {
+    let table = loc
+        .keys
+        .get(&span.start)
+        .map_or(header, |o| o.table.as_str());
+    let mut msg = format!("unknown key `{field}` in `{table}`");
+    let valid: Vec<&str> = valid.iter().map(String::as_str).collect();
+    let is_service = valid.contains(&"targets") && valid.contains(&"config");
+    let is_service_config = valid.contains(&"paths") && valid.contains(&"pre_backup_hooks");
+    let name = table.trim_matches(|c| c == '[' || c == ']');
+    if let Some(s) = suggest(field, &valid) {
+        msg.push_str(&format!("; did you mean `{s}`?"));
+    } else if is_service && SERVICE_CONFIG_KEYS.contains(&field) {
+        msg.push_str(&format!(
+            "; `{field}` belongs in the `[{name}.config]` table, below `{table}`"
+        ));
+    } else if is_service_config && SERVICE_KEYS.contains(&field) {
+        let parent = name.strip_suffix(".config").unwrap_or(name);
+        let parent = if parent == "services" {
+            "[[services]]".to_string()
+        } else {
+            format!("[{parent}]")
+        };
+        msg.push_str(&format!(
+            "; `{field}` is a setting of `{parent}`: move it above the `{table}` header (every key after a header belongs to that table)"
+        ));
+    } else if !valid.is_empty() {
+        msg.push_str(&format!("; valid keys are {}", list(&valid)));
     }
-    format!("in `[{path}]`: {message}")
+    msg
+}
+
+/// Type errors ("invalid type: string \"7\", expected u32") in our words.
+fn explain_other(loc: &Locator, header: &str, span: &Range<usize>, message: &str) -> String {
+    let message = message.trim();
+    let owner = loc.values.get(&span.start);
+    let what = match owner {
+        Some(o) => format!("`{}` in `{}`", o.key, o.table),
+        None => format!("`{header}`"),
+    };
+    let parsed = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .and_then(|r| r.rsplit_once(", expected "));
+    match parsed {
+        Some((found, expected)) => format!(
+            "{what} must be {}, not {}",
+            human_expected(expected),
+            human_found(found)
+        ),
+        None => format!("{what}: {message}"),
+    }
+}
+
+fn human_expected(expected: &str) -> String {
+    match expected {
+        "u8" | "u16" | "u32" | "u64" | "usize" => {
+            let max = match expected {
+                "u8" => "255",
+                "u16" => "65535",
+                _ => "",
+            };
+            if max.is_empty() {
+                "a whole number (0 or more)".to_string()
+            } else {
+                format!("a whole number from 0 to {max}")
+            }
+        }
+        "a boolean" => "`true` or `false`".to_string(),
+        "a string" => "a quoted string".to_string(),
+        "a sequence" => "a list, like `[\"a\", \"b\"]`".to_string(),
+        e if e.starts_with("struct ") || e == "a map" => "a table".to_string(),
+        e => e.to_string(),
+    }
+}
+
+fn human_found(found: &str) -> String {
+    let inner = |p: &str| {
+        found
+            .strip_prefix(p)
+            .map(|r| r.trim_matches('`').to_string())
+    };
+    if let Some(s) = found.strip_prefix("string ") {
+        format!("the string {s}")
+    } else if let Some(n) = inner("integer ").or_else(|| inner("floating point ")) {
+        format!("the number {n}")
+    } else if let Some(b) = inner("boolean ") {
+        format!("`{b}`")
+    } else if found == "sequence" {
+        "a list".to_string()
+    } else if found == "map" {
+        "a table".to_string()
+    } else {
+        found.to_string()
+    }
 }
 
 fn named_tables<'i>(
@@ -255,95 +490,326 @@ fn named_tables<'i>(
     path: &str,
     value: Spanned<DeValue<'i>>,
     errors: &mut Vec<Diagnostic>,
-) -> Vec<(String, Spanned<DeValue<'i>>)> {
+) -> Option<Vec<(String, Spanned<DeValue<'i>>)>> {
     let span = value.span();
     match value.into_inner() {
-        DeValue::Table(t) => t
-            .into_iter()
-            .map(|(k, v)| (k.get_ref().to_string(), v))
-            .collect(),
+        DeValue::Table(t) => Some(
+            t.into_iter()
+                .map(|(k, v)| (k.get_ref().to_string(), v))
+                .collect(),
+        ),
         _ => {
             errors.push(loc.at_span(
                 Some(span),
                 format!("`{path}` must be a table of named entries, like `[{path}.NAME]`"),
             ));
-            Vec::new()
+            None
         }
     }
 }
 
+/// Parses `services` in either form; `false` when its shape is so wrong that
+/// resolving would only add confusing follow-on errors.
 fn services(
     loc: &Locator,
+    source: &str,
     value: Spanned<DeValue<'_>>,
     raw: &mut RawConfig,
     errors: &mut Vec<Diagnostic>,
-) {
+) -> bool {
     let span = value.span();
     match value.into_inner() {
         DeValue::Table(t) => {
-            for (k, v) in t {
+            // The table is sorted by name; services run in file order.
+            let mut entries: Vec<_> = t.into_iter().collect();
+            entries.sort_by_key(|(k, _)| k.span().start);
+            for (k, v) in entries {
                 let name = k.get_ref().to_string();
                 let path = format!("services.{name}");
-                if let Some(s) = section::<ServiceRaw>(loc, &path, v, errors) {
+                let header = format!("[services.{name}]");
+                if let Some(s) =
+                    section::<ServiceRaw>(loc, &header, v, errors, &mut raw.dropped_keys_in)
+                {
                     raw.services.push((name, s, path));
                 }
             }
         }
         DeValue::Array(items) => {
             raw.array_form = true;
-            for (i, item) in items.into_iter().enumerate() {
+            let names: Vec<Option<String>> = items.iter().map(entry_name).collect();
+            let mut mixed = false;
+            for (i, item) in items.iter().enumerate() {
                 let path = format!("services.{i}");
-                if let Some(d) = mixed_form(loc, &path, &item) {
-                    errors.push(d);
+                let found = mixed_form(loc, source, &path, item, &items, &names);
+                if !found.is_empty() {
+                    mixed = true;
+                    errors.extend(found);
                     continue;
                 }
-                if let Some(s) = section::<ServiceRaw>(loc, &path, item, errors) {
+                if let Some(s) = section::<ServiceRaw>(
+                    loc,
+                    "[[services]]",
+                    item.clone(),
+                    errors,
+                    &mut raw.dropped_keys_in,
+                ) {
                     let name = s.name.clone().unwrap_or_default();
                     raw.services.push((name, s, path));
                 }
             }
+            return !mixed;
         }
-        _ => errors.push(loc.at_span(
-            Some(span),
-            "`services` must be `[services.NAME]` tables or `[[services]]` entries",
-        )),
+        _ => {
+            errors.push(loc.at_span(
+                Some(span),
+                "`services` must be `[services.NAME]` tables or `[[services]]` entries",
+            ));
+            return false;
+        }
     }
+    true
 }
 
-/// Detects the original tool's documented mistake: `[[services]]` followed by
-/// `[services.NAME.config]`, which TOML silently nests inside the last array
-/// element as a key `NAME` holding a `config` table.
-fn mixed_form(loc: &Locator, path: &str, item: &Spanned<DeValue<'_>>) -> Option<Diagnostic> {
+/// The `name` of a `[[services]]` entry.
+fn entry_name(item: &Spanned<DeValue<'_>>) -> Option<String> {
     let DeValue::Table(t) = item.get_ref() else {
         return None;
     };
-    for (k, v) in t {
-        let key = k.get_ref();
-        if key == "config" {
+    t.iter()
+        .find(|(k, _)| k.get_ref() == "name")
+        .and_then(|(_, v)| match v.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            _ => None,
+        })
+}
+
+/// Detects the original tool's documented mistake: `[[services]]` followed by
+/// `[services.NAME.config]` (or `[services.NAME]`), which TOML silently nests
+/// inside the last array element as a key `NAME` holding a table. The
+/// message shows the service rewritten as named tables, with the user's own
+/// values.
+fn mixed_form(
+    loc: &Locator,
+    source: &str,
+    path: &str,
+    item: &Spanned<DeValue<'_>>,
+    items: &[Spanned<DeValue<'_>>],
+    names: &[Option<String>],
+) -> Vec<Diagnostic> {
+    let DeValue::Table(t) = item.get_ref() else {
+        return Vec::new();
+    };
+    let mut nested: Vec<_> = t
+        .iter()
+        .filter(|(k, v)| k.get_ref() != "config" && v.get_ref().is_table())
+        .collect();
+    nested.sort_by_key(|(k, _)| k.span().start);
+    nested
+        .into_iter()
+        .filter_map(|(k, v)| match v.get_ref() {
+            DeValue::Table(inner) => {
+                let msg = mixed_message(source, k.get_ref(), inner, items, names);
+                Some(loc.at(&format!("{path}.{}", k.get_ref()), msg))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The explanation for one nested `[services.KEY…]` table, with the service
+/// rewritten as named tables.
+fn mixed_message(
+    source: &str,
+    key: &str,
+    nested: &DeTable<'_>,
+    items: &[Spanned<DeValue<'_>>],
+    names: &[Option<String>],
+) -> String {
+    let nested_config = nested.iter().find_map(|(k, v)| match v.get_ref() {
+        DeValue::Table(c) if k.get_ref() == "config" => Some(c),
+        _ => None,
+    });
+    let written = if nested_config.is_some() && nested.len() == 1 {
+        format!("[services.{key}.config]")
+    } else {
+        format!("[services.{key}]")
+    };
+
+    // The entry the user meant: the one named `key`, else a placeholder.
+    let owner = names
+        .iter()
+        .position(|n| n.as_deref() == Some(key))
+        .and_then(|i| match items[i].get_ref() {
+            DeValue::Table(o) => Some(o),
+            _ => None,
+        });
+    let mut main = Vec::new();
+    if let Some(o) = owner {
+        scalars(source, o, &["name"], &mut main);
+    }
+    scalars(source, nested, &[], &mut main);
+    if !main.iter().any(|l| l.starts_with("targets ")) {
+        main.push("targets = [\"...\"]".to_string());
+    }
+    let mut fixed = format!("[services.{key}]\n{}\n", main.join("\n"));
+    let config = nested_config.or_else(|| {
+        owner.and_then(|o| {
+            o.iter().find_map(|(k, v)| match v.get_ref() {
+                DeValue::Table(c) if k.get_ref() == "config" => Some(c),
+                _ => None,
+            })
+        })
+    });
+    if let Some(c) = config {
+        render_table(source, &format!("services.{key}.config"), c, &mut fixed);
+    }
+    let fixed: String = fixed
+        .trim_end()
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("    {l}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+
+    let others: Vec<String> = names
+        .iter()
+        .flatten()
+        .filter(|n| n.as_str() != key)
+        .map(|n| format!("`[services.{n}]`"))
+        .collect();
+    let rest = if others.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\n\nand write the other entries the same way ({}), since one file cannot use both forms",
+            others.join(", ")
+        )
+    };
+    format!(
+        "`{written}` follows a `[[services]]` entry, so TOML nests it inside that entry \
+         instead of creating service `{key}`; do not mix `[[services]]` with \
+         `[services.NAME]` tables; write the service as named tables:\n\n{fixed}{rest}"
+    )
+}
+
+/// `key = value` lines (as written in the file) for the non-table keys.
+fn scalars(source: &str, t: &DeTable<'_>, skip: &[&str], out: &mut Vec<String>) {
+    for (k, v) in in_file_order(t) {
+        let name = k.get_ref();
+        if skip.contains(&name.as_ref()) || is_table_like(v.get_ref()) {
             continue;
         }
-        if let DeValue::Table(inner) = v.get_ref()
-            && inner.iter().any(|(ik, _)| ik.get_ref() == "config")
-        {
-            let elem_name = t
-                .iter()
-                .find(|(ek, _)| ek.get_ref() == "name")
-                .and_then(|(_, ev)| match ev.get_ref() {
-                    DeValue::String(s) => Some(s.to_string()),
-                    _ => None,
-                })
-                .unwrap_or_else(|| key.to_string());
-            let msg = format!(
-                "`[services.{key}.config]` follows a `[[services]]` entry, so TOML nests it \
-                     inside that entry instead of creating service `{key}`. Do not mix the two \
-                     forms; write each service as a named table:\n\n    \
-                     [services.{elem_name}]\n    targets = [\"...\"]\n\n    \
-                     [services.{elem_name}.config]\n    paths = [\"...\"]\n\n\
-                     or keep `[[services]]` and write its settings as `[services.config]` \
-                     directly after it."
-            );
-            return Some(loc.at(&format!("{path}.{key}"), msg));
+        let text = source.get(v.span()).unwrap_or("...");
+        out.push(format!("{name} = {text}"));
+    }
+}
+
+/// A table's entries in the order they are written (the table is sorted).
+fn in_file_order<'a, 'i>(
+    t: &'a DeTable<'i>,
+) -> Vec<(
+    &'a Spanned<toml::de::DeString<'i>>,
+    &'a Spanned<DeValue<'i>>,
+)> {
+    let mut v: Vec<_> = t.iter().collect();
+    v.sort_by_key(|(k, _)| k.span().start);
+    v
+}
+
+fn is_table_like(v: &DeValue<'_>) -> bool {
+    match v {
+        DeValue::Table(_) => true,
+        DeValue::Array(a) => !a.is_empty() && a.iter().all(|i| i.get_ref().is_table()),
+        _ => false,
+    }
+}
+
+/// Renders a table (and its sub-tables and arrays of tables) as TOML text
+/// with headers, reusing the source text of each value.
+fn render_table(source: &str, name: &str, t: &DeTable<'_>, out: &mut String) {
+    render_header(source, &format!("[{name}]"), t, out);
+    for (k, v) in in_file_order(t) {
+        let sub = format!("{name}.{}", k.get_ref());
+        match v.get_ref() {
+            DeValue::Table(inner) => render_table(source, &sub, inner, out),
+            DeValue::Array(a) if is_table_like(v.get_ref()) => {
+                for item in a.iter() {
+                    if let DeValue::Table(inner) = item.get_ref() {
+                        render_header(source, &format!("[[{sub}]]"), inner, out);
+                    }
+                }
+            }
+            _ => {}
         }
     }
-    None
+}
+
+fn render_header(source: &str, header: &str, t: &DeTable<'_>, out: &mut String) {
+    let mut lines = Vec::new();
+    scalars(source, t, &[], &mut lines);
+    out.push_str(&format!("\n{header}\n"));
+    for l in lines {
+        out.push_str(&l);
+        out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::schema::{SERVICE_CONFIG_KEYS, SERVICE_KEYS, ServiceConfigRaw};
+
+    /// The field list serde knows for `T`, from its unknown-field error.
+    fn serde_fields<T: DeserializeOwned + std::fmt::Debug>() -> Vec<String> {
+        let err = toml::from_str::<T>("zz_probe = 0")
+            .map_or_else(|e| e.to_string(), |v| panic!("probe parsed: {v:?}"));
+        let line = err
+            .lines()
+            .find(|l| l.contains("unknown field"))
+            .unwrap_or_default()
+            .to_string();
+        unknown_field(&line).map(|(_, v)| v).unwrap_or_default()
+    }
+
+    #[test]
+    fn key_lists_match_the_schema() {
+        assert_eq!(serde_fields::<ServiceRaw>(), SERVICE_KEYS);
+        assert_eq!(serde_fields::<ServiceConfigRaw>(), SERVICE_CONFIG_KEYS);
+    }
+
+    #[test]
+    fn type_errors_in_plain_words() {
+        for (expected, found, want) in [
+            (
+                "u32",
+                "string \"7\"",
+                "a whole number (0 or more), not the string \"7\"",
+            ),
+            (
+                "u16",
+                "integer `70000`",
+                "a whole number from 0 to 65535, not the number 70000",
+            ),
+            (
+                "a sequence",
+                "string \"x\"",
+                "a list, like `[\"a\", \"b\"]`, not the string \"x\"",
+            ),
+            (
+                "a boolean",
+                "integer `1`",
+                "`true` or `false`, not the number 1",
+            ),
+        ] {
+            assert_eq!(
+                format!("{}, not {}", human_expected(expected), human_found(found)),
+                want
+            );
+        }
+    }
 }

@@ -214,14 +214,12 @@ impl Config {
     /// Loads `file`, resolves inheritance and validates everything, returning
     /// every problem found.
     pub fn load(file: &Path, env: &Env) -> Result<Config, Vec<Diagnostic>> {
-        let (raw, loc) = load::load_file(file)?;
-        resolve::resolve(raw, &loc, env)
+        finish(load::load_file(file)?, env)
     }
 
     /// Parses configuration text (tests, generated examples).
     pub fn from_str(file: &Path, text: &str, env: &Env) -> Result<Config, Vec<Diagnostic>> {
-        let (raw, loc) = load::parse_str(file, text)?;
-        resolve::resolve(raw, &loc, env)
+        finish(load::parse_str(file, text)?, env)
     }
 
     pub fn service(&self, name: &str) -> Option<&Service> {
@@ -230,6 +228,21 @@ impl Config {
 
     pub fn service_names(&self) -> Vec<&str> {
         self.services.iter().map(|s| s.name.as_str()).collect()
+    }
+}
+
+/// Resolves a parsed file; parse errors and resolution errors are reported
+/// together, in file order.
+fn finish((raw, loc, mut errors): load::Parsed, env: &Env) -> Result<Config, Vec<Diagnostic>> {
+    match resolve::resolve(raw, &loc, env) {
+        Ok(c) if errors.is_empty() => Ok(c),
+        Ok(_) => Err(errors),
+        Err(more) => {
+            errors.extend(more);
+            errors.sort_by_key(|d| (d.line, d.column));
+            errors.dedup();
+            Err(errors)
+        }
     }
 }
 
@@ -242,7 +255,7 @@ pub fn discover(env: &Env, flag: Option<&PathBuf>) -> Result<(PathBuf, &'static 
         let (f, why) = &candidates[0];
         if !f.exists() {
             return Err(format!(
-                "configuration file `{}` (from {why}) does not exist",
+                "configuration file `{}` (from {why}) does not exist; check the path, or create it from `config.example.toml`",
                 f.display()
             ));
         }

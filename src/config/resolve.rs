@@ -30,11 +30,21 @@ const STRATEGIES: &[&str] = &["generic"];
 struct Ctx<'a> {
     loc: &'a Locator,
     errors: Vec<Diagnostic>,
+    /// Tables that had an unknown key removed while parsing.
+    dropped: &'a BTreeSet<String>,
 }
 
 impl Ctx<'_> {
     fn err(&mut self, path: &str, msg: impl Into<String>) {
         self.errors.push(self.loc.at(path, msg));
+    }
+
+    /// Reports a missing key, unless one of `tables` had an unknown key:
+    /// that key is most likely the missing one misspelt, already reported.
+    fn missing(&mut self, tables: &[&str], path: &str, msg: impl Into<String>) {
+        if !tables.iter().any(|t| self.dropped.contains(*t)) {
+            self.err(path, msg);
+        }
     }
 }
 
@@ -119,10 +129,34 @@ pub fn check_cron(expr: &str) -> Result<(), String> {
             "cron expression `{expr}` has {fields} fields; use 5 (minute hour day-of-month month day-of-week), e.g. `30 2 * * *`"
         ));
     }
-    croner::Cron::from_str(expr)
-        .map(|_| ())
-        .map_err(|e| format!("invalid cron expression `{expr}`: {e}"))
+    if croner::Cron::from_str(expr).is_ok() {
+        return Ok(());
+    }
+    // croner says only "number out of bounds": find the field by checking
+    // each one alone, the others `*`.
+    let parts: Vec<&str> = expr.split_whitespace().collect();
+    for (i, (field, range)) in CRON_FIELDS.iter().enumerate() {
+        let mut probe = ["*"; 5];
+        probe[i] = parts[i];
+        if croner::Cron::from_str(&probe.join(" ")).is_err() {
+            return Err(format!(
+                "invalid cron expression `{expr}`: the {field} field `{}` is not valid (allowed: {range}, `*`, lists `a,b`, ranges `a-b`, steps `*/n`)",
+                parts[i]
+            ));
+        }
+    }
+    Err(format!(
+        "invalid cron expression `{expr}`; use 5 fields (minute hour day-of-month month day-of-week), e.g. `30 2 * * *`"
+    ))
 }
+
+const CRON_FIELDS: [(&str, &str); 5] = [
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day-of-month", "1-31"),
+    ("month", "1-12 or jan-dec"),
+    ("day-of-week", "0-7 or sun-sat"),
+];
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -139,11 +173,17 @@ fn expand_home(p: &str, env: &Env) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// A destination name for examples in messages.
+fn dest_names_example(destinations: &BTreeMap<String, Destination>) -> &str {
+    destinations.keys().next().map_or("local", String::as_str)
+}
+
 /// Resolves and validates a raw configuration.
 pub fn resolve(raw: RawConfig, loc: &Locator, env: &Env) -> Result<Config, Vec<Diagnostic>> {
     let mut cx = Ctx {
         loc,
         errors: Vec::new(),
+        dropped: &raw.dropped_keys_in,
     };
     let g = &raw.global;
     let config_dir = raw
@@ -182,7 +222,7 @@ pub fn resolve(raw: RawConfig, loc: &Locator, env: &Env) -> Result<Config, Vec<D
             cx.err(
                 &format!("{path}.name"),
                 format!(
-                    "service `{name}` sets `name`; in `[services.NAME]` form the table header is the name"
+                    "service `{name}` sets `name`; in the `[services.NAME]` form the table header is the name, so remove the `name` key"
                 ),
             );
         }
@@ -412,7 +452,8 @@ fn destinations(
             );
         }
         let Some(kind) = d.kind.clone() else {
-            cx.err(
+            cx.missing(
+                &[&path],
                 &path,
                 format!(
                     "destination `{name}` has no `type`; valid types are {}",
@@ -422,11 +463,13 @@ fn destinations(
             continue;
         };
         if !DESTINATION_TYPES.contains(&kind.as_str()) {
-            let mut msg = format!("destination `{name}` has unknown type `{kind}`");
+            let mut msg = format!(
+                "destination `{name}` has unknown type `{kind}`; valid types are {}",
+                list(DESTINATION_TYPES)
+            );
             if let Some(s) = suggest(&kind, DESTINATION_TYPES) {
                 msg.push_str(&format!("; did you mean `{s}`?"));
             }
-            msg.push_str(&format!(" Valid types are {}", list(DESTINATION_TYPES)));
             cx.err(&format!("{path}.type"), msg);
             continue;
         }
@@ -435,13 +478,17 @@ fn destinations(
             if !allowed.contains(&key) {
                 cx.err(
                     &format!("{path}.{key}"),
-                    format!("key `{key}` does not apply to a `{kind}` destination (`{name}`)"),
+                    format!(
+                        "destination `{name}`: key `{key}` does not apply to type `{kind}`; remove it (a `{kind}` destination takes `url`, {}, and the keys every type takes)",
+                        list(allowed)
+                    ),
                 );
             }
         }
         let need = |cx: &mut Ctx<'_>, ok: bool, what: &str| {
             if !ok {
-                cx.err(
+                cx.missing(
+                    &[path.as_str()],
                     &path,
                     format!("{kind} destination `{name}` needs `url` or {what}"),
                 );
@@ -521,10 +568,10 @@ fn expand_destination(d: &DestinationRaw, env: &Env) -> DestinationRaw {
     d
 }
 
-fn check_notify_on(values: &[String], path: &str, cx: &mut Ctx<'_>) {
+fn check_notify_on(owner: &str, values: &[String], path: &str, cx: &mut Ctx<'_>) {
     for (i, v) in values.iter().enumerate() {
         if !NOTIFY_EVENTS.contains(&v.as_str()) {
-            let mut msg = format!("unknown `notify_on` event `{v}`");
+            let mut msg = format!("{owner}: unknown `notify_on` event `{v}`");
             if let Some(s) = suggest(v, NOTIFY_EVENTS) {
                 msg.push_str(&format!("; did you mean `{s}`?"));
             } else {
@@ -538,7 +585,7 @@ fn check_notify_on(values: &[String], path: &str, cx: &mut Ctx<'_>) {
 fn check_notifications(raw: &RawConfig, cx: &mut Ctx<'_>) {
     if let Some(n) = &raw.notifications {
         if let Some(v) = &n.notify_on {
-            check_notify_on(v, "notifications.notify_on", cx);
+            check_notify_on("`[notifications]`", v, "notifications.notify_on", cx);
         }
         if let Some(url) = &n.discord_webhook_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
@@ -583,13 +630,14 @@ fn service(
     let profile = match &s.profile {
         Some(p) => match raw.profiles.get(p) {
             Some(prof) => Some((p.clone(), prof)),
+            None if raw.broken_profiles.contains(p) => None,
             None => {
                 let names: Vec<&str> = raw.profiles.keys().map(String::as_str).collect();
                 let mut msg = format!("service `{name}` uses profile `{p}`, which is not defined");
                 if let Some(sug) = suggest(p, &names) {
                     msg.push_str(&format!("; did you mean `{sug}`?"));
                 } else if names.is_empty() {
-                    msg.push_str("; add a `[profiles.NAME]` table");
+                    msg.push_str(&format!("; add a `[profiles.{p}]` table"));
                 } else {
                     msg.push_str(&format!("; defined profiles: {}", list(&names)));
                 }
@@ -600,6 +648,11 @@ fn service(
         None => None,
     };
     let ppath = profile.as_ref().map(|(n, _)| format!("profiles.{n}"));
+    // The profile's table even when it could not be parsed, for `missing`.
+    let named_profile = s
+        .profile
+        .as_ref()
+        .map_or_else(|| spath.to_string(), |p| format!("profiles.{p}"));
     let pr = profile.as_ref().map(|(_, p)| *p);
     let pp = ppath.as_deref();
     let pcfg = pr.and_then(|p| p.config.as_ref());
@@ -614,10 +667,11 @@ fn service(
                 "service `{name}`: strategy `{strategy}` from the original tool is replaced by the generic strategy: set `strategy = \"generic\"`, list the data folders in `[services.{name}.config] paths`, and put the application-specific steps (database dump, maintenance mode) in `pre_backup_hooks` / `post_backup_hooks`; see the README section \"Migrating from the original restic-manager\""
             )
         } else {
-            format!(
-                "service `{name}`: unknown strategy `{strategy}`; valid values are {}",
-                list(STRATEGIES)
-            )
+            let hint = suggest(&strategy, STRATEGIES).map_or_else(
+                || format!("valid values are {}", list(STRATEGIES)),
+                |s| format!("did you mean `{s}`?"),
+            );
+            format!("service `{name}`: unknown strategy `{strategy}`; {hint}")
         };
         cx.err(&path, msg);
     }
@@ -626,9 +680,17 @@ fn service(
     let (targets, tpath) = pick(&s.targets, pr.map(|p| &p.targets), spath, pp, "targets");
     let targets = targets.cloned().unwrap_or_default();
     if targets.is_empty() {
-        cx.err(
+        let from = match (&s.targets, &s.profile) {
+            (None, Some(p)) if pr.is_some_and(|p| p.targets.is_some()) => {
+                format!(" (`targets = []` comes from profile `{p}`)")
+            }
+            _ => String::new(),
+        };
+        let example = dest_names_example(destinations);
+        cx.missing(
+            &[spath, &named_profile],
             &tpath,
-            format!("service `{name}` has no `targets`; list at least one destination, e.g. `targets = [\"local\"]`"),
+            format!("service `{name}` has no `targets`{from}; list at least one destination, e.g. `targets = [\"{example}\"]`"),
         );
     }
     let dest_names: Vec<&str> = destinations.keys().map(String::as_str).collect();
@@ -640,7 +702,10 @@ fn service(
                 format!("service `{name}` lists target `{t}` twice"),
             );
         }
-        if !destinations.contains_key(t) && !raw.destinations.contains_key(t) {
+        if !destinations.contains_key(t)
+            && !raw.destinations.contains_key(t)
+            && !raw.broken_destinations.contains(t)
+        {
             let mut msg =
                 format!("service `{name}` targets destination `{t}`, which is not defined");
             if let Some(sug) = suggest(t, &dest_names) {
@@ -687,7 +752,7 @@ fn service(
     );
     let notify_on = match notify {
         Some(v) => {
-            check_notify_on(v, &path, cx);
+            check_notify_on(&format!("service `{name}`"), v, &path, cx);
             v.clone()
         }
         None => raw
@@ -705,7 +770,10 @@ fn service(
         "timeout_seconds",
     );
     if timeout == Some(&0) {
-        cx.err(&path, "`timeout_seconds` must be greater than 0");
+        cx.err(
+            &path,
+            format!("service `{name}`: `timeout_seconds` must be greater than 0 (seconds a whole run may take)"),
+        );
     }
     let timeout_seconds = timeout.copied().unwrap_or(settings.default_timeout_seconds);
 
@@ -753,60 +821,79 @@ fn service(
             .unwrap_or_default(),
     );
 
-    let backup_script = scfg
-        .and_then(|c| c.backup_script.clone())
-        .or_else(|| s.backup_script.clone())
-        .or_else(|| pcfg.and_then(|c| c.backup_script.clone()))
-        .or_else(|| pr.and_then(|p| p.backup_script.clone()));
+    let pbase = pp.unwrap_or(spath);
+    let (backup_script, bpath) = [
+        (
+            scfg.and_then(|c| c.backup_script.as_ref()),
+            format!("{spath}.config.backup_script"),
+        ),
+        (s.backup_script.as_ref(), format!("{spath}.backup_script")),
+        (
+            pcfg.and_then(|c| c.backup_script.as_ref()),
+            format!("{pbase}.config.backup_script"),
+        ),
+        (
+            pr.and_then(|p| p.backup_script.as_ref()),
+            format!("{pbase}.backup_script"),
+        ),
+    ]
+    .into_iter()
+    .find_map(|(v, path)| v.map(|v| (Some(v.clone()), path)))
+    .unwrap_or((None, spath.to_string()));
     if backup_script.as_ref().is_some_and(|b| b.trim().is_empty()) {
         cx.err(
-            &format!("{spath}.backup_script"),
-            format!("service `{name}`: `backup_script` is empty"),
+            &bpath,
+            format!("service `{name}`: `backup_script` is empty; give the script's path, or remove the key to back up `paths`"),
         );
     }
 
-    let hooks =
-        |which: &str, sv: Option<&Vec<HookRaw>>, pv: Option<&Vec<HookRaw>>, cx: &mut Ctx<'_>| {
-            let (list, base) = match (sv, pv) {
-                (Some(v), _) => (v.clone(), cfg_key(which)),
-                (None, Some(v)) => (v.clone(), format!("{}.config.{which}", pp.unwrap_or(spath))),
-                (None, None) => (Vec::new(), cfg_key(which)),
-            };
-            let mut out = Vec::new();
-            for (i, h) in list.iter().enumerate() {
-                let hpath = format!("{base}.{i}");
-                let hname = h.name.clone().unwrap_or_else(|| format!("{which}[{i}]"));
-                let Some(cmd) = h.command.clone().filter(|c| !c.trim().is_empty()) else {
-                    cx.err(
-                        &hpath,
-                        format!("service `{name}`: hook `{hname}` has no `command`"),
-                    );
-                    continue;
-                };
-                if h.timeout_seconds == Some(0) {
-                    cx.err(
-                        &format!("{hpath}.timeout_seconds"),
-                        "`timeout_seconds` must be greater than 0",
-                    );
-                }
-                let working_dir = h.working_dir.as_deref().map(|w| {
-                    let w = expand_home(w, env);
-                    match (&settings.docker_base, w.is_absolute()) {
-                        (Some(b), false) => b.join(w),
-                        _ => w,
-                    }
-                });
-                out.push(Hook {
-                    name: hname,
-                    command: cmd,
-                    working_dir,
-                    timeout_seconds: h.timeout_seconds.unwrap_or(settings.hook_timeout_seconds),
-                    continue_on_error: h.continue_on_error.unwrap_or(false),
-                    env: h.env.clone().unwrap_or_default(),
-                });
-            }
-            out
+    let hooks = |which: &str,
+                 sv: Option<&Vec<HookRaw>>,
+                 pv: Option<&Vec<HookRaw>>,
+                 cx: &mut Ctx<'_>| {
+        let (list, base) = match (sv, pv) {
+            (Some(v), _) => (v.clone(), cfg_key(which)),
+            (None, Some(v)) => (v.clone(), format!("{}.config.{which}", pp.unwrap_or(spath))),
+            (None, None) => (Vec::new(), cfg_key(which)),
         };
+        let mut out = Vec::new();
+        for (i, h) in list.iter().enumerate() {
+            let hpath = format!("{base}.{i}");
+            let hname = h.name.clone().unwrap_or_else(|| format!("{which}[{i}]"));
+            let Some(cmd) = h.command.clone().filter(|c| !c.trim().is_empty()) else {
+                cx.missing(
+                        &[&hpath],
+                        &hpath,
+                        format!("service `{name}`: hook `{hname}` has no `command`; add the shell command to run, e.g. `command = \"docker compose stop\"`"),
+                    );
+                continue;
+            };
+            if h.timeout_seconds == Some(0) {
+                cx.err(
+                    &format!("{hpath}.timeout_seconds"),
+                    format!(
+                        "service `{name}`: hook `{hname}`: `timeout_seconds` must be greater than 0"
+                    ),
+                );
+            }
+            let working_dir = h.working_dir.as_deref().map(|w| {
+                let w = expand_home(w, env);
+                match (&settings.docker_base, w.is_absolute()) {
+                    (Some(b), false) => b.join(w),
+                    _ => w,
+                }
+            });
+            out.push(Hook {
+                name: hname,
+                command: cmd,
+                working_dir,
+                timeout_seconds: h.timeout_seconds.unwrap_or(settings.hook_timeout_seconds),
+                continue_on_error: h.continue_on_error.unwrap_or(false),
+                env: h.env.clone().unwrap_or_default(),
+            });
+        }
+        out
+    };
     let pre_backup_hooks = hooks(
         "pre_backup_hooks",
         scfg.and_then(|c| c.pre_backup_hooks.as_ref()),
@@ -821,7 +908,9 @@ fn service(
     );
 
     if paths.is_empty() && volumes.is_empty() && backup_script.is_none() && paths_raw.is_empty() {
-        cx.err(
+        let pconfig = format!("{}.config", pp.unwrap_or(spath));
+        cx.missing(
+            &[spath, &format!("{spath}.config"), &named_profile, &pconfig],
             &format!("{spath}.config"),
             format!("service `{name}` has nothing to back up; set `[services.{name}.config] paths` (or `volumes`, or a legacy `backup_script`)"),
         );

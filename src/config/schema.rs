@@ -158,3 +158,38 @@ pub const NOTIFY_EVENTS: &[&str] = &["failure", "warning", "long_running", "succ
 
 /// Valid destination `type` values.
 pub const DESTINATION_TYPES: &[&str] = &["local", "sftp", "s3", "b2", "rest", "rclone"];
+
+/// The keys of a service or profile table (`ServiceRaw`), for pointing a key
+/// written in the wrong table to the right one. A unit test keeps this in
+/// step with the struct.
+pub const SERVICE_KEYS: &[&str] = &[
+    "name",
+    "enabled",
+    "profile",
+    "description",
+    "targets",
+    "schedule",
+    "strategy",
+    "retention_last",
+    "retention_hourly",
+    "retention_daily",
+    "retention_weekly",
+    "retention_monthly",
+    "retention_yearly",
+    "retention_within",
+    "tags",
+    "timeout_seconds",
+    "notify_on",
+    "backup_script",
+    "config",
+];
+
+/// The keys of a `[services.NAME.config]` table (`ServiceConfigRaw`).
+pub const SERVICE_CONFIG_KEYS: &[&str] = &[
+    "paths",
+    "volumes",
+    "excludes",
+    "pre_backup_hooks",
+    "post_backup_hooks",
+    "backup_script",
+];

@@ -20,7 +20,15 @@ fn example_config_validates() {
 fn example_config_resolves_profile_and_docker_base() {
     let s = Scenario::new();
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
-    let d = s.run(&["--config", example, "config", "show", "--service", "nextcloud", "--json"]);
+    let d = s.run(&[
+        "--config",
+        example,
+        "config",
+        "show",
+        "--service",
+        "nextcloud",
+        "--json",
+    ]);
     d.succeeds();
     let v = d.json();
     let svc = &v["services"][0];
@@ -29,5 +37,8 @@ fn example_config_resolves_profile_and_docker_base() {
     assert_eq!(svc["retention"]["weekly"], 4, "global fills the rest");
     assert_eq!(svc["timeout_seconds"], 7200);
     assert!(!d.stdout.contains("TOKEN"), "webhook URL must be redacted");
-    assert!(!d.stdout.contains("10\""), "hook env values must be redacted");
+    assert!(
+        !d.stdout.contains("10\""),
+        "hook env values must be redacted"
+    );
 }
