@@ -43,6 +43,10 @@ pub async fn run(
     log: &RunLog,
 ) -> HookReport {
     let mut spec = Spec::new("sh").arg("-c").arg(&hook.command);
+    // The hook's own limit, unless the service's remaining time is shorter:
+    // then the message must name `timeout_seconds` of the service, or a
+    // user reads "timed out after 1s" for a hook configured with 300.
+    let by_service = budget < hook.timeout();
     spec.timeout = Some(hook.timeout().min(budget));
     spec.grace = Duration::from_secs(5);
     spec.cwd.clone_from(&hook.working_dir);
@@ -80,10 +84,10 @@ pub async fn run(
     let (ok, result, duration) = match res {
         Ok(out) => {
             let result = match out.ended {
-                Ended::TimedOut => format!(
-                    "timed out after {}s",
-                    spec.timeout.unwrap_or_default().as_secs()
-                ),
+                Ended::TimedOut if by_service => {
+                    "timed out: the service's `timeout_seconds` ran out".to_string()
+                }
+                Ended::TimedOut => format!("timed out after {}s", hook.timeout().as_secs()),
                 e => e.describe(),
             };
             (out.ended.success(), result, out.duration)

@@ -135,6 +135,11 @@ pub struct Settings {
     pub use_system_restic: bool,
     pub restic_binary: Option<PathBuf>,
     pub host: String,
+    pub max_parallel_services: usize,
+    /// `None`: all destinations of a service at once.
+    pub max_parallel_destinations: Option<usize>,
+    pub lock_wait_seconds: u64,
+    pub retention_max_remove_percent: u32,
 }
 
 /// A pre or post backup hook.
@@ -175,6 +180,28 @@ pub struct Service {
     pub pre_backup_hooks: Vec<Hook>,
     pub post_backup_hooks: Vec<Hook>,
     pub backup_script: Option<String>,
+    pub replication: Replication,
+    pub prune: Prune,
+}
+
+/// How a service reaches its second and further targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Replication {
+    /// An independent backup to every target, concurrently.
+    Parallel,
+    /// Back up to the first target, then `restic copy` to the others.
+    Copy,
+}
+
+/// When `forget` also prunes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Prune {
+    Always,
+    Never,
+    /// Prune when this cron schedule has come due since the last prune.
+    Schedule(String),
 }
 
 impl Service {

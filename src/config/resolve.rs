@@ -14,8 +14,8 @@ use super::schema::{
     DESTINATION_TYPES, DestinationRaw, GlobalRaw, HookRaw, NOTIFY_EVENTS, ServiceRaw,
 };
 use super::{
-    Config, Destination, Diagnostic, Env, Hook, PasswordSource, Retention, Service, Settings,
-    suggest,
+    Config, Destination, Diagnostic, Env, Hook, PasswordSource, Prune, Replication, Retention,
+    Service, Settings, suggest,
 };
 
 pub const DEFAULT_TIMEOUT_SECONDS: u64 = 3600;
@@ -23,6 +23,8 @@ pub const DEFAULT_LONG_RUNNING_MINUTES: u64 = 120;
 pub const DEFAULT_HOOK_TIMEOUT_SECONDS: u64 = 300;
 pub const DEFAULT_LOG_MAX_FILES: u32 = 30;
 pub const DEFAULT_LOG_MAX_SIZE_MB: u64 = 10;
+pub const DEFAULT_LOCK_WAIT_SECONDS: u64 = 300;
+pub const DEFAULT_MAX_REMOVE_PERCENT: u32 = 50;
 pub const DEFAULT_NOTIFY_ON: &[&str] = &["failure", "warning"];
 const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
 const STRATEGIES: &[&str] = &["generic"];
@@ -329,6 +331,35 @@ fn settings(g: &GlobalRaw, config_dir: &Path, env: &Env, cx: &mut Ctx<'_>) -> Se
             );
         }
     }
+    for (key, v) in [
+        ("max_parallel_services", g.max_parallel_services),
+        ("max_parallel_destinations", g.max_parallel_destinations),
+    ] {
+        if v == Some(0) {
+            cx.err(
+                &format!("global.{key}"),
+                format!("`{key}` must be at least 1"),
+            );
+        }
+    }
+    if let Some(p) = g.retention_max_remove_percent
+        && (p == 0 || p > 100)
+    {
+        cx.err(
+            "global.retention_max_remove_percent",
+            "`retention_max_remove_percent` must be between 1 and 100",
+        );
+    }
+    if let Some(r) = &g.replication
+        && let Err(e) = parse_replication(r)
+    {
+        cx.err("global.replication", e);
+    }
+    if let Some(p) = &g.prune
+        && let Err(e) = parse_prune(p)
+    {
+        cx.err("global.prune", e);
+    }
     let log_level = g.log_level.clone().unwrap_or_else(|| "info".to_string());
     if !LOG_LEVELS.contains(&log_level.as_str()) {
         cx.err(
@@ -372,6 +403,34 @@ fn settings(g: &GlobalRaw, config_dir: &Path, env: &Env, cx: &mut Ctx<'_>) -> Se
         use_system_restic: g.use_system_restic.unwrap_or(false),
         restic_binary: g.restic_binary.as_deref().map(|b| expand_home(b, env)),
         host,
+        max_parallel_services: g.max_parallel_services.map_or(1, |n| n as usize),
+        max_parallel_destinations: g.max_parallel_destinations.map(|n| n as usize),
+        lock_wait_seconds: g.lock_wait_seconds.unwrap_or(DEFAULT_LOCK_WAIT_SECONDS),
+        retention_max_remove_percent: g
+            .retention_max_remove_percent
+            .unwrap_or(DEFAULT_MAX_REMOVE_PERCENT),
+    }
+}
+
+/// Parses `replication`.
+pub fn parse_replication(v: &str) -> Result<Replication, String> {
+    match v {
+        "parallel" => Ok(Replication::Parallel),
+        "copy" => Ok(Replication::Copy),
+        other => Err(format!(
+            "unknown `replication` value `{other}`; use `parallel` (an independent backup to each target) or `copy` (back up to the first target, then `restic copy` to the others)"
+        )),
+    }
+}
+
+/// Parses `prune`.
+pub fn parse_prune(v: &str) -> Result<Prune, String> {
+    match v {
+        "always" => Ok(Prune::Always),
+        "never" => Ok(Prune::Never),
+        expr => check_cron(expr)
+            .map(|()| Prune::Schedule(expr.to_string()))
+            .map_err(|e| format!("`prune` must be `always`, `never` or a cron expression: {e}")),
     }
 }
 
@@ -916,6 +975,41 @@ fn service(
         );
     }
 
+    let (rep, path) = pick(
+        &s.replication,
+        pr.map(|p| &p.replication),
+        spath,
+        pp,
+        "replication",
+    );
+    let replication = match rep.or(g.replication.as_ref()).map(|r| parse_replication(r)) {
+        None => Replication::Parallel,
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
+            if rep.is_some() {
+                cx.err(&path, format!("service `{name}`: {e}"));
+            }
+            Replication::Parallel
+        }
+    };
+    if replication == Replication::Copy && targets.len() < 2 {
+        cx.err(
+            &path,
+            format!("service `{name}`: `replication = \"copy\"` needs at least two targets (the first is backed up, the others receive copies)"),
+        );
+    }
+    let (pv, path) = pick(&s.prune, pr.map(|p| &p.prune), spath, pp, "prune");
+    let prune = match pv.or(g.prune.as_ref()).map(|v| parse_prune(v)) {
+        None => Prune::Always,
+        Some(Ok(p)) => p,
+        Some(Err(e)) => {
+            if pv.is_some() {
+                cx.err(&path, format!("service `{name}`: {e}"));
+            }
+            Prune::Always
+        }
+    };
+
     let mut tags = pr.and_then(|p| p.tags.clone()).unwrap_or_default();
     if let Some(t) = &s.tags {
         tags = t.clone();
@@ -950,6 +1044,8 @@ fn service(
         pre_backup_hooks,
         post_backup_hooks,
         backup_script,
+        replication,
+        prune,
     })
 }
 

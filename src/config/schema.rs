@@ -36,6 +36,18 @@ pub struct GlobalRaw {
     pub restic_binary: Option<String>,
     pub hook_timeout_seconds: Option<u64>,
     pub host: Option<String>,
+    /// Services run at once (default 1).
+    pub max_parallel_services: Option<u32>,
+    /// Destinations of one service backed up at once (default: all).
+    pub max_parallel_destinations: Option<u32>,
+    /// How long to wait for a locked repository (default 300).
+    pub lock_wait_seconds: Option<u64>,
+    /// The retention guard: refuse a forget removing more than this share.
+    pub retention_max_remove_percent: Option<u32>,
+    /// Default for services: `parallel` or `copy`.
+    pub replication: Option<String>,
+    /// Default for services: `always`, `never` or a cron expression.
+    pub prune: Option<String>,
 }
 
 /// A service (`[services.NAME]` or one `[[services]]` element) or a profile
@@ -63,6 +75,10 @@ pub struct ServiceRaw {
     pub notify_on: Option<Vec<String>>,
     /// Legacy: a script run once per target instead of `restic backup`.
     pub backup_script: Option<String>,
+    /// `parallel` (independent backups) or `copy` (backup once, copy).
+    pub replication: Option<String>,
+    /// `always`, `never` or a cron expression.
+    pub prune: Option<String>,
     pub config: Option<ServiceConfigRaw>,
 }
 
@@ -123,6 +139,10 @@ pub struct DestinationRaw {
     // any type
     pub password_file: Option<String>,
     pub password_command: Option<String>,
+    /// Repository password for this destination when `password_file` is a
+    /// REST server's HTTP password.
+    pub repository_password_file: Option<String>,
+    pub repository_password_command: Option<String>,
     pub env: Option<BTreeMap<String, String>>,
     pub retention_last: Option<u32>,
     pub retention_hourly: Option<u32>,
@@ -181,6 +201,8 @@ pub const SERVICE_KEYS: &[&str] = &[
     "timeout_seconds",
     "notify_on",
     "backup_script",
+    "replication",
+    "prune",
     "config",
 ];
 

@@ -43,16 +43,9 @@ impl ServiceLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                let mut pid = String::new();
-                let _ = file.read_to_string(&mut pid);
-                let pid = pid.trim();
                 return Err(LockError::Busy {
                     service: service.to_string(),
-                    pid: if pid.is_empty() {
-                        "unknown".into()
-                    } else {
-                        pid.to_string()
-                    },
+                    pid: holder_pid(&mut file).unwrap_or_else(|| "unknown".into()),
                 });
             }
             Err(TryLockError::Error(e)) => return Err(io(e)),
@@ -63,6 +56,23 @@ impl ServiceLock {
         file.flush().map_err(io)?;
         Ok(ServiceLock { _file: file, path })
     }
+}
+
+/// The pid the holder wrote. The holder truncates and writes it just after
+/// taking the lock, so an empty file may only mean "not written yet": look
+/// again for a moment before giving up.
+fn holder_pid(file: &mut File) -> Option<String> {
+    for _ in 0..10 {
+        let mut pid = String::new();
+        if file.rewind().is_ok() && file.read_to_string(&mut pid).is_ok() {
+            let pid = pid.trim();
+            if !pid.is_empty() {
+                return Some(pid.to_string());
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    None
 }
 
 #[cfg(test)]

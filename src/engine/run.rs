@@ -14,7 +14,7 @@ use crate::history::{History, TargetRecord};
 use crate::hooks::{self, HookReport, Phase};
 use crate::process::{self, Ended, Shutdown, Spec};
 use crate::restic::ops::{self, BackupArgs, ForgetResult};
-use crate::restic::{ErrorClass, Repository, Restic};
+use crate::restic::{ErrorClass, Repository, Restic, ResticCall};
 
 /// Where Docker keeps named volumes on a standard Linux host. Used until
 /// volumes are resolved through the Engine API.
@@ -301,8 +301,24 @@ impl Runner<'_> {
                 let Some(dest) = self.config.destinations.get(t) else {
                     continue;
                 };
-                match Repository::new(dest, &svc.name, &self.config.settings.password).and_then(Repository::with_secrets) {
-                    Ok(r) => repos.push(r),
+                match Repository::new(dest, &svc.name, &self.config.settings.password)
+                    .and_then(Repository::with_secrets)
+                {
+                    Ok(r) => match missing_password_file(&r) {
+                        // restic would only say "Resolving password failed",
+                        // which reads like a wrong password; the likely cause
+                        // is that `setup` never ran.
+                        Some(msg) => {
+                            run.report.targets.push(failed_target(
+                                t,
+                                &r.display,
+                                ErrorClass::Config,
+                                msg.clone(),
+                            ));
+                            run.fail(ErrorClass::Config, format!("`{t}`: {msg}"));
+                        }
+                        None => repos.push(r),
+                    },
                     Err(e) => {
                         run.report.targets.push(failed_target(
                             t,
@@ -486,6 +502,9 @@ impl Runner<'_> {
                 };
                 tr.error_class = Some(e.class);
                 tr.error = Some(e.message.clone());
+                if matches!(e.class, ErrorClass::Interrupted | ErrorClass::Timeout) {
+                    self.clear_stale_locks(repo, log).await;
+                }
             }
         }
         self.progress
@@ -503,20 +522,23 @@ impl Runner<'_> {
         log: &RunLog,
     ) -> TargetReport {
         let settings = &self.config.settings;
-        let mut spec = Spec::new("sh").arg("-c").arg(script);
-        spec.timeout = Some(run.remaining());
-        spec.env_remove = vec!["RESTIC_PASSWORD".into()];
-        spec = spec
-            .env("RESTIC_REPOSITORY", &repo.url)
-            .env("SERVICE_NAME", &svc.name);
-        spec = match &repo.password {
-            PasswordSource::File(f) => spec.env("RESTIC_PASSWORD_FILE", f.to_string_lossy()),
-            PasswordSource::Command(c) => spec.env("RESTIC_PASSWORD_COMMAND", c),
+        // The script's environment is the one restic-manager gives restic
+        // (repository, password source, destination credentials, with any
+        // inherited RESTIC_* variables scrubbed: restic 0.14 refuses a
+        // password file next to a password command). It also stops the way
+        // restic does, with SIGINT and restic's grace period: a script's
+        // `restic backup` killed by SIGTERM leaves a stale repository lock.
+        let call =
+            ResticCall::new(self.restic, repo, std::iter::empty::<&str>()).timeout(run.remaining());
+        let mut spec = Spec {
+            program: "sh".into(),
+            args: vec!["-c".into(), script.into()],
+            ..call.spec
         };
+        spec = spec.env("SERVICE_NAME", &svc.name);
         if let Some(b) = &settings.docker_base {
             spec = spec.env("DOCKER_BASE", b.to_string_lossy());
         }
-        spec.env.extend(repo.env.iter().cloned());
         log.line(&format!(
             "backup_script for `{}`: `{script}`",
             repo.destination
@@ -560,12 +582,34 @@ impl Runner<'_> {
                     }
                     e => tr.error = Some(format!("backup_script failed ({})", e.describe())),
                 }
+                if matches!(out.ended, Ended::TimedOut | Ended::Interrupted(_)) {
+                    self.clear_stale_locks(repo, log).await;
+                }
             }
             Err(e) => tr.error = Some(e.to_string()),
         }
         self.progress
             .finished(&svc.name, &repo.destination, tr.outcome);
         tr
+    }
+
+    /// After we stopped restic ourselves (signal or timeout). restic 0.14
+    /// leaves its lock behind when SIGINT lands in the ~200 ms between
+    /// writing the lock and registering it for cleanup, and always after
+    /// the SIGKILL that follows the grace period; a stale exclusive lock
+    /// then blocks every later run. Plain `unlock` removes only stale locks
+    /// (this host, dead PID), never another process's live one.
+    async fn clear_stale_locks(&self, repo: &Repository, log: &RunLog) {
+        match ops::unlock_stale(self.restic, repo).await {
+            Ok(()) => log.line(&format!(
+                "removed stale locks (if any) from `{}` after stopping restic",
+                repo.destination
+            )),
+            Err(e) => log.line(&format!(
+                "could not remove stale locks from `{}`: {}",
+                repo.destination, e.message
+            )),
+        }
     }
 
     async fn retention(
@@ -619,6 +663,9 @@ impl Runner<'_> {
                     run.report.targets[tr].retention = Some(f);
                 }
                 Err(e) => {
+                    if matches!(e.class, ErrorClass::Interrupted | ErrorClass::Timeout) {
+                        self.clear_stale_locks(repo, log).await;
+                    }
                     let msg = format!("retention on `{}` failed: {}", repo.destination, e.message);
                     run.report.targets[tr].retention_error = Some(e.message.clone());
                     run.warn(msg);
@@ -644,6 +691,17 @@ fn failed_target(dest: &str, repo: &str, class: ErrorClass, msg: String) -> Targ
         duration_ms: 0,
         retention: None,
         retention_error: None,
+    }
+}
+
+/// The next step when the repository's password file does not exist.
+fn missing_password_file(repo: &Repository) -> Option<String> {
+    match &repo.password {
+        PasswordSource::File(f) if !f.exists() => Some(format!(
+            "password file `{}` does not exist; run `restic-manager setup` to create it (or restore your copy)",
+            f.display()
+        )),
+        _ => None,
     }
 }
 

@@ -118,7 +118,9 @@ pub async fn setup(
                 action: "failed".into(),
                 error: None,
             };
-            let repo = match Repository::new(dest, &svc.name, &s.password).and_then(Repository::with_secrets) {
+            let repo = match Repository::new(dest, &svc.name, &s.password)
+                .and_then(Repository::with_secrets)
+            {
                 Ok(r) => r,
                 Err(e) => {
                     entry.error = Some(e.to_string());

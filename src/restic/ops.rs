@@ -117,6 +117,22 @@ pub async fn init(restic: &Restic, repo: &Repository, shutdown: &Shutdown) -> Re
     }
 }
 
+/// `restic unlock` without `--remove-all`: removes only stale locks (made
+/// on this host by a process that is gone, or older than 30 minutes), never
+/// a live one, so it is safe while other restic processes work.
+pub async fn unlock_stale(restic: &Restic, repo: &Repository) -> Result<(), OpError> {
+    // Runs after a stop we asked for, so a shutdown must not cut it short.
+    let out = call(
+        restic,
+        repo,
+        &["unlock"],
+        Duration::from_secs(120),
+        &Shutdown::never(),
+    )
+    .await?;
+    failure(&out, repo).map_or(Ok(()), Err)
+}
+
 /// Snapshots carrying `tag` (all when `None`).
 pub async fn snapshots(
     restic: &Restic,

@@ -46,8 +46,73 @@ fn read_secret(destination: &str, key: &str, file: &str) -> Result<String, RepoE
         })
 }
 
+/// Marks the REST HTTP password among `secret_files`.
+const REST_PASSWORD: &str = "\0rest-password";
+
 fn join(base: &str, service: &str) -> String {
     format!("{}/{service}", base.trim_end_matches('/'))
+}
+
+/// Splits an sftp location into (`user@host`, port, path):
+/// `sftp://user@host:23/path` or `sftp:user@host:/path`.
+fn parse_sftp(url: &str) -> Option<(String, Option<u16>, String)> {
+    if let Some(rest) = url.strip_prefix("sftp://") {
+        let (hostport, path) = rest.split_once('/')?;
+        let (target, port) = match hostport.rsplit_once(':') {
+            Some((t, p)) if !t.ends_with(']') || p.parse::<u16>().is_ok() => {
+                (t.to_string(), p.parse().ok())
+            }
+            _ => (hostport.to_string(), None),
+        };
+        return Some((target, port, format!("/{path}")));
+    }
+    let rest = url.strip_prefix("sftp:")?;
+    let (target, path) = rest.split_once(':')?;
+    Some((target.to_string(), None, path.to_string()))
+}
+
+/// The sftp location, plus an `sftp.command` when port, key or known-hosts
+/// file are configured, so they apply without touching `~/.ssh/config`.
+fn sftp_location(
+    d: &crate::config::schema::DestinationRaw,
+    url: Option<&str>,
+    service: &str,
+    options: &mut Vec<String>,
+) -> String {
+    let (target, url_port, location) = match url {
+        Some(u) => {
+            let (t, p, _) = parse_sftp(u).unwrap_or_default();
+            (t, p, join(u, service))
+        }
+        None => {
+            let host = d.host.as_deref().unwrap_or_default();
+            let path = d.path.as_deref().unwrap_or_default();
+            let target = match &d.user {
+                Some(u) => format!("{u}@{host}"),
+                None => host.to_string(),
+            };
+            let loc = format!("sftp:{target}:{}", join(path, service));
+            (target, None, loc)
+        }
+    };
+    let port = d.port.or(url_port);
+    if port.is_some() || d.identity_file.is_some() || d.known_hosts_file.is_some() {
+        let mut ssh = vec!["ssh".to_string()];
+        if let Some(p) = port {
+            ssh.push(format!("-p {p}"));
+        }
+        if let Some(i) = &d.identity_file {
+            ssh.push(format!("-i {i} -o IdentitiesOnly=yes"));
+        }
+        if let Some(k) = &d.known_hosts_file {
+            ssh.push(format!(
+                "-o UserKnownHostsFile={k} -o StrictHostKeyChecking=yes"
+            ));
+        }
+        ssh.push(format!("-o BatchMode=yes {target} -s sftp"));
+        options.push(format!("sftp.command={}", ssh.join(" ")));
+    }
+    location
 }
 
 /// Hides `user:password@` in a URL.
@@ -87,38 +152,16 @@ impl Repository {
             ("rest", Some(u)) => {
                 let u = u.strip_prefix("rest:").unwrap_or(u);
                 let mut u = join(u, service);
-                // HTTP basic-auth passwords arrive with the destinations
-                // work; the user name alone is safe in the location.
+                // The HTTP password is added by `with_secrets`, into the
+                // location that only travels in restic's environment.
                 if let (Some(user), Some(i)) = (&d.username, u.find("://")) {
                     u = format!("{}{user}@{}", &u[..i + 3], &u[i + 3..]);
                 }
                 format!("rest:{u}")
             }
+            ("sftp", u) => sftp_location(d, u.as_deref(), service, &mut options),
             (_, Some(u)) => join(u, service),
             ("local", None) => join(d.path.as_deref().unwrap_or_default(), service),
-            ("sftp", None) => {
-                let host = d.host.as_deref().unwrap_or_default();
-                let path = d.path.as_deref().unwrap_or_default();
-                let target = match &d.user {
-                    Some(u) => format!("{u}@{host}"),
-                    None => host.to_string(),
-                };
-                let mut ssh = vec!["ssh".to_string()];
-                if let Some(p) = d.port {
-                    ssh.push(format!("-p {p}"));
-                }
-                if let Some(i) = &d.identity_file {
-                    ssh.push(format!("-i {i}"));
-                }
-                if let Some(k) = &d.known_hosts_file {
-                    ssh.push(format!(
-                        "-o UserKnownHostsFile={k} -o StrictHostKeyChecking=yes"
-                    ));
-                }
-                ssh.push(format!("-o BatchMode=yes {target} -s sftp"));
-                options.push(format!("sftp.command={}", ssh.join(" ")));
-                format!("sftp:{target}:{}", join(path, service))
-            }
             ("s3", None) => {
                 let endpoint = d.endpoint.as_deref().unwrap_or("s3.amazonaws.com");
                 let mut base = format!(
@@ -156,8 +199,16 @@ impl Repository {
         };
         let mut secret_files = Vec::new();
         for (var, key, file) in [
-            ("AWS_ACCESS_KEY_ID", "access_key_id_file", &d.access_key_id_file),
-            ("AWS_SECRET_ACCESS_KEY", "secret_access_key_file", &d.secret_access_key_file),
+            (
+                "AWS_ACCESS_KEY_ID",
+                "access_key_id_file",
+                &d.access_key_id_file,
+            ),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                "secret_access_key_file",
+                &d.secret_access_key_file,
+            ),
             ("B2_ACCOUNT_ID", "account_id_file", &d.account_id_file),
             ("B2_ACCOUNT_KEY", "account_key_file", &d.account_key_file),
         ] {
@@ -168,7 +219,28 @@ impl Repository {
         if let Some(extra) = &d.env {
             env.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-        let password = match (&d.password_file, &d.password_command) {
+        // A REST destination with `username` uses `password_file` for HTTP
+        // basic auth; its repository password then comes from
+        // `repository_password_*` or the global one.
+        let rest_auth = dest.kind == "rest" && d.username.is_some();
+        if rest_auth && let Some(f) = &d.password_file {
+            secret_files.push((
+                REST_PASSWORD.to_string(),
+                "password_file".to_string(),
+                f.clone(),
+            ));
+        }
+        let own_file = if rest_auth {
+            None
+        } else {
+            d.password_file.as_ref()
+        };
+        let password = match (
+            d.repository_password_file.as_ref().or(own_file),
+            d.repository_password_command
+                .as_ref()
+                .or(d.password_command.as_ref()),
+        ) {
             (Some(f), _) => PasswordSource::File(Path::new(f).to_path_buf()),
             (_, Some(c)) => PasswordSource::Command(c.clone()),
             _ => global.clone(),
@@ -188,7 +260,25 @@ impl Repository {
     pub fn with_secrets(mut self) -> Result<Repository, RepoError> {
         for (var, key, file) in std::mem::take(&mut self.secret_files) {
             let value = read_secret(&self.destination, &key, &file)?;
-            self.env.push((var, value));
+            if var == REST_PASSWORD {
+                // Into the location, which only travels in the child's
+                // environment; `display` keeps the redacted form.
+                if let Some(at) = self.url.find('@') {
+                    let encoded: String = value
+                        .bytes()
+                        .map(|b| {
+                            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                                char::from(b).to_string()
+                            } else {
+                                format!("%{b:02X}")
+                            }
+                        })
+                        .collect();
+                    self.url = format!("{}:{encoded}{}", &self.url[..at], &self.url[at..]);
+                }
+            } else {
+                self.env.push((var, value));
+            }
         }
         Ok(self)
     }

@@ -1,1 +1,1101 @@
-//! placeholder
+//! `run`: hooks, source checks, locks, warnings, secrets, history,
+//! retention, the legacy `backup_script`, signals and timeouts, each checked
+//! against the exit code, the message a user sees and restic's own view of
+//! the repository.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Done, Scenario};
+
+/// `docs`, backing up `{root}/data/docs` to `local`; `service_keys` go into
+/// `[services.docs]`, `config_extra` after `[services.docs.config]` (hooks).
+fn docs(s: &Scenario, service_keys: &str, config_extra: &str) {
+    s.write("data/docs/a.txt", "hello");
+    s.write("data/docs/b.txt", "world");
+    s.simple(&format!(
+        "[services.docs]\ntargets = [\"local\"]\n{service_keys}\n[services.docs.config]\npaths = [\"{{root}}/data/docs\"]\n{config_extra}"
+    ));
+}
+
+/// The password of every repository made by [`setup`].
+const PASSWORD: &str = "a test password, not a secret";
+
+/// A repository initialised once per test process. `restic init` spends
+/// about two seconds calibrating its key derivation; copying costs nothing.
+fn template_repo() -> &'static Path {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        // One per restic version: a newer restic may write a repository
+        // format an older one cannot open.
+        let version = Command::new("restic")
+            .arg("version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let version = version.split_whitespace().nth(1).unwrap_or("unknown");
+        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let done = tmp.join(format!("run-template-restic-{version}"));
+        if done.join("repo/config").is_file() {
+            return done.join("repo");
+        }
+        // Built aside and renamed into place, so a concurrent test process
+        // never sees half a repository.
+        let dir = tmp.join(format!("run-template.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        let pw = dir.join("pw");
+        std::fs::write(&pw, PASSWORD).unwrap_or_else(|e| panic!("write: {e}"));
+        let out = Command::new("restic")
+            .args(["init", "--quiet"])
+            .env("RESTIC_REPOSITORY", dir.join("repo"))
+            .env("RESTIC_PASSWORD_FILE", &pw)
+            .env("XDG_CACHE_HOME", dir.join("cache"))
+            .output()
+            .unwrap_or_else(|e| panic!("restic init: {e}"));
+        assert!(
+            out.status.success(),
+            "restic init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if std::fs::rename(&dir, &done).is_err() {
+            // Another test process got there first.
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        assert!(done.join("repo/config").is_file(), "template repository");
+        done.join("repo")
+    })
+}
+
+/// What a user has after `setup`: the password file and an empty
+/// repository at each of `repos` (copies of one template, see
+/// [`template_repo`]); then `setup` itself, which finds them.
+fn setup(s: &Scenario, repos: &[&str]) {
+    s.write("pw", PASSWORD);
+    for r in repos {
+        let dest = s.path(r);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        }
+        let ok = Command::new("cp")
+            .arg("-a")
+            .arg(template_repo())
+            .arg(&dest)
+            .status()
+            .is_ok_and(|st| st.success());
+        assert!(ok, "copy the template repository to {r}");
+    }
+    let d = s.run(&["setup"]);
+    d.succeeds();
+    for r in repos {
+        d.stdout_has(&format!("{} already exists", s.path(r).display()));
+    }
+}
+
+/// `docs` as above, with its repository created.
+fn docs_ready(s: &Scenario, service_keys: &str, config_extra: &str) {
+    docs(s, service_keys, config_extra);
+    setup(s, &["repo/docs"]);
+}
+
+/// A post hook that writes `$RESTIC_MANAGER_OUTCOME` to `{root}/post-outcome`.
+const RECORD_OUTCOME: &str = r#"
+[[services.docs.config.post_backup_hooks]]
+name = "record"
+command = "echo \"$RESTIC_MANAGER_OUTCOME\" > {root}/post-outcome"
+"#;
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
+/// Polls until `cond` holds; panics with `what` after `limit`.
+#[track_caller]
+fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `restic-manager` started in the background; stopped (SIGTERM, then
+/// SIGKILL) if the test ends early so nothing is left running.
+struct Background(Option<Child>);
+
+impl Background {
+    fn start(s: &Scenario, args: &[&str]) -> Background {
+        let child = s
+            .command()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn: {e}"));
+        Background(Some(child))
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{sig}"), self.pid().to_string()])
+            .status()
+            .is_ok_and(|st| st.success());
+        assert!(ok, "kill -{sig} {}", self.pid());
+    }
+
+    fn finish(mut self) -> Done {
+        let child = self.0.take().unwrap_or_else(|| panic!("already finished"));
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("wait: {e}"));
+        Done {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let Some(mut child) = self.0.take() else {
+            return;
+        };
+        if matches!(child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let start = Instant::now();
+            while matches!(child.try_wait(), Ok(None)) && start.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+    }
+}
+
+/// Every process whose command line (argv) is exactly `argv`.
+fn processes_running(argv: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = raw
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.iter().map(String::as_str).eq(argv.iter().copied()) {
+            found.push(name);
+        }
+    }
+    found
+}
+
+/// A `sleep` duration no other test (or test process) uses, so a leftover
+/// can be told apart from everyone else's.
+fn marker(base: u32) -> String {
+    format!("{base}.{}", std::process::id())
+}
+
+/// Makes restic block inside `backup` (holding its repository lock) until
+/// the FIFO is removed: with `--exclude-caches` restic opens every
+/// `CACHEDIR.TAG` to read its signature, and opening a FIFO with no writer
+/// waits forever. Deterministic, unlike "lots of data".
+fn make_restic_hang(s: &Scenario, dir: &str) -> PathBuf {
+    s.write(&format!("{dir}/stuck/file.txt"), "x");
+    let fifo = s.path(&format!("{dir}/stuck/CACHEDIR.TAG"));
+    let ok = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|st| st.success());
+    assert!(ok, "mkfifo {}", fifo.display());
+    fifo
+}
+
+fn repo_locks(s: &Scenario, repo: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(s.path(repo).join("locks"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Every regular file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8], skip: &Path) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(p);
+            } else if ft.is_file() && p != skip {
+                let bytes = std::fs::read(&p).unwrap_or_default();
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    hits.push(p);
+                }
+            }
+        }
+    }
+    hits
+}
+
+fn tags(snapshot: &serde_json::Value) -> Vec<String> {
+    snapshot["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect()
+}
+
+// ---- hooks -------------------------------------------------------------
+
+#[test]
+fn failing_pre_hook_skips_the_backup_but_post_hooks_still_run() {
+    let s = Scenario::new();
+    docs_ready(
+        &s,
+        "",
+        &format!(
+            "[[services.docs.config.pre_backup_hooks]]\nname = \"stop-db\"\ncommand = \"exit 7\"\n{RECORD_OUTCOME}"
+        ),
+    );
+    s.run(&["run"])
+        .code(1)
+        .stderr_has("error: docs: pre-backup hook `stop-db` failed (exit code 7); backup skipped");
+    assert!(s.snapshots("repo/docs").is_empty());
+    assert_eq!(read(&s.path("post-outcome")), "failed\n");
+    assert_eq!(
+        s.history()
+            .query("SELECT outcome, error_class FROM runs WHERE service = 'docs'"),
+        ["failed|hook_failed"]
+    );
+}
+
+#[test]
+fn failing_pre_hook_with_continue_on_error_still_backs_up_with_a_warning() {
+    let s = Scenario::new();
+    docs_ready(
+        &s,
+        "",
+        &format!(
+            "[[services.docs.config.pre_backup_hooks]]\nname = \"flush\"\ncommand = \"exit 4\"\ncontinue_on_error = true\n{RECORD_OUTCOME}"
+        ),
+    );
+    s.run(&["run"]).code(3).stderr_has(
+        "warning: docs: pre-backup hook `flush` failed (exit code 4); continuing as configured",
+    );
+    assert_eq!(s.snapshots("repo/docs").len(), 1);
+    assert_eq!(read(&s.path("post-outcome")), "warning\n");
+}
+
+#[test]
+fn failing_post_hook_fails_the_service_after_the_backup() {
+    let s = Scenario::new();
+    docs_ready(
+        &s,
+        "",
+        "[[services.docs.config.post_backup_hooks]]\nname = \"start-db\"\ncommand = \"exit 5\"\n",
+    );
+    s.run(&["run"])
+        .code(1)
+        .stderr_has("error: docs: post-backup hook `start-db` failed (exit code 5)");
+    // The backup itself happened before the hook.
+    assert_eq!(s.snapshots("repo/docs").len(), 1);
+    assert_eq!(
+        s.history().query("SELECT outcome FROM runs"),
+        ["failed"],
+        "the run is recorded as failed"
+    );
+}
+
+#[test]
+fn failing_post_hook_with_continue_on_error_is_a_warning() {
+    let s = Scenario::new();
+    docs_ready(
+        &s,
+        "",
+        "[[services.docs.config.post_backup_hooks]]\nname = \"notify\"\ncommand = \"exit 5\"\ncontinue_on_error = true\n",
+    );
+    s.run(&["run"]).code(3).stderr_has(
+        "warning: docs: post-backup hook `notify` failed (exit code 5); continuing as configured",
+    );
+    assert_eq!(s.snapshots("repo/docs").len(), 1);
+    assert_eq!(s.history().query("SELECT outcome FROM runs"), ["warning"]);
+}
+
+#[test]
+fn hook_timeout_kills_the_hooks_whole_process_group() {
+    let s = Scenario::new();
+    let m = marker(31);
+    docs_ready(
+        &s,
+        "",
+        &format!(
+            "[[services.docs.config.pre_backup_hooks]]\nname = \"slow\"\ncommand = \"sleep {m} & sleep {m}; touch {{root}}/after-sleep\"\ntimeout_seconds = 1\n{RECORD_OUTCOME}"
+        ),
+    );
+    let start = Instant::now();
+    s.run(&["run"]).code(1).stderr_has(
+        "error: docs: pre-backup hook `slow` failed (timed out after 1s); backup skipped",
+    );
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    // Both sleeps, the background one included, went with the group.
+    assert_eq!(processes_running(&["sleep", &m]), Vec::<String>::new());
+    assert!(!s.path("after-sleep").exists());
+    assert!(s.snapshots("repo/docs").is_empty());
+    assert_eq!(read(&s.path("post-outcome")), "failed\n");
+    assert_eq!(
+        s.history().query("SELECT outcome, error_class FROM runs"),
+        ["failed|timeout"]
+    );
+}
+
+#[test]
+fn hook_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let s = Scenario::new();
+    let m = marker(32);
+    // An ignored signal stays ignored across exec, so both sleeps shrug off
+    // the TERM too: only the KILL that follows the grace period ends them.
+    docs_ready(
+        &s,
+        "",
+        &format!(
+            "[[services.docs.config.pre_backup_hooks]]\nname = \"stubborn\"\ncommand = \"trap '' TERM; sleep {m} & sleep {m}\"\ntimeout_seconds = 1\n"
+        ),
+    );
+    let start = Instant::now();
+    s.run(&["run"]).code(1).stderr_has(
+        "error: docs: pre-backup hook `stubborn` failed (timed out after 1s); backup skipped",
+    );
+    let took = start.elapsed();
+    // 1 s timeout + 5 s grace before the KILL.
+    assert!(
+        took >= Duration::from_secs(6) && took < Duration::from_secs(15),
+        "took {took:?}"
+    );
+    assert_eq!(processes_running(&["sleep", &m]), Vec::<String>::new());
+}
+
+#[test]
+fn hooks_get_the_service_outcome_env_table_and_working_dir() {
+    let s = Scenario::new();
+    std::fs::create_dir_all(s.path("wd")).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    docs_ready(
+        &s,
+        "",
+        r#"
+[[services.docs.config.pre_backup_hooks]]
+name = "pre"
+command = "printf '%s\n' \"$RESTIC_MANAGER_SERVICE\" \"${RESTIC_MANAGER_OUTCOME-unset}\" \"$GREETING\" \"$(pwd)\" > {root}/pre-env"
+working_dir = "{root}/wd"
+env = { GREETING = "hello there" }
+
+[[services.docs.config.post_backup_hooks]]
+name = "post"
+command = "printf '%s\n' \"$RESTIC_MANAGER_SERVICE\" \"$RESTIC_MANAGER_OUTCOME\" \"${GREETING-unset}\" > {root}/post-env"
+"#,
+    );
+    s.run(&["run"]).succeeds();
+    let wd = s.path("wd");
+    assert_eq!(
+        read(&s.path("pre-env")),
+        format!("docs\nunset\nhello there\n{}\n", wd.display())
+    );
+    // The env table belongs to its own hook only.
+    assert_eq!(read(&s.path("post-env")), "docs\nok\nunset\n");
+}
+
+#[test]
+fn hook_output_lands_in_the_run_log() {
+    let s = Scenario::new();
+    docs_ready(
+        &s,
+        "",
+        "[[services.docs.config.pre_backup_hooks]]\nname = \"say\"\ncommand = \"echo hello from the hook; echo oops from the hook >&2\"\n",
+    );
+    s.run(&["run"]).succeeds();
+    let logs = s.history().query("SELECT log_file FROM runs");
+    assert_eq!(logs.len(), 1);
+    let log = PathBuf::from(&logs[0]);
+    assert!(
+        log.starts_with(s.path("state/restic-manager/logs/docs")),
+        "log at {}",
+        log.display()
+    );
+    let text = read(&log);
+    assert!(
+        text.contains("pre hook `say` | hello from the hook"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pre hook `say` ! oops from the hook"),
+        "{text}"
+    );
+    assert!(text.contains("outcome: ok"), "{text}");
+}
+
+// ---- sources -----------------------------------------------------------
+
+#[test]
+fn missing_path_fails_that_service_before_restic_and_others_still_run() {
+    let s = Scenario::new();
+    s.write("data/good/a.txt", "fine");
+    s.simple(
+        r#"
+[services.typo]
+targets = ["local"]
+[services.typo.config]
+paths = ["{root}/data/good", "{root}/data/nope"]
+
+[services.good]
+targets = ["local"]
+[services.good.config]
+paths = ["{root}/data/good"]
+"#,
+    );
+    setup(&s, &["repo/typo", "repo/good"]);
+    let nope = s.path("data/nope");
+    s.run(&["run"]).code(1).stderr_has(&format!(
+        "error: typo: path `{}` does not exist; fix `paths` in `[services.typo.config]` (restic would silently skip it)",
+        nope.display()
+    ));
+    assert!(s.snapshots("repo/typo").is_empty());
+    assert_eq!(s.snapshots("repo/good").len(), 1);
+    let h = s.history();
+    assert_eq!(
+        h.query("SELECT service, outcome, error_class FROM runs ORDER BY id"),
+        ["typo|failed|source_missing", "good|ok|"]
+    );
+    // restic never ran for `typo`: no per-destination row at all.
+    assert_eq!(
+        h.query(
+            "SELECT count(*) FROM run_targets t JOIN runs r ON r.id = t.run_id WHERE r.service = 'typo'"
+        ),
+        ["0"]
+    );
+}
+
+#[test]
+fn unreadable_file_is_a_warning_with_a_snapshot() {
+    let s = Scenario::new();
+    // Root reads a chmod-000 file regardless, so the unreadable source is
+    // this test process's memory: `/proc/PID/mem` exists, but reading it at
+    // offset 0 fails (EIO as root, EACCES otherwise), and restic 0.14 then
+    // saves the snapshot and exits 3.
+    let mem = format!("/proc/{}/mem", std::process::id());
+    s.write("data/docs/a.txt", "hello");
+    s.simple(&format!(
+        "[services.docs]\ntargets = [\"local\"]\n[services.docs.config]\npaths = [\"{{root}}/data/docs\", \"{mem}\"]\n"
+    ));
+    setup(&s, &["repo/docs"]);
+    let d = s.run(&["run"]);
+    d.code(3);
+    let snaps = s.snapshots("repo/docs");
+    assert_eq!(snaps.len(), 1);
+    let id = snaps[0]["short_id"].as_str().unwrap_or("?");
+    d.stderr_has(&format!(
+        "warning: docs: `local`: snapshot {id} is incomplete: restic could not read 1 item(s); see the run log"
+    ));
+    let h = s.history();
+    assert_eq!(h.query("SELECT outcome FROM runs"), ["warning"]);
+    let t = h.query("SELECT outcome, snapshot_id FROM run_targets");
+    assert_eq!(t, [format!("warning|{id}")]);
+    let log = read(Path::new(&h.query("SELECT log_file FROM runs")[0]));
+    assert!(
+        log.contains(&mem),
+        "the log names the unreadable item:\n{log}"
+    );
+    // The same in JSON.
+    let j = s.run(&["run", "--json"]);
+    j.code(3);
+    let v = j.json();
+    assert_eq!(v["outcome"], "warning");
+    assert_eq!(v["services"][0]["targets"][0]["outcome"], "warning");
+    assert_eq!(s.snapshots("repo/docs").len(), 2);
+}
+
+// ---- locks -------------------------------------------------------------
+
+#[test]
+fn second_run_of_a_running_service_fails_with_the_holders_pid() {
+    let s = Scenario::new();
+    s.write("data/docs/a.txt", "hello");
+    s.write("data/other/a.txt", "hello");
+    s.simple(
+        r#"
+[services.docs]
+targets = ["local"]
+[services.docs.config]
+paths = ["{root}/data/docs"]
+[[services.docs.config.pre_backup_hooks]]
+name = "wait"
+command = "touch {root}/started; for i in $(seq 300); do [ -e {root}/release ] && break; sleep 0.1; done"
+
+[services.other]
+targets = ["local"]
+[services.other.config]
+paths = ["{root}/data/other"]
+"#,
+    );
+    setup(&s, &["repo/docs", "repo/other"]);
+    let first = Background::start(&s, &["run", "--service", "docs"]);
+    wait_until("the first run's pre hook", Duration::from_secs(20), || {
+        s.path("started").exists()
+    });
+
+    s.run(&["run", "--service", "docs"])
+        .code(1)
+        .stderr_has(&format!(
+            "error: docs: service `docs` is already running (pid {})",
+            first.pid()
+        ));
+    // A different service is not held up.
+    s.run(&["run", "--service", "other"]).succeeds();
+    assert_eq!(s.snapshots("repo/other").len(), 1);
+
+    s.write("release", "");
+    first.finish().succeeds();
+    assert_eq!(s.snapshots("repo/docs").len(), 1);
+    assert_eq!(
+        s.history()
+            .query("SELECT service, outcome, error_class FROM runs ORDER BY id"),
+        ["docs|ok|", "docs|failed|already_running", "other|ok|"]
+    );
+}
+
+// ---- secrets -----------------------------------------------------------
+
+#[test]
+fn password_never_reaches_argv_json_logs_or_history() {
+    let s = Scenario::new();
+    s.write("data/docs/a.txt", "hello");
+    // A wrapper records every restic command line restic-manager runs.
+    let wrapper = s.write(
+        "bin/restic",
+        &format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\nexec restic \"$@\"\n",
+            s.path("restic-argv").display()
+        ),
+    );
+    let ok = Command::new("chmod")
+        .arg("755")
+        .arg(&wrapper)
+        .status()
+        .is_ok_and(|st| st.success());
+    assert!(ok);
+    s.config(
+        r#"
+[global]
+restic_password_file = "{root}/pw"
+restic_binary = "{root}/bin/restic"
+retention_last = 1
+
+[destinations.local]
+type = "local"
+path = "{root}/repo"
+
+[services.docs]
+targets = ["local"]
+[services.docs.config]
+paths = ["{root}/data/docs"]
+[[services.docs.config.pre_backup_hooks]]
+name = "env"
+command = "env > {root}/hook-env"
+"#,
+    );
+    s.run(&["setup"]).succeeds();
+    let password = read(&s.path("pw")).trim().to_string();
+    assert!(password.len() >= 16, "setup wrote a strong password");
+
+    // Watch every process's argv while the run happens.
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let stop = Arc::clone(&stop);
+        let password = password.clone();
+        std::thread::spawn(move || {
+            let mut leaks = Vec::new();
+            let mut saw_backup = false;
+            while !stop.load(Ordering::Relaxed) {
+                for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                    let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
+                        continue;
+                    };
+                    let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+                    if line.contains(&password) {
+                        leaks.push(line.clone());
+                    }
+                    if line.contains("restic backup --json") {
+                        saw_backup = true;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (leaks, saw_backup)
+        })
+    };
+    let d = s.run(&["run", "--json"]);
+    stop.store(true, Ordering::Relaxed);
+    let (leaks, saw_backup) = watcher.join().unwrap_or_else(|_| panic!("watcher"));
+    d.succeeds();
+    assert!(saw_backup, "the watcher never saw restic running");
+    assert_eq!(leaks, Vec::<String>::new(), "password in a command line");
+
+    let argv = read(&s.path("restic-argv"));
+    assert!(argv.contains("backup --json"), "{argv}");
+    assert!(argv.contains("forget --json --prune"), "{argv}");
+    assert!(!argv.contains(&password));
+    assert!(!d.stdout.contains(&password) && !d.stderr.contains(&password));
+    assert_eq!(d.json()["outcome"], "ok");
+    // Hooks do not get the password either.
+    assert!(!read(&s.path("hook-env")).contains("RESTIC_PASSWORD"));
+    // Nowhere on disk but the password file: logs, history, state.
+    assert_eq!(
+        files_containing(s.root(), password.as_bytes(), &s.path("pw")),
+        Vec::<PathBuf>::new()
+    );
+}
+
+// ---- history -----------------------------------------------------------
+
+#[test]
+fn history_records_the_run_and_each_destination_as_restic_saw_it() {
+    let s = Scenario::new();
+    docs_ready(&s, "", "");
+    s.run(&["run"]).succeeds().stdout_has("docs");
+    let snaps = s.snapshots("repo/docs");
+    assert_eq!(snaps.len(), 1);
+    let id = snaps[0]["id"].as_str().unwrap_or_default();
+    let h = s.history();
+    assert_eq!(
+        h.query("SELECT service, outcome, trigger, finished_at >= started_at FROM runs"),
+        ["docs|ok|cli|1"]
+    );
+    let rows = h.query(
+        "SELECT destination, repository, outcome, snapshot_id, files_new, files_changed, bytes_added > 0 FROM run_targets",
+    );
+    assert_eq!(rows.len(), 1);
+    let cols: Vec<&str> = rows[0].split('|').collect();
+    assert_eq!(cols[0], "local");
+    assert_eq!(cols[1], s.path("repo/docs").display().to_string());
+    assert_eq!(cols[2], "ok");
+    assert!(
+        cols[3].len() >= 8 && id.starts_with(cols[3]),
+        "history has {}, restic {id}",
+        cols[3]
+    );
+    assert_eq!(&cols[4..], ["2", "0", "1"]);
+
+    // A second run of unchanged data adds nothing new.
+    s.run(&["run"]).succeeds();
+    assert_eq!(
+        h.query("SELECT files_new, files_changed FROM run_targets ORDER BY id DESC LIMIT 1"),
+        ["0|0"]
+    );
+    let logs = h.query("SELECT log_file FROM runs ORDER BY id");
+    assert_eq!(logs.len(), 2);
+    for l in &logs {
+        assert!(Path::new(l).is_file(), "log file {l}");
+    }
+    assert_ne!(logs[0], logs[1], "one log file per run");
+}
+
+// ---- retention ---------------------------------------------------------
+
+#[test]
+fn retention_keeps_the_newest_of_this_service_and_touches_nothing_else() {
+    let s = Scenario::new();
+    s.write("data/a/x.txt", "a");
+    s.write("data/b/x.txt", "b");
+    s.config(
+        r#"
+[global]
+restic_password_file = "{root}/pw"
+host = "testhost"
+
+[destinations.local]
+type = "local"
+path = "{root}/repo"
+
+[services.a]
+targets = ["local"]
+retention_last = 2
+[services.a.config]
+paths = ["{root}/data/a"]
+
+[services.b]
+targets = ["local"]
+[services.b.config]
+paths = ["{root}/data/b"]
+"#,
+    );
+    setup(&s, &["repo/a", "repo/b"]);
+    // Snapshots in `a`'s repository that are not `a`'s own: another tag on
+    // the same host, and `a`'s tag from another host.
+    let data = s.path("data/a").display().to_string();
+    s.restic(
+        "repo/a",
+        &["backup", "--host", "testhost", "--tag", "manual", &data],
+    )
+    .succeeds();
+    s.restic(
+        "repo/a",
+        &["backup", "--host", "elsewhere", "--tag", "service:a", &data],
+    )
+    .succeeds();
+
+    for _ in 0..4 {
+        s.run(&["run"]).succeeds();
+    }
+
+    let ours = |repo: &str, svc: &str| -> Vec<String> {
+        s.snapshots(repo)
+            .iter()
+            .filter(|x| x["hostname"] == "testhost" && tags(x) == [format!("service:{svc}")])
+            .filter_map(|x| x["id"].as_str().map(str::to_string))
+            .collect()
+    };
+    let kept = ours("repo/a", "a");
+    assert_eq!(kept.len(), 2, "retention_last = 2");
+    // The two kept are the two newest runs' snapshots.
+    let newest = s.history().query(
+        "SELECT t.snapshot_id FROM run_targets t JOIN runs r ON r.id = t.run_id WHERE r.service = 'a' ORDER BY t.id DESC LIMIT 2",
+    );
+    for n in &newest {
+        assert!(kept.iter().any(|k| k.starts_with(n.as_str())), "{n} kept");
+    }
+    assert_eq!(
+        s.snapshots("repo/a").len(),
+        4,
+        "foreign snapshots untouched"
+    );
+    // `b` has no retention: all four stay, with its tag and the host.
+    assert_eq!(ours("repo/b", "b").len(), 4);
+    assert_eq!(s.snapshots("repo/b").len(), 4);
+}
+
+// ---- legacy backup_script ----------------------------------------------
+
+#[test]
+fn backup_script_runs_once_per_target_and_its_exit_code_decides() {
+    let s = Scenario::new();
+    s.write("data/docs/a.txt", "hello");
+    s.write(
+        "legacy.sh",
+        &format!(
+            "echo \"$RESTIC_REPOSITORY|$RESTIC_PASSWORD_FILE|$SERVICE_NAME|$DOCKER_BASE\" >> {root}/script-calls\nrestic backup --quiet --tag legacy {root}/data/docs\n",
+            root = s.root().display()
+        ),
+    );
+    s.config(
+        r#"
+[global]
+restic_password_file = "{root}/pw"
+docker_base = "{root}/docker"
+
+[destinations.local]
+type = "local"
+path = "{root}/repo"
+
+[destinations.second]
+type = "local"
+path = "{root}/repo2"
+
+[services.legacy]
+targets = ["local", "second"]
+backup_script = "sh {root}/legacy.sh"
+
+[services.broken]
+targets = ["local"]
+backup_script = "exit 1"
+"#,
+    );
+    setup(&s, &["repo/legacy", "repo2/legacy", "repo/broken"]);
+    s.run(&["run"])
+        .code(1)
+        .stderr_has("error: broken: `local`: backup_script failed (exit code 1)");
+    let root = s.root().display().to_string();
+    assert_eq!(
+        read(&s.path("script-calls")),
+        format!(
+            "{root}/repo/legacy|{root}/pw|legacy|{root}/docker\n{root}/repo2/legacy|{root}/pw|legacy|{root}/docker\n"
+        )
+    );
+    for repo in ["repo/legacy", "repo2/legacy"] {
+        let snaps = s.snapshots(repo);
+        assert_eq!(snaps.len(), 1, "{repo}");
+        assert_eq!(tags(&snaps[0]), ["legacy"]);
+    }
+    assert!(s.snapshots("repo/broken").is_empty());
+    assert_eq!(
+        s.history()
+            .query("SELECT service, outcome FROM runs ORDER BY service"),
+        ["broken|failed", "legacy|ok"]
+    );
+}
+
+/// A legacy service whose script runs `restic backup` itself.
+fn legacy_service(s: &Scenario, service_keys: &str) {
+    s.write("data/docs/a.txt", "hello");
+    s.simple(&format!(
+        "[services.legacy]\ntargets = [\"local\"]\nbackup_script = \"restic backup --exclude-caches {{root}}/data/docs\"\n{service_keys}\n"
+    ));
+    setup(s, &["repo/legacy"]);
+}
+
+#[test]
+fn backup_script_is_not_confused_by_restic_variables_in_the_callers_environment() {
+    let s = Scenario::new();
+    legacy_service(&s, "");
+    // Left over in a shell or a cron environment; restic 0.14 refuses a
+    // password file together with a password command, and a repository
+    // together with a repository file.
+    let out = s
+        .command()
+        .args(["run"])
+        .env("RESTIC_PASSWORD_COMMAND", "echo wrong")
+        .env("RESTIC_REPOSITORY_FILE", s.path("nowhere"))
+        .output()
+        .unwrap_or_else(|e| panic!("spawn: {e}"));
+    let d = Done {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    d.succeeds();
+    assert_eq!(s.snapshots("repo/legacy").len(), 1);
+}
+
+#[test]
+fn backup_script_out_of_time_leaves_no_restic_lock() {
+    let s = Scenario::new();
+    legacy_service(&s, "timeout_seconds = 3");
+    make_restic_hang(&s, "data/docs");
+    s.run(&["run"])
+        .code(1)
+        .stderr_has("error: legacy: `local`: backup_script ran out of time");
+    assert_eq!(
+        s.history().query("SELECT outcome, error_class FROM runs"),
+        ["failed|timeout"]
+    );
+    // The script's restic was asked to stop the way restic cleans up.
+    let locks = s.restic("repo/legacy", &["list", "locks", "--no-lock"]);
+    locks.succeeds();
+    assert_eq!(locks.stdout.trim(), "", "locks left in the repository");
+}
+
+// ---- dry run, arguments, setup -----------------------------------------
+
+#[test]
+fn dry_run_prints_the_plan_and_runs_nothing() {
+    let s = Scenario::new();
+    docs(
+        &s,
+        "retention_last = 3",
+        "[[services.docs.config.pre_backup_hooks]]\nname = \"mark\"\ncommand = \"touch {root}/pre-ran\"\n[[services.docs.config.post_backup_hooks]]\nname = \"unmark\"\ncommand = \"touch {root}/post-ran\"\n",
+    );
+    // Before setup too: a dry run needs no repository.
+    let d = s.run(&["run", "--dry-run"]);
+    d.succeeds()
+        .stdout_has("dry run: nothing will be executed")
+        .stdout_has("\nservice docs\n")
+        .stdout_has("  pre hook  mark\n")
+        .stdout_has(&format!("  sources   {}\n", s.path("data/docs").display()))
+        .stdout_has(&format!(
+            "  backup →  local: {}\n",
+            s.path("repo/docs").display()
+        ))
+        .stdout_has("  forget    --prune --keep-last 3\n")
+        .stdout_has("  post hook unmark\n");
+    assert!(!s.path("repo/docs").exists());
+
+    setup(&s, &["repo/docs"]);
+    s.run(&["run", "--dry-run"]).succeeds();
+    let v = s.run(&["run", "--dry-run", "--json"]);
+    v.succeeds();
+    assert_eq!(v.json()["dry_run"], true);
+    assert_eq!(v.json()["services"][0]["service"], "docs");
+    assert!(!s.path("pre-ran").exists() && !s.path("post-ran").exists());
+    assert!(s.snapshots("repo/docs").is_empty());
+    let db = s.path("state/restic-manager/history.sqlite");
+    if db.exists() {
+        assert_eq!(s.history().query("SELECT count(*) FROM runs"), ["0"]);
+    }
+}
+
+#[test]
+fn unknown_service_is_a_usage_error_with_a_suggestion() {
+    let s = Scenario::new();
+    docs_ready(&s, "", "");
+    s.run(&["run", "--service", "doc"])
+        .code(2)
+        .stderr_has("error: unknown service `doc`; did you mean `docs`?");
+    s.run(&["run", "--service", "nope"])
+        .code(2)
+        .stderr_has("error: unknown service `nope`");
+    assert!(s.snapshots("repo/docs").is_empty());
+}
+
+#[test]
+fn run_before_setup_says_to_run_setup() {
+    let s = Scenario::new();
+    docs(&s, "", "");
+    // Nothing exists yet: neither the password file nor the repository.
+    // restic itself would only say "Resolving password failed".
+    s.run(&["run"]).code(1).stderr_has(&format!(
+        "error: docs: `local`: password file `{}` does not exist; run `restic-manager setup` to create it (or restore your copy)",
+        s.path("pw").display()
+    ));
+    // With a password file but still no repository.
+    s.write("pw", "a password\n");
+    s.run(&["run"]).code(1).stderr_has(&format!(
+        "error: docs: `local`: repository `{}` does not exist; run `restic-manager setup`",
+        s.path("repo/docs").display()
+    ));
+    assert_eq!(
+        s.history()
+            .query("SELECT outcome, error_class FROM runs ORDER BY id DESC LIMIT 1"),
+        ["failed|repository_missing"]
+    );
+}
+
+// ---- signals and timeouts ----------------------------------------------
+
+#[test]
+fn sigterm_mid_backup_stops_restic_cleanly_and_runs_post_hooks() {
+    let s = Scenario::new();
+    docs(&s, "", RECORD_OUTCOME);
+    let fifo = make_restic_hang(&s, "data/docs");
+    setup(&s, &["repo/docs"]);
+
+    let run = Background::start(&s, &["run"]);
+    // Signalling the moment the lock appears also hits restic 0.14's window
+    // (~200 ms after writing its lock, before registering it for cleanup)
+    // in which even SIGINT leaves the lock behind; restic-manager then
+    // removes the stale lock itself.
+    wait_until(
+        "restic's lock (backup running)",
+        Duration::from_secs(20),
+        || !repo_locks(&s, "repo/docs").is_empty(),
+    );
+    run.signal("TERM");
+    let d = run.finish();
+    d.code(143)
+        .stderr_has("restic-manager: signal received, stopping restic and running post hooks");
+    assert_eq!(read(&s.path("post-outcome")), "interrupted\n");
+    let h = s.history();
+    assert_eq!(
+        h.query("SELECT outcome, error_class, error_message FROM runs"),
+        [format!(
+            "interrupted|interrupted|`local`: interrupted while working on `{}`",
+            s.path("repo/docs").display()
+        )]
+    );
+    // restic got SIGINT, not SIGTERM (which 0.14 does not handle).
+    let log = read(Path::new(&h.query("SELECT log_file FROM runs")[0]));
+    assert!(
+        log.contains("removed stale locks (if any) from `local`"),
+        "{log}"
+    );
+    let locks = s.restic("repo/docs", &["list", "locks", "--no-lock"]);
+    locks.succeeds();
+    assert_eq!(locks.stdout.trim(), "", "locks left in the repository");
+    assert!(s.snapshots("repo/docs").is_empty());
+
+    std::fs::remove_file(&fifo).unwrap_or_else(|e| panic!("rm fifo: {e}"));
+    s.run(&["run"]).succeeds();
+    assert_eq!(s.snapshots("repo/docs").len(), 1);
+}
+
+#[test]
+fn ctrl_c_during_a_pre_hook_stops_it_and_still_runs_post_hooks() {
+    let s = Scenario::new();
+    docs_ready(
+        &s,
+        "",
+        &format!(
+            "[[services.docs.config.pre_backup_hooks]]\nname = \"dump\"\ncommand = \"touch {{root}}/started; for i in $(seq 300); do sleep 0.1; done; touch {{root}}/finished\"\n{RECORD_OUTCOME}"
+        ),
+    );
+    let run = Background::start(&s, &["run"]);
+    wait_until("the pre hook", Duration::from_secs(20), || {
+        s.path("started").exists()
+    });
+    let start = Instant::now();
+    run.signal("INT");
+    run.finish().code(130);
+    assert!(start.elapsed() < Duration::from_secs(8));
+    assert!(!s.path("finished").exists(), "the hook was stopped");
+    assert_eq!(read(&s.path("post-outcome")), "interrupted\n");
+    assert_eq!(
+        s.history().query("SELECT outcome, error_class FROM runs"),
+        ["interrupted|interrupted"]
+    );
+    assert!(s.snapshots("repo/docs").is_empty());
+}
+
+#[test]
+fn service_timeout_stops_a_slow_pre_hook() {
+    let s = Scenario::new();
+    let m = marker(33);
+    docs_ready(
+        &s,
+        "timeout_seconds = 2",
+        &format!(
+            "[[services.docs.config.pre_backup_hooks]]\nname = \"slow\"\ncommand = \"sleep {m}\"\n{RECORD_OUTCOME}"
+        ),
+    );
+    let start = Instant::now();
+    s.run(&["run"]).code(1).stderr_has(
+        "error: docs: pre-backup hook `slow` failed (timed out: the service's `timeout_seconds` ran out); backup skipped",
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(processes_running(&["sleep", &m]), Vec::<String>::new());
+    // Post hooks still get their own time after the budget is spent.
+    assert_eq!(read(&s.path("post-outcome")), "failed\n");
+    assert_eq!(
+        s.history().query("SELECT outcome, error_class FROM runs"),
+        ["failed|timeout"]
+    );
+    assert!(s.snapshots("repo/docs").is_empty());
+}
+
+#[test]
+fn service_timeout_stops_restic_without_leaving_a_lock() {
+    let s = Scenario::new();
+    docs(&s, "timeout_seconds = 3", "");
+    make_restic_hang(&s, "data/docs");
+    setup(&s, &["repo/docs"]);
+    let start = Instant::now();
+    s.run(&["run"]).code(1).stderr_has(&format!(
+        "error: docs: `local`: restic ran out of time on `{}` and was stopped",
+        s.path("repo/docs").display()
+    ));
+    assert!(start.elapsed() < Duration::from_secs(15));
+    assert_eq!(
+        s.history().query("SELECT outcome, error_class FROM runs"),
+        ["failed|timeout"]
+    );
+    let locks = s.restic("repo/docs", &["list", "locks", "--no-lock"]);
+    locks.succeeds();
+    assert_eq!(locks.stdout.trim(), "");
+}

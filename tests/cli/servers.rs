@@ -1,0 +1,135 @@
+//! Real servers on loopback for destination tests: sshd (SFTP), moto (S3),
+//! rclone's restic REST server. Each is started fresh, owned by its guard,
+//! and killed when the guard drops. A server that cannot start fails the
+//! test: nothing is skipped.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    l.local_addr().unwrap_or_else(|e| panic!("addr: {e}")).port()
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str, log: &Path) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("{what} exited ({st}) before listening; log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what} did not listen on port {port} within 30 s; log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+}
+
+fn spawn(cmd: &mut Command, log: &Path, what: &str) -> Child {
+    let out = std::fs::File::create(log).unwrap_or_else(|e| panic!("log file: {e}"));
+    let err = out.try_clone().unwrap_or_else(|e| panic!("log file: {e}"));
+    cmd.stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what} ({e}); scripts/test-all.sh installs it"))
+}
+
+/// A running server process, killed on drop.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A private sshd with generated host and client keys.
+pub struct Sshd {
+    pub server: Server,
+    pub user: String,
+    pub client_key: PathBuf,
+    pub known_hosts: PathBuf,
+}
+
+fn run_ok(cmd: &mut Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl Sshd {
+    pub fn start(dir: &Path) -> Sshd {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        for k in ["host_key", "client_key"] {
+            run_ok(
+                Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(dir.join(k)),
+                "ssh-keygen",
+            );
+        }
+        std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).unwrap_or_else(|e| panic!("copy: {e}"));
+        let port = free_port();
+        let cfg = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\nSubsystem sftp internal-sftp\n",
+            d = dir.display()
+        );
+        std::fs::write(dir.join("sshd_config"), cfg).unwrap_or_else(|e| panic!("write: {e}"));
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let log = dir.join("sshd.log");
+        let mut child = spawn(
+            Command::new("/usr/sbin/sshd").arg("-D").arg("-f").arg(dir.join("sshd_config")).arg("-E").arg(&log),
+            &log,
+            "sshd",
+        );
+        wait_for_port(port, &mut child, "sshd", &log);
+        let host_pub = std::fs::read_to_string(dir.join("host_key.pub")).unwrap_or_else(|e| panic!("read: {e}"));
+        let mut parts = host_pub.split_whitespace();
+        let line = format!("[127.0.0.1]:{port} {} {}\n", parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        std::fs::write(dir.join("known_hosts"), line).unwrap_or_else(|e| panic!("write: {e}"));
+        let user = String::from_utf8_lossy(&Command::new("id").arg("-un").output().map(|o| o.stdout).unwrap_or_default())
+            .trim()
+            .to_string();
+        Sshd {
+            server: Server { child, port },
+            user,
+            client_key: dir.join("client_key"),
+            known_hosts: dir.join("known_hosts"),
+        }
+    }
+}
+
+/// The moto S3 server (`moto[server]` from PyPI, installed by
+/// scripts/test-all.sh into target/test-venv).
+pub fn moto(dir: &Path) -> Server {
+    let bin = std::env::var_os("RM_MOTO_SERVER").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/test-venv/bin/moto_server")),
+        PathBuf::from,
+    );
+    let port = free_port();
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    let log = dir.join("moto.log");
+    let mut child = spawn(Command::new(&bin).args(["-H", "127.0.0.1", "-p", &port.to_string()]), &log, "moto_server");
+    wait_for_port(port, &mut child, "moto_server", &log);
+    Server { child, port }
+}
+
+/// `rclone serve restic` on a folder, optionally with basic auth.
+pub fn rclone_rest(dir: &Path, auth: Option<(&str, &str)>) -> Server {
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    let port = free_port();
+    let log = dir.with_extension("log");
+    let mut cmd = Command::new("rclone");
+    cmd.args(["serve", "restic"]).arg(dir).args(["--addr", &format!("127.0.0.1:{port}")]);
+    if let Some((u, p)) = auth {
+        cmd.args(["--user", u, "--pass", p]);
+    }
+    let mut child = spawn(&mut cmd, &log, "rclone serve restic");
+    wait_for_port(port, &mut child, "rclone serve restic", &log);
+    Server { child, port }
+}
