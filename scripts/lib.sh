@@ -38,3 +38,30 @@ need_cargo() {
         fi
     fi
 }
+
+# python_venv DIR PKG... makes a Python virtual environment in DIR with the
+# PyPI packages PKG (pip quiet), unless DIR already imports the first
+# package's module (MODULE, set by the caller: python_venv DIR MODULE PKG...).
+# Any python3 with a working `venv` module will do (pyenv's, or Debian's,
+# which needs python3-venv).
+python_venv() {
+    local dir=$1 module=$2
+    shift 2
+    if [ -x "$dir/bin/python" ] && "$dir/bin/python" -c "import $module" 2>/dev/null; then
+        return 0
+    fi
+    echo "==> creating Python environment $dir ($*)"
+    rm -rf "$dir"
+    local py
+    for py in python3 /usr/bin/python3; do
+        if command -v "$py" >/dev/null 2>&1 && "$py" -m venv "$dir" 2>/dev/null; then
+            break
+        fi
+        rm -rf "$dir"
+    done
+    if [ ! -x "$dir/bin/pip" ]; then
+        echo "error: cannot create a Python venv; install python3-venv" >&2
+        return 1
+    fi
+    "$dir/bin/pip" install --quiet --disable-pip-version-check "$@"
+}

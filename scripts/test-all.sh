@@ -10,6 +10,11 @@ cd "$(dirname "$0")/.."
 # restic: the real binary the tests drive; sqlite3: tests read history
 # through it, independently of our code.
 apt_install restic sqlite3 ca-certificates procps util-linux
+# Real servers for the destination tests (tests/cli/servers.rs): sshd for
+# SFTP, rclone for REST and rclone remotes, moto (PyPI) for S3.
+apt_install openssh-server openssh-client rclone python3-venv
+python_venv target/test-venv moto 'moto[server]'
+export RM_MOTO_SERVER="$PWD/target/test-venv/bin/moto_server"
 need_cargo
 
 echo "==> restic: $(restic version)"

@@ -98,4 +98,8 @@ pub struct RunArgs {
     /// nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Let retention remove more snapshots than `retention_max_remove_percent`
+    /// allows, or every snapshot of a service (the guard refuses otherwise).
+    #[arg(long)]
+    pub allow_mass_forget: bool,
 }

@@ -47,7 +47,8 @@ impl Shutdown {
         *self.rx.borrow()
     }
 
-    async fn wait(&mut self) {
+    /// Resolves when a shutdown is requested.
+    pub async fn wait(&mut self) {
         if self.rx.wait_for(Option::is_some).await.is_err() {
             std::future::pending::<()>().await;
         }

@@ -36,7 +36,12 @@ impl Context {
 
     /// Locates restic as configured.
     pub async fn restic(&self, config: &Config) -> Result<Restic, Error> {
-        let r = Restic::locate(config.settings.restic_binary.as_deref()).await?;
+        let state = &config.settings.state_directory;
+        let r = Restic::locate_cached(
+            config.settings.restic_binary.as_deref(),
+            state.is_dir().then_some(state.as_path()),
+        )
+        .await?;
         self.printer.verbose(format!(
             "using restic {} at `{}` (from {})",
             r.version,

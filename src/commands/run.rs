@@ -70,6 +70,7 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
         shutdown: shutdown.clone(),
         progress,
         trigger: "cli",
+        allow_mass_forget: a.allow_mass_forget,
     };
     let reports = runner.run(&services).await;
     signals.abort();

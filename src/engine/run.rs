@@ -2,18 +2,21 @@
 //! post hooks (always) → retention, with every step recorded.
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
 
 use serde::Serialize;
 
 use super::lock::{LockError, ServiceLock};
 use super::runlog::RunLog;
 use super::{Outcome, Progress};
-use crate::config::{Config, PasswordSource, Service};
+use crate::config::{Config, PasswordSource, Prune, Replication, Service};
 use crate::history::{History, TargetRecord};
 use crate::hooks::{self, HookReport, Phase};
 use crate::process::{self, Ended, Shutdown, Spec};
-use crate::restic::ops::{self, BackupArgs, ForgetResult};
+use crate::restic::ops::{self, BackupArgs, ForgetMode, ForgetResult, OpError};
 use crate::restic::{ErrorClass, Repository, Restic, ResticCall};
 
 /// Where Docker keeps named volumes on a standard Linux host. Used until
@@ -25,6 +28,8 @@ const DOCKER_VOLUMES: &str = "/var/lib/docker/volumes";
 pub struct TargetReport {
     pub destination: String,
     pub repository: String,
+    /// `backup`, `copy` (from the primary) or `script`.
+    pub method: &'static str,
     pub outcome: Outcome,
     pub error_class: Option<ErrorClass>,
     pub error: Option<String>,
@@ -37,6 +42,9 @@ pub struct TargetReport {
     pub duration_ms: u64,
     pub retention: Option<ForgetResult>,
     pub retention_error: Option<String>,
+    /// Milliseconds from the service's start until this target finished.
+    #[serde(skip)]
+    pub finished_after_ms: Option<u64>,
 }
 
 /// The result for one service.
@@ -51,6 +59,9 @@ pub struct ServiceReport {
     pub hooks: Vec<HookReport>,
     pub targets: Vec<TargetReport>,
     pub duration_ms: u64,
+    /// Milliseconds from the service's start until the first target's
+    /// snapshot existed (the window containers must stay stopped).
+    pub primary_snapshot_ms: Option<u64>,
     pub log_file: Option<PathBuf>,
 }
 
@@ -62,6 +73,8 @@ pub struct Runner<'a> {
     pub shutdown: Shutdown,
     pub progress: &'a dyn Progress,
     pub trigger: &'a str,
+    /// Let `forget` remove more than the retention guard allows.
+    pub allow_mass_forget: bool,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -99,13 +112,19 @@ impl Runner<'_> {
         if let Err(e) = self.history.reap_dead_runs() {
             self.progress.note(&format!("warning: {e}"));
         }
-        let mut out = Vec::new();
-        for s in services {
-            if self.shutdown.signal().is_some() {
-                break;
-            }
-            out.push(self.service(s).await);
-        }
+        let limit = self.config.settings.max_parallel_services.max(1);
+        let mut out: Vec<ServiceReport> = futures_util::stream::iter(services)
+            .map(|s| async move {
+                if self.shutdown.signal().is_some() {
+                    return None;
+                }
+                Some(self.service(s).await)
+            })
+            .buffered(limit)
+            .filter_map(|r| async move { r })
+            .collect()
+            .await;
+        out.retain(|r| !r.service.is_empty());
         out
     }
 
@@ -123,6 +142,7 @@ impl Runner<'_> {
                 hooks: Vec::new(),
                 targets: Vec::new(),
                 duration_ms: 0,
+                primary_snapshot_ms: None,
                 log_file: None,
             },
             started,
@@ -330,14 +350,31 @@ impl Runner<'_> {
                     }
                 }
             }
-            for repo in &repos {
-                if self.shutdown.signal().is_some() {
-                    break;
-                }
-                let tr = match &svc.backup_script {
-                    Some(script) => self.script(svc, script, repo, run, log).await,
-                    None => self.backup(svc, &sources, repo, run, log).await,
-                };
+            let refs: Vec<&Repository> = repos.iter().collect();
+            let copy = svc.replication == Replication::Copy
+                && svc.backup_script.is_none()
+                && refs.len() > 1;
+            let results = if copy {
+                self.copy_fan_out(svc, &sources, &refs, run, log).await
+            } else {
+                self.fan_out(svc, &sources, &refs, run, log).await
+            };
+            if copy
+                && let Some(first) = results.first()
+                && !matches!(first.outcome, Outcome::Ok | Outcome::Warning)
+                && self.shutdown.signal().is_none()
+            {
+                run.warn(format!(
+                            "primary target `{}` failed, so the other targets were backed up directly instead of copied",
+                            first.destination
+                        ));
+            }
+            if let Some(first) = results.first()
+                && matches!(first.outcome, Outcome::Ok | Outcome::Warning)
+            {
+                run.report.primary_snapshot_ms = first.finished_after_ms;
+            }
+            for tr in results {
                 match tr.outcome {
                     Outcome::Ok => {}
                     Outcome::Warning => run.warn(format!(
@@ -442,15 +479,18 @@ impl Runner<'_> {
         ));
         self.progress.started(&svc.name, &repo.destination);
         let started = Instant::now();
-        let res = ops::backup(
-            self.restic,
-            repo,
-            &args,
-            &self.shutdown,
-            |st| self.progress.update(&svc.name, &repo.destination, st),
-            |l| log.line(&format!("restic ! {l}")),
-        )
-        .await;
+        let res = self
+            .retry_locked(repo, log, run, || {
+                ops::backup(
+                    self.restic,
+                    repo,
+                    &args,
+                    &self.shutdown,
+                    |st| self.progress.update(&svc.name, &repo.destination, st),
+                    |l| log.line(&format!("restic ! {l}")),
+                )
+            })
+            .await;
         let mut tr = failed_target(
             &repo.destination,
             &repo.display,
@@ -619,7 +659,6 @@ impl Runner<'_> {
         run: &mut ServiceRun,
         log: &RunLog,
     ) {
-        let settings = &self.config.settings;
         for repo in repos {
             let Some(tr) = run.report.targets.iter().position(|t| {
                 t.destination == repo.destination
@@ -635,43 +674,366 @@ impl Runner<'_> {
             if policy.is_empty() {
                 continue;
             }
-            let keep = policy.forget_args();
-            log.line(&format!(
-                "retention on `{}`: forget --prune {}",
-                repo.destination,
-                keep.join(" ")
-            ));
-            // Retention gets its own hour even when the backup used the
-            // service's budget: a skipped prune fills disks silently.
-            let budget = run.remaining().max(Duration::from_secs(3600));
-            match ops::forget(
-                self.restic,
-                repo,
-                &settings.host,
-                &svc.tag(),
-                &keep,
-                budget,
-                &self.shutdown,
-            )
-            .await
+            match self
+                .retain_one(svc, repo, &policy.forget_args(), run, log)
+                .await
             {
-                Ok(f) => {
-                    log.line(&format!(
-                        "retention on `{}`: kept {}, removed {}",
-                        repo.destination, f.kept, f.removed
-                    ));
-                    run.report.targets[tr].retention = Some(f);
-                }
-                Err(e) => {
-                    if matches!(e.class, ErrorClass::Interrupted | ErrorClass::Timeout) {
-                        self.clear_stale_locks(repo, log).await;
+                Ok(f) => run.report.targets[tr].retention = Some(f),
+                Err((class, msg)) => {
+                    run.report.targets[tr].retention_error = Some(msg.clone());
+                    let msg = format!("retention on `{}`: {msg}", repo.destination);
+                    if class == ErrorClass::RetentionRefused {
+                        run.fail(class, msg);
+                    } else {
+                        run.warn(msg);
                     }
-                    let msg = format!("retention on `{}` failed: {}", repo.destination, e.message);
-                    run.report.targets[tr].retention_error = Some(e.message.clone());
-                    run.warn(msg);
                 }
             }
         }
+    }
+
+    /// Guarded `forget` (and prune when due) on one repository. The plan is
+    /// made with `--dry-run` first and refused when it would empty a group
+    /// or remove more than `retention_max_remove_percent` (restic 0.14 has
+    /// no such guard: a policy typo can empty a repository).
+    async fn retain_one(
+        &self,
+        svc: &Service,
+        repo: &Repository,
+        keep: &[String],
+        run: &ServiceRun,
+        log: &RunLog,
+    ) -> Result<ForgetResult, (ErrorClass, String)> {
+        let settings = &self.config.settings;
+        // Retention gets its own hour even when the backup used the
+        // service's budget: a skipped prune fills disks silently.
+        let budget = run.remaining().max(Duration::from_secs(3600));
+        let tag = svc.tag();
+        let forget = |mode: ForgetMode| {
+            ops::forget(
+                self.restic,
+                repo,
+                &settings.host,
+                &tag,
+                keep,
+                mode,
+                budget,
+                &self.shutdown,
+            )
+        };
+        let opfail = |e: OpError| (e.class, e.message);
+        let plan = self
+            .retry_locked(repo, log, run, || {
+                forget(ForgetMode {
+                    dry_run: true,
+                    prune: false,
+                })
+            })
+            .await
+            .map_err(opfail)?;
+        let total: usize = plan.groups.iter().map(|g| g.0 + g.1).sum();
+        let mut result = plan.result();
+        log.line(&format!(
+            "retention on `{}` ({}): would keep {}, remove {}",
+            repo.destination,
+            keep.join(" "),
+            result.kept,
+            result.removed
+        ));
+        let limit = settings.retention_max_remove_percent as usize;
+        if !self.allow_mass_forget {
+            if plan.groups.iter().any(|(k, r)| *k == 0 && *r > 0) {
+                return Err((
+                    ErrorClass::RetentionRefused,
+                    format!(
+                        "refused: the policy `{}` would remove every snapshot of the service; nothing was removed. Check the retention keys, or run with `--allow-mass-forget` if this is really wanted",
+                        keep.join(" ")
+                    ),
+                ));
+            }
+            if result.removed * 100 > limit * total {
+                return Err((
+                    ErrorClass::RetentionRefused,
+                    format!(
+                        "refused: the policy would remove {} of {} snapshots, more than `retention_max_remove_percent` ({limit}%); nothing was removed. Check the policy, or run with `--allow-mass-forget` once",
+                        result.removed, total
+                    ),
+                ));
+            }
+        }
+        let prune_due = match &svc.prune {
+            Prune::Always => result.removed > 0,
+            Prune::Never => false,
+            Prune::Schedule(expr) => self.prune_due(svc, repo, expr),
+        };
+        if result.removed > 0 {
+            self.retry_locked(repo, log, run, || {
+                forget(ForgetMode {
+                    dry_run: false,
+                    prune: prune_due,
+                })
+            })
+            .await
+            .map_err(|e| (e.class, e.message))?;
+        } else if prune_due {
+            self.retry_locked(repo, log, run, || {
+                ops::prune(self.restic, repo, budget, &self.shutdown)
+            })
+            .await
+            .map_err(opfail)?;
+        }
+        if prune_due {
+            result.pruned = true;
+            if let Err(e) = self
+                .history
+                .record_maintenance(&svc.name, &repo.destination, "prune")
+            {
+                log.line(&format!("history: {e}"));
+            }
+        }
+        log.line(&format!(
+            "retention on `{}`: kept {}, removed {}{}",
+            repo.destination,
+            result.kept,
+            result.removed,
+            if result.pruned { ", pruned" } else { "" }
+        ));
+        Ok(result)
+    }
+
+    /// Whether the `prune` cron schedule has come due since the last prune.
+    fn prune_due(&self, svc: &Service, repo: &Repository, expr: &str) -> bool {
+        let Ok(cron) = croner::Cron::from_str(expr) else {
+            return false;
+        };
+        let last = self
+            .history
+            .last_maintenance(&svc.name, &repo.destination, "prune")
+            .ok()
+            .flatten();
+        let Some(last) = last else { return true };
+        let now = chrono::Local::now();
+        cron.find_previous_occurrence(&now, true)
+            .is_ok_and(|t| t.timestamp_millis() > last)
+    }
+
+    /// Runs a restic operation; when the repository is locked, removes stale
+    /// locks (`restic unlock` only removes locks of dead processes on this
+    /// host, or older than 30 minutes) and retries with back-off for up to
+    /// `lock_wait_seconds`. restic 0.14 has no `--retry-lock`.
+    async fn retry_locked<T, F, Fut>(
+        &self,
+        repo: &Repository,
+        log: &RunLog,
+        run: &ServiceRun,
+        mut op: F,
+    ) -> Result<T, OpError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, OpError>>,
+    {
+        let started = Instant::now();
+        let limit = Duration::from_secs(self.config.settings.lock_wait_seconds);
+        let mut attempt: u32 = 0;
+        loop {
+            match op().await {
+                Err(e) if e.class == ErrorClass::Locked => {
+                    let waited = started.elapsed();
+                    let left = limit.min(run.remaining()).saturating_sub(waited);
+                    if left.is_zero() {
+                        let mut e = e;
+                        e.message = format!(
+                            "{} (gave up after waiting {}s; `lock_wait_seconds` is {})",
+                            e.message,
+                            waited.as_secs(),
+                            limit.as_secs()
+                        );
+                        return Err(e);
+                    }
+                    self.clear_stale_locks(repo, log).await;
+                    let delay = if attempt == 0 {
+                        Duration::from_millis(200)
+                    } else {
+                        Duration::from_secs(5u64 << (attempt - 1).min(4))
+                            .min(Duration::from_secs(60))
+                    }
+                    .min(left);
+                    attempt += 1;
+                    log.line(&format!(
+                        "`{}` is locked by another restic process; retrying in {}s",
+                        repo.destination,
+                        delay.as_secs_f32()
+                    ));
+                    let mut sd = self.shutdown.clone();
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = sd.wait() => return Err(e),
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Independent backups to `repos`, at most `max_parallel_destinations`
+    /// at once (never two restic processes on one repository: each target
+    /// is its own repository).
+    async fn fan_out(
+        &self,
+        svc: &Service,
+        sources: &[PathBuf],
+        repos: &[&Repository],
+        run: &ServiceRun,
+        log: &RunLog,
+    ) -> Vec<TargetReport> {
+        let limit = self
+            .config
+            .settings
+            .max_parallel_destinations
+            .unwrap_or(repos.len())
+            .max(1);
+        let sem = tokio::sync::Semaphore::new(limit);
+        let sem = &sem;
+        let jobs = repos.iter().map(|repo| async move {
+            let _permit = sem.acquire().await.ok();
+            if self.shutdown.signal().is_some() {
+                let mut tr = failed_target(
+                    &repo.destination,
+                    &repo.display,
+                    ErrorClass::Interrupted,
+                    "not started: interrupted".into(),
+                );
+                tr.outcome = Outcome::Interrupted;
+                return tr;
+            }
+            let mut tr = match &svc.backup_script {
+                Some(script) => self.script(svc, script, repo, run, log).await,
+                None => self.backup(svc, sources, repo, run, log).await,
+            };
+            tr.finished_after_ms = Some(ms(run.started.elapsed()));
+            tr
+        });
+        futures_util::future::join_all(jobs).await
+    }
+
+    /// Back up once to the primary (first) target, then `restic copy` the
+    /// new snapshot to the others; if the primary fails, back up to the
+    /// others directly.
+    async fn copy_fan_out(
+        &self,
+        svc: &Service,
+        sources: &[PathBuf],
+        repos: &[&Repository],
+        run: &ServiceRun,
+        log: &RunLog,
+    ) -> Vec<TargetReport> {
+        let (primary, rest) = match repos.split_first() {
+            Some(x) => x,
+            None => return Vec::new(),
+        };
+        let mut first = self.backup(svc, sources, primary, run, log).await;
+        first.finished_after_ms = Some(ms(run.started.elapsed()));
+        let snapshot = first.snapshot_id.clone();
+        let ok = matches!(first.outcome, Outcome::Ok | Outcome::Warning);
+        let mut out = vec![first];
+        match snapshot {
+            Some(id) if ok => {
+                let limit = self
+                    .config
+                    .settings
+                    .max_parallel_destinations
+                    .unwrap_or(rest.len())
+                    .max(1);
+                let sem = tokio::sync::Semaphore::new(limit);
+                let sem = &sem;
+                let id = &id;
+                let jobs = rest.iter().map(|to| async move {
+                    let _permit = sem.acquire().await.ok();
+                    self.copy_to(svc, primary, to, id, run, log).await
+                });
+                out.extend(futures_util::future::join_all(jobs).await);
+            }
+            _ if self.shutdown.signal().is_none() => {
+                log.line(&format!(
+                    "primary `{}` failed; backing up directly to the other targets",
+                    primary.destination
+                ));
+                out.extend(self.fan_out(svc, sources, rest, run, log).await);
+            }
+            _ => {}
+        }
+        out
+    }
+
+    async fn copy_to(
+        &self,
+        svc: &Service,
+        from: &Repository,
+        to: &Repository,
+        snapshot: &str,
+        run: &ServiceRun,
+        log: &RunLog,
+    ) -> TargetReport {
+        log.line(&format!(
+            "copy snapshot {snapshot} from `{}` to `{}` ({})",
+            from.destination, to.destination, to.display
+        ));
+        self.progress.started(&svc.name, &to.destination);
+        let started = Instant::now();
+        let tag = svc.tag();
+        let res = self
+            .retry_locked(to, log, run, || {
+                ops::copy(
+                    self.restic,
+                    from,
+                    to,
+                    snapshot,
+                    &tag,
+                    run.remaining(),
+                    &self.shutdown,
+                )
+            })
+            .await;
+        let mut tr = failed_target(
+            &to.destination,
+            &to.display,
+            ErrorClass::Other,
+            String::new(),
+        );
+        tr.method = "copy";
+        tr.duration_ms = ms(started.elapsed());
+        match res {
+            Ok(id) => {
+                tr.outcome = Outcome::Ok;
+                tr.error_class = None;
+                tr.error = None;
+                tr.snapshot_id = id.map(|i| i.chars().take(snapshot.len().max(8)).collect());
+                log.line(&format!(
+                    "copied to `{}` as {}",
+                    to.destination,
+                    tr.snapshot_id.as_deref().unwrap_or("?")
+                ));
+            }
+            Err(e) => {
+                tr.outcome = if e.class == ErrorClass::Interrupted {
+                    Outcome::Interrupted
+                } else {
+                    Outcome::Failed
+                };
+                tr.error_class = Some(e.class);
+                tr.error = Some(format!(
+                    "copy from `{}` failed: {}",
+                    from.destination, e.message
+                ));
+                if matches!(e.class, ErrorClass::Interrupted | ErrorClass::Timeout) {
+                    self.clear_stale_locks(to, log).await;
+                }
+            }
+        }
+        tr.finished_after_ms = Some(ms(run.started.elapsed()));
+        self.progress
+            .finished(&svc.name, &to.destination, tr.outcome);
+        tr
     }
 }
 
@@ -691,6 +1053,8 @@ fn failed_target(dest: &str, repo: &str, class: ErrorClass, msg: String) -> Targ
         duration_ms: 0,
         retention: None,
         retention_error: None,
+        method: "backup",
+        finished_after_ms: None,
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use rand::Rng;
 use serde::Serialize;
 
-use crate::config::{Config, PasswordSource};
+use crate::config::{Config, PasswordSource, Replication};
 use crate::process::Shutdown;
 use crate::restic::{Repository, Restic, ops};
 
@@ -107,7 +107,10 @@ pub async fn setup(
         report.password_generated = Some(p.clone());
     }
     for svc in &config.services {
-        for t in &svc.targets {
+        // With `replication = "copy"`, the other targets get the primary's
+        // chunker parameters so copied data deduplicates.
+        let mut primary: Option<Repository> = None;
+        for (i, t) in svc.targets.iter().enumerate() {
             let Some(dest) = config.destinations.get(t) else {
                 continue;
             };
@@ -138,13 +141,24 @@ pub async fn setup(
                 Ok(true) => entry.action = "exists".into(),
                 Ok(false) if dry_run => entry.action = "would_create".into(),
                 Ok(false) => match restic {
-                    Some(r) => match ops::init(r, &repo, shutdown).await {
-                        Ok(()) => entry.action = "created".into(),
-                        Err(e) => entry.error = Some(e.message),
-                    },
+                    Some(r) => {
+                        let res = match (&primary, svc.replication) {
+                            (Some(from), Replication::Copy) if i > 0 => {
+                                ops::init_copy_target(r, &repo, from, shutdown).await
+                            }
+                            _ => ops::init(r, &repo, shutdown).await,
+                        };
+                        match res {
+                            Ok(()) => entry.action = "created".into(),
+                            Err(e) => entry.error = Some(e.message),
+                        }
+                    }
                     None => entry.error = Some("restic is not available".into()),
                 },
                 Err(e) => entry.error = Some(e.message),
+            }
+            if i == 0 && entry.error.is_none() {
+                primary = Some(repo);
             }
             report.repositories.push(entry);
         }

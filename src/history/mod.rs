@@ -10,7 +10,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 /// Each entry moves the schema one version up. Never edit a shipped entry.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE runs (
     id            INTEGER PRIMARY KEY,
     service       TEXT    NOT NULL,
@@ -44,7 +45,18 @@ CREATE TABLE run_targets (
 );
 CREATE INDEX run_targets_run ON run_targets (run_id);
 CREATE INDEX run_targets_dest ON run_targets (destination, finished_at);
-"];
+",
+    r"
+CREATE TABLE maintenance (
+    id          INTEGER PRIMARY KEY,
+    service     TEXT    NOT NULL,
+    destination TEXT    NOT NULL,
+    kind        TEXT    NOT NULL,   -- prune | check | ...
+    at          INTEGER NOT NULL    -- unix milliseconds
+);
+CREATE INDEX maintenance_lookup ON maintenance (service, destination, kind, at);
+",
+];
 
 /// History database errors.
 #[derive(Debug, thiserror::Error)]
@@ -319,6 +331,38 @@ impl History {
             })
             .map_err(|e| self.sql(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// Records a maintenance operation (e.g. `prune`) on a repository.
+    pub fn record_maintenance(
+        &self,
+        service: &str,
+        destination: &str,
+        kind: &str,
+    ) -> Result<(), HistoryError> {
+        self.conn
+            .execute(
+                "INSERT INTO maintenance (service, destination, kind, at) VALUES (?1, ?2, ?3, ?4)",
+                params![service, destination, kind, now_ms()],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// When a maintenance operation last ran on a repository.
+    pub fn last_maintenance(
+        &self,
+        service: &str,
+        destination: &str,
+        kind: &str,
+    ) -> Result<Option<i64>, HistoryError> {
+        self.conn
+            .query_row(
+                "SELECT MAX(at) FROM maintenance WHERE service = ?1 AND destination = ?2 AND kind = ?3",
+                params![service, destination, kind],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sql(e))
     }
 
     /// Marks runs left "running" by a process that no longer exists as

@@ -79,6 +79,17 @@ impl Restic {
     /// Finds restic (`restic_binary` if configured, else `restic` on PATH)
     /// and reads its version.
     pub async fn locate(configured: Option<&Path>) -> Result<Restic, BinaryError> {
+        Self::locate_cached(configured, None).await
+    }
+
+    /// Like [`Restic::locate`], remembering the version in `cache_dir`
+    /// keyed by the binary's path, inode, size and modification time, so
+    /// `restic version` (≈15 ms) runs only when the binary changes (an
+    /// upgrade replaces the file and so changes the key).
+    pub async fn locate_cached(
+        configured: Option<&Path>,
+        cache_dir: Option<&Path>,
+    ) -> Result<Restic, BinaryError> {
         let (path, source) = match configured {
             Some(p) if p.components().count() == 1 && !p.is_absolute() => (
                 on_path(&p.to_string_lossy())
@@ -93,6 +104,17 @@ impl Restic {
             }
             None => (on_path("restic").ok_or(BinaryError::NotFound)?, "PATH"),
         };
+        let cache = cache_dir.map(|d| d.join("restic-version.cache"));
+        let key = version_key(&path);
+        if let (Some(file), Some(key)) = (&cache, &key) {
+            if let Some(version) = read_cached(file, key) {
+                return Ok(Restic {
+                    path,
+                    version,
+                    source,
+                });
+            }
+        }
         let out = process::run(
             &Spec::new(&path).arg("version"),
             &Shutdown::never(),
@@ -111,12 +133,40 @@ impl Restic {
         if version < MIN_VERSION {
             return Err(BinaryError::TooOld { path, version });
         }
+        if let (Some(file), Some(key)) = (&cache, &key) {
+            // A cache that cannot be written only costs time next run.
+            let _ = std::fs::write(file, format!("{key}\t{version}\n"));
+        }
         Ok(Restic {
             path,
             version,
             source,
         })
     }
+}
+
+/// Identifies one binary file: path, inode, size, modification time.
+fn version_key(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(format!(
+        "{}\t{}\t{}\t{}.{}",
+        path.display(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec()
+    ))
+}
+
+fn read_cached(file: &Path, key: &str) -> Option<Version> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let line = text.lines().next()?;
+    let (k, v) = line.rsplit_once('\t')?;
+    if k != key {
+        return None;
+    }
+    Version::parse(&format!("restic {v}")).filter(|v| *v >= MIN_VERSION)
 }
 
 #[cfg(test)]
@@ -143,6 +193,10 @@ mod tests {
             assert_eq!(Version::parse(text), want, "{text}");
         }
         assert!(Version(0, 14, 0) < Version(0, 17, 1));
+        assert_eq!(
+            Version::parse(&format!("restic {}", Version(0, 16, 4))),
+            Some(Version(0, 16, 4))
+        );
         assert!(!Version(0, 14, 0).has_exit_codes());
     }
 }

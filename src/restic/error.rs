@@ -20,6 +20,7 @@ pub enum ErrorClass {
     SourceMissing,
     HookFailed,
     AlreadyRunning,
+    RetentionRefused,
     ResticMissing,
     Config,
     Other,
@@ -39,6 +40,7 @@ impl ErrorClass {
             ErrorClass::SourceMissing => "source_missing",
             ErrorClass::HookFailed => "hook_failed",
             ErrorClass::AlreadyRunning => "already_running",
+            ErrorClass::RetentionRefused => "retention_refused",
             ErrorClass::ResticMissing => "restic_missing",
             ErrorClass::Config => "config",
             ErrorClass::Other => "other",
@@ -57,7 +59,30 @@ pub fn classify(code: i32, stderr: &str) -> ErrorClass {
         _ => {}
     }
     let has = |needles: &[&str]| needles.iter().any(|n| e.contains(n));
+    // Network failures first: restic 0.14 wraps a refused connection in
+    // "unable to open config file … Is there a repository", which would
+    // otherwise read as a missing repository. A refused login likewise.
     if has(&[
+        "401 unauthorized",
+        "403 forbidden",
+        "invalidaccesskeyid",
+        "signaturedoesnotmatch",
+    ]) {
+        ErrorClass::PermissionDenied
+    } else if has(&[
+        "connection refused",
+        "no such host",
+        "dial tcp",
+        "i/o timeout",
+        "network is unreachable",
+        "host key verification failed",
+        "unable to start the sftp session",
+        "connection reset",
+        "tls handshake",
+        "ssh: connect",
+    ]) {
+        ErrorClass::Unreachable
+    } else if has(&[
         "unable to open config file",
         "is there a repository at the following location",
     ]) {
@@ -72,19 +97,6 @@ pub fn classify(code: i32, stderr: &str) -> ErrorClass {
         ErrorClass::Locked
     } else if has(&["no space left on device", "disk quota exceeded"]) {
         ErrorClass::NoSpace
-    } else if has(&[
-        "connection refused",
-        "no such host",
-        "dial tcp",
-        "i/o timeout",
-        "network is unreachable",
-        "host key verification failed",
-        "unable to start the sftp session",
-        "connection reset",
-        "tls handshake",
-        "ssh: connect",
-    ]) {
-        ErrorClass::Unreachable
     } else if has(&[
         "permission denied",
         "access denied",
@@ -109,10 +121,25 @@ pub fn explain(class: ErrorClass, repo: &str, stderr: &str) -> String {
         ErrorClass::Locked => format!(
             "repository `{repo}` is locked by another restic process; wait for it to finish, or if none is running, run `restic unlock` on it"
         ),
-        ErrorClass::Unreachable => format!(
-            "repository `{repo}` cannot be reached: {}",
-            last_line(stderr)
+        ErrorClass::Unreachable => match ssh_advice(repo, stderr) {
+            Some(advice) => format!("repository `{repo}` cannot be reached: {advice}"),
+            None => format!(
+                "repository `{repo}` cannot be reached: {}",
+                last_line(stderr)
+            ),
+        },
+        ErrorClass::PermissionDenied if stderr.contains("401 Unauthorized") => format!(
+            "the server of `{repo}` refused the login (HTTP 401 Unauthorized); check the destination's `username` and `password_file`"
         ),
+        ErrorClass::PermissionDenied
+            if stderr.contains("InvalidAccessKeyId")
+                || stderr.contains("SignatureDoesNotMatch") =>
+        {
+            format!(
+                "the S3 server of `{repo}` refused the credentials; check `access_key_id_file` and `secret_access_key_file` (or `AWS_*` in the destination's `env`): {}",
+                last_line(stderr)
+            )
+        }
         ErrorClass::PermissionDenied => {
             format!("permission denied on `{repo}`: {}", last_line(stderr))
         }
@@ -122,6 +149,74 @@ pub fn explain(class: ErrorClass, repo: &str, stderr: &str) -> String {
         ErrorClass::Interrupted => format!("restic was interrupted while working on `{repo}`"),
         _ => format!("restic failed on `{repo}`: {}", last_line(stderr)),
     }
+}
+
+/// `ssh-keyscan` for an sftp location (`sftp://user@host:port/…` or
+/// `sftp:user@host:/…`) or for ssh's own `[host]:port` / `host`.
+fn keyscan(target: &str) -> String {
+    let hostport = match target.strip_prefix("sftp://") {
+        Some(rest) => rest.split('/').next().unwrap_or(rest),
+        None => match target.strip_prefix("sftp:") {
+            Some(rest) => rest.split(':').next().unwrap_or(rest),
+            None => target,
+        },
+    };
+    let hostport = hostport.rsplit('@').next().unwrap_or(hostport);
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(t) => t.split_once("]:").unwrap_or((t.trim_end_matches(']'), "")),
+        // A bare IPv6 address has no port.
+        None if hostport.matches(':').count() > 1 => (hostport, ""),
+        None => hostport.rsplit_once(':').unwrap_or((hostport, "")),
+    };
+    if port.is_empty() || port == "22" {
+        format!("ssh-keyscan {host} >> FILE")
+    } else {
+        format!("ssh-keyscan -p {port} {host} >> FILE")
+    }
+}
+
+/// What to do when ssh could not open the session of an sftp repository.
+/// ssh's own lines (`No ED25519 host key is known for [h]:p and you have
+/// requested strict checking.`, `Host key for h has changed and …`) name
+/// the cause, but restic 0.14 copies ssh's stderr in the background and
+/// sometimes exits before it has: then only "unable to start the sftp
+/// session" is left, and the advice covers the likely causes.
+fn ssh_advice(repo: &str, stderr: &str) -> Option<String> {
+    const FILE: &str =
+        "the destination's `known_hosts_file` (`~/.ssh/known_hosts` when it has none)";
+    let unknown = |l: &str| {
+        let (_, rest) = l.split_once(" host key is known for ")?;
+        rest.split_whitespace().next().map(str::to_string)
+    };
+    let changed = |l: &str| {
+        let (_, rest) = l.split_once("Host key for ")?;
+        rest.split_once(" has changed").map(|(h, _)| h.to_string())
+    };
+    if let Some(target) = stderr.lines().find_map(unknown) {
+        return Some(format!(
+            "the SSH host key of `{target}` is not known; check its fingerprint with the server's administrator, then add it to {FILE}: `{}`",
+            keyscan(&target)
+        ));
+    }
+    if let Some(target) = stderr.lines().find_map(changed) {
+        return Some(format!(
+            "the SSH host key of `{target}` has CHANGED since it was recorded (a reinstalled server, or someone in between); if the change is expected, remove the old key from {FILE} with `ssh-keygen -R '{target}' -f FILE`, then add the new one: `{}`",
+            keyscan(&target)
+        ));
+    }
+    if stderr.contains("Host key verification failed") {
+        return Some(format!(
+            "ssh did not accept the server's host key; check its fingerprint, then add it to {FILE}: `{}`",
+            keyscan(repo)
+        ));
+    }
+    if repo.starts_with("sftp:") && stderr.contains("unable to start the sftp session") {
+        return Some(format!(
+            "ssh could not open an SFTP session (restic did not pass on ssh's reason); if the server's host key is not known yet, check its fingerprint and add it to {FILE}: `{}`; otherwise check the server is up and accepts the destination's `identity_file`",
+            keyscan(repo)
+        ));
+    }
+    None
 }
 
 /// The most telling line of restic's stderr (a `Fatal:` line if there is
@@ -198,5 +293,91 @@ mod tests {
         assert_eq!(last_line("{\"json\":1}\nFatal: boom\nmore"), "Fatal: boom");
         assert_eq!(last_line("a\n\nb\n"), "b");
         assert_eq!(last_line(""), "no error output");
+    }
+
+    /// restic 0.14's words when a remote server refuses the login or the
+    /// SSH host key: the login is not a missing repository although restic
+    /// asks "Is there a repository…".
+    #[test]
+    fn classifies_refused_logins_and_host_keys() {
+        let cases = [
+            (
+                "Fatal: unable to open config file: unexpected HTTP response (401): 401 Unauthorized\nIs there a repository at the following location?\nrest:http://nas@127.0.0.1:8000/docs/",
+                ErrorClass::PermissionDenied,
+            ),
+            (
+                "Fatal: create repository at rest:http://nas:***@127.0.0.1:8000/docs/ failed: Fatal: server response unexpected: 401 Unauthorized (401)",
+                ErrorClass::PermissionDenied,
+            ),
+            (
+                "Fatal: unable to open config file: Stat: The AWS Access Key Id you provided does not exist in our records. (InvalidAccessKeyId)\nIs there a repository at the following location?",
+                ErrorClass::PermissionDenied,
+            ),
+            (
+                "subprocess ssh: Host key verification failed.\nFatal: unable to open repository at sftp:u@h:/r: unable to start the sftp session, error: EOF",
+                ErrorClass::Unreachable,
+            ),
+            (
+                "Fatal: unable to open repository at sftp:u@h:/r: unable to start the sftp session, error: EOF",
+                ErrorClass::Unreachable,
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(classify(1, text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn explains_ssh_host_key_failures_with_the_command_to_fix_them() {
+        let fatal = "Fatal: unable to open repository at sftp://u@h:2222//r: unable to start the sftp session, error: EOF";
+        let file = "the destination's `known_hosts_file` (`~/.ssh/known_hosts` when it has none)";
+        let cases = [
+            (
+                "sftp://u@127.0.0.1:2222//r",
+                format!(
+                    "subprocess ssh: No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\nsubprocess ssh: Host key verification failed.\n{fatal}"
+                ),
+                format!(
+                    "repository `sftp://u@127.0.0.1:2222//r` cannot be reached: the SSH host key of `[127.0.0.1]:2222` is not known; check its fingerprint with the server's administrator, then add it to {file}: `ssh-keyscan -p 2222 127.0.0.1 >> FILE`"
+                ),
+            ),
+            (
+                "sftp:u@nas.lan:/r",
+                format!(
+                    "subprocess ssh: Host key for nas.lan has changed and you have requested strict checking.\nsubprocess ssh: Host key verification failed.\n{fatal}"
+                ),
+                format!(
+                    "repository `sftp:u@nas.lan:/r` cannot be reached: the SSH host key of `nas.lan` has CHANGED since it was recorded (a reinstalled server, or someone in between); if the change is expected, remove the old key from {file} with `ssh-keygen -R 'nas.lan' -f FILE`, then add the new one: `ssh-keyscan nas.lan >> FILE`"
+                ),
+            ),
+            (
+                "sftp:u@nas.lan:/r",
+                format!("subprocess ssh: Host key verification failed.\n{fatal}"),
+                format!(
+                    "repository `sftp:u@nas.lan:/r` cannot be reached: ssh did not accept the server's host key; check its fingerprint, then add it to {file}: `ssh-keyscan nas.lan >> FILE`"
+                ),
+            ),
+            // restic exited before passing on ssh's lines.
+            (
+                "sftp://u@[::1]:2222//r",
+                fatal.to_string(),
+                format!(
+                    "repository `sftp://u@[::1]:2222//r` cannot be reached: ssh could not open an SFTP session (restic did not pass on ssh's reason); if the server's host key is not known yet, check its fingerprint and add it to {file}: `ssh-keyscan -p 2222 ::1 >> FILE`; otherwise check the server is up and accepts the destination's `identity_file`"
+                ),
+            ),
+        ];
+        for (repo, stderr, want) in cases {
+            assert_eq!(explain(classify(1, &stderr), repo, &stderr), want);
+        }
+    }
+
+    #[test]
+    fn explains_refused_logins() {
+        let repo = "rest:http://nas@h:8000/docs";
+        let stderr = "Fatal: unable to open config file: unexpected HTTP response (401): 401 Unauthorized\nIs there a repository at the following location?";
+        assert_eq!(
+            explain(classify(1, stderr), repo, stderr),
+            "the server of `rest:http://nas@h:8000/docs` refused the login (HTTP 401 Unauthorized); check the destination's `username` and `password_file`"
+        );
     }
 }

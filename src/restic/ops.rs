@@ -243,22 +243,52 @@ pub async fn backup(
 pub struct ForgetResult {
     pub kept: usize,
     pub removed: usize,
+    /// Whether unreferenced data was pruned in this run.
+    pub pruned: bool,
 }
 
-/// `restic forget --prune` for one service's snapshots.
+/// How `forget` should run.
+#[derive(Debug, Clone, Copy)]
+pub struct ForgetMode {
+    /// Plan only (`--dry-run`): nothing is removed.
+    pub dry_run: bool,
+    /// Also prune unreferenced data.
+    pub prune: bool,
+}
+
+/// A `forget` plan or result, per group.
+#[derive(Debug, Clone, Default)]
+pub struct ForgetPlan {
+    /// (kept, removed) per group.
+    pub groups: Vec<(usize, usize)>,
+}
+
+impl ForgetPlan {
+    pub fn result(&self) -> ForgetResult {
+        ForgetResult {
+            kept: self.groups.iter().map(|g| g.0).sum(),
+            removed: self.groups.iter().map(|g| g.1).sum(),
+            pruned: false,
+        }
+    }
+}
+
+/// `restic forget` for one service's snapshots (this host, the service
+/// tag), grouped by host and tags.
+#[allow(clippy::too_many_arguments)]
 pub async fn forget(
     restic: &Restic,
     repo: &Repository,
     host: &str,
     tag: &str,
     keep: &[String],
+    mode: ForgetMode,
     timeout: Duration,
     shutdown: &Shutdown,
-) -> Result<ForgetResult, OpError> {
+) -> Result<ForgetPlan, OpError> {
     let mut args: Vec<&str> = vec![
         "forget",
         "--json",
-        "--prune",
         "--host",
         host,
         "--tag",
@@ -266,20 +296,114 @@ pub async fn forget(
         "--group-by",
         "host,tags",
     ];
+    if mode.dry_run {
+        args.push("--dry-run");
+    } else if mode.prune {
+        args.push("--prune");
+    }
     args.extend(keep.iter().map(String::as_str));
     let out = call(restic, repo, &args, timeout, shutdown).await?;
     if let Some(e) = failure(&out, repo) {
         return Err(e);
     }
-    let groups = output::forget_groups(&out.stdout);
-    Ok(ForgetResult {
-        kept: groups
-            .iter()
-            .map(|g| g.keep.as_ref().map_or(0, Vec::len))
-            .sum(),
-        removed: groups
-            .iter()
-            .map(|g| g.remove.as_ref().map_or(0, Vec::len))
-            .sum(),
-    })
+    let groups = output::forget_groups(&out.stdout)
+        .iter()
+        .map(|g| {
+            (
+                g.keep.as_ref().map_or(0, Vec::len),
+                g.remove.as_ref().map_or(0, Vec::len),
+            )
+        })
+        .collect();
+    Ok(ForgetPlan { groups })
+}
+
+/// `restic prune`.
+pub async fn prune(
+    restic: &Restic,
+    repo: &Repository,
+    timeout: Duration,
+    shutdown: &Shutdown,
+) -> Result<(), OpError> {
+    let out = call(restic, repo, &["prune"], timeout, shutdown).await?;
+    failure(&out, repo).map_or(Ok(()), Err)
+}
+
+fn with_from(call: &mut ResticCall, from: &Repository) {
+    let env = &mut call.spec.env;
+    env.push(("RESTIC_FROM_REPOSITORY".into(), from.url.clone()));
+    match &from.password {
+        crate::config::PasswordSource::File(f) => env.push((
+            "RESTIC_FROM_PASSWORD_FILE".into(),
+            f.to_string_lossy().into_owned(),
+        )),
+        crate::config::PasswordSource::Command(c) => {
+            env.push(("RESTIC_FROM_PASSWORD_COMMAND".into(), c.clone()));
+        }
+    }
+    // Credentials of the source backend; the destination's own come last
+    // and win where the two use the same variable.
+    let own: Vec<(String, String)> = std::mem::take(env);
+    env.extend(from.env.iter().cloned());
+    env.extend(own);
+}
+
+/// `restic init` of `repo` with the chunker parameters of `from`, so that
+/// `restic copy` from `from` deduplicates.
+pub async fn init_copy_target(
+    restic: &Restic,
+    repo: &Repository,
+    from: &Repository,
+    shutdown: &Shutdown,
+) -> Result<(), OpError> {
+    let mut c = ResticCall::new(restic, repo, ["init", "--copy-chunker-params"])
+        .timeout(Duration::from_secs(600));
+    with_from(&mut c, from);
+    let out = process::run(&c.spec, shutdown, |_| {}, |_| {})
+        .await
+        .map_err(|e| spawn_error(&e))?;
+    match failure(&out, repo) {
+        None => Ok(()),
+        Some(mut e) => {
+            e.message = format!(
+                "cannot create repository `{}` (with the chunker parameters of `{}`): {}",
+                repo.display,
+                from.display,
+                super::error::last_line(&out.stderr)
+            );
+            Err(e)
+        }
+    }
+}
+
+/// `restic copy SNAPSHOT` from `from` into `to`; returns the id of the copy.
+pub async fn copy(
+    restic: &Restic,
+    from: &Repository,
+    to: &Repository,
+    snapshot: &str,
+    tag: &str,
+    timeout: Duration,
+    shutdown: &Shutdown,
+) -> Result<Option<String>, OpError> {
+    let mut c = ResticCall::new(restic, to, ["copy", snapshot]).timeout(timeout);
+    with_from(&mut c, from);
+    let out = process::run(&c.spec, shutdown, |_| {}, |_| {})
+        .await
+        .map_err(|e| spawn_error(&e))?;
+    if let Some(e) = failure(&out, to) {
+        return Err(e);
+    }
+    // `copy` has no JSON on 0.14: find the copy by its `original` field.
+    let list = snapshots(restic, to, Some(tag), shutdown).await?;
+    Ok(list
+        .iter()
+        .rev()
+        .find(|s| {
+            s.original
+                .as_deref()
+                .is_some_and(|o| o.starts_with(snapshot) || snapshot.starts_with(o))
+                || s.id.starts_with(snapshot)
+        })
+        .map(|s| s.id.clone()))
 }

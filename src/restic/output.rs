@@ -72,6 +72,9 @@ pub struct Snapshot {
     pub paths: Vec<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// For a copied snapshot, the id it was copied from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
 }
 
 impl Snapshot {

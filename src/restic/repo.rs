@@ -71,6 +71,45 @@ fn parse_sftp(url: &str) -> Option<(String, Option<u16>, String)> {
     Some((target.to_string(), None, path.to_string()))
 }
 
+/// A file name as ssh reads it in an `-o Key=value` option: `%` doubled
+/// (ssh expands `%` tokens in file names), and quoted with ssh's own
+/// rules when it holds spaces, quotes or backslashes (ssh splits such
+/// values into words).
+fn ssh_file(path: &str) -> String {
+    let v = path.replace('%', "%%");
+    if v.contains(|c: char| c.is_whitespace() || "'\"\\".contains(c)) {
+        let escaped = v
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\'', "\\'");
+        format!("\"{escaped}\"")
+    } else {
+        v
+    }
+}
+
+/// One word of an `sftp.command`. restic splits the command on whitespace
+/// and backslashes outside quotes, keeps everything inside `'…'` as it is,
+/// and does not end a quote at a `'` that follows a backslash — which is
+/// how `ssh_file` writes every `'`.
+fn sftp_word(value: &str) -> String {
+    if value.contains(|c: char| c.is_whitespace() || "'\"\\".contains(c)) {
+        format!("'{value}'")
+    } else {
+        value.to_string()
+    }
+}
+
+/// An `-o` value as restic's flag parser reads it: as one CSV field, so a
+/// value with `,` or `"` must be CSV-quoted or restic splits or rejects it.
+fn restic_option(value: String) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
 /// The sftp location, plus an `sftp.command` when port, key or known-hosts
 /// file are configured, so they apply without touching `~/.ssh/config`.
 fn sftp_location(
@@ -81,8 +120,16 @@ fn sftp_location(
 ) -> String {
     let (target, url_port, location) = match url {
         Some(u) => {
-            let (t, p, _) = parse_sftp(u).unwrap_or_default();
-            (t, p, join(u, service))
+            // The original tool's locations always start with `sftp:`;
+            // accept `user@host:/path` too rather than letting restic take
+            // it for a local folder.
+            let u = if u.starts_with("sftp:") {
+                u.to_string()
+            } else {
+                format!("sftp:{u}")
+            };
+            let (t, p, _) = parse_sftp(&u).unwrap_or_default();
+            (t, p, join(&u, service))
         }
         None => {
             let host = d.host.as_deref().unwrap_or_default();
@@ -91,7 +138,13 @@ fn sftp_location(
                 Some(u) => format!("{u}@{host}"),
                 None => host.to_string(),
             };
-            let loc = format!("sftp:{target}:{}", join(path, service));
+            // With a port, the URL form, so that the location users see
+            // in messages and logs names the port too (restic takes
+            // `sftp://host:port//abs/path`; `sftp.command` does the rest).
+            let loc = match d.port {
+                Some(p) => format!("sftp://{target}:{p}/{}", join(path, service)),
+                None => format!("sftp:{target}:{}", join(path, service)),
+            };
             (target, None, loc)
         }
     };
@@ -102,17 +155,44 @@ fn sftp_location(
             ssh.push(format!("-p {p}"));
         }
         if let Some(i) = &d.identity_file {
-            ssh.push(format!("-i {i} -o IdentitiesOnly=yes"));
+            // `-o IdentityFile`, not `-i`: ssh checks `-i`'s file before
+            // expanding `%%`, so a name with `%` would be skipped.
+            let file = sftp_word(&format!("IdentityFile={}", ssh_file(i)));
+            ssh.push(format!("-o {file} -o IdentitiesOnly=yes"));
         }
         if let Some(k) = &d.known_hosts_file {
-            ssh.push(format!(
-                "-o UserKnownHostsFile={k} -o StrictHostKeyChecking=yes"
-            ));
+            let file = sftp_word(&format!("UserKnownHostsFile={}", ssh_file(k)));
+            ssh.push(format!("-o {file} -o StrictHostKeyChecking=yes"));
         }
-        ssh.push(format!("-o BatchMode=yes {target} -s sftp"));
-        options.push(format!("sftp.command={}", ssh.join(" ")));
+        ssh.push(format!("-o BatchMode=yes {} -s sftp", sftp_word(&target)));
+        options.push(restic_option(format!("sftp.command={}", ssh.join(" "))));
     }
     location
+}
+
+/// Percent-encodes a URL user-info part (RFC 3986 unreserved characters
+/// stay as they are).
+fn encode_userinfo(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// `location` with the backend's `prefix:` added when the user left it out
+/// (a bare `bucket/path` would otherwise be a local folder to restic).
+fn with_scheme(location: &str, scheme: &str) -> String {
+    if location.starts_with(scheme) {
+        location.to_string()
+    } else {
+        format!("{scheme}{location}")
+    }
 }
 
 /// Hides `user:password@` in a URL.
@@ -155,11 +235,19 @@ impl Repository {
                 // The HTTP password is added by `with_secrets`, into the
                 // location that only travels in restic's environment.
                 if let (Some(user), Some(i)) = (&d.username, u.find("://")) {
-                    u = format!("{}{user}@{}", &u[..i + 3], &u[i + 3..]);
+                    u = format!("{}{}@{}", &u[..i + 3], encode_userinfo(user), &u[i + 3..]);
                 }
                 format!("rest:{u}")
             }
             ("sftp", u) => sftp_location(d, u.as_deref(), service, &mut options),
+            ("s3", Some(u)) => join(&with_scheme(u, "s3:"), service),
+            ("b2", Some(u)) => join(&with_scheme(u, "b2:"), service),
+            ("rclone", Some(u)) => {
+                if let Some(b) = &d.rclone_binary {
+                    options.push(restic_option(format!("rclone.program={b}")));
+                }
+                join(&with_scheme(u, "rclone:"), service)
+            }
             (_, Some(u)) => join(u, service),
             ("local", None) => join(d.path.as_deref().unwrap_or_default(), service),
             ("s3", None) => {
@@ -173,7 +261,7 @@ impl Repository {
                     base = join(&base, p.trim_matches('/'));
                 }
                 if let Some(r) = &d.region {
-                    options.push(format!("s3.region={r}"));
+                    options.push(restic_option(format!("s3.region={r}")));
                 }
                 format!("s3:{}", join(&base, service))
             }
@@ -188,7 +276,7 @@ impl Repository {
             }
             ("rclone", None) => {
                 if let Some(b) = &d.rclone_binary {
-                    options.push(format!("rclone.program={b}"));
+                    options.push(restic_option(format!("rclone.program={b}")));
                 }
                 format!(
                     "rclone:{}",
@@ -263,18 +351,14 @@ impl Repository {
             if var == REST_PASSWORD {
                 // Into the location, which only travels in the child's
                 // environment; `display` keeps the redacted form.
+                // The user name was encoded, so the first `@` ends it.
                 if let Some(at) = self.url.find('@') {
-                    let encoded: String = value
-                        .bytes()
-                        .map(|b| {
-                            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                                char::from(b).to_string()
-                            } else {
-                                format!("%{b:02X}")
-                            }
-                        })
-                        .collect();
-                    self.url = format!("{}:{encoded}{}", &self.url[..at], &self.url[at..]);
+                    self.url = format!(
+                        "{}:{}{}",
+                        &self.url[..at],
+                        encode_userinfo(&value),
+                        &self.url[at..]
+                    );
                 }
             } else {
                 self.env.push((var, value));
@@ -404,11 +488,254 @@ mod tests {
                 },
                 "rclone:remote:backups/wiki",
             ),
+            // A port puts the location in URL form (absolute path: `//`).
+            (
+                "sftp",
+                DestinationRaw {
+                    host: Some("h".into()),
+                    user: Some("u".into()),
+                    port: Some(2222),
+                    path: Some("/b".into()),
+                    ..Default::default()
+                },
+                "sftp://u@h:2222//b/wiki",
+            ),
+            // The backend prefix is added when a `url` lacks it.
+            (
+                "sftp",
+                DestinationRaw {
+                    url: Some("u@h:/b".into()),
+                    ..Default::default()
+                },
+                "sftp:u@h:/b/wiki",
+            ),
+            (
+                "s3",
+                DestinationRaw {
+                    url: Some("s3.amazonaws.com/bucket".into()),
+                    ..Default::default()
+                },
+                "s3:s3.amazonaws.com/bucket/wiki",
+            ),
+            (
+                "b2",
+                DestinationRaw {
+                    url: Some("bucket:prefix".into()),
+                    ..Default::default()
+                },
+                "b2:bucket:prefix/wiki",
+            ),
+            (
+                "rclone",
+                DestinationRaw {
+                    url: Some("rclone:remote:x".into()),
+                    ..Default::default()
+                },
+                "rclone:remote:x/wiki",
+            ),
+            (
+                "rest",
+                DestinationRaw {
+                    url: Some("https://h/".into()),
+                    username: Some("n@s".into()),
+                    ..Default::default()
+                },
+                "rest:https://n%40s@h/wiki",
+            ),
         ];
         for (kind, raw, want) in cases {
             let r =
                 Repository::new(&dest(kind, raw), "wiki", &pw).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(r.url, want, "{kind}");
+        }
+    }
+
+    /// A credential file in a temporary folder.
+    fn secret(dir: &tempfile::TempDir, name: &str, content: &str) -> String {
+        let p = dir.path().join(name);
+        std::fs::write(&p, content).unwrap_or_else(|e| panic!("{e}"));
+        p.display().to_string()
+    }
+
+    #[test]
+    fn b2_location_and_credentials_from_files() {
+        // B2 cannot be reached from the test machines: the location and
+        // environment restic gets are what can be checked.
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let id = secret(&dir, "id", "0012345abcdef0000000001\n");
+        let key = secret(&dir, "key", "K001secretKeyValue/+=\r\n");
+        let raw = DestinationRaw {
+            bucket: Some("my-b2-bucket".into()),
+            prefix: Some("/hosts/nas/".into()),
+            account_id_file: Some(id.clone()),
+            account_key_file: Some(key.clone()),
+            ..Default::default()
+        };
+        let pw = PasswordSource::File(PathBuf::from("/pw"));
+        let r = Repository::new(&dest("b2", raw), "wiki", &pw).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.url, "b2:my-b2-bucket:hosts/nas/wiki");
+        assert_eq!(r.display, r.url);
+        assert!(r.options.is_empty());
+        // Nothing is read before `with_secrets` (`validate`, `config show`).
+        assert!(r.env.is_empty());
+        assert_eq!(
+            r.secret_files,
+            [
+                ("B2_ACCOUNT_ID".into(), "account_id_file".into(), id),
+                ("B2_ACCOUNT_KEY".into(), "account_key_file".into(), key),
+            ]
+        );
+        let r = r.with_secrets().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            r.env,
+            [
+                ("B2_ACCOUNT_ID".into(), "0012345abcdef0000000001".into()),
+                ("B2_ACCOUNT_KEY".into(), "K001secretKeyValue/+=".into()),
+            ]
+        );
+        assert_eq!(r.url, "b2:my-b2-bucket:hosts/nas/wiki");
+        assert_eq!(r.password, pw);
+    }
+
+    #[test]
+    fn a_missing_credential_file_names_the_key_and_file() {
+        let raw = DestinationRaw {
+            bucket: Some("bk".into()),
+            account_id_file: Some("/nonexistent/b2-id".into()),
+            ..Default::default()
+        };
+        let pw = PasswordSource::File(PathBuf::from("/pw"));
+        let e = Repository::new(&dest("b2", raw), "wiki", &pw)
+            .and_then(Repository::with_secrets)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.starts_with(
+                "destination `d`: cannot read `account_id_file` file `/nonexistent/b2-id`: "
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn s3_credentials_and_env_table_reach_only_the_environment() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let raw = DestinationRaw {
+            bucket: Some("bk".into()),
+            region: Some("eu-central-1".into()),
+            access_key_id_file: Some(secret(&dir, "id", "AKIA1\n")),
+            secret_access_key_file: Some(secret(&dir, "secret", "s3cret\n")),
+            env: Some([("AWS_SESSION_TOKEN".to_string(), "tok".to_string())].into()),
+            ..Default::default()
+        };
+        let pw = PasswordSource::File(PathBuf::from("/pw"));
+        let r = Repository::new(&dest("s3", raw), "wiki", &pw)
+            .and_then(Repository::with_secrets)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.url, "s3:s3.amazonaws.com/bk/wiki");
+        assert_eq!(r.options, ["s3.region=eu-central-1"]);
+        let mut env = r.env.clone();
+        env.sort();
+        assert_eq!(
+            env,
+            [
+                ("AWS_ACCESS_KEY_ID".into(), "AKIA1".into()),
+                ("AWS_SECRET_ACCESS_KEY".into(), "s3cret".into()),
+                ("AWS_SESSION_TOKEN".into(), "tok".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn rest_password_goes_into_the_location_only_after_with_secrets() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let raw = DestinationRaw {
+            url: Some("rest:http://h:8000/".into()),
+            username: Some("nas".into()),
+            password_file: Some(secret(&dir, "http", "p@ss w/rd:%\n")),
+            repository_password_file: Some("/repo-pw".into()),
+            ..Default::default()
+        };
+        let pw = PasswordSource::File(PathBuf::from("/pw"));
+        let r = Repository::new(&dest("rest", raw), "wiki", &pw).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.url, "rest:http://nas@h:8000/wiki");
+        let r = r.with_secrets().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.url, "rest:http://nas:p%40ss%20w%2Frd%3A%25@h:8000/wiki");
+        assert_eq!(r.display, "rest:http://nas@h:8000/wiki");
+        assert!(r.env.is_empty());
+        // `password_file` is the HTTP password; the repository's is apart.
+        assert_eq!(r.password, PasswordSource::File(PathBuf::from("/repo-pw")));
+    }
+
+    #[test]
+    fn sftp_command_carries_port_key_and_known_hosts() {
+        let pw = PasswordSource::File(PathBuf::from("/pw"));
+        let cases = [
+            (
+                DestinationRaw {
+                    host: Some("nas.lan".into()),
+                    user: Some("backup".into()),
+                    port: Some(2222),
+                    path: Some("/volume1/restic".into()),
+                    identity_file: Some("/home/me/.ssh/id_backup".into()),
+                    known_hosts_file: Some("/home/me/.ssh/known_hosts".into()),
+                    ..Default::default()
+                },
+                "sftp.command=ssh -p 2222 -o IdentityFile=/home/me/.ssh/id_backup -o IdentitiesOnly=yes -o UserKnownHostsFile=/home/me/.ssh/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes backup@nas.lan -s sftp",
+            ),
+            // The port of a `url`; odd file names quoted for ssh, then for
+            // restic's command splitter, then as a CSV field for `-o`.
+            (
+                DestinationRaw {
+                    url: Some("sftp://u@h:23//srv".into()),
+                    identity_file: Some("/my keys/id%1".into()),
+                    known_hosts_file: Some("/k,it's".into()),
+                    ..Default::default()
+                },
+                r#""sftp.command=ssh -p 23 -o 'IdentityFile=""/my keys/id%%1""' -o IdentitiesOnly=yes -o 'UserKnownHostsFile=""/k,it\'s""' -o StrictHostKeyChecking=yes -o BatchMode=yes u@h -s sftp""#,
+            ),
+        ];
+        for (raw, want) in cases {
+            let r =
+                Repository::new(&dest("sftp", raw), "wiki", &pw).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(r.options, [want]);
+        }
+        // Without port, key or known-hosts file, ssh's own settings apply.
+        let r = Repository::new(
+            &dest(
+                "sftp",
+                DestinationRaw {
+                    url: Some("sftp:u@h:/srv".into()),
+                    ..Default::default()
+                },
+            ),
+            "wiki",
+            &pw,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.options.is_empty());
+    }
+
+    #[test]
+    fn rclone_binary_becomes_rclone_program() {
+        let pw = PasswordSource::File(PathBuf::from("/pw"));
+        for raw in [
+            DestinationRaw {
+                remote: Some("gdrive:restic".into()),
+                rclone_binary: Some("/opt/rclone/rclone".into()),
+                ..Default::default()
+            },
+            DestinationRaw {
+                url: Some("rclone:gdrive:restic".into()),
+                rclone_binary: Some("/opt/rclone/rclone".into()),
+                ..Default::default()
+            },
+        ] {
+            let r = Repository::new(&dest("rclone", raw), "wiki", &pw)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(r.url, "rclone:gdrive:restic/wiki");
+            assert_eq!(r.options, ["rclone.program=/opt/rclone/rclone"]);
         }
     }
 

@@ -3,6 +3,9 @@
 mod harness;
 
 mod config;
+mod destinations;
 mod example;
+mod fanout;
 mod run;
+mod servers;
 mod smoke;

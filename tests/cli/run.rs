@@ -662,7 +662,7 @@ command = "env > {root}/hook-env"
 
     let argv = read(&s.path("restic-argv"));
     assert!(argv.contains("backup --json"), "{argv}");
-    assert!(argv.contains("forget --json --prune"), "{argv}");
+    assert!(argv.contains("forget --json"), "{argv}");
     assert!(!argv.contains(&password));
     assert!(!d.stdout.contains(&password) && !d.stderr.contains(&password));
     assert_eq!(d.json()["outcome"], "ok");

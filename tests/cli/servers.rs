@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-    l.local_addr().unwrap_or_else(|e| panic!("addr: {e}")).port()
+    l.local_addr()
+        .unwrap_or_else(|e| panic!("addr: {e}"))
+        .port()
 }
 
 fn wait_for_port(port: u16, child: &mut Child, what: &str, log: &Path) {
@@ -21,11 +23,17 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str, log: &Path) {
             return;
         }
         if let Ok(Some(st)) = child.try_wait() {
-            panic!("{what} exited ({st}) before listening; log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+            panic!(
+                "{what} exited ({st}) before listening; log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("{what} did not listen on port {port} within 30 s; log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+    panic!(
+        "{what} did not listen on port {port} within 30 s; log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
 }
 
 fn spawn(cmd: &mut Command, log: &Path, what: &str) -> Child {
@@ -61,7 +69,11 @@ pub struct Sshd {
 
 fn run_ok(cmd: &mut Command, what: &str) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Sshd {
@@ -69,11 +81,14 @@ impl Sshd {
         std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
         for k in ["host_key", "client_key"] {
             run_ok(
-                Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(dir.join(k)),
+                Command::new("ssh-keygen")
+                    .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                    .arg(dir.join(k)),
                 "ssh-keygen",
             );
         }
-        std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).unwrap_or_else(|e| panic!("copy: {e}"));
+        std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys"))
+            .unwrap_or_else(|e| panic!("copy: {e}"));
         let port = free_port();
         let cfg = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\nSubsystem sftp internal-sftp\n",
@@ -81,20 +96,36 @@ impl Sshd {
         );
         std::fs::write(dir.join("sshd_config"), cfg).unwrap_or_else(|e| panic!("write: {e}"));
         let _ = std::fs::create_dir_all("/run/sshd");
+        // `-D -e`: stay in the foreground (the guard owns the process) and
+        // log to stderr, which `spawn` sends to the log file. (`-E file`
+        // would append to the same file through a second handle.)
         let log = dir.join("sshd.log");
         let mut child = spawn(
-            Command::new("/usr/sbin/sshd").arg("-D").arg("-f").arg(dir.join("sshd_config")).arg("-E").arg(&log),
+            Command::new("/usr/sbin/sshd")
+                .args(["-D", "-e", "-f"])
+                .arg(dir.join("sshd_config")),
             &log,
             "sshd",
         );
         wait_for_port(port, &mut child, "sshd", &log);
-        let host_pub = std::fs::read_to_string(dir.join("host_key.pub")).unwrap_or_else(|e| panic!("read: {e}"));
+        let host_pub = std::fs::read_to_string(dir.join("host_key.pub"))
+            .unwrap_or_else(|e| panic!("read: {e}"));
         let mut parts = host_pub.split_whitespace();
-        let line = format!("[127.0.0.1]:{port} {} {}\n", parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let line = format!(
+            "[127.0.0.1]:{port} {} {}\n",
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or("")
+        );
         std::fs::write(dir.join("known_hosts"), line).unwrap_or_else(|e| panic!("write: {e}"));
-        let user = String::from_utf8_lossy(&Command::new("id").arg("-un").output().map(|o| o.stdout).unwrap_or_default())
-            .trim()
-            .to_string();
+        let user = String::from_utf8_lossy(
+            &Command::new("id")
+                .arg("-un")
+                .output()
+                .map(|o| o.stdout)
+                .unwrap_or_default(),
+        )
+        .trim()
+        .to_string();
         Sshd {
             server: Server { child, port },
             user,
@@ -108,13 +139,22 @@ impl Sshd {
 /// scripts/test-all.sh into target/test-venv).
 pub fn moto(dir: &Path) -> Server {
     let bin = std::env::var_os("RM_MOTO_SERVER").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/test-venv/bin/moto_server")),
+        || {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/target/test-venv/bin/moto_server"
+            ))
+        },
         PathBuf::from,
     );
     let port = free_port();
     std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
     let log = dir.join("moto.log");
-    let mut child = spawn(Command::new(&bin).args(["-H", "127.0.0.1", "-p", &port.to_string()]), &log, "moto_server");
+    let mut child = spawn(
+        Command::new(&bin).args(["-H", "127.0.0.1", "-p", &port.to_string()]),
+        &log,
+        "moto_server",
+    );
     wait_for_port(port, &mut child, "moto_server", &log);
     Server { child, port }
 }
@@ -125,9 +165,16 @@ pub fn rclone_rest(dir: &Path, auth: Option<(&str, &str)>) -> Server {
     let port = free_port();
     let log = dir.with_extension("log");
     let mut cmd = Command::new("rclone");
-    cmd.args(["serve", "restic"]).arg(dir).args(["--addr", &format!("127.0.0.1:{port}")]);
+    cmd.args(["serve", "restic"])
+        .arg(dir)
+        .args(["--addr", &format!("127.0.0.1:{port}")])
+        // Not the user's rclone.conf: the server needs no remotes.
+        .env("RCLONE_CONFIG", dir.with_extension("conf"));
+    // Credentials through rclone's flag variables (`--user`, `--pass`) so
+    // that the server's own command line holds no secret for the
+    // `/proc/*/cmdline` scans to find.
     if let Some((u, p)) = auth {
-        cmd.args(["--user", u, "--pass", p]);
+        cmd.env("RCLONE_USER", u).env("RCLONE_PASS", p);
     }
     let mut child = spawn(&mut cmd, &log, "rclone serve restic");
     wait_for_port(port, &mut child, "rclone serve restic", &log);
