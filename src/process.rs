@@ -61,6 +61,42 @@ impl ShutdownTrigger {
     }
 }
 
+/// Process groups of running children. Global because the only reader is
+/// the "second signal: exit now" path, which has no other way to reach
+/// children that live in their own process groups.
+static RUNNING: std::sync::Mutex<std::collections::BTreeSet<u32>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Keeps a child's group in [`RUNNING`] while it runs.
+struct Registered(u32);
+
+impl Registered {
+    fn new(pid: u32) -> Self {
+        if let Ok(mut r) = RUNNING.lock() {
+            r.insert(pid);
+        }
+        Registered(pid)
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut r) = RUNNING.lock() {
+            r.remove(&self.0);
+        }
+    }
+}
+
+/// Kills every running child's process group at once (SIGKILL): the user
+/// sent a second signal and wants out now.
+pub fn kill_all_now() {
+    if let Ok(r) = RUNNING.lock() {
+        for pid in r.iter() {
+            signal_group(Some(*pid), Signal::SIGKILL);
+        }
+    }
+}
+
 /// What to run and how.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -249,6 +285,7 @@ pub async fn run(
         source,
     })?;
     let pid = child.id();
+    let _registered = pid.map(Registered::new);
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let out_task = async move {

@@ -52,6 +52,7 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
                 trigger.fire(sig);
                 first = false;
             } else {
+                crate::process::kill_all_now();
                 std::process::exit(128 + sig);
             }
         }
