@@ -106,14 +106,14 @@ impl Restic {
         };
         let cache = cache_dir.map(|d| d.join("restic-version.cache"));
         let key = version_key(&path);
-        if let (Some(file), Some(key)) = (&cache, &key) {
-            if let Some(version) = read_cached(file, key) {
-                return Ok(Restic {
-                    path,
-                    version,
-                    source,
-                });
-            }
+        if let (Some(file), Some(key)) = (&cache, &key)
+            && let Some(version) = read_cached(file, key)
+        {
+            return Ok(Restic {
+                path,
+                version,
+                source,
+            });
         }
         let out = process::run(
             &Spec::new(&path).arg("version"),
