@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 # restic: the real binary the tests drive; sqlite3: tests read history
-# through it, independently of our code.
-apt_install restic sqlite3 ca-certificates procps util-linux
+# through it, independently of our code; cron: the scheduling test
+# (tests/cli/schedule.rs) installs a real crontab and lets the daemon fire.
+apt_install restic sqlite3 ca-certificates procps util-linux cron
 # Real servers for the destination tests (tests/cli/servers.rs): sshd for
 # SFTP, rclone for REST and rclone remotes, moto (PyPI) for S3.
 apt_install openssh-server openssh-client rclone python3-venv

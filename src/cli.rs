@@ -66,6 +66,42 @@ pub enum Command {
     /// Exits 1 when a service's last run failed, 3 when one finished with
     /// warnings, else 0, so monitoring can call it.
     Status(ServiceFilter),
+    /// Install, show or remove the scheduler entries that run each enabled
+    /// service on its `schedule` (cron, systemd timers, launchd, Windows
+    /// Task Scheduler).
+    ///
+    /// Without `--backend`: systemd when it is running (PID 1), else cron;
+    /// the choice is printed. Entries call this binary by its absolute path
+    /// with the absolute configuration path.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Print the entries (crontab block, unit files, plists, task XML) that
+    /// `install` would write, and whether they are installed.
+    Show(ScheduleArgs),
+    /// Write the entries; entries of services that are gone are removed.
+    Install(ScheduleArgs),
+    /// Remove every entry restic-manager installed.
+    Remove(ScheduleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// Which scheduler. Default: systemd when it runs, else cron.
+    #[arg(long, value_enum)]
+    pub backend: Option<crate::schedule::Backend>,
+    /// User-level entries (default unless running as root).
+    #[arg(long, conflicts_with = "system")]
+    pub user: bool,
+    /// System-wide entries (systemd: /etc/systemd/system; default for root).
+    #[arg(long)]
+    pub system: bool,
+    /// Print what would be written or removed and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +123,10 @@ pub struct SetupArgs {
     /// Show what would be created without creating anything.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also install the schedules (`schedule install` with the detected
+    /// backend) once setup succeeded.
+    #[arg(long)]
+    pub schedule: bool,
 }
 
 #[derive(Debug, Args)]

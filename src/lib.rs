@@ -11,3 +11,4 @@ pub mod hooks;
 pub mod output;
 pub mod process;
 pub mod restic;
+pub mod schedule;

@@ -10,6 +10,13 @@ use serde::Serialize;
 use crate::engine::{Outcome, Progress};
 use crate::restic::output::BackupStatus;
 
+/// Writes a line to stdout. A closed pipe (`… | head`) is not an error
+/// worth a panic: the reader has seen what it wanted.
+fn out(s: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{s}");
+}
+
 /// How a command prints.
 #[derive(Debug, Clone, Copy)]
 pub struct Printer {
@@ -33,7 +40,7 @@ impl Printer {
     /// Prints a value as pretty JSON on stdout.
     pub fn json<T: Serialize>(&self, v: &T) {
         match serde_json::to_string_pretty(v) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => out(&s),
             Err(e) => eprintln!("error: cannot encode JSON output: {e}"),
         }
     }
@@ -41,7 +48,7 @@ impl Printer {
     /// A line for stdout (skipped in JSON mode).
     pub fn line(&self, s: impl AsRef<str>) {
         if !self.json {
-            println!("{}", s.as_ref());
+            out(s.as_ref());
         }
     }
 

@@ -113,6 +113,9 @@ pub struct Spec {
     /// for hooks); SIGKILL follows after `grace`.
     pub stop_signal: Signal,
     pub grace: Duration,
+    /// Written to the child's stdin, which is then closed (`crontab -`).
+    /// `None`: stdin is `/dev/null`.
+    pub stdin: Option<Vec<u8>>,
 }
 
 impl Spec {
@@ -126,7 +129,14 @@ impl Spec {
             timeout: None,
             stop_signal: Signal::SIGTERM,
             grace: Duration::from_secs(5),
+            stdin: None,
         }
+    }
+
+    /// Feeds `data` to the child's stdin.
+    pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(data.into());
+        self
     }
 
     pub fn arg(mut self, a: impl Into<OsString>) -> Self {
@@ -267,7 +277,11 @@ pub async fn run(
     let start = Instant::now();
     let mut cmd = tokio::process::Command::new(&spec.program);
     cmd.args(&spec.args)
-        .stdin(Stdio::null())
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
@@ -286,6 +300,16 @@ pub async fn run(
     })?;
     let pid = child.id();
     let _registered = pid.map(Registered::new);
+    if let (Some(mut w), Some(data)) = (child.stdin.take(), spec.stdin.clone()) {
+        // Written concurrently with the output pumps so a child that answers
+        // before reading all its input cannot deadlock us; a child that
+        // stops reading early only cuts the write short.
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = w.write_all(&data).await;
+            let _ = w.shutdown().await;
+        });
+    }
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let out_task = async move {

@@ -17,6 +17,13 @@ pub fn run(ctx: &Context) -> Result<i32, Error> {
         }
         v
     };
+    let next = |s: &crate::config::Service| {
+        s.schedule
+            .as_deref()
+            .filter(|_| s.enabled)
+            .map(|e| crate::schedule::next_runs(e, chrono::Local::now(), 3))
+            .unwrap_or_default()
+    };
     if p.json {
         let v: Vec<_> = c
             .services
@@ -29,6 +36,10 @@ pub fn run(ctx: &Context) -> Result<i32, Error> {
                     "description": s.description,
                     "targets": s.targets,
                     "schedule": s.schedule,
+                    "next_runs": next(s)
+                        .iter()
+                        .map(chrono::DateTime::to_rfc3339)
+                        .collect::<Vec<_>>(),
                     "paths": s.paths,
                     "volumes": s.volumes,
                     "sources": sources(s),
@@ -52,13 +63,17 @@ pub fn run(ctx: &Context) -> Result<i32, Error> {
                 s.profile.clone().unwrap_or_else(|| "-".into()),
                 s.targets.join(","),
                 s.schedule.clone().unwrap_or_else(|| "-".into()),
+                match next(s).first() {
+                    Some(t) => t.format("%Y-%m-%d %H:%M").to_string(),
+                    _ => "-".into(),
+                },
                 sources(s).join(" "),
             ]
         })
         .collect();
     p.line(table(
         &[
-            "SERVICE", "ENABLED", "PROFILE", "TARGETS", "SCHEDULE", "SOURCES",
+            "SERVICE", "ENABLED", "PROFILE", "TARGETS", "SCHEDULE", "NEXT RUN", "SOURCES",
         ],
         &rows,
     ));

@@ -4,6 +4,7 @@
 mod config_show;
 mod list;
 mod run;
+mod schedule;
 mod setup;
 mod snapshots;
 mod status;
@@ -11,7 +12,7 @@ mod validate;
 
 use std::path::PathBuf;
 
-use crate::cli::{Cli, Command, ConfigCommand};
+use crate::cli::{Cli, Command, ConfigCommand, ScheduleCommand};
 use crate::config::{self, Config, Env, Service, suggest};
 use crate::error::Error;
 use crate::output::Printer;
@@ -101,5 +102,14 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Run(a) => run::run(&ctx, &a).await,
         Command::Snapshots(f) => snapshots::run(&ctx, &f).await,
         Command::Status(f) => status::run(&ctx, &f),
+        Command::Schedule(ScheduleCommand::Show(a)) => {
+            schedule::run(&ctx, schedule::Action::Show, &a).await
+        }
+        Command::Schedule(ScheduleCommand::Install(a)) => {
+            schedule::run(&ctx, schedule::Action::Install, &a).await
+        }
+        Command::Schedule(ScheduleCommand::Remove(a)) => {
+            schedule::run(&ctx, schedule::Action::Remove, &a).await
+        }
     }
 }

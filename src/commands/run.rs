@@ -70,7 +70,7 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
         history: &history,
         shutdown: shutdown.clone(),
         progress,
-        trigger: "cli",
+        trigger: &crate::schedule::trigger(),
         allow_mass_forget: a.allow_mass_forget,
     };
     let reports = runner.run(&services).await;

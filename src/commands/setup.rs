@@ -7,8 +7,13 @@ use crate::error::Error;
 use crate::process::Shutdown;
 
 pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<i32, Error> {
-    let c = ctx.load_config()?;
     let p = &ctx.printer;
+    if a.schedule && p.json {
+        return Err(Error::Usage(
+            "`setup --schedule` cannot print JSON; run `restic-manager setup --json`, then `restic-manager schedule install --json`".into(),
+        ));
+    }
+    let c = ctx.load_config()?;
     let restic = match ctx.restic(&c).await {
         Ok(r) => Some(r),
         Err(e) if a.dry_run => {
@@ -69,6 +74,15 @@ pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<i32, Error> {
         p.line("nothing to do: everything is already set up");
     } else if !failed && !a.dry_run {
         p.line("setup complete; next: `restic-manager run`");
+    }
+    if a.schedule && !failed {
+        let args = crate::cli::ScheduleArgs {
+            backend: None,
+            user: false,
+            system: false,
+            dry_run: a.dry_run,
+        };
+        return super::schedule::apply(ctx, &c, super::schedule::Action::Install, &args).await;
     }
     Ok(i32::from(failed))
 }

@@ -140,6 +140,8 @@ pub struct Settings {
     pub max_parallel_destinations: Option<usize>,
     pub lock_wait_seconds: u64,
     pub retention_max_remove_percent: u32,
+    /// Random delay for scheduled runs, in seconds (`None`: no delay).
+    pub schedule_jitter: Option<u64>,
 }
 
 /// A pre or post backup hook.

@@ -83,12 +83,21 @@ impl Env {
     }
 
     /// Default lock directory; `None` means "under the state directory".
+    ///
+    /// cron and systemd start jobs without `XDG_RUNTIME_DIR`, yet a
+    /// scheduled run must see the locks of an interactive one: so when the
+    /// variable is unset, the user's runtime folder `/run/user/UID` is used
+    /// if it exists (it does while the user has a session).
     pub fn lock_dir(&self) -> Option<PathBuf> {
         if let Some(d) = &self.xdg_runtime_dir {
             return Some(d.join("restic-manager"));
         }
         if self.is_root {
             return Some(PathBuf::from("/run/restic-manager"));
+        }
+        let user_run = PathBuf::from(format!("/run/user/{}", nix::unistd::getuid()));
+        if user_run.is_dir() {
+            return Some(user_run.join("restic-manager"));
         }
         None
     }

@@ -342,6 +342,14 @@ fn settings(g: &GlobalRaw, config_dir: &Path, env: &Env, cx: &mut Ctx<'_>) -> Se
             );
         }
     }
+    if let Some(j) = g.schedule_jitter
+        && j > 86_400
+    {
+        cx.err(
+            "global.schedule_jitter",
+            "`schedule_jitter` must be at most 86400 seconds (one day)",
+        );
+    }
     if let Some(p) = g.retention_max_remove_percent
         && (p == 0 || p > 100)
     {
@@ -409,6 +417,7 @@ fn settings(g: &GlobalRaw, config_dir: &Path, env: &Env, cx: &mut Ctx<'_>) -> Se
         retention_max_remove_percent: g
             .retention_max_remove_percent
             .unwrap_or(DEFAULT_MAX_REMOVE_PERCENT),
+        schedule_jitter: g.schedule_jitter.filter(|j| *j > 0),
     }
 }
 

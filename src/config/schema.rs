@@ -48,6 +48,10 @@ pub struct GlobalRaw {
     pub replication: Option<String>,
     /// Default for services: `always`, `never` or a cron expression.
     pub prune: Option<String>,
+    /// Seconds of random delay added to each scheduled run (systemd
+    /// `RandomizedDelaySec`, Windows `RandomDelay`), so many machines do
+    /// not hit one repository at the same second.
+    pub schedule_jitter: Option<u64>,
 }
 
 /// A service (`[services.NAME]` or one `[[services]]` element) or a profile

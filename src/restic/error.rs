@@ -151,24 +151,29 @@ pub fn explain(class: ErrorClass, repo: &str, stderr: &str) -> String {
     }
 }
 
-/// `ssh-keyscan` for an sftp location (`sftp://user@host:port/…` or
-/// `sftp:user@host:/…`) or for ssh's own `[host]:port` / `host`.
+/// `ssh-keyscan` for ssh's own `[host]:port` or `host` (port 22), or for
+/// an sftp location (`sftp://user@host:port/…`, `sftp:user@host:/…`), whose
+/// port may live in the `sftp.command` instead: then it reads `-p PORT`.
 fn keyscan(target: &str) -> String {
-    let hostport = match target.strip_prefix("sftp://") {
-        Some(rest) => rest.split('/').next().unwrap_or(rest),
+    let (hostport, default_port) = match target.strip_prefix("sftp://") {
+        Some(rest) => (rest.split('/').next().unwrap_or(rest), "PORT"),
         None => match target.strip_prefix("sftp:") {
-            Some(rest) => rest.split(':').next().unwrap_or(rest),
-            None => target,
+            Some(rest) => (rest.split(':').next().unwrap_or(rest), "PORT"),
+            None => (target, "22"),
         },
     };
     let hostport = hostport.rsplit('@').next().unwrap_or(hostport);
     let (host, port) = match hostport.strip_prefix('[') {
-        Some(t) => t.split_once("]:").unwrap_or((t.trim_end_matches(']'), "")),
+        Some(t) => t
+            .split_once("]:")
+            .unwrap_or((t.trim_end_matches(']'), default_port)),
         // A bare IPv6 address has no port.
-        None if hostport.matches(':').count() > 1 => (hostport, ""),
-        None => hostport.rsplit_once(':').unwrap_or((hostport, "")),
+        None if hostport.matches(':').count() > 1 => (hostport, default_port),
+        None => hostport
+            .rsplit_once(':')
+            .unwrap_or((hostport, default_port)),
     };
-    if port.is_empty() || port == "22" {
+    if port == "22" {
         format!("ssh-keyscan {host} >> FILE")
     } else {
         format!("ssh-keyscan -p {port} {host} >> FILE")
@@ -204,16 +209,21 @@ fn ssh_advice(repo: &str, stderr: &str) -> Option<String> {
             keyscan(&target)
         ));
     }
+    // From the location alone: the port may be unknown.
+    let scan = keyscan(repo);
+    let port = if scan.contains("-p PORT") {
+        " (PORT: the destination's `port`, or 22)"
+    } else {
+        ""
+    };
     if stderr.contains("Host key verification failed") {
         return Some(format!(
-            "ssh did not accept the server's host key; check its fingerprint, then add it to {FILE}: `{}`",
-            keyscan(repo)
+            "ssh did not accept the server's host key; check its fingerprint, then add it to {FILE}: `{scan}`{port}"
         ));
     }
     if repo.starts_with("sftp:") && stderr.contains("unable to start the sftp session") {
         return Some(format!(
-            "ssh could not open an SFTP session (restic did not pass on ssh's reason); if the server's host key is not known yet, check its fingerprint and add it to {FILE}: `{}`; otherwise check the server is up and accepts the destination's `identity_file`",
-            keyscan(repo)
+            "ssh could not open an SFTP session (restic did not pass on ssh's reason); if the server's host key is not known yet, check its fingerprint and add it to {FILE}: `{scan}`{port}; otherwise check that the server is up and accepts the destination's `identity_file`"
         ));
     }
     None
@@ -354,7 +364,7 @@ mod tests {
                 "sftp:u@nas.lan:/r",
                 format!("subprocess ssh: Host key verification failed.\n{fatal}"),
                 format!(
-                    "repository `sftp:u@nas.lan:/r` cannot be reached: ssh did not accept the server's host key; check its fingerprint, then add it to {file}: `ssh-keyscan nas.lan >> FILE`"
+                    "repository `sftp:u@nas.lan:/r` cannot be reached: ssh did not accept the server's host key; check its fingerprint, then add it to {file}: `ssh-keyscan -p PORT nas.lan >> FILE` (PORT: the destination's `port`, or 22)"
                 ),
             ),
             // restic exited before passing on ssh's lines.
@@ -362,7 +372,14 @@ mod tests {
                 "sftp://u@[::1]:2222//r",
                 fatal.to_string(),
                 format!(
-                    "repository `sftp://u@[::1]:2222//r` cannot be reached: ssh could not open an SFTP session (restic did not pass on ssh's reason); if the server's host key is not known yet, check its fingerprint and add it to {file}: `ssh-keyscan -p 2222 ::1 >> FILE`; otherwise check the server is up and accepts the destination's `identity_file`"
+                    "repository `sftp://u@[::1]:2222//r` cannot be reached: ssh could not open an SFTP session (restic did not pass on ssh's reason); if the server's host key is not known yet, check its fingerprint and add it to {file}: `ssh-keyscan -p 2222 ::1 >> FILE`; otherwise check that the server is up and accepts the destination's `identity_file`"
+                ),
+            ),
+            (
+                "sftp:u@nas.lan:/r",
+                fatal.to_string(),
+                format!(
+                    "repository `sftp:u@nas.lan:/r` cannot be reached: ssh could not open an SFTP session (restic did not pass on ssh's reason); if the server's host key is not known yet, check its fingerprint and add it to {file}: `ssh-keyscan -p PORT nas.lan >> FILE` (PORT: the destination's `port`, or 22); otherwise check that the server is up and accepts the destination's `identity_file`"
                 ),
             ),
         ];

@@ -138,13 +138,7 @@ fn sftp_location(
                 Some(u) => format!("{u}@{host}"),
                 None => host.to_string(),
             };
-            // With a port, the URL form, so that the location users see
-            // in messages and logs names the port too (restic takes
-            // `sftp://host:port//abs/path`; `sftp.command` does the rest).
-            let loc = match d.port {
-                Some(p) => format!("sftp://{target}:{p}/{}", join(path, service)),
-                None => format!("sftp:{target}:{}", join(path, service)),
-            };
+            let loc = format!("sftp:{target}:{}", join(path, service));
             (target, None, loc)
         }
     };
@@ -488,7 +482,7 @@ mod tests {
                 },
                 "rclone:remote:backups/wiki",
             ),
-            // A port puts the location in URL form (absolute path: `//`).
+            // The port goes into `sftp.command`, not the location.
             (
                 "sftp",
                 DestinationRaw {
@@ -498,7 +492,7 @@ mod tests {
                     path: Some("/b".into()),
                     ..Default::default()
                 },
-                "sftp://u@h:2222//b/wiki",
+                "sftp:u@h:/b/wiki",
             ),
             // The backend prefix is added when a `url` lacks it.
             (

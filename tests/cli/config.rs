@@ -1286,7 +1286,25 @@ targets = ["local"]
 backup_script = "/opt/old.sh"
 "#,
     ));
-    let v = s.run(&["list", "--json"]).json();
+    let mut v = s.run(&["list", "--json"]).json();
+    // The next three runs depend on the clock: checked for shape, then dropped.
+    let next = v[0]["next_runs"].as_array().cloned().unwrap_or_default();
+    assert_eq!(next.len(), 3, "{v}");
+    assert!(
+        next.iter()
+            .all(|t| t.as_str().is_some_and(|t| t.contains("T03:00:00"))),
+        "{v}"
+    );
+    assert_eq!(
+        v[1]["next_runs"],
+        json!([]),
+        "a disabled service never runs"
+    );
+    for svc in v.as_array_mut().into_iter().flatten() {
+        if let Some(o) = svc.as_object_mut() {
+            o.remove("next_runs");
+        }
+    }
     assert_eq!(
         v,
         json!([
@@ -1316,11 +1334,16 @@ backup_script = "/opt/old.sh"
     );
     let d = s.run(&["list"]);
     d.succeeds();
+    // NEXT RUN is the first of `next_runs`, in local time.
+    let first = next[0].as_str().unwrap_or_default().replace('T', " ");
+    let first = &first[..16];
     assert_eq!(
         d.stdout,
-        "SERVICE  ENABLED  PROFILE  TARGETS        SCHEDULE   SOURCES\n\
-         web      yes      nightly  local,offsite  0 3 * * *  /srv/web /etc/nginx volume:web_uploads\n\
-         old      no       -        local          -          script:/opt/old.sh\n"
+        format!(
+            "SERVICE  ENABLED  PROFILE  TARGETS        SCHEDULE   NEXT RUN          SOURCES\n\
+             web      yes      nightly  local,offsite  0 3 * * *  {first}  /srv/web /etc/nginx volume:web_uploads\n\
+             old      no       -        local          -          -                 script:/opt/old.sh\n"
+        )
     );
 }
 

@@ -7,5 +7,6 @@ mod destinations;
 mod example;
 mod fanout;
 mod run;
+mod schedule;
 mod servers;
 mod smoke;

@@ -1,0 +1,319 @@
+//! Scheduling: turns each enabled service's `schedule` into an entry for the
+//! system's scheduler (a crontab block, systemd timers, a launchd plist or a
+//! Windows task) and installs or removes them.
+//!
+//! Every entry runs the absolute path of this binary with the absolute path
+//! of the configuration, so a scheduler's minimal environment (no XDG
+//! variables, a short PATH, another working directory) finds the same files
+//! the user's shell does.
+
+pub mod cron;
+pub mod expr;
+pub mod launchd;
+pub mod systemd;
+pub mod windows;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::Config;
+
+/// Which scheduler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Cron,
+    Systemd,
+    Launchd,
+    Windows,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Cron => "cron",
+            Backend::Systemd => "systemd",
+            Backend::Launchd => "launchd",
+            Backend::Windows => "windows",
+        }
+    }
+}
+
+/// User-level or system-wide entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    User,
+    System,
+}
+
+/// One scheduled job.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// The service it runs.
+    pub service: String,
+    /// The 5-field cron expression.
+    pub schedule: String,
+    /// This binary, absolute.
+    pub program: PathBuf,
+    /// The program's arguments (`--config ABS run --service NAME -q`).
+    pub args: Vec<String>,
+    /// Where cron and launchd append the job's output.
+    pub log_file: PathBuf,
+    /// Environment the job needs (PATH, HOME, the XDG directories that were
+    /// set when the schedule was installed).
+    pub env: Vec<(String, String)>,
+}
+
+/// What the entries are built from (the process environment, passed in so
+/// tests decide).
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub program: PathBuf,
+    pub config_file: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+/// Environment variables copied into every entry when set at install time:
+/// without them a scheduled run would look for its history and cache in
+/// other places than the user's own runs.
+pub const CARRIED_VARS: &[&str] = &[
+    "PATH",
+    "HOME",
+    "XDG_CONFIG_HOME",
+    "XDG_STATE_HOME",
+    "XDG_CACHE_HOME",
+    "XDG_DATA_HOME",
+];
+
+/// Set in every scheduled entry to the backend's name, so history records
+/// which scheduler started a run.
+pub const TRIGGER_VAR: &str = "RESTIC_MANAGER_TRIGGER";
+
+/// What started this run: a scheduler (from [`TRIGGER_VAR`]) or `cli`.
+pub fn trigger() -> String {
+    match std::env::var(TRIGGER_VAR).as_deref() {
+        Ok(t @ ("cron" | "systemd" | "launchd" | "windows")) => t.to_string(),
+        _ => "cli".to_string(),
+    }
+}
+
+/// A cron-safe PATH when none is set.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+impl Origin {
+    /// The running binary, the configuration file made absolute, and the
+    /// carried variables of the current process.
+    pub fn current(config_file: &Path) -> Result<Origin, String> {
+        let program = std::env::current_exe().map_err(|e| {
+            format!("cannot find the path of the running `restic-manager` binary: {e}")
+        })?;
+        let config_file = std::path::absolute(config_file).map_err(|e| {
+            format!(
+                "cannot make the configuration path `{}` absolute: {e}",
+                config_file.display()
+            )
+        })?;
+        let mut env: Vec<(String, String)> = CARRIED_VARS
+            .iter()
+            .filter_map(|k| {
+                std::env::var(k)
+                    .ok()
+                    .filter(|v| !v.is_empty())
+                    .map(|v| ((*k).to_string(), v))
+            })
+            .collect();
+        if !env.iter().any(|(k, _)| k == "PATH") {
+            env.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
+        }
+        Ok(Origin {
+            program,
+            config_file,
+            env,
+        })
+    }
+}
+
+/// One entry per enabled service that has a `schedule`, in config order.
+pub fn entries(config: &Config, origin: &Origin) -> Vec<Entry> {
+    config
+        .services
+        .iter()
+        .filter(|s| s.enabled)
+        .filter_map(|s| {
+            let schedule = s.schedule.clone()?;
+            Some(Entry {
+                service: s.name.clone(),
+                schedule,
+                program: origin.program.clone(),
+                args: vec![
+                    "--config".into(),
+                    origin.config_file.display().to_string(),
+                    "run".into(),
+                    "--service".into(),
+                    s.name.clone(),
+                    "-q".into(),
+                ],
+                log_file: config
+                    .settings
+                    .log_directory
+                    .join(format!("schedule-{}.log", s.name)),
+                env: origin.env.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The next `n` times `expr` fires after `after` (croner; empty when croner
+/// cannot parse it, which the config loader has already ruled out).
+pub fn next_runs<Tz: chrono::TimeZone + Copy>(
+    expr: &str,
+    after: chrono::DateTime<Tz>,
+    n: usize,
+) -> Vec<chrono::DateTime<Tz>> {
+    use std::str::FromStr;
+    croner::Cron::from_str(expr)
+        .map(|c| c.iter_after(after).take(n).collect())
+        .unwrap_or_default()
+}
+
+/// Is systemd the init system (PID 1) and is `systemctl` on PATH?
+pub fn systemd_running() -> bool {
+    let pid1 = std::fs::read_to_string("/proc/1/comm").is_ok_and(|c| c.trim() == "systemd")
+        || Path::new("/run/systemd/system").is_dir();
+    pid1 && on_path("systemctl").is_some()
+}
+
+/// Is a cron daemon (`cron`, `crond`) running? Reads `/proc`; `true` where
+/// that cannot be known, so the caller only warns when sure.
+pub fn cron_daemon_running() -> bool {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    rd.filter_map(Result::ok)
+        .filter(|d| {
+            d.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .any(|d| {
+            std::fs::read_to_string(d.path().join("comm"))
+                .is_ok_and(|c| matches!(c.trim(), "cron" | "crond" | "cronie"))
+        })
+}
+
+/// The first `name` on PATH.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The backend to use when none is given, and why.
+pub fn detect() -> (Backend, &'static str) {
+    if cfg!(target_os = "macos") {
+        (Backend::Launchd, "macOS")
+    } else if cfg!(windows) {
+        (Backend::Windows, "Windows")
+    } else if systemd_running() {
+        (Backend::Systemd, "systemd is PID 1 and `systemctl` exists")
+    } else {
+        (Backend::Cron, "systemd is not running")
+    }
+}
+
+/// A file a backend writes (or would write).
+#[derive(Debug, Clone, Serialize)]
+pub struct File {
+    pub path: PathBuf,
+    pub content: String,
+}
+
+/// Writes `content` to `path` through a temporary file and a rename, so a
+/// scheduler never reads half a file.
+pub fn write_atomic(path: &Path, content: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("rm-tmp");
+    std::fs::write(&tmp, content)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// `'…'` for `sh`.
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:=,@".contains(c))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// XML text with the five special characters escaped.
+pub fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn next_three_runs() {
+        let start = Utc.with_ymd_and_hms(2025, 1, 31, 23, 0, 0).single();
+        let start = start.unwrap_or_else(|| panic!("bad date"));
+        let runs: Vec<String> = next_runs("30 2 * * *", start, 3)
+            .iter()
+            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .collect();
+        assert_eq!(
+            runs,
+            ["2025-02-01 02:30", "2025-02-02 02:30", "2025-02-03 02:30"]
+        );
+    }
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(sh_quote("/usr/bin"), "/usr/bin");
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's"), "'it'\\''s'");
+        assert_eq!(sh_quote(""), "''");
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::Entry;
+    use std::path::PathBuf;
+
+    pub fn entry(service: &str, schedule: &str) -> Entry {
+        Entry {
+            service: service.into(),
+            schedule: schedule.into(),
+            program: PathBuf::from("/opt/rm/bin/restic-manager"),
+            args: vec![
+                "--config".into(),
+                "/home/ann/.config/restic-manager/config.toml".into(),
+                "run".into(),
+                "--service".into(),
+                service.into(),
+                "-q".into(),
+            ],
+            log_file: PathBuf::from(format!("/home/ann/logs/schedule-{service}.log")),
+            env: vec![
+                ("PATH".into(), "/usr/bin:/bin".into()),
+                ("HOME".into(), "/home/ann".into()),
+            ],
+        }
+    }
+}
