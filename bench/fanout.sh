@@ -146,10 +146,16 @@ write_config() {
 }
 
 # `restic-manager run` for side $1; its JSON goes to $2, the rest to the log
-# `timed` gives it.
+# `timed` gives it, and on failure also what went wrong per target.
 manager_run() {
+    local rc=0
     rm -f "$F/$1/hook-pre" "$F/$1/hook-post"
-    XDG_CACHE_HOME=$F/$1/cache "$RM_BIN" --config "$F/$1.toml" --json run --service "$SERVICE" >"$2"
+    XDG_CACHE_HOME=$F/$1/cache "$RM_BIN" --config "$F/$1.toml" --json run --service "$SERVICE" >"$2" || rc=$?
+    if ((rc != 0)); then
+        jq -c '.services[] | {service, error}, (.targets[] | {destination, method, outcome, error})' "$2" >&2 ||
+            cat "$2" >&2
+    fi
+    return "$rc"
 }
 
 # The bare scripts: `restic backup` exactly as ops.rs runs it, to each
@@ -435,12 +441,13 @@ if ((WRITE_RESULTS)); then
         printf '\n'
         table_a
         printf '\n'
-        summary | sed -e 's/^target: \(.*\): \(PASS\|FAIL\) /Target \1: **\2** /'
+        summary | sed -e 's/^target: \(.*\): \(PASS\|FAIL\) /target \1: **\2** /' -e 's/^/- /'
         printf '\n'
         table_b
-        printf '\n(b) changed %s files (%s %%) before each incremental repetition, %s MB in them (median); ' \
+        printf '\n(b) changed %s files (%s %%) before each incremental repetition, %s MB in them (median). ' \
             "$NCHANGE" "$CHANGE_PERCENT" "$(median "${CHANGED_MB[@]}")"
-        printf 'the hook window runs from the end of the pre-backup hook to the start of the post-backup hook.\n\n'
+        printf 'The primary is d1, the first target, in both modes; the hook window runs from the end of the '
+        printf 'pre-backup hook to the start of the post-backup hook.\n\n'
         printf 'Samples (s):\n\n'
         for key in $(printf '%s\n' "${!SAMPLES[@]}" | sort); do
             printf -- '- %s: %s\n' "$key" "${SAMPLES[$key]}"

@@ -75,6 +75,80 @@ pub enum Command {
     /// with the absolute configuration path.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Download a verified restic release and make it the one
+    /// restic-manager runs (needs no configuration).
+    ///
+    /// The archive is checked against the release's SHA256SUMS before
+    /// anything is installed, then installed as
+    /// $XDG_DATA_HOME/restic-manager/bin/restic-VERSION
+    /// (~/.local/share/restic-manager/bin; /var/lib/restic-manager/bin for
+    /// root) and the `restic` link there is switched to it. Older versions
+    /// stay installed. Mirrors: `[global] restic_release_api` and
+    /// `restic_download_base`, or $RESTIC_MANAGER_RELEASE_API and
+    /// $RESTIC_MANAGER_DOWNLOAD_BASE (which win).
+    #[command(disable_version_flag = true)]
+    SetupRestic(SetupResticArgs),
+    /// Install the latest restic release if it is newer than the managed
+    /// one (needs no configuration).
+    ///
+    /// With `--check`: only report; exits 3 when an update is available.
+    UpdateRestic(UpdateResticArgs),
+    /// Show which restic binary restic-manager runs, its version and why it
+    /// was chosen (needs no configuration).
+    ResticVersion,
+    /// Print a shell completion script on stdout (needs no configuration).
+    ///
+    /// bash: save it as
+    /// `~/.local/share/bash-completion/completions/restic-manager`
+    /// (`scripts/install.sh` does); zsh: as `_restic-manager` in a folder of
+    /// your `$fpath`; fish: as `~/.config/fish/completions/restic-manager.fish`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout, or write one page per command
+    /// with `--out DIR` (needs no configuration).
+    ///
+    /// Try it with `restic-manager man | man -l -`.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SetupResticArgs {
+    /// The release to install, e.g. `0.17.3`. Default: the latest.
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+    /// Download again even when this version is already installed.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateResticArgs {
+    /// Only say whether a newer release exists (exit 3 when one does).
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// Shells we generate completions for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write `restic-manager.1` and one `restic-manager-COMMAND.1` per
+    /// command into this folder (created when missing) instead of printing
+    /// the main page.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,6 +16,8 @@ pub enum Error {
     #[error(transparent)]
     Restic(#[from] crate::restic::binary::BinaryError),
     #[error(transparent)]
+    Install(#[from] crate::restic::install::InstallError),
+    #[error(transparent)]
     History(#[from] crate::history::HistoryError),
     #[error("{0}")]
     Other(String),

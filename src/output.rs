@@ -243,6 +243,22 @@ impl Progress for TermProgress {
     }
 }
 
+/// A byte-counting bar for a download, on a terminal only (not with `-q`
+/// or `--json`, nor under cron).
+pub fn download_bar(p: &Printer, what: &str) -> Option<ProgressBar> {
+    if p.quiet || p.json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let style =
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    Some(bar)
+}
+
 /// No bars; notes to stderr only with `-v`.
 pub struct PlainProgress(pub Printer);
 

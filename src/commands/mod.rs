@@ -1,22 +1,28 @@
 //! One file per subcommand. Each orders the work and prints; the library
 //! does the work.
 
+mod completions;
 mod config_show;
 mod list;
+mod man;
+mod restic_version;
 mod run;
 mod schedule;
 mod setup;
+mod setup_restic;
 mod snapshots;
 mod status;
+mod update_restic;
 mod validate;
 
 use std::path::PathBuf;
 
 use crate::cli::{Cli, Command, ConfigCommand, ScheduleCommand};
+use crate::config::Settings;
 use crate::config::{self, Config, Env, Service, suggest};
 use crate::error::Error;
 use crate::output::Printer;
-use crate::restic::Restic;
+use crate::restic::{Lookup, Restic};
 
 /// What every command gets: environment, printer, global flags.
 pub struct Context {
@@ -35,13 +41,44 @@ impl Context {
         Config::load(&file, &self.env).map_err(Error::Config)
     }
 
+    /// The configuration when there is one, for commands that also work
+    /// without (`setup-restic`, `restic-version`): a file named by
+    /// `--config` or `$RESTIC_MANAGER_CONFIG` must exist, the default
+    /// locations may be empty; a file that exists must be valid.
+    pub fn optional_config(&self) -> Result<Option<Config>, Error> {
+        let named = self.config_flag.is_some() || self.env.config_override.is_some();
+        let any = self
+            .env
+            .config_candidates(self.config_flag.as_ref())
+            .iter()
+            .any(|(f, _)| f.exists());
+        if !named && !any {
+            self.printer
+                .verbose("no configuration file found; using the defaults");
+            return Ok(None);
+        }
+        self.load_config().map(Some)
+    }
+
     /// Locates restic as configured.
     pub async fn restic(&self, config: &Config) -> Result<Restic, Error> {
-        let state = &config.settings.state_directory;
-        let r = Restic::locate_cached(
-            config.settings.restic_binary.as_deref(),
-            state.is_dir().then_some(state.as_path()),
-        )
+        self.restic_with(Some(&config.settings)).await
+    }
+
+    /// Locates restic from the settings, or with the defaults when there is
+    /// no configuration.
+    pub async fn restic_with(&self, settings: Option<&Settings>) -> Result<Restic, Error> {
+        let state = settings.map_or_else(|| self.env.state_dir(), |s| s.state_directory.clone());
+        let link = self
+            .env
+            .managed_bin_dir()
+            .join(crate::restic::install::LINK_NAME);
+        let r = Restic::locate_with(&Lookup {
+            configured: settings.and_then(|s| s.restic_binary.as_deref()),
+            managed: Some(&link),
+            use_system: settings.is_some_and(|s| s.use_system_restic),
+            cache_dir: state.is_dir().then_some(state.as_path()),
+        })
         .await?;
         self.printer.verbose(format!(
             "using restic {} at `{}` (from {})",
@@ -111,5 +148,10 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Schedule(ScheduleCommand::Remove(a)) => {
             schedule::run(&ctx, schedule::Action::Remove, &a).await
         }
+        Command::SetupRestic(a) => setup_restic::run(&ctx, &a).await,
+        Command::UpdateRestic(a) => update_restic::run(&ctx, &a).await,
+        Command::ResticVersion => restic_version::run(&ctx).await,
+        Command::Completions(a) => completions::run(&a),
+        Command::Man(a) => man::run(&ctx, &a),
     }
 }

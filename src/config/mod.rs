@@ -134,6 +134,10 @@ pub struct Settings {
     pub log_max_size_mb: u64,
     pub use_system_restic: bool,
     pub restic_binary: Option<PathBuf>,
+    /// Releases API base URL, without a trailing slash.
+    pub restic_release_api: String,
+    /// Release downloads base URL, without a trailing slash.
+    pub restic_download_base: String,
     pub host: String,
     pub max_parallel_services: usize,
     /// `None`: all destinations of a service at once.

@@ -11,6 +11,7 @@ pub struct Env {
     pub home: Option<PathBuf>,
     pub xdg_config_home: Option<PathBuf>,
     pub xdg_state_home: Option<PathBuf>,
+    pub xdg_data_home: Option<PathBuf>,
     pub xdg_runtime_dir: Option<PathBuf>,
     pub config_override: Option<PathBuf>,
     pub is_root: bool,
@@ -30,6 +31,7 @@ impl Env {
             home: var("HOME"),
             xdg_config_home: var("XDG_CONFIG_HOME"),
             xdg_state_home: var("XDG_STATE_HOME"),
+            xdg_data_home: var("XDG_DATA_HOME"),
             xdg_runtime_dir: var("XDG_RUNTIME_DIR"),
             config_override: std::env::var_os("RESTIC_MANAGER_CONFIG")
                 .filter(|v| !v.is_empty())
@@ -80,6 +82,21 @@ impl Env {
         }
         self.home_join(".local/state/restic-manager")
             .unwrap_or_else(|| std::env::temp_dir().join("restic-manager-state"))
+    }
+
+    /// Where managed restic binaries live (`setup-restic`):
+    /// `$XDG_DATA_HOME/restic-manager/bin` (~/.local/share/restic-manager/bin),
+    /// `/var/lib/restic-manager/bin` for root. Not configurable in the file
+    /// on purpose: the commands that install restic need no configuration.
+    pub fn managed_bin_dir(&self) -> PathBuf {
+        if let Some(d) = &self.xdg_data_home {
+            return d.join("restic-manager/bin");
+        }
+        if self.is_root {
+            return PathBuf::from("/var/lib/restic-manager/bin");
+        }
+        self.home_join(".local/share/restic-manager/bin")
+            .unwrap_or_else(|| std::env::temp_dir().join("restic-manager-data/bin"))
     }
 
     /// Default lock directory; `None` means "under the state directory".

@@ -25,6 +25,10 @@ pub const DEFAULT_LOG_MAX_FILES: u32 = 30;
 pub const DEFAULT_LOG_MAX_SIZE_MB: u64 = 10;
 pub const DEFAULT_LOCK_WAIT_SECONDS: u64 = 300;
 pub const DEFAULT_MAX_REMOVE_PERCENT: u32 = 50;
+/// Where `setup-restic` learns the latest restic release.
+pub const DEFAULT_RELEASE_API: &str = "https://api.github.com";
+/// Where `setup-restic` downloads restic releases from.
+pub const DEFAULT_DOWNLOAD_BASE: &str = "https://github.com/restic/restic/releases/download";
 pub const DEFAULT_NOTIFY_ON: &[&str] = &["failure", "warning"];
 const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
 const STRATEGIES: &[&str] = &["generic"];
@@ -383,6 +387,26 @@ fn settings(g: &GlobalRaw, config_dir: &Path, env: &Env, cx: &mut Ctx<'_>) -> Se
     {
         cx.err("global.retention_within", within_msg(w));
     }
+    let mut base_url = |key: &str, v: Option<&String>, default: &str| -> String {
+        let v = v.map_or(default, String::as_str).trim_end_matches('/');
+        if !(v.starts_with("https://") || v.starts_with("http://")) {
+            cx.err(
+                &format!("global.{key}"),
+                format!("`{key}` must be an http:// or https:// URL, not `{v}`"),
+            );
+        }
+        v.to_string()
+    };
+    let restic_release_api = base_url(
+        "restic_release_api",
+        g.restic_release_api.as_ref(),
+        DEFAULT_RELEASE_API,
+    );
+    let restic_download_base = base_url(
+        "restic_download_base",
+        g.restic_download_base.as_ref(),
+        DEFAULT_DOWNLOAD_BASE,
+    );
     let host = g.host.clone().unwrap_or_else(|| {
         nix::unistd::gethostname()
             .ok()
@@ -410,6 +434,8 @@ fn settings(g: &GlobalRaw, config_dir: &Path, env: &Env, cx: &mut Ctx<'_>) -> Se
         log_max_size_mb: g.log_max_size_mb.unwrap_or(DEFAULT_LOG_MAX_SIZE_MB).max(1),
         use_system_restic: g.use_system_restic.unwrap_or(false),
         restic_binary: g.restic_binary.as_deref().map(|b| expand_home(b, env)),
+        restic_release_api,
+        restic_download_base,
         host,
         max_parallel_services: g.max_parallel_services.map_or(1, |n| n as usize),
         max_parallel_destinations: g.max_parallel_destinations.map(|n| n as usize),
@@ -627,6 +653,7 @@ fn expand_destination(d: &DestinationRaw, env: &Env) -> DestinationRaw {
         &mut d.account_id_file,
         &mut d.account_key_file,
         &mut d.password_file,
+        &mut d.repository_password_file,
         &mut d.rclone_binary,
     ] {
         if let Some(v) = f.as_mut() {

@@ -34,6 +34,12 @@ pub struct GlobalRaw {
     pub state_directory: Option<String>,
     pub lock_directory: Option<String>,
     pub restic_binary: Option<String>,
+    /// Base URL of the releases API `setup-restic` asks for the latest
+    /// version (default `https://api.github.com`).
+    pub restic_release_api: Option<String>,
+    /// Base URL of the release downloads (default
+    /// `https://github.com/restic/restic/releases/download`).
+    pub restic_download_base: Option<String>,
     pub hook_timeout_seconds: Option<u64>,
     pub host: Option<String>,
     /// Services run at once (default 1).

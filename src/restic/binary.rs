@@ -1,4 +1,8 @@
 //! Locating the restic binary and learning its version once per process.
+//!
+//! The choice, in order: `restic_binary` from the configuration, else the
+//! managed link `setup-restic` installed (unless `use_system_restic`), else
+//! `restic` on PATH. `restic-version` shows which and why.
 
 use std::path::{Path, PathBuf};
 
@@ -43,19 +47,38 @@ pub const MIN_VERSION: Version = Version(0, 14, 0);
 pub struct Restic {
     pub path: PathBuf,
     pub version: Version,
-    /// Why this binary was chosen (shown by `-v`).
+    /// Where it came from: `config`, `managed` or `path` (shown by `-v`).
     pub source: &'static str,
+    /// Why this binary was chosen, for `restic-version`.
+    pub why: String,
+}
+
+/// What decides which restic runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Lookup<'a> {
+    /// `[global] restic_binary`.
+    pub configured: Option<&'a Path>,
+    /// The managed `restic` link (`setup-restic`).
+    pub managed: Option<&'a Path>,
+    /// `[global] use_system_restic`: skip the managed binary.
+    pub use_system: bool,
+    /// Where the version cache lives.
+    pub cache_dir: Option<&'a Path>,
 }
 
 /// Errors finding or running restic.
 #[derive(Debug, thiserror::Error)]
 pub enum BinaryError {
     #[error(
-        "restic was not found on PATH; install it (`sudo apt-get install restic` on Debian/Ubuntu) or set `[global] restic_binary`"
+        "restic was not found on PATH; run `restic-manager setup-restic` for a verified release, install it (`sudo apt-get install restic` on Debian/Ubuntu), or set `[global] restic_binary`"
     )]
     NotFound,
     #[error("restic binary `{0}` (from `restic_binary`) does not exist or is not executable")]
     Missing(PathBuf),
+    #[error(
+        "the managed restic `{0}` points to a missing or non-executable file; run `restic-manager setup-restic --force`, or set `use_system_restic = true`"
+    )]
+    ManagedBroken(PathBuf),
     #[error("cannot run `{path} version`: {detail}")]
     Broken { path: PathBuf, detail: String },
     #[error("restic {version} at `{path}` is too old; restic-manager needs {MIN_VERSION} or newer")]
@@ -75,35 +98,67 @@ fn is_executable(p: &Path) -> bool {
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// Picks the binary: `(path, source, why)`.
+fn choose(l: &Lookup<'_>) -> Result<(PathBuf, &'static str, String), BinaryError> {
+    const FROM_CONFIG: &str = "`restic_binary` is set in the configuration";
+    match l.configured {
+        Some(p) if p.components().count() == 1 && !p.is_absolute() => {
+            return Ok((
+                on_path(&p.to_string_lossy())
+                    .ok_or_else(|| BinaryError::Missing(p.to_path_buf()))?,
+                "config",
+                FROM_CONFIG.to_string(),
+            ));
+        }
+        Some(p) => {
+            if !is_executable(p) {
+                return Err(BinaryError::Missing(p.to_path_buf()));
+            }
+            return Ok((p.to_path_buf(), "config", FROM_CONFIG.to_string()));
+        }
+        None => {}
+    }
+    let why_path = match l.managed {
+        _ if l.use_system => {
+            "`use_system_restic = true` in the configuration skips the managed restic".to_string()
+        }
+        Some(link) if link.symlink_metadata().is_ok() => {
+            if !is_executable(link) {
+                return Err(BinaryError::ManagedBroken(link.to_path_buf()));
+            }
+            return Ok((
+                link.to_path_buf(),
+                "managed",
+                "the managed restic installed by `setup-restic` (set `use_system_restic = true` to use the one on PATH)"
+                    .to_string(),
+            ));
+        }
+        _ => "no managed restic is installed (`restic-manager setup-restic` installs one)"
+            .to_string(),
+    };
+    let path = on_path("restic").ok_or(BinaryError::NotFound)?;
+    Ok((path, "path", format!("found on PATH; {why_path}")))
+}
+
 impl Restic {
     /// Finds restic (`restic_binary` if configured, else `restic` on PATH)
     /// and reads its version.
     pub async fn locate(configured: Option<&Path>) -> Result<Restic, BinaryError> {
-        Self::locate_cached(configured, None).await
+        Self::locate_with(&Lookup {
+            configured,
+            ..Lookup::default()
+        })
+        .await
     }
 
-    /// Like [`Restic::locate`], remembering the version in `cache_dir`
-    /// keyed by the binary's path, inode, size and modification time, so
-    /// `restic version` (≈15 ms) runs only when the binary changes (an
-    /// upgrade replaces the file and so changes the key).
-    pub async fn locate_cached(
-        configured: Option<&Path>,
-        cache_dir: Option<&Path>,
-    ) -> Result<Restic, BinaryError> {
-        let (path, source) = match configured {
-            Some(p) if p.components().count() == 1 && !p.is_absolute() => (
-                on_path(&p.to_string_lossy())
-                    .ok_or_else(|| BinaryError::Missing(p.to_path_buf()))?,
-                "restic_binary (config)",
-            ),
-            Some(p) => {
-                if !is_executable(p) {
-                    return Err(BinaryError::Missing(p.to_path_buf()));
-                }
-                (p.to_path_buf(), "restic_binary (config)")
-            }
-            None => (on_path("restic").ok_or(BinaryError::NotFound)?, "PATH"),
-        };
+    /// Chooses restic as [`Lookup`] says and reads its version, remembering
+    /// it in `cache_dir` keyed by the binary's path, inode, size and
+    /// modification time, so `restic version` (≈15 ms) runs only when the
+    /// binary changes (an upgrade replaces the file, or switches the
+    /// managed link to another file, and so changes the key).
+    pub async fn locate_with(l: &Lookup<'_>) -> Result<Restic, BinaryError> {
+        let (path, source, why) = choose(l)?;
+        let cache_dir = l.cache_dir;
         let cache = cache_dir.map(|d| d.join("restic-version.cache"));
         let key = version_key(&path);
         if let (Some(file), Some(key)) = (&cache, &key)
@@ -113,6 +168,7 @@ impl Restic {
                 path,
                 version,
                 source,
+                why,
             });
         }
         let out = process::run(
@@ -141,6 +197,7 @@ impl Restic {
             path,
             version,
             source,
+            why,
         })
     }
 }
@@ -172,6 +229,61 @@ fn read_cached(file: &Path, key: &str) -> Option<Version> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chooses_config_then_managed_then_path() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let bin = dir.path().join("restic-0.14.0");
+        std::fs::write(&bin, "#!/bin/sh\n").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let link = dir.path().join("restic");
+        let absent = dir.path().join("absent");
+        std::os::unix::fs::symlink("restic-0.14.0", &link).unwrap_or_else(|e| panic!("{e}"));
+        let src = |l: Lookup<'_>| {
+            choose(&l)
+                .map(|(p, s, _)| (p, s))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            src(Lookup {
+                configured: Some(&bin),
+                managed: Some(&link),
+                ..Lookup::default()
+            }),
+            Ok((bin.clone(), "config"))
+        );
+        assert_eq!(
+            src(Lookup {
+                managed: Some(&link),
+                ..Lookup::default()
+            }),
+            Ok((link.clone(), "managed"))
+        );
+        for l in [
+            Lookup {
+                managed: Some(&link),
+                use_system: true,
+                ..Lookup::default()
+            },
+            Lookup {
+                managed: Some(&absent),
+                ..Lookup::default()
+            },
+        ] {
+            // PATH, or "not found" on a machine without restic.
+            assert!(!matches!(src(l), Ok((_, "managed" | "config"))));
+        }
+        std::fs::remove_file(&bin).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            src(Lookup {
+                managed: Some(&link),
+                ..Lookup::default()
+            })
+            .is_err_and(|e| e.contains("setup-restic --force"))
+        );
+    }
 
     #[test]
     fn parses_version_lines() {

@@ -5,11 +5,12 @@
 pub mod binary;
 pub mod command;
 pub mod error;
+pub mod install;
 pub mod ops;
 pub mod output;
 pub mod repo;
 
-pub use binary::{Restic, Version};
+pub use binary::{Lookup, Restic, Version};
 pub use command::ResticCall;
 pub use error::ErrorClass;
 pub use repo::Repository;

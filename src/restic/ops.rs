@@ -394,7 +394,18 @@ pub async fn copy(
     if let Some(e) = failure(&out, to) {
         return Err(e);
     }
-    // `copy` has no JSON on 0.14: find the copy by its `original` field.
+    // `copy` has no JSON on 0.14, but says `snapshot 1a2b3c4d saved`; only
+    // if that line is missing, find the copy by its `original` field (one
+    // more key derivation, ≈0.4 s of CPU).
+    if let Some(id) = out.stdout.lines().rev().find_map(|l| {
+        l.trim()
+            .strip_prefix("snapshot ")
+            .and_then(|r| r.strip_suffix(" saved"))
+            .filter(|id| id.chars().all(|c| c.is_ascii_hexdigit()))
+            .map(str::to_string)
+    }) {
+        return Ok(Some(id));
+    }
     let list = snapshots(restic, to, Some(tag), shutdown).await?;
     Ok(list
         .iter()

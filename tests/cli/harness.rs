@@ -152,14 +152,21 @@ impl Scenario {
             .env("XDG_STATE_HOME", self.path("state"))
             .env("XDG_RUNTIME_DIR", self.path("run"))
             .env("XDG_CACHE_HOME", self.path("cache"))
+            .env("XDG_DATA_HOME", self.path("data"))
             .current_dir(self.root());
         c
     }
 
     /// Runs the binary to completion.
     pub fn run(&self, args: &[&str]) -> Done {
+        self.run_env(&[], args)
+    }
+
+    /// Runs the binary with extra environment variables.
+    pub fn run_env(&self, env: &[(&str, &str)], args: &[&str]) -> Done {
         let out = self
             .command()
+            .envs(env.iter().copied())
             .args(args)
             .output()
             .unwrap_or_else(|e| panic!("spawn: {e}"));

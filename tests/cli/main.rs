@@ -3,9 +3,11 @@
 mod harness;
 
 mod config;
+mod deploy;
 mod destinations;
 mod example;
 mod fanout;
+mod install;
 mod run;
 mod schedule;
 mod servers;

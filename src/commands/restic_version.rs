@@ -1,0 +1,55 @@
+//! `restic-version`: which restic runs, its version, and why that one.
+
+use serde_json::json;
+
+use super::Context;
+use crate::error::Error;
+use crate::restic::install;
+
+pub async fn run(ctx: &Context) -> Result<i32, Error> {
+    let config = ctx.optional_config()?;
+    let r = ctx
+        .restic_with(config.as_ref().map(|c| &c.settings))
+        .await?;
+    let bin_dir = ctx.env.managed_bin_dir();
+    let resolved = std::fs::canonicalize(&r.path).unwrap_or_else(|_| r.path.clone());
+    let current = install::current(&bin_dir);
+    let installed = install::installed(&bin_dir);
+    let p = &ctx.printer;
+    if p.json {
+        p.json(&json!({
+            "version": r.version.to_string(),
+            "path": r.path,
+            "resolved": resolved,
+            "source": r.source,
+            "why": r.why,
+            "managed": {
+                "directory": bin_dir,
+                "current": current,
+                "installed": installed,
+            },
+        }));
+        return Ok(0);
+    }
+    p.line(format!("restic {}", r.version));
+    if resolved == r.path {
+        p.line(format!("binary:  {}", r.path.display()));
+    } else {
+        p.line(format!(
+            "binary:  {} -> {}",
+            r.path.display(),
+            resolved.display()
+        ));
+    }
+    p.line(format!("source:  {}", r.source));
+    p.line(format!("why:     {}", r.why));
+    p.line(match current {
+        Some(c) => format!(
+            "managed: {c} in `{}` (installed: {})",
+            bin_dir.display(),
+            installed.join(", ")
+        ),
+        None => format!("managed: none in `{}`", bin_dir.display()),
+    });
+    Ok(0)
+}

@@ -1,0 +1,60 @@
+//! `update-restic`: move the managed restic to the latest release.
+
+use serde_json::json;
+
+use super::Context;
+use super::setup_restic::{install_and_report, usage};
+use crate::cli::UpdateResticArgs;
+use crate::error::Error;
+use crate::restic::Version;
+use crate::restic::install::{self, Mirror};
+
+fn version(v: &str) -> Option<Version> {
+    Version::parse(&format!("restic {v}"))
+}
+
+pub async fn run(ctx: &Context, a: &UpdateResticArgs) -> Result<i32, Error> {
+    let config = ctx.optional_config()?;
+    let settings = config.as_ref().map(|c| &c.settings);
+    let mirror = Mirror::resolve(settings).map_err(usage)?;
+    let client = install::client(&mirror)?;
+    let current = install::current(&ctx.env.managed_bin_dir());
+    let latest = install::latest(&client, &mirror).await?;
+    let newer = current
+        .as_deref()
+        .is_none_or(|c| version(&latest) > version(c));
+    let p = &ctx.printer;
+    if a.check {
+        if p.json {
+            p.json(&json!({
+                "current": current,
+                "latest": latest,
+                "update_available": newer,
+            }));
+        } else {
+            p.line(match &current {
+                None => format!(
+                    "no managed restic is installed; the latest release is {latest}; run `restic-manager setup-restic`"
+                ),
+                Some(c) if newer => format!(
+                    "restic {latest} is available (managed: {c}); run `restic-manager update-restic`"
+                ),
+                Some(c) => format!("the managed restic {c} is up to date (latest release: {latest})"),
+            });
+        }
+        return Ok(if newer { 3 } else { 0 });
+    }
+    if let (Some(c), false) = (&current, newer) {
+        if p.json {
+            p.json(
+                &json!({"version": c, "latest": latest, "switched": false, "downloaded": false}),
+            );
+        } else {
+            p.line(format!(
+                "the managed restic {c} is up to date (latest release: {latest}); nothing to do"
+            ));
+        }
+        return Ok(0);
+    }
+    install_and_report(ctx, settings, &client, &mirror, &latest, false).await
+}
