@@ -46,7 +46,7 @@ TOML
 
 rmgr() { "$bin" --config "$demo/config.toml" "$@"; }
 echo "==> restic-manager validate"; rmgr validate
-echo "==> restic-manager setup";    rmgr setup
+echo "==> restic-manager setup";    rmgr setup --no-schedule   # a demo: no cron job
 echo "==> restic-manager run";      rmgr run
 echo "==> restic-manager status";   rmgr status
 echo "==> restic-manager snapshots"; rmgr snapshots

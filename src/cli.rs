@@ -197,10 +197,11 @@ pub struct SetupArgs {
     /// Show what would be created without creating anything.
     #[arg(long)]
     pub dry_run: bool,
-    /// Also install the schedules (`schedule install` with the detected
-    /// backend) once setup succeeded.
+    /// Do not install the schedules. By default, when an enabled service
+    /// has a `schedule`, setup ends with `schedule install` (detected
+    /// backend).
     #[arg(long)]
-    pub schedule: bool,
+    pub no_schedule: bool,
 }
 
 #[derive(Debug, Args)]

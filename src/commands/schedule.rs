@@ -34,7 +34,7 @@ struct Report {
     installed: Option<bool>,
 }
 
-/// Runs `action` for an already loaded configuration (`setup --schedule`
+/// Runs `action` for an already loaded configuration (`setup`
 /// uses this too).
 pub async fn apply(
     ctx: &Context,

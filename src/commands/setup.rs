@@ -8,12 +8,16 @@ use crate::process::Shutdown;
 
 pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<i32, Error> {
     let p = &ctx.printer;
-    if a.schedule && p.json {
+    let c = ctx.load_config()?;
+    // Schedules come with setup unless asked not to, and only when there is
+    // something to schedule (so a config without schedules never touches
+    // the crontab).
+    let schedule = !a.no_schedule && c.services.iter().any(|s| s.enabled && s.schedule.is_some());
+    if schedule && p.json {
         return Err(Error::Usage(
-            "`setup --schedule` cannot print JSON; run `restic-manager setup --json`, then `restic-manager schedule install --json`".into(),
+            "`setup --json` would also install schedules, which print their own report; run `restic-manager setup --json --no-schedule`, then `restic-manager schedule install --json`".into(),
         ));
     }
-    let c = ctx.load_config()?;
     let restic = match ctx.restic(&c).await {
         Ok(r) => Some(r),
         Err(e) if a.dry_run => {
@@ -75,7 +79,7 @@ pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<i32, Error> {
     } else if !failed && !a.dry_run {
         p.line("setup complete; next: `restic-manager run`");
     }
-    if a.schedule && !failed {
+    if schedule && !failed {
         let args = crate::cli::ScheduleArgs {
             backend: None,
             user: false,

@@ -79,11 +79,10 @@ fn cron_fires_a_real_backup_and_remove_restores_the_users_crontab() {
     s.simple(
         "[services.every]\ntargets = [\"local\"]\nschedule = \"* * * * *\"\n[services.every.config]\npaths = [\"{root}/data\"]\n",
     );
-    s.run(&["setup"]).succeeds();
-    s.run(&["schedule", "install", "--backend", "cron"])
+    // `setup` installs the schedule by default (no systemd here: cron).
+    s.run(&["setup"])
         .succeeds()
-        .stdout_has("every: scheduled `* * * * *`")
-        .stderr_has("scheduler: cron (--backend)");
+        .stdout_has("every: scheduled `* * * * *`");
     let tab = crontab_list().unwrap_or_default();
     assert!(tab.starts_with(user_lines), "{tab}");
     assert!(
@@ -99,6 +98,7 @@ fn cron_fires_a_real_backup_and_remove_restores_the_users_crontab() {
     // A second install changes nothing.
     s.run(&["schedule", "install", "--backend", "cron"])
         .succeeds()
+        .stderr_has("scheduler: cron (--backend)")
         .stdout_has("cron schedule already up to date");
 
     let deadline = Instant::now() + Duration::from_secs(130);
