@@ -214,7 +214,7 @@ fn install_script_deploys_for_an_unprivileged_user_without_sudo() {
             .unwrap_or_else(|e| panic!("chown {}: {e}", p.display()));
     }
     let own = format!(
-        "# my own configuration\n[global]\nrestic_password_file = \"~/.config/restic-manager/restic-password\"\n\n[destinations.local]\ntype = \"local\"\npath = \"{h}/backups\"\n\n[services.docs]\ntargets = [\"local\"]\n[services.docs.config]\npaths = [\"{h}/docs\"]\n",
+        "# my own configuration\n[global]\nrestic_password_file = \"~/.config/restic-manager/restic-password\"\n\n[destinations.local]\ntype = \"local\"\npath = \"{h}/backups\"\n\n[services.docs]\ntargets = [\"local\"]\nschedule = \"* * * * *\"\n[services.docs.config]\npaths = [\"{h}/docs\"]\n",
         h = home.display()
     );
     std::fs::write(&config, &own).unwrap_or_else(|e| panic!("write config: {e}"));
@@ -233,8 +233,18 @@ fn install_script_deploys_for_an_unprivileged_user_without_sudo() {
 
     // The installed binary works for that user: help, completion, and the
     // README's first steps with their config found in ~/.config.
-    let user_env = vec![("HOME", home.display().to_string()), ("PATH", on_path)];
+    // restic itself comes verified from a (local) release mirror.
+    let mirror = crate::install::Mirror::start(&dir.path().join("mirror"));
+    mirror.publish("0.14.0", &crate::install::system_restic());
+    mirror.latest("0.14.0");
+    let mut user_env = vec![("HOME", home.display().to_string()), ("PATH", on_path)];
+    user_env.extend(mirror.env());
     let as_user = |args: &[&str]| user.run(&installed, args, &user_env, &home);
+    // The user's crontab is put back however the test ends.
+    let _serial = crate::schedule::CRONTAB
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _cleanup = UserCrontab::new(&user);
     as_user(&["--help"])
         .succeeds()
         .stdout_has("Usage: restic-manager");
@@ -245,7 +255,15 @@ fn install_script_deploys_for_an_unprivileged_user_without_sudo() {
         .succeeds()
         .stdout_has(&format!("configuration `{}`", config.display()))
         .stdout_has("is valid");
-    as_user(&["setup"]).succeeds();
+    as_user(&["setup-restic"]).succeeds();
+    let v = as_user(&["restic-version", "--json"]);
+    v.succeeds();
+    assert_eq!(v.json()["source"], "managed", "{v:?}");
+    crate::schedule::ensure_cron_daemon();
+    // `setup` also installs the schedule: no systemd here, so cron.
+    as_user(&["setup"])
+        .succeeds()
+        .stdout_has("docs: scheduled `* * * * *`");
     as_user(&["run"]).succeeds();
     let status = as_user(&["status", "--json"]);
     status.succeeds();
@@ -253,6 +271,61 @@ fn install_script_deploys_for_an_unprivileged_user_without_sudo() {
     let repo = std::fs::metadata(home.join("backups/docs/config"))
         .unwrap_or_else(|e| panic!("the repository was not created: {e}"));
     assert_eq!(repo.uid(), user.uid, "the repository belongs to the user");
+
+    // cron fires a real backup for that user, with the managed restic.
+    let db = crate::harness::db::Db(home.join(".local/state/restic-manager/history.sqlite"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(130);
+    let mut runs = Vec::new();
+    while std::time::Instant::now() < deadline {
+        runs = db.query("SELECT outcome FROM runs WHERE trigger = 'cron' AND outcome != 'running'");
+        if !runs.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(3));
+    }
+    let job_log =
+        std::fs::read_to_string(home.join(".local/state/restic-manager/logs/schedule-docs.log"))
+            .unwrap_or_default();
+    assert_eq!(
+        runs.first().map(String::as_str),
+        Some("ok"),
+        "no cron run within 130 s; job log:\n{job_log}"
+    );
+    as_user(&["schedule", "remove"]).succeeds();
+}
+
+/// The test user's crontab: emptied at the end (as root for `rmtest`;
+/// restored to what it was when the test runs as the current user).
+struct UserCrontab {
+    switch: Option<String>,
+    saved: Option<crate::schedule::RestoreCrontab>,
+}
+
+impl UserCrontab {
+    fn new(user: &User) -> UserCrontab {
+        if user.switch {
+            UserCrontab {
+                switch: Some(TEST_USER.to_string()),
+                saved: None,
+            }
+        } else {
+            UserCrontab {
+                switch: None,
+                saved: Some(crate::schedule::RestoreCrontab(
+                    crate::schedule::crontab_list(),
+                )),
+            }
+        }
+    }
+}
+
+impl Drop for UserCrontab {
+    fn drop(&mut self) {
+        if let Some(u) = &self.switch {
+            let _ = Command::new("crontab").args(["-r", "-u", u]).output();
+        }
+        drop(self.saved.take());
+    }
 }
 
 #[test]

@@ -26,7 +26,7 @@ enum Trick {
 
 /// Serves files below `root`; stops when dropped. Bounded: at most 200
 /// connections, and a hanging answer waits at most 60 s.
-struct Mirror {
+pub(crate) struct Mirror {
     addr: SocketAddr,
     root: PathBuf,
     tricks: Arc<Mutex<HashMap<String, Trick>>>,
@@ -34,7 +34,7 @@ struct Mirror {
 }
 
 impl Mirror {
-    fn start(root: &Path) -> Mirror {
+    pub(crate) fn start(root: &Path) -> Mirror {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
         let addr = listener
             .local_addr()
@@ -71,7 +71,7 @@ impl Mirror {
     }
 
     /// The environment that points restic-manager at this mirror.
-    fn env(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("RESTIC_MANAGER_RELEASE_API", format!("{}/api", self.url())),
             (
@@ -83,7 +83,7 @@ impl Mirror {
     }
 
     /// Publishes `binary` as release `v`: bzip2 archive plus SHA256SUMS.
-    fn publish(&self, v: &str, binary: &Path) {
+    pub(crate) fn publish(&self, v: &str, binary: &Path) {
         let dir = self.root.join(format!("download/v{v}"));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
         let asset = asset(v);
@@ -99,7 +99,7 @@ impl Mirror {
     }
 
     /// The releases API names `v` as the latest release.
-    fn latest(&self, v: &str) {
+    pub(crate) fn latest(&self, v: &str) {
         let dir = self.root.join("api/repos/restic/restic/releases");
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
         std::fs::write(
@@ -207,7 +207,7 @@ fn asset(v: &str) -> String {
 }
 
 /// Debian's restic, the one on PATH.
-fn system_restic() -> PathBuf {
+pub(crate) fn system_restic() -> PathBuf {
     let out = Command::new("sh")
         .args(["-c", "command -v restic"])
         .output()

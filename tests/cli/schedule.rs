@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use crate::harness::Scenario;
 
 /// crontab is per real user (root in CI), shared by every test that edits it.
-static CRONTAB: Mutex<()> = Mutex::new(());
+pub(crate) static CRONTAB: Mutex<()> = Mutex::new(());
 
-fn crontab_list() -> Option<String> {
+pub(crate) fn crontab_list() -> Option<String> {
     let out = Command::new("crontab")
         .arg("-l")
         .output()
@@ -20,7 +20,7 @@ fn crontab_list() -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn crontab_set(text: Option<&str>) {
+pub(crate) fn crontab_set(text: Option<&str>) {
     let ok = match text {
         None => Command::new("crontab").arg("-r").output().map(|o| {
             o.status.success() || String::from_utf8_lossy(&o.stderr).contains("no crontab")
@@ -42,7 +42,7 @@ fn crontab_set(text: Option<&str>) {
 }
 
 /// Puts the user's crontab back however the test ends.
-struct RestoreCrontab(Option<String>);
+pub(crate) struct RestoreCrontab(pub(crate) Option<String>);
 
 impl Drop for RestoreCrontab {
     fn drop(&mut self) {
@@ -50,7 +50,7 @@ impl Drop for RestoreCrontab {
     }
 }
 
-fn ensure_cron_daemon() {
+pub(crate) fn ensure_cron_daemon() {
     let running = Command::new("pgrep")
         .args(["-x", "cron"])
         .output()
