@@ -113,7 +113,7 @@ impl Runner<'_> {
             self.progress.note(&format!("warning: {e}"));
         }
         let limit = self.config.settings.max_parallel_services.max(1);
-        let mut out: Vec<ServiceReport> = futures_util::stream::iter(services)
+        futures_util::stream::iter(services)
             .map(|s| async move {
                 if self.shutdown.signal().is_some() {
                     return None;
@@ -123,9 +123,7 @@ impl Runner<'_> {
             .buffered(limit)
             .filter_map(|r| async move { r })
             .collect()
-            .await;
-        out.retain(|r| !r.service.is_empty());
-        out
+            .await
     }
 
     async fn service(&self, svc: &Service) -> ServiceReport {

@@ -1458,11 +1458,7 @@ fn run_env(s: &Scenario, env: &[(&str, Option<&str>)], args: &[&str]) -> Done {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("spawn: {e}"));
-    Done {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Done::from(out)
 }
 
 fn listed(d: &Done) -> Vec<String> {

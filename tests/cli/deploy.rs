@@ -82,11 +82,7 @@ impl User {
                 program.display()
             )
         });
-        Done {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Done::from(out)
     }
 }
 

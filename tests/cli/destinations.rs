@@ -7,10 +7,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use crate::harness::{Done, Scenario};
+use crate::harness::{Done, Scenario, watching_cmdlines};
 use crate::servers::{self, Sshd};
 
 /// The `docs` service's files (relative to `{root}/data/docs`).
@@ -85,11 +83,7 @@ impl Remote {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .unwrap_or_else(|e| panic!("restic: {e}"));
-        Done {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Done::from(out)
     }
 }
 
@@ -503,40 +497,6 @@ fn says(d: &Done, line: &str) {
 }
 
 // ---- secrets ----------------------------------------------------------
-
-/// Runs `f` while watching every process's command line; returns what `f`
-/// returned and the command lines that contained any of `secrets`. Fails
-/// when restic's backup was never seen (the watch would prove nothing).
-fn watching_cmdlines<T>(secrets: &[&str], f: impl FnOnce() -> T) -> (T, Vec<String>) {
-    let stop = AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        let watcher = scope.spawn(|| {
-            let mut leaks = Vec::new();
-            let mut saw_backup = false;
-            while !stop.load(Ordering::Relaxed) {
-                for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-                    let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
-                        continue;
-                    };
-                    let line = String::from_utf8_lossy(&raw).replace('\0', " ");
-                    if secrets.iter().any(|s| line.contains(s)) && !leaks.contains(&line) {
-                        leaks.push(line.clone());
-                    }
-                    saw_backup |= line.contains("restic") && line.contains(" backup --json");
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            (leaks, saw_backup)
-        });
-        let out = f();
-        stop.store(true, Ordering::Relaxed);
-        let (leaks, saw_backup) = watcher
-            .join()
-            .unwrap_or_else(|_| panic!("cmdline watcher panicked"));
-        assert!(saw_backup, "the watcher never saw restic's backup");
-        (out, leaks)
-    })
-}
 
 /// `secret` is in none of: the `run --json` output, `config show` (human
 /// and JSON), and any file under the scenario (logs, history, state, cache)

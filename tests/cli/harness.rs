@@ -32,6 +32,51 @@ pub struct Done {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Done {
+    fn from(out: std::process::Output) -> Done {
+        Done {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `f` while watching every process's command line; returns what `f`
+/// returned and the command lines that contained any of `secrets`. Fails
+/// when restic's backup was never seen (the watch would prove nothing).
+pub fn watching_cmdlines<T>(secrets: &[&str], f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let mut leaks = Vec::new();
+            let mut saw_backup = false;
+            while !stop.load(Ordering::Relaxed) {
+                for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                    let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
+                        continue;
+                    };
+                    let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+                    if secrets.iter().any(|s| line.contains(s)) && !leaks.contains(&line) {
+                        leaks.push(line.clone());
+                    }
+                    saw_backup |= line.contains("restic") && line.contains(" backup --json");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            (leaks, saw_backup)
+        });
+        let out = f();
+        stop.store(true, Ordering::Relaxed);
+        let (leaks, saw_backup) = watcher
+            .join()
+            .unwrap_or_else(|_| panic!("cmdline watcher panicked"));
+        assert!(saw_backup, "the watcher never saw restic's backup");
+        (out, leaks)
+    })
+}
+
 impl Done {
     #[track_caller]
     pub fn code(&self, want: i32) -> &Self {
@@ -170,11 +215,7 @@ impl Scenario {
             .args(args)
             .output()
             .unwrap_or_else(|e| panic!("spawn: {e}"));
-        Done {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Done::from(out)
     }
 
     /// Real restic on a repository of the scenario, password from `{root}/pw`.
@@ -186,11 +227,7 @@ impl Scenario {
             .env("XDG_CACHE_HOME", self.path("cache"))
             .output()
             .unwrap_or_else(|e| panic!("restic: {e}"));
-        Done {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Done::from(out)
     }
 
     /// restic's own snapshot list for a repository.

@@ -5,11 +5,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Done, Scenario};
+use crate::harness::{Done, Scenario, watching_cmdlines};
 
 /// `docs`, backing up `{root}/data/docs` to `local`; `service_keys` go into
 /// `[services.docs]`, `config_extra` after `[services.docs.config]` (hooks).
@@ -155,11 +154,7 @@ impl Background {
         let out = child
             .wait_with_output()
             .unwrap_or_else(|e| panic!("wait: {e}"));
-        Done {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Done::from(out)
     }
 }
 
@@ -628,36 +623,8 @@ command = "env > {root}/hook-env"
     assert!(password.len() >= 16, "setup wrote a strong password");
 
     // Watch every process's argv while the run happens.
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let stop = Arc::clone(&stop);
-        let password = password.clone();
-        std::thread::spawn(move || {
-            let mut leaks = Vec::new();
-            let mut saw_backup = false;
-            while !stop.load(Ordering::Relaxed) {
-                for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-                    let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
-                        continue;
-                    };
-                    let line = String::from_utf8_lossy(&raw).replace('\0', " ");
-                    if line.contains(&password) {
-                        leaks.push(line.clone());
-                    }
-                    if line.contains("restic backup --json") {
-                        saw_backup = true;
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            (leaks, saw_backup)
-        })
-    };
-    let d = s.run(&["run", "--json"]);
-    stop.store(true, Ordering::Relaxed);
-    let (leaks, saw_backup) = watcher.join().unwrap_or_else(|_| panic!("watcher"));
+    let (d, leaks) = watching_cmdlines(&[password.as_str()], || s.run(&["run", "--json"]));
     d.succeeds();
-    assert!(saw_backup, "the watcher never saw restic running");
     assert_eq!(leaks, Vec::<String>::new(), "password in a command line");
 
     let argv = read(&s.path("restic-argv"));
@@ -883,11 +850,7 @@ fn backup_script_is_not_confused_by_restic_variables_in_the_callers_environment(
         .env("RESTIC_REPOSITORY_FILE", s.path("nowhere"))
         .output()
         .unwrap_or_else(|e| panic!("spawn: {e}"));
-    let d = Done {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let d = Done::from(out);
     d.succeeds();
     assert_eq!(s.snapshots("repo/legacy").len(), 1);
 }
