@@ -56,6 +56,23 @@ CREATE TABLE maintenance (
 );
 CREATE INDEX maintenance_lookup ON maintenance (service, destination, kind, at);
 ",
+    r"
+CREATE TABLE verifies (
+    id            INTEGER PRIMARY KEY,
+    service       TEXT    NOT NULL,
+    destination   TEXT    NOT NULL,
+    kind          TEXT    NOT NULL,   -- check | read-data | subset | drill
+    subset        TEXT,               -- e.g. 3/10 for kind = subset
+    trigger       TEXT    NOT NULL,   -- manual | cron | systemd | web
+    started_at    INTEGER NOT NULL,   -- unix milliseconds
+    finished_at   INTEGER,
+    outcome       TEXT    NOT NULL,   -- running | ok | warning | failed | interrupted
+    error_class   TEXT,
+    error_message TEXT,
+    detail        TEXT                -- JSON: what was read / compared
+);
+CREATE INDEX verifies_lookup ON verifies (service, destination, started_at);
+",
 ];
 
 /// History database errors.
@@ -118,6 +135,24 @@ pub struct RunRow {
 }
 
 /// The newest usable snapshot on one destination.
+/// One verification of one repository.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyRow {
+    pub id: i64,
+    pub service: String,
+    pub destination: String,
+    /// `check`, `read-data`, `subset` or `drill`.
+    pub kind: String,
+    pub subset: Option<String>,
+    pub trigger: String,
+    pub started_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    pub outcome: String,
+    pub error_class: Option<String>,
+    pub error_message: Option<String>,
+    pub detail: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct LatestSnapshot {
     pub destination: String,
@@ -370,6 +405,81 @@ impl History {
             .map_err(|e| self.sql(e))
     }
 
+    /// Records a verification (check, read-data, subset, drill) as started;
+    /// returns its id.
+    pub fn start_verify(
+        &self,
+        service: &str,
+        destination: &str,
+        kind: &str,
+        subset: Option<&str>,
+        trigger: &str,
+    ) -> Result<i64, HistoryError> {
+        self.conn
+            .execute(
+                "INSERT INTO verifies (service, destination, kind, subset, trigger, started_at, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running')",
+                params![service, destination, kind, subset, trigger, now_ms()],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records how a verification ended; `detail` is a JSON document.
+    pub fn finish_verify(
+        &self,
+        id: i64,
+        outcome: &str,
+        error_class: Option<&str>,
+        error_message: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<(), HistoryError> {
+        self.conn
+            .execute(
+                "UPDATE verifies SET finished_at = ?2, outcome = ?3, error_class = ?4, error_message = ?5, detail = ?6 WHERE id = ?1",
+                params![id, now_ms(), outcome, error_class, error_message, detail],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// The newest finished verification of one repository, optionally only
+    /// successful ones.
+    pub fn last_verify(
+        &self,
+        service: &str,
+        destination: &str,
+        only_ok: bool,
+    ) -> Result<Option<VerifyRow>, HistoryError> {
+        let sql = if only_ok {
+            "SELECT id, service, destination, kind, subset, trigger, started_at, finished_at, outcome, error_class, error_message, detail
+             FROM verifies WHERE service = ?1 AND destination = ?2 AND outcome = 'ok'
+             ORDER BY started_at DESC, id DESC LIMIT 1"
+        } else {
+            "SELECT id, service, destination, kind, subset, trigger, started_at, finished_at, outcome, error_class, error_message, detail
+             FROM verifies WHERE service = ?1 AND destination = ?2 AND outcome != 'running'
+             ORDER BY started_at DESC, id DESC LIMIT 1"
+        };
+        self.conn
+            .query_row(sql, params![service, destination], |r| {
+                Ok(VerifyRow {
+                    id: r.get(0)?,
+                    service: r.get(1)?,
+                    destination: r.get(2)?,
+                    kind: r.get(3)?,
+                    subset: r.get(4)?,
+                    trigger: r.get(5)?,
+                    started_at_ms: r.get(6)?,
+                    finished_at_ms: r.get(7)?,
+                    outcome: r.get(8)?,
+                    error_class: r.get(9)?,
+                    error_message: r.get(10)?,
+                    detail: r.get(11)?,
+                })
+            })
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
     /// Marks runs left "running" by a process that no longer exists as
     /// interrupted (a crash or `kill -9`), so status does not lie.
     pub fn reap_dead_runs(&self) -> Result<(), HistoryError> {
@@ -395,6 +505,47 @@ impl History {
                 )?;
             }
         }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_verify_and_newest_successful_verify_are_told_apart() -> Result<(), HistoryError> {
+        let dir = tempfile::tempdir().map_err(|source| HistoryError::Dir {
+            path: PathBuf::from("tempdir"),
+            source,
+        })?;
+        let h = History::open(dir.path())?;
+        assert!(h.last_verify("app", "local", false)?.is_none());
+        let ok = h.start_verify("app", "local", "subset", Some("1/10"), "manual")?;
+        h.finish_verify(ok, "ok", None, None, Some(r#"{"packs":3}"#))?;
+        let bad = h.start_verify("app", "local", "read-data", None, "cron")?;
+        h.finish_verify(
+            bad,
+            "failed",
+            Some("repository_damaged"),
+            Some("pack abc is missing"),
+            None,
+        )?;
+        // A verification still running is neither.
+        h.start_verify("app", "local", "check", None, "manual")?;
+
+        let newest = h.last_verify("app", "local", false)?;
+        assert_eq!(newest.as_ref().map(|v| v.outcome.as_str()), Some("failed"));
+        assert_eq!(
+            newest.and_then(|v| v.error_class),
+            Some("repository_damaged".into())
+        );
+        let good = h.last_verify("app", "local", true)?;
+        assert_eq!(
+            good.as_ref().map(|v| v.subset.as_deref()),
+            Some(Some("1/10"))
+        );
+        assert!(h.last_verify("app", "offsite", false)?.is_none());
         Ok(())
     }
 }
