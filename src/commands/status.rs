@@ -1,127 +1,232 @@
-//! `status`: answered from the history database, without calling restic.
+//! `status`: the health of each service and destination, from the history
+//! database (fast), or with `--live` from the repositories themselves.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Context, select};
-use crate::cli::ServiceFilter;
+use crate::cli::StatusArgs;
 use crate::error::Error;
-use crate::history::{History, now_ms};
-use crate::output::{age, bytes, duration_ms, local_time, table};
+use crate::health::{self, DestinationHealth, ServiceHealth, Source, State};
+use crate::history::History;
+use crate::output::{Printer, age, bytes, duration_ms, table};
 
-fn age_secs(ms: i64) -> u64 {
-    u64::try_from((now_ms() - ms).max(0) / 1000).unwrap_or(0)
+fn rfc3339(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms).map(|d| d.to_rfc3339())
 }
 
-pub fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
+fn age_secs(now_ms: i64, ms: i64) -> u64 {
+    u64::try_from((now_ms - ms).max(0) / 1000).unwrap_or(0)
+}
+
+pub async fn run(ctx: &Context, a: &StatusArgs) -> Result<i32, Error> {
     let c = ctx.load_config()?;
-    let services = select(&c, &f.services, false)?;
+    let services = select(&c, &a.filter.services, false)?;
     let p = &ctx.printer;
     let history = History::open(&c.settings.state_directory)?;
-    let mut code = 0;
-    let mut out = Vec::new();
-    let mut rows = Vec::new();
-    let mut notes = Vec::new();
-    for s in &services {
-        let last = history.last_run(&s.name)?;
-        let latest = history.latest_snapshots(&s.name)?;
-        if let Some(r) = &last {
-            code = match (code, r.outcome.as_str()) {
-                (_, "failed") | (1, _) => 1,
-                (_, "warning" | "interrupted") => 3,
-                (c, _) => c,
-            };
+    let live = if a.live {
+        let restic = ctx.restic(&c).await?;
+        let views = health::look(&c, &restic, &services).await;
+        for ((service, dest), v) in &views {
+            if let Ok(list) = &v.result {
+                history.record_snapshot_count(service, dest, list.len() as u64)?;
+            }
         }
-        let dests: Vec<_> = s
-            .targets
-            .iter()
-            .map(|t| {
-                let l = latest.iter().find(|l| &l.destination == t);
-                json!({
-                    "destination": t,
-                    "snapshot_id": l.map(|l| &l.snapshot_id),
-                    "snapshot_time": l.map(|l| chrono::DateTime::from_timestamp_millis(l.finished_at).map(|d| d.to_rfc3339())),
-                    "snapshot_age_seconds": l.map(|l| age_secs(l.finished_at)),
-                    "bytes_added": l.and_then(|l| l.bytes_added),
-                    "duration_ms": l.map(|l| l.duration_ms),
-                })
-            })
-            .collect();
-        out.push(json!({
-            "service": s.name,
-            "enabled": s.enabled,
-            "last_run": last.as_ref().map(|r| json!({
-                "id": r.id,
-                "started_at": chrono::DateTime::from_timestamp_millis(r.started_at).map(|d| d.to_rfc3339()),
-                "finished_at": r.finished_at.and_then(chrono::DateTime::from_timestamp_millis).map(|d| d.to_rfc3339()),
-                "age_seconds": age_secs(r.started_at),
-                "outcome": r.outcome,
-                "error_class": r.error_class,
-                "message": r.error_message,
-                "log_file": r.log_file,
-            })),
-            "destinations": dests,
-        }));
-        let (when, outcome) = match &last {
-            Some(r) => (
-                format!(
-                    "{} ({} ago)",
-                    local_time(r.started_at),
-                    age(age_secs(r.started_at))
-                ),
-                p.outcome(&r.outcome),
-            ),
-            None => ("never".to_string(), "-".to_string()),
-        };
-        for (i, t) in s.targets.iter().enumerate() {
-            let l = latest.iter().find(|l| &l.destination == t);
-            let (first, when, outcome) = if i == 0 {
-                (s.name.clone(), when.clone(), outcome.clone())
-            } else {
-                (String::new(), String::new(), String::new())
-            };
-            rows.push(vec![
-                first,
-                when,
-                outcome,
-                t.clone(),
-                l.map_or_else(
-                    || "none".into(),
-                    |l| l.snapshot_id.chars().take(8).collect(),
-                ),
-                l.map_or_else(|| "-".into(), |l| age(age_secs(l.finished_at))),
-                l.and_then(|l| l.bytes_added)
-                    .map_or_else(|| "-".into(), bytes),
-                l.map_or_else(|| "-".into(), |l| duration_ms(l.duration_ms)),
-            ]);
-        }
-        if let Some(r) = &last
-            && let (Some(m), "failed" | "warning" | "interrupted") =
-                (&r.error_message, r.outcome.as_str())
-        {
-            notes.push(format!("{}: {m}", s.name));
-        }
-    }
+        Some(views)
+    } else {
+        None
+    };
+    let now = chrono::Utc::now();
+    let report = health::evaluate_services(&services, &history, now, live.as_ref())?;
+    let code = health::exit_code(&report);
     if p.json {
-        p.json(&out);
-    } else if rows.is_empty() {
+        let now_ms = now.timestamp_millis();
+        p.json(
+            &report
+                .iter()
+                .map(|s| service_json(s, now_ms))
+                .collect::<Vec<_>>(),
+        );
+    } else if report.is_empty() {
         p.line("no services configured");
     } else {
-        p.line(table(
-            &[
-                "SERVICE",
-                "LAST RUN",
-                "OUTCOME",
-                "DESTINATION",
-                "SNAPSHOT",
-                "AGE",
-                "ADDED",
-                "DURATION",
-            ],
-            &rows,
-        ));
+        print_table(p, &report, now.timestamp_millis(), a.live);
+    }
+    Ok(code)
+}
+
+fn service_json(s: &ServiceHealth, now_ms: i64) -> Value {
+    json!({
+        "service": s.service,
+        "enabled": s.enabled,
+        "state": s.health.state,
+        "reasons": s.health.reasons,
+        "last_run": s.last_run.as_ref().map(|r| json!({
+            "id": r.id,
+            "started_at": rfc3339(r.started_at),
+            "finished_at": r.finished_at.and_then(rfc3339),
+            "age_seconds": age_secs(now_ms, r.started_at),
+            "outcome": r.outcome,
+            "error_class": r.error_class,
+            "message": r.error_message,
+            "log_file": r.log_file,
+        })),
+        "destinations": s.destinations.iter().map(|d| destination_json(d, now_ms)).collect::<Vec<_>>(),
+    })
+}
+
+fn destination_json(d: &DestinationHealth, now_ms: i64) -> Value {
+    let snap = d.newest_snapshot.as_ref();
+    let t = d.last_target.as_ref();
+    json!({
+        "destination": d.destination,
+        "state": d.health.state,
+        "reasons": d.health.reasons,
+        "snapshot_id": snap.map(|s| &s.id),
+        "snapshot_time": snap.and_then(|s| rfc3339(s.time_ms)),
+        "snapshot_age_seconds": snap.map(|s| age_secs(now_ms, s.time_ms)),
+        "snapshot_source": snap.map(|s| s.source),
+        "snapshot_host": snap.and_then(|s| s.hostname.as_ref()),
+        "snapshots_recorded": d.facts.as_ref().map(|f| f.snapshots_recorded),
+        "snapshots_known": d.facts.as_ref().and_then(|f| f.snapshots_known),
+        "last_outcome": t.map(|t| &t.outcome),
+        "bytes_added": t.and_then(|t| t.bytes_added),
+        "files_new": t.and_then(|t| t.files_new),
+        "files_changed": t.and_then(|t| t.files_changed),
+        "duration_ms": t.map(|t| t.duration_ms),
+        "max_age": d.max_age.to_string(),
+        "max_age_from": d.max_age_from,
+        "verify_max_age": d.verify_max_age.to_string(),
+        "last_verify": d.last_verify.as_ref().map(|v| json!({
+            "kind": v.kind,
+            "outcome": v.outcome,
+            "started_at": rfc3339(v.started_at_ms),
+            "finished_at": v.finished_at_ms.and_then(rfc3339),
+            "error_class": v.error_class,
+            "message": v.error_message,
+        })),
+        "last_successful_verify_at": d.last_good_verify.as_ref().and_then(|v| rfc3339(v.finished_at_ms.unwrap_or(v.started_at_ms))),
+        "disagreements": d.disagreements,
+    })
+}
+
+fn state_text(p: &Printer, s: State) -> String {
+    // Printer colours the run outcomes; map the health states onto them.
+    match s {
+        State::Ok => p.outcome("ok"),
+        State::Failed => p.outcome("failed"),
+        State::Warning | State::Stale | State::Unverified => {
+            let coloured = p.outcome("warning");
+            coloured.replace("warning", s.as_str())
+        }
+    }
+}
+
+fn print_table(p: &Printer, report: &[ServiceHealth], now_ms: i64, live: bool) {
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    for s in report {
+        let run = s.last_run.as_ref().map_or_else(
+            || "never".to_string(),
+            |r| {
+                format!(
+                    "{} ago ({})",
+                    age(age_secs(now_ms, r.started_at)),
+                    r.outcome
+                )
+            },
+        );
+        let name = if s.enabled {
+            s.service.clone()
+        } else {
+            format!("{} (disabled)", s.service)
+        };
+        if s.destinations.is_empty() {
+            rows.push(vec![
+                name.clone(),
+                state_text(p, s.health.state),
+                run.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]);
+        }
+        for (i, d) in s.destinations.iter().enumerate() {
+            let snap = d.newest_snapshot.as_ref();
+            let t = d.last_target.as_ref();
+            let verified = d.last_good_verify.as_ref().map_or_else(
+                || "never".to_string(),
+                |v| {
+                    format!(
+                        "{} ago",
+                        age(age_secs(
+                            now_ms,
+                            v.finished_at_ms.unwrap_or(v.started_at_ms)
+                        ))
+                    )
+                },
+            );
+            rows.push(vec![
+                if i == 0 { name.clone() } else { String::new() },
+                if i == 0 {
+                    state_text(p, s.health.state)
+                } else {
+                    String::new()
+                },
+                if i == 0 { run.clone() } else { String::new() },
+                d.destination.clone(),
+                state_text(p, d.health.state),
+                snap.map_or_else(
+                    || "none".into(),
+                    |s| {
+                        let id: String = s.id.chars().take(8).collect();
+                        if live && s.source == Source::Repository {
+                            format!("{id} ({} ago, repo)", age(age_secs(now_ms, s.time_ms)))
+                        } else {
+                            format!("{id} ({} ago)", age(age_secs(now_ms, s.time_ms)))
+                        }
+                    },
+                ),
+                t.and_then(|t| t.bytes_added)
+                    .map_or_else(|| "-".into(), bytes),
+                t.map_or_else(|| "-".into(), |t| duration_ms(t.duration_ms)),
+                verified,
+            ]);
+            for r in &d.health.reasons {
+                notes.push(format!("{}/{}: {r}", s.service, d.destination));
+            }
+            for r in &d.disagreements {
+                if !d.health.reasons.contains(r) {
+                    notes.push(format!("{}/{}: {r}", s.service, d.destination));
+                }
+            }
+        }
+        if s.destinations.is_empty() {
+            for r in &s.health.reasons {
+                notes.push(format!("{}: {r}", s.service));
+            }
+        }
+    }
+    p.line(table(
+        &[
+            "SERVICE",
+            "HEALTH",
+            "LAST RUN",
+            "DESTINATION",
+            "STATE",
+            "NEWEST SNAPSHOT",
+            "ADDED",
+            "DURATION",
+            "VERIFIED",
+        ],
+        &rows,
+    ));
+    if !notes.is_empty() {
+        p.line("");
         for n in &notes {
             p.line(n);
         }
     }
-    Ok(code)
 }

@@ -1,0 +1,612 @@
+//! Health of every service and destination, in one place, so `status`,
+//! `metrics`, notifications and the web page agree on what "healthy" means.
+//!
+//! Per destination (repository), from the worst down:
+//! - `failed`: the newest finished run failed there (or failed before it
+//!   reached any destination, e.g. a pre hook), or, with `--live`, restic
+//!   cannot read the repository;
+//! - `stale`: the newest successful snapshot is older than `max_age`
+//!   (default twice the schedule's longest interval, else 26 h), or there
+//!   is none at all;
+//! - `warning`: the newest run finished with warnings or was interrupted,
+//!   or (`--live`) history claims a snapshot the repository lacks;
+//! - `unverified`: no successful `verify` within `verify_max_age` (default
+//!   8 days). A repository that was never verified gets `verify_max_age`
+//!   of grace from its first snapshot, so a new service is not flagged the
+//!   day it is set up, and one that has been backed up for longer than
+//!   that without a single verify is;
+//! - `ok`.
+//!
+//! A service is as healthy as its worst destination. Disabled services are
+//! evaluated but do not count towards the exit code.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::duration::{AgeLimit, format_duration};
+use crate::config::{Config, Service};
+use crate::history::{DestinationFacts, History, HistoryError, RunRow, TargetRecord, VerifyRow};
+use crate::output::age;
+
+/// Without a schedule or `max_age`, a snapshot older than this is stale.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(26 * 3600);
+
+/// Health states, ordered from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Ok,
+    Unverified,
+    Warning,
+    Stale,
+    Failed,
+}
+
+impl State {
+    pub const ALL: [State; 5] = [
+        State::Ok,
+        State::Unverified,
+        State::Warning,
+        State::Stale,
+        State::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Ok => "ok",
+            State::Unverified => "unverified",
+            State::Warning => "warning",
+            State::Stale => "stale",
+            State::Failed => "failed",
+        }
+    }
+
+    /// `status`'s exit code for this state: 0 ok, 1 failed, 3 otherwise.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            State::Ok => 0,
+            State::Failed => 1,
+            _ => 3,
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A state with the reasons for it, in words
+/// ("newest snapshot 3d 2h ago, max_age 26h").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Health {
+    pub state: State,
+    pub reasons: Vec<String>,
+}
+
+impl Health {
+    fn ok() -> Health {
+        Health {
+            state: State::Ok,
+            reasons: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, state: State, reason: String) {
+        self.state = self.state.max(state);
+        self.reasons.push(reason);
+    }
+}
+
+/// Where the newest snapshot's facts came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    History,
+    /// The repository itself, through restic (`status --live`).
+    Repository,
+}
+
+/// The newest snapshot of one repository.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotSeen {
+    pub id: String,
+    /// Unix milliseconds.
+    pub time_ms: i64,
+    pub source: Source,
+    /// The host that made it (only known from the repository).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+}
+
+/// What a repository itself said (`status --live`).
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveView {
+    /// The service's snapshots there, newest first (empty when none), or
+    /// why restic could not list them.
+    pub result: Result<Vec<LiveSnapshot>, LiveError>,
+}
+
+/// One snapshot as restic listed it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveSnapshot {
+    pub id: String,
+    pub short_id: String,
+    pub time_ms: i64,
+    pub hostname: String,
+}
+
+/// Why a repository could not be read.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveError {
+    pub class: String,
+    pub message: String,
+}
+
+/// Health of one destination of one service.
+#[derive(Debug, Clone, Serialize)]
+pub struct DestinationHealth {
+    pub destination: String,
+    #[serde(flatten)]
+    pub health: Health,
+    /// This destination's result in the newest finished run (`None` when
+    /// the run ended before reaching it, or there was no run).
+    pub last_target: Option<TargetRecord>,
+    pub newest_snapshot: Option<SnapshotSeen>,
+    /// When the first snapshot here was made (unix ms).
+    pub first_snapshot_ms: Option<i64>,
+    pub facts: Option<DestinationFacts>,
+    /// Newest finished verify, and newest successful one.
+    pub last_verify: Option<VerifyRow>,
+    pub last_good_verify: Option<VerifyRow>,
+    /// The limits applied, and where `max_age` came from
+    /// (`max_age`, `schedule` or `default`).
+    pub max_age: AgeLimit,
+    pub max_age_from: &'static str,
+    pub verify_max_age: AgeLimit,
+    /// Where the repository and history disagree (`--live` only).
+    pub disagreements: Vec<String>,
+}
+
+/// Health of one service: the worst of its destinations.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceHealth {
+    pub service: String,
+    pub enabled: bool,
+    #[serde(flatten)]
+    pub health: Health,
+    /// The newest finished run.
+    pub last_run: Option<RunRow>,
+    pub destinations: Vec<DestinationHealth>,
+}
+
+/// The worst state of the enabled services, as an exit code (0, 3 or 1).
+pub fn exit_code(services: &[ServiceHealth]) -> i32 {
+    services
+        .iter()
+        .filter(|s| s.enabled)
+        .map(|s| s.health.state)
+        .max()
+        .unwrap_or(State::Ok)
+        .exit_code()
+}
+
+/// Health of every configured service, from history, as of `now`.
+pub fn evaluate(
+    config: &Config,
+    history: &History,
+    now: DateTime<Utc>,
+) -> Result<Vec<ServiceHealth>, HistoryError> {
+    let all: Vec<&Service> = config.services.iter().collect();
+    evaluate_services(&all, history, now, None)
+}
+
+/// Health of `services`; with `live`, the newest snapshot of each
+/// repository comes from what restic listed (keyed by service and
+/// destination) and disagreements with history are reported.
+pub fn evaluate_services(
+    services: &[&Service],
+    history: &History,
+    now: DateTime<Utc>,
+    live: Option<&BTreeMap<(String, String), LiveView>>,
+) -> Result<Vec<ServiceHealth>, HistoryError> {
+    let now_ms = now.timestamp_millis();
+    let mut out = Vec::with_capacity(services.len());
+    for s in services {
+        let last_run = history.last_finished_run(&s.name)?;
+        let targets = match &last_run {
+            Some(r) => history.run_targets(r.id)?,
+            None => Vec::new(),
+        };
+        let mut facts = history.destination_facts(&s.name)?;
+        let (max_age, max_age_from) = max_age_of(s, now);
+        let verify_max_age = s.health.verify_max_age;
+        let mut dests = Vec::with_capacity(s.targets.len());
+        for d in &s.targets {
+            let fact = facts.remove(d);
+            let target = targets.iter().rev().find(|t| &t.destination == d).cloned();
+            let last_verify = history.last_verify(&s.name, d, false)?;
+            let last_good_verify = match &last_verify {
+                Some(v) if v.outcome == "ok" => Some(v.clone()),
+                _ => history.last_verify(&s.name, d, true)?,
+            };
+            let view = live.and_then(|l| l.get(&(s.name.clone(), d.clone())));
+            dests.push(destination(
+                Inputs {
+                    now_ms,
+                    destination: d,
+                    last_run: last_run.as_ref(),
+                    target,
+                    facts: fact,
+                    last_verify,
+                    last_good_verify,
+                    max_age,
+                    max_age_from,
+                    verify_max_age,
+                },
+                view,
+            ));
+        }
+        let mut health = Health::ok();
+        for d in &dests {
+            health.state = health.state.max(d.health.state);
+            for r in &d.health.reasons {
+                health.reasons.push(format!("{}: {r}", d.destination));
+            }
+        }
+        if s.targets.is_empty()
+            && let Some(r) = &last_run
+            && r.outcome == "failed"
+        {
+            health.add(State::Failed, run_failed(r, now_ms));
+        }
+        out.push(ServiceHealth {
+            service: s.name.clone(),
+            enabled: s.enabled,
+            health,
+            last_run,
+            destinations: dests,
+        });
+    }
+    Ok(out)
+}
+
+/// The service's `max_age` and where it came from: configured, twice the
+/// schedule's longest interval, or 26 h.
+pub fn max_age_of(s: &Service, now: DateTime<Utc>) -> (AgeLimit, &'static str) {
+    if let Some(l) = s.health.max_age {
+        return (l, "max_age");
+    }
+    if let Some(expr) = &s.schedule
+        && let Some(i) = schedule_interval(expr, now)
+    {
+        return (AgeLimit::After(i * 2), "schedule");
+    }
+    (AgeLimit::After(DEFAULT_MAX_AGE), "default")
+}
+
+/// The longest gap between consecutive fire times of a cron schedule,
+/// looking at the next 30 (so `0 2 * * 1-5` yields 3 days, the weekend,
+/// not 1 day), in local time as cron fires.
+pub fn schedule_interval(expr: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let runs = crate::schedule::next_runs(expr, now.with_timezone(&chrono::Local), 31);
+    runs.windows(2)
+        .filter_map(|w| (w[1] - w[0]).to_std().ok())
+        .max()
+}
+
+struct Inputs<'a> {
+    now_ms: i64,
+    destination: &'a str,
+    last_run: Option<&'a RunRow>,
+    target: Option<TargetRecord>,
+    facts: Option<DestinationFacts>,
+    last_verify: Option<VerifyRow>,
+    last_good_verify: Option<VerifyRow>,
+    max_age: AgeLimit,
+    max_age_from: &'static str,
+    verify_max_age: AgeLimit,
+}
+
+fn ago(now_ms: i64, at_ms: i64) -> String {
+    age(u64::try_from((now_ms - at_ms).max(0) / 1000).unwrap_or(0))
+}
+
+fn run_failed(r: &RunRow, now_ms: i64) -> String {
+    let when = ago(now_ms, r.finished_at.unwrap_or(r.started_at));
+    match &r.error_message {
+        Some(m) => format!("last run failed {when} ago: {m}"),
+        None => format!("last run failed {when} ago"),
+    }
+}
+
+/// Does history's recorded id (short on restic 0.14) name this snapshot?
+fn same_snapshot(recorded: &str, s: &LiveSnapshot) -> bool {
+    !recorded.is_empty() && (s.id.starts_with(recorded) || recorded.starts_with(&s.id))
+}
+
+fn destination(i: Inputs<'_>, live: Option<&LiveView>) -> DestinationHealth {
+    let now_ms = i.now_ms;
+    let mut h = Health::ok();
+    let mut disagreements = Vec::new();
+
+    // 1. The newest finished run, here.
+    let run_when = i
+        .last_run
+        .map(|r| ago(now_ms, r.finished_at.unwrap_or(r.started_at)));
+    match (&i.target, i.last_run) {
+        (Some(t), Some(_)) => {
+            let when = run_when.clone().unwrap_or_default();
+            match t.outcome.as_str() {
+                "failed" => h.add(
+                    State::Failed,
+                    match &t.error_message {
+                        Some(m) => format!("last run failed {when} ago: {m}"),
+                        None => format!("last run failed {when} ago"),
+                    },
+                ),
+                "warning" => h.add(
+                    State::Warning,
+                    match &t.error_message {
+                        Some(m) => format!("last run finished with warnings {when} ago: {m}"),
+                        None => format!("last run finished with warnings {when} ago"),
+                    },
+                ),
+                "interrupted" => h.add(
+                    State::Warning,
+                    format!("last run was interrupted {when} ago"),
+                ),
+                _ => {}
+            }
+        }
+        (None, Some(r)) => match r.outcome.as_str() {
+            "failed" => h.add(State::Failed, run_failed(r, now_ms)),
+            "interrupted" => h.add(
+                State::Warning,
+                format!(
+                    "last run was interrupted {} ago",
+                    run_when.clone().unwrap_or_default()
+                ),
+            ),
+            _ => {}
+        },
+        _ => {}
+    }
+
+    // 2. The newest snapshot: from history, or from the repository.
+    let from_history = i
+        .facts
+        .as_ref()
+        .and_then(|f| Some((f.newest_snapshot.clone()?, f.newest_snapshot_ms?)));
+    let mut first_snapshot_ms = i.facts.as_ref().and_then(|f| f.first_snapshot_ms);
+    let mut newest = from_history.as_ref().map(|(id, ms)| SnapshotSeen {
+        id: id.clone(),
+        time_ms: *ms,
+        source: Source::History,
+        hostname: None,
+    });
+    let mut reachable = true;
+    if let Some(view) = live {
+        match &view.result {
+            Err(e) => {
+                reachable = false;
+                h.add(
+                    State::Failed,
+                    format!("repository cannot be read ({}): {}", e.class, e.message),
+                );
+            }
+            Ok(list) => {
+                let repo_newest = list.iter().max_by_key(|s| s.time_ms);
+                match (&from_history, repo_newest) {
+                    (None, Some(s)) => disagreements.push(format!(
+                        "history records no snapshot here, but the repository has {} from {} ago (host `{}`); the history database may be new (rebuilt host?) or another host backs up here",
+                        s.short_id,
+                        ago(now_ms, s.time_ms),
+                        s.hostname
+                    )),
+                    (Some((id, _)), repo) if !list.iter().any(|s| same_snapshot(id, s)) => {
+                        let also = repo.map_or_else(
+                            || "the repository has no snapshots of this service".to_string(),
+                            |s| format!("its newest is {} from {} ago", s.short_id, ago(now_ms, s.time_ms)),
+                        );
+                        let msg = format!(
+                            "history's newest snapshot {} is not in the repository ({also}); it was removed, or the repository was replaced",
+                            id.chars().take(8).collect::<String>()
+                        );
+                        h.add(State::Warning, msg.clone());
+                        disagreements.push(msg);
+                    }
+                    (Some((id, _)), Some(s)) if !same_snapshot(id, s) => {
+                        disagreements.push(format!(
+                            "the repository has a newer snapshot {} from {} ago (host `{}`) than history's {}",
+                            s.short_id,
+                            ago(now_ms, s.time_ms),
+                            s.hostname,
+                            id.chars().take(8).collect::<String>()
+                        ));
+                    }
+                    _ => {}
+                }
+                newest = repo_newest.map(|s| SnapshotSeen {
+                    id: s.id.clone(),
+                    time_ms: s.time_ms,
+                    source: Source::Repository,
+                    hostname: Some(s.hostname.clone()),
+                });
+                first_snapshot_ms = list.iter().map(|s| s.time_ms).min();
+            }
+        }
+    }
+
+    // 3. Staleness.
+    if reachable {
+        match (&newest, i.max_age) {
+            (None, _) => h.add(
+                State::Stale,
+                if live.is_some() {
+                    "the repository holds no snapshot of this service".to_string()
+                } else {
+                    "no successful snapshot recorded".to_string()
+                },
+            ),
+            (Some(n), AgeLimit::After(max)) => {
+                let age_ms = now_ms - n.time_ms;
+                if age_ms > i64::try_from(max.as_millis()).unwrap_or(i64::MAX) {
+                    let from = match i.max_age_from {
+                        "schedule" => " (twice the schedule's interval)",
+                        "default" => " (default)",
+                        _ => "",
+                    };
+                    h.add(
+                        State::Stale,
+                        format!(
+                            "newest snapshot {} ago, max_age {}{from}",
+                            ago(now_ms, n.time_ms),
+                            format_duration(max)
+                        ),
+                    );
+                }
+            }
+            (Some(_), AgeLimit::Off) => {}
+        }
+    }
+
+    // 4. Verification.
+    if let (AgeLimit::After(max), Some(first)) = (i.verify_max_age, first_snapshot_ms) {
+        let max_ms = i64::try_from(max.as_millis()).unwrap_or(i64::MAX);
+        let limit = format_duration(max);
+        match &i.last_good_verify {
+            Some(v) => {
+                let at = v.finished_at_ms.unwrap_or(v.started_at_ms);
+                if now_ms - at > max_ms {
+                    h.add(
+                        State::Unverified,
+                        format!(
+                            "last successful verify {} ago, verify_max_age {limit}",
+                            ago(now_ms, at)
+                        ),
+                    );
+                }
+            }
+            None if now_ms - first > max_ms => {
+                let failed = match &i.last_verify {
+                    Some(v) => format!(
+                        " (last attempt {} ago: {})",
+                        ago(now_ms, v.started_at_ms),
+                        v.outcome
+                    ),
+                    None => String::new(),
+                };
+                h.add(
+                    State::Unverified,
+                    format!(
+                        "never verified successfully{failed}, first snapshot {} ago, verify_max_age {limit}; run `restic-manager verify`",
+                        ago(now_ms, first)
+                    ),
+                );
+            }
+            None => {}
+        }
+    }
+    if let Some(v) = &i.last_verify
+        && v.outcome == "failed"
+    {
+        let msg = v.error_message.as_deref().unwrap_or("see its log");
+        h.add(
+            State::Failed,
+            format!(
+                "last verify failed {} ago: {msg}",
+                ago(now_ms, v.started_at_ms)
+            ),
+        );
+    }
+
+    DestinationHealth {
+        destination: i.destination.to_string(),
+        health: h,
+        last_target: i.target,
+        newest_snapshot: newest,
+        first_snapshot_ms,
+        facts: i.facts,
+        last_verify: i.last_verify,
+        last_good_verify: i.last_good_verify,
+        max_age: i.max_age,
+        max_age_from: i.max_age_from,
+        verify_max_age: i.verify_max_age,
+        disagreements,
+    }
+}
+
+/// Asks each repository of `services` for the service's snapshots
+/// (`restic snapshots --json --tag service:NAME`, read-only, no lock), four
+/// repositories at a time. A repository that cannot be read is an error in
+/// its [`LiveView`], classified like any restic failure.
+pub async fn look(
+    config: &Config,
+    restic: &crate::restic::Restic,
+    services: &[&Service],
+) -> BTreeMap<(String, String), LiveView> {
+    use futures_util::stream::{self, StreamExt};
+
+    use crate::restic::{Repository, ops};
+    let shutdown = crate::process::Shutdown::never();
+    let jobs: Vec<(String, String, String)> = services
+        .iter()
+        .flat_map(|s| {
+            s.targets
+                .iter()
+                .map(|t| (s.name.clone(), t.clone(), s.tag()))
+        })
+        .collect();
+    stream::iter(jobs)
+        .map(|(service, dest, tag)| {
+            let shutdown = shutdown.clone();
+            async move {
+                let result = match config.destinations.get(&dest) {
+                    None => Err(LiveError {
+                        class: "config".into(),
+                        message: format!("destination `{dest}` is not defined"),
+                    }),
+                    Some(d) => match Repository::new(d, &service, &config.settings.password)
+                        .and_then(Repository::with_secrets)
+                    {
+                        Err(e) => Err(LiveError {
+                            class: "config".into(),
+                            message: e.to_string(),
+                        }),
+                        Ok(repo) => ops::snapshots(restic, &repo, Some(&tag), &shutdown)
+                            .await
+                            .map(|list| live_list(&list))
+                            .map_err(|e| LiveError {
+                                class: e.class.as_str().to_string(),
+                                message: e.message,
+                            }),
+                    },
+                };
+                ((service, dest), LiveView { result })
+            }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await
+}
+
+/// restic's snapshot list, newest first; a time that does not parse
+/// sorts as the oldest.
+fn live_list(list: &[crate::restic::output::Snapshot]) -> Vec<LiveSnapshot> {
+    let mut out: Vec<LiveSnapshot> = list
+        .iter()
+        .map(|s| LiveSnapshot {
+            id: s.id.clone(),
+            short_id: s.short().to_string(),
+            time_ms: DateTime::parse_from_rfc3339(&s.time).map_or(0, |t| t.timestamp_millis()),
+            hostname: s.hostname.clone(),
+        })
+        .collect();
+    out.sort_by_key(|s| std::cmp::Reverse(s.time_ms));
+    out
+}
