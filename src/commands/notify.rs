@@ -1,0 +1,97 @@
+//! `notify test [NAME]` and `notify check`.
+
+use serde_json::json;
+
+use super::Context;
+use crate::cli::NotifyTestArgs;
+use crate::config::{load::list, suggest};
+use crate::error::Error;
+use crate::history::History;
+use crate::notify::Dispatch;
+use crate::output::table;
+
+pub async fn test(ctx: &Context, a: &NotifyTestArgs) -> Result<i32, Error> {
+    let c = ctx.load_config()?;
+    let p = &ctx.printer;
+    let names = c.notify.names();
+    if names.is_empty() {
+        return Err(Error::Usage(
+            "no notifiers are configured; add a `[notifiers.NAME]` table (or `[notifications] discord_webhook_url`)".into(),
+        ));
+    }
+    if let Some(n) = &a.name
+        && c.notify.get(n).is_none()
+    {
+        let mut msg = format!("unknown notifier `{n}`");
+        match suggest(n, &names) {
+            Some(s) => msg.push_str(&format!("; did you mean `{s}`?")),
+            None => msg.push_str(&format!("; notifiers are {}", list(&names))),
+        }
+        return Err(Error::Usage(msg));
+    }
+    let dispatch = Dispatch::new(&c, *p);
+    let results = dispatch.test(a.name.as_deref()).await;
+    let failed = results.iter().any(|d| !d.ok());
+    if p.json {
+        p.json(&json!({"ok": !failed, "notifiers": results}));
+    } else {
+        let rows: Vec<Vec<String>> = results
+            .iter()
+            .map(|d| {
+                vec![
+                    d.notifier.clone(),
+                    d.kind.to_string(),
+                    p.outcome(if d.ok() { "ok" } else { "failed" }),
+                    d.detail.clone(),
+                ]
+            })
+            .collect();
+        p.line(table(&["NOTIFIER", "TYPE", "RESULT", "DETAIL"], &rows));
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+pub async fn check(ctx: &Context) -> Result<i32, Error> {
+    let c = ctx.load_config()?;
+    let p = &ctx.printer;
+    let history = History::open(&c.settings.state_directory)?;
+    let dispatch = Dispatch::new(&c, *p);
+    let (stale, deliveries) = dispatch
+        .check_stale(&c, &history, &[])
+        .await
+        .map_err(Error::from)?;
+    let failed = deliveries.iter().any(|d| !d.ok());
+    if p.json {
+        p.json(&json!({"stale": stale, "notifications": deliveries}));
+    } else if stale.is_empty() {
+        p.line("no stale services: every enabled service has a recent successful backup");
+    } else {
+        let rows: Vec<Vec<String>> = stale
+            .iter()
+            .map(|s| {
+                let sent: Vec<String> = deliveries
+                    .iter()
+                    .filter(|d| d.service.as_deref() == Some(s.service.as_str()))
+                    .map(|d| format!("{} ({})", d.notifier, d.result))
+                    .collect();
+                vec![
+                    s.service.clone(),
+                    s.reasons.join("; "),
+                    if sent.is_empty() {
+                        "-".to_string()
+                    } else {
+                        sent.join(", ")
+                    },
+                ]
+            })
+            .collect();
+        p.line(table(&["SERVICE", "STALE", "NOTIFIED"], &rows));
+    }
+    Ok(if failed {
+        1
+    } else if stale.is_empty() {
+        0
+    } else {
+        3
+    })
+}

@@ -1,0 +1,44 @@
+//! A generic webhook: the [`Message`] as JSON (schema version 1, documented
+//! in docs/parts/notify.md), POSTed with the configured extra headers.
+
+use std::collections::BTreeMap;
+
+use super::{Message, http, url_of};
+use crate::config::notify::{Notifier, Secret};
+
+pub async fn send(
+    client: &reqwest::Client,
+    n: &Notifier,
+    url: &Secret,
+    headers: &BTreeMap<String, String>,
+    m: &Message,
+) -> (Result<String, String>, u32) {
+    let url = match url_of(url) {
+        Ok(u) => u,
+        Err(e) => return (Err(e), 0),
+    };
+    let mut map = reqwest::header::HeaderMap::new();
+    for (k, v) in headers {
+        let name = reqwest::header::HeaderName::from_bytes(k.as_bytes());
+        let value = reqwest::header::HeaderValue::from_str(v);
+        match (name, value) {
+            (Ok(name), Ok(value)) => {
+                map.insert(name, value);
+            }
+            // The value is not shown: it may be a token.
+            _ => return (Err(format!("header `{k}` is not a valid HTTP header")), 0),
+        }
+    }
+    let body = match serde_json::to_string(m) {
+        Ok(b) => b,
+        Err(e) => return (Err(format!("cannot encode the message: {e}")), 0),
+    };
+    http(n, || {
+        client
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .headers(map.clone())
+            .body(body.clone())
+    })
+    .await
+}
