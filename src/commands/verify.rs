@@ -1,0 +1,186 @@
+//! `verify`: check repositories, read their data, run restore drills.
+
+use serde_json::json;
+
+use super::{Context, select};
+use crate::cli::VerifyArgs;
+use crate::config::suggest;
+use crate::engine::Outcome;
+use crate::error::Error;
+use crate::history::History;
+use crate::output::{Printer, bytes, duration_ms, table};
+use crate::process::Shutdown;
+use crate::verify::{Request, Verifier, VerifyReport, overall, spec};
+
+pub async fn run(ctx: &Context, a: &VerifyArgs) -> Result<i32, Error> {
+    let c = ctx.load_config()?;
+    let subset = a
+        .read_data_subset
+        .as_deref()
+        .map(spec::parse_subset)
+        .transpose()
+        .map_err(Error::Usage)?;
+    let names: Vec<&str> = c.destinations.keys().map(String::as_str).collect();
+    for d in &a.destinations {
+        if !c.destinations.contains_key(d) {
+            let mut msg = format!("unknown destination `{d}`");
+            match suggest(d, &names) {
+                Some(s) => msg.push_str(&format!("; did you mean `{s}`?")),
+                None => msg.push_str(&format!(
+                    "; destinations are {}",
+                    crate::config::load::list(&names)
+                )),
+            }
+            return Err(Error::Usage(msg));
+        }
+    }
+    let services = select(&c, &a.services, true)?;
+    let p = &ctx.printer;
+    let any_target = services.iter().any(|s| {
+        s.targets
+            .iter()
+            .any(|t| a.destinations.is_empty() || a.destinations.contains(t))
+    });
+    if !any_target {
+        p.info("nothing to verify: no selected service backs up to the selected destinations");
+        return Ok(0);
+    }
+    let restic = ctx.restic(&c).await?;
+    let history = History::open(&c.settings.state_directory)?;
+
+    // As in `run`: the first SIGINT/SIGTERM stops restic (SIGINT, so it
+    // removes its lock), lets the drill remove its temporary folder and
+    // records "interrupted"; a second one exits at once.
+    let (trigger, shutdown) = Shutdown::new();
+    let signals = tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        let mut first = true;
+        loop {
+            let sig = tokio::select! {
+                _ = int.recv() => 2,
+                _ = term.recv() => 15,
+            };
+            if first {
+                eprintln!(
+                    "restic-manager: signal received, stopping restic and cleaning up (send again to exit at once)"
+                );
+                trigger.fire(sig);
+                first = false;
+            } else {
+                crate::process::kill_all_now();
+                std::process::exit(128 + sig);
+            }
+        }
+    });
+
+    let request = Request {
+        deep: a.deep,
+        subset,
+        drill: a.drill,
+        trigger: crate::schedule::trigger(),
+    };
+    let printer = *p;
+    let note = move |s: &str| printer.info(s);
+    let verifier = Verifier {
+        config: &c,
+        restic: &restic,
+        history: &history,
+        shutdown: shutdown.clone(),
+        note: &note,
+        request: &request,
+        destinations: &a.destinations,
+    };
+    let reports = verifier.run(&services).await;
+    signals.abort();
+
+    let worst = overall(&reports);
+    if p.json {
+        p.json(&json!({"outcome": worst, "verifies": reports}));
+    } else {
+        print_reports(p, &reports);
+    }
+    Ok(match (worst, shutdown.signal()) {
+        (Outcome::Interrupted, Some(sig)) => 128 + sig,
+        (o, _) => o.exit_code(),
+    })
+}
+
+/// What a report read, in a few words.
+fn read_summary(r: &VerifyReport) -> String {
+    let d = &r.detail;
+    let n = |k: &str| d.get(k).and_then(serde_json::Value::as_u64);
+    match r.kind {
+        "drill" => {
+            let mut parts = Vec::new();
+            if let Some(f) = n("files_checked") {
+                parts.push(format!(
+                    "{f} files, {}",
+                    bytes(n("bytes_restored").unwrap_or(0))
+                ));
+            }
+            if let Some(dumps) = d.get("dumps").and_then(serde_json::Value::as_array) {
+                parts.push(format!("{} dumps", dumps.len()));
+            }
+            if parts.is_empty() {
+                "-".into()
+            } else {
+                parts.join(", ")
+            }
+        }
+        _ => {
+            let what = match d.get("read").and_then(serde_json::Value::as_str) {
+                Some("none") | None => "structure".to_string(),
+                Some("all") => "all data".to_string(),
+                Some(s) => format!("subset {s}"),
+            };
+            match n("packs_read") {
+                Some(p) => format!("{what} ({p} packs)"),
+                None => what,
+            }
+        }
+    }
+}
+
+fn print_reports(p: &Printer, reports: &[VerifyReport]) {
+    let rows: Vec<Vec<String>> = reports
+        .iter()
+        .map(|r| {
+            vec![
+                r.service.clone(),
+                r.destination.clone(),
+                r.kind.to_string(),
+                p.outcome(r.outcome.as_str()),
+                read_summary(r),
+                duration_ms(r.duration_ms),
+                r.error_class.map_or_else(|| "-".into(), |c| c.as_str().to_string()),
+            ]
+        })
+        .collect();
+    p.line(table(
+        &[
+            "SERVICE",
+            "DESTINATION",
+            "KIND",
+            "OUTCOME",
+            "READ",
+            "DURATION",
+            "ERROR",
+        ],
+        &rows,
+    ));
+    for r in reports {
+        let at = format!("{} → {} ({})", r.service, r.destination, r.kind);
+        if let (Some(e), Some(c)) = (&r.error, r.error_class) {
+            eprintln!("error: {at}: [{}] {e}", c.as_str());
+        }
+        for w in &r.warnings {
+            eprintln!("warning: {at}: {w}");
+        }
+    }
+}

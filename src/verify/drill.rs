@@ -1,0 +1,692 @@
+//! Restore drills: restore the latest snapshot (or a random sample of its
+//! files) into a temporary folder and compare what came back
+//!
+//! * with restic's own metadata: the size `restic ls --json` lists, and
+//!   restic's per-blob hashes (`restore --verify`);
+//! * with `restic dump` of the same file (SHA-256 of both streams);
+//! * with the live source file, when its size and mtime are still those of
+//!   the snapshot (then its content must be too: a difference means bit rot
+//!   on the source disk or a damaged backup).
+//!
+//! Dumps (snapshots tagged `dump:NAME`) are streamed with `restic dump` into
+//! the service's `verify_command` (`sh -c`, the dump on stdin, e.g.
+//! `pg_restore --list`), which must succeed; without one, the dump is read
+//! back whole and its size compared.
+//!
+//! The temporary folder lives under `<state_directory>/verify-tmp/` and is
+//! removed afterwards, on failure and on a signal too (a guard); folders
+//! left by a process that was killed outright are swept by the next drill.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rand::seq::SliceRandom;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::{Verifier, VerifyReport};
+use crate::config::Service;
+use crate::process::Spec;
+use crate::restic::ops::{self, LsNode};
+use crate::restic::output::Snapshot;
+use crate::restic::{ErrorClass, Repository};
+
+/// The folder (under the state directory) that holds drill restores.
+pub const TMP_DIR: &str = "verify-tmp";
+
+/// Mismatches listed in the detail (the count is always complete).
+const MAX_LISTED: usize = 20;
+
+/// One drill of one repository.
+pub struct Drill<'a, 'v> {
+    pub verifier: &'a Verifier<'v>,
+    pub svc: &'a Service,
+    pub repo: &'a Repository,
+    pub timeout: Duration,
+}
+
+/// A temporary folder removed on drop.
+struct TempTree {
+    path: PathBuf,
+}
+
+impl TempTree {
+    /// A fresh `drill-PID-N` folder in `base`, after sweeping folders of
+    /// earlier drills whose process is gone.
+    fn create(base: &Path) -> std::io::Result<TempTree> {
+        std::fs::create_dir_all(base)?;
+        sweep(base);
+        let pid = std::process::id();
+        for n in 0..1000 {
+            let path = base.join(format!("drill-{pid}-{n}"));
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Ok(TempTree { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(std::io::Error::other("no free temporary folder name"))
+    }
+}
+
+impl Drop for TempTree {
+    fn drop(&mut self) {
+        // restic restores read-only folders as read-only; make them
+        // writable so the removal cannot stop half-way.
+        make_writable(&self.path);
+        let _ = std::fs::remove_dir_all(&self.path);
+        if let Some(parent) = self.path.parent() {
+            // Only succeeds when empty: no other drill is running.
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+fn make_writable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    for e in rd.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            make_writable(&e.path());
+        }
+    }
+}
+
+/// Removes `drill-PID-*` folders whose process no longer exists.
+fn sweep(base: &Path) {
+    let Ok(rd) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("drill-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+        if !alive {
+            make_writable(&e.path());
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// SHA-256 and length of a file, read off the async threads.
+async fn hash_file(path: PathBuf) -> std::io::Result<(String, u64)> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut f = std::fs::File::open(&path)?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut n: u64 = 0;
+        loop {
+            let k = f.read(&mut buf)?;
+            if k == 0 {
+                break;
+            }
+            h.update(&buf[..k]);
+            n += k as u64;
+        }
+        Ok((hex(&h.finalize()), n))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// restic's snapshot time as unix nanoseconds, for ordering.
+fn time_ns(t: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .ok()
+        .and_then(|d| d.timestamp_nanos_opt())
+        .unwrap_or(0)
+}
+
+/// Whether restic's `--include` would read `path` as a pattern rather than
+/// literally (such files are left out of a sample).
+fn has_glob(path: &str) -> bool {
+    path.contains(['*', '?', '[', ']', '\\'])
+}
+
+/// The live file a snapshot path came from. Backed up by absolute path
+/// (as `run` does), restic keeps the whole path; a relative source is
+/// stored under its last name at the top (`conf/app` → `/app`), so `/app/x`
+/// is `conf/app/x`.
+fn live_path(snapshot_paths: &[String], node: &str) -> Option<PathBuf> {
+    let under = |p: &&String| {
+        p.starts_with('/')
+            && (node == p.as_str()
+                || node
+                    .strip_prefix(p.as_str())
+                    .is_some_and(|r| r.starts_with('/')))
+    };
+    if snapshot_paths.iter().any(|p| under(&p)) {
+        return Some(PathBuf::from(node));
+    }
+    let rel = node.trim_start_matches('/');
+    let (first, rest) = rel.split_once('/').unwrap_or((rel, ""));
+    let mut matches = snapshot_paths
+        .iter()
+        .map(Path::new)
+        .filter(|p| p.file_name().is_some_and(|n| n == first));
+    let src = matches.next()?;
+    if matches.next().is_some() {
+        // Two sources with one name: restic renamed one; do not guess.
+        return None;
+    }
+    Some(if rest.is_empty() {
+        src.to_path_buf()
+    } else {
+        src.join(rest)
+    })
+}
+
+/// What comparing one file found.
+enum Found {
+    Ok,
+    Bad(String),
+}
+
+impl Drill<'_, '_> {
+    fn note(&self, s: &str) {
+        (self.verifier.note)(&format!(
+            "{} → {}: {s}",
+            self.svc.name, self.repo.destination
+        ));
+    }
+
+    pub async fn run(&self, r: &mut VerifyReport) {
+        let v = self.verifier;
+        let host = &v.config.settings.host;
+        let tag = self.svc.tag();
+        let list = match v
+            .retry_locked(self.repo, || {
+                ops::snapshots(v.restic, self.repo, Some(&tag), &v.shutdown)
+            })
+            .await
+        {
+            Ok(l) => l,
+            Err(e) => {
+                r.fail(e.class, format!("cannot list snapshots: {}", e.message));
+                return;
+            }
+        };
+        // This host's snapshots when there are any (the live comparison
+        // only means something for them).
+        let mine: Vec<&Snapshot> = list.iter().filter(|s| &s.hostname == host).collect();
+        let list: Vec<&Snapshot> = if mine.is_empty() {
+            list.iter().collect()
+        } else {
+            mine
+        };
+        let newest = |it: &mut dyn Iterator<Item = &Snapshot>| -> Option<Snapshot> {
+            it.max_by_key(|s| time_ns(&s.time)).cloned()
+        };
+        let files = newest(
+            &mut list
+                .iter()
+                .copied()
+                .filter(|s| !s.tags.iter().any(|t| t.starts_with("dump:"))),
+        );
+        let mut dumps: BTreeMap<String, Snapshot> = BTreeMap::new();
+        for s in &list {
+            for t in s.tags.iter().filter_map(|t| t.strip_prefix("dump:")) {
+                let newer = dumps
+                    .get(t)
+                    .is_none_or(|d| time_ns(&d.time) < time_ns(&s.time));
+                if newer {
+                    dumps.insert(t.to_string(), (*s).clone());
+                }
+            }
+        }
+        if files.is_none() && dumps.is_empty() {
+            r.warn(format!(
+                "no snapshot of service `{}` in `{}` to restore; run a backup first",
+                self.svc.name, self.repo.destination
+            ));
+            r.detail = json!({"snapshot": null});
+            return;
+        }
+        let base = v.config.settings.state_directory.join(TMP_DIR);
+        let tmp = match TempTree::create(&base) {
+            Ok(t) => t,
+            Err(e) => {
+                r.fail(
+                    ErrorClass::PermissionDenied,
+                    format!(
+                        "cannot create a temporary folder in `{}` for the drill: {e}",
+                        base.display()
+                    ),
+                );
+                return;
+            }
+        };
+        let mut detail = serde_json::Map::new();
+        if let Some(s) = &files {
+            self.files(r, s, &tmp.path, &mut detail).await;
+        }
+        let mut dump_results = Vec::new();
+        for (name, s) in &dumps {
+            if v.shutdown.signal().is_some() {
+                break;
+            }
+            dump_results.push(self.dump(r, name, s).await);
+        }
+        if !dumps.is_empty() {
+            detail.insert("dumps".into(), json!(dump_results));
+        }
+        drop(tmp);
+        r.detail = serde_json::Value::Object(detail);
+        if v.shutdown.signal().is_some() && r.error.is_none() {
+            r.fail(ErrorClass::Interrupted, "interrupted during the drill");
+        }
+    }
+
+    /// Restores (a sample of) the files of `snap` and compares them.
+    async fn files(
+        &self,
+        r: &mut VerifyReport,
+        snap: &Snapshot,
+        tmp: &Path,
+        detail: &mut serde_json::Map<String, serde_json::Value>,
+    ) {
+        let v = self.verifier;
+        detail.insert("snapshot".into(), json!(snap.short()));
+        let nodes = match v
+            .retry_locked(self.repo, || {
+                ops::ls(v.restic, self.repo, &snap.id, self.timeout, &v.shutdown)
+            })
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                r.fail(
+                    e.class,
+                    format!("cannot list snapshot {}: {}", snap.short(), e.message),
+                );
+                return;
+            }
+        };
+        let all: Vec<&LsNode> = nodes.iter().filter(|n| n.kind == "file").collect();
+        let want = self.svc.verify.drill_sample_files as usize;
+        let sampled = all.len() > want;
+        let sample: Vec<&LsNode> = if sampled {
+            let mut pool: Vec<&LsNode> =
+                all.iter().copied().filter(|n| !has_glob(&n.path)).collect();
+            pool.shuffle(&mut rand::rng());
+            pool.truncate(want);
+            pool
+        } else {
+            all.clone()
+        };
+        detail.insert("files_in_snapshot".into(), json!(all.len()));
+        detail.insert("sampled".into(), json!(sampled));
+        if sample.is_empty() {
+            detail.insert("files_checked".into(), json!(0));
+            return;
+        }
+        self.note(&format!(
+            "restoring {} of {} files of snapshot {}",
+            sample.len(),
+            all.len(),
+            snap.short()
+        ));
+        let include: Vec<String> = if sampled {
+            sample.iter().map(|n| n.path.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        if let Err(e) = v
+            .retry_locked(self.repo, || {
+                ops::restore(
+                    v.restic,
+                    self.repo,
+                    &snap.id,
+                    tmp,
+                    &include,
+                    self.timeout,
+                    &v.shutdown,
+                )
+            })
+            .await
+        {
+            r.fail(
+                e.class,
+                format!("restoring snapshot {} failed: {}", snap.short(), e.message),
+            );
+            return;
+        }
+        self.note(&format!(
+            "comparing {} files with restic's metadata, `restic dump` and the live source",
+            sample.len()
+        ));
+        let (mut bytes, mut live_same, mut live_changed, mut live_missing) =
+            (0u64, 0u64, 0u64, 0u64);
+        let mut bad: Vec<String> = Vec::new();
+        let mut checked = 0u64;
+        for n in &sample {
+            if v.shutdown.signal().is_some() {
+                break;
+            }
+            checked += 1;
+            let restored = tmp.join(n.path.trim_start_matches('/'));
+            let (sum, size) = match hash_file(restored.clone()).await {
+                Ok(x) => x,
+                Err(e) => {
+                    bad.push(format!("`{}`: not restored ({e})", n.path));
+                    continue;
+                }
+            };
+            bytes += size;
+            if let Some(want) = n.size
+                && want != size
+            {
+                bad.push(format!(
+                    "`{}`: restored {size} bytes, restic's metadata says {want}",
+                    n.path
+                ));
+                continue;
+            }
+            match self.compare_dump(&snap.id, &n.path, &sum, size).await {
+                Found::Ok => {}
+                Found::Bad(m) => {
+                    bad.push(m);
+                    continue;
+                }
+            }
+            match compare_live(&snap.paths, n, &sum).await {
+                Live::Same => live_same += 1,
+                Live::Changed => live_changed += 1,
+                Live::Missing => live_missing += 1,
+                Live::Differs(m) => bad.push(m),
+            }
+        }
+        detail.insert("files_checked".into(), json!(checked));
+        detail.insert("bytes_restored".into(), json!(bytes));
+        detail.insert("live_identical".into(), json!(live_same));
+        detail.insert("live_changed_since".into(), json!(live_changed));
+        detail.insert("live_missing".into(), json!(live_missing));
+        detail.insert("mismatches".into(), json!(bad.len()));
+        if !bad.is_empty() {
+            detail.insert(
+                "mismatched_files".into(),
+                json!(bad.iter().take(MAX_LISTED).collect::<Vec<_>>()),
+            );
+            let more = if bad.len() > 1 {
+                format!(" (and {} more; see the detail)", bad.len() - 1)
+            } else {
+                String::new()
+            };
+            r.fail(
+                ErrorClass::DrillMismatch,
+                format!(
+                    "restore drill of snapshot {}: {} of {} files do not match: {}{more}",
+                    snap.short(),
+                    bad.len(),
+                    checked,
+                    bad[0]
+                ),
+            );
+        }
+    }
+
+    /// `restic dump` of the same file must hash the same as the restore.
+    async fn compare_dump(&self, snapshot: &str, path: &str, sum: &str, size: u64) -> Found {
+        let v = self.verifier;
+        let mut h = Sha256::new();
+        let mut n: u64 = 0;
+        let res = ops::dump_stream(
+            v.restic,
+            self.repo,
+            snapshot,
+            path,
+            self.timeout,
+            &v.shutdown,
+            |c| {
+                h.update(c);
+                n += c.len() as u64;
+            },
+        )
+        .await;
+        if let Err(e) = res {
+            return Found::Bad(format!("`{path}`: `restic dump` failed: {}", e.message));
+        }
+        let dumped = hex(&h.finalize());
+        if dumped != sum || n != size {
+            return Found::Bad(format!(
+                "`{path}`: the restored file (sha256 {}…, {size} bytes) differs from `restic dump` (sha256 {}…, {n} bytes)",
+                &sum[..12],
+                &dumped[..12]
+            ));
+        }
+        Found::Ok
+    }
+
+    /// Streams the dump `name` of snapshot `s` into `verify_command`.
+    async fn dump(&self, r: &mut VerifyReport, name: &str, s: &Snapshot) -> serde_json::Value {
+        let v = self.verifier;
+        let mut out = json!({"name": name, "snapshot": s.short()});
+        let nodes = match v
+            .retry_locked(self.repo, || {
+                ops::ls(v.restic, self.repo, &s.id, self.timeout, &v.shutdown)
+            })
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                let msg = format!(
+                    "dump `{name}`: cannot list snapshot {}: {}",
+                    s.short(),
+                    e.message
+                );
+                out["error"] = json!(msg);
+                r.fail(e.class, msg);
+                return out;
+            }
+        };
+        let Some(file) = nodes.iter().find(|n| n.kind == "file") else {
+            let msg = format!("dump `{name}`: snapshot {} holds no file", s.short());
+            out["error"] = json!(msg);
+            r.fail(ErrorClass::DrillMismatch, msg);
+            return out;
+        };
+        out["path"] = json!(file.path);
+        let Some(command) = &self.svc.verify.command else {
+            self.note(&format!(
+                "dump `{name}`: reading it back (no `verify_command` set)"
+            ));
+            let mut n: u64 = 0;
+            let res = ops::dump_stream(
+                v.restic,
+                self.repo,
+                &s.id,
+                &file.path,
+                self.timeout,
+                &v.shutdown,
+                |c| n += c.len() as u64,
+            )
+            .await;
+            out["bytes"] = json!(n);
+            out["verify_command"] = json!(null);
+            match res {
+                Err(e) => {
+                    let msg = format!("dump `{name}`: `restic dump` failed: {}", e.message);
+                    out["error"] = json!(msg);
+                    r.fail(e.class, msg);
+                }
+                Ok(()) if file.size.is_some_and(|want| want != n) => {
+                    let msg = format!(
+                        "dump `{name}`: read back {n} bytes, restic's metadata says {}",
+                        file.size.unwrap_or(0)
+                    );
+                    out["error"] = json!(msg);
+                    r.fail(ErrorClass::DrillMismatch, msg);
+                }
+                Ok(()) => {}
+            }
+            return out;
+        };
+        self.note(&format!(
+            "dump `{name}`: streaming it into `verify_command`"
+        ));
+        let mut spec = Spec::new("sh")
+            .arg("-c")
+            .arg(command)
+            .env("RESTIC_MANAGER_SERVICE", &self.svc.name)
+            .env("RESTIC_MANAGER_DUMP", name)
+            .env("RESTIC_MANAGER_SNAPSHOT", &s.id);
+        spec.timeout = Some(self.timeout);
+        out["verify_command"] = json!(command);
+        let res = ops::dump_pipe(
+            v.restic,
+            self.repo,
+            &s.id,
+            &file.path,
+            &spec,
+            self.timeout,
+            &v.shutdown,
+        )
+        .await;
+        match res {
+            Err(e) => {
+                let msg = format!("dump `{name}`: {}", e.message);
+                out["error"] = json!(msg);
+                r.fail(e.class, msg);
+            }
+            Ok(p) if !p.consumer.ended.success() => {
+                let why = crate::restic::error::last_line(&p.consumer.stderr);
+                let msg = format!(
+                    "dump `{name}` (snapshot {}): `verify_command` failed ({}): {why}",
+                    s.short(),
+                    p.consumer.ended.describe()
+                );
+                out["error"] = json!(msg);
+                // A broken dump makes restic fail too (broken pipe): the
+                // verify command's verdict is the one that explains it,
+                // unless restic found the repository damaged.
+                match p.dump {
+                    Err(e) if e.class == ErrorClass::RepositoryDamaged => {
+                        r.fail(e.class, e.message)
+                    }
+                    _ => r.fail(ErrorClass::VerifyCommandFailed, msg),
+                }
+            }
+            Ok(p) => {
+                if let Err(e) = p.dump {
+                    let msg = format!("dump `{name}`: `restic dump` failed: {}", e.message);
+                    out["error"] = json!(msg);
+                    r.fail(e.class, msg);
+                } else {
+                    out["outcome"] = json!("ok");
+                }
+            }
+        }
+        out
+    }
+}
+
+/// How a restored file compares with the live source.
+enum Live {
+    /// Same size, mtime and content.
+    Same,
+    /// Modified since the snapshot: not comparable.
+    Changed,
+    /// Gone, or not found from the snapshot's paths.
+    Missing,
+    /// Same size and mtime but other content.
+    Differs(String),
+}
+
+async fn compare_live(paths: &[String], n: &LsNode, sum: &str) -> Live {
+    let Some(live) = live_path(paths, &n.path) else {
+        return Live::Missing;
+    };
+    let Ok(meta) = std::fs::metadata(&live) else {
+        return Live::Missing;
+    };
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_nanos()).ok());
+    let snap_ns = n
+        .mtime
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .and_then(|d| d.timestamp_nanos_opt());
+    if !meta.is_file() || mtime_ns.is_none() || mtime_ns != snap_ns || Some(meta.len()) != n.size {
+        return Live::Changed;
+    }
+    match hash_file(live.clone()).await {
+        Ok((live_sum, _)) if live_sum == sum => Live::Same,
+        Ok((live_sum, _)) => Live::Differs(format!(
+            "`{}`: the restored file (sha256 {}…) differs from the live `{}` (sha256 {}…) although its size and modification time are unchanged since the snapshot: bit rot on the source disk, or a damaged backup",
+            n.path,
+            &sum[..12],
+            live.display(),
+            &live_sum[..12]
+        )),
+        Err(_) => Live::Missing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_paths_follow_restics_top_level_names() {
+        let abs = vec!["/srv/app/data".to_string(), "/etc/app".to_string()];
+        assert_eq!(
+            live_path(&abs, "/srv/app/data/x/y.txt"),
+            Some(PathBuf::from("/srv/app/data/x/y.txt"))
+        );
+        assert_eq!(live_path(&abs, "/etc/app"), Some(PathBuf::from("/etc/app")));
+        assert_eq!(live_path(&abs, "/etc/apps/f"), None);
+        let rel = vec!["data".to_string(), "conf/app".to_string()];
+        assert_eq!(live_path(&rel, "/data/x"), Some(PathBuf::from("data/x")));
+        assert_eq!(live_path(&rel, "/app/c"), Some(PathBuf::from("conf/app/c")));
+        assert_eq!(live_path(&rel, "/other/f"), None);
+        let twins = vec!["a/data".to_string(), "b/data".to_string()];
+        assert_eq!(live_path(&twins, "/data/f"), None);
+    }
+
+    #[test]
+    fn temp_tree_is_removed_even_with_read_only_folders() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let work = base.path().join(TMP_DIR);
+        let t = TempTree::create(&work).unwrap_or_else(|e| panic!("{e}"));
+        let ro = t.path.join("ro");
+        std::fs::create_dir_all(ro.join("sub")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(ro.join("sub/f"), "x").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o500))
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(t);
+        assert!(!work.exists(), "the drill folder was left behind");
+    }
+
+    #[test]
+    fn sweep_removes_folders_of_dead_processes_only() {
+        let base = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        // PIDs above the kernel's pid_max cannot exist.
+        let dead = base.path().join("drill-99999999-0");
+        let mine = base.path().join(format!("drill-{}-7", std::process::id()));
+        for d in [&dead, &mine] {
+            std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("{e}"));
+        }
+        sweep(base.path());
+        assert!(!dead.exists());
+        assert!(mine.exists());
+    }
+}

@@ -1,0 +1,493 @@
+//! `verify`: proves that each repository can be read back, not only that
+//! backups were written.
+//!
+//! Per service and destination, under the same per-service lock as `run`
+//! (a verify never overlaps a backup of the service): `restic check`
+//! (structure), with `--read-data` or `--read-data-subset` to read packs,
+//! and optionally a restore drill (see [`drill`]). A scheduled verify
+//! without flags reads the next part `n/N` of a rotation kept in history,
+//! so the whole repository is read once every `verify_rotation` runs.
+//! Every result is a [`VerifyReport`], recorded in the `verifies` table.
+
+pub mod drill;
+pub mod spec;
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::config::{Config, PasswordSource, Service};
+use crate::engine::Outcome;
+use crate::engine::lock::{LockError, ServiceLock};
+use crate::history::{History, now_ms};
+use crate::process::Shutdown;
+use crate::restic::ops::{self, OpError};
+use crate::restic::{ErrorClass, Repository, Restic};
+
+/// How long a data-reading verify (read-data, a subset, a drill) may run.
+/// A structure check gets the service's own timeout.
+const READ_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// What to verify, from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// `--deep`: `check --read-data`.
+    pub deep: bool,
+    /// `--read-data-subset` (already validated by [`spec::parse_subset`]).
+    pub subset: Option<String>,
+    /// `--drill`: a restore drill after the check.
+    pub drill: bool,
+    /// What started this (`cli`, `cron`, `systemd`, …); anything but `cli`
+    /// without `deep`/`subset` reads the next rotation part.
+    pub trigger: String,
+}
+
+/// The result of one verification of one repository: what history
+/// records, `--json` prints, and notifications and metrics consume.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub service: String,
+    pub destination: String,
+    /// The repository location, credentials redacted.
+    pub repository: String,
+    /// `check`, `read-data`, `subset` or `drill`.
+    pub kind: &'static str,
+    /// The part read, e.g. `3/10`, for kind `subset`.
+    pub subset: Option<String>,
+    pub trigger: String,
+    pub outcome: Outcome,
+    pub error_class: Option<ErrorClass>,
+    pub error: Option<String>,
+    pub warnings: Vec<String>,
+    /// Unix milliseconds.
+    pub started_at_ms: i64,
+    pub duration_ms: u64,
+    /// What was read or compared (the `detail` JSON in history).
+    pub detail: serde_json::Value,
+    /// The row in the history table `verifies`, when recorded.
+    pub history_id: Option<i64>,
+}
+
+impl VerifyReport {
+    fn new(
+        svc: &str,
+        destination: &str,
+        repository: &str,
+        kind: &'static str,
+        trigger: &str,
+    ) -> Self {
+        VerifyReport {
+            service: svc.to_string(),
+            destination: destination.to_string(),
+            repository: repository.to_string(),
+            kind,
+            subset: None,
+            trigger: trigger.to_string(),
+            outcome: Outcome::Ok,
+            error_class: None,
+            error: None,
+            warnings: Vec::new(),
+            started_at_ms: now_ms(),
+            duration_ms: 0,
+            detail: json!({}),
+            history_id: None,
+        }
+    }
+
+    /// Marks the report failed (the first error wins).
+    pub fn fail(&mut self, class: ErrorClass, msg: impl Into<String>) {
+        let outcome = if class == ErrorClass::Interrupted {
+            Outcome::Interrupted
+        } else {
+            Outcome::Failed
+        };
+        self.outcome = self.outcome.worst(outcome);
+        if self.error.is_none() {
+            self.error_class = Some(class);
+            self.error = Some(msg.into());
+        }
+    }
+
+    /// Adds a warning (outcome at least `warning`).
+    pub fn warn(&mut self, msg: impl Into<String>) {
+        self.outcome = self.outcome.worst(Outcome::Warning);
+        self.warnings.push(msg.into());
+    }
+
+    /// A failure that happened before the repository could be used.
+    fn failed(
+        svc: &str,
+        destination: &str,
+        repository: &str,
+        kind: &'static str,
+        trigger: &str,
+        class: ErrorClass,
+        msg: String,
+    ) -> Self {
+        let mut r = VerifyReport::new(svc, destination, repository, kind, trigger);
+        r.fail(class, msg);
+        r
+    }
+}
+
+/// The worst outcome of a set of reports (`ok` when empty).
+pub fn overall(reports: &[VerifyReport]) -> Outcome {
+    reports.iter().fold(Outcome::Ok, |o, r| o.worst(r.outcome))
+}
+
+/// Everything a verify needs, passed explicitly.
+pub struct Verifier<'a> {
+    pub config: &'a Config,
+    pub restic: &'a Restic,
+    pub history: &'a History,
+    pub shutdown: Shutdown,
+    /// A progress line for the user (stderr).
+    pub note: &'a (dyn Fn(&str) + Sync),
+    pub request: &'a Request,
+    /// Only these destinations (all of a service's targets when empty).
+    pub destinations: &'a [String],
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Verifier<'_> {
+    /// The kind of check this request makes: (history kind, restic's read
+    /// argument for [`ops::check`]).
+    fn check_mode(&self, svc: &Service, destination: &str) -> (&'static str, Option<String>) {
+        let r = self.request;
+        if r.deep {
+            return ("read-data", Some(String::new()));
+        }
+        if let Some(s) = &r.subset {
+            return ("subset", Some(s.clone()));
+        }
+        if r.trigger != "cli" {
+            let last = self
+                .history
+                .last_rotation_subset(&svc.name, destination)
+                .ok()
+                .flatten();
+            return (
+                "subset",
+                Some(spec::next_rotation(last.as_deref(), svc.verify.rotation)),
+            );
+        }
+        ("check", None)
+    }
+
+    /// Verifies the given services one after another.
+    pub async fn run(&self, services: &[&Service]) -> Vec<VerifyReport> {
+        let mut out = Vec::new();
+        for svc in services {
+            if self.shutdown.signal().is_some() {
+                break;
+            }
+            out.extend(self.service(svc).await);
+        }
+        out
+    }
+
+    fn targets<'s>(&self, svc: &'s Service) -> Vec<&'s String> {
+        svc.targets
+            .iter()
+            .filter(|t| self.destinations.is_empty() || self.destinations.contains(t))
+            .collect()
+    }
+
+    async fn service(&self, svc: &Service) -> Vec<VerifyReport> {
+        let targets = self.targets(svc);
+        if targets.is_empty() {
+            return Vec::new();
+        }
+        let trigger = &self.request.trigger;
+        let lock = match self.lock(svc).await {
+            Ok(l) => l,
+            Err((class, msg)) => {
+                return targets
+                    .iter()
+                    .map(|t| {
+                        VerifyReport::failed(&svc.name, t, "", "check", trigger, class, msg.clone())
+                    })
+                    .collect();
+            }
+        };
+        // Verifies run under this lock, so any still marked running died.
+        if let Err(e) = self.history.reap_dead_verifies(&svc.name) {
+            (self.note)(&format!("warning: {e}"));
+        }
+        let mut out = Vec::new();
+        for t in targets {
+            if self.shutdown.signal().is_some() {
+                break;
+            }
+            let repo = match self.repository(svc, t) {
+                Ok(r) => r,
+                Err((display, msg)) => {
+                    out.push(VerifyReport::failed(
+                        &svc.name,
+                        t,
+                        &display,
+                        "check",
+                        trigger,
+                        ErrorClass::Config,
+                        msg,
+                    ));
+                    continue;
+                }
+            };
+            out.push(self.check(svc, &repo).await);
+            if self.request.drill && self.shutdown.signal().is_none() {
+                out.push(self.drill(svc, &repo).await);
+            }
+        }
+        drop(lock);
+        out
+    }
+
+    /// The service lock, waiting up to `lock_wait_seconds` for a running
+    /// backup (or verify) of the service to finish.
+    async fn lock(&self, svc: &Service) -> Result<ServiceLock, (ErrorClass, String)> {
+        let settings = &self.config.settings;
+        let started = Instant::now();
+        let limit = Duration::from_secs(settings.lock_wait_seconds);
+        let mut told = false;
+        loop {
+            match ServiceLock::acquire(&settings.lock_directory, &svc.name) {
+                Ok(l) => return Ok(l),
+                Err(e @ LockError::Io { .. }) => {
+                    return Err((ErrorClass::PermissionDenied, e.to_string()));
+                }
+                Err(e @ LockError::Busy { .. }) => {
+                    if started.elapsed() >= limit {
+                        return Err((
+                            ErrorClass::AlreadyRunning,
+                            format!(
+                                "{e}; gave up waiting after {}s (`lock_wait_seconds`); verify again when it has finished",
+                                limit.as_secs()
+                            ),
+                        ));
+                    }
+                    if !told {
+                        (self.note)(&format!(
+                            "{}: {e}; waiting for it to finish (up to {}s)",
+                            svc.name,
+                            limit.as_secs()
+                        ));
+                        told = true;
+                    }
+                    let mut sd = self.shutdown.clone();
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        () = sd.wait() => return Err((ErrorClass::Interrupted, "interrupted while waiting for the service lock".into())),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The repository of `svc` on `destination`, secrets read; on error
+    /// (display location, message).
+    fn repository(&self, svc: &Service, destination: &str) -> Result<Repository, (String, String)> {
+        let Some(dest) = self.config.destinations.get(destination) else {
+            return Err((
+                String::new(),
+                format!("destination `{destination}` is not defined"),
+            ));
+        };
+        let repo = Repository::new(dest, &svc.name, &self.config.settings.password)
+            .and_then(Repository::with_secrets)
+            .map_err(|e| (String::new(), e.to_string()))?;
+        if let PasswordSource::File(f) = &repo.password
+            && !f.exists()
+        {
+            return Err((
+                repo.display.clone(),
+                format!(
+                    "password file `{}` does not exist; run `restic-manager setup` to create it (or restore your copy)",
+                    f.display()
+                ),
+            ));
+        }
+        Ok(repo)
+    }
+
+    /// Runs a restic operation; when the repository is locked by another
+    /// restic, removes stale locks (plain `unlock`: dead processes on this
+    /// host, or older than 30 minutes) and retries with back-off for up to
+    /// `lock_wait_seconds` (restic 0.14 has no `--retry-lock`).
+    async fn retry_locked<T, F, Fut>(&self, repo: &Repository, mut op: F) -> Result<T, OpError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, OpError>>,
+    {
+        let started = Instant::now();
+        let limit = Duration::from_secs(self.config.settings.lock_wait_seconds);
+        let mut attempt: u32 = 0;
+        loop {
+            match op().await {
+                Err(mut e) if e.class == ErrorClass::Locked => {
+                    let left = limit.saturating_sub(started.elapsed());
+                    if left.is_zero() {
+                        e.message = format!(
+                            "{} (gave up after waiting {}s; `lock_wait_seconds` is {})",
+                            e.message,
+                            started.elapsed().as_secs(),
+                            limit.as_secs()
+                        );
+                        return Err(e);
+                    }
+                    let _ = ops::unlock_stale(self.restic, repo).await;
+                    let delay = if attempt == 0 {
+                        Duration::from_millis(200)
+                    } else {
+                        Duration::from_secs(5u64 << (attempt - 1).min(4))
+                            .min(Duration::from_secs(60))
+                    }
+                    .min(left);
+                    attempt += 1;
+                    (self.note)(&format!(
+                        "`{}` is locked by another restic process; retrying in {:.1}s",
+                        repo.destination,
+                        delay.as_secs_f32()
+                    ));
+                    let mut sd = self.shutdown.clone();
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = sd.wait() => return Err(e),
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Records the start of a verify; a history failure becomes a warning.
+    fn start(&self, r: &mut VerifyReport) {
+        match self.history.start_verify(
+            &r.service,
+            &r.destination,
+            r.kind,
+            r.subset.as_deref(),
+            &r.trigger,
+        ) {
+            Ok(id) => r.history_id = Some(id),
+            Err(e) => r.warn(format!("verify not recorded in history: {e}")),
+        }
+    }
+
+    /// Records how a verify ended.
+    fn finish(&self, r: &mut VerifyReport, started: Instant) {
+        r.duration_ms = ms(started.elapsed());
+        if let Some(obj) = r.detail.as_object_mut() {
+            obj.insert("duration_ms".into(), json!(r.duration_ms));
+            if !r.warnings.is_empty() {
+                obj.insert("warnings".into(), json!(r.warnings));
+            }
+        }
+        if let Some(id) = r.history_id {
+            let message = r.error.clone().or_else(|| r.warnings.first().cloned());
+            if let Err(e) = self.history.finish_verify(
+                id,
+                r.outcome.as_str(),
+                r.error_class.map(ErrorClass::as_str),
+                message.as_deref(),
+                Some(&r.detail.to_string()),
+            ) {
+                r.warnings.push(format!("history: {e}"));
+            }
+        }
+    }
+
+    async fn check(&self, svc: &Service, repo: &Repository) -> VerifyReport {
+        let (kind, read) = self.check_mode(svc, &repo.destination);
+        let mut r = VerifyReport::new(
+            &svc.name,
+            &repo.destination,
+            &repo.display,
+            kind,
+            &self.request.trigger,
+        );
+        if kind == "subset" {
+            r.subset.clone_from(&read);
+        }
+        let started = Instant::now();
+        self.start(&mut r);
+        let what = match (kind, read.as_deref()) {
+            ("read-data", _) => {
+                "checking and reading every pack (this takes as long as downloading the repository)"
+                    .to_string()
+            }
+            (_, Some(s)) => format!("checking and reading subset {s} of the packs"),
+            _ => "checking the repository structure".to_string(),
+        };
+        (self.note)(&format!("{} → {}: {what}", svc.name, repo.destination));
+        let timeout = if read.is_some() {
+            READ_TIMEOUT
+        } else {
+            svc.timeout()
+        };
+        let res = self
+            .retry_locked(repo, || {
+                ops::check(self.restic, repo, read.as_deref(), timeout, &self.shutdown)
+            })
+            .await;
+        r.detail = json!({
+            "read": match (kind, read.as_deref()) {
+                ("read-data", _) => "all",
+                (_, Some(s)) => s,
+                _ => "none",
+            },
+            "restic_version": self.restic.version.to_string(),
+        });
+        match res {
+            Ok(c) => {
+                if let Some(obj) = r.detail.as_object_mut() {
+                    obj.insert("packs_read".into(), json!(c.packs_read));
+                    obj.insert("packs_total".into(), json!(c.packs_total));
+                    if !c.notes.is_empty() {
+                        obj.insert("notes".into(), json!(c.notes));
+                    }
+                }
+            }
+            Err(e) => {
+                let msg = if e.class == ErrorClass::RepositoryDamaged {
+                    e.message.clone()
+                } else {
+                    format!("check failed: {}", e.message)
+                };
+                r.fail(e.class, msg);
+            }
+        }
+        self.finish(&mut r, started);
+        r
+    }
+
+    async fn drill(&self, svc: &Service, repo: &Repository) -> VerifyReport {
+        let mut r = VerifyReport::new(
+            &svc.name,
+            &repo.destination,
+            &repo.display,
+            "drill",
+            &self.request.trigger,
+        );
+        let started = Instant::now();
+        self.start(&mut r);
+        (self.note)(&format!(
+            "{} → {}: restore drill (latest snapshot, up to {} files, and the newest of each dump)",
+            svc.name, repo.destination, svc.verify.drill_sample_files
+        ));
+        drill::Drill {
+            verifier: self,
+            svc,
+            repo,
+            timeout: READ_TIMEOUT,
+        }
+        .run(&mut r)
+        .await;
+        self.finish(&mut r, started);
+        r
+    }
+}
