@@ -1,0 +1,353 @@
+//! `verify`: checks, deep reads, the scheduled rotation and restore drills
+//! against real repositories made by `restic-manager run`, including
+//! repositories damaged the way disks and people damage them (a deleted
+//! pack, a flipped byte, bit rot on the source) and a dump that its
+//! `verify_command` rejects.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::harness::{Done, Scenario};
+
+/// `docs` backing up `{root}/data/docs` (three 200 KB random files and a
+/// small one) to `local`, with `service_keys` in `[services.docs]`; then
+/// `setup` and one `run`.
+fn backed_up(service_keys: &str) -> Scenario {
+    let s = Scenario::new();
+    s.write("pw", "a test password, not a secret");
+    for i in 1..=3 {
+        let data: Vec<u8> = (0..200_000u32)
+            .map(|n| (n.wrapping_mul(2_654_435_761).wrapping_add(i * 7919) >> 13) as u8)
+            .collect();
+        let p = s.path(&format!("data/docs/part{i}.bin"));
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        }
+        std::fs::write(&p, data).unwrap_or_else(|e| panic!("write: {e}"));
+    }
+    s.write("data/docs/notes/readme.txt", "the docs service\n");
+    s.config(&format!(
+        "[global]\nrestic_password_file = \"{{root}}/pw\"\nhost = \"testhost\"\nlock_wait_seconds = 2\n\n[destinations.local]\ntype = \"local\"\npath = \"{{root}}/repo\"\n\n[services.docs]\ntargets = [\"local\"]\n{service_keys}\n[services.docs.config]\npaths = [\"{{root}}/data/docs\"]\n"
+    ));
+    s.run(&["setup", "--no-schedule"]).succeeds();
+    s.run(&["run"]).succeeds();
+    s
+}
+
+/// The drill's temporary folder must be gone (or empty) after any verify.
+fn assert_no_temp_files(s: &Scenario) {
+    let tmp = s.path("state/restic-manager/verify-tmp");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "the drill left files behind: {left:?}");
+}
+
+/// The largest pack of the repository: a data pack (tree packs are tiny).
+fn largest_pack(repo: &Path) -> PathBuf {
+    let mut best: Option<(u64, PathBuf)> = None;
+    for dir in std::fs::read_dir(repo.join("data")).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            if best.as_ref().is_none_or(|(l, _)| len > *l) {
+                best = Some((len, f.path()));
+            }
+        }
+    }
+    best.map(|(_, p)| p)
+        .unwrap_or_else(|| panic!("no pack under {}", repo.display()))
+}
+
+/// Rows of the `verifies` table, `kind|subset|trigger|outcome|error_class`.
+fn verifies(s: &Scenario) -> Vec<String> {
+    s.history().query(
+        "SELECT kind, COALESCE(subset, ''), trigger, outcome, COALESCE(error_class, '') FROM verifies ORDER BY id",
+    )
+}
+
+#[test]
+fn a_good_repository_passes_check_deep_and_drill_and_leaves_no_temp_files() {
+    let s = backed_up("");
+    let d = s.run(&["verify"]);
+    d.succeeds().stdout_has("docs").stdout_has("check");
+    s.run(&["verify", "--deep"])
+        .succeeds()
+        .stdout_has("all data");
+    let d = s.run(&["verify", "--drill", "--json"]);
+    d.succeeds();
+    let v = d.json();
+    assert_eq!(v["outcome"], "ok", "{v}");
+    let drill = &v["verifies"][1];
+    assert_eq!(drill["kind"], "drill", "{v}");
+    assert_eq!(drill["detail"]["files_checked"], 4, "{v}");
+    assert_eq!(drill["detail"]["mismatches"], 0, "{v}");
+    // Nothing changed since the backup: every file matched the live one.
+    assert_eq!(drill["detail"]["live_identical"], 4, "{v}");
+    assert_no_temp_files(&s);
+
+    assert_eq!(
+        verifies(&s),
+        [
+            "check||cli|ok|",
+            "read-data||cli|ok|",
+            "check||cli|ok|",
+            "drill||cli|ok|"
+        ]
+    );
+    let detail = s
+        .history()
+        .query("SELECT detail FROM verifies WHERE kind = 'drill'");
+    assert!(
+        detail[0].contains("\"bytes_restored\":600017"),
+        "what was read is recorded: {detail:?}"
+    );
+}
+
+#[test]
+fn a_drill_with_fewer_sample_files_restores_only_a_sample() {
+    let s = backed_up("drill_sample_files = 2");
+    let d = s.run(&["verify", "--drill", "--json", "-q"]);
+    d.succeeds();
+    let v = d.json();
+    let detail = &v["verifies"][1]["detail"];
+    assert_eq!(detail["files_in_snapshot"], 4, "{v}");
+    assert_eq!(detail["files_checked"], 2, "{v}");
+    assert_eq!(detail["sampled"], true, "{v}");
+    assert_no_temp_files(&s);
+}
+
+#[test]
+fn scheduled_verifies_rotate_through_the_subsets() {
+    let s = backed_up("verify_rotation = 5");
+    let cron = [("RESTIC_MANAGER_TRIGGER", "cron")];
+    s.run_env(&cron, &["verify"])
+        .succeeds()
+        .stdout_has("subset 1/5");
+    // A manual verify in between does not move the rotation.
+    s.run(&["verify"]).succeeds();
+    s.run_env(&cron, &["verify"])
+        .succeeds()
+        .stdout_has("subset 2/5");
+    s.run_env(&cron, &["verify"])
+        .succeeds()
+        .stdout_has("subset 3/5");
+    assert_eq!(
+        verifies(&s),
+        [
+            "subset|1/5|cron|ok|",
+            "check||cli|ok|",
+            "subset|2/5|cron|ok|",
+            "subset|3/5|cron|ok|"
+        ]
+    );
+}
+
+#[test]
+fn a_deleted_pack_fails_the_deep_verify_as_repository_damaged() {
+    let s = backed_up("");
+    let pack = largest_pack(&s.path("repo/docs"));
+    std::fs::remove_file(&pack).unwrap_or_else(|e| panic!("rm: {e}"));
+    let d = s.run(&["verify", "--deep"]);
+    d.code(1)
+        .stdout_has("repository_damaged")
+        .stderr_has("is damaged");
+    let name = pack
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    assert!(d.stderr.contains(&name[..10]), "names the pack: {}", d.stderr);
+    assert_eq!(verifies(&s), ["read-data||cli|failed|repository_damaged"]);
+}
+
+#[test]
+fn a_flipped_byte_passes_the_structure_check_but_fails_deep_verify_and_drill() {
+    let s = backed_up("");
+    let pack = largest_pack(&s.path("repo/docs"));
+    let mut bytes = std::fs::read(&pack).unwrap_or_else(|e| panic!("read: {e}"));
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&pack, bytes).unwrap_or_else(|e| panic!("write: {e}"));
+
+    // The index still matches: only reading the data finds it.
+    s.run(&["verify"]).succeeds();
+    s.run(&["verify", "--deep"])
+        .code(1)
+        .stdout_has("repository_damaged")
+        .stderr_has("Pack ID does not match");
+    s.run(&["verify", "--drill"])
+        .code(1)
+        .stderr_has("[repository_damaged]");
+    assert_no_temp_files(&s);
+    assert_eq!(
+        verifies(&s),
+        [
+            "check||cli|ok|",
+            "read-data||cli|failed|repository_damaged",
+            "check||cli|ok|",
+            "drill||cli|failed|repository_damaged"
+        ]
+    );
+}
+
+#[test]
+fn a_drill_finds_a_restored_file_that_differs_from_the_unchanged_source() {
+    let s = backed_up("");
+    // Bit rot: the content changes, size and mtime do not.
+    let f = s.path("data/docs/part2.bin");
+    let mtime = std::fs::metadata(&f)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("stat: {e}"));
+    let mut bytes = std::fs::read(&f).unwrap_or_else(|e| panic!("read: {e}"));
+    bytes[1000] ^= 0xff;
+    std::fs::write(&f, bytes).unwrap_or_else(|e| panic!("write: {e}"));
+    let file = std::fs::File::options()
+        .write(true)
+        .open(&f)
+        .unwrap_or_else(|e| panic!("open: {e}"));
+    file.set_modified(mtime)
+        .unwrap_or_else(|e| panic!("set mtime: {e}"));
+    drop(file);
+
+    let d = s.run(&["verify", "--drill"]);
+    d.code(1)
+        .stdout_has("drill_mismatch")
+        .stderr_has("part2.bin")
+        .stderr_has("although its size and modification time are unchanged");
+    assert_no_temp_files(&s);
+    assert_eq!(
+        verifies(&s),
+        ["check||cli|ok|", "drill||cli|failed|drill_mismatch"]
+    );
+
+    // A file changed the normal way (new mtime) is not a mismatch.
+    s.write("data/docs/notes/readme.txt", "edited after the backup\n");
+    std::fs::write(&f, b"rewritten").unwrap_or_else(|e| panic!("write: {e}"));
+    let d = s.run(&["verify", "--drill", "--json", "-q"]);
+    d.succeeds();
+    assert_eq!(d.json()["verifies"][1]["detail"]["live_changed_since"], 2);
+}
+
+/// A dump snapshot as the dump sources make them: one file from stdin,
+/// tagged with the service and `dump:NAME`.
+fn dump_snapshot(s: &Scenario, name: &str, content: &str) {
+    let mut child = Command::new("restic")
+        .args([
+            "backup",
+            "--stdin",
+            "--stdin-filename",
+            &format!("{name}.sql"),
+            "--host",
+            "testhost",
+            "--tag",
+            "service:docs",
+            "--tag",
+            &format!("dump:{name}"),
+        ])
+        .env("RESTIC_REPOSITORY", s.path("repo/docs"))
+        .env("RESTIC_PASSWORD_FILE", s.path("pw"))
+        .env("XDG_CACHE_HOME", s.path("cache"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("restic: {e}"));
+    if let Some(mut w) = child.stdin.take() {
+        w.write_all(content.as_bytes())
+            .unwrap_or_else(|e| panic!("stdin: {e}"));
+    }
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("restic: {e}"));
+    Done::from(out).succeeds();
+}
+
+#[test]
+fn a_dump_drill_streams_the_dump_into_verify_command() {
+    let s = backed_up(
+        "verify_command = 'test \"$RESTIC_MANAGER_DUMP\" = shop && grep -q \"CREATE TABLE orders\"'",
+    );
+    dump_snapshot(
+        &s,
+        "shop",
+        "-- dump\nCREATE TABLE orders (id int);\nINSERT INTO orders VALUES (1);\n",
+    );
+    let d = s.run(&["verify", "--drill", "--json", "-q"]);
+    d.succeeds();
+    let v = d.json();
+    let dumps = &v["verifies"][1]["detail"]["dumps"];
+    assert_eq!(dumps[0]["name"], "shop", "{v}");
+    assert_eq!(dumps[0]["outcome"], "ok", "{v}");
+    // The file snapshot is drilled as well.
+    assert_eq!(v["verifies"][1]["detail"]["files_checked"], 4, "{v}");
+    assert_no_temp_files(&s);
+}
+
+#[test]
+fn a_dump_that_verify_command_rejects_fails_the_drill() {
+    let s = backed_up(
+        "verify_command = 'grep -q \"CREATE TABLE orders\" || { echo \"not a usable dump\" >&2; exit 4; }'",
+    );
+    // A dump cut short: the table is missing.
+    dump_snapshot(&s, "shop", "-- dump\nINSERT INTO orders VALUES (1);\n");
+    let d = s.run(&["verify", "--drill"]);
+    d.code(1)
+        .stdout_has("verify_command_failed")
+        .stderr_has("dump `shop`")
+        .stderr_has("exit code 4")
+        .stderr_has("not a usable dump");
+    assert_no_temp_files(&s);
+    let rows = s
+        .history()
+        .query("SELECT outcome, error_class FROM verifies WHERE kind = 'drill'");
+    assert_eq!(rows, ["failed|verify_command_failed"]);
+}
+
+#[test]
+fn a_verify_waits_for_the_service_lock_then_gives_up() {
+    let s = backed_up("");
+    // Hold the service's lock as a running backup would.
+    let lock = s.path("run/restic-manager/docs.lock");
+    if let Some(d) = lock.parent() {
+        std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    }
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap_or_else(|e| panic!("flock (util-linux): {e}"));
+    // Wait until it holds the lock.
+    for _ in 0..100 {
+        let probe = Command::new("flock")
+            .args(["-n"])
+            .arg(&lock)
+            .arg("true")
+            .status();
+        if probe.is_ok_and(|st| !st.success()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let d = s.run(&["verify"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    d.code(1)
+        .stdout_has("already_running")
+        .stderr_has("waiting for it to finish");
+}
+
+#[test]
+fn bad_arguments_are_usage_errors_with_the_fix() {
+    let s = backed_up("");
+    s.run(&["verify", "--read-data-subset", "0/10"])
+        .code(2)
+        .stderr_has("n and N must be at least 1")
+        .stderr_has("`3/10`");
+    s.run(&["verify", "--destination", "locl"])
+        .code(2)
+        .stderr_has("unknown destination `locl`; did you mean `local`?");
+    s.run(&["verify", "--read-data-subset", "5%"])
+        .succeeds()
+        .stdout_has("subset 5%");
+    assert!(verifies(&s).iter().all(|r| r.starts_with("subset|5%|cli|ok")));
+}
