@@ -222,6 +222,10 @@ pub fn evaluate_services(
             Some(r) => history.run_targets(r.id)?,
             None => Vec::new(),
         };
+        let worst_target = targets.iter().map(|t| rank(&t.outcome)).max().unwrap_or(0);
+        let run_beyond_targets = last_run
+            .as_ref()
+            .is_some_and(|r| rank(&r.outcome) > worst_target);
         let mut facts = history.destination_facts(&s.name)?;
         let (max_age, max_age_from) = max_age_of(s, now);
         let verify_max_age = s.health.verify_max_age;
@@ -240,6 +244,7 @@ pub fn evaluate_services(
                     now_ms,
                     destination: d,
                     last_run: last_run.as_ref(),
+                    run_beyond_targets,
                     target,
                     facts: fact,
                     last_verify,
@@ -303,6 +308,8 @@ struct Inputs<'a> {
     now_ms: i64,
     destination: &'a str,
     last_run: Option<&'a RunRow>,
+    /// The run ended worse than every one of its targets.
+    run_beyond_targets: bool,
     target: Option<TargetRecord>,
     facts: Option<DestinationFacts>,
     last_verify: Option<VerifyRow>,
@@ -310,6 +317,16 @@ struct Inputs<'a> {
     max_age: AgeLimit,
     max_age_from: &'static str,
     verify_max_age: AgeLimit,
+}
+
+/// Run and target outcomes from best to worst.
+fn rank(outcome: &str) -> u8 {
+    match outcome {
+        "warning" => 1,
+        "failed" => 2,
+        "interrupted" => 3,
+        _ => 0,
+    }
 }
 
 fn ago(now_ms: i64, at_ms: i64) -> String {
@@ -338,6 +355,26 @@ fn destination(i: Inputs<'_>, live: Option<&LiveView>) -> DestinationHealth {
     let run_when = i
         .last_run
         .map(|r| ago(now_ms, r.finished_at.unwrap_or(r.started_at)));
+    // A run can end worse than all its targets (a hook failed, or it
+    // stopped before any backup): that concerns every destination.
+    if let Some(r) = i.last_run.filter(|_| i.run_beyond_targets) {
+        let when = run_when.clone().unwrap_or_default();
+        match r.outcome.as_str() {
+            "failed" => h.add(State::Failed, run_failed(r, now_ms)),
+            "warning" => h.add(
+                State::Warning,
+                match &r.error_message {
+                    Some(m) => format!("last run finished with warnings {when} ago: {m}"),
+                    None => format!("last run finished with warnings {when} ago"),
+                },
+            ),
+            "interrupted" => h.add(
+                State::Warning,
+                format!("last run was interrupted {when} ago"),
+            ),
+            _ => {}
+        }
+    }
     match (&i.target, i.last_run) {
         (Some(t), Some(_)) => {
             let when = run_when.clone().unwrap_or_default();
@@ -363,17 +400,6 @@ fn destination(i: Inputs<'_>, live: Option<&LiveView>) -> DestinationHealth {
                 _ => {}
             }
         }
-        (None, Some(r)) => match r.outcome.as_str() {
-            "failed" => h.add(State::Failed, run_failed(r, now_ms)),
-            "interrupted" => h.add(
-                State::Warning,
-                format!(
-                    "last run was interrupted {} ago",
-                    run_when.clone().unwrap_or_default()
-                ),
-            ),
-            _ => {}
-        },
         _ => {}
     }
 

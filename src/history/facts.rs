@@ -64,12 +64,13 @@ impl History {
     ) -> Result<BTreeMap<String, DestinationFacts>, HistoryError> {
         let mut out: BTreeMap<String, DestinationFacts> = BTreeMap::new();
         {
-            // SQLite fills the bare column (snapshot_id) from the row that
-            // holds MAX(finished_at).
+            // A bare column takes its value from the row holding the
+            // aggregate only when there is exactly one MIN or MAX; the
+            // newest snapshot's id is therefore read separately below.
             let mut stmt = self
                 .conn
                 .prepare_cached(
-                    "SELECT t.destination, t.snapshot_id, MAX(t.finished_at), MIN(t.finished_at), COUNT(*)
+                    "SELECT t.destination, NULL, MAX(t.finished_at), MIN(t.finished_at), COUNT(*)
                      FROM runs r JOIN run_targets t ON t.run_id = r.id
                      WHERE r.service = ?1 AND t.snapshot_id IS NOT NULL AND t.outcome IN ('ok', 'warning')
                      GROUP BY t.destination",
@@ -90,6 +91,12 @@ impl History {
             for f in rows {
                 let f = f.map_err(|e| self.sql(e))?;
                 out.insert(f.destination.clone(), f);
+            }
+        }
+        for l in self.latest_snapshots(service)? {
+            if let Some(f) = out.get_mut(&l.destination) {
+                f.newest_snapshot = Some(l.snapshot_id);
+                f.newest_snapshot_ms = Some(l.finished_at);
             }
         }
         let mut stmt = self
