@@ -391,3 +391,196 @@ pub async fn run(
         duration: start.elapsed(),
     })
 }
+
+// --- Raw byte streams (verify: `restic dump` hashed, or piped into a
+// command). `run` reads lines; a dump is binary and may be gigabytes, so
+// these read chunks and never keep more than the capped tail.
+
+/// Reads `reader` to its end in chunks, giving each to `on_chunk`.
+async fn pump_raw<R: AsyncRead + Unpin>(mut reader: R, mut on_chunk: impl FnMut(&[u8])) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => on_chunk(&buf[..n]),
+        }
+    }
+}
+
+/// Reads `reader` to its end and keeps the (lossily decoded) capped tail;
+/// unlike line reading, binary output never makes it stop early and block
+/// the child.
+async fn pump_tail<R: AsyncRead + Unpin>(reader: Option<R>) -> String {
+    let Some(reader) = reader else {
+        return String::new();
+    };
+    let mut tail: Vec<u8> = Vec::new();
+    pump_raw(reader, |c| {
+        tail.extend_from_slice(c);
+        if tail.len() > CAPTURE_CAP {
+            let cut = tail.len() - CAPTURE_CAP;
+            tail.drain(..cut);
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&tail).into_owned()
+}
+
+fn command_for(spec: &Spec) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(&spec.program);
+    cmd.args(&spec.args).process_group(0);
+    for k in &spec.env_remove {
+        cmd.env_remove(k);
+    }
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    if let Some(d) = &spec.cwd {
+        cmd.current_dir(d);
+    }
+    cmd
+}
+
+/// Waits for `child` under `spec`'s timeout and `shutdown`, stopping its
+/// process group the same way [`run`] does.
+async fn supervise(spec: &Spec, child: &mut tokio::process::Child, shutdown: &Shutdown) -> Ended {
+    let pid = child.id();
+    let mut shutdown = shutdown.clone();
+    let timer = async {
+        match spec.timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let (sig, stopped) = tokio::select! {
+        st = child.wait() => {
+            use std::os::unix::process::ExitStatusExt;
+            return match st {
+                Ok(st) => match (st.code(), st.signal()) {
+                    (Some(c), _) => Ended::Exited(c),
+                    (None, Some(s)) => Ended::Signaled(s),
+                    (None, None) => Ended::Exited(-1),
+                },
+                Err(_) => Ended::Exited(-1),
+            };
+        }
+        () = timer => (spec.stop_signal, Ended::TimedOut),
+        () = shutdown.wait() => (Signal::SIGINT, Ended::Interrupted(shutdown.signal().unwrap_or(2))),
+    };
+    signal_group(pid, sig);
+    if tokio::time::timeout(spec.grace, child.wait())
+        .await
+        .is_err()
+    {
+        signal_group(pid, Signal::SIGKILL);
+        let _ = child.wait().await;
+    }
+    stopped
+}
+
+fn spawn_err(spec: &Spec) -> impl FnOnce(std::io::Error) -> SpawnError + '_ {
+    |source| SpawnError {
+        program: spec.program.to_string_lossy().into_owned(),
+        source,
+    }
+}
+
+/// Runs a child whose stdout is raw bytes, handing each chunk to
+/// `on_chunk` as it arrives (e.g. hashing `restic dump` without storing
+/// it). The returned `stdout` is empty.
+pub async fn run_stream(
+    spec: &Spec,
+    shutdown: &Shutdown,
+    on_chunk: impl FnMut(&[u8]),
+) -> Result<Output, SpawnError> {
+    let start = Instant::now();
+    let mut cmd = command_for(spec);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(spawn_err(spec))?;
+    let _registered = child.id().map(Registered::new);
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let read = async move {
+        if let Some(s) = stdout {
+            pump_raw(s, on_chunk).await;
+        }
+    };
+    let (ended, (), stderr) = tokio::join!(
+        supervise(spec, &mut child, shutdown),
+        read,
+        pump_tail(stderr)
+    );
+    Ok(Output {
+        ended,
+        stdout: String::new(),
+        stderr,
+        duration: start.elapsed(),
+    })
+}
+
+/// Runs `producer | consumer` through an OS pipe (nothing passes through
+/// us, so any size streams at the speed of the slower side). Each has its
+/// own process group, timeout and stop signal; both are waited for, and
+/// both results are returned so the caller can tell which side failed.
+pub async fn run_pipe(
+    producer: &Spec,
+    consumer: &Spec,
+    shutdown: &Shutdown,
+) -> Result<(Output, Output), SpawnError> {
+    let start = Instant::now();
+    let (reader, writer) = std::io::pipe().map_err(spawn_err(producer))?;
+    let mut pcmd = command_for(producer);
+    pcmd.stdin(Stdio::null())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped());
+    let mut ccmd = command_for(consumer);
+    ccmd.stdin(Stdio::from(reader))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut cchild = ccmd.spawn().map_err(spawn_err(consumer))?;
+    // Our copy of the read end must close, or the producer never sees the
+    // consumer go away.
+    drop(ccmd);
+    let _creg = cchild.id().map(Registered::new);
+    let mut pchild = match pcmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            signal_group(cchild.id(), Signal::SIGKILL);
+            let _ = cchild.wait().await;
+            return Err(spawn_err(producer)(e));
+        }
+    };
+    // Likewise our copy of the write end, or the consumer never sees EOF.
+    drop(pcmd);
+    let _preg = pchild.id().map(Registered::new);
+    let (p_err, c_out, c_err) = (
+        pchild.stderr.take(),
+        cchild.stdout.take(),
+        cchild.stderr.take(),
+    );
+    let (p_end, c_end, p_err, c_out, c_err) = tokio::join!(
+        supervise(producer, &mut pchild, shutdown),
+        supervise(consumer, &mut cchild, shutdown),
+        pump_tail(p_err),
+        pump_tail(c_out),
+        pump_tail(c_err),
+    );
+    let duration = start.elapsed();
+    Ok((
+        Output {
+            ended: p_end,
+            stdout: String::new(),
+            stderr: p_err,
+            duration,
+        },
+        Output {
+            ended: c_end,
+            stdout: c_out,
+            stderr: c_err,
+            duration,
+        },
+    ))
+}

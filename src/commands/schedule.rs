@@ -148,7 +148,11 @@ fn print(
     }
     if action == Action::Install && !dry {
         for e in entries {
-            p.line(format!("{}: scheduled `{}`", e.service, e.schedule));
+            let what = match e.job {
+                schedule::Job::Backup => String::new(),
+                j => format!(" ({})", j.as_str()),
+            };
+            p.line(format!("{}{what}: scheduled `{}`", e.service, e.schedule));
         }
         if entries.is_empty() {
             p.line("no entries to install");

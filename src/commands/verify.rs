@@ -158,7 +158,8 @@ fn print_reports(p: &Printer, reports: &[VerifyReport]) {
                 p.outcome(r.outcome.as_str()),
                 read_summary(r),
                 duration_ms(r.duration_ms),
-                r.error_class.map_or_else(|| "-".into(), |c| c.as_str().to_string()),
+                r.error_class
+                    .map_or_else(|| "-".into(), |c| c.as_str().to_string()),
             ]
         })
         .collect();

@@ -24,6 +24,14 @@ pub enum ErrorClass {
     ResticMissing,
     Config,
     Other,
+    /// `check` found damage, or data could not be read back (missing or
+    /// corrupt pack, failed decryption).
+    RepositoryDamaged,
+    /// A restore drill read back data that differs from what it should be
+    /// (restic's own metadata, `restic dump`, or the unchanged live file).
+    DrillMismatch,
+    /// A dump drill's `verify_command` rejected the dump.
+    VerifyCommandFailed,
 }
 
 impl ErrorClass {
@@ -44,6 +52,9 @@ impl ErrorClass {
             ErrorClass::ResticMissing => "restic_missing",
             ErrorClass::Config => "config",
             ErrorClass::Other => "other",
+            ErrorClass::RepositoryDamaged => "repository_damaged",
+            ErrorClass::DrillMismatch => "drill_mismatch",
+            ErrorClass::VerifyCommandFailed => "verify_command_failed",
         }
     }
 }
@@ -95,6 +106,22 @@ pub fn classify(code: i32, stderr: &str) -> ErrorClass {
         ErrorClass::WrongPassword
     } else if has(&["repository is already locked", "unable to create lock"]) {
         ErrorClass::Locked
+    } else if has(&[
+        "repository contains errors",
+        "ciphertext verification failed",
+        "pack id does not match",
+        "failed to download",
+        "cannot dump file",
+        "decrypting blob",
+        "error for tree",
+        "is damaged",
+        "not found in index",
+        "load(<data/",
+    ]) {
+        // What `check`, `restore` and `dump` (0.14 and later) say about a
+        // missing or corrupt pack; checked before the generic I/O classes
+        // because a missing pack also reads "no such file or directory".
+        ErrorClass::RepositoryDamaged
     } else if has(&["no space left on device", "disk quota exceeded"]) {
         ErrorClass::NoSpace
     } else if has(&[
@@ -147,6 +174,10 @@ pub fn explain(class: ErrorClass, repo: &str, stderr: &str) -> String {
             format!("no space left writing to `{repo}`; free space or prune old snapshots")
         }
         ErrorClass::Interrupted => format!("restic was interrupted while working on `{repo}`"),
+        ErrorClass::RepositoryDamaged => format!(
+            "repository `{repo}` is damaged: {}; see `restic check --read-data` and restic's troubleshooting guide before the next prune",
+            damage_line(stderr)
+        ),
         _ => format!("restic failed on `{repo}`: {}", last_line(stderr)),
     }
 }
@@ -229,6 +260,23 @@ fn ssh_advice(repo: &str, stderr: &str) -> Option<String> {
     None
 }
 
+/// The line of restic's stderr that names the damage (a pack, a tree, a
+/// blob), else the most telling line.
+fn damage_line(stderr: &str) -> String {
+    let l = stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| {
+            let lc = l.to_ascii_lowercase();
+            (lc.starts_with("pack ") && !lc.contains("retrying"))
+                || lc.starts_with("error for tree")
+                || lc.contains("ciphertext verification failed")
+                || lc.contains("cannot dump file")
+        })
+        .map(str::to_string);
+    l.unwrap_or_else(|| last_line(stderr))
+}
+
 /// The most telling line of restic's stderr (a `Fatal:` line if there is
 /// one, else the last non-empty non-JSON line).
 pub fn last_line(stderr: &str) -> String {
@@ -291,6 +339,26 @@ mod tests {
             (11, "", ErrorClass::Locked),
             (12, "", ErrorClass::WrongPassword),
             (130, "", ErrorClass::Interrupted),
+            (
+                1,
+                "pack 3870627: does not exist\nFatal: repository contains errors",
+                ErrorClass::RepositoryDamaged,
+            ),
+            (
+                1,
+                "Pack ID does not match, want 7a82, got dcf4\nFatal: repository contains errors",
+                ErrorClass::RepositoryDamaged,
+            ),
+            (
+                1,
+                "ignoring error for /src/f2: ciphertext verification failed\nFatal: There were 2 errors",
+                ErrorClass::RepositoryDamaged,
+            ),
+            (
+                2,
+                "cannot dump file: decrypting blob 8774 failed: ciphertext verification failed",
+                ErrorClass::RepositoryDamaged,
+            ),
             (1, "something new", ErrorClass::Other),
         ];
         for (code, text, want) in cases {

@@ -418,3 +418,201 @@ pub async fn copy(
         })
         .map(|s| s.id.clone()))
 }
+
+/// What `restic check` did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CheckResult {
+    /// Data packs read (with `--read-data` / `--read-data-subset`).
+    pub packs_read: Option<u64>,
+    /// Packs in the repository, when restic said.
+    pub packs_total: Option<u64>,
+    /// Non-fatal remarks (e.g. packs not referenced by any index).
+    pub notes: Vec<String>,
+}
+
+/// `restic check`, optionally reading data: `read` is `None` (structure
+/// only), `Some("")` (`--read-data`: every pack) or `Some(SPEC)`
+/// (`--read-data-subset=SPEC`). restic 0.14 prints text only, so the pack
+/// counts come from its progress lines.
+pub async fn check(
+    restic: &Restic,
+    repo: &Repository,
+    read: Option<&str>,
+    timeout: Duration,
+    shutdown: &Shutdown,
+) -> Result<CheckResult, OpError> {
+    let subset;
+    let mut args = vec!["check"];
+    match read {
+        None => {}
+        Some("") => args.push("--read-data"),
+        Some(s) => {
+            subset = format!("--read-data-subset={s}");
+            args.push(&subset);
+        }
+    }
+    let out = call(restic, repo, &args, timeout, shutdown).await?;
+    if let Some(e) = failure(&out, repo) {
+        return Err(e);
+    }
+    Ok(check_result(&out.stdout, &out.stderr))
+}
+
+/// Pack counts and notes from `check`'s text output.
+pub fn check_result(stdout: &str, stderr: &str) -> CheckResult {
+    let mut r = CheckResult::default();
+    for line in stdout.lines().map(str::trim) {
+        // 0.14: "read group #3 of 1 data packs (out of total 2 packs in 10 groups)"
+        if let Some(rest) = line.strip_prefix("read group #") {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            r.packs_read = words.get(2).and_then(|w| w.parse().ok());
+            r.packs_total = words
+                .iter()
+                .position(|w| *w == "total")
+                .and_then(|i| words.get(i + 1))
+                .and_then(|w| w.parse().ok());
+        }
+        // Progress: "[0:00] 100.00%  2 / 2 packs"
+        if line.ends_with(" packs")
+            && let Some((_, tail)) = line.split_once('%')
+        {
+            let nums: Vec<u64> = tail
+                .split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            if let [done, _total] = nums[..] {
+                r.packs_read = Some(done);
+            }
+        }
+    }
+    for line in stderr.lines().chain(stdout.lines()).map(str::trim) {
+        if line.contains("not referenced in any index") {
+            r.notes.push(format!(
+                "{line} (left by an interrupted backup; harmless, `prune` removes it)"
+            ));
+        }
+    }
+    r
+}
+
+/// One entry of `restic ls --json`.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub struct LsNode {
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub mtime: Option<String>,
+}
+
+/// `restic ls --json SNAPSHOT`: every node (the leading snapshot line is
+/// skipped).
+pub async fn ls(
+    restic: &Restic,
+    repo: &Repository,
+    snapshot: &str,
+    timeout: Duration,
+    shutdown: &Shutdown,
+) -> Result<Vec<LsNode>, OpError> {
+    let mut c =
+        ResticCall::new(restic, repo, ["ls", "--json", "--no-lock", snapshot]).timeout(timeout);
+    // A listing can be longer than the capture cap: collect it line by line.
+    c.spec.grace = Duration::from_secs(10);
+    let mut nodes = Vec::new();
+    let out = process::run(
+        &c.spec,
+        shutdown,
+        |line| {
+            if line.contains("\"struct_type\":\"node\"")
+                && let Ok(n) = serde_json::from_str::<LsNode>(line)
+            {
+                nodes.push(n);
+            }
+        },
+        |_| {},
+    )
+    .await
+    .map_err(|e| spawn_error(&e))?;
+    if let Some(e) = failure(&out, repo) {
+        return Err(e);
+    }
+    Ok(nodes)
+}
+
+/// `restic restore SNAPSHOT --target DIR --verify` (restic reads every
+/// restored file back and checks it against its blob hashes), limited to
+/// `include` when not empty.
+pub async fn restore(
+    restic: &Restic,
+    repo: &Repository,
+    snapshot: &str,
+    target: &Path,
+    include: &[String],
+    timeout: Duration,
+    shutdown: &Shutdown,
+) -> Result<(), OpError> {
+    let mut args: Vec<String> = vec![
+        "restore".into(),
+        snapshot.into(),
+        "--no-lock".into(),
+        "--verify".into(),
+        "--target".into(),
+        target.to_string_lossy().into_owned(),
+    ];
+    for i in include {
+        args.extend(["--include".into(), i.clone()]);
+    }
+    let c = ResticCall::new(restic, repo, args).timeout(timeout);
+    let out = process::run(&c.spec, shutdown, |_| {}, |_| {})
+        .await
+        .map_err(|e| spawn_error(&e))?;
+    failure(&out, repo).map_or(Ok(()), Err)
+}
+
+/// `restic dump SNAPSHOT PATH`, its bytes handed to `on_chunk` as they come.
+pub async fn dump_stream(
+    restic: &Restic,
+    repo: &Repository,
+    snapshot: &str,
+    path: &str,
+    timeout: Duration,
+    shutdown: &Shutdown,
+    on_chunk: impl FnMut(&[u8]),
+) -> Result<(), OpError> {
+    let c = ResticCall::new(restic, repo, ["dump", "--no-lock", snapshot, path]).timeout(timeout);
+    let out = process::run_stream(&c.spec, shutdown, on_chunk)
+        .await
+        .map_err(|e| spawn_error(&e))?;
+    failure(&out, repo).map_or(Ok(()), Err)
+}
+
+/// How `restic dump … | consumer` ended.
+#[derive(Debug)]
+pub struct DumpPipe {
+    /// restic's side.
+    pub dump: Result<(), OpError>,
+    /// The consumer's output (its stdout and stderr tails, how it ended).
+    pub consumer: Output,
+}
+
+/// `restic dump SNAPSHOT PATH | consumer` through an OS pipe.
+pub async fn dump_pipe(
+    restic: &Restic,
+    repo: &Repository,
+    snapshot: &str,
+    path: &str,
+    consumer: &process::Spec,
+    timeout: Duration,
+    shutdown: &Shutdown,
+) -> Result<DumpPipe, OpError> {
+    let c = ResticCall::new(restic, repo, ["dump", "--no-lock", snapshot, path]).timeout(timeout);
+    let (dump, consumer) = process::run_pipe(&c.spec, consumer, shutdown)
+        .await
+        .map_err(|e| spawn_error(&e))?;
+    Ok(DumpPipe {
+        dump: failure(&dump, repo).map_or(Ok(()), Err),
+        consumer,
+    })
+}

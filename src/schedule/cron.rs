@@ -39,7 +39,11 @@ pub fn block(entries: &[Entry]) -> String {
     }
     let mut s = format!("{BEGIN}\n");
     for e in entries {
-        s.push_str(&format!("# service `{}`\n{}\n", e.service, line(e)));
+        let what = match e.job {
+            super::Job::Backup => String::new(),
+            j => format!("{} of ", j.as_str()),
+        };
+        s.push_str(&format!("# {what}service `{}`\n{}\n", e.service, line(e)));
     }
     s.push_str(END);
     s.push('\n');
@@ -166,6 +170,20 @@ mod tests {
         let removed = merge(&twice, "").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(removed, format!("{user}15 1 * * * /home/ann/bin/tail\n"));
         assert_eq!(merge("", "").unwrap_or_default(), "");
+    }
+
+    #[test]
+    fn a_verify_entry_is_labelled_in_the_block() {
+        let mut v = entry("wiki", "0 4 * * 0");
+        v.job = crate::schedule::Job::Verify;
+        v.args[2] = "verify".into();
+        let b = block(&[entry("wiki", "30 2 * * *"), v]);
+        assert!(
+            b.contains("# service `wiki`\n30 2 * * * ")
+                && b.contains("# verify of service `wiki`\n0 4 * * 0 ")
+                && b.contains("RESTIC_MANAGER_TRIGGER=cron /opt/rm/bin/restic-manager --config /home/ann/.config/restic-manager/config.toml verify --service wiki -q"),
+            "{b}"
+        );
     }
 
     #[test]

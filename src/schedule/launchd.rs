@@ -92,7 +92,7 @@ pub fn plist(e: &Entry, dir: &Path) -> Result<File, String> {
     );
     s.push_str(&format!(
         "  <key>Label</key>\n  {}\n",
-        string(&label(&e.service))
+        string(&label(&e.unit()))
     ));
     s.push_str("  <key>ProgramArguments</key>\n  <array>\n");
     s.push_str(&format!("    {}\n", string(&e.program.to_string_lossy())));
@@ -125,7 +125,7 @@ pub fn plist(e: &Entry, dir: &Path) -> Result<File, String> {
         l = string(&log)
     ));
     Ok(File {
-        path: dir.join(format!("{}.plist", label(&e.service))),
+        path: dir.join(format!("{}.plist", label(&e.unit()))),
         content: s,
     })
 }

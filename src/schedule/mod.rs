@@ -64,6 +64,40 @@ pub struct Entry {
     /// Environment the job needs (PATH, HOME, the XDG directories that were
     /// set when the schedule was installed).
     pub env: Vec<(String, String)>,
+    /// What the entry runs: the backup or the verify of the service.
+    pub job: Job,
+}
+
+/// What a scheduled entry runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Job {
+    /// `run --service NAME` on the service's `schedule`.
+    #[default]
+    Backup,
+    /// `verify --service NAME` on its `verify_schedule`.
+    Verify,
+}
+
+impl Job {
+    /// The word used in descriptions (`backup`, `verify`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Job::Backup => "backup",
+            Job::Verify => "verify",
+        }
+    }
+}
+
+impl Entry {
+    /// The name the scheduler knows the entry by (unit, label, task):
+    /// the service's name for its backup, `NAME-verify` for its verify.
+    pub fn unit(&self) -> String {
+        match self.job {
+            Job::Backup => self.service.clone(),
+            Job::Verify => format!("{}-verify", self.service),
+        }
+    }
 }
 
 /// What the entries are built from (the process environment, passed in so
@@ -135,8 +169,49 @@ impl Origin {
     }
 }
 
-/// One entry per enabled service that has a `schedule`, in config order.
+/// One entry per enabled service that has a `schedule`, in config order,
+/// each followed by the service's verify entry when it has a
+/// `verify_schedule`.
 pub fn entries(config: &Config, origin: &Origin) -> Vec<Entry> {
+    let mut out = Vec::new();
+    for e in backup_entries(config, origin) {
+        out.push(e);
+    }
+    for s in config.services.iter().filter(|s| s.enabled) {
+        let Some(schedule) = s.verify.schedule.clone() else {
+            continue;
+        };
+        let entry = Entry {
+            service: s.name.clone(),
+            schedule,
+            program: origin.program.clone(),
+            args: vec![
+                "--config".into(),
+                origin.config_file.display().to_string(),
+                "verify".into(),
+                "--service".into(),
+                s.name.clone(),
+                "-q".into(),
+            ],
+            log_file: config
+                .settings
+                .log_directory
+                .join(format!("schedule-{}-verify.log", s.name)),
+            env: origin.env.clone(),
+            job: Job::Verify,
+        };
+        // Next to the service's backup entry.
+        let at = out
+            .iter()
+            .rposition(|e| e.service == s.name)
+            .map_or(out.len(), |i| i + 1);
+        out.insert(at, entry);
+    }
+    out
+}
+
+/// The backup entries: one per enabled service that has a `schedule`.
+fn backup_entries(config: &Config, origin: &Origin) -> Vec<Entry> {
     config
         .services
         .iter()
@@ -160,6 +235,7 @@ pub fn entries(config: &Config, origin: &Origin) -> Vec<Entry> {
                     .log_directory
                     .join(format!("schedule-{}.log", s.name)),
                 env: origin.env.clone(),
+                job: Job::Backup,
             })
         })
         .collect()
@@ -314,6 +390,7 @@ pub(crate) mod testutil {
                 ("PATH".into(), "/usr/bin:/bin".into()),
                 ("HOME".into(), "/home/ann".into()),
             ],
+            job: super::Job::Backup,
         }
     }
 }

@@ -142,14 +142,15 @@ fn quote(s: &str, dollar: bool) -> String {
 
 /// The `.service` and `.timer` of one entry.
 pub fn units(e: &Entry, dir: &Path, jitter: Option<u64>) -> Result<[File; 2], String> {
-    let name = unit_name(&e.service)?;
+    let name = unit_name(&e.unit())?;
     let calendars =
         on_calendar(&e.schedule).map_err(|err| format!("service `{}`: {err}", e.service))?;
     let mut exec = vec![quote(&e.program.to_string_lossy(), true)];
     exec.extend(e.args.iter().map(|a| quote(a, true)));
     let mut service = format!(
-        "{MARKER}\n[Unit]\nDescription=restic-manager backup of service {svc}\nWants=network-online.target\nAfter=network-online.target\n\n[Service]\nType=oneshot\n",
-        svc = e.service
+        "{MARKER}\n[Unit]\nDescription=restic-manager {job} of service {svc}\nWants=network-online.target\nAfter=network-online.target\n\n[Service]\nType=oneshot\n",
+        svc = e.service,
+        job = e.job.as_str()
     );
     for (k, v) in &e.env {
         service.push_str(&format!(
@@ -163,8 +164,9 @@ pub fn units(e: &Entry, dir: &Path, jitter: Option<u64>) -> Result<[File; 2], St
     ));
     service.push_str(&format!("ExecStart={}\n", exec.join(" ")));
     let mut timer = format!(
-        "{MARKER}\n[Unit]\nDescription=Schedule of the restic-manager backup of service {svc} ({cron})\n\n[Timer]\n",
+        "{MARKER}\n[Unit]\nDescription=Schedule of the restic-manager {job} of service {svc} ({cron})\n\n[Timer]\n",
         svc = e.service,
+        job = e.job.as_str(),
         cron = e.schedule
     );
     for c in calendars {

@@ -177,7 +177,7 @@ pub fn task_xml(e: &Entry, jitter: Option<u64>) -> Result<File, String> {
 <!-- Managed by restic-manager; do not edit. -->
 <Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">
   <RegistrationInfo>
-    <Description>restic-manager backup of service {svc} ({cron})</Description>
+    <Description>restic-manager {job} of service {svc} ({cron})</Description>
     <URI>\{uri}</URI>
   </RegistrationInfo>
   <Triggers>
@@ -199,13 +199,14 @@ pub fn task_xml(e: &Entry, jitter: Option<u64>) -> Result<File, String> {
 </Task>
 "#,
         svc = xml_escape(&e.service),
+        job = e.job.as_str(),
         cron = xml_escape(&e.schedule),
-        uri = xml_escape(&task_name(&e.service)),
+        uri = xml_escape(&task_name(&e.unit())),
         cmd = xml_escape(&e.program.to_string_lossy()),
         args = xml_escape(&args.join(" ")),
     );
     Ok(File {
-        path: format!("restic-manager-{}.xml", e.service).into(),
+        path: format!("restic-manager-{}.xml", e.unit()).into(),
         content,
     })
 }

@@ -47,8 +47,16 @@ fn assert_no_temp_files(s: &Scenario) {
 /// The largest pack of the repository: a data pack (tree packs are tiny).
 fn largest_pack(repo: &Path) -> PathBuf {
     let mut best: Option<(u64, PathBuf)> = None;
-    for dir in std::fs::read_dir(repo.join("data")).into_iter().flatten().flatten() {
-        for f in std::fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+    for dir in std::fs::read_dir(repo.join("data"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for f in std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let len = f.metadata().map(|m| m.len()).unwrap_or(0);
             if best.as_ref().is_none_or(|(l, _)| len > *l) {
                 best = Some((len, f.path()));
@@ -156,7 +164,11 @@ fn a_deleted_pack_fails_the_deep_verify_as_repository_damaged() {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    assert!(d.stderr.contains(&name[..10]), "names the pack: {}", d.stderr);
+    assert!(
+        d.stderr.contains(&name[..10]),
+        "names the pack: {}",
+        d.stderr
+    );
     assert_eq!(verifies(&s), ["read-data||cli|failed|repository_damaged"]);
 }
 
@@ -349,5 +361,61 @@ fn bad_arguments_are_usage_errors_with_the_fix() {
     s.run(&["verify", "--read-data-subset", "5%"])
         .succeeds()
         .stdout_has("subset 5%");
-    assert!(verifies(&s).iter().all(|r| r.starts_with("subset|5%|cli|ok")));
+    assert!(
+        verifies(&s)
+            .iter()
+            .all(|r| r.starts_with("subset|5%|cli|ok"))
+    );
+}
+
+#[test]
+fn verify_schedule_installs_a_verify_entry_next_to_the_backup() {
+    let s = Scenario::new();
+    s.write("data/docs/a.txt", "a");
+    s.simple(
+        "[profiles.nightly]\nschedule = \"30 2 * * *\"\nverify_schedule = \"0 4 * * 0\"\n\n[services.docs]\nprofile = \"nightly\"\ntargets = [\"local\"]\n[services.docs.config]\npaths = [\"{root}/data/docs\"]\n\n[services.wiki]\ntargets = [\"local\"]\nschedule = \"0 3 * * *\"\n[services.wiki.config]\npaths = [\"{root}/data/docs\"]\n",
+    );
+    let d = s.run(&["schedule", "show", "--backend", "systemd", "--user"]);
+    d.succeeds()
+        .stdout_has("restic-manager-docs.timer")
+        .stdout_has("restic-manager-docs-verify.service")
+        .stdout_has("Description=restic-manager verify of service docs")
+        .stdout_has("\"verify\" \"--service\" \"docs\" \"-q\"")
+        .stdout_has("Environment=\"RESTIC_MANAGER_TRIGGER=systemd\"")
+        .stdout_has("OnCalendar=Sun *-*-* 04:00:00");
+    // Only the service with a verify_schedule gets one.
+    assert!(
+        !d.stdout.contains("restic-manager-wiki-verify"),
+        "{}",
+        d.stdout
+    );
+    let v = s
+        .run(&[
+            "schedule",
+            "show",
+            "--backend",
+            "systemd",
+            "--user",
+            "--json",
+        ])
+        .json();
+    let jobs: Vec<String> = v["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["service"].as_str().unwrap_or("?"),
+                e["job"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    assert_eq!(jobs, ["docs:backup", "docs:verify", "wiki:backup"]);
+
+    // A bad expression is a configuration error with its place.
+    s.simple(
+        "[services.docs]\ntargets = [\"local\"]\nverify_schedule = \"0 4 * *\"\n[services.docs.config]\npaths = [\"{root}/data/docs\"]\n",
+    );
+    s.run(&["validate"]).code(2).stderr_has("verify_schedule");
 }
