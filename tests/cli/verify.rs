@@ -14,6 +14,11 @@ use crate::harness::{Done, Scenario};
 /// small one) to `local`, with `service_keys` in `[services.docs]`; then
 /// `setup` and one `run`.
 fn backed_up(service_keys: &str) -> Scenario {
+    backed_up_with(service_keys, "")
+}
+
+/// [`backed_up`] with `top` (TOML tables, e.g. a notifier) added.
+fn backed_up_with(service_keys: &str, top: &str) -> Scenario {
     let s = Scenario::new();
     s.write("pw", "a test password, not a secret");
     for i in 1..=3 {
@@ -28,11 +33,77 @@ fn backed_up(service_keys: &str) -> Scenario {
     }
     s.write("data/docs/notes/readme.txt", "the docs service\n");
     s.config(&format!(
-        "[global]\nrestic_password_file = \"{{root}}/pw\"\nhost = \"testhost\"\nlock_wait_seconds = 2\n\n[destinations.local]\ntype = \"local\"\npath = \"{{root}}/repo\"\n\n[services.docs]\ntargets = [\"local\"]\n{service_keys}\n[services.docs.config]\npaths = [\"{{root}}/data/docs\"]\n"
+        "[global]\nrestic_password_file = \"{{root}}/pw\"\nhost = \"testhost\"\nlock_wait_seconds = 2\n\n{top}\n[destinations.local]\ntype = \"local\"\npath = \"{{root}}/repo\"\n\n[services.docs]\ntargets = [\"local\"]\n{service_keys}\n[services.docs.config]\npaths = [\"{{root}}/data/docs\"]\n"
     ));
     s.run(&["setup", "--no-schedule"]).succeeds();
     s.run(&["run"]).succeeds();
     s
+}
+
+/// A webhook receiver on loopback: answers 200 and keeps each body.
+struct Hook {
+    port: u16,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Hook {
+    fn start() -> Hook {
+        use std::io::{BufRead, BufReader, Read};
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+        let port = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("addr: {e}"))
+            .port();
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&bodies);
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let Ok(clone) = stream.try_clone() else {
+                    continue;
+                };
+                let mut r = BufReader::new(clone);
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = line.split_once(':')
+                        && k.eq_ignore_ascii_case("content-length")
+                    {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                if r.read_exact(&mut body).is_ok()
+                    && let Ok(v) = serde_json::from_slice(&body)
+                {
+                    seen.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(v);
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        Hook { port, bodies }
+    }
+
+    fn notifier(&self) -> String {
+        format!(
+            "[notifiers.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{}/verify\"\n",
+            self.port
+        )
+    }
+
+    fn bodies(&self) -> Vec<serde_json::Value> {
+        self.bodies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// The drill's temporary folder must be gone (or empty) after any verify.
@@ -152,8 +223,9 @@ fn scheduled_verifies_rotate_through_the_subsets() {
 }
 
 #[test]
-fn a_deleted_pack_fails_the_deep_verify_as_repository_damaged() {
-    let s = backed_up("");
+fn a_deleted_pack_fails_the_deep_verify_as_repository_damaged_and_is_notified() {
+    let hook = Hook::start();
+    let s = backed_up_with("", &hook.notifier());
     let pack = largest_pack(&s.path("repo/docs"));
     std::fs::remove_file(&pack).unwrap_or_else(|e| panic!("rm: {e}"));
     let d = s.run(&["verify", "--deep"]);
@@ -170,11 +242,18 @@ fn a_deleted_pack_fails_the_deep_verify_as_repository_damaged() {
         d.stderr
     );
     assert_eq!(verifies(&s), ["read-data||cli|failed|repository_damaged"]);
+    let sent = hook.bodies();
+    assert_eq!(sent.len(), 1, "one notification: {sent:?}");
+    assert_eq!(sent[0]["kind"], "verify", "{sent:?}");
+    assert_eq!(sent[0]["service"], "docs", "{sent:?}");
+    assert_eq!(sent[0]["outcome"], "failed", "{sent:?}");
+    assert_eq!(sent[0]["error_class"], "repository_damaged", "{sent:?}");
 }
 
 #[test]
 fn a_flipped_byte_passes_the_structure_check_but_fails_deep_verify_and_drill() {
-    let s = backed_up("");
+    let hook = Hook::start();
+    let s = backed_up_with("", &hook.notifier());
     let pack = largest_pack(&s.path("repo/docs"));
     let mut bytes = std::fs::read(&pack).unwrap_or_else(|e| panic!("read: {e}"));
     let mid = bytes.len() / 2;
@@ -199,6 +278,20 @@ fn a_flipped_byte_passes_the_structure_check_but_fails_deep_verify_and_drill() {
             "check||cli|ok|",
             "drill||cli|failed|repository_damaged"
         ]
+    );
+    // The good structure checks are not announced; the failures are (a
+    // repeat of the same class may be held back by `rate_limit_minutes`).
+    let sent: Vec<String> = hook
+        .bodies()
+        .iter()
+        .map(|b| format!("{}|{}", b["outcome"], b["error_class"]))
+        .collect();
+    assert!(
+        !sent.is_empty()
+            && sent
+                .iter()
+                .all(|b| b == "\"failed\"|\"repository_damaged\""),
+        "{sent:?}"
     );
 }
 
