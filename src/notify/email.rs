@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
+use lettre::message::Body;
 use lettre::message::Mailbox;
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
@@ -48,7 +49,11 @@ fn mail(e: &Email, m: &Message) -> Result<lettre::Message, String> {
         m.host,
         m.event.as_str()
     ));
-    b.body(text)
+    // 8bit keeps the text readable as written (lines are short); a body
+    // lettre cannot send that way gets its own choice of encoding.
+    let body = Body::new_with_encoding(text.clone(), ContentTransferEncoding::EightBit)
+        .unwrap_or_else(|_| Body::new(text));
+    b.body(body)
         .map_err(|err| format!("cannot build the message: {err}"))
 }
 

@@ -448,41 +448,55 @@ impl Dispatch {
         self.finish_message(svc, m).await
     }
 
-    /// A verify of one service finished (`outcome` `ok`, `warning` or
-    /// `failed`): failures and warnings are notified and rate-limited like
-    /// backup ones; a successful verify is not announced.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn verify_finished(
-        &self,
-        svc: &Service,
-        destination: &str,
-        outcome: &str,
-        error_class: Option<&str>,
-        error: Option<&str>,
-        log_file: Option<&Path>,
-    ) -> Vec<Delivery> {
-        let event = match outcome {
-            "ok" => return Vec::new(),
-            "warning" => Event::Warning,
-            _ => Event::Failure,
+    /// A verify finished: failures and warnings are notified (kind
+    /// `verify`) and rate-limited like backup ones, per destination and
+    /// error class; a successful verify is not announced.
+    pub async fn verified(&self, svc: &Service, r: &crate::verify::VerifyReport) -> Vec<Delivery> {
+        let event = match r.outcome {
+            Outcome::Ok => return Vec::new(),
+            Outcome::Warning => Event::Warning,
+            Outcome::Failed | Outcome::Interrupted => Event::Failure,
         };
         let host = &self.inner.host;
+        let outcome = r.outcome.as_str();
         let mut m = Message::new(event, "verify", Some(&svc.name), outcome, host);
+        m.started_at = DateTime::from_timestamp_millis(r.started_at_ms);
         m.finished_at = Some(Utc::now());
-        m.error_class = error_class.map(str::to_string);
-        m.error = error.map(str::to_string);
+        m.duration_seconds = Some(r.duration_ms as f64 / 1000.0);
+        m.error_class = r.error_class.map(|c| c.as_str().to_string());
+        m.error = r.error.clone();
+        m.warnings = r.warnings.clone();
         m.title = format!(
-            "{}: verify of `{destination}` {} on {host}",
+            "{}: verify ({}) of `{}` {} on {host}",
             svc.name,
+            r.kind,
+            r.destination,
             verb(outcome)
         );
-        m.summary = m.title.clone();
-        m.exit_code = Some(if event == Event::Warning { 3 } else { 1 });
-        m.log_file = log_file.map(|p| p.display().to_string());
-        m.log_tail = log_file.and_then(log_tail);
+        m.summary = format!(
+            "The {} verification of `{}` on `{}` ({}) {}.",
+            r.kind,
+            svc.name,
+            r.destination,
+            r.repository,
+            verb(outcome)
+        );
+        m.exit_code = Some(r.outcome.exit_code());
+        m.destinations = vec![DestinationSummary {
+            name: r.destination.clone(),
+            outcome: outcome.to_string(),
+            snapshot_id: None,
+            bytes_added: None,
+            files_new: None,
+            files_changed: None,
+            duration_seconds: r.duration_ms as f64 / 1000.0,
+            error_class: m.error_class.clone(),
+            error: r.error.clone(),
+        }];
         let key = format!(
-            "verify:{destination}:{}",
-            error_class.unwrap_or(event.as_str())
+            "verify:{}:{}",
+            r.destination,
+            m.error_class.as_deref().unwrap_or(event.as_str())
         );
         self.limited(Some(svc), &m, &key).await
     }
@@ -659,6 +673,11 @@ impl Dispatch {
             .for_service(svc)
             .into_iter()
             .filter(|n| Self::wants(n, on, m.event))
+            // A healthchecks check watches the backups; a failed verify
+            // must not mark it down (other notifiers report it).
+            .filter(|n| {
+                !(m.kind == "verify" && matches!(n.kind, NotifierKind::Healthchecks { .. }))
+            })
             .collect();
         let (pings, others): (Vec<&Notifier>, Vec<&Notifier>) = targets
             .into_iter()

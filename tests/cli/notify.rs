@@ -1,0 +1,796 @@
+//! Notifications against real receivers: an HTTP server written here (it
+//! records every request and answers as each test scripts it) for
+//! discord, webhook, ntfy and healthchecks, and aiosmtpd (PyPI, installed
+//! by scripts/test-all.sh into target/test-venv) for email.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{Done, Scenario};
+use crate::servers::free_port;
+
+/// One request as the receiver saw it.
+#[derive(Debug, Clone)]
+struct Request {
+    method: String,
+    path: String,
+    /// Lower-case names.
+    headers: HashMap<String, String>,
+    body: String,
+    /// When it arrived.
+    at: Instant,
+}
+
+impl Request {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body of {} is not JSON ({e}): {}", self.path, self.body))
+    }
+
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", String::as_str)
+    }
+}
+
+/// How the receiver answers one request.
+#[derive(Debug, Clone)]
+enum Reply {
+    Status(u16, &'static str),
+    /// Read the request, never answer (until the client gives up).
+    Silent,
+}
+
+/// A local HTTP receiver: records requests, answers each path from its
+/// script (then 200 with an empty body).
+struct Receiver {
+    port: u16,
+    requests: Arc<Mutex<Vec<Request>>>,
+}
+
+impl Receiver {
+    fn start(script: &[(&str, Vec<Reply>)]) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+        let port = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("addr: {e}"))
+            .port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let script: HashMap<String, VecDeque<Reply>> = script
+            .iter()
+            .map(|(p, r)| ((*p).to_string(), r.iter().cloned().collect()))
+            .collect();
+        let script = Arc::new(Mutex::new(script));
+        let recorded = Arc::clone(&requests);
+        // Threads end with the test process; a silent reply holds its
+        // connection for a while, then drops it.
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let recorded = Arc::clone(&recorded);
+                let script = Arc::clone(&script);
+                std::thread::spawn(move || serve(stream, &recorded, &script));
+            }
+        });
+        Receiver { port, requests }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn all(&self) -> Vec<Request> {
+        self.requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Requests whose path starts with `prefix`, in arrival order.
+    fn at(&self, prefix: &str) -> Vec<Request> {
+        self.all()
+            .into_iter()
+            .filter(|r| r.path.starts_with(prefix))
+            .collect()
+    }
+
+    fn clear(&self) {
+        self.requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    recorded: &Mutex<Vec<Request>>,
+    script: &Mutex<HashMap<String, VecDeque<Reply>>>,
+) {
+    let mut reader = BufReader::new(match stream.try_clone() {
+        Ok(s) => s,
+        Err(_) => return,
+    });
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let mut headers = HashMap::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+            return;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let reply = script
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get_mut(&path)
+        .and_then(VecDeque::pop_front)
+        .unwrap_or(Reply::Status(200, ""));
+    recorded
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(Request {
+            method,
+            path,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            at: Instant::now(),
+        });
+    let mut stream = stream;
+    match reply {
+        Reply::Silent => std::thread::sleep(Duration::from_secs(20)),
+        Reply::Status(code, text) => {
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                text.len()
+            );
+        }
+    }
+}
+
+/// The secret part of every URL: it must never be printed.
+const TOKEN: &str = "SECRET-TOKEN-4711";
+
+/// A config with every HTTP notifier pointing at `rx`, plus `services`.
+fn config(s: &Scenario, rx: &Receiver, notifications: &str, services: &str) {
+    s.write("ntfy-token", "tk_ntfy_secret\n");
+    s.write("data/docs/a.txt", "hello");
+    s.simple(&format!(
+        r#"[notifications]
+discord_webhook_url = "{discord}"
+{notifications}
+
+[notifiers.hook]
+type = "webhook"
+url = "{hook}"
+headers = {{ Authorization = "Bearer hook-header-secret" }}
+timeout_seconds = 2
+
+[notifiers.phone]
+type = "ntfy"
+url = "{ntfy}"
+token_file = "{{root}}/ntfy-token"
+
+[notifiers.hc]
+type = "healthchecks"
+url = "{hc}"
+
+{services}"#,
+        discord = rx.url(&format!("/discord/{TOKEN}")),
+        hook = rx.url(&format!("/hook/{TOKEN}")),
+        ntfy = rx.url(&format!("/ntfy/{TOKEN}")),
+        hc = rx.url(&format!("/hc/{TOKEN}")),
+    ));
+}
+
+/// `docs`, whose source is `path`.
+fn docs(path: &str) -> String {
+    format!(
+        "[services.docs]\ntargets = [\"local\"]\n[services.docs.config]\npaths = [\"{path}\"]\n"
+    )
+}
+
+fn no_secrets(d: &Done) {
+    for secret in [TOKEN, "tk_ntfy_secret", "hook-header-secret"] {
+        assert!(
+            !d.stdout.contains(secret) && !d.stderr.contains(secret),
+            "`{secret}` leaked:\n--- stdout:\n{}\n--- stderr:\n{}",
+            d.stdout,
+            d.stderr
+        );
+    }
+}
+
+#[test]
+fn failure_then_recovery_reach_every_http_notifier_with_the_documented_bodies() {
+    let s = Scenario::new();
+    let rx = Receiver::start(&[]);
+    config(&s, &rx, "", &docs("{root}/data/missing"));
+
+    // A source that does not exist fails the service before restic runs.
+    let d = s.run(&["--json", "run"]);
+    d.code(1);
+    no_secrets(&d);
+
+    let hc = rx.at("/hc/");
+    assert_eq!(
+        hc.iter().map(|r| r.path.clone()).collect::<Vec<_>>(),
+        [format!("/hc/{TOKEN}/start"), format!("/hc/{TOKEN}/fail")]
+    );
+    assert!(hc.iter().all(|r| r.method == "POST"));
+    assert!(hc[1].body.contains("source_missing"), "{}", hc[1].body);
+    assert!(
+        hc[1].body.contains("last lines of the log:") && hc[1].body.contains("outcome: failed"),
+        "the log tail: {}",
+        hc[1].body
+    );
+
+    let discord = rx.at("/discord/");
+    assert_eq!(discord.len(), 1);
+    let embed = &discord[0].json()["embeds"][0];
+    assert_eq!(embed["color"], 0xE7_4C_3C, "red");
+    assert!(
+        embed["title"]
+            .as_str()
+            .unwrap_or("")
+            .contains("docs: backup failed")
+    );
+
+    let hook = rx.at("/hook/");
+    assert_eq!(hook.len(), 1);
+    assert_eq!(hook[0].header("authorization"), "Bearer hook-header-secret");
+    assert_eq!(hook[0].header("content-type"), "application/json");
+    let body = hook[0].json();
+    assert_eq!(body["version"], 1);
+    assert_eq!(body["event"], "failure");
+    assert_eq!(body["kind"], "backup");
+    assert_eq!(body["service"], "docs");
+    assert_eq!(body["outcome"], "failed");
+    assert_eq!(body["error_class"], "source_missing");
+    assert_eq!(body["exit_code"], 1);
+    assert!(body["host"].as_str().is_some_and(|h| !h.is_empty()));
+    assert!(body["started_at"].is_string() && body["finished_at"].is_string());
+
+    let ntfy = rx.at("/ntfy/");
+    assert_eq!(ntfy.len(), 1);
+    assert_eq!(ntfy[0].header("priority"), "5");
+    assert_eq!(ntfy[0].header("authorization"), "Bearer tk_ntfy_secret");
+    assert!(ntfy[0].header("title").contains("docs"));
+    assert!(ntfy[0].body.contains("source_missing"));
+
+    // The run's JSON says what each notifier did.
+    let v = d.json();
+    let sent: Vec<(String, String)> = v["notifications"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| (n["notifier"].to_string(), n["result"].to_string()))
+        .collect();
+    assert_eq!(
+        sent.len(),
+        5,
+        "start + fail pings, discord, hook, phone: {sent:?}"
+    );
+    assert!(sent.iter().all(|(_, r)| r == "\"sent\""), "{sent:?}");
+
+    // Fixed: a real backup succeeds, and the recovery is sent to everyone
+    // who heard about the failure, though `success` is not in notify_on.
+    rx.clear();
+    s.run(&["setup", "--no-schedule"]).succeeds();
+    config(&s, &rx, "", &docs("{root}/data/docs"));
+    s.run(&["run"]).succeeds();
+    let hc = rx.at("/hc/");
+    assert_eq!(
+        hc.iter().map(|r| r.path.clone()).collect::<Vec<_>>(),
+        [format!("/hc/{TOKEN}/start"), format!("/hc/{TOKEN}")]
+    );
+    let discord = rx.at("/discord/");
+    assert_eq!(discord.len(), 1);
+    let embed = &discord[0].json()["embeds"][0];
+    assert_eq!(embed["color"], 0x2E_CC_71, "green");
+    assert_eq!(embed["fields"][0]["name"], "local");
+    let field = embed["fields"][0]["value"].as_str().unwrap_or("");
+    assert!(
+        field.contains("snapshot `") && field.contains("added ") && field.contains("duration "),
+        "{field}"
+    );
+    let hook = rx.at("/hook/");
+    assert_eq!(hook.len(), 1);
+    let body = hook[0].json();
+    assert_eq!(body["event"], "recovery");
+    assert_eq!(body["outcome"], "ok");
+    assert_eq!(body["destinations"][0]["name"], "local");
+    assert!(body["destinations"][0]["snapshot_id"].is_string());
+    assert!(body["destinations"][0]["bytes_added"].is_u64());
+    assert_eq!(rx.at("/ntfy/")[0].header("priority"), "3");
+
+    // Another success is not news (`success` is not in notify_on); the
+    // dead man's switch still gets its pings.
+    rx.clear();
+    s.run(&["run"]).succeeds();
+    assert_eq!(rx.at("/hc/").len(), 2);
+    assert!(
+        rx.at("/discord/").is_empty() && rx.at("/hook/").is_empty() && rx.at("/ntfy/").is_empty()
+    );
+}
+
+#[test]
+fn a_repeated_failure_is_held_back_within_rate_limit_minutes() {
+    let s = Scenario::new();
+    let rx = Receiver::start(&[]);
+    config(
+        &s,
+        &rx,
+        "rate_limit_minutes = 30",
+        &docs("{root}/data/missing"),
+    );
+    s.run(&["run"]).code(1);
+    assert_eq!(rx.at("/discord/").len(), 1);
+    rx.clear();
+    let d = s.run(&["--json", "run"]);
+    d.code(1);
+    assert!(rx.at("/discord/").is_empty(), "sent again: {:?}", rx.all());
+    assert!(rx.at("/hook/").is_empty() && rx.at("/ntfy/").is_empty());
+    // healthchecks is a state ping, never held back.
+    assert_eq!(rx.at("/hc/").len(), 2);
+    let v = d.json();
+    let held: Vec<&Value> = v["notifications"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| n["result"] == "rate_limited")
+        .collect();
+    assert_eq!(held.len(), 3, "{v}");
+    // The state is where `cache_file` says (default: the state folder).
+    let state = std::fs::read_to_string(s.path("state/restic-manager/notifications.json"))
+        .unwrap_or_else(|e| panic!("state file: {e}"));
+    assert!(state.contains("failure:source_missing"), "{state}");
+}
+
+#[test]
+fn rate_limits_and_server_errors_are_retried_and_a_dead_receiver_is_only_a_warning() {
+    let s = Scenario::new();
+    let rx = Receiver::start(&[
+        (
+            &format!("/discord/{TOKEN}"),
+            vec![Reply::Status(
+                429,
+                r#"{"message": "You are being rate limited.", "retry_after": 0.3, "global": false}"#,
+            )],
+        ),
+        (&format!("/ntfy/{TOKEN}"), vec![Reply::Status(500, "oops")]),
+        (
+            &format!("/hook/{TOKEN}"),
+            vec![Reply::Silent, Reply::Silent, Reply::Silent],
+        ),
+    ]);
+    config(&s, &rx, "", &docs("{root}/data/missing"));
+    let started = Instant::now();
+    let d = s.run(&["run"]);
+    // The backup's own outcome, nothing else.
+    d.code(1);
+    no_secrets(&d);
+    assert_eq!(rx.at("/discord/").len(), 2, "429, then the retry");
+    assert_eq!(rx.at("/ntfy/").len(), 2, "500, then the retry");
+    assert_eq!(rx.at("/hook/").len(), 3, "three attempts");
+    d.stderr_has("warning: notifier `hook` (webhook): failure of `docs` not delivered: no answer within 2 s (after 3 attempts)");
+    assert!(
+        !d.stderr.contains("notifier `discord`") && !d.stderr.contains("notifier `phone`"),
+        "{}",
+        d.stderr
+    );
+    // Three 2 s timeouts and 1 s + 2 s of back-off, not 20 s of silence.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_dead_receiver_never_fails_a_good_backup() {
+    let s = Scenario::new();
+    let rx = Receiver::start(&[(&format!("/hook/{TOKEN}"), vec![Reply::Silent; 3])]);
+    config(
+        &s,
+        &rx,
+        "notify_on = [\"success\"]",
+        &docs("{root}/data/docs"),
+    );
+    s.run(&["setup", "--no-schedule"]).succeeds();
+    let d = s.run(&["run"]);
+    d.succeeds();
+    d.stderr_has(
+        "warning: notifier `hook` (webhook): success of `docs` not delivered: no answer within 2 s",
+    );
+    no_secrets(&d);
+    // The others got the success.
+    assert_eq!(rx.at("/discord/").len(), 1);
+    assert_eq!(rx.at("/ntfy/")[0].header("priority"), "2");
+    // The run log tells the story too.
+    let log = s
+        .history()
+        .query("SELECT log_file FROM runs ORDER BY id DESC LIMIT 1");
+    let text = std::fs::read_to_string(log[0].trim()).unwrap_or_default();
+    assert!(
+        text.contains("notification `hook` (webhook) success: failed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("notification `discord` (discord) success: sent (HTTP 200)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_service_can_pick_its_notifiers_and_unknown_names_are_config_errors() {
+    let s = Scenario::new();
+    let rx = Receiver::start(&[]);
+    config(
+        &s,
+        &rx,
+        "",
+        "[services.docs]\ntargets = [\"local\"]\nnotifiers = [\"hook\"]\n[services.docs.config]\npaths = [\"{root}/data/missing\"]\n",
+    );
+    s.run(&["run"]).code(1);
+    assert_eq!(rx.at("/hook/").len(), 1);
+    assert!(
+        rx.at("/discord/").is_empty() && rx.at("/hc/").is_empty() && rx.at("/ntfy/").is_empty()
+    );
+
+    config(
+        &s,
+        &rx,
+        "",
+        "[services.docs]\ntargets = [\"local\"]\nnotifiers = [\"hookk\"]\n[services.docs.config]\npaths = [\"{root}/data/docs\"]\n",
+    );
+    let d = s.run(&["validate"]);
+    d.code(2);
+    d.stderr_has(
+        "service `docs` names notifier `hookk`, which is not defined; did you mean `hook`?",
+    );
+}
+
+#[test]
+fn a_broken_configuration_is_notified_when_its_notifiers_can_be_read() {
+    let s = Scenario::new();
+    let rx = Receiver::start(&[]);
+    config(
+        &s,
+        &rx,
+        "",
+        "[services.docs]\ntargets = [\"local\"]\nschedul = \"0 3 * * *\"\n[services.docs.config]\npaths = [\"{root}/data/docs\"]\n",
+    );
+    let d = s.run(&["run"]);
+    d.code(2);
+    d.stderr_has("unknown key `schedul`");
+    let hook = rx.at("/hook/");
+    assert_eq!(hook.len(), 1);
+    let body = hook[0].json();
+    assert_eq!(body["kind"], "config");
+    assert_eq!(body["event"], "failure");
+    assert_eq!(body["error_class"], "config");
+    assert!(body["error"].as_str().unwrap_or("").contains("schedul"));
+    assert_eq!(body["service"], Value::Null);
+    assert_eq!(rx.at("/discord/").len(), 1);
+}
+
+#[test]
+fn restic_missing_is_notified() {
+    let s = Scenario::new();
+    let rx = Receiver::start(&[]);
+    config(&s, &rx, "", &docs("{root}/data/docs"));
+    let empty = s.path("empty-bin");
+    std::fs::create_dir_all(&empty).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    let d = s.run_env(&[("PATH", &empty.display().to_string())], &["run"]);
+    d.code(1);
+    let body = rx.at("/hook/")[0].json();
+    assert_eq!(body["error_class"], "restic_missing");
+    assert_eq!(body["service"], "docs");
+    assert_eq!(
+        rx.at("/hc/").last().map(|r| r.path.clone()),
+        Some(format!("/hc/{TOKEN}/fail"))
+    );
+}
+
+#[test]
+fn a_service_that_never_backed_up_is_reported_stale_once_per_rate_limit() {
+    let s = Scenario::new();
+    let rx = Receiver::start(&[]);
+    config(&s, &rx, "", &docs("{root}/data/docs"));
+    let d = s.run(&["notify", "check"]);
+    d.code(3);
+    d.stdout_has("docs");
+    let hook = rx.at("/hook/");
+    assert_eq!(hook.len(), 1);
+    let body = hook[0].json();
+    assert_eq!(body["event"], "stale");
+    assert_eq!(body["service"], "docs");
+    // Stale goes where failures go; not to the healthchecks ping.
+    assert_eq!(rx.at("/discord/").len(), 1);
+    assert!(rx.at("/hc/").is_empty());
+    rx.clear();
+    s.run(&["notify", "check"]).code(3);
+    assert!(rx.all().is_empty(), "sent again: {:?}", rx.all());
+}
+
+#[test]
+fn notify_test_reports_each_notifier_and_fails_when_one_does() {
+    let s = Scenario::new();
+    let rx = Receiver::start(&[(
+        &format!("/ntfy/{TOKEN}"),
+        vec![Reply::Status(403, "forbidden"); 3],
+    )]);
+    config(&s, &rx, "", &docs("{root}/data/docs"));
+    let d = s.run(&["notify", "test"]);
+    d.code(1);
+    no_secrets(&d);
+    d.stdout_has("NOTIFIER")
+        .stdout_has("HTTP 403: forbidden")
+        .stdout_has("HTTP 200");
+    assert_eq!(rx.at("/ntfy/").len(), 1, "a 403 is not retried");
+    assert_eq!(
+        rx.at("/hc/")
+            .iter()
+            .map(|r| r.path.clone())
+            .collect::<Vec<_>>(),
+        [format!("/hc/{TOKEN}/log")],
+        "a test must not look like a successful backup"
+    );
+
+    rx.clear();
+    let d = s.run(&["--json", "notify", "test", "hook"]);
+    d.succeeds();
+    no_secrets(&d);
+    let v = d.json();
+    assert_eq!(v["notifiers"].as_array().map(Vec::len), Some(1));
+    assert_eq!(v["notifiers"][0]["result"], "sent");
+    assert_eq!(v["notifiers"][0]["detail"], "HTTP 200");
+    assert_eq!(rx.at("/hook/")[0].json()["event"], "test");
+
+    let d = s.run(&["notify", "test", "hok"]);
+    d.code(2);
+    d.stderr_has("unknown notifier `hok`; did you mean `hook`?");
+
+    // `config show` names the notifiers with their secrets redacted.
+    let d = s.run(&["--json", "config", "show"]);
+    d.succeeds();
+    no_secrets(&d);
+}
+
+#[test]
+fn long_running_is_sent_while_the_run_is_still_going() {
+    let s = Scenario::new();
+    let rx = Receiver::start(&[]);
+    // The shortest threshold is one minute: the pre hook sleeps past it.
+    config(
+        &s,
+        &rx,
+        "notify_on = [\"long_running\"]",
+        &format!(
+            "{}\n[[services.docs.config.pre_backup_hooks]]\nname = \"slow\"\ncommand = \"sleep 64\"\n",
+            docs("{root}/data/missing")
+        ),
+    );
+    let cfg = std::fs::read_to_string(s.config_path()).unwrap_or_default();
+    s.config(&cfg.replacen(
+        "[global]\n",
+        "[global]\nlong_running_threshold_minutes = 1\n",
+        1,
+    ));
+    let started = Instant::now();
+    s.run(&["run"]).code(1);
+    let finished = Instant::now();
+    let hook = rx.at("/hook/");
+    assert_eq!(hook.len(), 1, "only long_running is asked for: {hook:?}");
+    let body = hook[0].json();
+    assert_eq!(body["event"], "long_running");
+    assert_eq!(body["outcome"], "running");
+    assert_eq!(body["service"], "docs");
+    let at = hook[0].at;
+    assert!(
+        at.duration_since(started) >= Duration::from_secs(59),
+        "too early"
+    );
+    assert!(
+        finished.duration_since(at) >= Duration::from_secs(2),
+        "sent only after the run"
+    );
+    assert_eq!(rx.at("/ntfy/")[0].header("priority"), "3");
+}
+
+// ---------------------------------------------------------------------------
+// Email through a real SMTP server
+
+/// The Python of the test venv (aiosmtpd), or `None` locally when missing.
+fn smtp_python() -> Option<PathBuf> {
+    let py = std::env::var_os("RM_TEST_PYTHON").map_or_else(
+        || {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/target/test-venv/bin/python"
+            ))
+        },
+        PathBuf::from,
+    );
+    let ok = Command::new(&py)
+        .args(["-c", "import aiosmtpd"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(py);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "aiosmtpd is not installed in {}: run scripts/test-all.sh",
+        py.display()
+    );
+    eprintln!(
+        "skipping: aiosmtpd is not installed in {} (scripts/test-all.sh installs it)",
+        py.display()
+    );
+    None
+}
+
+/// aiosmtpd storing every message in a Maildir; killed on drop.
+struct Smtp {
+    child: Child,
+    port: u16,
+    maildir: PathBuf,
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Smtp {
+    fn start(py: &Path, dir: &Path) -> Smtp {
+        let port = free_port();
+        let maildir = dir.join("maildir");
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        let log =
+            std::fs::File::create(dir.join("smtp.log")).unwrap_or_else(|e| panic!("log: {e}"));
+        let child = Command::new(py)
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(&maildir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap_or_else(|e| panic!("log: {e}")))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("aiosmtpd: {e}"));
+        let mut smtp = Smtp {
+            child,
+            port,
+            maildir,
+        };
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(st)) = smtp.child.try_wait() {
+                panic!(
+                    "aiosmtpd exited ({st}): {}",
+                    std::fs::read_to_string(dir.join("smtp.log")).unwrap_or_default()
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "aiosmtpd did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        smtp
+    }
+
+    fn messages(&self) -> Vec<String> {
+        let mut out: Vec<String> = std::fs::read_dir(self.maildir.join("new"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+#[test]
+fn email_arrives_with_subject_addresses_summary_and_log_tail() {
+    let Some(py) = smtp_python() else { return };
+    let s = Scenario::new();
+    let smtp = Smtp::start(&py, &s.path("smtp"));
+    s.write("smtp-pw", "smtp-password-secret\n");
+    s.write("data/docs/a.txt", "hello");
+    s.simple(&format!(
+        r#"[notifiers.mail]
+type = "email"
+host = "127.0.0.1"
+port = {port}
+security = "none"
+from = "Backups <backups@example.org>"
+to = ["admin@example.org", "oncall@example.org"]
+
+{docs}"#,
+        port = smtp.port,
+        docs = docs("{root}/data/missing")
+    ));
+    let d = s.run(&["run"]);
+    d.code(1);
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let m = &mails[0];
+    let host = String::from_utf8_lossy(
+        &Command::new("hostname")
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default(),
+    )
+    .trim()
+    .to_string();
+    for want in [
+        "From: Backups <backups@example.org>".to_string(),
+        "To: admin@example.org, oncall@example.org".to_string(),
+        format!("Subject: [restic-manager] docs on {host}: failed"),
+        "Content-Type: text/plain; charset=utf-8".to_string(),
+        "The backup of `docs` failed.".to_string(),
+        "error (source_missing):".to_string(),
+        "last lines of the log:".to_string(),
+        "outcome: failed".to_string(),
+    ] {
+        assert!(m.contains(&want), "mail lacks {want:?}:\n{m}");
+    }
+
+    // `notify test` reports the SMTP answer.
+    let d = s.run(&["notify", "test", "mail"]);
+    d.succeeds();
+    d.stdout_has("SMTP 250");
+    assert_eq!(smtp.messages().len(), 2);
+
+    // A login over an unencrypted connection is refused by lettre, and the
+    // password is never shown.
+    let cfg = std::fs::read_to_string(s.config_path()).unwrap_or_default();
+    let cfg = cfg.replace(
+        "security = \"none\"",
+        "security = \"none\"\nusername = \"bob\"\npassword_file = \"{root}/smtp-pw\"",
+    );
+    s.config(&cfg);
+    let d = s.run(&["--json", "notify", "test", "mail"]);
+    assert!(
+        !d.stdout.contains("smtp-password-secret") && !d.stderr.contains("smtp-password-secret")
+    );
+}
