@@ -14,8 +14,10 @@ apt_install restic sqlite3 ca-certificates procps util-linux cron
 # Real servers for the destination tests (tests/cli/servers.rs): sshd for
 # SFTP, rclone for REST and rclone remotes, moto (PyPI) for S3.
 apt_install openssh-server openssh-client rclone python3-venv
-python_venv target/test-venv moto 'moto[server]'
+python_venv target/test-venv 'moto, aiosmtpd' 'moto[server]' aiosmtpd
 export RM_MOTO_SERVER="$PWD/target/test-venv/bin/moto_server"
+# aiosmtpd (same venv): the SMTP receiver of the email notification test.
+export RM_TEST_PYTHON="$PWD/target/test-venv/bin/python"
 need_cargo
 
 echo "==> restic: $(restic version)"

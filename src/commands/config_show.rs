@@ -67,6 +67,7 @@ pub fn service_json(c: &Config, s: &Service) -> Value {
         "retention": s.retention,
         "timeout_seconds": s.timeout_seconds,
         "notify_on": s.notify_on,
+        "notifiers": s.notifiers,
         "pre_backup_hooks": hooks(&s.pre_backup_hooks),
         "post_backup_hooks": hooks(&s.post_backup_hooks),
         "backup_script": s.backup_script,
@@ -133,6 +134,7 @@ pub fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
             "rate_limit_minutes": n.rate_limit_minutes,
             "cache_file": n.cache_file,
         })),
+        "notifiers": c.notify.notifiers.iter().map(crate::config::notify::Notifier::describe).collect::<Vec<_>>(),
     });
     let svc: Vec<Value> = services.iter().map(|s| service_json(&c, s)).collect();
     if p.json {
