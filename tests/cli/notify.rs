@@ -374,6 +374,62 @@ fn a_repeated_failure_is_held_back_within_rate_limit_minutes() {
 }
 
 #[test]
+fn lock_held_and_pre_hook_failures_are_told_apart_by_error_class() {
+    let s = Scenario::new();
+    let rx = Receiver::start(&[]);
+    config(
+        &s,
+        &rx,
+        "",
+        &format!(
+            "{}\n[[services.docs.config.pre_backup_hooks]]\nname = \"gate\"\ncommand = \"touch {{root}}/started; while [ ! -e {{root}}/release ]; do sleep 0.1; done; exit 1\"\n",
+            docs("{root}/data/docs")
+        ),
+    );
+    let mut first = s
+        .command()
+        .args(["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn: {e}"));
+    let start = Instant::now();
+    while !s.path("started").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the pre hook never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A second run while the first holds the service's lock.
+    s.run(&["run"]).code(1);
+    s.write("release", "");
+    let status = first.wait().unwrap_or_else(|e| panic!("wait: {e}"));
+    assert_eq!(status.code(), Some(1));
+    // The same hook failure again, within rate_limit_minutes.
+    s.run(&["run"]).code(1);
+
+    let classes: Vec<String> = rx
+        .at("/hook/")
+        .iter()
+        .map(|r| r.json()["error_class"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        classes,
+        ["already_running", "hook_failed"],
+        "the repeat is held back"
+    );
+    let body = rx.at("/hook/")[1].json();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("pre-backup hook `gate` failed"),
+        "{body}"
+    );
+}
+
+#[test]
 fn rate_limits_and_server_errors_are_retried_and_a_dead_receiver_is_only_a_warning() {
     let s = Scenario::new();
     let rx = Receiver::start(&[
