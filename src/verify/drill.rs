@@ -517,7 +517,7 @@ impl Drill<'_, '_> {
             )
             .await;
             out["bytes"] = json!(n);
-            out["verify_command"] = json!(null);
+            out["verify_command"] = json!(false);
             match res {
                 Err(e) => {
                     let msg = format!("dump `{name}`: `restic dump` failed: {}", e.message);
@@ -546,7 +546,8 @@ impl Drill<'_, '_> {
             .env("RESTIC_MANAGER_DUMP", name)
             .env("RESTIC_MANAGER_SNAPSHOT", &s.id);
         spec.timeout = Some(self.timeout);
-        out["verify_command"] = json!(command);
+        // Whether one ran, not its text: a command line may hold a secret.
+        out["verify_command"] = json!(true);
         let res = ops::dump_pipe(
             v.restic,
             self.repo,
@@ -562,6 +563,12 @@ impl Drill<'_, '_> {
                 let msg = format!("dump `{name}`: {}", e.message);
                 out["error"] = json!(msg);
                 r.fail(e.class, msg);
+            }
+            Ok(p) if matches!(p.consumer.ended, crate::process::Ended::Interrupted(_)) => {
+                let msg =
+                    format!("dump `{name}`: interrupted while streaming it into `verify_command`");
+                out["error"] = json!(msg);
+                r.fail(ErrorClass::Interrupted, msg);
             }
             Ok(p) if !p.consumer.ended.success() => {
                 let why = crate::restic::error::last_line(&p.consumer.stderr);

@@ -512,3 +512,54 @@ fn verify_schedule_installs_a_verify_entry_next_to_the_backup() {
     );
     s.run(&["validate"]).code(2).stderr_has("verify_schedule");
 }
+
+#[test]
+fn a_signal_during_a_drill_stops_it_records_it_interrupted_and_removes_the_temp_files() {
+    let s = backed_up("verify_command = 'touch \"$MARK\"; sleep 60; cat > /dev/null'");
+    dump_snapshot(&s, "shop", "CREATE TABLE orders (id int);\n");
+    let mark = s.path("drill-started");
+    let child = s
+        .command()
+        .env("MARK", &mark)
+        .args(["verify", "--drill"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn: {e}"));
+    let started = std::time::Instant::now();
+    while !mark.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the drill never reached verify_command"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The restore of the files is in the temporary folder right now.
+    let tmp = s.path("state/restic-manager/verify-tmp");
+    assert!(
+        std::fs::read_dir(&tmp).map(|rd| rd.count()).unwrap_or(0) > 0,
+        "the drill works in {}",
+        tmp.display()
+    );
+    let pid = child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .is_ok_and(|st| st.success());
+    assert!(killed, "kill -TERM {pid}");
+    let d = Done::from(
+        child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("wait: {e}")),
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(50),
+        "the drill did not stop on SIGTERM"
+    );
+    d.code(143).stderr_has("signal received");
+    assert_no_temp_files(&s);
+    let rows = s
+        .history()
+        .query("SELECT outcome, error_class FROM verifies WHERE kind = 'drill'");
+    assert_eq!(rows, ["interrupted|interrupted"]);
+}
