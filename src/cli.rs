@@ -60,12 +60,51 @@ pub enum Command {
     Run(RunArgs),
     /// List the snapshots of each service in each repository (asks restic).
     Snapshots(ServiceFilter),
-    /// Show each service's last run and newest snapshot per destination,
-    /// from the local history (fast; does not call restic).
+    /// Prove that backups can be read back: `restic check` of every
+    /// selected service's repositories, optionally reading data and
+    /// restoring a sample (a restore drill).
     ///
-    /// Exits 1 when a service's last run failed, 3 when one finished with
-    /// warnings, else 0, so monitoring can call it.
-    Status(ServiceFilter),
+    /// Without flags: `restic check` (structure and index). `--deep` reads
+    /// every pack (`check --read-data`); `--read-data-subset` reads a part.
+    /// A scheduled verify (`verify_schedule`) without either flag reads the
+    /// next part n/N of a rotation (N = `verify_rotation`, default 10), so
+    /// the whole repository is read once every N runs. `--drill` also
+    /// restores the latest snapshot (or `drill_sample_files` random files)
+    /// into a temporary folder and compares each file with restic's
+    /// metadata, `restic dump` and the unchanged live source, and streams
+    /// each dump into `verify_command`.
+    ///
+    /// Runs under the service's lock, so it never overlaps a backup of the
+    /// service. Results go into the history (`status` shows them).
+    /// Exits 0 when everything verified, 3 on warnings (e.g. nothing to
+    /// restore yet), 1 when any check failed (the error class says why,
+    /// e.g. `repository_damaged`, `drill_mismatch`).
+    Verify(VerifyArgs),
+    /// Show the health of each service and destination: last run, newest
+    /// snapshot, last verify, and why anything is not ok.
+    ///
+    /// States: `failed` (last run or last verify failed; with `--live`, the
+    /// repository cannot be read), `stale` (newest snapshot older than
+    /// `max_age`; default twice the schedule's interval, else 26h),
+    /// `warning` (last run finished with warnings or was interrupted),
+    /// `unverified` (no successful `verify` within `verify_max_age`,
+    /// default 8d, counted from the first snapshot when never verified),
+    /// `ok`.
+    ///
+    /// Answers from the local history without calling restic unless
+    /// `--live`. Exits 0 when every enabled service is ok, 3 when any is
+    /// warning, stale or unverified, 1 when any failed, so monitoring can
+    /// call it.
+    Status(StatusArgs),
+    /// Print the metrics in Prometheus text format (the same as written to
+    /// `metrics_file` after each run).
+    ///
+    /// Per service and destination: last run outcome, time, duration, data
+    /// added, files new/changed, snapshot counts, newest snapshot age, last
+    /// verify, health state; plus the restic version. With `--push`, also
+    /// write `metrics_file` and push to `[metrics.pushgateway]` and
+    /// `[metrics.influxdb]` (e.g. from cron, to keep ages current).
+    Metrics(MetricsArgs),
     /// Install, show or remove the scheduler entries that run each enabled
     /// service on its `schedule` (cron, systemd timers, launchd, Windows
     /// Task Scheduler).
@@ -108,6 +147,10 @@ pub enum Command {
     ///
     /// Try it with `restic-manager man | man -l -`.
     Man(ManArgs),
+    /// Notifications: send a test message through each notifier, or look
+    /// for services whose backups silently stopped (stale) and report them.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +229,26 @@ pub enum ConfigCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub filter: ServiceFilter,
+    /// Ask each repository through restic for its newest snapshot instead
+    /// of trusting the local history (a dead man's switch, e.g. after the
+    /// host was rebuilt), and show where the two disagree. Slower: one
+    /// `restic snapshots` per repository.
+    #[arg(long)]
+    pub live: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Also write `metrics_file` and push to the configured Pushgateway and
+    /// InfluxDB.
+    #[arg(long)]
+    pub push: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ServiceFilter {
     /// Only this service (repeatable).
     #[arg(short, long = "service", value_name = "NAME")]
@@ -217,4 +280,55 @@ pub struct RunArgs {
     /// allows, or every snapshot of a service (the guard refuses otherwise).
     #[arg(long)]
     pub allow_mass_forget: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send a test message through every notifier (or the one named) and
+    /// show the HTTP or SMTP result of each.
+    ///
+    /// Exits 1 when any notifier failed, so it can be used to check a
+    /// configuration. Rate limiting does not apply to test messages.
+    Test(NotifyTestArgs),
+    /// Find enabled services with no recent successful backup (`stale`:
+    /// newest snapshot older than `max_age`) and notify about each, rate
+    /// limited like failures. Meant for cron, e.g. hourly:
+    /// `0 * * * * restic-manager notify check`.
+    ///
+    /// Exits 3 when a service is stale, 1 when a notifier failed, else 0.
+    Check,
+}
+
+#[derive(Debug, Args)]
+pub struct NotifyTestArgs {
+    /// Only this notifier (a `[notifiers.NAME]`, or `discord` for
+    /// `[notifications] discord_webhook_url`).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Only this service (repeatable). Default: every enabled service.
+    #[arg(short, long = "service", value_name = "NAME")]
+    pub services: Vec<String>,
+    /// Only this destination (repeatable). Default: all of each service's
+    /// targets.
+    #[arg(short, long = "destination", value_name = "NAME")]
+    pub destinations: Vec<String>,
+    /// Read every pack of the repository (`restic check --read-data`):
+    /// finds missing and corrupt data, at the cost of downloading it all.
+    #[arg(long, conflicts_with = "read_data_subset")]
+    pub deep: bool,
+    /// Read only part of the packs: `n/N` (part n of N, e.g. `3/10`), a
+    /// share (`5%`) or a size (`500M`, `2G`), passed to restic's
+    /// `--read-data-subset`.
+    #[arg(long, value_name = "SPEC")]
+    pub read_data_subset: Option<String>,
+    /// Also run a restore drill: restore the latest snapshot (or a random
+    /// sample of `drill_sample_files` files) into a temporary folder under
+    /// the state directory and compare; stream each dump into
+    /// `verify_command`. The folder is always removed.
+    #[arg(long)]
+    pub drill: bool,
 }

@@ -5,6 +5,8 @@ mod completions;
 mod config_show;
 mod list;
 mod man;
+mod metrics;
+mod notify;
 mod restic_version;
 mod run;
 mod schedule;
@@ -14,6 +16,7 @@ mod snapshots;
 mod status;
 mod update_restic;
 mod validate;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -138,7 +141,9 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Setup(a) => setup::run(&ctx, &a).await,
         Command::Run(a) => run::run(&ctx, &a).await,
         Command::Snapshots(f) => snapshots::run(&ctx, &f).await,
-        Command::Status(f) => status::run(&ctx, &f),
+        Command::Verify(a) => verify::run(&ctx, &a).await,
+        Command::Status(a) => status::run(&ctx, &a).await,
+        Command::Metrics(a) => metrics::run(&ctx, &a).await,
         Command::Schedule(ScheduleCommand::Show(a)) => {
             schedule::run(&ctx, schedule::Action::Show, &a).await
         }
@@ -153,5 +158,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::ResticVersion => restic_version::run(&ctx).await,
         Command::Completions(a) => completions::run(&a),
         Command::Man(a) => man::run(&ctx, &a),
+        Command::Notify(crate::cli::NotifyCommand::Test(a)) => notify::test(&ctx, &a).await,
+        Command::Notify(crate::cli::NotifyCommand::Check) => notify::check(&ctx).await,
     }
 }

@@ -3,7 +3,9 @@
 //! Nothing here talks to restic, Docker or SQLite: a config is checked
 //! completely before any work starts.
 
+pub mod duration;
 pub mod load;
+pub mod notify;
 pub mod paths;
 pub mod resolve;
 pub mod schema;
@@ -146,6 +148,8 @@ pub struct Settings {
     pub retention_max_remove_percent: u32,
     /// Random delay for scheduled runs, in seconds (`None`: no delay).
     pub schedule_jitter: Option<u64>,
+    /// Prometheus text file rewritten after each state-changing command.
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// A pre or post backup hook.
@@ -180,6 +184,8 @@ pub struct Service {
     pub tags: Vec<String>,
     pub timeout_seconds: u64,
     pub notify_on: Vec<String>,
+    /// The notifiers this service reports to; `None`: all of them.
+    pub notifiers: Option<Vec<String>>,
     pub paths: Vec<PathBuf>,
     pub volumes: Vec<String>,
     pub excludes: Vec<String>,
@@ -188,6 +194,85 @@ pub struct Service {
     pub backup_script: Option<String>,
     pub replication: Replication,
     pub prune: Prune,
+    /// How `verify` treats this service.
+    pub verify: VerifySettings,
+    /// What `status` calls healthy for this service.
+    pub health: HealthSettings,
+}
+
+/// A service's health limits (`max_age`, `verify_max_age`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HealthSettings {
+    /// `None`: not configured; the default (twice the schedule's interval,
+    /// or 26 h without a schedule) is worked out by `health`.
+    pub max_age: Option<duration::AgeLimit>,
+    /// Default 8 days.
+    pub verify_max_age: duration::AgeLimit,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        HealthSettings {
+            max_age: None,
+            verify_max_age: duration::AgeLimit::After(Duration::from_secs(8 * 86_400)),
+        }
+    }
+}
+
+/// `[metrics]` after validation.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MetricsSettings {
+    pub pushgateway: Option<Pushgateway>,
+    pub influxdb: Option<Influxdb>,
+}
+
+/// `[metrics.pushgateway]`: pushes go to `<url>/metrics/job/<job>/host/<host>`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pushgateway {
+    pub url: String,
+    pub job: String,
+}
+
+/// `[metrics.influxdb]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Influxdb {
+    pub url: String,
+    /// v2: org and bucket; v1: database.
+    pub target: InfluxTarget,
+    /// Read when sending; never logged.
+    pub token_file: Option<PathBuf>,
+}
+
+/// Which InfluxDB write API.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InfluxTarget {
+    V2 { org: String, bucket: String },
+    V1 { database: String },
+}
+
+/// A service's verification settings (`verify_*`, `drill_sample_files`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifySettings {
+    /// When `verify` runs on its own (cron expression).
+    pub schedule: Option<String>,
+    /// A scheduled verify reads subset n/`rotation` of the data (default 10).
+    pub rotation: u32,
+    /// Files a restore drill compares (default 50).
+    pub drill_sample_files: u32,
+    /// A dump drill streams each dump into this (`sh -c`, stdin).
+    pub command: Option<String>,
+}
+
+impl Default for VerifySettings {
+    fn default() -> Self {
+        VerifySettings {
+            schedule: None,
+            rotation: 10,
+            drill_sample_files: 50,
+            command: None,
+        }
+    }
 }
 
 /// How a service reaches its second and further targets.
@@ -241,6 +326,9 @@ pub struct Config {
     pub services: Vec<Service>,
     pub destinations: BTreeMap<String, Destination>,
     pub notifications: Option<schema::NotificationsRaw>,
+    /// Notification channels and rate limiting, resolved.
+    pub notify: notify::Notify,
+    pub metrics: MetricsSettings,
 }
 
 impl Config {

@@ -184,6 +184,99 @@ fn dest_names_example(destinations: &BTreeMap<String, Destination>) -> &str {
     destinations.keys().next().map_or("local", String::as_str)
 }
 
+/// `[metrics.pushgateway]` and `[metrics.influxdb]`.
+fn metrics_settings(
+    raw: Option<&super::schema::MetricsRaw>,
+    config_dir: &Path,
+    env: &Env,
+    cx: &mut Ctx<'_>,
+) -> crate::config::MetricsSettings {
+    use crate::config::{InfluxTarget, Influxdb, Pushgateway};
+    let mut out = crate::config::MetricsSettings::default();
+    let Some(m) = raw else {
+        return out;
+    };
+    let url_ok = |u: &str| u.starts_with("http://") || u.starts_with("https://");
+    if let Some(p) = &m.pushgateway {
+        match &p.url {
+            Some(u) if url_ok(u) => {
+                let job = p.job.clone().unwrap_or_else(|| "restic-manager".to_string());
+                if job.is_empty() || job.contains('/') {
+                    cx.err(
+                        "metrics.pushgateway.job",
+                        "`job` must be non-empty and contain no `/`",
+                    );
+                }
+                out.pushgateway = Some(Pushgateway {
+                    url: u.trim_end_matches('/').to_string(),
+                    job,
+                });
+            }
+            Some(_) => cx.err(
+                "metrics.pushgateway.url",
+                "`[metrics.pushgateway] url` must be an http:// or https:// URL, e.g. `http://pushgateway:9091`",
+            ),
+            None => cx.missing(
+                &["metrics.pushgateway"],
+                "metrics.pushgateway",
+                "`[metrics.pushgateway]` needs `url`, e.g. `url = \"http://pushgateway:9091\"`",
+            ),
+        }
+    }
+    if let Some(i) = &m.influxdb {
+        let target = match (&i.org, &i.bucket, &i.database) {
+            (Some(org), Some(bucket), None) => Some(InfluxTarget::V2 {
+                org: org.clone(),
+                bucket: bucket.clone(),
+            }),
+            (None, None, Some(db)) => Some(InfluxTarget::V1 {
+                database: db.clone(),
+            }),
+            _ => {
+                cx.err(
+                    "metrics.influxdb",
+                    "`[metrics.influxdb]` needs either `org` and `bucket` (InfluxDB 2 API) or `database` (InfluxDB 1 API), not both or neither",
+                );
+                None
+            }
+        };
+        let url = match &i.url {
+            Some(u) if url_ok(u) => Some(u.trim_end_matches('/').to_string()),
+            Some(_) => {
+                cx.err(
+                    "metrics.influxdb.url",
+                    "`[metrics.influxdb] url` must be an http:// or https:// URL, e.g. `http://influxdb:8086`",
+                );
+                None
+            }
+            None => {
+                cx.missing(
+                    &["metrics.influxdb"],
+                    "metrics.influxdb",
+                    "`[metrics.influxdb]` needs `url`, e.g. `url = \"http://influxdb:8086\"`",
+                );
+                None
+            }
+        };
+        let token_file = i.token_file.as_deref().map(|t| {
+            let p = expand_home(t, env);
+            if p.is_absolute() {
+                p
+            } else {
+                config_dir.join(p)
+            }
+        });
+        if let (Some(url), Some(target)) = (url, target) {
+            out.influxdb = Some(Influxdb {
+                url,
+                target,
+                token_file,
+            });
+        }
+    }
+    out
+}
+
 /// Resolves and validates a raw configuration.
 pub fn resolve(raw: RawConfig, loc: &Locator, env: &Env) -> Result<Config, Vec<Diagnostic>> {
     let mut cx = Ctx {
@@ -200,6 +293,8 @@ pub fn resolve(raw: RawConfig, loc: &Locator, env: &Env) -> Result<Config, Vec<D
     let settings = settings(g, &config_dir, env, &mut cx);
     let destinations = destinations(&raw.destinations, env, &mut cx);
     check_notifications(&raw, &mut cx);
+    let (notify, notify_errors) = super::notify::resolve(&raw, &settings.state_directory, env, loc);
+    cx.errors.extend(notify_errors);
 
     for (name, p) in &raw.profiles {
         let path = format!("profiles.{name}");
@@ -258,6 +353,7 @@ pub fn resolve(raw: RawConfig, loc: &Locator, env: &Env) -> Result<Config, Vec<D
         }
     }
 
+    let metrics = metrics_settings(raw.metrics.as_ref(), &config_dir, env, &mut cx);
     if cx.errors.is_empty() {
         Ok(Config {
             file: raw.file.clone(),
@@ -265,6 +361,8 @@ pub fn resolve(raw: RawConfig, loc: &Locator, env: &Env) -> Result<Config, Vec<D
             services,
             destinations,
             notifications: raw.notifications.clone(),
+            notify,
+            metrics,
         })
     } else {
         cx.errors.sort_by_key(|d| (d.line, d.column));
@@ -353,6 +451,33 @@ fn settings(g: &GlobalRaw, config_dir: &Path, env: &Env, cx: &mut Ctx<'_>) -> Se
             "global.schedule_jitter",
             "`schedule_jitter` must be at most 86400 seconds (one day)",
         );
+    }
+    if let Some(expr) = &g.verify_schedule
+        && let Err(e) = check_cron(expr)
+    {
+        cx.err("global.verify_schedule", format!("`verify_schedule`: {e}"));
+    }
+    if let Some(r) = g.verify_rotation
+        && !(1..=256).contains(&r)
+    {
+        cx.err(
+            "global.verify_rotation",
+            format!("`verify_rotation` must be between 1 and 256 (restic reads subset n/N of the packs), not {r}"),
+        );
+    }
+    if g.drill_sample_files == Some(0) {
+        cx.err(
+            "global.drill_sample_files",
+            "`drill_sample_files` must be at least 1",
+        );
+    }
+    for (key, v) in [
+        ("max_age", &g.max_age),
+        ("verify_max_age", &g.verify_max_age),
+    ] {
+        if let Some(Err(e)) = v.as_deref().map(super::duration::parse_age_limit) {
+            cx.err(&format!("global.{key}"), format!("`{key}`: {e}"));
+        }
     }
     if let Some(p) = g.retention_max_remove_percent
         && (p == 0 || p > 100)
@@ -444,6 +569,7 @@ fn settings(g: &GlobalRaw, config_dir: &Path, env: &Env, cx: &mut Ctx<'_>) -> Se
             .retention_max_remove_percent
             .unwrap_or(DEFAULT_MAX_REMOVE_PERCENT),
         schedule_jitter: g.schedule_jitter.filter(|j| *j > 0),
+        metrics_file: g.metrics_file.as_deref().map(abs),
     }
 }
 
@@ -857,6 +983,24 @@ fn service(
             .unwrap_or_else(|| DEFAULT_NOTIFY_ON.iter().map(ToString::to_string).collect()),
     };
 
+    let (notifiers, path) = pick(
+        &s.notifiers,
+        pr.map(|p| &p.notifiers),
+        spath,
+        pp,
+        "notifiers",
+    );
+    if let Some(list) = notifiers {
+        let found = super::notify::check_service_notifiers(
+            &format!("service `{name}`"),
+            list,
+            &path,
+            raw,
+            cx.loc,
+        );
+        cx.errors.extend(found);
+    }
+    let notifiers = notifiers.cloned();
     let (timeout, path) = pick(
         &s.timeout_seconds,
         pr.map(|p| &p.timeout_seconds),
@@ -1046,6 +1190,9 @@ fn service(
         }
     };
 
+    let verify = verify_settings(name, s, pr, spath, pp, g, cx);
+    let health = health_settings(name, s, pr, spath, pp, g, cx);
+
     let mut tags = pr.and_then(|p| p.tags.clone()).unwrap_or_default();
     if let Some(t) = &s.tags {
         tags = t.clone();
@@ -1074,6 +1221,7 @@ fn service(
         tags,
         timeout_seconds,
         notify_on,
+        notifiers,
         paths,
         volumes,
         excludes,
@@ -1082,7 +1230,126 @@ fn service(
         backup_script,
         replication,
         prune,
+        verify,
+        health,
     })
+}
+
+/// `max_age` and `verify_max_age`: service → profile → global → default.
+/// A global value that does not parse was reported with `[global]`.
+fn health_settings(
+    name: &str,
+    s: &ServiceRaw,
+    pr: Option<&ServiceRaw>,
+    spath: &str,
+    pp: Option<&str>,
+    g: &GlobalRaw,
+    cx: &mut Ctx<'_>,
+) -> crate::config::HealthSettings {
+    let mut h = crate::config::HealthSettings::default();
+    let mut limit = |key: &str,
+                     own: &Option<String>,
+                     prof: Option<&Option<String>>,
+                     global: &Option<String>| {
+        let (v, path) = pick(own, prof, spath, pp, key);
+        match v.map(|t| super::duration::parse_age_limit(t)) {
+            Some(Ok(l)) => Some(l),
+            Some(Err(e)) => {
+                cx.err(&path, format!("service `{name}`: `{key}`: {e}"));
+                None
+            }
+            None => global
+                .as_deref()
+                .and_then(|t| super::duration::parse_age_limit(t).ok()),
+        }
+    };
+    h.max_age = limit("max_age", &s.max_age, pr.map(|p| &p.max_age), &g.max_age);
+    if let Some(l) = limit(
+        "verify_max_age",
+        &s.verify_max_age,
+        pr.map(|p| &p.verify_max_age),
+        &g.verify_max_age,
+    ) {
+        h.verify_max_age = l;
+    }
+    h
+}
+
+/// `verify_schedule`, `verify_rotation`, `drill_sample_files` and
+/// `verify_command`: service → profile → global → default.
+fn verify_settings(
+    name: &str,
+    s: &ServiceRaw,
+    pr: Option<&ServiceRaw>,
+    spath: &str,
+    pp: Option<&str>,
+    g: &GlobalRaw,
+    cx: &mut Ctx<'_>,
+) -> crate::config::VerifySettings {
+    let mut v = crate::config::VerifySettings::default();
+    let (sched, path) = pick(
+        &s.verify_schedule,
+        pr.map(|p| &p.verify_schedule),
+        spath,
+        pp,
+        "verify_schedule",
+    );
+    if let Some(expr) = sched
+        && let Err(e) = check_cron(expr)
+    {
+        cx.err(&path, format!("service `{name}`: `verify_schedule`: {e}"));
+    }
+    v.schedule = sched.or(g.verify_schedule.as_ref()).cloned();
+    let (rot, path) = pick(
+        &s.verify_rotation,
+        pr.map(|p| &p.verify_rotation),
+        spath,
+        pp,
+        "verify_rotation",
+    );
+    if let Some(r) = rot
+        && !(1..=256).contains(r)
+    {
+        cx.err(
+            &path,
+            format!("service `{name}`: `verify_rotation` must be between 1 and 256 (restic reads subset n/N of the packs), not {r}"),
+        );
+    }
+    v.rotation = rot
+        .or(g.verify_rotation.as_ref())
+        .copied()
+        .unwrap_or(v.rotation)
+        .clamp(1, 256);
+    let (files, path) = pick(
+        &s.drill_sample_files,
+        pr.map(|p| &p.drill_sample_files),
+        spath,
+        pp,
+        "drill_sample_files",
+    );
+    if files == Some(&0) {
+        cx.err(
+            &path,
+            format!("service `{name}`: `drill_sample_files` must be at least 1"),
+        );
+    }
+    v.drill_sample_files = files
+        .or(g.drill_sample_files.as_ref())
+        .copied()
+        .unwrap_or(v.drill_sample_files)
+        .max(1);
+    let (cmd, path) = pick(
+        &s.verify_command,
+        pr.map(|p| &p.verify_command),
+        spath,
+        pp,
+        "verify_command",
+    );
+    if cmd.is_some_and(|c| c.trim().is_empty()) {
+        cx.err(&path, format!("service `{name}`: `verify_command` is empty; remove it or give a command such as `pg_restore --list`"));
+    }
+    v.command = cmd.cloned();
+    v
 }
 
 #[cfg(test)]

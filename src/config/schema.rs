@@ -58,6 +58,21 @@ pub struct GlobalRaw {
     /// `RandomizedDelaySec`, Windows `RandomDelay`), so many machines do
     /// not hit one repository at the same second.
     pub schedule_jitter: Option<u64>,
+    /// Default for services: when `verify` runs on its own (cron expression).
+    pub verify_schedule: Option<String>,
+    /// Default for services: scheduled verifies read 1/N of the data each.
+    pub verify_rotation: Option<u32>,
+    /// Default for services: files a restore drill samples.
+    pub drill_sample_files: Option<u32>,
+    /// Default for services: how old the newest snapshot may get before
+    /// `status` calls it stale (`26h`, `3d`, `off`).
+    pub max_age: Option<String>,
+    /// Default for services: how long ago the last successful `verify` may
+    /// be before `status` calls a repository unverified (`8d`, `off`).
+    pub verify_max_age: Option<String>,
+    /// Prometheus text file (node_exporter textfile collector) rewritten
+    /// after every command that changes state.
+    pub metrics_file: Option<String>,
 }
 
 /// A service (`[services.NAME]` or one `[[services]]` element) or a profile
@@ -83,6 +98,8 @@ pub struct ServiceRaw {
     pub tags: Option<Vec<String>>,
     pub timeout_seconds: Option<u64>,
     pub notify_on: Option<Vec<String>>,
+    /// The `[notifiers.NAME]` this service reports to (default: all).
+    pub notifiers: Option<Vec<String>>,
     /// Legacy: a script run once per target instead of `restic backup`.
     pub backup_script: Option<String>,
     /// `parallel` (independent backups) or `copy` (backup once, copy).
@@ -90,6 +107,18 @@ pub struct ServiceRaw {
     /// `always`, `never` or a cron expression.
     pub prune: Option<String>,
     pub config: Option<ServiceConfigRaw>,
+    /// When `verify` runs on its own (cron expression).
+    pub verify_schedule: Option<String>,
+    /// Scheduled verifies read 1/N of the repository's data each.
+    pub verify_rotation: Option<u32>,
+    /// Files a restore drill samples.
+    pub drill_sample_files: Option<u32>,
+    /// A dump drill streams each dump into this command (`sh -c`, stdin).
+    pub verify_command: Option<String>,
+    /// How old the newest snapshot may get before it is stale.
+    pub max_age: Option<String>,
+    /// How old the last successful verify may get.
+    pub verify_max_age: Option<String>,
 }
 
 /// `[services.NAME.config]`: what to back up and the hooks around it.
@@ -174,6 +203,37 @@ pub struct NotificationsRaw {
     pub cache_file: Option<String>,
 }
 
+/// One `[notifiers.NAME]` channel. Which keys apply depends on `type`;
+/// `config::notify` checks them.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifierRaw {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub notify_on: Option<Vec<String>>,
+    /// Seconds each request may take (default 10).
+    pub timeout_seconds: Option<u64>,
+    // discord, webhook, ntfy, healthchecks
+    pub url: Option<String>,
+    /// The URL read from a file instead (it holds a secret).
+    pub url_file: Option<String>,
+    // webhook
+    pub headers: Option<BTreeMap<String, String>>,
+    // ntfy
+    pub token_file: Option<String>,
+    // email
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub security: Option<String>,
+    pub username: Option<String>,
+    pub password_file: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<Vec<String>>,
+}
+
+/// Valid notifier `type` values.
+pub const NOTIFIER_TYPES: &[&str] = &["discord", "webhook", "ntfy", "healthchecks", "email"];
+
 /// The keys allowed at the top level of the file.
 pub const TOP_LEVEL_KEYS: &[&str] = &[
     "global",
@@ -181,10 +241,12 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "services",
     "destinations",
     "notifications",
+    "notifiers",
+    "metrics",
 ];
 
 /// Valid `notify_on` values.
-pub const NOTIFY_EVENTS: &[&str] = &["failure", "warning", "long_running", "success"];
+pub const NOTIFY_EVENTS: &[&str] = &["failure", "warning", "long_running", "success", "stale"];
 
 /// Valid destination `type` values.
 pub const DESTINATION_TYPES: &[&str] = &["local", "sftp", "s3", "b2", "rest", "rclone"];
@@ -210,10 +272,17 @@ pub const SERVICE_KEYS: &[&str] = &[
     "tags",
     "timeout_seconds",
     "notify_on",
+    "notifiers",
     "backup_script",
     "replication",
     "prune",
     "config",
+    "verify_schedule",
+    "verify_rotation",
+    "drill_sample_files",
+    "verify_command",
+    "max_age",
+    "verify_max_age",
 ];
 
 /// The keys of a `[services.NAME.config]` table (`ServiceConfigRaw`).
@@ -225,3 +294,30 @@ pub const SERVICE_CONFIG_KEYS: &[&str] = &[
     "post_backup_hooks",
     "backup_script",
 ];
+
+/// `[metrics]`: where metrics are pushed besides `metrics_file`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsRaw {
+    pub pushgateway: Option<PushgatewayRaw>,
+    pub influxdb: Option<InfluxdbRaw>,
+}
+
+/// `[metrics.pushgateway]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushgatewayRaw {
+    pub url: Option<String>,
+    pub job: Option<String>,
+}
+
+/// `[metrics.influxdb]`: v2 (`org` + `bucket`, token) or v1 (`database`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfluxdbRaw {
+    pub url: Option<String>,
+    pub org: Option<String>,
+    pub bucket: Option<String>,
+    pub database: Option<String>,
+    pub token_file: Option<String>,
+}

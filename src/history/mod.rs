@@ -6,7 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
+mod facts;
+
 use rusqlite::{Connection, OptionalExtension, params};
+
+pub use facts::DestinationFacts;
 use serde::Serialize;
 
 /// Each entry moves the schema one version up. Never edit a shipped entry.
@@ -72,6 +76,17 @@ CREATE TABLE verifies (
     detail        TEXT                -- JSON: what was read / compared
 );
 CREATE INDEX verifies_lookup ON verifies (service, destination, started_at);
+",
+    r"
+-- What is known about a repository beyond our own runs: the snapshot count
+-- (after retention, or from `status --live`). Written by history/facts.rs.
+CREATE TABLE repository_facts (
+    service      TEXT    NOT NULL,
+    destination  TEXT    NOT NULL,
+    snapshots    INTEGER,
+    snapshots_at INTEGER,            -- unix milliseconds
+    PRIMARY KEY (service, destination)
+);
 ",
 ];
 
@@ -505,6 +520,48 @@ impl History {
                 )?;
             }
         }
+        Ok(())
+    }
+}
+
+/// Verify queries (rotation position, reaping).
+impl History {
+    /// The subset (`n/N`) of the newest scheduled subset verify of one
+    /// repository that ran to an end (ok or failed: a damaged part is
+    /// reported, not read again forever; an interrupted one is repeated).
+    pub fn last_rotation_subset(
+        &self,
+        service: &str,
+        destination: &str,
+    ) -> Result<Option<String>, HistoryError> {
+        self.conn
+            .query_row(
+                "SELECT subset FROM verifies
+                 WHERE service = ?1 AND destination = ?2 AND kind = 'subset'
+                   AND trigger != 'cli' AND outcome IN ('ok', 'warning', 'failed')
+                 ORDER BY started_at DESC, id DESC LIMIT 1",
+                params![service, destination],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Marks verifies of `service` left `running` as interrupted (the
+    /// process crashed or was killed). Call it while holding the service's
+    /// lock: verifies run under that lock, so a row still `running` then
+    /// belongs to a process that is gone.
+    pub fn reap_dead_verifies(&self, service: &str) -> Result<(), HistoryError> {
+        self.conn
+            .execute(
+                "UPDATE verifies SET outcome = 'interrupted', error_class = 'interrupted',
+                   error_message = 'the restic-manager process ended before the verify finished',
+                   finished_at = ?2
+                 WHERE service = ?1 AND outcome = 'running'",
+                params![service, now_ms()],
+            )
+            .map_err(|e| self.sql(e))?;
         Ok(())
     }
 }
