@@ -9,12 +9,18 @@ use crate::engine::run::{Runner, ServiceReport, resolve_sources};
 use crate::engine::{Outcome, Progress};
 use crate::error::Error;
 use crate::history::History;
+use crate::notify::{self, Delivery, Dispatch};
 use crate::output::{PlainProgress, Printer, TermProgress, bytes, duration_ms, table};
 use crate::process::Shutdown;
+use crate::restic::ErrorClass;
 use crate::restic::Repository;
+use futures_util::StreamExt;
 
 pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
-    let c = ctx.load_config()?;
+    let c = match ctx.load_config() {
+        Ok(c) => c,
+        Err(e) => return Err(config_failed(ctx, a, e).await),
+    };
     let services = select(&c, &a.services, true)?;
     let p = &ctx.printer;
     if a.dry_run {
@@ -24,8 +30,30 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
         p.info("no enabled services to run");
         return Ok(0);
     }
-    let restic = ctx.restic(&c).await?;
-    let history = History::open(&c.settings.state_directory)?;
+    // Notifications: healthchecks `/start` before each service, a
+    // long-running timer during it, the result after; failures before any
+    // backup starts (restic missing, …) are reported too.
+    let dispatch = Dispatch::new(&c, *p);
+    let restic = match ctx.restic(&c).await {
+        Ok(r) => r,
+        Err(e) => {
+            let msg = e.to_string();
+            dispatch
+                .failed_before_start(&services, ErrorClass::ResticMissing.as_str(), &msg)
+                .await;
+            return Err(e);
+        }
+    };
+    let history = match History::open(&c.settings.state_directory) {
+        Ok(h) => h,
+        Err(e) => {
+            let msg = e.to_string();
+            dispatch
+                .failed_before_start(&services, ErrorClass::Other.as_str(), &msg)
+                .await;
+            return Err(e.into());
+        }
+    };
 
     // Our own SIGINT/SIGTERM: tell every child (restic gets SIGINT and
     // removes its lock), let post hooks clean up, record "interrupted". A
@@ -73,13 +101,31 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
         trigger: &crate::schedule::trigger(),
         allow_mass_forget: a.allow_mass_forget,
     };
-    let reports = runner.run(&services).await;
+    let (reports, mut deliveries) = run_notified(
+        &runner,
+        &dispatch,
+        &services,
+        c.settings.long_running_threshold_minutes,
+        c.settings.max_parallel_services.max(1),
+    )
+    .await;
     signals.abort();
     drop(term);
+    // Metrics (file, Pushgateway, InfluxDB): warnings only, never the outcome.
+    crate::metrics::record_retention(&history, &reports);
+    crate::metrics::after_command(&c, &history, Some(restic.version.to_string())).await;
+    // Services that did not run now may have silently stopped running.
+    if !dispatch.is_empty() && shutdown.signal().is_none() {
+        let ran: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+        match dispatch.check_stale(&c, &history, &ran).await {
+            Ok((_, d)) => deliveries.extend(d),
+            Err(e) => p.info(format!("warning: stale check for notifications: {e}")),
+        }
+    }
 
     let overall = reports.iter().fold(Outcome::Ok, |o, r| o.worst(r.outcome));
     if p.json {
-        p.json(&json!({"outcome": overall, "services": reports}));
+        p.json(&json!({"outcome": overall, "services": reports, "notifications": deliveries}));
     } else {
         print_reports(p, &reports);
     }
@@ -87,6 +133,65 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
         (Outcome::Interrupted, Some(sig)) => 128 + sig,
         (o, _) => o.exit_code(),
     })
+}
+
+/// Runs each service (at most `limit` at once) between its notifications:
+/// `/start` pings, a long-running timer, then the result.
+async fn run_notified(
+    runner: &Runner<'_>,
+    dispatch: &Dispatch,
+    services: &[&Service],
+    minutes: u64,
+    limit: usize,
+) -> (Vec<ServiceReport>, Vec<Delivery>) {
+    let per_service: Vec<(Vec<ServiceReport>, Vec<Delivery>)> =
+        futures_util::stream::iter(services)
+            .map(|s| async move {
+                if runner.shutdown.signal().is_some() {
+                    return (Vec::new(), Vec::new());
+                }
+                let mut sent = dispatch.started(s).await;
+                let started = chrono::Utc::now();
+                let timer = dispatch.long_running_timer(s, minutes);
+                let reports = runner.run(&[*s]).await;
+                if let Some(t) = timer {
+                    if t.is_finished() {
+                        sent.extend(t.await.unwrap_or_default());
+                    } else {
+                        t.abort();
+                    }
+                }
+                for r in &reports {
+                    sent.extend(dispatch.finished(s, r, started).await);
+                    if let Some(l) = &r.log_file {
+                        notify::log_deliveries(l, &sent);
+                    }
+                }
+                (reports, sent)
+            })
+            .buffered(limit)
+            .collect()
+            .await;
+    let mut reports = Vec::new();
+    let mut deliveries = Vec::new();
+    for (r, d) in per_service {
+        reports.extend(r);
+        deliveries.extend(d);
+    }
+    (reports, deliveries)
+}
+
+/// Tells the notifiers that could still be read that the configuration is
+/// broken (a scheduled run would otherwise fail without a word), then
+/// hands the error back.
+async fn config_failed(ctx: &Context, a: &RunArgs, e: Error) -> Error {
+    if a.dry_run || !matches!(e, Error::Config(_)) {
+        return e;
+    }
+    if let Ok((file, _)) = crate::config::discover(&ctx.env, ctx.config_flag.as_ref()) {
+        notify::config_failure(&ctx.env, &file, &e.to_string(), ctx.printer).await;
+    }
+    e
 }
 
 fn print_reports(p: &Printer, reports: &[ServiceReport]) {

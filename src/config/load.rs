@@ -14,8 +14,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::schema::{
-    DestinationRaw, GlobalRaw, NotificationsRaw, SERVICE_CONFIG_KEYS, SERVICE_KEYS, ServiceRaw,
-    TOP_LEVEL_KEYS,
+    DestinationRaw, GlobalRaw, NotificationsRaw, NotifierRaw, SERVICE_CONFIG_KEYS, SERVICE_KEYS,
+    ServiceRaw, TOP_LEVEL_KEYS,
 };
 use super::{Diagnostic, suggest};
 
@@ -30,6 +30,11 @@ pub struct RawConfig {
     pub services: Vec<(String, ServiceRaw, String)>,
     pub destinations: BTreeMap<String, DestinationRaw>,
     pub notifications: Option<NotificationsRaw>,
+    /// `[notifiers.NAME]` tables that parsed.
+    pub notifiers: BTreeMap<String, NotifierRaw>,
+    /// Notifiers that exist but could not be parsed (already reported).
+    pub broken_notifiers: BTreeSet<String>,
+    pub metrics: Option<super::schema::MetricsRaw>,
     /// Whether services were written as `[[services]]`.
     pub array_form: bool,
     /// Profiles and destinations that exist in the file but could not be
@@ -231,6 +236,37 @@ pub fn parse_str(file: &Path, source: &str) -> Result<Parsed, Vec<Diagnostic>> {
                     &mut errors,
                     &mut raw.dropped_keys_in,
                 );
+            }
+            "metrics" => {
+                raw.metrics = section::<super::schema::MetricsRaw>(
+                    &loc,
+                    "[metrics]",
+                    value,
+                    &mut errors,
+                    &mut raw.dropped_keys_in,
+                );
+            }
+            "notifiers" => {
+                // A broken `notifiers` shape is reported; it is not worth
+                // skipping every other check for.
+                let tables = named_tables(&loc, "notifiers", value, &mut errors);
+                for (n, v) in tables.into_iter().flatten() {
+                    let header = format!("[notifiers.{n}]");
+                    match section::<NotifierRaw>(
+                        &loc,
+                        &header,
+                        v,
+                        &mut errors,
+                        &mut raw.dropped_keys_in,
+                    ) {
+                        Some(d) => {
+                            raw.notifiers.insert(n, d);
+                        }
+                        None => {
+                            raw.broken_notifiers.insert(n);
+                        }
+                    }
+                }
             }
             "profiles" => match named_tables(&loc, "profiles", value, &mut errors) {
                 Some(tables) => {

@@ -253,14 +253,14 @@ fn unknown_top_level_sections_are_errors() {
             "unrelated",
             base(&format!("{WEB}\n[backup]\nenabled = true\n")),
             vec![
-                "13:2: unknown section `backup`; valid sections are `global`, `profiles`, `services`, `destinations`, `notifications`",
+                "13:2: unknown section `backup`; valid sections are `global`, `profiles`, `services`, `destinations`, `notifications`, `notifiers`, `metrics`",
             ],
         ),
         (
             "a bare top-level key",
             format!("retention_daily = 7\n{}", base(WEB)),
             vec![
-                "1:1: unknown section `retention_daily`; valid sections are `global`, `profiles`, `services`, `destinations`, `notifications`",
+                "1:1: unknown section `retention_daily`; valid sections are `global`, `profiles`, `services`, `destinations`, `notifications`, `notifiers`, `metrics`",
             ],
         ),
     ]);
@@ -718,7 +718,7 @@ fn notify_on_events_are_checked() {
                 "[profiles.loud]\nnotify_on = [\"always\"]\n\n[services.web]\nprofile = \"loud\"\ntargets = [\"local\"]\n[services.web.config]\npaths = [\"/srv/web\"]\n",
             ),
             vec![
-                "9:14: service `web`: unknown `notify_on` event `always`; valid events are `failure`, `warning`, `long_running`, `success`",
+                "9:14: service `web`: unknown `notify_on` event `always`; valid events are `failure`, `warning`, `long_running`, `success`, `stale`",
             ],
         ),
         (
