@@ -452,8 +452,24 @@ fn rate_limits_and_server_errors_are_retried_and_a_dead_receiver_is_only_a_warni
     // The backup's own outcome, nothing else.
     d.code(1);
     no_secrets(&d);
-    assert_eq!(rx.at("/discord/").len(), 2, "429, then the retry");
-    assert_eq!(rx.at("/ntfy/").len(), 2, "500, then the retry");
+    let discord = rx.at("/discord/");
+    assert_eq!(discord.len(), 2, "429, then the retry");
+    let gap = discord[1].at.duration_since(discord[0].at);
+    assert!(
+        gap >= Duration::from_millis(300),
+        "retry_after not honoured: {gap:?}"
+    );
+    assert!(
+        gap < Duration::from_millis(900),
+        "waited the back-off, not retry_after: {gap:?}"
+    );
+    let ntfy = rx.at("/ntfy/");
+    assert_eq!(ntfy.len(), 2, "500, then the retry");
+    let gap = ntfy[1].at.duration_since(ntfy[0].at);
+    assert!(
+        gap >= Duration::from_secs(1),
+        "no back-off after a 500: {gap:?}"
+    );
     assert_eq!(rx.at("/hook/").len(), 3, "three attempts");
     d.stderr_has("warning: notifier `hook` (webhook): failure of `docs` not delivered: no answer within 2 s (after 3 attempts)");
     assert!(
