@@ -104,7 +104,10 @@ pub async fn send(n: &Notifier, e: &Email, m: &Message) -> (Result<String, Strin
                     e.port,
                     e.security.as_str()
                 );
-                if err.is_permanent() {
+                // A 5xx answer or a problem on our side (no common
+                // authentication mechanism, bad TLS set-up) will not get
+                // better by trying again.
+                if err.is_permanent() || err.is_client() {
                     return (Err(last), attempt);
                 }
                 if attempt < ATTEMPTS {

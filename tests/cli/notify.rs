@@ -853,8 +853,9 @@ to = ["admin@example.org", "oncall@example.org"]
     d.stdout_has("SMTP 250");
     assert_eq!(smtp.messages().len(), 2);
 
-    // A login over an unencrypted connection is refused by lettre, and the
-    // password is never shown.
+    // The server offers no login (aiosmtpd without authentication): the
+    // notifier fails at once with lettre's reason, and the password read
+    // from `password_file` is never shown.
     let cfg = std::fs::read_to_string(s.config_path()).unwrap_or_default();
     let cfg = cfg.replace(
         "security = \"none\"",
@@ -862,7 +863,19 @@ to = ["admin@example.org", "oncall@example.org"]
     );
     s.config(&cfg);
     let d = s.run(&["--json", "notify", "test", "mail"]);
+    d.code(1);
+    let v = d.json();
+    assert_eq!(v["notifiers"][0]["result"], "failed");
+    assert_eq!(v["notifiers"][0]["attempts"], 1, "not retried");
+    assert!(
+        v["notifiers"][0]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("No compatible authentication mechanism"),
+        "{v}"
+    );
     assert!(
         !d.stdout.contains("smtp-password-secret") && !d.stderr.contains("smtp-password-secret")
     );
+    assert_eq!(smtp.messages().len(), 2);
 }
