@@ -1013,3 +1013,96 @@ pub fn log_deliveries(log_file: &Path, deliveries: &[Delivery]) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::notify::Secret;
+
+    fn notifier(kind: &str, own: Option<&[&str]>) -> Notifier {
+        let url = Secret::Inline("http://x".into());
+        Notifier {
+            name: kind.into(),
+            notify_on: own.map(|o| o.iter().map(ToString::to_string).collect()),
+            timeout: Duration::from_secs(1),
+            kind: match kind {
+                "healthchecks" => NotifierKind::Healthchecks { url },
+                _ => NotifierKind::Discord { url },
+            },
+        }
+    }
+
+    #[test]
+    fn which_events_a_notifier_takes() {
+        let default = ["failure".to_string(), "warning".to_string()];
+        let success = ["success".to_string()];
+        for (kind, own, service_on, event, want) in [
+            ("discord", None, &default[..], Event::Failure, true),
+            ("discord", None, &default[..], Event::Success, false),
+            ("discord", None, &default[..], Event::Recovery, true),
+            ("discord", None, &default[..], Event::Stale, true),
+            ("discord", None, &default[..], Event::LongRunning, false),
+            ("discord", None, &default[..], Event::Start, false),
+            ("discord", None, &success[..], Event::Recovery, true),
+            ("discord", None, &success[..], Event::Failure, false),
+            // The notifier's own list narrows, never widens.
+            (
+                "discord",
+                Some(&["failure"][..]),
+                &default[..],
+                Event::Warning,
+                false,
+            ),
+            (
+                "discord",
+                Some(&["success"][..]),
+                &default[..],
+                Event::Success,
+                false,
+            ),
+            (
+                "discord",
+                Some(&["stale"][..]),
+                &default[..],
+                Event::Stale,
+                true,
+            ),
+            // healthchecks: every run, whatever notify_on says; no stale.
+            (
+                "healthchecks",
+                Some(&["failure"][..]),
+                &success[..],
+                Event::Start,
+                true,
+            ),
+            ("healthchecks", None, &default[..], Event::Success, true),
+            ("healthchecks", None, &default[..], Event::Stale, false),
+            (
+                "healthchecks",
+                None,
+                &default[..],
+                Event::LongRunning,
+                false,
+            ),
+        ] {
+            assert_eq!(
+                Dispatch::wants(&notifier(kind, own), service_on, event),
+                want,
+                "{kind} own={own:?} service={service_on:?} {event:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_log_tail_keeps_the_end() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let f = dir.path().join("run.log");
+        let text: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
+        std::fs::write(&f, text.join("\n")).unwrap_or_else(|e| panic!("{e}"));
+        let tail = log_tail(&f).unwrap_or_default();
+        assert!(
+            tail.starts_with("line 60\n") && tail.ends_with("line 99"),
+            "{tail}"
+        );
+    }
+}

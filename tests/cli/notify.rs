@@ -879,3 +879,53 @@ to = ["admin@example.org", "oncall@example.org"]
     );
     assert_eq!(smtp.messages().len(), 2);
 }
+
+#[test]
+fn notifier_mistakes_are_configuration_errors_with_the_fix() {
+    let s = Scenario::new();
+    s.simple(
+        r#"[notifiers.a]
+type = "discrod"
+
+[notifiers.b]
+type = "ntfy"
+
+[notifiers.c]
+type = "webhook"
+url = "ftp://example.com/x"
+token_file = "/x"
+
+[notifiers.d]
+type = "email"
+host = "smtp.example.com"
+security = "ssl"
+to = []
+
+[notifiers.e]
+type = "ntfy"
+url = "https://ntfy.sh/t"
+notify_on = ["stael"]
+
+[services.docs]
+targets = ["local"]
+[services.docs.config]
+paths = ["/srv/docs"]
+"#,
+    );
+    let d = s.run(&["validate"]);
+    d.code(2);
+    for want in [
+        "notifier `a` has unknown type `discrod`; valid types are `discord`, `webhook`, `ntfy`, `healthchecks`, `email`; did you mean `discord`?",
+        "ntfy notifier `b` needs `url` (or `url_file`, a file holding the URL): the topic URL, e.g. `https://ntfy.sh/my-backups`",
+        "notifier `c`: `url` must start with https:// or http://",
+        "notifier `c`: key `token_file` does not apply to type `webhook`",
+        "notifier `d`: unknown `security` value `ssl`; valid values are `starttls`, `tls`, `none`",
+        "email notifier `d` needs `from`",
+        "email notifier `d` needs `to`",
+        "notifier `e`: unknown `notify_on` event `stael`; did you mean `stale`?",
+    ] {
+        d.stderr_has(want);
+    }
+    // The URL is not echoed: it may be a secret pasted in the wrong place.
+    assert!(!d.stderr.contains("ftp://example.com/x"), "{}", d.stderr);
+}
