@@ -92,12 +92,19 @@ rc=0
 "$RM_BIN" -c "$CONFIG" status >/dev/null 2>&1 || rc=$?
 [[ $rc == 0 || $rc == 1 || $rc == 3 ]] || die "status failed with exit code $rc"
 
-# The bare baseline: what sqlite3 itself needs for the newest run and the
-# newest snapshot per destination of every service.
+# The bare baseline: the sqlite3 shell running the queries `status` runs
+# (newest finished run and its targets; per destination the newest and the
+# first snapshot and the newest verify), without anything around them.
 BARE=$WORK/bare.sql
 for i in $(seq -w 1 "$SERVICES"); do
-    printf "SELECT * FROM runs WHERE service = 'svc%s' AND outcome != 'running' ORDER BY started_at DESC LIMIT 1;\n" "$i"
-    printf "SELECT t.destination, t.snapshot_id, MAX(t.finished_at) FROM runs r JOIN run_targets t ON t.run_id = r.id WHERE r.service = 'svc%s' AND t.snapshot_id IS NOT NULL GROUP BY t.destination;\n" "$i"
+    s="svc$i"
+    printf "SELECT * FROM run_targets WHERE run_id = (SELECT id FROM runs WHERE service = '%s' AND outcome != 'running' ORDER BY started_at DESC LIMIT 1);\n" "$s"
+    for d in local nas offsite; do
+        for dir in DESC ASC; do
+            printf "SELECT t.snapshot_id, t.finished_at FROM runs r CROSS JOIN run_targets t ON t.run_id = r.id WHERE r.service = '%s' AND t.destination = '%s' AND t.snapshot_id IS NOT NULL AND t.outcome IN ('ok', 'warning') ORDER BY r.started_at %s LIMIT 1;\n" "$s" "$d" "$dir"
+        done
+        printf "SELECT * FROM verifies WHERE service = '%s' AND destination = '%s' AND outcome != 'running' ORDER BY started_at DESC LIMIT 1;\n" "$s" "$d"
+    done
 done >"$BARE"
 
 # --- timing ---------------------------------------------------------------

@@ -219,25 +219,21 @@ pub fn evaluate_services(
     for s in services {
         let last_run = history.last_finished_run(&s.name)?;
         let targets = match &last_run {
-            Some(r) => history.run_targets(r.id)?,
+            Some(r) => history.targets_of_run(r.id)?,
             None => Vec::new(),
         };
         let worst_target = targets.iter().map(|t| rank(&t.outcome)).max().unwrap_or(0);
         let run_beyond_targets = last_run
             .as_ref()
             .is_some_and(|r| rank(&r.outcome) > worst_target);
-        let mut facts = history.destination_facts(&s.name)?;
+        let mut facts = history.destination_facts(&s.name, &s.targets)?;
         let (max_age, max_age_from) = max_age_of(s, now);
         let verify_max_age = s.health.verify_max_age;
         let mut dests = Vec::with_capacity(s.targets.len());
         for d in &s.targets {
             let fact = facts.remove(d);
             let target = targets.iter().rev().find(|t| &t.destination == d).cloned();
-            let last_verify = history.last_verify(&s.name, d, false)?;
-            let last_good_verify = match &last_verify {
-                Some(v) if v.outcome == "ok" => Some(v.clone()),
-                _ => history.last_verify(&s.name, d, true)?,
-            };
+            let (last_verify, last_good_verify) = history.verify_pair(&s.name, d)?;
             let view = live.and_then(|l| l.get(&(s.name.clone(), d.clone())));
             dests.push(destination(
                 Inputs {
@@ -375,8 +371,8 @@ fn destination(i: Inputs<'_>, live: Option<&LiveView>) -> DestinationHealth {
             _ => {}
         }
     }
-    match (&i.target, i.last_run) {
-        (Some(t), Some(_)) => {
+    if let (Some(t), Some(_)) = (&i.target, i.last_run) {
+        {
             let when = run_when.clone().unwrap_or_default();
             match t.outcome.as_str() {
                 "failed" => h.add(
@@ -400,7 +396,6 @@ fn destination(i: Inputs<'_>, live: Option<&LiveView>) -> DestinationHealth {
                 _ => {}
             }
         }
-        _ => {}
     }
 
     // 2. The newest snapshot: from history, or from the repository.
@@ -635,4 +630,35 @@ fn live_list(list: &[crate::restic::output::Snapshot]) -> Vec<LiveSnapshot> {
         .collect();
     out.sort_by_key(|s| std::cmp::Reverse(s.time_ms));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_interval_is_the_longest_gap() {
+        let now = Utc::now();
+        // A daylight-saving switch in the window may add an hour to a gap.
+        for (expr, want, slack) in [
+            ("0 2 * * *", 24 * 3600, 3600),
+            ("*/15 * * * *", 900, 0),
+            ("0 2 * * 1-5", 72 * 3600, 3600),
+            ("30 */6 * * *", 6 * 3600, 3600),
+        ] {
+            let got = schedule_interval(expr, now).map(|d| d.as_secs());
+            assert!(
+                got.is_some_and(|g| g >= want && g <= want + slack),
+                "{expr}: {got:?}, want {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn states_order_by_severity_and_map_to_exit_codes() {
+        assert!(State::Failed > State::Stale && State::Stale > State::Warning);
+        assert!(State::Warning > State::Unverified && State::Unverified > State::Ok);
+        let codes: Vec<i32> = State::ALL.iter().map(|s| s.exit_code()).collect();
+        assert_eq!(codes, [0, 3, 3, 3, 1]);
+    }
 }

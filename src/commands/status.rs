@@ -86,7 +86,6 @@ fn destination_json(d: &DestinationHealth, now_ms: i64) -> Value {
         "snapshot_age_seconds": snap.map(|s| age_secs(now_ms, s.time_ms)),
         "snapshot_source": snap.map(|s| s.source),
         "snapshot_host": snap.and_then(|s| s.hostname.as_ref()),
-        "snapshots_recorded": d.facts.as_ref().map(|f| f.snapshots_recorded),
         "snapshots_known": d.facts.as_ref().and_then(|f| f.snapshots_known),
         "last_outcome": t.map(|t| &t.outcome),
         "bytes_added": t.and_then(|t| t.bytes_added),

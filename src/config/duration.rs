@@ -96,7 +96,7 @@ pub fn format_duration(d: Duration) -> String {
     for (unit, len) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
         if s >= len && parts < 2 {
             // Keep hours below two days as hours (`26h` reads better than `1d2h`).
-            if unit == "d" && s < 2 * 86_400 && s % 86_400 != 0 {
+            if unit == "d" && s < 2 * 86_400 && !s.is_multiple_of(86_400) {
                 continue;
             }
             out.push_str(&format!("{}{unit}", s / len));

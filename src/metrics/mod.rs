@@ -79,6 +79,7 @@ pub fn collect(
         for (outcome, n) in history.run_counts(&s.service)? {
             runs.push((s.service.clone(), outcome, n));
         }
+        let recorded = history.snapshots_recorded(&s.service)?;
         for d in &s.destinations {
             let t = d.last_target.as_ref();
             let last_outcome = t
@@ -105,7 +106,7 @@ pub fn collect(
                 files_new: t.and_then(|t| t.files_new),
                 files_changed: t.and_then(|t| t.files_changed),
                 snapshots: facts.and_then(|f| f.snapshots_known),
-                snapshots_created: facts.map_or(0, |f| f.snapshots_recorded),
+                snapshots_created: recorded.get(&d.destination).copied().unwrap_or(0),
                 newest_snapshot_ms: d.newest_snapshot.as_ref().map(|n| n.time_ms),
                 repository_size_bytes: size.flatten(),
                 last_verify_ms: d
