@@ -462,3 +462,35 @@ fn a_failing_or_silent_receiver_does_not_fail_the_backup() {
     assert!(Path::new(&s.path("m.prom")).is_file());
     assert_eq!(s.snapshots("repo/docs").len(), 1);
 }
+
+#[test]
+fn a_real_verify_turns_unverified_into_ok_and_rewrites_the_metrics_file() {
+    let s = scenario(
+        "metrics_file = \"{root}/m.prom\"\nverify_max_age = \"1s\"",
+        "",
+    );
+    s.run(&["run"]).succeeds();
+    std::thread::sleep(Duration::from_millis(2100));
+    // Backed up, never verified, past verify_max_age.
+    let st = s.run(&["status", "--json"]);
+    st.code(3);
+    assert_eq!(st.json()[0]["state"], "unverified", "{}", st.stdout);
+    s.run(&["verify"]).succeeds();
+    // `verify` rewrote the metrics file: the verify is in it.
+    let text = std::fs::read_to_string(s.path("m.prom")).unwrap_or_else(|e| panic!("{e}"));
+    promtool(&text);
+    assert_eq!(
+        sample(
+            &text,
+            &labels("restic_manager_last_verify_outcome", ",outcome=\"ok\"")
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, &labels("restic_manager_health", ",state=\"ok\"")),
+        1.0
+    );
+    let st = s.run(&["status", "--json"]);
+    st.succeeds();
+    assert!(st.json()[0]["destinations"][0]["last_successful_verify_at"].is_string());
+}
