@@ -14,6 +14,9 @@ apt_install restic sqlite3 ca-certificates procps util-linux cron
 # Real servers for the destination tests (tests/cli/servers.rs): sshd for
 # SFTP, rclone for REST and rclone remotes, moto (PyPI) for S3.
 apt_install openssh-server openssh-client rclone python3-venv
+# prometheus provides `promtool`, which checks the metrics the tests write
+# (tests/cli/metrics.rs); hyperfine times bench/status.sh.
+apt_install prometheus hyperfine
 python_venv target/test-venv 'moto, aiosmtpd' 'moto[server]' aiosmtpd
 export RM_MOTO_SERVER="$PWD/target/test-venv/bin/moto_server"
 # aiosmtpd (same venv): the SMTP receiver of the email notification test.
