@@ -494,3 +494,23 @@ fn a_real_verify_turns_unverified_into_ok_and_rewrites_the_metrics_file() {
     st.succeeds();
     assert!(st.json()[0]["destinations"][0]["last_successful_verify_at"].is_string());
 }
+
+#[test]
+fn metrics_receivers_are_checked_with_the_configuration() {
+    let s = Scenario::new();
+    s.config(&format!(
+        "{BASE}\n[destinations.local]\ntype = \"local\"\npath = \"{{root}}/repo\"\n\n[services.docs]\ntargets = [\"local\"]\n[services.docs.config]\npaths = [\"{{root}}/data\"]\n\n[metrics.pushgateway]\nurl = \"pushgateway:9091\"\n\n[metrics.influxdb]\nurl = \"http://influx:8086\"\norg = \"home\"\nbucket = \"b\"\ndatabase = \"backups\"\ntoken = \"inline\"\n"
+    ));
+    let d = s.run(&["validate"]);
+    d.code(2);
+    for msg in [
+        "`[metrics.pushgateway] url` must be an http:// or https:// URL, e.g. `http://pushgateway:9091`",
+        "`[metrics.influxdb]` needs either `org` and `bucket` (InfluxDB 2 API) or `database` (InfluxDB 1 API), not both or neither",
+        "unknown key `token`",
+    ] {
+        assert!(
+            d.stderr.contains(msg) || d.stdout.contains(msg),
+            "{msg}\n{d:?}"
+        );
+    }
+}
