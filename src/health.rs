@@ -3,13 +3,14 @@
 //!
 //! Per destination (repository), from the worst down:
 //! - `failed`: the newest finished run failed there (or failed before it
-//!   reached any destination, e.g. a pre hook), or, with `--live`, restic
-//!   cannot read the repository;
+//!   reached any destination, e.g. a pre hook), the newest verify failed,
+//!   or, with `--live`, restic cannot read the repository;
 //! - `stale`: the newest successful snapshot is older than `max_age`
 //!   (default twice the schedule's longest interval, else 26 h), or there
 //!   is none at all;
 //! - `warning`: the newest run finished with warnings or was interrupted,
-//!   or (`--live`) history claims a snapshot the repository lacks;
+//!   the newest verify finished with warnings, or (`--live`) history claims
+//!   a snapshot the repository lacks;
 //! - `unverified`: no successful `verify` within `verify_max_age` (default
 //!   8 days). A repository that was never verified gets `verify_max_age`
 //!   of grace from its first snapshot, so a new service is not flagged the
@@ -533,17 +534,20 @@ fn destination(i: Inputs<'_>, live: Option<&LiveView>) -> DestinationHealth {
             None => {}
         }
     }
-    if let Some(v) = &i.last_verify
-        && v.outcome == "failed"
-    {
+    if let Some(v) = &i.last_verify {
         let msg = v.error_message.as_deref().unwrap_or("see its log");
-        h.add(
-            State::Failed,
-            format!(
-                "last verify failed {} ago: {msg}",
-                ago(now_ms, v.started_at_ms)
+        let when = ago(now_ms, v.started_at_ms);
+        match v.outcome.as_str() {
+            "failed" => h.add(
+                State::Failed,
+                format!("last verify failed {when} ago: {msg}"),
             ),
-        );
+            "warning" => h.add(
+                State::Warning,
+                format!("last verify finished with warnings {when} ago: {msg}"),
+            ),
+            _ => {}
+        }
     }
 
     DestinationHealth {
