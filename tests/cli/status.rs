@@ -365,3 +365,28 @@ fn live_status_reports_a_missing_snapshot_and_an_unreadable_repository() {
         "{d}"
     );
 }
+
+#[test]
+fn limits_are_inherited_global_then_profile_then_service() {
+    let s = Scenario::new();
+    s.write("pw", "status-test-password");
+    s.config(
+        "[global]\nrestic_password_file = \"{root}/pw\"\nmax_age = \"3d\"\nverify_max_age = \"2w\"\n\n\
+         [destinations.local]\ntype = \"local\"\npath = \"{root}/repo\"\n\n\
+         [profiles.hourly]\nmax_age = \"2h\"\nschedule = \"0 * * * *\"\n\n\
+         [services.a]\ntargets = [\"local\"]\n[services.a.config]\npaths = [\"/srv/a\"]\n\n\
+         [services.b]\nprofile = \"hourly\"\ntargets = [\"local\"]\n[services.b.config]\npaths = [\"/srv/b\"]\n\n\
+         [services.c]\nprofile = \"hourly\"\nmax_age = \"1d12h\"\nverify_max_age = \"off\"\ntargets = [\"local\"]\n[services.c.config]\npaths = [\"/srv/c\"]\n",
+    );
+    let v = states(&s, &[], 3);
+    for (svc, max_age, from, verify) in [
+        ("a", "3d", "max_age", "14d"),
+        ("b", "2h", "max_age", "14d"),
+        ("c", "36h", "max_age", "off"),
+    ] {
+        let d = &find(&v, svc)["destinations"][0];
+        assert_eq!(d["max_age"], max_age, "{svc}: {d}");
+        assert_eq!(d["max_age_from"], from, "{svc}");
+        assert_eq!(d["verify_max_age"], verify, "{svc}");
+    }
+}
