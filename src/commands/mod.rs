@@ -8,6 +8,7 @@ mod man;
 mod restic_version;
 mod run;
 mod schedule;
+mod serve;
 mod setup;
 mod setup_restic;
 mod snapshots;
@@ -153,5 +154,6 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::ResticVersion => restic_version::run(&ctx).await,
         Command::Completions(a) => completions::run(&a),
         Command::Man(a) => man::run(&ctx, &a),
+        Command::Serve(a) => serve::run(&ctx, &a).await,
     }
 }

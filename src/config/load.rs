@@ -30,6 +30,7 @@ pub struct RawConfig {
     pub services: Vec<(String, ServiceRaw, String)>,
     pub destinations: BTreeMap<String, DestinationRaw>,
     pub notifications: Option<NotificationsRaw>,
+    pub web: Option<super::schema::WebRaw>,
     /// Whether services were written as `[[services]]`.
     pub array_form: bool,
     /// Profiles and destinations that exist in the file but could not be
@@ -227,6 +228,15 @@ pub fn parse_str(file: &Path, source: &str) -> Result<Parsed, Vec<Diagnostic>> {
                 raw.notifications = section::<NotificationsRaw>(
                     &loc,
                     "[notifications]",
+                    value,
+                    &mut errors,
+                    &mut raw.dropped_keys_in,
+                );
+            }
+            "web" => {
+                raw.web = section::<super::schema::WebRaw>(
+                    &loc,
+                    "[web]",
                     value,
                     &mut errors,
                     &mut raw.dropped_keys_in,

@@ -241,6 +241,18 @@ pub struct Config {
     pub services: Vec<Service>,
     pub destinations: BTreeMap<String, Destination>,
     pub notifications: Option<schema::NotificationsRaw>,
+    /// The dashboard's settings (`[web]`), defaults applied.
+    pub web: Web,
+}
+
+/// `[web]` after defaults: where `serve` listens and where its token is.
+#[derive(Debug, Clone, Serialize)]
+pub struct Web {
+    /// Whether the file has a `[web]` table (then `setup` creates the token).
+    pub configured: bool,
+    pub listen: String,
+    pub token_file: PathBuf,
+    pub restore_directory: PathBuf,
 }
 
 impl Config {

@@ -181,6 +181,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "services",
     "destinations",
     "notifications",
+    "web",
 ];
 
 /// Valid `notify_on` values.
@@ -225,3 +226,17 @@ pub const SERVICE_CONFIG_KEYS: &[&str] = &[
     "post_backup_hooks",
     "backup_script",
 ];
+
+/// `[web]`: the dashboard `serve` runs.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebRaw {
+    /// Address and port (default `127.0.0.1:8080`).
+    pub listen: Option<String>,
+    /// File holding the access token (default
+    /// `<state_directory>/web-token`; `setup` creates it, mode 0600).
+    pub token_file: Option<String>,
+    /// Restores from the dashboard go into new folders under this one
+    /// (default `<state_directory>/restores`).
+    pub restore_directory: Option<String>,
+}
