@@ -12,3 +12,4 @@ mod run;
 mod schedule;
 mod servers;
 mod smoke;
+mod web;
