@@ -15,6 +15,9 @@ apt_install restic sqlite3 ca-certificates procps util-linux cron
 # SFTP, rclone for REST and rclone remotes, moto (PyPI) for S3.
 apt_install openssh-server openssh-client rclone python3-venv
 python_venv target/test-venv moto 'moto[server]'
+# The dashboard's browser test (tests/cli/browser.rs): headless Chromium
+# driven through chromedriver; a font so pages render in screenshots.
+apt_install chromium chromium-driver fonts-dejavu-core
 export RM_MOTO_SERVER="$PWD/target/test-venv/bin/moto_server"
 need_cargo
 

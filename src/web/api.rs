@@ -165,14 +165,14 @@ pub async fn files(
     Query(q): Query<DestQuery>,
 ) -> ApiResult {
     known(&st, &name)?;
-    let snapshot = input::snapshot_id(&snapshot).map_err(|m| Failure::bad_request(m))?;
-    let path = input::snapshot_path(q.path.as_deref().unwrap_or("/"))
-        .map_err(|m| Failure::bad_request(m))?;
-    let repo = repository(&st, &name, q.destination.as_deref()).map_err(|f| f)?;
+    let snapshot = input::snapshot_id(&snapshot).map_err(Failure::bad_request)?;
+    let path =
+        input::snapshot_path(q.path.as_deref().unwrap_or("/")).map_err(Failure::bad_request)?;
+    let repo = repository(&st, &name, q.destination.as_deref())?;
     let tag = format!("service:{name}");
     let l = restic::ls(&st.restic, &repo, &snapshot, &tag, &path)
         .await
-        .map_err(|e| Failure::from_read(e))?;
+        .map_err(Failure::from_read)?;
     ok(json!({
         "service": name,
         "destination": repo.destination,
@@ -211,14 +211,14 @@ pub async fn download(
 ) -> ApiResult {
     use tokio::io::AsyncReadExt;
     known(&st, &name)?;
-    let snapshot = input::snapshot_id(&snapshot).map_err(|m| Failure::bad_request(m))?;
-    let path = input::snapshot_path(q.path.as_deref().unwrap_or(""))
-        .map_err(|m| Failure::bad_request(m))?;
-    let repo = repository(&st, &name, q.destination.as_deref()).map_err(|f| f)?;
+    let snapshot = input::snapshot_id(&snapshot).map_err(Failure::bad_request)?;
+    let path =
+        input::snapshot_path(q.path.as_deref().unwrap_or("")).map_err(Failure::bad_request)?;
+    let repo = repository(&st, &name, q.destination.as_deref())?;
     let tag = format!("service:{name}");
     let (info, entry) = restic::stat(&st.restic, &repo, &snapshot, &tag, &path)
         .await
-        .map_err(|e| Failure::from_read(e))?;
+        .map_err(Failure::from_read)?;
     if entry.kind != "file" {
         return Err(Failure::bad_request(format!(
             "`{path}` is a {}, not a file; download files one at a time, or restore the folder",
@@ -226,8 +226,7 @@ pub async fn download(
         ))
         .into());
     }
-    let child =
-        restic::dump(&st.restic, &repo, &info.id, &path).map_err(|e| Failure::from_read(e))?;
+    let child = restic::dump(&st.restic, &repo, &info.id, &path).map_err(Failure::from_read)?;
     let stream = futures_util::stream::unfold(Some(child), |state| async move {
         let mut child = state?;
         let mut buf = vec![0u8; 64 * 1024];

@@ -270,26 +270,27 @@ pub async fn require(State(st): State<Shared>, req: Request, next: Next) -> Resp
         );
     };
     let mut req = req;
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        if let Authed::Session { csrf, .. } = &authed {
-            let (parts, body) = req.into_parts();
-            let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM).await else {
-                return (StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response();
-            };
-            let given = parts
-                .headers
-                .get("x-csrf-token")
-                .and_then(|v| v.to_str().ok())
-                .or_else(|| form_field(&bytes, "csrf"))
-                .unwrap_or("");
-            if !ct_eq(given.as_bytes(), csrf.as_bytes()) {
-                return super::pages::error_page(
-                    StatusCode::FORBIDDEN,
-                    "missing or wrong CSRF token: reload the page and try again",
-                );
-            }
-            req = Request::from_parts(parts, Body::from(bytes));
+    if req.method() != Method::GET
+        && req.method() != Method::HEAD
+        && let Authed::Session { csrf, .. } = &authed
+    {
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM).await else {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response();
+        };
+        let given = parts
+            .headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| form_field(&bytes, "csrf"))
+            .unwrap_or("");
+        if !ct_eq(given.as_bytes(), csrf.as_bytes()) {
+            return super::pages::error_page(
+                StatusCode::FORBIDDEN,
+                "missing or wrong CSRF token: reload the page and try again",
+            );
         }
+        req = Request::from_parts(parts, Body::from(bytes));
     }
     req.extensions_mut().insert(authed);
     next.run(req).await
