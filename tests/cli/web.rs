@@ -450,6 +450,32 @@ fn traversal_bad_ids_and_unknown_names_are_refused() {
         let r = srv.get(path);
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
     }
+    // The snapshot browser page refuses the same paths.
+    let page = srv.get(&format!("/services/app/snapshots/latest?path={data}/docs"));
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().unwrap_or_default();
+    assert!(
+        page.contains(&format!("download?destination=local&amp;path={data}/docs/report.txt")),
+        "{page}"
+    );
+    for q in ["/../etc", "%2e%2e", "/%252e%252e/x"] {
+        let r = srv.get(&format!("/services/app/snapshots/latest?path={q}"));
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{q}");
+    }
+    assert_eq!(
+        srv.get("/services/app/snapshots/..%2f..%2fx").status(),
+        StatusCode::BAD_REQUEST
+    );
+    // Static files need no login and are what the pages reference.
+    let c = client();
+    for (path, kind) in [("/static/style.css", "text/css"), ("/static/app.js", "text/javascript")] {
+        let r = c.get(srv.url(path)).send().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            r.headers().get("content-type").and_then(|v| v.to_str().ok()),
+            Some(kind)
+        );
+    }
     for path in ["/services/nope/run", "/services/nope/verify"] {
         assert_eq!(
             srv.post(path, &[]).status(),
