@@ -455,7 +455,9 @@ fn traversal_bad_ids_and_unknown_names_are_refused() {
     assert_eq!(page.status(), StatusCode::OK);
     let page = page.text().unwrap_or_default();
     assert!(
-        page.contains(&format!("download?destination=local&amp;path={data}/docs/report.txt")),
+        page.contains(&format!(
+            "download?destination=local&amp;path={data}/docs/report.txt"
+        )),
         "{page}"
     );
     for q in ["/../etc", "%2e%2e", "/%252e%252e/x"] {
@@ -468,11 +470,19 @@ fn traversal_bad_ids_and_unknown_names_are_refused() {
     );
     // Static files need no login and are what the pages reference.
     let c = client();
-    for (path, kind) in [("/static/style.css", "text/css"), ("/static/app.js", "text/javascript")] {
-        let r = c.get(srv.url(path)).send().unwrap_or_else(|e| panic!("{e}"));
+    for (path, kind) in [
+        ("/static/style.css", "text/css"),
+        ("/static/app.js", "text/javascript"),
+    ] {
+        let r = c
+            .get(srv.url(path))
+            .send()
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.status(), StatusCode::OK, "{path}");
         assert_eq!(
-            r.headers().get("content-type").and_then(|v| v.to_str().ok()),
+            r.headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
             Some(kind)
         );
     }
@@ -554,7 +564,27 @@ fn browser_session_needs_csrf_for_every_action() {
     assert!(page.contains("href=\"/services/app\""), "{page}");
     assert!(page.contains("badge ok"), "{page}");
     assert!(page.contains("<svg class=\"spark\""), "{page}");
-    assert!(!page.contains(&srv.token));
+    // No page shows the token or the repository password.
+    let pw = std::fs::read_to_string(s.path("pw")).unwrap_or_default();
+    for path in ["/", "/services/app", "/services/app/runs/1"] {
+        let p = session
+            .get(srv.url(path))
+            .send()
+            .and_then(Response::text)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!p.contains(&srv.token), "token on {path}");
+        assert!(!p.contains(pw.trim()), "password on {path}");
+    }
+    // After logging in, only local paths are followed.
+    let r = c
+        .post(srv.url("/login"))
+        .form(&[("token", srv.token.as_str()), ("next", "//evil.example/")])
+        .send()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        r.headers().get("location").and_then(|v| v.to_str().ok()),
+        Some("/")
+    );
 
     // State changes without the CSRF token: 403, and nothing ran.
     let runs_before = s.history().query("SELECT count(*) FROM runs");
