@@ -95,6 +95,17 @@ impl Server {
         srv
     }
 
+    /// Peak resident memory of the server process, in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().map_or(0, Child::id);
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmHWM for pid {pid}"))
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -852,5 +863,54 @@ fn sigterm_stops_a_running_backup_safely_and_the_server() {
         !ps.lines()
             .any(|l| l.trim() == "sleep 30" || l.contains("sh -c sleep 30")),
         "{ps}"
+    );
+}
+
+#[test]
+fn a_large_download_is_streamed_not_held_in_memory() {
+    use sha2::{Digest, Sha256};
+    let s = Scenario::new();
+    // 96 MiB that restic cannot compress: bytes of a xorshift generator.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut big = Vec::with_capacity(96 << 20);
+    while big.len() < 96 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        big.extend_from_slice(&x.to_le_bytes());
+    }
+    let want = Sha256::digest(&big);
+    std::fs::create_dir_all(s.path("data/big")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(s.path("data/big/disk.img"), &big).unwrap_or_else(|e| panic!("{e}"));
+    drop(big);
+    s.simple("[services.big]\ntargets = [\"local\"]\n[services.big.config]\npaths = [\"{root}/data/big\"]\n");
+    s.run(&["setup", "--no-schedule"]).succeeds();
+    s.run(&["run"]).succeeds();
+    let srv = Server::start(&s);
+    // Warm up so the baseline includes the server's own buffers.
+    srv.json("/api/status");
+    let before = srv.peak_rss_kib();
+
+    let file = s.path("data/big/disk.img").display().to_string();
+    let mut r = srv.get(&format!("/api/snapshots/big/latest/download?path={file}"));
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.content_length(), Some(96 << 20));
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut n = 0usize;
+    loop {
+        let k = r.read(&mut buf).unwrap_or_else(|e| panic!("read: {e}"));
+        if k == 0 {
+            break;
+        }
+        n += k;
+        h.update(&buf[..k]);
+    }
+    assert_eq!(n, 96 << 20);
+    assert_eq!(h.finalize(), want, "downloaded content differs");
+    let grew = srv.peak_rss_kib().saturating_sub(before);
+    assert!(
+        grew < 32 * 1024,
+        "the server grew by {grew} KiB for a 96 MiB download"
     );
 }
