@@ -56,6 +56,9 @@ pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<i32, Error> {
         }
     }
     if p.json {
+        if let Some(n) = &token_note {
+            p.info(n);
+        }
         p.json(&r);
         return Ok(i32::from(failed));
     }
