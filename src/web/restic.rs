@@ -112,6 +112,21 @@ pub async fn ls(
     tag: &str,
     dir: &str,
 ) -> Result<Listing, ReadError> {
+    ls_finding(restic, repo, snapshot, tag, dir, None)
+        .await
+        .map(|(l, _)| l)
+}
+
+/// [`ls`], also returning the entry at `want` even when it lies beyond
+/// the first [`MAX_ENTRIES`] of its folder.
+async fn ls_finding(
+    restic: &Restic,
+    repo: &Repository,
+    snapshot: &str,
+    tag: &str,
+    dir: &str,
+    want: Option<&str>,
+) -> Result<(Listing, Option<Entry>), ReadError> {
     let mut args: Vec<String> = vec!["ls".into(), "--json".into(), "--no-lock".into()];
     args.extend(latest_filter(snapshot, tag));
     args.extend(["--".into(), snapshot.into(), dir.into()]);
@@ -120,6 +135,7 @@ pub async fn ls(
     let mut itself = None;
     let mut entries = Vec::new();
     let mut truncated = false;
+    let mut wanted = None;
     let out = process::run(
         &call.spec,
         &Shutdown::never(),
@@ -133,6 +149,9 @@ pub async fn ls(
                     let Ok(e) = serde_json::from_str::<Entry>(line) else {
                         return;
                     };
+                    if want == Some(e.path.as_str()) {
+                        wanted = Some(e.clone());
+                    }
                     if e.path == dir {
                         itself = Some(e);
                     } else if parent(&e.path) == dir {
@@ -169,12 +188,15 @@ pub async fn ls(
         )));
     }
     entries.sort_by(|a, b| (a.kind != "dir", &a.name).cmp(&(b.kind != "dir", &b.name)));
-    Ok(Listing {
-        snapshot: snapshot_info,
-        path: dir.to_string(),
-        entries,
-        truncated,
-    })
+    Ok((
+        Listing {
+            snapshot: snapshot_info,
+            path: dir.to_string(),
+            entries,
+            truncated,
+        },
+        wanted,
+    ))
 }
 
 /// The entry at `path` (a file or folder), through its parent's listing.
@@ -197,8 +219,8 @@ pub async fn stat(
         };
         return Ok((l.snapshot, root));
     }
-    let l = ls(restic, repo, snapshot, tag, parent(path)).await?;
-    match l.entries.into_iter().find(|e| e.path == path) {
+    let (l, found) = ls_finding(restic, repo, snapshot, tag, parent(path), Some(path)).await?;
+    match found {
         Some(e) => Ok((l.snapshot, e)),
         None => Err(ReadError::NotFound(format!(
             "no `{path}` in snapshot {}",
