@@ -18,6 +18,9 @@ apt_install openssh-server openssh-client rclone python3-venv
 # (tests/cli/metrics.rs); hyperfine times bench/status.sh.
 apt_install prometheus hyperfine
 python_venv target/test-venv 'moto, aiosmtpd' 'moto[server]' aiosmtpd
+# The dashboard's browser test (tests/cli/browser.rs): headless Chromium
+# driven through chromedriver; a font so pages render in screenshots.
+apt_install chromium chromium-driver fonts-dejavu-core
 export RM_MOTO_SERVER="$PWD/target/test-venv/bin/moto_server"
 # aiosmtpd (same venv): the SMTP receiver of the email notification test.
 export RM_TEST_PYTHON="$PWD/target/test-venv/bin/python"

@@ -151,6 +151,26 @@ pub enum Command {
     /// for services whose backups silently stopped (stale) and report them.
     #[command(subcommand)]
     Notify(NotifyCommand),
+    /// Run the web dashboard: health of every service, live progress,
+    /// snapshot browser, restores, a JSON API and `/metrics`.
+    ///
+    /// Listens on `[web] listen` (default 127.0.0.1:8080). Everything needs
+    /// the token in `[web] token_file` (default: `web-token` in the state
+    /// directory; `setup` creates it): log in with it in a browser, or send
+    /// `Authorization: Bearer TOKEN`. On loopback a missing token file is
+    /// created; on any other address the server refuses to start without
+    /// one (exit 2). Ctrl-C / SIGTERM stop it; a running backup is stopped
+    /// safely (restic's lock removed, post hooks run, the run recorded as
+    /// interrupted).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port, e.g. `127.0.0.1:8080`, `0.0.0.0:8080` or
+    /// `[::1]:8080`. Default: `[web] listen`, else 127.0.0.1:8080.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -16,3 +16,4 @@ pub mod process;
 pub mod restic;
 pub mod schedule;
 pub mod verify;
+pub mod web;

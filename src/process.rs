@@ -584,3 +584,114 @@ pub async fn run_pipe(
         },
     ))
 }
+
+/// A child whose stdout is handed over as a stream instead of captured (a
+/// `restic dump` sent to a web client without holding the file in memory).
+/// Stopping early is safe: dropping it before [`Streaming::finish`] sends
+/// the stop signal to the child's group (SIGINT for restic, so it removes
+/// its lock) and SIGKILL after the grace period.
+pub struct Streaming {
+    pub stdout: tokio::process::ChildStdout,
+    child: Option<tokio::process::Child>,
+    stderr: Option<tokio::task::JoinHandle<String>>,
+    registered: Option<Registered>,
+    pid: Option<u32>,
+    stop_signal: Signal,
+    grace: Duration,
+}
+
+/// Starts `spec` with its stdout as a stream (stdin is `/dev/null`; stderr
+/// is captured with the usual cap). The spec's timeout is not applied: the
+/// reader decides how long to read.
+pub fn spawn_streaming(spec: &Spec) -> Result<Streaming, SpawnError> {
+    let mut cmd = tokio::process::Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    for k in &spec.env_remove {
+        cmd.env_remove(k);
+    }
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    if let Some(d) = &spec.cwd {
+        cmd.current_dir(d);
+    }
+    let mut child = cmd.spawn().map_err(|source| SpawnError {
+        program: spec.program.to_string_lossy().into_owned(),
+        source,
+    })?;
+    let pid = child.id();
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| tokio::spawn(pump(s, |_| {}, true)));
+    let Some(stdout) = child.stdout.take() else {
+        return Err(SpawnError {
+            program: spec.program.to_string_lossy().into_owned(),
+            source: std::io::Error::other("no stdout pipe"),
+        });
+    };
+    Ok(Streaming {
+        stdout,
+        child: Some(child),
+        stderr,
+        registered: pid.map(Registered::new),
+        pid,
+        stop_signal: spec.stop_signal,
+        grace: spec.grace,
+    })
+}
+
+impl Streaming {
+    /// Waits for the child after its stdout was read to the end.
+    pub async fn finish(mut self) -> (Ended, String) {
+        let status = match self.child.take() {
+            Some(mut c) => c.wait().await,
+            None => Err(std::io::Error::other("already finished")),
+        };
+        let stderr = match self.stderr.take() {
+            Some(t) => t.await.unwrap_or_default(),
+            None => String::new(),
+        };
+        self.registered.take();
+        let ended = match status {
+            Ok(st) => {
+                use std::os::unix::process::ExitStatusExt;
+                match (st.code(), st.signal()) {
+                    (Some(c), _) => Ended::Exited(c),
+                    (None, Some(s)) => Ended::Signaled(s),
+                    (None, None) => Ended::Exited(-1),
+                }
+            }
+            Err(_) => Ended::Exited(-1),
+        };
+        (ended, stderr)
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        signal_group(self.pid, self.stop_signal);
+        let (pid, grace, registered) = (self.pid, self.grace, self.registered.take());
+        // Reap the child in the background; without a runtime (never the
+        // case in practice) the group is killed at once.
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn(async move {
+                    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+                        signal_group(pid, Signal::SIGKILL);
+                        let _ = child.wait().await;
+                    }
+                    drop(registered);
+                });
+            }
+            Err(_) => signal_group(pid, Signal::SIGKILL),
+        }
+    }
+}

@@ -10,6 +10,7 @@ mod notify;
 mod restic_version;
 mod run;
 mod schedule;
+mod serve;
 mod setup;
 mod setup_restic;
 mod snapshots;
@@ -160,5 +161,6 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Man(a) => man::run(&ctx, &a),
         Command::Notify(crate::cli::NotifyCommand::Test(a)) => notify::test(&ctx, &a).await,
         Command::Notify(crate::cli::NotifyCommand::Check) => notify::check(&ctx).await,
+        Command::Serve(a) => serve::run(&ctx, &a).await,
     }
 }

@@ -27,8 +27,38 @@ pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<i32, Error> {
         Err(e) => return Err(e),
     };
     let r = setup(&c, restic.as_ref(), a.dry_run, &Shutdown::never()).await;
-    let failed = !r.errors.is_empty() || r.repositories.iter().any(|x| x.error.is_some());
+    let mut failed = !r.errors.is_empty() || r.repositories.iter().any(|x| x.error.is_some());
+    // The dashboard's access token, when the config has a `[web]` table.
+    let token = &c.web.token_file;
+    let mut token_note = None;
+    if c.web.configured && !token.exists() {
+        if a.dry_run {
+            token_note = Some(format!(
+                "would generate a web access token in {}",
+                token.display()
+            ));
+        } else {
+            match crate::web::auth::write_token_file(token) {
+                Ok(()) => {
+                    token_note = Some(format!(
+                        "generated a web access token in {} (mode 0600)",
+                        token.display()
+                    ));
+                }
+                Err(e) => {
+                    failed = true;
+                    eprintln!(
+                        "error: cannot create the web token file `{}`: {e}",
+                        token.display()
+                    );
+                }
+            }
+        }
+    }
     if p.json {
+        if let Some(n) = &token_note {
+            p.info(n);
+        }
         p.json(&r);
         return Ok(i32::from(failed));
     }
@@ -53,6 +83,9 @@ pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<i32, Error> {
             p.line("  without it, none of the backups can be restored.");
         }
     }
+    if let Some(n) = &token_note {
+        p.line(n);
+    }
     for repo in &r.repositories {
         let line = match (repo.action.as_str(), &repo.error) {
             (_, Some(e)) => format!("{} → {}: FAILED: {e}", repo.service, repo.destination),
@@ -74,7 +107,7 @@ pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<i32, Error> {
     for e in &r.errors {
         eprintln!("error: {e}");
     }
-    if r.unchanged() && !failed {
+    if r.unchanged() && token_note.is_none() && !failed {
         p.line("nothing to do: everything is already set up");
     } else if !failed && !a.dry_run {
         p.line("setup complete; next: `restic-manager run`");

@@ -35,6 +35,7 @@ pub struct RawConfig {
     /// Notifiers that exist but could not be parsed (already reported).
     pub broken_notifiers: BTreeSet<String>,
     pub metrics: Option<super::schema::MetricsRaw>,
+    pub web: Option<super::schema::WebRaw>,
     /// Whether services were written as `[[services]]`.
     pub array_form: bool,
     /// Profiles and destinations that exist in the file but could not be
@@ -241,6 +242,15 @@ pub fn parse_str(file: &Path, source: &str) -> Result<Parsed, Vec<Diagnostic>> {
                 raw.metrics = section::<super::schema::MetricsRaw>(
                     &loc,
                     "[metrics]",
+                    value,
+                    &mut errors,
+                    &mut raw.dropped_keys_in,
+                );
+            }
+            "web" => {
+                raw.web = section::<super::schema::WebRaw>(
+                    &loc,
+                    "[web]",
                     value,
                     &mut errors,
                     &mut raw.dropped_keys_in,

@@ -329,6 +329,18 @@ pub struct Config {
     /// Notification channels and rate limiting, resolved.
     pub notify: notify::Notify,
     pub metrics: MetricsSettings,
+    /// The dashboard's settings (`[web]`), defaults applied.
+    pub web: Web,
+}
+
+/// `[web]` after defaults: where `serve` listens and where its token is.
+#[derive(Debug, Clone, Serialize)]
+pub struct Web {
+    /// Whether the file has a `[web]` table (then `setup` creates the token).
+    pub configured: bool,
+    pub listen: String,
+    pub token_file: PathBuf,
+    pub restore_directory: PathBuf,
 }
 
 impl Config {

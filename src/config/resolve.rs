@@ -354,6 +354,7 @@ pub fn resolve(raw: RawConfig, loc: &Locator, env: &Env) -> Result<Config, Vec<D
     }
 
     let metrics = metrics_settings(raw.metrics.as_ref(), &config_dir, env, &mut cx);
+    let web = web(raw.web.as_ref(), &settings, &config_dir, env, &mut cx);
     if cx.errors.is_empty() {
         Ok(Config {
             file: raw.file.clone(),
@@ -363,6 +364,7 @@ pub fn resolve(raw: RawConfig, loc: &Locator, env: &Env) -> Result<Config, Vec<D
             notifications: raw.notifications.clone(),
             notify,
             metrics,
+            web,
         })
     } else {
         cx.errors.sort_by_key(|d| (d.line, d.column));
@@ -1350,6 +1352,44 @@ fn verify_settings(
     }
     v.command = cmd.cloned();
     v
+}
+
+/// `[web]` with its defaults: listen on loopback, token and restores under
+/// the state directory.
+fn web(
+    w: Option<&super::schema::WebRaw>,
+    settings: &Settings,
+    config_dir: &Path,
+    env: &Env,
+    cx: &mut Ctx<'_>,
+) -> super::Web {
+    let abs = |p: &str| {
+        let p = expand_home(p, env);
+        if p.is_absolute() {
+            p
+        } else {
+            config_dir.join(p)
+        }
+    };
+    let listen = w
+        .and_then(|w| w.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    if listen.parse::<std::net::SocketAddr>().is_err() {
+        cx.err(
+            "web.listen",
+            format!("`listen` = `{listen}` is not an address with a port, e.g. `127.0.0.1:8080` or `[::1]:8080`"),
+        );
+    }
+    super::Web {
+        configured: w.is_some(),
+        listen,
+        token_file: w
+            .and_then(|w| w.token_file.as_deref())
+            .map_or_else(|| settings.state_directory.join("web-token"), abs),
+        restore_directory: w
+            .and_then(|w| w.restore_directory.as_deref())
+            .map_or_else(|| settings.state_directory.join("restores"), abs),
+    }
 }
 
 #[cfg(test)]

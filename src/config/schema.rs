@@ -243,6 +243,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "notifications",
     "notifiers",
     "metrics",
+    "web",
 ];
 
 /// Valid `notify_on` values.
@@ -320,4 +321,18 @@ pub struct InfluxdbRaw {
     pub bucket: Option<String>,
     pub database: Option<String>,
     pub token_file: Option<String>,
+}
+
+/// `[web]`: the dashboard `serve` runs.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebRaw {
+    /// Address and port (default `127.0.0.1:8080`).
+    pub listen: Option<String>,
+    /// File holding the access token (default
+    /// `<state_directory>/web-token`; `setup` creates it, mode 0600).
+    pub token_file: Option<String>,
+    /// Restores from the dashboard go into new folders under this one
+    /// (default `<state_directory>/restores`).
+    pub restore_directory: Option<String>,
 }

@@ -4,6 +4,8 @@
 //! Migrations are append-only and applied when the database opens; the
 //! schema version is SQLite's `user_version`.
 
+mod web;
+
 use std::path::{Path, PathBuf};
 
 mod facts;

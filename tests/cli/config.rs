@@ -253,14 +253,14 @@ fn unknown_top_level_sections_are_errors() {
             "unrelated",
             base(&format!("{WEB}\n[backup]\nenabled = true\n")),
             vec![
-                "13:2: unknown section `backup`; valid sections are `global`, `profiles`, `services`, `destinations`, `notifications`, `notifiers`, `metrics`",
+                "13:2: unknown section `backup`; valid sections are `global`, `profiles`, `services`, `destinations`, `notifications`, `notifiers`, `metrics`, `web`",
             ],
         ),
         (
             "a bare top-level key",
             format!("retention_daily = 7\n{}", base(WEB)),
             vec![
-                "1:1: unknown section `retention_daily`; valid sections are `global`, `profiles`, `services`, `destinations`, `notifications`, `notifiers`, `metrics`",
+                "1:1: unknown section `retention_daily`; valid sections are `global`, `profiles`, `services`, `destinations`, `notifications`, `notifiers`, `metrics`, `web`",
             ],
         ),
     ]);

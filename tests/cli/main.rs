@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod browser;
 mod config;
 mod deploy;
 mod destinations;
@@ -16,3 +17,4 @@ mod servers;
 mod smoke;
 mod status;
 mod verify;
+mod web;

@@ -1,0 +1,364 @@
+//! The dashboard's actions: start a backup, a verification or a restore of
+//! one service, and the executor that runs them (see `jobs.rs`).
+
+use axum::Extension;
+use axum::extract::{Form, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::task::JoinHandle;
+
+use super::auth::Authed;
+use super::jobs::{Job, JobKind, LiveProgress, Refused, Request};
+use super::pages::Failure;
+use super::{Shared, input, restic, verify};
+use crate::engine::Outcome;
+use crate::engine::lock::ServiceLock;
+use crate::engine::run::Runner;
+use crate::error::Error;
+use crate::history::History;
+use crate::restic::Repository;
+
+/// Runs queued jobs until the server ends.
+pub async fn execute(
+    st: Shared,
+    mut queue: UnboundedReceiver<Request>,
+    server: JoinHandle<std::io::Result<()>>,
+) -> Result<(), Error> {
+    tokio::pin!(server);
+    loop {
+        tokio::select! {
+            r = &mut server => {
+                return match r {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(Error::Other(format!("the web server stopped: {e}"))),
+                    Err(e) => Err(Error::Other(format!("the web server task failed: {e}"))),
+                };
+            }
+            Some(req) = queue.recv() => {
+                tokio::task::spawn_local(job(st.clone(), req));
+            }
+        }
+    }
+}
+
+async fn job(st: Shared, req: Request) {
+    let (outcome, message, run_id) = match &req.kind {
+        JobKind::Run => run_job(&st, &req).await,
+        JobKind::Verify => verify_job(&st, &req).await,
+        JobKind::Restore {
+            destination,
+            snapshot,
+            path,
+            target,
+        } => restore_job(&st, &req.service, destination, snapshot, path, target).await,
+    };
+    st.jobs
+        .finish(&req.service, req.id, outcome.as_str(), message, run_id);
+}
+
+fn history(st: &Shared) -> Result<History, (Outcome, Option<String>, Option<i64>)> {
+    History::open(&st.config.settings.state_directory)
+        .map_err(|e| (Outcome::Failed, Some(e.to_string()), None))
+}
+
+async fn run_job(st: &Shared, req: &Request) -> (Outcome, Option<String>, Option<i64>) {
+    let Some(svc) = st.config.service(&req.service) else {
+        return (Outcome::Failed, Some("unknown service".into()), None);
+    };
+    let history = match history(st) {
+        Ok(h) => h,
+        Err(e) => return e,
+    };
+    let progress = LiveProgress {
+        jobs: st.jobs.clone(),
+        service: req.service.clone(),
+        id: req.id,
+    };
+    let runner = Runner {
+        config: &st.config,
+        restic: &st.restic,
+        history: &history,
+        shutdown: st.shutdown.clone(),
+        progress: &progress,
+        trigger: "web",
+        allow_mass_forget: false,
+    };
+    let reports = runner.run(&[svc]).await;
+    match reports.first() {
+        Some(r) => (
+            r.outcome,
+            r.error.clone().or_else(|| r.warnings.first().cloned()),
+            r.run_id,
+        ),
+        None => (
+            Outcome::Interrupted,
+            Some("the server is shutting down".into()),
+            None,
+        ),
+    }
+}
+
+async fn verify_job(st: &Shared, req: &Request) -> (Outcome, Option<String>, Option<i64>) {
+    let Some(svc) = st.config.service(&req.service) else {
+        return (Outcome::Failed, Some("unknown service".into()), None);
+    };
+    let history = match history(st) {
+        Ok(h) => h,
+        Err(e) => return e,
+    };
+    // The same per-service lock as a backup: `restic check` takes an
+    // exclusive repository lock and would make a backup fail.
+    let _lock = match ServiceLock::acquire(&st.config.settings.lock_directory, &svc.name) {
+        Ok(l) => l,
+        Err(e) => return (Outcome::Failed, Some(e.to_string()), None),
+    };
+    let progress = LiveProgress {
+        jobs: st.jobs.clone(),
+        service: req.service.clone(),
+        id: req.id,
+    };
+    let mut overall = Outcome::Ok;
+    let mut first_error = None;
+    for t in &svc.targets {
+        let Some(dest) = st.config.destinations.get(t) else {
+            continue;
+        };
+        crate::engine::Progress::started(&progress, &svc.name, t);
+        let vid = history
+            .start_verify(&svc.name, t, "check", None, "web")
+            .ok();
+        let res = match Repository::new(dest, &svc.name, &st.config.settings.password)
+            .and_then(Repository::with_secrets)
+        {
+            Ok(repo) => verify::check(&st.restic, &repo, &st.shutdown)
+                .await
+                .map_err(|e| (e.class.as_str(), e.message)),
+            Err(e) => Err(("config", e.to_string())),
+        };
+        let outcome = match &res {
+            Ok(()) => Outcome::Ok,
+            Err(("interrupted", _)) => Outcome::Interrupted,
+            Err(_) => Outcome::Failed,
+        };
+        if let Some(id) = vid {
+            let (class, msg) = match &res {
+                Ok(()) => (None, None),
+                Err((c, m)) => (Some(*c), Some(m.as_str())),
+            };
+            let _ = history.finish_verify(id, outcome.as_str(), class, msg, None);
+        }
+        if let Err((_, m)) = res {
+            first_error.get_or_insert(format!("`{t}`: {m}"));
+        }
+        crate::engine::Progress::finished(&progress, &svc.name, t, outcome);
+        overall = overall.worst(outcome);
+    }
+    (overall, first_error, None)
+}
+
+async fn restore_job(
+    st: &Shared,
+    service: &str,
+    destination: &str,
+    snapshot: &str,
+    path: &str,
+    target: &str,
+) -> (Outcome, Option<String>, Option<i64>) {
+    let repo = match repository(st, service, Some(destination)) {
+        Ok(r) => r,
+        Err(f) => return (Outcome::Failed, Some(f.message), None),
+    };
+    let target_dir = std::path::Path::new(target);
+    match restic::restore(&st.restic, &repo, snapshot, path, target_dir, &st.shutdown).await {
+        Ok(()) => (
+            Outcome::Ok,
+            Some(format!(
+                "restored `{path}` from snapshot {} into `{target}`",
+                &snapshot[..snapshot.len().min(8)]
+            )),
+            None,
+        ),
+        Err(e) => (Outcome::Failed, Some(e.message), None),
+    }
+}
+
+/// The repository of `service` on `destination` (default: its first
+/// target), with credentials read. Unknown names are 404s.
+pub fn repository(
+    st: &Shared,
+    service: &str,
+    destination: Option<&str>,
+) -> Result<Repository, Failure> {
+    let svc = st
+        .config
+        .service(service)
+        .ok_or_else(|| Failure::not_found(format!("unknown service `{service}`")))?;
+    let dest = match destination.filter(|d| !d.is_empty()) {
+        Some(d) if svc.targets.iter().any(|t| t == d) => d,
+        Some(d) => {
+            return Err(Failure::not_found(format!(
+                "service `{service}` has no destination `{d}`"
+            )));
+        }
+        None => svc.targets.first().map(String::as_str).ok_or_else(|| {
+            Failure::not_found(format!("service `{service}` has no destinations"))
+        })?,
+    };
+    let d = st
+        .config
+        .destinations
+        .get(dest)
+        .ok_or_else(|| Failure::not_found(format!("unknown destination `{dest}`")))?;
+    Repository::new(d, service, &st.config.settings.password)
+        .and_then(Repository::with_secrets)
+        .map_err(|e| Failure::internal(e.to_string()))
+}
+
+fn started(authed: &Authed, job: &Job) -> Response {
+    if authed.wants_json() {
+        (
+            StatusCode::ACCEPTED,
+            [(
+                header::LOCATION,
+                format!("/api/services/{}/job", job.service),
+            )],
+            axum::Json(job),
+        )
+            .into_response()
+    } else {
+        Redirect::to(&format!("/services/{}/job", job.service)).into_response()
+    }
+}
+
+fn start(st: &Shared, authed: &Authed, name: &str, kind: JobKind) -> Response {
+    let json = authed.wants_json();
+    if st.config.service(name).is_none() {
+        return Failure::not_found(format!("unknown service `{name}`"))
+            .json(json)
+            .into_response();
+    }
+    match st.jobs.start(name, kind) {
+        Ok(job) => started(authed, &job),
+        Err(Refused::Busy(m)) => Failure::new(StatusCode::CONFLICT, m)
+            .json(json)
+            .into_response(),
+        Err(Refused::Stopping) => Failure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down",
+        )
+        .json(json)
+        .into_response(),
+    }
+}
+
+/// `POST /services/NAME/run`: back the service up now.
+pub async fn run(
+    State(st): State<Shared>,
+    Path(name): Path<String>,
+    Extension(authed): Extension<Authed>,
+) -> Response {
+    start(&st, &authed, &name, JobKind::Run)
+}
+
+/// `POST /services/NAME/verify`: `restic check` each repository.
+pub async fn verify(
+    State(st): State<Shared>,
+    Path(name): Path<String>,
+    Extension(authed): Extension<Authed>,
+) -> Response {
+    start(&st, &authed, &name, JobKind::Verify)
+}
+
+/// The restore form.
+#[derive(Debug, Deserialize)]
+pub struct RestoreForm {
+    pub snapshot: String,
+    #[serde(default)]
+    pub destination: Option<String>,
+    pub path: String,
+    /// Name of the new folder under the restore directory.
+    #[serde(default)]
+    pub folder: Option<String>,
+}
+
+/// `POST /services/NAME/restore`: restore one file or folder of a snapshot
+/// into a new folder under `[web] restore_directory`.
+pub async fn restore(
+    State(st): State<Shared>,
+    Path(name): Path<String>,
+    Extension(authed): Extension<Authed>,
+    Form(f): Form<RestoreForm>,
+) -> Response {
+    let json = authed.wants_json();
+    match prepare_restore(&st, &name, &f).await {
+        Ok(kind) => start(&st, &authed, &name, kind),
+        Err(e) => e.json(json).into_response(),
+    }
+}
+
+async fn prepare_restore(st: &Shared, name: &str, f: &RestoreForm) -> Result<JobKind, Failure> {
+    let snapshot = input::snapshot_id(&f.snapshot).map_err(Failure::bad_request)?;
+    let path = input::snapshot_path(&f.path).map_err(Failure::bad_request)?;
+    input::literal_pattern(&path).map_err(Failure::bad_request)?;
+    let svc = st
+        .config
+        .service(name)
+        .ok_or_else(|| Failure::not_found(format!("unknown service `{name}`")))?;
+    let repo = repository(st, name, f.destination.as_deref())?;
+    // Resolves `latest` and short ids to the full id, and proves the path
+    // exists, before any folder is made.
+    let (info, _) = restic::stat(&st.restic, &repo, &snapshot, &svc.tag(), &path)
+        .await
+        .map_err(Failure::from_read)?;
+    let folder = match f.folder.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(n) => input::folder_name(n).map_err(Failure::bad_request)?,
+        None => format!(
+            "{name}-{}-{}",
+            &info.id[..info.id.len().min(8)],
+            chrono::Local::now().format("%Y%m%d-%H%M%S")
+        ),
+    };
+    let base = &st.config.web.restore_directory;
+    std::fs::create_dir_all(base).map_err(|e| {
+        Failure::internal(format!(
+            "cannot create the restore directory `{}`: {e}",
+            base.display()
+        ))
+    })?;
+    let target = base.join(&folder);
+    match std::fs::symlink_metadata(&target) {
+        Ok(m) if !m.is_dir() => {
+            return Err(Failure::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "`{}` exists and is not a folder; choose another name",
+                    target.display()
+                ),
+            ));
+        }
+        Ok(_) => {
+            let empty = std::fs::read_dir(&target)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false);
+            if !empty {
+                return Err(Failure::new(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "refusing to restore into `{}`: the folder is not empty; choose a new folder name",
+                        target.display()
+                    ),
+                ));
+            }
+        }
+        Err(_) => std::fs::create_dir(&target)
+            .map_err(|e| Failure::internal(format!("cannot create `{}`: {e}", target.display())))?,
+    }
+    Ok(JobKind::Restore {
+        destination: repo.destination.clone(),
+        snapshot: info.id,
+        path,
+        target: target.display().to_string(),
+    })
+}

@@ -1,0 +1,285 @@
+//! The JSON API: the same data as the CLI's `--json`, plus the snapshot
+//! browser's listing and download, and `/metrics`. Answers are never
+//! cached (`no-store`) and never hold a secret: repository locations are
+//! the redacted ones, passwords and tokens are not part of any answer.
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::actions::repository;
+use super::pages::Failure;
+use super::{Shared, data, input, metrics, restic};
+use crate::process::Shutdown;
+use crate::restic::ops;
+
+/// A failure answered as JSON (`{"error": "..."}`) whatever its origin.
+pub struct ApiError(Failure);
+
+impl From<Failure> for ApiError {
+    fn from(f: Failure) -> ApiError {
+        ApiError(f)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.0.into_response()
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn ok(v: impl serde::Serialize) -> ApiResult {
+    Ok(Json(v).into_response())
+}
+
+fn known(st: &Shared, name: &str) -> Result<(), ApiError> {
+    if st.config.service(name).is_some() {
+        Ok(())
+    } else {
+        Err(Failure::not_found(format!("unknown service `{name}`")).into())
+    }
+}
+
+/// `GET /api/status`: `status --json` plus health.
+pub async fn status(State(st): State<Shared>) -> ApiResult {
+    let v = st
+        .read(|st, h| data::status_json(h, &st.config))
+        .await?
+        .map_err(Failure::history)?;
+    ok(v)
+}
+
+/// `GET /api/services`: `list --json` plus health, last run, snapshots.
+pub async fn services(State(st): State<Shared>) -> ApiResult {
+    let v = st
+        .read(|st, h| data::services_json(h, &st.config))
+        .await?
+        .map_err(Failure::history)?;
+    ok(v)
+}
+
+/// `GET /api/services/NAME/runs`: the newest 50 runs with their targets.
+pub async fn runs(State(st): State<Shared>, Path(name): Path<String>) -> ApiResult {
+    known(&st, &name)?;
+    let v = st
+        .read(move |_, h| data::runs(h, &name, 50))
+        .await?
+        .map_err(Failure::history)?;
+    ok(v)
+}
+
+/// `GET /api/services/NAME/job`: the newest dashboard job of the service
+/// (live progress while it runs), `null` when there was none.
+pub async fn job(State(st): State<Shared>, Path(name): Path<String>) -> ApiResult {
+    known(&st, &name)?;
+    let mut job = st.jobs.get(&name);
+    // A backup's run id exists in history as soon as the engine started it.
+    if let Some(j) = job
+        .as_mut()
+        .filter(|j| j.run_id.is_none() && j.kind.name() == "run")
+    {
+        let since = j.started_at_ms - 1000;
+        let n = name.clone();
+        if let Ok(Ok(Some(r))) = st.read(move |_, h| h.last_run(&n)).await
+            && r.started_at >= since
+        {
+            j.run_id = Some(r.id);
+        }
+    }
+    ok(job)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DestQuery {
+    #[serde(default)]
+    pub destination: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// `GET /api/snapshots/NAME[?destination=D]`: `snapshots --json` for one
+/// service (asks restic).
+pub async fn snapshots(
+    State(st): State<Shared>,
+    Path(name): Path<String>,
+    Query(q): Query<DestQuery>,
+) -> ApiResult {
+    known(&st, &name)?;
+    Ok(Json(snapshot_groups(&st, &name, q.destination.as_deref()).await?).into_response())
+}
+
+/// Snapshots per destination, as `snapshots --json` prints them.
+pub async fn snapshot_groups(
+    st: &Shared,
+    name: &str,
+    destination: Option<&str>,
+) -> Result<Vec<Value>, Failure> {
+    let Some(svc) = st.config.service(name) else {
+        return Err(Failure::not_found(format!("unknown service `{name}`")));
+    };
+    if let Some(d) = destination
+        && !svc.targets.iter().any(|t| t == d)
+    {
+        return Err(Failure::not_found(format!(
+            "service `{name}` has no destination `{d}`"
+        )));
+    }
+    let mut groups = Vec::new();
+    for t in svc
+        .targets
+        .iter()
+        .filter(|t| destination.is_none_or(|d| d == t.as_str()))
+    {
+        let (display, res) = match repository(st, name, Some(t)) {
+            Ok(r) => (
+                r.display.clone(),
+                ops::snapshots(&st.restic, &r, Some(&svc.tag()), &Shutdown::never())
+                    .await
+                    .map_err(|e| e.message),
+            ),
+            Err(e) => (String::new(), Err(e.message)),
+        };
+        groups.push(match res {
+            Ok(mut list) => {
+                list.sort_by(|a, b| b.time.cmp(&a.time));
+                json!({"service": name, "destination": t, "repository": display, "snapshots": list, "error": null})
+            }
+            Err(e) => {
+                json!({"service": name, "destination": t, "repository": display, "snapshots": [], "error": e})
+            }
+        });
+    }
+    Ok(groups)
+}
+
+/// `GET /api/snapshots/NAME/ID/files?path=DIR[&destination=D]`: one folder.
+pub async fn files(
+    State(st): State<Shared>,
+    Path((name, snapshot)): Path<(String, String)>,
+    Query(q): Query<DestQuery>,
+) -> ApiResult {
+    known(&st, &name)?;
+    let snapshot = input::snapshot_id(&snapshot).map_err(Failure::bad_request)?;
+    let path =
+        input::snapshot_path(q.path.as_deref().unwrap_or("/")).map_err(Failure::bad_request)?;
+    let repo = repository(&st, &name, q.destination.as_deref())?;
+    let tag = format!("service:{name}");
+    let l = restic::ls(&st.restic, &repo, &snapshot, &tag, &path)
+        .await
+        .map_err(Failure::from_read)?;
+    ok(json!({
+        "service": name,
+        "destination": repo.destination,
+        "snapshot": l.snapshot,
+        "path": l.path,
+        "entries": l.entries,
+        "truncated": l.truncated,
+    }))
+}
+
+/// A file name safe for `Content-Disposition`.
+fn disposition(path: &str) -> String {
+    let name = path.rsplit('/').next().unwrap_or("download");
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._- ()".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
+        super::pages::url_encode(name)
+    )
+}
+
+/// `GET /api/snapshots/NAME/ID/download?path=FILE[&destination=D]`: the
+/// file's content, streamed from `restic dump` (never held in memory).
+pub async fn download(
+    State(st): State<Shared>,
+    Path((name, snapshot)): Path<(String, String)>,
+    Query(q): Query<DestQuery>,
+) -> ApiResult {
+    use tokio::io::AsyncReadExt;
+    known(&st, &name)?;
+    let snapshot = input::snapshot_id(&snapshot).map_err(Failure::bad_request)?;
+    let path =
+        input::snapshot_path(q.path.as_deref().unwrap_or("")).map_err(Failure::bad_request)?;
+    let repo = repository(&st, &name, q.destination.as_deref())?;
+    let tag = format!("service:{name}");
+    let (info, entry) = restic::stat(&st.restic, &repo, &snapshot, &tag, &path)
+        .await
+        .map_err(Failure::from_read)?;
+    if entry.kind != "file" {
+        return Err(Failure::bad_request(format!(
+            "`{path}` is a {}, not a file; download files one at a time, or restore the folder",
+            entry.kind
+        ))
+        .into());
+    }
+    let child = restic::dump(&st.restic, &repo, &info.id, &path).map_err(Failure::from_read)?;
+    let stream = futures_util::stream::unfold(Some(child), |state| async move {
+        let mut child = state?;
+        let mut buf = vec![0u8; 64 * 1024];
+        match child.stdout.read(&mut buf).await {
+            Ok(0) => {
+                let (ended, stderr) = child.finish().await;
+                if ended.success() {
+                    None
+                } else {
+                    // Cut the response short: the client sees an incomplete
+                    // download, never a silently truncated file.
+                    let why = crate::restic::error::last_line(&stderr);
+                    Some((
+                        Err(std::io::Error::other(format!("restic dump failed: {why}"))),
+                        None,
+                    ))
+                }
+            }
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), Some(child)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    let mut res = Body::from_stream(stream).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&disposition(&path)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Some(size) = entry.size {
+        h.insert(header::CONTENT_LENGTH, header::HeaderValue::from(size));
+    }
+    Ok(res)
+}
+
+/// `GET /metrics`: Prometheus text exposition from history.
+pub async fn metrics(State(st): State<Shared>) -> ApiResult {
+    let services = st
+        .read(|st, h| data::overview(h, &st.config))
+        .await?
+        .map_err(Failure::history)?;
+    Ok((
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::render(&services),
+    )
+        .into_response())
+}

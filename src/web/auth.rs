@@ -1,0 +1,297 @@
+//! Who may use the dashboard: the holder of the token in `[web]
+//! token_file`. Browsers log in once with it and get a random session id
+//! in an HttpOnly, SameSite=Strict cookie (never the token itself); every
+//! state-changing form also carries the session's CSRF token. Scripts send
+//! `Authorization: Bearer TOKEN` and need no CSRF token: a browser never
+//! adds that header by itself, so another site cannot forge it.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use rand::RngCore;
+
+use super::Shared;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "rm_session";
+/// A session ends after this long without a request.
+const IDLE: Duration = Duration::from_secs(12 * 3600);
+/// Most sessions kept at once (oldest dropped first).
+const MAX_SESSIONS: usize = 1000;
+
+/// Compares two secrets in time that depends only on their lengths.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `n` random bytes as hex.
+pub fn random_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    rand::rng().fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+struct Session {
+    csrf: String,
+    last_seen: Instant,
+}
+
+/// The token and the live sessions.
+pub struct Auth {
+    token: String,
+    sessions: Mutex<HashMap<String, Session>>,
+}
+
+/// How a request proved itself; put into the request's extensions.
+#[derive(Clone, Debug)]
+pub enum Authed {
+    Bearer,
+    Session { id: String, csrf: String },
+}
+
+impl Authed {
+    /// The CSRF token to put into forms (empty for Bearer clients).
+    pub fn csrf(&self) -> &str {
+        match self {
+            Authed::Bearer => "",
+            Authed::Session { csrf, .. } => csrf,
+        }
+    }
+
+    /// Whether answers should be JSON (API clients) rather than pages.
+    pub fn wants_json(&self) -> bool {
+        matches!(self, Authed::Bearer)
+    }
+}
+
+impl Auth {
+    pub fn new(token: String) -> Auth {
+        Auth {
+            token,
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn token_ok(&self, given: &str) -> bool {
+        ct_eq(given.trim().as_bytes(), self.token.as_bytes())
+    }
+
+    /// The token itself, only to redact it from log text shown in pages.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Starts a session; returns its id.
+    pub fn login(&self) -> String {
+        let id = random_hex(32);
+        let mut s = self.sessions();
+        let now = Instant::now();
+        s.retain(|_, v| now.duration_since(v.last_seen) < IDLE);
+        if s.len() >= MAX_SESSIONS
+            && let Some(oldest) = s
+                .iter()
+                .min_by_key(|(_, v)| v.last_seen)
+                .map(|(k, _)| k.clone())
+        {
+            s.remove(&oldest);
+        }
+        s.insert(
+            id.clone(),
+            Session {
+                csrf: random_hex(32),
+                last_seen: now,
+            },
+        );
+        id
+    }
+
+    /// The CSRF token of a live session (and keeps it alive).
+    fn session(&self, id: &str) -> Option<String> {
+        let mut s = self.sessions();
+        let now = Instant::now();
+        match s.get_mut(id) {
+            Some(v) if now.duration_since(v.last_seen) < IDLE => {
+                v.last_seen = now;
+                Some(v.csrf.clone())
+            }
+            Some(_) => {
+                s.remove(id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn logout(&self, id: &str) {
+        self.sessions().remove(id);
+    }
+}
+
+/// Reads the token, or creates it (48 random characters, mode 0600) when
+/// `create` allows. Returns the token and whether it was created.
+pub fn load_or_create_token(path: &Path, create: bool) -> Result<(String, bool), String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => {
+            let t = t.trim().to_string();
+            if t.len() < 16 {
+                return Err(format!(
+                    "the web token in `{}` is shorter than 16 characters; delete the file and run `restic-manager setup` to generate a strong one",
+                    path.display()
+                ));
+            }
+            if let Ok(m) = std::fs::metadata(path)
+                && m.permissions().mode() & 0o077 != 0
+            {
+                eprintln!(
+                    "warning: the web token file `{}` is readable by other users; run `chmod 600 {}`",
+                    path.display(),
+                    path.display()
+                );
+            }
+            Ok((t, false))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            write_token_file(path).map_err(|e| {
+                format!("cannot create the web token file `{}`: {e}", path.display())
+            })?;
+            load_or_create_token(path, false).map(|(t, _)| (t, true))
+        }
+        Err(e) => Err(format!(
+            "cannot read the web token file `{}`: {e}",
+            path.display()
+        )),
+    }
+}
+
+/// Writes a new random token with mode 0600; never overwrites.
+pub fn write_token_file(path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(f, "{}", crate::engine::setup::generate_password())?;
+    f.sync_all()
+}
+
+fn cookie_session(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+/// A field of an `application/x-www-form-urlencoded` body, undecoded (the
+/// CSRF token is hex, so it needs no decoding).
+fn form_field<'a>(body: &'a [u8], name: &str) -> Option<&'a str> {
+    std::str::from_utf8(body)
+        .ok()?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn unauthorized(message: &str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        axum::Json(serde_json::json!({ "error": message })),
+    )
+        .into_response()
+}
+
+/// Most bytes of a form body read for the CSRF check.
+const MAX_FORM: usize = 64 * 1024;
+
+/// Lets a request through when it carries a valid Bearer token or session
+/// cookie, and for a session's POST, the session's CSRF token (form field
+/// `csrf` or header `X-CSRF-Token`).
+pub async fn require(State(st): State<Shared>, req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let authed = if let Some(t) = bearer(headers) {
+        if !st.auth.token_ok(t) {
+            return unauthorized("wrong token");
+        }
+        Authed::Bearer
+    } else if let Some(csrf) =
+        cookie_session(headers).and_then(|id| st.auth.session(&id).map(|csrf| (id, csrf)))
+    {
+        Authed::Session {
+            id: csrf.0,
+            csrf: csrf.1,
+        }
+    } else {
+        let path = req.uri().path();
+        let page = req.method() == Method::GET && !path.starts_with("/api/") && path != "/metrics";
+        if page {
+            let next = req
+                .uri()
+                .path_and_query()
+                .map_or("/", axum::http::uri::PathAndQuery::as_str);
+            let q = super::pages::url_encode(next);
+            return Redirect::to(&format!("/login?next={q}")).into_response();
+        }
+        return unauthorized(
+            "authentication required: send `Authorization: Bearer TOKEN` with the token from the file named by `[web] token_file`",
+        );
+    };
+    let mut req = req;
+    if req.method() != Method::GET
+        && req.method() != Method::HEAD
+        && let Authed::Session { csrf, .. } = &authed
+    {
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM).await else {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response();
+        };
+        let given = parts
+            .headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| form_field(&bytes, "csrf"))
+            .unwrap_or("");
+        if !ct_eq(given.as_bytes(), csrf.as_bytes()) {
+            return super::pages::error_page(
+                StatusCode::FORBIDDEN,
+                "missing or wrong CSRF token: reload the page and try again",
+            );
+        }
+        req = Request::from_parts(parts, Body::from(bytes));
+    }
+    req.extensions_mut().insert(authed);
+    next.run(req).await
+}

@@ -1,0 +1,230 @@
+//! `serve`: the dashboard. axum on the one tokio runtime; pages rendered on
+//! the server (maud) and readable without JavaScript; a JSON API with the
+//! CLI's data; actions (backup, verify, restore) through the same engine,
+//! locks and history as the CLI. Security model: `auth.rs`.
+
+mod actions;
+mod api;
+pub mod auth;
+pub mod data;
+mod input;
+pub mod jobs;
+mod metrics;
+pub mod pages;
+mod restic;
+mod verify;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::process::{Shutdown, ShutdownTrigger};
+use crate::restic::Restic;
+
+/// Everything a request handler may use.
+pub struct AppState {
+    pub config: Config,
+    pub restic: Restic,
+    pub db: data::Db,
+    pub auth: auth::Auth,
+    pub jobs: jobs::Jobs,
+    pub shutdown: Shutdown,
+    /// Texts blanked from log excerpts (token, repository password).
+    pub secrets: Vec<String>,
+}
+
+pub type Shared = Arc<AppState>;
+
+impl AppState {
+    /// Runs a history read off the async threads.
+    pub async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&AppState, &crate::history::History) -> T + Send + 'static,
+    ) -> Result<T, pages::Failure> {
+        let st = self.clone();
+        tokio::task::spawn_blocking(move || st.db.with(|h| f(&st, h)))
+            .await
+            .map_err(|e| pages::Failure::internal(format!("history read failed: {e}")))
+    }
+}
+
+/// Options of `serve`.
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+}
+
+const STYLE: &str = include_str!("assets/style.css");
+const SCRIPT: &str = include_str!("assets/app.js");
+
+fn asset(kind: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// CSP without inline script, no framing, no sniffing, nothing cached.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let is_static = req.uri().path().starts_with("/static/");
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if !is_static {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+/// The routes. Everything but the login page and the static files needs
+/// the token (see `auth.rs`).
+pub fn router(st: Shared) -> Router {
+    let protected = Router::new()
+        .route("/", get(pages::overview))
+        .route("/services/{name}", get(pages::service))
+        .route("/services/{name}/runs/{id}", get(pages::run))
+        .route("/services/{name}/job", get(pages::job))
+        .route("/services/{name}/snapshots/{snapshot}", get(pages::browse))
+        .route("/services/{name}/run", post(actions::run))
+        .route("/services/{name}/verify", post(actions::verify))
+        .route("/services/{name}/restore", post(actions::restore))
+        .route("/logout", post(pages::logout))
+        .route("/api/status", get(api::status))
+        .route("/api/services", get(api::services))
+        .route("/api/services/{name}/runs", get(api::runs))
+        .route("/api/services/{name}/job", get(api::job))
+        .route("/api/snapshots/{name}", get(api::snapshots))
+        .route("/api/snapshots/{name}/{snapshot}/files", get(api::files))
+        .route(
+            "/api/snapshots/{name}/{snapshot}/download",
+            get(api::download),
+        )
+        .route("/metrics", get(api::metrics))
+        .fallback(pages::not_found)
+        .layer(middleware::from_fn_with_state(st.clone(), auth::require));
+    Router::new()
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route(
+            "/static/style.css",
+            get(|| async { asset("text/css", STYLE) }),
+        )
+        .route(
+            "/static/app.js",
+            get(|| async { asset("text/javascript", SCRIPT) }),
+        )
+        .merge(protected)
+        .layer(middleware::from_fn(security_headers))
+        .with_state(st)
+}
+
+/// Signals: the first SIGINT/SIGTERM stops accepting requests and tells
+/// running jobs to stop safely (restic gets SIGINT and removes its lock,
+/// post hooks run, the run is recorded as interrupted); a second one
+/// kills every child and exits at once.
+fn watch_signals(trigger: ShutdownTrigger) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        let mut first = true;
+        loop {
+            let sig = tokio::select! {
+                _ = int.recv() => 2,
+                _ = term.recv() => 15,
+            };
+            if first {
+                eprintln!(
+                    "restic-manager: signal received, stopping the server; running jobs stop safely (send again to exit at once)"
+                );
+                trigger.fire(sig);
+                first = false;
+            } else {
+                crate::process::kill_all_now();
+                std::process::exit(128 + sig);
+            }
+        }
+    });
+}
+
+/// Runs the server until a signal; returns the exit code.
+pub async fn serve(
+    config: Config,
+    restic: Restic,
+    token: String,
+    opts: &ServeOptions,
+) -> Result<i32, Error> {
+    let db = data::Db::open(&config.settings.state_directory, 4)?;
+    let (jobs, queue) = jobs::Jobs::new(config.settings.lock_directory.clone());
+    let (trigger, shutdown) = Shutdown::new();
+    let mut secrets = vec![token.clone()];
+    if let crate::config::PasswordSource::File(f) = &config.settings.password
+        && let Ok(pw) = std::fs::read_to_string(f)
+    {
+        secrets.push(pw.trim().to_string());
+    }
+    let st = Arc::new(AppState {
+        config,
+        restic,
+        db,
+        auth: auth::Auth::new(token),
+        jobs,
+        shutdown: shutdown.clone(),
+        secrets,
+    });
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| {
+            Error::Other(format!(
+                "cannot listen on {}: {e}; choose another address with `--listen` or `[web] listen`",
+                opts.listen
+            ))
+        })?;
+    let local = listener.local_addr().unwrap_or(opts.listen);
+    eprintln!("restic-manager: dashboard on http://{local}/ (Ctrl-C stops)");
+    watch_signals(trigger);
+
+    let mut stop = shutdown.clone();
+    let server = axum::serve(listener, router(st.clone()))
+        .with_graceful_shutdown(async move { stop.wait().await });
+    let server = tokio::spawn(async move { server.await });
+
+    // Jobs borrow a history connection across awaits, which only a
+    // thread-local task may do: they run here, on this thread's LocalSet.
+    let tasks = tokio::task::LocalSet::new();
+    let served = tasks
+        .run_until(actions::execute(st.clone(), queue, server))
+        .await;
+    // Whatever is still running got the shutdown too; let it finish its
+    // post hooks and history records.
+    tasks.await;
+    served.map(|()| 0)
+}

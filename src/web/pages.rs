@@ -1,0 +1,716 @@
+//! The HTML pages, rendered on the server with maud (which escapes every
+//! value). They work without JavaScript; `app.js` only refreshes the live
+//! progress of a running job.
+
+use axum::Extension;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
+
+use super::auth::{Authed, COOKIE};
+use super::data::{self, RunView, ServiceView};
+use super::jobs::Job;
+use super::{Shared, actions, api, input, restic};
+use crate::output::{age, bytes, duration_ms, local_time};
+
+/// An error answered as a page (or as JSON for API clients).
+#[derive(Debug)]
+pub struct Failure {
+    pub status: StatusCode,
+    pub message: String,
+    json: bool,
+}
+
+impl Failure {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Failure {
+        Failure {
+            status,
+            message: message.into(),
+            json: false,
+        }
+    }
+    pub fn not_found(m: impl Into<String>) -> Failure {
+        Failure::new(StatusCode::NOT_FOUND, m)
+    }
+    pub fn bad_request(m: impl Into<String>) -> Failure {
+        Failure::new(StatusCode::BAD_REQUEST, m)
+    }
+    pub fn internal(m: impl Into<String>) -> Failure {
+        Failure::new(StatusCode::INTERNAL_SERVER_ERROR, m)
+    }
+    pub fn history(e: crate::history::HistoryError) -> Failure {
+        Failure::internal(e.to_string())
+    }
+    /// restic's "no such snapshot/path" is a 404; anything else a 502.
+    pub fn from_read(e: restic::ReadError) -> Failure {
+        match e {
+            restic::ReadError::NotFound(m) => Failure::not_found(m),
+            restic::ReadError::Failed(e) => Failure::new(StatusCode::BAD_GATEWAY, e.message),
+        }
+    }
+    #[must_use]
+    pub fn json(mut self, json: bool) -> Failure {
+        self.json = json;
+        self
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        if self.json {
+            (
+                self.status,
+                axum::Json(serde_json::json!({ "error": self.message })),
+            )
+                .into_response()
+        } else {
+            error_page(self.status, &self.message)
+        }
+    }
+}
+
+/// A plain error page.
+pub fn error_page(status: StatusCode, message: &str) -> Response {
+    let title = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let body = layout(
+        &title,
+        None,
+        false,
+        html! {
+            h1 { (title) }
+            p.error { (message) }
+            p { a href="/" { "Back to the overview" } }
+        },
+    );
+    (status, Html(body.into_string())).into_response()
+}
+
+/// Percent-encodes everything but unreserved characters and `/`.
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn layout(title: &str, authed: Option<&Authed>, refresh: bool, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · restic-manager" }
+                link rel="stylesheet" href="/static/style.css";
+                @if refresh {
+                    noscript { meta http-equiv="refresh" content="2"; }
+                }
+                script src="/static/app.js" defer {}
+            }
+            body {
+                header {
+                    a.brand href="/" { "restic-manager" }
+                    @if let Some(a) = authed {
+                        @if let Authed::Session { .. } = a {
+                            form.inline method="post" action="/logout" {
+                                input type="hidden" name="csrf" value=(a.csrf());
+                                button type="submit" { "Log out" }
+                            }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+fn page(title: &str, authed: &Authed, body: Markup) -> Response {
+    Html(layout(title, Some(authed), false, body).into_string()).into_response()
+}
+
+fn badge(state: &str) -> Markup {
+    html! { span class=(format!("badge {state}")) { (state) } }
+}
+
+fn when(ms: i64) -> String {
+    let secs = u64::try_from((crate::history::now_ms() - ms).max(0) / 1000).unwrap_or(0);
+    format!("{} ({} ago)", local_time(ms), age(secs))
+}
+
+fn iso_local(iso: Option<&str>) -> String {
+    iso.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map_or_else(
+            || "-".into(),
+            |t| {
+                t.with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string()
+            },
+        )
+}
+
+/// Bars of recent run durations, coloured by outcome.
+fn sparkline(runs: &[RunView]) -> Markup {
+    let max = runs
+        .iter()
+        .filter_map(|r| r.duration_ms)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let n = runs.len();
+    html! {
+        svg.spark width=(n * 6) height="24" viewBox=(format!("0 0 {} 24", n * 6)) role="img" aria-label="durations of recent runs" {
+            @for (i, r) in runs.iter().enumerate() {
+                @let d = r.duration_ms.unwrap_or(0);
+                @let h = (d * 22 / max).max(2);
+                rect x=(i * 6) y=(24 - h) width="5" height=(h) class=(format!("bar {}", r.outcome)) {
+                    title { (format!("run {}: {} ({})", r.id, duration_ms(d), r.outcome)) }
+                }
+            }
+        }
+    }
+}
+
+fn run_button(name: &str, action: &str, label: &str, csrf: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(format!("/services/{}/{action}", url_encode(name))) {
+            input type="hidden" name="csrf" value=(csrf);
+            button type="submit" { (label) }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// Only local paths are followed after logging in.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+fn login_page(next: &str, error: Option<&str>) -> Markup {
+    layout(
+        "Log in",
+        None,
+        false,
+        html! {
+            h1 { "Log in" }
+            @if let Some(e) = error { p.error { (e) } }
+            form.login method="post" action="/login" {
+                input type="hidden" name="next" value=(next);
+                label for="token" { "Access token" }
+                input #token type="password" name="token" autocomplete="current-password" required autofocus;
+                button type="submit" { "Log in" }
+            }
+            p.hint { "The token is in the file named by " code { "[web] token_file" } " (by default " code { "web-token" } " in the state directory); " code { "restic-manager setup" } " creates it." }
+        },
+    )
+}
+
+/// `GET /login`.
+pub async fn login_form(Query(q): Query<LoginQuery>) -> Response {
+    Html(login_page(&safe_next(q.next.as_deref()), None).into_string()).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    token: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// `POST /login`: a right token starts a session (cookie with a random id).
+pub async fn login(State(st): State<Shared>, Form(f): Form<LoginForm>) -> Response {
+    let next = safe_next(f.next.as_deref());
+    if !st.auth.token_ok(&f.token) {
+        // Slows guessing down; the token is long enough that it cannot work.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let page = login_page(&next, Some("Wrong token."));
+        return (StatusCode::UNAUTHORIZED, Html(page.into_string())).into_response();
+    }
+    let id = st.auth.login();
+    (
+        [(
+            header::SET_COOKIE,
+            format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200"),
+        )],
+        Redirect::to(&next),
+    )
+        .into_response()
+}
+
+/// `POST /logout`.
+pub async fn logout(State(st): State<Shared>, Extension(authed): Extension<Authed>) -> Response {
+    if let Authed::Session { id, .. } = &authed {
+        st.auth.logout(id);
+    }
+    (
+        [(
+            header::SET_COOKIE,
+            format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+        )],
+        Redirect::to("/login"),
+    )
+        .into_response()
+}
+
+/// Any other path: 404.
+pub async fn not_found(Extension(authed): Extension<Authed>) -> Response {
+    Failure::not_found("no such page")
+        .json(authed.wants_json())
+        .into_response()
+}
+
+fn overview_row(s: &ServiceView, csrf: &str, job: Option<&Job>) -> Markup {
+    let link = format!("/services/{}", url_encode(&s.name));
+    html! {
+        tr {
+            td { a href=(link) { (s.name) } @if !s.enabled { " " span.muted { "(disabled)" } } }
+            td { (badge(s.health)) }
+            td {
+                @match &s.last_run {
+                    Some(r) => { (badge(&r.outcome)) " " (age(r.age_seconds)) " ago" }
+                    None => span.muted { "never" },
+                }
+            }
+            td {
+                @for d in &s.destinations {
+                    div.dest {
+                        span class=(format!("dot {}", d.health)) title=(d.health) {}
+                        (d.destination) ": "
+                        @match d.snapshot_age_seconds {
+                            Some(a) => { (age(a)) " ago" }
+                            None => span.muted { "none" },
+                        }
+                    }
+                }
+            }
+            td { (iso_local(s.next_run.as_deref())) }
+            td {
+                @for d in &s.destinations {
+                    div { (d.bytes_added.map_or_else(|| "-".into(), bytes)) }
+                }
+            }
+            td { (sparkline(&s.recent)) }
+            td {
+                @if job.is_some_and(|j| j.state == "running") {
+                    a href=(format!("{link}/job")) { "running…" }
+                } @else {
+                    (run_button(&s.name, "run", "Back up now", csrf))
+                }
+            }
+        }
+    }
+}
+
+/// `GET /`: every service at a glance.
+pub async fn overview(
+    State(st): State<Shared>,
+    Extension(authed): Extension<Authed>,
+) -> Result<Response, Failure> {
+    let services = st
+        .read(|st, h| data::overview(h, &st.config))
+        .await?
+        .map_err(Failure::history)?;
+    let body = html! {
+        h1 { "Backups" }
+        @if services.is_empty() {
+            p { "No services are configured." }
+        } @else {
+            table.overview {
+                thead { tr {
+                    th { "Service" } th { "Health" } th { "Last run" } th { "Newest snapshot" }
+                    th { "Next run" } th { "Added" } th { "Recent durations" } th {}
+                } }
+                tbody {
+                    @for s in &services {
+                        (overview_row(s, authed.csrf(), st.jobs.get(&s.name).as_ref()))
+                    }
+                }
+            }
+        }
+    };
+    Ok(page("Overview", &authed, body))
+}
+
+fn job_box(name: &str, job: &Job) -> Markup {
+    html! {
+        div.job {
+            "Dashboard " (job.kind.name()) " (job " (job.id) "): "
+            @if job.state == "running" { strong { "running" } }
+            @else { (badge(job.outcome.as_deref().unwrap_or("done"))) }
+            " — " a href=(format!("/services/{}/job", url_encode(name))) { "details" }
+            @if let Some(m) = &job.message { div.muted { (m) } }
+        }
+    }
+}
+
+/// `GET /services/NAME`: destinations, snapshots, runs, verifications.
+pub async fn service(
+    State(st): State<Shared>,
+    Path(name): Path<String>,
+    Extension(authed): Extension<Authed>,
+) -> Result<Response, Failure> {
+    let Some(svc) = st.config.service(&name) else {
+        return Err(Failure::not_found(format!("unknown service `{name}`")));
+    };
+    let n = name.clone();
+    let (view, runs, verifies) = st
+        .read(move |st, h| {
+            let svc = st.config.service(&n);
+            Ok::<_, crate::history::HistoryError>((
+                match svc {
+                    Some(s) => Some(data::service_view(h, s)?),
+                    None => None,
+                },
+                data::runs(h, &n, 20)?,
+                data::verifies(h, &n)?,
+            ))
+        })
+        .await?
+        .map_err(Failure::history)?;
+    let Some(view) = view else {
+        return Err(Failure::not_found(format!("unknown service `{name}`")));
+    };
+    let groups = api::snapshot_groups(&st, &name, None).await?;
+    let job = st.jobs.get(&name);
+    let enc = url_encode(&name);
+    let csrf = authed.csrf();
+    let body = html! {
+        h1 { (name) " " (badge(view.health)) }
+        p.muted { (view.health_reason) }
+        @if let Some(d) = &svc.description { p { (d) } }
+        div.actions {
+            (run_button(&name, "run", "Back up now", csrf))
+            (run_button(&name, "verify", "Verify repositories", csrf))
+        }
+        @if let Some(j) = &job { (job_box(&name, j)) }
+        p {
+            "Schedule: " code { (svc.schedule.as_deref().unwrap_or("none")) }
+            " · next run: " (iso_local(view.next_run.as_deref()))
+        }
+        h2 { "Destinations" }
+        table {
+            thead { tr { th { "Destination" } th { "Health" } th { "Newest snapshot" } th { "Age" } th { "Added" } th { "Duration" } } }
+            tbody {
+                @for d in &view.destinations {
+                    tr {
+                        td { (d.destination) }
+                        td { (badge(d.health)) }
+                        td {
+                            @match &d.snapshot_id {
+                                Some(id) => a href=(format!("/services/{enc}/snapshots/{id}?destination={}", url_encode(&d.destination))) { code { (id.chars().take(8).collect::<String>()) } },
+                                None => span.muted { "none" },
+                            }
+                        }
+                        td { (d.snapshot_age_seconds.map_or_else(|| "-".into(), |a| format!("{} ago", age(a)))) }
+                        td { (d.bytes_added.map_or_else(|| "-".into(), bytes)) }
+                        td { (d.duration_ms.map_or_else(|| "-".into(), duration_ms)) }
+                    }
+                }
+            }
+        }
+        h2 { "Snapshots" }
+        @for g in &groups {
+            h3 { (g["destination"].as_str().unwrap_or("?")) " " span.muted { (g["repository"].as_str().unwrap_or("")) } }
+            @if let Some(e) = g["error"].as_str() { p.error { (e) } }
+            @let snaps = g["snapshots"].as_array().cloned().unwrap_or_default();
+            @if snaps.is_empty() && g["error"].is_null() { p.muted { "No snapshots." } }
+            @if !snaps.is_empty() {
+                table.snapshots {
+                    thead { tr { th { "ID" } th { "Time" } th { "Host" } th { "Paths" } } }
+                    tbody {
+                        @for s in snaps.iter().take(50) {
+                            @let id = s["id"].as_str().unwrap_or("");
+                            tr {
+                                td { a href=(format!("/services/{enc}/snapshots/{id}?destination={}", url_encode(g["destination"].as_str().unwrap_or("")))) { code { (id.chars().take(8).collect::<String>()) } } }
+                                td { (iso_local(s["time"].as_str())) }
+                                td { (s["hostname"].as_str().unwrap_or("")) }
+                                td { (s["paths"].as_array().map(|p| p.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ")).unwrap_or_default()) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Runs" }
+        @if runs.is_empty() { p.muted { "No runs yet." } }
+        @else {
+            table.runs {
+                thead { tr { th { "Run" } th { "Started" } th { "Outcome" } th { "Duration" } th { "Message" } } }
+                tbody {
+                    @for r in &runs {
+                        tr {
+                            td { a href=(format!("/services/{enc}/runs/{}", r.run.id)) { "#" (r.run.id) } }
+                            td { (when(r.run.started_at_ms)) }
+                            td { (badge(&r.run.outcome)) }
+                            td { (r.run.duration_ms.map_or_else(|| "-".into(), duration_ms)) }
+                            td { (r.run.message.as_deref().unwrap_or("")) }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Verifications" }
+        @if verifies.is_empty() { p.muted { "No verification yet." } }
+        @else {
+            table.verifies {
+                thead { tr { th { "Started" } th { "Destination" } th { "Kind" } th { "Trigger" } th { "Outcome" } th { "Message" } } }
+                tbody {
+                    @for v in &verifies {
+                        tr {
+                            td { (when(v.started_at_ms)) }
+                            td { (v.destination) }
+                            td { (v.kind) @if let Some(s) = &v.subset { " " (s) } }
+                            td { (v.trigger) }
+                            td { (badge(&v.outcome)) }
+                            td { (v.error_message.as_deref().unwrap_or("")) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page(&name, &authed, body))
+}
+
+/// `GET /services/NAME/runs/ID`: one run with its log's tail.
+pub async fn run(
+    State(st): State<Shared>,
+    Path((name, id)): Path<(String, String)>,
+    Extension(authed): Extension<Authed>,
+) -> Result<Response, Failure> {
+    if st.config.service(&name).is_none() {
+        return Err(Failure::not_found(format!("unknown service `{name}`")));
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return Err(Failure::not_found(format!("no run `{id}`")));
+    };
+    let n = name.clone();
+    let detail = st
+        .read(move |_, h| data::run(h, &n, id))
+        .await?
+        .map_err(Failure::history)?
+        .ok_or_else(|| Failure::not_found(format!("service `{name}` has no run {id}")))?;
+    let log = detail
+        .run
+        .log_file
+        .as_deref()
+        .and_then(|f| data::log_tail(f, 200, &st.secrets));
+    let running = detail.run.outcome == "running";
+    let enc = url_encode(&name);
+    let body = html! {
+        p { a href=(format!("/services/{enc}")) { "← " (name) } }
+        h1 { "Run #" (id) " " (badge(&detail.run.outcome)) }
+        p {
+            "Started " (when(detail.run.started_at_ms))
+            @if let Some(d) = detail.run.duration_ms { " · took " (duration_ms(d)) }
+        }
+        @if running { p { "This run is in progress: " a href=(format!("/services/{enc}/job")) { "live progress" } } }
+        @if let Some(m) = &detail.run.message { p.error { (m) } }
+        table {
+            thead { tr { th { "Destination" } th { "Outcome" } th { "Snapshot" } th { "New" } th { "Changed" } th { "Added" } th { "Duration" } th { "Error" } } }
+            tbody {
+                @for t in &detail.targets {
+                    tr {
+                        td { (t.destination) }
+                        td { (badge(&t.outcome)) }
+                        td {
+                            @if let Some(s) = &t.snapshot_id {
+                                a href=(format!("/services/{enc}/snapshots/{s}?destination={}", url_encode(&t.destination))) { code { (s.chars().take(8).collect::<String>()) } }
+                            }
+                        }
+                        td { (t.files_new.map_or_else(|| "-".into(), |v| v.to_string())) }
+                        td { (t.files_changed.map_or_else(|| "-".into(), |v| v.to_string())) }
+                        td { (t.bytes_added.map_or_else(|| "-".into(), bytes)) }
+                        td { (duration_ms(t.duration_ms)) }
+                        td { (t.error_message.as_deref().unwrap_or("")) }
+                    }
+                }
+            }
+        }
+        h2 { "Log" }
+        @match log {
+            Some(l) => pre.log { (l) },
+            None => p.muted { "No log file." },
+        }
+    };
+    Ok(page(&format!("{name} run {id}"), &authed, body))
+}
+
+/// `GET /services/NAME/job`: the newest dashboard job, live while it runs
+/// (`app.js` polls `/api/services/NAME/job`; without JavaScript the page
+/// refreshes itself).
+pub async fn job(
+    State(st): State<Shared>,
+    Path(name): Path<String>,
+    Extension(authed): Extension<Authed>,
+) -> Result<Response, Failure> {
+    if st.config.service(&name).is_none() {
+        return Err(Failure::not_found(format!("unknown service `{name}`")));
+    }
+    let enc = url_encode(&name);
+    let job = st.jobs.get(&name);
+    let running = job.as_ref().is_some_and(|j| j.state == "running");
+    let body = html! {
+        p { a href=(format!("/services/{enc}")) { "← " (name) } }
+        @match &job {
+            None => { h1 { "No job" } p { "Nothing was started from the dashboard for this service since the server started." } }
+            Some(j) => {
+                h1 { (j.kind.name()) " of " (name) }
+                div #job data-poll=(format!("/api/services/{enc}/job")) data-state=(j.state) {
+                    p {
+                        "State: " strong #job-state { (j.state) }
+                        @if let Some(o) = &j.outcome { " " span #job-outcome { (badge(o)) } }
+                        " · started " (when(j.started_at_ms))
+                    }
+                    @if let Some(m) = &j.message { p #job-message { (m) } }
+                    table #job-targets {
+                        thead { tr { th { "Destination" } th { "State" } th { "Progress" } th { "Files" } th { "Bytes" } } }
+                        tbody {
+                            @for t in &j.targets {
+                                tr data-dest=(t.destination) {
+                                    td { (t.destination) }
+                                    td.state { (t.state) }
+                                    td { progress max="100" value=(format!("{:.0}", t.percent_done * 100.0)) {} " " span.pct { (format!("{:.0}%", t.percent_done * 100.0)) } }
+                                    td.files { (t.files_done) " / " (t.total_files) }
+                                    td.bytes { (bytes(t.bytes_done)) " / " (bytes(t.total_bytes)) }
+                                }
+                            }
+                        }
+                    }
+                    @if !j.notes.is_empty() {
+                        ul #job-notes { @for n in &j.notes { li { (n) } } }
+                    }
+                    @if let Some(r) = j.run_id {
+                        p { a #job-run href=(format!("/services/{enc}/runs/{r}")) { "Run #" (r) } }
+                    }
+                    @if j.state == "done" {
+                        p #job-done { "Finished." }
+                    }
+                }
+            }
+        }
+    };
+    Ok(
+        Html(layout(&format!("{name} job"), Some(&authed), running, body).into_string())
+            .into_response(),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BrowseQuery {
+    #[serde(default)]
+    destination: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+}
+
+/// `GET /services/NAME/snapshots/ID?destination=D&path=DIR`: one folder of
+/// a snapshot, with download links and a restore form.
+pub async fn browse(
+    State(st): State<Shared>,
+    Path((name, snapshot)): Path<(String, String)>,
+    Query(q): Query<BrowseQuery>,
+    Extension(authed): Extension<Authed>,
+) -> Result<Response, Failure> {
+    if st.config.service(&name).is_none() {
+        return Err(Failure::not_found(format!("unknown service `{name}`")));
+    }
+    let snapshot = input::snapshot_id(&snapshot).map_err(Failure::bad_request)?;
+    let path =
+        input::snapshot_path(q.path.as_deref().unwrap_or("/")).map_err(Failure::bad_request)?;
+    let repo = actions::repository(&st, &name, q.destination.as_deref())?;
+    let l = restic::ls(
+        &st.restic,
+        &repo,
+        &snapshot,
+        &format!("service:{name}"),
+        &path,
+    )
+    .await
+    .map_err(Failure::from_read)?;
+    let enc = url_encode(&name);
+    let dest = url_encode(&repo.destination);
+    let sid = &l.snapshot.id;
+    let browse_link = |p: &str| {
+        format!(
+            "/services/{enc}/snapshots/{sid}?destination={dest}&path={}",
+            url_encode(p)
+        )
+    };
+    let mut crumbs = vec![("/".to_string(), "/".to_string())];
+    let mut acc = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        acc.push('/');
+        acc.push_str(part);
+        crumbs.push((acc.clone(), part.to_string()));
+    }
+    let body = html! {
+        p { a href=(format!("/services/{enc}")) { "← " (name) } }
+        h1 { "Snapshot " code { (l.snapshot.short_id.clone().unwrap_or_else(|| sid.chars().take(8).collect())) } }
+        p.muted { (repo.destination) " · " (iso_local(Some(&l.snapshot.time))) " · " (l.snapshot.hostname) " · " (l.snapshot.paths.join(" ")) }
+        nav.crumbs {
+            @for (i, (p, label)) in crumbs.iter().enumerate() {
+                @if i > 1 { " / " }
+                a href=(browse_link(p)) { (label) }
+            }
+        }
+        table.files {
+            thead { tr { th { "Name" } th { "Size" } th { "Modified" } th { "Mode" } } }
+            tbody {
+                @if path != "/" {
+                    tr { td { a href=(browse_link(crumbs.get(crumbs.len().saturating_sub(2)).map_or("/", |c| c.0.as_str()))) { ".." } } td {} td {} td {} }
+                }
+                @for e in &l.entries {
+                    tr {
+                        td {
+                            @if e.kind == "dir" {
+                                a.dir href=(browse_link(&e.path)) { (e.name) "/" }
+                            } @else if e.kind == "file" {
+                                a.file href=(format!("/api/snapshots/{enc}/{sid}/download?destination={dest}&path={}", url_encode(&e.path))) download=(e.name) { (e.name) }
+                            } @else {
+                                (e.name) " " span.muted { "(" (e.kind) ")" }
+                            }
+                        }
+                        td { (e.size.map_or_else(String::new, bytes)) }
+                        td { (iso_local(e.mtime.as_deref())) }
+                        td { code { (e.permissions.as_deref().unwrap_or("")) } }
+                    }
+                }
+            }
+        }
+        @if l.truncated { p.error { "Only the first " (restic::MAX_ENTRIES) " entries are shown." } }
+        h2 { "Restore" }
+        form.restore method="post" action=(format!("/services/{enc}/restore")) {
+            input type="hidden" name="csrf" value=(authed.csrf());
+            input type="hidden" name="snapshot" value=(sid);
+            input type="hidden" name="destination" value=(repo.destination);
+            label for="rpath" { "File or folder" }
+            input #rpath type="text" name="path" value=(path) required;
+            label for="rfolder" { "New folder under " code { (st.config.web.restore_directory.display()) } }
+            input #rfolder type="text" name="folder" placeholder="(generated)" pattern="[A-Za-z0-9_\\-][A-Za-z0-9._\\-]*";
+            button type="submit" { "Restore" }
+        }
+        p.hint { "Restores go into a new, empty folder on the server; nothing existing is overwritten." }
+    };
+    Ok(page(&format!("{name} snapshot"), &authed, body))
+}

@@ -1,0 +1,290 @@
+//! The dashboard in a real browser: Debian's headless Chromium driven
+//! through chromedriver (WebDriver, the fantoccini crate). Logs in with the
+//! token, reads the overview of real backups, starts a backup and watches
+//! the live page until it completes, opens a snapshot and downloads a file
+//! whose content is checked. Screenshots of the overview and the service
+//! page go to `target/screenshots/`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::harness::Scenario;
+use crate::web::{Server, backed_up, free_port};
+
+/// chromedriver, stopped when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts chromedriver, or explains why it cannot: a failure in CI, a
+/// printed skip elsewhere.
+fn driver() -> Option<Driver> {
+    let have = |bin: &str| {
+        Command::new(bin)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !have("chromedriver") || !have("chromium") {
+        let why = "chromium and chromium-driver are not installed: `apt-get install -y chromium chromium-driver` (scripts/test-all.sh does)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+        eprintln!("SKIP browser test: {why}");
+        return None;
+    }
+    let port = free_port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("chromedriver: {e}"));
+    let d = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let c = crate::web::client();
+    let start = Instant::now();
+    while !c
+        .get(format!("{}/status", d.url))
+        .send()
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "chromedriver did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(d)
+}
+
+fn screenshots_dir() -> PathBuf {
+    // CARGO_TARGET_TMPDIR is `<target>/tmp`.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("target"), Path::to_path_buf)
+        .join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    dir
+}
+
+/// Whether `name` is completely downloaded into `dir`.
+fn done_downloading(dir: &Path, name: &str) -> bool {
+    let partial = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().ends_with(".crdownload"));
+    dir.join(name).is_file() && !partial
+}
+
+#[test]
+fn a_browser_logs_in_runs_a_backup_and_downloads_a_file() {
+    let Some(driver) = driver() else { return };
+    // The pre hook keeps the run visible on the live page for a moment.
+    let s: Scenario = backed_up(
+        "[[services.app.config.pre_backup_hooks]]\nname = \"pause\"\ncommand = \"sleep 2\"\n",
+    );
+    let srv = Server::start(&s);
+    let downloads = s.path("downloads");
+    std::fs::create_dir_all(&downloads).unwrap_or_else(|e| panic!("{e}"));
+    let profile = s.path("chromium-profile");
+    let data = s.path("data/app").display().to_string();
+    let shots = screenshots_dir();
+
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+            "prefs": {
+                "download.default_directory": downloads.display().to_string(),
+                "download.prompt_for_download": false,
+            },
+        },
+    });
+    let serde_json::Value::Object(caps) = caps else {
+        panic!("capabilities")
+    };
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let base = srv.base.clone();
+    let token = srv.token.clone();
+    let result: Result<(), String> = rt.block_on(async {
+        let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver.url)
+            .await
+            .map_err(|e| format!("WebDriver session: {e}"))?;
+        let r = async {
+            let e = |what: &'static str| {
+                move |err: fantoccini::error::CmdError| format!("{what}: {err}")
+            };
+            let wait = |t: u64| c.wait().at_most(Duration::from_secs(t));
+
+            // Not logged in: the dashboard sends us to the login form.
+            c.goto(&format!("{base}/")).await.map_err(e("open"))?;
+            let field = wait(10)
+                .for_element(Locator::Css("input#token"))
+                .await
+                .map_err(e("login form"))?;
+            field.send_keys(&token).await.map_err(e("type token"))?;
+            c.find(Locator::Css("form.login button"))
+                .await
+                .map_err(e("button"))?
+                .click()
+                .await
+                .map_err(e("log in"))?;
+
+            // The overview with the real backup.
+            let table = wait(10)
+                .for_element(Locator::Css("table.overview"))
+                .await
+                .map_err(e("overview"))?;
+            let text = table.text().await.map_err(e("overview text"))?;
+            if !text.contains("app") || !text.contains("local:") {
+                return Err(format!("overview lacks the service: {text}"));
+            }
+            let health = c
+                .find(Locator::Css(
+                    "table.overview tbody tr td:nth-child(2) .badge",
+                ))
+                .await
+                .map_err(e("badge"))?;
+            if health.text().await.map_err(e("badge text"))? != "ok" {
+                return Err("service is not shown healthy".into());
+            }
+            let png = c.screenshot().await.map_err(e("screenshot"))?;
+            std::fs::write(shots.join("overview.png"), png).map_err(|x| x.to_string())?;
+
+            // Start a backup and watch it finish on the live page.
+            c.find(Locator::Css(
+                "table.overview form[action='/services/app/run'] button",
+            ))
+            .await
+            .map_err(e("run button"))?
+            .click()
+            .await
+            .map_err(e("run"))?;
+            let state = wait(10)
+                .for_element(Locator::Css("#job-state"))
+                .await
+                .map_err(e("live page"))?;
+            let first = state.text().await.map_err(e("state"))?;
+            if first != "running" {
+                return Err(format!(
+                    "the live page did not show the run in progress: {first}"
+                ));
+            }
+            // app.js reloads the page when the job is done.
+            wait(90)
+                .for_element(Locator::Css("#job-done"))
+                .await
+                .map_err(e("run to finish"))?;
+            let outcome = c
+                .find(Locator::Css("#job-outcome .badge"))
+                .await
+                .map_err(e("outcome"))?
+                .text()
+                .await
+                .map_err(e("outcome text"))?;
+            if outcome != "ok" {
+                return Err(format!("the run ended {outcome}"));
+            }
+
+            // The service page lists both runs; screenshot it.
+            c.find(Locator::Css("a#job-run"))
+                .await
+                .map_err(e("run link"))?;
+            c.goto(&format!("{base}/services/app"))
+                .await
+                .map_err(e("service page"))?;
+            let runs = c
+                .find_all(Locator::Css("table.runs tbody tr"))
+                .await
+                .map_err(e("runs"))?;
+            if runs.len() != 2 {
+                return Err(format!("{} runs on the service page, want 2", runs.len()));
+            }
+            let png = c.screenshot().await.map_err(e("screenshot"))?;
+            std::fs::write(shots.join("service.png"), png).map_err(|x| x.to_string())?;
+
+            // Open the newest snapshot, go to the data folder, download.
+            c.find(Locator::Css("table.snapshots tbody tr a"))
+                .await
+                .map_err(e("snapshot link"))?
+                .click()
+                .await
+                .map_err(e("open snapshot"))?;
+            wait(20)
+                .for_element(Locator::Css("table.files"))
+                .await
+                .map_err(e("browser"))?;
+            let url = c.current_url().await.map_err(e("url"))?;
+            let folder = format!(
+                "{}&path={data}",
+                url.as_str().split("&path=").next().unwrap_or(url.as_str())
+            );
+            c.goto(&folder).await.map_err(e("data folder"))?;
+            let link = wait(20)
+                .for_element(Locator::XPath(
+                    "//table[contains(@class,'files')]//a[text()='hello.txt']",
+                ))
+                .await
+                .map_err(e("file link"))?;
+            link.click().await.map_err(e("download"))?;
+            // The session must stay open until Chromium has saved the file.
+            let start = Instant::now();
+            while !done_downloading(&downloads, "hello.txt") {
+                if start.elapsed() > Duration::from_secs(30) {
+                    return Err("hello.txt was not downloaded".into());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok(())
+        }
+        .await;
+        let _ = c.close().await;
+        r
+    });
+    if let Err(e) = result {
+        panic!("{e}\n--- serve log:\n{}", srv.log());
+    }
+    assert_eq!(
+        std::fs::read_to_string(downloads.join("hello.txt")).unwrap_or_default(),
+        "hello from the dashboard\n"
+    );
+    for shot in ["overview.png", "service.png"] {
+        let len = std::fs::metadata(shots.join(shot))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(len > 1000, "{shot} is {len} bytes");
+    }
+    assert_eq!(
+        s.history()
+            .query("SELECT trigger, outcome FROM runs ORDER BY id"),
+        ["cli|ok", "web|ok"]
+    );
+}
