@@ -12,3 +12,4 @@ pub mod output;
 pub mod process;
 pub mod restic;
 pub mod schedule;
+pub mod sources;

@@ -1,0 +1,1 @@
+//! Docker volumes and containers through the Engine API (bollard).

@@ -1,0 +1,4 @@
+//! What a service backs up besides plain paths: Docker volumes and the
+//! containers stopped around them, streamed database dumps.
+
+pub mod docker;
