@@ -11,5 +11,6 @@ pub mod hooks;
 pub mod output;
 pub mod process;
 pub mod restic;
+pub mod restore;
 pub mod schedule;
 pub mod sources;

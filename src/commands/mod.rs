@@ -6,6 +6,7 @@ mod config_show;
 mod list;
 mod man;
 mod restic_version;
+mod restore;
 mod run;
 mod schedule;
 mod setup;
@@ -153,5 +154,6 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::ResticVersion => restic_version::run(&ctx).await,
         Command::Completions(a) => completions::run(&a),
         Command::Man(a) => man::run(&ctx, &a),
+        Command::Restore(a) => restore::run(&ctx, &a).await,
     }
 }

@@ -3,11 +3,15 @@
 mod harness;
 
 mod config;
+mod databases;
 mod deploy;
 mod destinations;
+mod docker;
+mod dumps;
 mod example;
 mod fanout;
 mod install;
+mod restore;
 mod run;
 mod schedule;
 mod servers;

@@ -1,0 +1,761 @@
+//! `restore`: asks (on a terminal) or reads from flags which service,
+//! destination, snapshot, what and where; previews; confirms; then lets
+//! `crate::restore` (files, dumps into a file or command) or the sources
+//! (volumes, dump presets) do the work.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use super::{Context, select};
+use crate::cli::RestoreArgs;
+use crate::config::{Config, Service};
+use crate::error::Error;
+use crate::output::{Printer, bytes, table};
+use crate::process::{Shutdown, ShutdownTrigger};
+use crate::restic::output::Snapshot;
+use crate::restic::{Repository, Restic, ops};
+use crate::restore::RestoreError;
+use crate::restore::files::{self, Target};
+use crate::restore::listing::{self, Contents};
+use crate::restore::select::{self as snap, Want};
+use crate::restore::stream::{self, Sink};
+
+impl From<RestoreError> for Error {
+    fn from(e: RestoreError) -> Self {
+        if e.usage {
+            Error::Usage(e.message)
+        } else {
+            Error::Other(e.message)
+        }
+    }
+}
+
+/// What the user chose to restore.
+#[derive(Debug, Clone)]
+enum What {
+    Files {
+        target: Target,
+        includes: Vec<String>,
+    },
+    Dump {
+        name: String,
+        /// `None`: the preset's restore command.
+        sink: Option<Sink>,
+    },
+    Volume(String),
+}
+
+pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
+    let c = ctx.load_config()?;
+    let p = &ctx.printer;
+    let tty = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    // The flow asks when a required choice is missing and there is someone
+    // to ask; otherwise every prompt below is skipped.
+    let asking = tty && (a.service.is_none() || a.snapshot.is_none());
+
+    let service = pick_service(&c, a, asking).await?;
+    let mut want = match (&a.dump, &a.volume) {
+        (Some(d), _) => Want::Dump(d.clone()),
+        (_, Some(v)) => Want::Volume(v.clone()),
+        _ => Want::Files,
+    };
+    if let Want::Volume(v) = &want
+        && !service.volumes.iter().any(|x| x == v)
+    {
+        return Err(Error::Usage(format!(
+            "service `{}` has no volume `{v}`; its volumes: {}",
+            service.name,
+            names(&service.volumes)
+        )));
+    }
+    let restic = ctx.restic(&c).await?;
+    let shutdown = Shutdown::never();
+    let (dest, repo, list) =
+        pick_destination(&c, service, a, asking, &restic, p, &shutdown).await?;
+    let where_ = format!("of service `{}` on `{dest}`", service.name);
+
+    let snapshot = match &a.snapshot {
+        Some(id) => snap::resolve(&list, id, &want, &where_)?.clone(),
+        None if asking => ask_snapshot(&c, service, &dest, &list, &want).await?,
+        None => {
+            return Err(Error::Usage(format!(
+                "missing `--snapshot ID|latest` (no terminal to ask on){}",
+                snap::available(
+                    &list
+                        .iter()
+                        .filter(|s| snap::matches(s, &want))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                )
+            )));
+        }
+    };
+    // A dump snapshot picked from the table restores that dump.
+    if want == Want::Files
+        && asking
+        && a.include.is_empty()
+        && let Some(d) = snap::dump_name(&snapshot)
+    {
+        want = Want::Dump(d.to_string());
+    }
+
+    let what = match &want {
+        Want::Dump(name) => What::Dump {
+            name: name.clone(),
+            sink: match (&a.to_file, &a.to_command) {
+                (Some(f), _) => Some(Sink::File(absolute(f)?)),
+                (_, Some(cmd)) => Some(Sink::Command(cmd.clone())),
+                _ if asking => ask_dump_sink(name).await?,
+                _ => None,
+            },
+        },
+        Want::Volume(v) => What::Volume(v.clone()),
+        Want::Files => {
+            let includes = if a.include.is_empty() && asking {
+                ask_includes(&snapshot).await?
+            } else {
+                a.include.clone()
+            };
+            let target = if a.in_place {
+                Target::InPlace
+            } else if let Some(t) = &a.target {
+                Target::Folder(absolute(t)?)
+            } else {
+                let default = files::default_folder(&cwd()?, &service.name, &snapshot);
+                if asking {
+                    ask_target(default).await?
+                } else {
+                    Target::Folder(default)
+                }
+            };
+            What::Files { target, includes }
+        }
+    };
+
+    // What the snapshot holds of it: the preview, and every `--include`
+    // checked (restic 0.14 restores nothing, and says nothing, otherwise).
+    let mut what = what;
+    let contents = loop {
+        let includes: Vec<String> = match &what {
+            What::Files { includes, .. } => includes.clone(),
+            What::Dump { .. } => stream::dump_path(&snapshot)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            What::Volume(_) => Vec::new(),
+        };
+        let contents = listing::scan(&restic, &repo, &snapshot, &includes, &shutdown).await?;
+        match (contents.missing(&snapshot), &mut what) {
+            (None, _) => break contents,
+            (Some(e), What::Files { includes, .. }) if asking => {
+                p.info(format!("error: {e}"));
+                *includes = ask_includes(&snapshot).await?;
+            }
+            (Some(e), _) => return Err(e.into()),
+        }
+    };
+
+    if let What::Files {
+        target: Target::Folder(dir),
+        ..
+    } = &what
+        && !a.preview
+        && let Err(e) = files::check_folder(dir, a.overwrite)
+    {
+        let question = format!(
+            "`{}` is not empty; restore into it anyway, replacing files with the same names?",
+            dir.display()
+        );
+        let go_on = asking && e.usage && ask_confirm(question, false).await?;
+        if !go_on {
+            return Err(e.into());
+        }
+    }
+
+    let summary = Summary {
+        service: &service.name,
+        destination: &dest,
+        repo: &repo,
+        snapshot: &snapshot,
+        what: &what,
+        contents: &contents,
+    };
+    if a.preview {
+        if p.json {
+            p.json(&summary.json(true, None));
+        } else {
+            p.line(summary.preview());
+        }
+        return Ok(0);
+    }
+    let in_place = matches!(
+        what,
+        What::Files {
+            target: Target::InPlace,
+            ..
+        }
+    );
+    if tty && !a.yes && (asking || in_place) {
+        eprintln!("{}", summary.preview());
+    }
+    if !a.yes {
+        if tty && (asking || in_place) {
+            let question = if in_place {
+                "Write these files back to their original paths, replacing what is there now?"
+            } else {
+                "Restore?"
+            };
+            if !ask_confirm(question.to_string(), !in_place).await? {
+                p.info("nothing was restored");
+                return Ok(1);
+            }
+        } else if in_place {
+            return Err(Error::Usage(
+                "`--in-place` replaces files at their original paths; add `--yes` to confirm (there is no terminal to ask on), or restore into a folder with `--target`".to_string(),
+            ));
+        }
+    }
+
+    // From here on children run: our Ctrl-C stops them cleanly (restic
+    // removes its lock) instead of leaving them behind.
+    let (trigger, shutdown) = Shutdown::new();
+    let signals = tokio::spawn(forward_signals(trigger));
+    let streamed = execute(&restic, &repo, &snapshot, &what, a, &shutdown).await;
+    signals.abort();
+    let streamed = streamed?;
+
+    if p.json {
+        p.json(&summary.json(false, streamed));
+    } else {
+        p.line(summary.done(streamed));
+    }
+    Ok(0)
+}
+
+/// Runs the chosen restore; returns the bytes streamed for a dump.
+async fn execute(
+    restic: &Restic,
+    repo: &Repository,
+    snapshot: &Snapshot,
+    what: &What,
+    a: &RestoreArgs,
+    shutdown: &Shutdown,
+) -> Result<Option<u64>, Error> {
+    match what {
+        What::Files { target, includes } => {
+            files::restore(restic, repo, snapshot, target, includes, shutdown).await?;
+            Ok(None)
+        }
+        What::Dump {
+            name,
+            sink: Some(sink),
+        } => {
+            let path = stream::dump_path(snapshot).ok_or_else(|| {
+                Error::Usage(format!(
+                    "snapshot `{}` holds {} paths, not one dump file; is it a dump of `{name}`?",
+                    snapshot.short(),
+                    snapshot.paths.len()
+                ))
+            })?;
+            let s =
+                stream::dump_to(restic, repo, snapshot, path, sink, a.overwrite, shutdown).await?;
+            Ok(Some(s.bytes))
+        }
+        What::Dump { name, sink: None } => Err(Error::Other(format!(
+            "restoring dump `{name}` with its preset's restore command is not available yet in this build; use `--to-file FILE` or `--to-command CMD`"
+        ))),
+        What::Volume(v) => Err(Error::Other(format!(
+            "restoring Docker volume `{v}` is not available yet in this build; restore its files with `--include` into a folder instead"
+        ))),
+    }
+}
+
+/// SIGINT/SIGTERM → stop the children (restic gets SIGINT); a second
+/// signal exits at once.
+async fn forward_signals(trigger: ShutdownTrigger) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    let mut first = true;
+    loop {
+        let sig = tokio::select! {
+            _ = int.recv() => 2,
+            _ = term.recv() => 15,
+        };
+        if first {
+            eprintln!(
+                "restic-manager: signal received, stopping the restore (send again to exit at once)"
+            );
+            trigger.fire(sig);
+            first = false;
+        } else {
+            crate::process::kill_all_now();
+            std::process::exit(128 + sig);
+        }
+    }
+}
+
+fn cwd() -> Result<PathBuf, Error> {
+    std::env::current_dir()
+        .map_err(|e| Error::Other(format!("cannot read the current folder: {e}")))
+}
+
+fn absolute(p: &Path) -> Result<PathBuf, Error> {
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd()?.join(p)
+    })
+}
+
+fn names(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".to_string()
+    } else {
+        v.iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+async fn pick_service<'a>(
+    c: &'a Config,
+    a: &RestoreArgs,
+    asking: bool,
+) -> Result<&'a Service, Error> {
+    if let Some(name) = &a.service {
+        let found = select(c, std::slice::from_ref(name), false)?;
+        return found
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Usage(format!("unknown service `{name}`")));
+    }
+    if c.services.is_empty() {
+        return Err(Error::Usage(
+            "the configuration defines no services to restore".to_string(),
+        ));
+    }
+    if !asking {
+        return Err(Error::Usage(format!(
+            "missing `--service NAME` (no terminal to ask on); services: {}",
+            names(
+                &c.service_names()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+            )
+        )));
+    }
+    if let [only] = c.services.as_slice() {
+        eprintln!("service: {} (the only one)", only.name);
+        return Ok(only);
+    }
+    let items: Vec<String> = c
+        .services
+        .iter()
+        .map(|s| match &s.description {
+            Some(d) => format!("{}  ({d})", s.name),
+            None => s.name.clone(),
+        })
+        .collect();
+    let i = ask_select("Service to restore from".to_string(), items, 0).await?;
+    Ok(&c.services[i])
+}
+
+/// The destination to read from and its snapshots of the service: the one
+/// named, the one picked, or the first target that answers.
+async fn pick_destination(
+    c: &Config,
+    s: &Service,
+    a: &RestoreArgs,
+    asking: bool,
+    restic: &Restic,
+    p: &Printer,
+    shutdown: &Shutdown,
+) -> Result<(String, Repository, Vec<Snapshot>), Error> {
+    let open = |t: &str| -> Result<Repository, String> {
+        let d = c
+            .destinations
+            .get(t)
+            .ok_or_else(|| format!("destination `{t}` is not defined"))?;
+        Repository::new(d, &s.name, &c.settings.password)
+            .and_then(Repository::with_secrets)
+            .map_err(|e| e.to_string())
+    };
+    let chosen: Option<String> = match &a.destination {
+        Some(d) if !s.targets.contains(d) => {
+            return Err(Error::Usage(format!(
+                "service `{}` does not back up to `{d}`; its targets: {}",
+                s.name,
+                names(&s.targets)
+            )));
+        }
+        Some(d) => Some(d.clone()),
+        None if asking && s.targets.len() > 1 => {
+            let i = ask_select("Destination".to_string(), s.targets.clone(), 0).await?;
+            Some(s.targets[i].clone())
+        }
+        None => None,
+    };
+    if let Some(d) = chosen {
+        let repo = open(&d).map_err(Error::Other)?;
+        let list = ops::snapshots(restic, &repo, Some(&s.tag()), shutdown)
+            .await
+            .map_err(|e| Error::Other(e.message))?;
+        return Ok((d, repo, list));
+    }
+    let mut problems = Vec::new();
+    for t in &s.targets {
+        let res = match open(t) {
+            Ok(repo) => ops::snapshots(restic, &repo, Some(&s.tag()), shutdown)
+                .await
+                .map(|l| (repo, l))
+                .map_err(|e| e.message),
+            Err(e) => Err(e),
+        };
+        match res {
+            Ok((repo, list)) => {
+                let why = if problems.is_empty() {
+                    "the service's first target".to_string()
+                } else {
+                    "the first target that could be read".to_string()
+                };
+                p.info(format!(
+                    "reading from destination `{t}` ({why}; choose with `--destination`)"
+                ));
+                return Ok((t.clone(), repo, list));
+            }
+            Err(e) => {
+                p.info(format!("destination `{t}` cannot be read: {e}"));
+                problems.push(format!("`{t}`: {e}"));
+            }
+        }
+    }
+    Err(Error::Other(format!(
+        "no destination of service `{}` could be read: {}",
+        s.name,
+        problems.join("; ")
+    )))
+}
+
+async fn ask_snapshot(
+    c: &Config,
+    s: &Service,
+    dest: &str,
+    list: &[Snapshot],
+    want: &Want,
+) -> Result<Snapshot, Error> {
+    // On the table every kind shows; with `--dump`/`--volume` only those.
+    let shown: Vec<&Snapshot> = snap::newest_first(list)
+        .into_iter()
+        .filter(|x| *want == Want::Files || snap::matches(x, want))
+        .collect();
+    if shown.is_empty() {
+        return Err(Error::Usage(format!(
+            "service `{}` has no snapshots on `{dest}` to restore{}",
+            s.name,
+            snap::available(list)
+        )));
+    }
+    let sizes = sizes(c, &s.name, dest);
+    let rows: Vec<Vec<String>> = shown
+        .iter()
+        .map(|x| {
+            let size = sizes
+                .iter()
+                .find(|(id, _)| !id.is_empty() && x.id.starts_with(id.as_str()))
+                .map_or_else(|| "?".to_string(), |(_, b)| bytes(*b));
+            vec![
+                x.short().to_string(),
+                snap::time(x),
+                x.hostname.clone(),
+                size,
+                x.tags
+                    .iter()
+                    .filter(|t| **t != s.tag())
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ]
+        })
+        .collect();
+    let text = table(&["ID", "TIME", "HOST", "SIZE", "TAGS"], &rows);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default().to_string();
+    let items: Vec<String> = lines.map(str::to_string).collect();
+    let i = ask_select(format!("Snapshot (newest first)\n  {header}"), items, 0).await?;
+    Ok(shown[i].clone())
+}
+
+/// Sizes recorded by our own runs (restic 0.14 keeps none); empty when
+/// there is no history yet (restoring on a new machine).
+fn sizes(c: &Config, service: &str, dest: &str) -> Vec<(String, u64)> {
+    let file = c.settings.state_directory.join("history.sqlite");
+    if !file.is_file() {
+        return Vec::new();
+    }
+    crate::history::History::open(&c.settings.state_directory)
+        .and_then(|h| h.snapshot_sizes(service, dest))
+        .unwrap_or_default()
+}
+
+async fn ask_target(default: PathBuf) -> Result<Target, Error> {
+    let items = vec![
+        format!("a new folder: {}", default.display()),
+        "another folder…".to_string(),
+        "the original paths (replaces the files there now)".to_string(),
+    ];
+    match ask_select("Restore to".to_string(), items, 0).await? {
+        0 => Ok(Target::Folder(default)),
+        1 => {
+            let t = ask_input("Folder".to_string(), false).await?;
+            Ok(Target::Folder(absolute(Path::new(t.trim()))?))
+        }
+        _ => Ok(Target::InPlace),
+    }
+}
+
+async fn ask_includes(snapshot: &Snapshot) -> Result<Vec<String>, Error> {
+    let items = vec![
+        format!("everything ({})", snapshot.paths.join(", ")),
+        "some paths…".to_string(),
+    ];
+    if ask_select("What to restore".to_string(), items, 0).await? == 0 {
+        return Ok(Vec::new());
+    }
+    let mut paths = Vec::new();
+    loop {
+        let prompt = if paths.is_empty() {
+            "Path (absolute, or relative to the backed-up folder)".to_string()
+        } else {
+            "Another path (empty to go on)".to_string()
+        };
+        let p = ask_input(prompt, !paths.is_empty()).await?;
+        let p = p.trim();
+        if p.is_empty() {
+            return Ok(paths);
+        }
+        paths.push(p.to_string());
+    }
+}
+
+async fn ask_dump_sink(name: &str) -> Result<Option<Sink>, Error> {
+    let items = vec![
+        format!("with the restore command of dump `{name}`"),
+        "write it to a file…".to_string(),
+        "pipe it into a command…".to_string(),
+    ];
+    match ask_select(format!("Restore dump `{name}`"), items, 0).await? {
+        0 => Ok(None),
+        1 => {
+            let f = ask_input("File".to_string(), false).await?;
+            Ok(Some(Sink::File(absolute(Path::new(f.trim()))?)))
+        }
+        _ => Ok(Some(Sink::Command(
+            ask_input("Command (gets the dump on stdin)".to_string(), false).await?,
+        ))),
+    }
+}
+
+fn cancelled() -> Error {
+    Error::Other("cancelled; nothing was restored".to_string())
+}
+
+fn term_error(e: dialoguer::Error) -> Error {
+    let dialoguer::Error::IO(e) = e;
+    if e.kind() == std::io::ErrorKind::Interrupted {
+        cancelled()
+    } else {
+        Error::Other(format!("cannot read the answer from the terminal: {e}"))
+    }
+}
+
+/// Runs a blocking prompt off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, dialoguer::Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Other(format!("the prompt failed: {e}")))?
+        .map_err(term_error)
+}
+
+async fn ask_select(prompt: String, items: Vec<String>, default: usize) -> Result<usize, Error> {
+    blocking(move || {
+        dialoguer::Select::with_theme(&dialoguer::theme::ColorfulTheme::default())
+            .with_prompt(prompt)
+            .items(&items)
+            .default(default)
+            .interact_opt()
+    })
+    .await?
+    .ok_or_else(cancelled)
+}
+
+async fn ask_input(prompt: String, allow_empty: bool) -> Result<String, Error> {
+    blocking(move || {
+        dialoguer::Input::<String>::with_theme(&dialoguer::theme::ColorfulTheme::default())
+            .with_prompt(prompt)
+            .allow_empty(allow_empty)
+            .interact_text()
+    })
+    .await
+}
+
+async fn ask_confirm(prompt: String, default: bool) -> Result<bool, Error> {
+    blocking(move || {
+        dialoguer::Confirm::with_theme(&dialoguer::theme::ColorfulTheme::default())
+            .with_prompt(prompt)
+            .default(default)
+            .interact_opt()
+    })
+    .await
+    .map(|a| a.unwrap_or(false))
+}
+
+/// Everything needed to describe the restore, before and after.
+struct Summary<'a> {
+    service: &'a str,
+    destination: &'a str,
+    repo: &'a Repository,
+    snapshot: &'a Snapshot,
+    what: &'a What,
+    contents: &'a Contents,
+}
+
+impl Summary<'_> {
+    fn source(&self) -> String {
+        format!(
+            "snapshot {} of `{}` on `{}` ({}, host {})",
+            self.snapshot.short(),
+            self.service,
+            self.destination,
+            snap::time(self.snapshot),
+            self.snapshot.hostname
+        )
+    }
+
+    fn where_(&self) -> String {
+        match self.what {
+            What::Files {
+                target: Target::Folder(d),
+                ..
+            } => format!("into `{}`", d.display()),
+            What::Files {
+                target: Target::InPlace,
+                ..
+            } => "to the original paths".to_string(),
+            What::Dump { name, sink } => match sink {
+                Some(Sink::File(f)) => format!("dump `{name}` into `{}`", f.display()),
+                Some(Sink::Command(c)) => format!("dump `{name}` into `{c}`"),
+                None => format!("dump `{name}` with its restore command"),
+            },
+            What::Volume(v) => format!("into Docker volume `{v}`"),
+        }
+    }
+
+    fn preview(&self) -> String {
+        let c = self.contents;
+        let mut s = format!(
+            "{}\nwould restore {} files, {} folders, {} {}",
+            self.source(),
+            c.files,
+            c.dirs,
+            bytes(c.bytes),
+            self.where_()
+        );
+        for e in &c.first {
+            s.push_str(&format!(
+                "\n  {}{}",
+                e.path,
+                if e.kind == "dir" { "/" } else { "" }
+            ));
+        }
+        let shown = c.first.len() as u64;
+        if c.files + c.dirs > shown {
+            s.push_str(&format!("\n  … and {} more", c.files + c.dirs - shown));
+        }
+        s
+    }
+
+    fn done(&self, streamed: Option<u64>) -> String {
+        let c = self.contents;
+        match self.what {
+            What::Dump { .. } => format!(
+                "restored {} ({}) from {}",
+                self.where_(),
+                bytes(streamed.unwrap_or(c.bytes)),
+                self.source()
+            ),
+            _ => format!(
+                "restored {} files, {} folders, {} {} from {}",
+                c.files,
+                c.dirs,
+                bytes(c.bytes),
+                self.where_(),
+                self.source()
+            ),
+        }
+    }
+
+    fn json(&self, preview: bool, streamed: Option<u64>) -> Value {
+        let c = self.contents;
+        let (kind, target, includes, dump, volume): (&str, Value, Vec<String>, Value, Value) =
+            match self.what {
+                What::Files { target, .. } => (
+                    "files",
+                    match target {
+                        Target::Folder(d) => json!(d),
+                        Target::InPlace => json!("/"),
+                    },
+                    c.include_paths(),
+                    Value::Null,
+                    Value::Null,
+                ),
+                What::Dump { name, sink } => (
+                    "dump",
+                    match sink {
+                        Some(Sink::File(f)) => json!(f),
+                        // The command may hold credentials: not echoed.
+                        Some(Sink::Command(_)) => json!("command"),
+                        None => json!("restore_command"),
+                    },
+                    Vec::new(),
+                    json!(name),
+                    Value::Null,
+                ),
+                What::Volume(v) => ("volume", json!(v), Vec::new(), Value::Null, json!(v)),
+            };
+        json!({
+            "preview": preview,
+            "service": self.service,
+            "destination": self.destination,
+            "repository": self.repo.display,
+            "snapshot": {
+                "id": self.snapshot.id,
+                "short_id": self.snapshot.short(),
+                "time": self.snapshot.time,
+                "hostname": self.snapshot.hostname,
+                "paths": self.snapshot.paths,
+                "tags": self.snapshot.tags,
+            },
+            "kind": kind,
+            "target": target,
+            "in_place": matches!(self.what, What::Files { target: Target::InPlace, .. }),
+            "includes": includes,
+            "dump": dump,
+            "volume": volume,
+            "files": c.files,
+            "dirs": c.dirs,
+            "bytes": streamed.unwrap_or(c.bytes),
+            "first_entries": c.first,
+        })
+    }
+}
