@@ -17,6 +17,11 @@ use crate::process::{Shutdown, ShutdownTrigger};
 use crate::restic::output::Snapshot;
 use crate::restic::{Repository, Restic, ops};
 use crate::restore::RestoreError;
+use crate::sources::dump::{self, RestoreTo};
+
+/// A restore runs until it is done or interrupted; this only bounds a
+/// restore command that hangs for good.
+const RESTORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 use crate::restore::files::{self, Target};
 use crate::restore::listing::{self, Contents};
 use crate::restore::select::{self as snap, Want};
@@ -75,6 +80,17 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
     let (dest, repo, list) =
         pick_destination(&c, service, a, asking, &restic, p, &shutdown).await?;
     let where_ = format!("of service `{}` on `{dest}`", service.name);
+    if let Want::Dump(d) = &want
+        && !service.dumps.iter().any(|x| x.name == *d)
+        && !list.iter().any(|x| snap::dump_name(x) == Some(d.as_str()))
+    {
+        let configured: Vec<String> = service.dumps.iter().map(|x| x.name.clone()).collect();
+        return Err(Error::Usage(format!(
+            "service `{}` has no dump `{d}` (none configured, no snapshot tagged `dump:{d}` on `{dest}`); its dumps: {}",
+            service.name,
+            names(&configured)
+        )));
+    }
 
     let snapshot = match &a.snapshot {
         Some(id) => snap::resolve(&list, id, &want, &where_)?.clone(),
@@ -107,7 +123,9 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
             sink: match (&a.to_file, &a.to_command) {
                 (Some(f), _) => Some(Sink::File(absolute(f)?)),
                 (_, Some(cmd)) => Some(Sink::Command(cmd.clone())),
-                _ if asking => ask_dump_sink(name).await?,
+                _ if asking => {
+                    ask_dump_sink(name, service.dumps.iter().any(|d| d.name == *name)).await?
+                }
                 _ => None,
             },
         },
@@ -222,7 +240,7 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
     // removes its lock) instead of leaving them behind.
     let (trigger, shutdown) = Shutdown::new();
     let signals = tokio::spawn(forward_signals(trigger));
-    let streamed = execute(&restic, &repo, &snapshot, &what, a, &shutdown).await;
+    let streamed = execute(service, &restic, &repo, &snapshot, &what, a, &shutdown).await;
     signals.abort();
     let streamed = streamed?;
 
@@ -236,6 +254,7 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
 
 /// Runs the chosen restore; returns the bytes streamed for a dump.
 async fn execute(
+    service: &Service,
     restic: &Restic,
     repo: &Repository,
     snapshot: &Snapshot,
@@ -248,24 +267,58 @@ async fn execute(
             files::restore(restic, repo, snapshot, target, includes, shutdown).await?;
             Ok(None)
         }
-        What::Dump {
-            name,
-            sink: Some(sink),
-        } => {
-            let path = stream::dump_path(snapshot).ok_or_else(|| {
-                Error::Usage(format!(
-                    "snapshot `{}` holds {} paths, not one dump file; is it a dump of `{name}`?",
-                    snapshot.short(),
-                    snapshot.paths.len()
-                ))
-            })?;
-            let s =
-                stream::dump_to(restic, repo, snapshot, path, sink, a.overwrite, shutdown).await?;
-            Ok(Some(s.bytes))
+        What::Dump { name, sink } => {
+            let configured = service.dumps.iter().find(|d| d.name == *name);
+            match (configured, sink) {
+                // The dump's own definition knows its file, its restore
+                // command and the password its tools need.
+                (Some(dump), _) => {
+                    let to = match sink {
+                        None => RestoreTo::Preset,
+                        Some(Sink::Command(c)) => RestoreTo::Command(c.clone()),
+                        Some(Sink::File(f)) => {
+                            if a.overwrite && f.is_file() {
+                                std::fs::remove_file(f).map_err(|e| {
+                                    Error::Other(format!("cannot replace `{}`: {e}", f.display()))
+                                })?;
+                            }
+                            RestoreTo::File(f.clone())
+                        }
+                    };
+                    let r = dump::restore_dump(
+                        restic,
+                        repo,
+                        &snapshot.id,
+                        dump,
+                        &to,
+                        RESTORE_TIMEOUT,
+                        shutdown,
+                    )
+                    .await
+                    .map_err(|e| Error::Other(e.message))?;
+                    Ok(Some(r.bytes))
+                }
+                // A dump no longer in the configuration: its file, as the
+                // snapshot holds it, into a file or a command.
+                (None, Some(sink)) => {
+                    let path = stream::dump_path(snapshot).ok_or_else(|| {
+                        Error::Usage(format!(
+                            "snapshot `{}` holds {} paths, not one dump file; is it a dump of `{name}`?",
+                            snapshot.short(),
+                            snapshot.paths.len()
+                        ))
+                    })?;
+                    let s =
+                        stream::dump_to(restic, repo, snapshot, path, sink, a.overwrite, shutdown)
+                            .await?;
+                    Ok(Some(s.bytes))
+                }
+                (None, None) => Err(Error::Usage(format!(
+                    "dump `{name}` is not in the configuration of service `{}`, so its restore command is unknown; use `--to-file FILE` or `--to-command CMD`",
+                    service.name
+                ))),
+            }
         }
-        What::Dump { name, sink: None } => Err(Error::Other(format!(
-            "restoring dump `{name}` with its preset's restore command is not available yet in this build; use `--to-file FILE` or `--to-command CMD`"
-        ))),
         What::Volume(v) => Err(Error::Other(format!(
             "restoring Docker volume `{v}` is not available yet in this build; restore its files with `--include` into a folder instead"
         ))),
@@ -546,13 +599,16 @@ async fn ask_includes(snapshot: &Snapshot) -> Result<Vec<String>, Error> {
     }
 }
 
-async fn ask_dump_sink(name: &str) -> Result<Option<Sink>, Error> {
-    let items = vec![
-        format!("with the restore command of dump `{name}`"),
+async fn ask_dump_sink(name: &str, configured: bool) -> Result<Option<Sink>, Error> {
+    let mut items = vec![
         "write it to a file…".to_string(),
         "pipe it into a command…".to_string(),
     ];
-    match ask_select(format!("Restore dump `{name}`"), items, 0).await? {
+    if configured {
+        items.insert(0, format!("with the restore command of dump `{name}`"));
+    }
+    let choice = ask_select(format!("Restore dump `{name}`"), items, 0).await?;
+    match choice + usize::from(!configured) {
         0 => Ok(None),
         1 => {
             let f = ask_input("File".to_string(), false).await?;

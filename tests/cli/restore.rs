@@ -433,7 +433,7 @@ fn a_dump_streams_into_a_file_or_a_command() {
         "x",
     ])
     .code(2)
-    .stderr_has("there is no snapshot of dump `other`");
+    .stderr_has("service `docs` has no dump `other`");
 }
 
 /// A 1 MiB tmpfs, unmounted on drop.
@@ -537,4 +537,97 @@ fn interactive_restore_through_a_terminal() {
     let folder = s.path(&format!("restore-docs-{id}"));
     assert_eq!(read(&inside(&s, &folder, "data/docs/sub/b.txt")), "newer");
     assert!(!inside(&s, &folder, "data/docs/a.txt").exists());
+}
+
+/// A configured `command` dump, backed up by `run`, comes back through its
+/// `restore_command`, `--to-command` and `--to-file`.
+#[test]
+fn a_configured_dump_restores_through_its_restore_command_or_a_file() {
+    let s = Scenario::new();
+    s.write("notes.sql", "one\ntwo\nthree\n");
+    docs(
+        &s,
+        "\n[[services.docs.config.dumps]]\nname = \"notes\"\ncommand = \"cat {root}/notes.sql\"\nfilename = \"db/notes.sql\"\nrestore_command = \"cat > {root}/from-preset.sql\"\n",
+    );
+    s.run(&["run", "-s", "docs"]).succeeds();
+    let dumps: Vec<_> = s
+        .snapshots("repo/docs")
+        .into_iter()
+        .filter(|v| {
+            v["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|x| x == "dump:notes"))
+        })
+        .collect();
+    assert_eq!(dumps.len(), 1, "one dump snapshot");
+
+    s.run(&[
+        "restore",
+        "-s",
+        "docs",
+        "--snapshot",
+        "latest",
+        "--dump",
+        "notes",
+        "--yes",
+    ])
+    .succeeds()
+    .stdout_has("restored dump `notes`");
+    assert_eq!(read(&s.path("from-preset.sql")), "one\ntwo\nthree\n");
+
+    s.run(&[
+        "restore",
+        "-s",
+        "docs",
+        "--snapshot",
+        "latest",
+        "--dump",
+        "notes",
+        "--to-file",
+        "copy.sql",
+    ])
+    .succeeds();
+    assert_eq!(read(&s.path("copy.sql")), "one\ntwo\nthree\n");
+    s.run(&[
+        "restore",
+        "-s",
+        "docs",
+        "--snapshot",
+        "latest",
+        "--dump",
+        "notes",
+        "--to-file",
+        "copy.sql",
+        "--overwrite",
+    ])
+    .succeeds();
+
+    s.run(&[
+        "restore",
+        "-s",
+        "docs",
+        "--snapshot",
+        "latest",
+        "--dump",
+        "notes",
+        "--to-command",
+        "grep -c o > {root}/count.txt"
+            .replace("{root}", &s.root().display().to_string())
+            .as_str(),
+    ])
+    .succeeds();
+    assert_eq!(read(&s.path("count.txt")).trim(), "2");
+
+    s.run(&[
+        "restore",
+        "-s",
+        "docs",
+        "--snapshot",
+        "latest",
+        "--dump",
+        "nope",
+    ])
+    .code(2)
+    .stderr_has("service `docs` has no dump `nope`")
+    .stderr_has("its dumps: `notes`");
 }
