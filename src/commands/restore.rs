@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::{Context, select};
 use crate::cli::RestoreArgs;
+use crate::config::dump::{Dump, DumpSource};
 use crate::config::{Config, Service};
 use crate::error::Error;
 use crate::output::{Printer, bytes, table};
@@ -25,7 +26,6 @@ const RESTORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(7 * 
 use crate::restore::files::{self, Target};
 use crate::restore::listing::{self, Contents};
 use crate::restore::select::{self as snap, Want};
-use crate::restore::stream::{self, Sink};
 
 impl From<RestoreError> for Error {
     fn from(e: RestoreError) -> Self {
@@ -35,6 +35,13 @@ impl From<RestoreError> for Error {
             Error::Other(e.message)
         }
     }
+}
+
+/// Where a dump goes when not to its restore command.
+#[derive(Debug, Clone)]
+enum Sink {
+    File(PathBuf),
+    Command(String),
 }
 
 /// What the user chose to restore.
@@ -158,7 +165,7 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
     let contents = loop {
         let includes: Vec<String> = match &what {
             What::Files { includes, .. } => includes.clone(),
-            What::Dump { .. } => stream::dump_path(&snapshot)
+            What::Dump { .. } => snap::dump_file(&snapshot)
                 .into_iter()
                 .map(str::to_string)
                 .collect(),
@@ -268,56 +275,68 @@ async fn execute(
             Ok(None)
         }
         What::Dump { name, sink } => {
-            let configured = service.dumps.iter().find(|d| d.name == *name);
-            match (configured, sink) {
-                // The dump's own definition knows its file, its restore
-                // command and the password its tools need.
-                (Some(dump), _) => {
-                    let to = match sink {
-                        None => RestoreTo::Preset,
-                        Some(Sink::Command(c)) => RestoreTo::Command(c.clone()),
-                        Some(Sink::File(f)) => {
-                            if a.overwrite && f.is_file() {
-                                std::fs::remove_file(f).map_err(|e| {
-                                    Error::Other(format!("cannot replace `{}`: {e}", f.display()))
-                                })?;
-                            }
-                            RestoreTo::File(f.clone())
+            // The file as this snapshot stores it: the configured
+            // `filename` may have changed since.
+            let file = snap::dump_file(snapshot).ok_or_else(|| {
+                Error::Usage(format!(
+                    "snapshot `{}` holds {} paths, not one dump file; is it a dump of `{name}`?",
+                    snapshot.short(),
+                    snapshot.paths.len()
+                ))
+            })?;
+            let mut dump = match (service.dumps.iter().find(|d| d.name == *name), sink) {
+                // Its definition knows the restore command and the password
+                // its tools need.
+                (Some(d), _) => d.clone(),
+                // No longer configured: into a file or a command still works.
+                (None, Some(_)) => Dump {
+                    name: name.clone(),
+                    source: DumpSource::Command {
+                        command: String::new(),
+                    },
+                    filename: String::new(),
+                    container: None,
+                    restore_command: None,
+                    timeout_seconds: None,
+                },
+                (None, None) => {
+                    return Err(Error::Usage(format!(
+                        "dump `{name}` is not in the configuration of service `{}`, so its restore command is unknown; use `--to-file FILE` or `--to-command CMD`",
+                        service.name
+                    )));
+                }
+            };
+            dump.filename = file.trim_start_matches('/').to_string();
+            let to = match sink {
+                None => RestoreTo::Preset,
+                Some(Sink::Command(c)) => RestoreTo::Command(c.clone()),
+                Some(Sink::File(f)) => {
+                    if f.exists() {
+                        if !a.overwrite {
+                            return Err(Error::Usage(format!(
+                                "`{}` already exists; pass `--overwrite` to replace it, or choose another `--to-file`",
+                                f.display()
+                            )));
                         }
-                    };
-                    let r = dump::restore_dump(
-                        restic,
-                        repo,
-                        &snapshot.id,
-                        dump,
-                        &to,
-                        RESTORE_TIMEOUT,
-                        shutdown,
-                    )
-                    .await
-                    .map_err(|e| Error::Other(e.message))?;
-                    Ok(Some(r.bytes))
+                        std::fs::remove_file(f).map_err(|e| {
+                            Error::Other(format!("cannot replace `{}`: {e}", f.display()))
+                        })?;
+                    }
+                    RestoreTo::File(f.clone())
                 }
-                // A dump no longer in the configuration: its file, as the
-                // snapshot holds it, into a file or a command.
-                (None, Some(sink)) => {
-                    let path = stream::dump_path(snapshot).ok_or_else(|| {
-                        Error::Usage(format!(
-                            "snapshot `{}` holds {} paths, not one dump file; is it a dump of `{name}`?",
-                            snapshot.short(),
-                            snapshot.paths.len()
-                        ))
-                    })?;
-                    let s =
-                        stream::dump_to(restic, repo, snapshot, path, sink, a.overwrite, shutdown)
-                            .await?;
-                    Ok(Some(s.bytes))
-                }
-                (None, None) => Err(Error::Usage(format!(
-                    "dump `{name}` is not in the configuration of service `{}`, so its restore command is unknown; use `--to-file FILE` or `--to-command CMD`",
-                    service.name
-                ))),
-            }
+            };
+            let r = dump::restore_dump(
+                restic,
+                repo,
+                &snapshot.id,
+                &dump,
+                &to,
+                RESTORE_TIMEOUT,
+                shutdown,
+            )
+            .await
+            .map_err(|e| Error::Other(e.message))?;
+            Ok(Some(r.bytes))
         }
         What::Volume(v) => Err(Error::Other(format!(
             "restoring Docker volume `{v}` is not available yet in this build; restore its files with `--include` into a folder instead"

@@ -1,16 +1,14 @@
 //! Getting data back out of a service's repository: which snapshot (by id,
 //! prefix or `latest`, with the nearest ids when one is unknown), what it
 //! holds (`restic ls --json`, for the preview and to check `--include`
-//! paths before restic silently restores nothing), and the restore itself:
-//! files into a folder or back in place, a dump streamed into a file or a
-//! command. Docker volumes and dump presets live with their sources
-//! (`sources::docker`, `sources::dump`); this module only picks the snapshot
-//! for them.
+//! paths before restic silently restores nothing), and the restore of
+//! files into a folder or back in place. Docker volumes and dumps are
+//! restored by their sources (`sources::docker`, `sources::dump`); this
+//! module picks the snapshot for them.
 
 pub mod files;
 pub mod listing;
 pub mod select;
-pub mod stream;
 
 use crate::restic::ErrorClass;
 use crate::restic::ops::OpError;

@@ -27,6 +27,15 @@ pub fn volume_name(s: &Snapshot) -> Option<&str> {
     s.tags.iter().find_map(|t| t.strip_prefix(VOLUME_TAG))
 }
 
+/// The one file a dump snapshot holds (`/NAME` for `--stdin-filename
+/// NAME`).
+pub fn dump_file(s: &Snapshot) -> Option<&str> {
+    match s.paths.as_slice() {
+        [one] => Some(one.as_str()),
+        _ => None,
+    }
+}
+
 /// Whether `s` is a snapshot of kind `want`.
 pub fn matches(s: &Snapshot, want: &Want) -> bool {
     match want {
