@@ -631,3 +631,44 @@ fn a_configured_dump_restores_through_its_restore_command_or_a_file() {
     .stderr_has("service `docs` has no dump `nope`")
     .stderr_has("its dumps: `notes`");
 }
+
+/// The first target cannot be read: the next one is used and named;
+/// `--destination` picks one, and an unknown one lists the targets.
+#[test]
+fn the_first_readable_destination_is_used_and_named() {
+    let s = Scenario::new();
+    docs(&s, "");
+    let id = backup(&s);
+    s.config(&format!(
+        "{}\n[destinations.gone]\ntype = \"local\"\npath = \"{{root}}/nowhere\"\n",
+        read(&s.config_path()).replace("targets = [\"local\"]", "targets = [\"gone\", \"local\"]")
+    ));
+    s.run(&["restore", "-s", "docs", "--snapshot", "latest", "--preview"])
+        .succeeds()
+        .stderr_has("destination `gone` cannot be read: repository `")
+        .stderr_has("reading from destination `local` (the first target that could be read")
+        .stdout_has(&format!("snapshot {id} of `docs` on `local`"));
+    s.run(&[
+        "restore",
+        "-s",
+        "docs",
+        "--snapshot",
+        "latest",
+        "-d",
+        "gone",
+        "--preview",
+    ])
+    .code(1)
+    .stderr_has("does not exist");
+    s.run(&[
+        "restore",
+        "-s",
+        "docs",
+        "--snapshot",
+        "latest",
+        "-d",
+        "other",
+    ])
+    .code(2)
+    .stderr_has("service `docs` does not back up to `other`; its targets: `gone`, `local`");
+}
