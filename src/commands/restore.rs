@@ -386,6 +386,15 @@ fn absolute(p: &Path) -> Result<PathBuf, Error> {
     })
 }
 
+/// `1 file`, `2 files`.
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 fn names(v: &[String]) -> String {
     if v.is_empty() {
         "none".to_string()
@@ -736,16 +745,35 @@ impl Summary<'_> {
         }
     }
 
+    /// `3 files, 1 folder, 12 B`.
+    fn amount(&self) -> String {
+        let c = self.contents;
+        format!(
+            "{}, {}, {}",
+            plural(c.files, "file"),
+            plural(c.dirs, "folder"),
+            bytes(c.bytes)
+        )
+    }
+
     fn preview(&self) -> String {
         let c = self.contents;
-        let mut s = format!(
-            "{}\nwould restore {} files, {} folders, {} {}",
-            self.source(),
-            c.files,
-            c.dirs,
-            bytes(c.bytes),
-            self.where_()
-        );
+        let mut s = match self.what {
+            What::Dump { .. } => format!(
+                "{}
+would restore {} ({})",
+                self.source(),
+                self.where_(),
+                bytes(c.bytes)
+            ),
+            _ => format!(
+                "{}
+would restore {} {}",
+                self.source(),
+                self.amount(),
+                self.where_()
+            ),
+        };
         for e in &c.first {
             s.push_str(&format!(
                 "\n  {}{}",
@@ -761,19 +789,16 @@ impl Summary<'_> {
     }
 
     fn done(&self, streamed: Option<u64>) -> String {
-        let c = self.contents;
         match self.what {
             What::Dump { .. } => format!(
                 "restored {} ({}) from {}",
                 self.where_(),
-                bytes(streamed.unwrap_or(c.bytes)),
+                bytes(streamed.unwrap_or(self.contents.bytes)),
                 self.source()
             ),
             _ => format!(
-                "restored {} files, {} folders, {} {} from {}",
-                c.files,
-                c.dirs,
-                bytes(c.bytes),
+                "restored {} {} from {}",
+                self.amount(),
                 self.where_(),
                 self.source()
             ),

@@ -145,7 +145,7 @@ fn include_restores_just_that_file() {
         "--include",
         "sub/b.txt",
     ]);
-    d.succeeds().stdout_has("restored 1 files");
+    d.succeeds().stdout_has("restored 1 file,");
     let folder = s.path("one");
     assert_eq!(read(&inside(&s, &folder, "data/docs/sub/b.txt")), "world");
     assert!(!inside(&s, &folder, "data/docs/a.txt").exists());
@@ -522,15 +522,18 @@ fn interactive_restore_through_a_terminal() {
         .unwrap_or_else(|e| panic!("snapshot table: {e}"));
     p.expect(id.as_str())
         .unwrap_or_else(|e| panic!("newest snapshot in the table: {e}"));
+    // Its size, from the run history (restic 0.14 keeps none).
+    p.expect("10 B")
+        .unwrap_or_else(|e| panic!("size column: {e}"));
     p.send(ENTER).unwrap_or_else(|e| panic!("send: {e}"));
     step(&mut p, "What to restore", &format!("{DOWN}{ENTER}"));
     step(&mut p, "Path (absolute", &format!("sub/b.txt{ENTER}"));
     step(&mut p, "Another path", ENTER);
     step(&mut p, "Restore to", ENTER);
-    p.expect("would restore 1 files")
+    p.expect("would restore 1 file,")
         .unwrap_or_else(|e| panic!("preview: {e}"));
     step(&mut p, "Restore?", "y");
-    p.expect("restored 1 files")
+    p.expect("restored 1 file,")
         .unwrap_or_else(|e| panic!("result: {e}"));
     p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));
 
@@ -671,4 +674,38 @@ fn the_first_readable_destination_is_used_and_named() {
     ])
     .code(2)
     .stderr_has("service `docs` does not back up to `other`; its targets: `gone`, `local`");
+}
+
+/// Picking a dump's snapshot from the table restores that dump: here into
+/// a file typed at the prompt.
+#[test]
+fn interactive_dump_restore_into_a_file() {
+    use expectrl::{Eof, Expect, Session};
+    let s = Scenario::new();
+    docs(&s, "");
+    backup(&s);
+    dump_snapshot(&s, "notes", "notes.sql", "CREATE TABLE t;\n");
+
+    let mut cmd = s.command();
+    cmd.env("TERM", "xterm").arg("restore");
+    let mut p = Session::spawn(cmd).unwrap_or_else(|e| panic!("spawn in a pty: {e}"));
+    p.set_expect_timeout(Some(Duration::from_secs(60)));
+    let step = |p: &mut expectrl::session::OsSession, want: &str, keys: &str| {
+        p.expect(want)
+            .unwrap_or_else(|e| panic!("waiting for {want:?}: {e}"));
+        p.send(keys).unwrap_or_else(|e| panic!("send: {e}"));
+    };
+    p.expect("service: docs (the only one)")
+        .unwrap_or_else(|e| panic!("service: {e}"));
+    // Newest first: the dump.
+    step(&mut p, "dump:notes", "\r");
+    step(&mut p, "Restore dump `notes`", "\r");
+    step(&mut p, "File", "out.sql\r");
+    p.expect("would restore dump `notes` into `")
+        .unwrap_or_else(|e| panic!("preview: {e}"));
+    step(&mut p, "Restore?", "y");
+    p.expect("restored dump `notes`")
+        .unwrap_or_else(|e| panic!("result: {e}"));
+    p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));
+    assert_eq!(read(&s.path("out.sql")), "CREATE TABLE t;\n");
 }
