@@ -169,7 +169,16 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
                 .into_iter()
                 .map(str::to_string)
                 .collect(),
-            What::Volume(_) => Vec::new(),
+            What::Volume(v) => match snap::volume_name(&snapshot) {
+                Some(_) => snap::dump_file(&snapshot)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
+                None => crate::sources::docker::volume_path_in_snapshot(&snapshot.paths, v)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
+            },
         };
         let contents = listing::scan(&restic, &repo, &snapshot, &includes, &shutdown).await?;
         match (contents.missing(&snapshot), &mut what) {

@@ -13,7 +13,7 @@ pub enum Want {
     /// Snapshots tagged `dump:NAME`.
     Dump(String),
     /// Snapshots of a streamed volume, tagged `volume:NAME`, or file
-    /// snapshots (a volume backed up from its mountpoint).
+    /// snapshots that hold the volume's mountpoint (`…/NAME/_data`).
     Volume(String),
 }
 
@@ -43,7 +43,10 @@ pub fn matches(s: &Snapshot, want: &Want) -> bool {
         Want::Dump(n) => dump_name(s) == Some(n.as_str()),
         Want::Volume(n) => match volume_name(s) {
             Some(v) => v == n,
-            None => dump_name(s).is_none(),
+            None => {
+                dump_name(s).is_none()
+                    && crate::sources::docker::volume_path_in_snapshot(&s.paths, n).is_some()
+            }
         },
     }
 }
@@ -249,6 +252,31 @@ mod tests {
                 .is_some_and(|m| m.starts_with("there is no snapshot of dump `other` here")),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn a_volume_is_in_its_stream_snapshots_or_file_snapshots_of_its_mountpoint() {
+        let mut direct = snap("cccc0000ffff", "2026-01-03T00:00:00Z", &["service:x"]);
+        direct.paths = vec!["/var/lib/docker/volumes/db/_data".into()];
+        let stream = snap(
+            "dddd0000ffff",
+            "2026-01-02T00:00:00Z",
+            &["service:x", "volume:db"],
+        );
+        let other = snap(
+            "eeee0000ffff",
+            "2026-01-04T00:00:00Z",
+            &["service:x", "volume:web"],
+        );
+        let mut l = list();
+        l.extend([direct, stream, other]);
+        let want = Want::Volume("db".into());
+        let ids: Vec<&str> = newest_first(&l)
+            .into_iter()
+            .filter(|s| matches(s, &want))
+            .map(|s| s.id.as_str())
+            .collect();
+        assert_eq!(ids, ["cccc0000ffff", "dddd0000ffff"]);
     }
 
     #[test]
