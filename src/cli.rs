@@ -271,10 +271,15 @@ pub struct RestoreArgs {
     /// it. Default: everything.
     #[arg(short, long, value_name = "PATH")]
     pub include: Vec<String>,
-    /// Restore this Docker volume of the service: its containers are
-    /// stopped, the volume is restored, they are started again.
+    /// Restore this Docker volume of the service: its content is replaced
+    /// by the snapshot's; the containers using it are stopped meanwhile and
+    /// started again. Asks first on a terminal; needs `--yes` otherwise.
     #[arg(long, value_name = "NAME", conflicts_with_all = ["include", "target", "in_place", "dump"])]
     pub volume: Option<String>,
+    /// With `--volume`: restore into this volume instead (created when
+    /// missing), e.g. to compare before replacing the real one.
+    #[arg(long, value_name = "NAME", requires = "volume")]
+    pub to_volume: Option<String>,
     /// Restore this database dump of the service (snapshots tagged
     /// `dump:NAME`) with its preset's restore command, or into
     /// `--to-file` / `--to-command`.

@@ -56,7 +56,11 @@ enum What {
         /// `None`: the preset's restore command.
         sink: Option<Sink>,
     },
-    Volume(String),
+    Volume {
+        name: String,
+        /// The volume written (the same one unless `--to-volume`).
+        into: String,
+    },
 }
 
 pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
@@ -136,7 +140,10 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
                 _ => None,
             },
         },
-        Want::Volume(v) => What::Volume(v.clone()),
+        Want::Volume(v) => What::Volume {
+            name: v.clone(),
+            into: a.to_volume.clone().unwrap_or_else(|| v.clone()),
+        },
         Want::Files => {
             let includes = if a.include.is_empty() && asking {
                 ask_includes(&snapshot).await?
@@ -169,7 +176,7 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
                 .into_iter()
                 .map(str::to_string)
                 .collect(),
-            What::Volume(v) => match snap::volume_name(&snapshot) {
+            What::Volume { name: v, .. } => match snap::volume_name(&snapshot) {
                 Some(_) => snap::dump_file(&snapshot)
                     .into_iter()
                     .map(str::to_string)
@@ -224,31 +231,49 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
         }
         return Ok(0);
     }
-    let in_place = matches!(
-        what,
+    // What replaces data where it lives asks first, or needs `--yes`.
+    let destructive = match &what {
         What::Files {
             target: Target::InPlace,
             ..
-        }
-    );
-    if tty && !a.yes && (asking || in_place) {
-        eprintln!("{}", summary.preview());
-    }
+        } => Some((
+            "Write these files back to their original paths, replacing what is there now?"
+                .to_string(),
+            "`--in-place` replaces files at their original paths; add `--yes` to confirm (there is no terminal to ask on), or restore into a folder with `--target`".to_string(),
+        )),
+        What::Volume { into, .. } => Some((
+            format!("Replace the content of Docker volume `{into}`{}?", {
+                let users = if tty && !a.yes {
+                    crate::restore::volume::users(into).await?
+                } else {
+                    Vec::new()
+                };
+                if users.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (stopping {} meanwhile)", names(&users))
+                }
+            }),
+            format!("`--volume` replaces the content of Docker volume `{into}`; add `--yes` to confirm (there is no terminal to ask on), or restore into another volume with `--to-volume`"),
+        )),
+        What::Dump { name, sink: None } => Some((
+            format!("Restore dump `{name}` with its restore command (this changes the database)?"),
+            format!("restoring dump `{name}` with its restore command changes the database; add `--yes` to confirm (there is no terminal to ask on), or write it to a file with `--to-file`"),
+        )),
+        _ => None,
+    };
     if !a.yes {
-        if tty && (asking || in_place) {
-            let question = if in_place {
-                "Write these files back to their original paths, replacing what is there now?"
-            } else {
-                "Restore?"
-            };
-            if !ask_confirm(question.to_string(), !in_place).await? {
+        if tty && (asking || destructive.is_some()) {
+            eprintln!("{}", summary.preview());
+            let question = destructive
+                .as_ref()
+                .map_or_else(|| "Restore?".to_string(), |d| d.0.clone());
+            if !ask_confirm(question, destructive.is_none()).await? {
                 p.info("nothing was restored");
                 return Ok(1);
             }
-        } else if in_place {
-            return Err(Error::Usage(
-                "`--in-place` replaces files at their original paths; add `--yes` to confirm (there is no terminal to ask on), or restore into a folder with `--target`".to_string(),
-            ));
+        } else if let Some((_, refusal)) = destructive {
+            return Err(Error::Usage(refusal));
         }
     }
 
@@ -256,19 +281,27 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
     // removes its lock) instead of leaving them behind.
     let (trigger, shutdown) = Shutdown::new();
     let signals = tokio::spawn(forward_signals(trigger));
-    let streamed = execute(service, &restic, &repo, &snapshot, &what, a, &shutdown).await;
+    let done = execute(service, &restic, &repo, &snapshot, &what, a, &shutdown).await;
     signals.abort();
-    let streamed = streamed?;
+    let done = done?;
 
     if p.json {
-        p.json(&summary.json(false, streamed));
+        p.json(&summary.json(false, Some(&done)));
     } else {
-        p.line(summary.done(streamed));
+        p.line(summary.done(&done));
     }
     Ok(0)
 }
 
-/// Runs the chosen restore; returns the bytes streamed for a dump.
+/// What the restore reported beyond the listing's counts.
+#[derive(Debug, Default)]
+struct Done {
+    /// Bytes streamed (a dump, a streamed volume).
+    bytes: Option<u64>,
+    volume: Option<crate::restore::volume::Restored>,
+}
+
+/// Runs the chosen restore.
 async fn execute(
     service: &Service,
     restic: &Restic,
@@ -277,11 +310,11 @@ async fn execute(
     what: &What,
     a: &RestoreArgs,
     shutdown: &Shutdown,
-) -> Result<Option<u64>, Error> {
+) -> Result<Done, Error> {
     match what {
         What::Files { target, includes } => {
             files::restore(restic, repo, snapshot, target, includes, shutdown).await?;
-            Ok(None)
+            Ok(Done::default())
         }
         What::Dump { name, sink } => {
             // The file as this snapshot stores it: the configured
@@ -345,11 +378,27 @@ async fn execute(
             )
             .await
             .map_err(|e| Error::Other(e.message))?;
-            Ok(Some(r.bytes))
+            Ok(Done {
+                bytes: Some(r.bytes),
+                volume: None,
+            })
         }
-        What::Volume(v) => Err(Error::Other(format!(
-            "restoring Docker volume `{v}` is not available yet in this build; restore its files with `--include` into a folder instead"
-        ))),
+        What::Volume { name, into } => {
+            let r = crate::restore::volume::restore(
+                restic,
+                repo,
+                snapshot,
+                name,
+                into,
+                &service.docker_helper_image,
+                shutdown,
+            )
+            .await?;
+            Ok(Done {
+                bytes: r.bytes,
+                volume: Some(r),
+            })
+        }
     }
 }
 
@@ -750,7 +799,12 @@ impl Summary<'_> {
                 Some(Sink::Command(c)) => format!("dump `{name}` into `{c}`"),
                 None => format!("dump `{name}` with its restore command"),
             },
-            What::Volume(v) => format!("into Docker volume `{v}`"),
+            What::Volume { name, into } if name == into => {
+                format!("into Docker volume `{into}`")
+            }
+            What::Volume { name, into } => {
+                format!("of volume `{name}` into Docker volume `{into}`")
+            }
         }
     }
 
@@ -769,15 +823,13 @@ impl Summary<'_> {
         let c = self.contents;
         let mut s = match self.what {
             What::Dump { .. } => format!(
-                "{}
-would restore {} ({})",
+                "{}\nwould restore {} ({})",
                 self.source(),
                 self.where_(),
                 bytes(c.bytes)
             ),
             _ => format!(
-                "{}
-would restore {} {}",
+                "{}\nwould restore {} {}",
                 self.source(),
                 self.amount(),
                 self.where_()
@@ -797,14 +849,29 @@ would restore {} {}",
         s
     }
 
-    fn done(&self, streamed: Option<u64>) -> String {
+    fn done(&self, done: &Done) -> String {
         match self.what {
             What::Dump { .. } => format!(
                 "restored {} ({}) from {}",
                 self.where_(),
-                bytes(streamed.unwrap_or(self.contents.bytes)),
+                bytes(done.bytes.unwrap_or(self.contents.bytes)),
                 self.source()
             ),
+            What::Volume { .. } => {
+                let mut s = format!(
+                    "restored {} {} from {}",
+                    self.amount(),
+                    self.where_(),
+                    self.source()
+                );
+                if let Some(v) = &done.volume
+                    && !v.containers.is_empty()
+                {
+                    let c: Vec<String> = v.containers.clone();
+                    s.push_str(&format!("; started {} again", names(&c)));
+                }
+                s
+            }
             _ => format!(
                 "restored {} {} from {}",
                 self.amount(),
@@ -814,7 +881,7 @@ would restore {} {}",
         }
     }
 
-    fn json(&self, preview: bool, streamed: Option<u64>) -> Value {
+    fn json(&self, preview: bool, done: Option<&Done>) -> Value {
         let c = self.contents;
         let (kind, target, includes, dump, volume): (&str, Value, Vec<String>, Value, Value) =
             match self.what {
@@ -840,7 +907,20 @@ would restore {} {}",
                     json!(name),
                     Value::Null,
                 ),
-                What::Volume(v) => ("volume", json!(v), Vec::new(), Value::Null, json!(v)),
+                What::Volume { name, into } => (
+                    "volume",
+                    json!(into),
+                    Vec::new(),
+                    Value::Null,
+                    json!({
+                        "name": name,
+                        "into": into,
+                        "mode": done.and_then(|d| d.volume.as_ref()).map(|v| v.mode),
+                        "containers_restarted": done
+                            .and_then(|d| d.volume.as_ref())
+                            .map(|v| v.containers.clone()),
+                    }),
+                ),
             };
         json!({
             "preview": preview,
@@ -863,7 +943,7 @@ would restore {} {}",
             "volume": volume,
             "files": c.files,
             "dirs": c.dirs,
-            "bytes": streamed.unwrap_or(c.bytes),
+            "bytes": done.and_then(|d| d.bytes).unwrap_or(c.bytes),
             "first_entries": c.first,
         })
     }

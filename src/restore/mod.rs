@@ -9,6 +9,7 @@
 pub mod files;
 pub mod listing;
 pub mod select;
+pub mod volume;
 
 use crate::restic::ErrorClass;
 use crate::restic::ops::OpError;
