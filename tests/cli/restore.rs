@@ -709,3 +709,170 @@ fn interactive_dump_restore_into_a_file() {
     p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));
     assert_eq!(read(&s.path("out.sql")), "CREATE TABLE t;\n");
 }
+
+/// Docker objects of one test, removed when it ends (also on failure).
+struct DockerObjects(Vec<(&'static str, String)>);
+
+impl Drop for DockerObjects {
+    fn drop(&mut self) {
+        for (kind, name) in self.0.iter().rev() {
+            let args: &[&str] = if *kind == "container" {
+                &["rm", "-f"]
+            } else {
+                &["volume", "rm", "-f"]
+            };
+            let _ = Command::new("docker").args(args).arg(name).output();
+        }
+    }
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("docker {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `sh -c SCRIPT` in a throw-away container with `volume` at `/data`.
+fn in_volume(volume: &str, script: &str) -> String {
+    docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &format!("{volume}:/data"),
+        crate::docker::IMAGE,
+        "sh",
+        "-c",
+        script,
+    ])
+}
+
+/// A volume restored in place (its running container stopped and started
+/// again, its content replaced: a changed file back, a deleted one back, a
+/// new one gone), and, from a streamed snapshot, into a fresh volume.
+#[test]
+fn a_volume_is_restored_with_its_container_stopped_and_started_again() {
+    if !crate::docker::engine() {
+        return;
+    }
+    let tag = format!("{}-{}", std::process::id(), line!());
+    let vol = format!("rmt-restore-vol-{tag}");
+    let app = format!("rmt-restore-app-{tag}");
+    let fresh = format!("rmt-restore-fresh-{tag}");
+    let _objects = DockerObjects(vec![
+        ("volume", vol.clone()),
+        ("volume", fresh.clone()),
+        ("container", app.clone()),
+    ]);
+    docker(&["volume", "create", &vol]);
+    in_volume(
+        &vol,
+        "echo one > /data/a.txt; mkdir /data/sub; echo two > /data/sub/b.txt",
+    );
+    docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &app,
+        "-v",
+        &format!("{vol}:/data"),
+        crate::docker::IMAGE,
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done",
+    ]);
+    let started = || {
+        docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Running}} {{.State.StartedAt}}",
+            &app,
+        ])
+    };
+    let before = started();
+
+    let s = Scenario::new();
+    s.write("pw", PASSWORD);
+    let service = |mode: &str| {
+        format!(
+            "[services.app]\ntargets = [\"local\"]\n[services.app.config]\nvolumes = [\"{vol}\"]\nvolume_mode = \"{mode}\"\ndocker_helper_image = \"{}\"\n",
+            crate::docker::IMAGE
+        )
+    };
+    s.simple(&service("direct"));
+    s.run(&["setup"]).succeeds();
+    s.run(&["run"]).succeeds();
+    in_volume(
+        &vol,
+        "echo changed > /data/a.txt; rm /data/sub/b.txt; echo new > /data/new.txt",
+    );
+
+    s.run(&[
+        "restore",
+        "-s",
+        "app",
+        "--snapshot",
+        "latest",
+        "--volume",
+        &vol,
+    ])
+    .code(2)
+    .stderr_has("add `--yes` to confirm");
+    let d = s.run(&[
+        "--json",
+        "restore",
+        "-s",
+        "app",
+        "--snapshot",
+        "latest",
+        "--volume",
+        &vol,
+        "--yes",
+    ]);
+    d.succeeds();
+    let j = d.json();
+    assert_eq!(j["volume"]["mode"], "direct");
+    assert_eq!(
+        j["volume"]["containers_restarted"],
+        serde_json::json!([app])
+    );
+    assert_eq!(
+        in_volume(&vol, "cat /data/a.txt /data/sub/b.txt; ls /data"),
+        "one\ntwo\na.txt\nsub"
+    );
+    let after = started();
+    assert!(after.starts_with("true "), "the app runs again: {after}");
+    assert_ne!(after, before, "the app was stopped and started");
+
+    // Stream mode, into a fresh volume.
+    s.simple(&service("stream"));
+    s.run(&["run"]).succeeds();
+    s.run(&[
+        "restore",
+        "-s",
+        "app",
+        "--snapshot",
+        "latest",
+        "--volume",
+        &vol,
+        "--to-volume",
+        &fresh,
+        "--yes",
+    ])
+    .succeeds()
+    .stdout_has(&format!("of volume `{vol}` into Docker volume `{fresh}`"));
+    assert_eq!(
+        in_volume(&fresh, "cat /data/a.txt /data/sub/b.txt; ls /data"),
+        "one\ntwo\na.txt\nsub"
+    );
+}
