@@ -15,6 +15,12 @@ apt_install restic sqlite3 ca-certificates procps util-linux cron
 # SFTP, rclone for REST and rclone remotes, moto (PyPI) for S3.
 apt_install openssh-server openssh-client rclone python3-venv
 python_venv target/test-venv moto 'moto[server]'
+# Docker tests (tests/cli/docker.rs): the machine's engine, and a test image
+# built with `docker import` from Debian's static busybox (no registry).
+apt_install busybox-static
+# Database servers for the dump tests (tests/cli/databases.rs starts private
+# clusters on loopback ports).
+apt_install postgresql mariadb-server mariadb-client
 export RM_MOTO_SERVER="$PWD/target/test-venv/bin/moto_server"
 need_cargo
 

@@ -53,6 +53,17 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
                 first = false;
             } else {
                 crate::process::kill_all_now();
+                // Containers this run stopped must not stay down because
+                // the user was impatient.
+                let left =
+                    crate::sources::docker::restart_registered(std::time::Duration::from_secs(30))
+                        .await;
+                if !left.is_empty() {
+                    eprintln!(
+                        "restic-manager: could not start containers {} again; start them with `docker start`",
+                        left.join(", ")
+                    );
+                }
                 std::process::exit(128 + sig);
             }
         }
@@ -116,7 +127,10 @@ fn print_reports(p: &Printer, reports: &[ServiceReport]) {
                 } else {
                     String::new()
                 },
-                format!("{} ({})", t.destination, t.outcome.as_str()),
+                match &t.dump {
+                    Some(d) => format!("{} dump {d} ({})", t.destination, t.outcome.as_str()),
+                    None => format!("{} ({})", t.destination, t.outcome.as_str()),
+                },
                 t.snapshot_id
                     .as_deref()
                     .map_or_else(|| "-".into(), |s| s.chars().take(8).collect()),

@@ -24,6 +24,15 @@ pub enum ErrorClass {
     ResticMissing,
     Config,
     Other,
+    /// The Docker engine cannot be reached (daemon down, bad `DOCKER_HOST`).
+    DockerUnavailable,
+    /// A container named in the configuration does not exist.
+    ContainerMissing,
+    /// A Docker operation failed (stop/start, helper container, image).
+    DockerFailed,
+    /// A streamed dump's command failed or timed out; its snapshot was
+    /// discarded.
+    DumpFailed,
 }
 
 impl ErrorClass {
@@ -44,6 +53,10 @@ impl ErrorClass {
             ErrorClass::ResticMissing => "restic_missing",
             ErrorClass::Config => "config",
             ErrorClass::Other => "other",
+            ErrorClass::DockerUnavailable => "docker_unavailable",
+            ErrorClass::ContainerMissing => "container_missing",
+            ErrorClass::DockerFailed => "docker_failed",
+            ErrorClass::DumpFailed => "dump_failed",
         }
     }
 }

@@ -1,1 +1,1524 @@
-//! Docker volumes and containers through the Engine API (bollard).
+//! Docker volumes and containers through the Engine API (bollard), never by
+//! parsing `docker` output.
+//!
+//! What a run needs from Docker: where a named volume's files are (its
+//! `Mountpoint`), which containers to stop for a consistent snapshot, and a
+//! way to stop them and start *exactly those* again whatever happens. When
+//! the host cannot read a volume's files (Docker Desktop's VM, rootless
+//! Docker, a remote `DOCKER_HOST`, a user in the `docker` group who cannot
+//! read `/var/lib/docker`), a short-lived helper container streams the
+//! volume as an uncompressed tar (see [`DockerClient::volume_to_tar`]).
+//!
+//! The restore side uses the same pieces: [`DockerClient::containers_using_volume`],
+//! [`DockerClient::stop`] / [`StoppedContainers::start`], and
+//! [`DockerClient::tar_to_volume`].
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    ListContainersOptionsBuilder, ListVolumesOptions, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::restic::ErrorClass;
+
+/// The helper image used to stream volumes when none is configured. It
+/// needs `tar` (busybox's is enough). Hosts without registry access must
+/// set `docker_helper_image` to an image that is already present.
+pub const DEFAULT_HELPER_IMAGE: &str = "busybox:stable";
+
+/// Where Docker keeps named volumes on a standard Linux host: the fallback
+/// when the Engine API cannot be reached.
+pub const DOCKER_VOLUMES: &str = "/var/lib/docker/volumes";
+
+/// The label every helper container carries, so a leftover one (the
+/// manager was killed with SIGKILL) can be found: `docker ps -a --filter
+/// label=restic-manager.helper`.
+pub const HELPER_LABEL: &str = "restic-manager.helper";
+
+/// Seconds Docker gives a container to stop before it kills it.
+pub const STOP_TIMEOUT_SECONDS: i32 = 30;
+
+pub use crate::config::VolumeMode;
+
+/// The path a streamed volume has inside its snapshot (restic shows it
+/// with a leading `/`).
+pub fn stream_filename(volume: &str) -> String {
+    format!("volumes/{volume}.tar")
+}
+
+/// The tag of a streamed volume's snapshot.
+pub fn volume_tag(volume: &str) -> String {
+    format!("volume:{volume}")
+}
+
+/// In a direct-mode file snapshot, the path that holds `volume`'s files
+/// (the mountpoint at backup time, `…/<volume>/_data`), found among the
+/// snapshot's `paths`.
+pub fn volume_path_in_snapshot<'a>(paths: &'a [String], volume: &str) -> Option<&'a str> {
+    let suffix = format!("/{volume}/_data");
+    paths
+        .iter()
+        .map(String::as_str)
+        .find(|p| p.trim_end_matches('/').ends_with(&suffix))
+}
+
+/// A Docker failure, with the object it concerns.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DockerError {
+    #[error(
+        "the Docker engine at `{host}` cannot be reached ({detail}); start Docker (`systemctl start docker`) or fix `DOCKER_HOST`"
+    )]
+    Unavailable { host: String, detail: String },
+    #[error(
+        "permission denied on the Docker socket `{host}`; run as root or add this user to the `docker` group (`usermod -aG docker USER`, then log in again)"
+    )]
+    PermissionDenied { host: String },
+    #[error("Docker volume `{name}` does not exist; existing volumes: {}", list_or_none(.existing))]
+    VolumeMissing { name: String, existing: Vec<String> },
+    #[error("container `{name}` does not exist; existing containers: {}", list_or_none(.existing))]
+    ContainerMissing { name: String, existing: Vec<String> },
+    #[error(
+        "helper image `{image}` is not on this host and could not be pulled ({detail}); set `docker_helper_image` to a local image that has `tar` (see `docker images`)"
+    )]
+    HelperImage { image: String, detail: String },
+    #[error("{what}: {detail}")]
+    Api { what: String, detail: String },
+}
+
+fn list_or_none(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl DockerError {
+    /// The class recorded in history and `--json`.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            DockerError::Unavailable { .. } => ErrorClass::DockerUnavailable,
+            DockerError::PermissionDenied { .. } => ErrorClass::PermissionDenied,
+            DockerError::VolumeMissing { .. } => ErrorClass::SourceMissing,
+            DockerError::ContainerMissing { .. } => ErrorClass::ContainerMissing,
+            DockerError::HelperImage { .. } | DockerError::Api { .. } => ErrorClass::DockerFailed,
+        }
+    }
+}
+
+/// The deepest `std::io::Error` behind a bollard error, if any.
+fn io_kind(e: &BollardError) -> Option<std::io::ErrorKind> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut kind = None;
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            kind = Some(io.kind());
+        }
+        cur = err.source();
+    }
+    kind
+}
+
+/// Maps a bollard error on `what` to ours: connection problems become
+/// `Unavailable` / `PermissionDenied`, the rest keep Docker's message.
+fn api_error(host: &str, what: impl Into<String>, e: &BollardError) -> DockerError {
+    use std::io::ErrorKind;
+    match (e, io_kind(e)) {
+        (_, Some(ErrorKind::PermissionDenied)) => DockerError::PermissionDenied {
+            host: host.to_string(),
+        },
+        (BollardError::DockerResponseServerError { message, .. }, _) => DockerError::Api {
+            what: what.into(),
+            detail: message.clone(),
+        },
+        (
+            BollardError::SocketNotFoundError(_)
+            | BollardError::HyperLegacyError { .. }
+            | BollardError::RequestTimeoutError,
+            _,
+        )
+        | (
+            _,
+            Some(
+                ErrorKind::NotFound
+                | ErrorKind::ConnectionRefused
+                | ErrorKind::ConnectionReset
+                | ErrorKind::TimedOut,
+            ),
+        ) => DockerError::Unavailable {
+            host: host.to_string(),
+            detail: root_cause(e),
+        },
+        _ => DockerError::Api {
+            what: what.into(),
+            detail: root_cause(e),
+        },
+    }
+}
+
+fn root_cause(e: &BollardError) -> String {
+    let mut cur: &(dyn std::error::Error + 'static) = e;
+    while let Some(s) = cur.source() {
+        cur = s;
+    }
+    cur.to_string()
+}
+
+fn is_not_found(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// A container as the manager sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerInfo {
+    pub id: String,
+    /// Without Docker's leading `/`.
+    pub name: String,
+    pub running: bool,
+}
+
+/// A volume resolved through the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct VolumeInfo {
+    pub name: String,
+    pub mountpoint: PathBuf,
+}
+
+/// Containers the manager stopped and has not started again, across all
+/// services: the "second signal, exit now" path starts them before the
+/// process exits (see [`restart_registered`]).
+static STOPPED: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+fn register(host: &str, id: &str) {
+    if let Ok(mut s) = STOPPED.lock() {
+        s.push((host.to_string(), id.to_string()));
+    }
+}
+
+fn unregister(host: &str, id: &str) {
+    if let Ok(mut s) = STOPPED.lock() {
+        s.retain(|(h, i)| !(h == host && i == id));
+    }
+}
+
+/// Starts every container this process stopped and has not started yet.
+/// For the exit path after a second SIGINT/SIGTERM; gives up after
+/// `limit`. Returns the names it could not start.
+pub async fn restart_registered(limit: Duration) -> Vec<String> {
+    let pending: Vec<(String, String)> = STOPPED.lock().map(|s| s.clone()).unwrap_or_default();
+    let mut failed = Vec::new();
+    let work = async {
+        for (host, id) in &pending {
+            let ok = match Docker::connect_with_host(host) {
+                Ok(d) => d.start_container(id, None).await.is_ok(),
+                Err(_) => false,
+            };
+            if ok {
+                unregister(host, id);
+            } else {
+                failed.push(id.clone());
+            }
+        }
+    };
+    if tokio::time::timeout(limit, work).await.is_err() {
+        return STOPPED
+            .lock()
+            .map(|s| s.iter().map(|(_, i)| i.clone()).collect())
+            .unwrap_or_default();
+    }
+    failed
+}
+
+/// The engine named by `DOCKER_HOST` (default: the local socket).
+#[derive(Clone)]
+pub struct DockerClient {
+    api: Docker,
+    host: String,
+}
+
+impl std::fmt::Debug for DockerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerClient")
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The engine address `connect` uses: `DOCKER_HOST` or the default socket.
+pub fn docker_host() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+}
+
+impl DockerClient {
+    /// Connects to `DOCKER_HOST` (or the local socket) and agrees on an API
+    /// version with the engine, which also proves it answers.
+    pub async fn connect() -> Result<DockerClient, DockerError> {
+        let host = docker_host();
+        let api = Docker::connect_with_host(&host).map_err(|e| DockerError::Unavailable {
+            host: host.clone(),
+            detail: root_cause(&e),
+        })?;
+        // Engines older than bollard's default API version refuse every
+        // request ("client version is too new"); ask which one they speak.
+        let api = api
+            .negotiate_version()
+            .await
+            .map_err(|e| api_error(&host, "asking the Docker engine for its version", &e))?;
+        Ok(DockerClient { api, host })
+    }
+
+    /// The engine address, for messages.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Whether the engine runs on this machine (a unix socket or a loopback
+    /// TCP address), so that its mountpoints are paths on this host.
+    pub fn is_local(&self) -> bool {
+        let h = self.host.as_str();
+        h.starts_with("unix://")
+            || [
+                "tcp://127.",
+                "tcp://localhost",
+                "tcp://[::1]",
+                "http://127.",
+                "http://localhost",
+            ]
+            .iter()
+            .any(|p| h.starts_with(p))
+    }
+
+    /// Names of every volume, sorted.
+    pub async fn volume_names(&self) -> Result<Vec<String>, DockerError> {
+        let r = self
+            .api
+            .list_volumes(None::<ListVolumesOptions>)
+            .await
+            .map_err(|e| api_error(&self.host, "listing Docker volumes", &e))?;
+        let mut names: Vec<String> = r
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Inspects a volume; a missing one is [`DockerError::VolumeMissing`]
+    /// listing the volumes that exist.
+    pub async fn volume(&self, name: &str) -> Result<VolumeInfo, DockerError> {
+        match self.api.inspect_volume(name).await {
+            Ok(v) => Ok(VolumeInfo {
+                name: v.name,
+                mountpoint: PathBuf::from(v.mountpoint),
+            }),
+            Err(e) if is_not_found(&e) => Err(DockerError::VolumeMissing {
+                name: name.to_string(),
+                existing: self.volume_names().await.unwrap_or_default(),
+            }),
+            Err(e) => Err(api_error(
+                &self.host,
+                format!("inspecting Docker volume `{name}`"),
+                &e,
+            )),
+        }
+    }
+
+    /// Creates a volume (no-op when it exists), e.g. to restore into.
+    pub async fn create_volume(&self, name: &str) -> Result<VolumeInfo, DockerError> {
+        let body = bollard::models::VolumeCreateRequest {
+            name: Some(name.to_string()),
+            ..Default::default()
+        };
+        self.api
+            .create_volume(body)
+            .await
+            .map(|v| VolumeInfo {
+                name: v.name,
+                mountpoint: PathBuf::from(v.mountpoint),
+            })
+            .map_err(|e| api_error(&self.host, format!("creating Docker volume `{name}`"), &e))
+    }
+
+    async fn list(
+        &self,
+        all: bool,
+        filters: HashMap<&str, Vec<&str>>,
+    ) -> Result<Vec<ContainerInfo>, DockerError> {
+        let mut b = ListContainersOptionsBuilder::new().all(all);
+        if !filters.is_empty() {
+            b = b.filters(&filters);
+        }
+        let list = self
+            .api
+            .list_containers(Some(b.build()))
+            .await
+            .map_err(|e| api_error(&self.host, "listing containers", &e))?;
+        let mut out: Vec<ContainerInfo> = list
+            .into_iter()
+            .map(|c| ContainerInfo {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
+                running: c
+                    .state
+                    .is_some_and(|s| s == bollard::models::ContainerSummaryStateEnum::RUNNING),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// One container by name or id; a missing one is
+    /// [`DockerError::ContainerMissing`] listing the containers that exist.
+    pub async fn container(&self, name: &str) -> Result<ContainerInfo, DockerError> {
+        match self.api.inspect_container(name, None).await {
+            Ok(c) => Ok(ContainerInfo {
+                id: c.id.unwrap_or_else(|| name.to_string()),
+                name: c.name.map_or_else(
+                    || name.to_string(),
+                    |n| n.trim_start_matches('/').to_string(),
+                ),
+                running: c.state.and_then(|s| s.running).unwrap_or(false),
+            }),
+            Err(e) if is_not_found(&e) => Err(DockerError::ContainerMissing {
+                name: name.to_string(),
+                existing: self
+                    .list(true, HashMap::new())
+                    .await
+                    .map(|l| l.into_iter().map(|c| c.name).collect())
+                    .unwrap_or_default(),
+            }),
+            Err(e) => Err(api_error(
+                &self.host,
+                format!("inspecting container `{name}`"),
+                &e,
+            )),
+        }
+    }
+
+    /// The containers of a compose project (label
+    /// `com.docker.compose.project`), running or not.
+    pub async fn compose_project(&self, project: &str) -> Result<Vec<ContainerInfo>, DockerError> {
+        let label = format!("com.docker.compose.project={project}");
+        self.list(true, HashMap::from([("label", vec![label.as_str()])]))
+            .await
+    }
+
+    /// Every container (running or not) that mounts `volume`. Helper
+    /// containers of this tool are left out.
+    pub async fn containers_using_volume(
+        &self,
+        volume: &str,
+    ) -> Result<Vec<ContainerInfo>, DockerError> {
+        let all = self
+            .list(true, HashMap::from([("volume", vec![volume])]))
+            .await?;
+        let helpers: Vec<String> = self
+            .list(true, HashMap::from([("label", vec![HELPER_LABEL])]))
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        Ok(all
+            .into_iter()
+            .filter(|c| !helpers.contains(&c.id))
+            .collect())
+    }
+
+    /// Stops the ones among `containers` that are running now (in order;
+    /// `running` is looked up again, not taken from the argument) and returns a
+    /// guard that starts exactly those again. When a stop fails, the ones
+    /// already stopped are in the guard that comes with the error, so the
+    /// caller still starts them.
+    pub async fn stop(
+        &self,
+        containers: &[ContainerInfo],
+    ) -> Result<StoppedContainers, (StoppedContainers, DockerError)> {
+        let mut guard = StoppedContainers {
+            client: self.clone(),
+            stopped: Vec::new(),
+            since: Instant::now(),
+        };
+        for c in containers {
+            // Their state now, not when the run was planned: only what runs
+            // at this moment is stopped (and started again).
+            match self.container(&c.id).await {
+                Ok(now) if now.running => {}
+                Ok(_) => continue,
+                Err(e) => return Err((guard, e)),
+            }
+            // Registered before the call: a second signal during the stop
+            // must still start it.
+            register(&self.host, &c.id);
+            let opts = StopContainerOptionsBuilder::new()
+                .t(STOP_TIMEOUT_SECONDS)
+                .build();
+            match self.api.stop_container(&c.id, Some(opts)).await {
+                Ok(()) => guard.stopped.push(c.clone()),
+                // 304: it stopped by itself meanwhile; start it again anyway,
+                // it was running when the backup began.
+                Err(BollardError::DockerResponseServerError {
+                    status_code: 304, ..
+                }) => guard.stopped.push(c.clone()),
+                Err(e) => {
+                    unregister(&self.host, &c.id);
+                    let err = api_error(&self.host, format!("stopping container `{}`", c.name), &e);
+                    return Err((guard, err));
+                }
+            }
+        }
+        guard.since = Instant::now();
+        Ok(guard)
+    }
+
+    /// Makes sure `image` is present, pulling it when it is not.
+    async fn ensure_image(&self, image: &str) -> Result<(), DockerError> {
+        match self.api.inspect_image(image).await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => {
+                return Err(api_error(
+                    &self.host,
+                    format!("inspecting helper image `{image}`"),
+                    &e,
+                ));
+            }
+        }
+        let opts = CreateImageOptionsBuilder::new().from_image(image).build();
+        let mut pull = self.api.create_image(Some(opts), None, None);
+        while let Some(item) = pull.next().await {
+            if let Err(e) = item {
+                return Err(match api_error(&self.host, "pull", &e) {
+                    DockerError::Api { detail, .. } => DockerError::HelperImage {
+                        image: image.to_string(),
+                        detail,
+                    },
+                    other => other,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a helper container on `volume` running `cmd`, attached to
+    /// its streams, and starts it.
+    async fn helper(
+        &self,
+        image: &str,
+        volume: &str,
+        read_only: bool,
+        cmd: &[&str],
+        stdin: bool,
+    ) -> Result<(Helper, bollard::container::AttachContainerResults), DockerError> {
+        self.ensure_image(image).await?;
+        let bind = format!("{volume}:/volume{}", if read_only { ":ro" } else { "" });
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            cmd: Some(cmd.iter().map(ToString::to_string).collect()),
+            attach_stdin: Some(stdin),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            open_stdin: Some(stdin),
+            stdin_once: Some(stdin),
+            tty: Some(false),
+            network_disabled: Some(true),
+            labels: Some(HashMap::from([(
+                HELPER_LABEL.to_string(),
+                volume.to_string(),
+            )])),
+            host_config: Some(HostConfig {
+                binds: Some(vec![bind]),
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let name = format!(
+            "restic-manager-helper-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let opts = CreateContainerOptionsBuilder::new().name(&name).build();
+        let created = self
+            .api
+            .create_container(Some(opts), body)
+            .await
+            .map_err(|e| {
+                api_error(
+                    &self.host,
+                    format!("creating a helper container (image `{image}`) for volume `{volume}`"),
+                    &e,
+                )
+            })?;
+        let helper = Helper {
+            client: self.clone(),
+            id: created.id,
+            removed: false,
+        };
+        // Attach before starting, or the first output could be missed.
+        let attach = AttachContainerOptionsBuilder::new()
+            .stdin(stdin)
+            .stdout(true)
+            .stderr(true)
+            .stream(true)
+            .build();
+        let io = self
+            .api
+            .attach_container(&helper.id, Some(attach))
+            .await
+            .map_err(|e| api_error(&self.host, "attaching to the helper container", &e))?;
+        self.api
+            .start_container(&helper.id, None)
+            .await
+            .map_err(|e| api_error(&self.host, "starting the helper container", &e))?;
+        Ok((helper, io))
+    }
+
+    /// Removes everything inside `volume` through a helper container
+    /// (before a restore that replaces its content).
+    pub async fn empty_volume(&self, volume: &str, image: &str) -> Result<(), DockerError> {
+        let (mut helper, mut io) = self
+            .helper(
+                image,
+                volume,
+                false,
+                &[
+                    "sh",
+                    "-c",
+                    "find /volume -mindepth 1 -maxdepth 1 -exec rm -rf {} +",
+                ],
+                false,
+            )
+            .await?;
+        let mut stderr = Vec::new();
+        while let Some(Ok(item)) = io.output.next().await {
+            if let bollard::container::LogOutput::StdErr { message } = item {
+                stderr.extend_from_slice(&message);
+            }
+        }
+        let code = helper.wait().await;
+        helper.remove().await;
+        check_exit(code, volume, "rm", &stderr)
+    }
+
+    /// Writes `volume` as an uncompressed tar (paths relative to the volume
+    /// root) into `sink`, read by a helper container that mounts it
+    /// read-only. Returns the bytes written. Fails (without closing `sink`)
+    /// when tar exits non-zero: the caller must then discard what it got.
+    pub async fn volume_to_tar<W: AsyncWrite + Unpin>(
+        &self,
+        volume: &str,
+        image: &str,
+        sink: &mut W,
+    ) -> Result<u64, DockerError> {
+        self.volume(volume).await?;
+        let (mut helper, mut io) = self
+            .helper(
+                image,
+                volume,
+                true,
+                &["tar", "-c", "-f", "-", "-C", "/volume", "."],
+                false,
+            )
+            .await?;
+        let mut written: u64 = 0;
+        let mut stderr = Vec::new();
+        let mut failure = None;
+        while let Some(item) = io.output.next().await {
+            match item {
+                Ok(bollard::container::LogOutput::StdOut { message }) => {
+                    if let Err(e) = sink.write_all(&message).await {
+                        failure = Some(DockerError::Api {
+                            what: format!("streaming volume `{volume}`"),
+                            detail: format!("the reader stopped: {e}"),
+                        });
+                        break;
+                    }
+                    written += message.len() as u64;
+                }
+                Ok(bollard::container::LogOutput::StdErr { message }) => {
+                    if stderr.len() < 64 * 1024 {
+                        stderr.extend_from_slice(&message);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    failure = Some(api_error(
+                        &self.host,
+                        format!("reading volume `{volume}` from the helper container"),
+                        &e,
+                    ));
+                    break;
+                }
+            }
+        }
+        let code = helper.wait().await;
+        helper.remove().await;
+        if let Some(f) = failure {
+            return Err(f);
+        }
+        check_exit(code, volume, "tar -c", &stderr)?;
+        Ok(written)
+    }
+
+    /// Extracts the tar read from `source` into `volume` through a helper
+    /// container (the reverse of [`DockerClient::volume_to_tar`]). Stop the
+    /// containers that use the volume first.
+    pub async fn tar_to_volume<R: AsyncRead + Unpin>(
+        &self,
+        volume: &str,
+        image: &str,
+        source: &mut R,
+    ) -> Result<u64, DockerError> {
+        self.volume(volume).await?;
+        let (mut helper, io) = self
+            .helper(
+                image,
+                volume,
+                false,
+                &["tar", "-x", "-f", "-", "-C", "/volume"],
+                true,
+            )
+            .await?;
+        let bollard::container::AttachContainerResults {
+            mut output,
+            mut input,
+        } = io;
+        let collect = async {
+            let mut stderr = Vec::new();
+            while let Some(item) = output.next().await {
+                if let Ok(bollard::container::LogOutput::StdErr { message }) = item
+                    && stderr.len() < 64 * 1024
+                {
+                    stderr.extend_from_slice(&message);
+                }
+            }
+            stderr
+        };
+        let feed = async {
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut total: u64 = 0;
+            loop {
+                let n = source.read(&mut buf).await.map_err(|e| DockerError::Api {
+                    what: format!("restoring volume `{volume}`"),
+                    detail: format!("reading the archive failed: {e}"),
+                })?;
+                if n == 0 {
+                    break;
+                }
+                input
+                    .write_all(&buf[..n])
+                    .await
+                    .map_err(|e| DockerError::Api {
+                        what: format!("restoring volume `{volume}`"),
+                        detail: format!("the helper container stopped reading: {e}"),
+                    })?;
+                total += n as u64;
+            }
+            // End of the archive: the helper's tar sees EOF and exits.
+            let _ = input.shutdown().await;
+            Ok::<u64, DockerError>(total)
+        };
+        let (fed, stderr) = tokio::join!(feed, collect);
+        let code = helper.wait().await;
+        helper.remove().await;
+        let total = fed?;
+        check_exit(code, volume, "tar -x", &stderr)?;
+        Ok(total)
+    }
+}
+
+fn check_exit(
+    code: Option<i64>,
+    volume: &str,
+    what: &str,
+    stderr: &[u8],
+) -> Result<(), DockerError> {
+    match code {
+        Some(0) => Ok(()),
+        other => {
+            let err = String::from_utf8_lossy(stderr);
+            let last = err
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            Err(DockerError::Api {
+                what: format!("helper container on volume `{volume}`"),
+                detail: format!(
+                    "`{what}` {}{}",
+                    other.map_or_else(
+                        || "did not report an exit code".to_string(),
+                        |c| format!("exited {c}")
+                    ),
+                    if last.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {last}")
+                    }
+                ),
+            })
+        }
+    }
+}
+
+/// A helper container, removed when done (or dropped).
+struct Helper {
+    client: DockerClient,
+    id: String,
+    removed: bool,
+}
+
+impl Helper {
+    async fn wait(&mut self) -> Option<i64> {
+        let mut s = self.client.api.wait_container(&self.id, None);
+        match s.next().await {
+            Some(Ok(r)) => Some(r.status_code),
+            Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Some(code),
+            _ => self
+                .client
+                .api
+                .inspect_container(&self.id, None)
+                .await
+                .ok()
+                .and_then(|c| c.state)
+                .and_then(|s| s.exit_code),
+        }
+    }
+
+    async fn remove(&mut self) {
+        let opts = RemoveContainerOptionsBuilder::new().force(true).build();
+        let _ = self.client.api.remove_container(&self.id, Some(opts)).await;
+        self.removed = true;
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        if self.removed {
+            return;
+        }
+        // Cancelled mid-stream (timeout, signal): remove it in the background.
+        let api = self.client.api.clone();
+        let id = self.id.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let opts = RemoveContainerOptionsBuilder::new().force(true).build();
+                let _ = api.remove_container(&id, Some(opts)).await;
+            });
+        }
+    }
+}
+
+/// Containers stopped by [`DockerClient::stop`]; [`StoppedContainers::start`]
+/// starts exactly these again. Dropping the guard without `start` starts
+/// them in the background (a last resort: always call `start`).
+pub struct StoppedContainers {
+    client: DockerClient,
+    stopped: Vec<ContainerInfo>,
+    since: Instant,
+}
+
+impl StoppedContainers {
+    /// The containers that were stopped (those that were running).
+    pub fn containers(&self) -> &[ContainerInfo] {
+        &self.stopped
+    }
+
+    /// Starts the stopped containers again, each even if another fails.
+    /// Returns how long they were down and the failures.
+    pub async fn start(mut self) -> (Duration, Vec<DockerError>) {
+        let stopped = std::mem::take(&mut self.stopped);
+        let mut errors = Vec::new();
+        for c in &stopped {
+            match self.client.api.start_container(&c.id, None).await {
+                Ok(())
+                | Err(BollardError::DockerResponseServerError {
+                    status_code: 304, ..
+                }) => unregister(&self.client.host, &c.id),
+                Err(e) => errors.push(api_error(
+                    &self.client.host,
+                    format!("starting container `{}` again", c.name),
+                    &e,
+                )),
+            }
+        }
+        (self.since.elapsed(), errors)
+    }
+}
+
+impl Drop for StoppedContainers {
+    fn drop(&mut self) {
+        if self.stopped.is_empty() {
+            return;
+        }
+        let api = self.client.api.clone();
+        let host = self.client.host.clone();
+        let stopped = std::mem::take(&mut self.stopped);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                for c in stopped {
+                    if api.start_container(&c.id, None).await.is_ok() {
+                        unregister(&host, &c.id);
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Where a volume's files are when the Engine API cannot be asked:
+/// `docker_base/<name>/_data` when that exists, else Docker's default
+/// `/var/lib/docker/volumes/<name>/_data`.
+pub fn fallback_volume_path(docker_base: Option<&Path>, name: &str) -> PathBuf {
+    if let Some(b) = docker_base {
+        let p = b.join(name).join("_data");
+        if p.is_dir() {
+            return p;
+        }
+    }
+    Path::new(DOCKER_VOLUMES).join(name).join("_data")
+}
+
+/// Whether this process can list `dir` (so restic can read the volume).
+pub fn readable_dir(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok()
+}
+
+/// What a service needs from Docker for one run, resolved after its pre
+/// hooks (and dumps) and before the snapshot.
+pub struct ServiceDocker {
+    /// `None` when the engine could not be reached and the volumes were
+    /// taken from their default folders instead (see `warnings`).
+    pub client: Option<DockerClient>,
+    /// Volume folders backed up with the service's paths (direct mode).
+    pub direct: Vec<(String, PathBuf)>,
+    /// Volumes streamed through a helper container (stream mode).
+    pub stream: Vec<String>,
+    /// Containers to stop for the primary snapshot (running or not now;
+    /// only running ones are stopped).
+    pub containers: Vec<ContainerInfo>,
+    pub image: String,
+    /// Things the user should hear about (fallbacks, empty compose project).
+    pub warnings: Vec<String>,
+}
+
+impl ServiceDocker {
+    /// Whether the service stops containers at all.
+    pub fn stops_containers(&self) -> bool {
+        !self.containers.is_empty()
+    }
+}
+
+/// Resolves a service's volumes and containers through the Engine API.
+/// Returns `Ok(None)` when the service uses no Docker feature.
+pub async fn prepare(
+    svc: &crate::config::Service,
+    docker_base: Option<&Path>,
+) -> Result<Option<ServiceDocker>, DockerError> {
+    let wants_containers = !svc.stop_containers.is_empty() || svc.stop_compose_project.is_some();
+    if svc.volumes.is_empty() && !wants_containers {
+        return Ok(None);
+    }
+    let mut out = ServiceDocker {
+        client: None,
+        direct: Vec::new(),
+        stream: Vec::new(),
+        containers: Vec::new(),
+        image: svc.docker_helper_image.clone(),
+        warnings: Vec::new(),
+    };
+    let client = match DockerClient::connect().await {
+        Ok(c) => c,
+        Err(e) => {
+            // Without the API: containers cannot be stopped and volumes
+            // cannot be streamed, but direct volume folders can still be
+            // read where Docker keeps them by default.
+            if wants_containers || svc.volume_mode == VolumeMode::Stream {
+                return Err(e);
+            }
+            for v in &svc.volumes {
+                let p = fallback_volume_path(docker_base, v);
+                if !readable_dir(&p) {
+                    return Err(e);
+                }
+                out.direct.push((v.clone(), p));
+            }
+            out.warnings.push(format!(
+                "{e}; backed up the volumes from their default folders instead ({})",
+                out.direct
+                    .iter()
+                    .map(|(_, p)| format!("`{}`", p.display()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            return Ok(Some(out));
+        }
+    };
+    for v in &svc.volumes {
+        let info = client.volume(v).await?;
+        let readable = client.is_local() && readable_dir(&info.mountpoint);
+        match svc.volume_mode {
+            VolumeMode::Stream => out.stream.push(v.clone()),
+            VolumeMode::Direct if !readable => {
+                return Err(DockerError::Api {
+                    what: format!("Docker volume `{v}`"),
+                    detail: format!(
+                        "its folder `{}` cannot be read from this host (`volume_mode = \"direct\"`); run as root, or set `volume_mode = \"stream\"` (or \"auto\")",
+                        info.mountpoint.display()
+                    ),
+                });
+            }
+            VolumeMode::Auto if !readable => out.stream.push(v.clone()),
+            _ => out.direct.push((v.clone(), info.mountpoint)),
+        }
+    }
+    for name in &svc.stop_containers {
+        let c = client.container(name).await?;
+        if !out.containers.iter().any(|x| x.id == c.id) {
+            out.containers.push(c);
+        }
+    }
+    if let Some(project) = &svc.stop_compose_project {
+        let list = client.compose_project(project).await?;
+        if list.is_empty() {
+            out.warnings.push(format!(
+                "no container belongs to compose project `{project}` (label `com.docker.compose.project`); nothing was stopped"
+            ));
+        }
+        for c in list {
+            if !out.containers.iter().any(|x| x.id == c.id) {
+                out.containers.push(c);
+            }
+        }
+    }
+    out.client = Some(client);
+    Ok(Some(out))
+}
+
+/// `restic backup --stdin` of one volume streamed by a helper container,
+/// tagged `volume:<name>` (plus `tags`), stored as `volumes/<name>.tar`.
+///
+/// A tar that fails halfway must not leave a snapshot that looks good:
+/// restic is interrupted with SIGINT while its stdin is still open (restic
+/// then saves nothing), and only then is stdin closed. Timeouts and a
+/// shutdown stop restic the same way.
+#[allow(clippy::too_many_arguments)]
+pub async fn backup_volume_stream(
+    client: &DockerClient,
+    restic: &crate::restic::Restic,
+    repo: &crate::restic::Repository,
+    volume: &str,
+    image: &str,
+    host: &str,
+    tags: &[String],
+    timeout: Duration,
+    shutdown: &crate::process::Shutdown,
+) -> Result<crate::restic::ops::BackupResult, crate::restic::ops::OpError> {
+    use crate::process::Ended;
+    use crate::restic::ops::{BackupResult, OpError, failure};
+    use nix::sys::signal::Signal;
+
+    let mut args: Vec<String> = vec![
+        "backup".into(),
+        "--json".into(),
+        "--quiet".into(),
+        "--host".into(),
+        host.to_string(),
+    ];
+    for t in tags.iter().cloned().chain([volume_tag(volume)]) {
+        args.extend(["--tag".into(), t]);
+    }
+    args.extend([
+        "--stdin".into(),
+        "--stdin-filename".into(),
+        stream_filename(volume),
+    ]);
+    let call = crate::restic::ResticCall::new(restic, repo, args);
+    let op = |class: ErrorClass, message: String| OpError {
+        class,
+        message,
+        stderr: String::new(),
+    };
+    let mut child = crate::process::spawn_piped(&call.spec, true, false)
+        .map_err(|e| op(ErrorClass::ResticMissing, e.to_string()))?;
+    let Some(mut stdin) = child.stdin.take() else {
+        let ended = child.stop(Signal::SIGINT).await;
+        let _ = child.output(ended).await;
+        return Err(op(
+            ErrorClass::Other,
+            "restic's stdin could not be opened".into(),
+        ));
+    };
+    let started = Instant::now();
+    enum Stop {
+        Fed(Result<u64, DockerError>),
+        TimedOut,
+        Interrupted(i32),
+    }
+    let mut sd = shutdown.clone();
+    let stop = tokio::select! {
+        r = client.volume_to_tar(volume, image, &mut stdin) => Stop::Fed(r),
+        () = tokio::time::sleep(timeout) => Stop::TimedOut,
+        () = sd.wait() => Stop::Interrupted(shutdown.signal().unwrap_or(2)),
+    };
+    let (ended, docker_err) = match stop {
+        Stop::Fed(Ok(_)) => {
+            drop(stdin);
+            let left = timeout.saturating_sub(started.elapsed());
+            let mut sd = shutdown.clone();
+            tokio::select! {
+                e = child.wait() => (e, None),
+                () = tokio::time::sleep(left) => (child.stop(Signal::SIGINT).await, Some(op(ErrorClass::Timeout, format!("restic ran out of time on `{}` and was stopped", repo.display)))),
+                () = sd.wait() => { let _ = child.stop(Signal::SIGINT).await; (Ended::Interrupted(shutdown.signal().unwrap_or(2)), None) }
+            }
+        }
+        Stop::Fed(Err(e)) => {
+            let ended = child.stop(Signal::SIGINT).await;
+            drop(stdin);
+            (
+                ended,
+                Some(op(
+                    e.class(),
+                    format!("volume `{volume}` was not backed up: {e}"),
+                )),
+            )
+        }
+        Stop::TimedOut => {
+            let _ = child.stop(Signal::SIGINT).await;
+            drop(stdin);
+            (Ended::TimedOut, None)
+        }
+        Stop::Interrupted(sig) => {
+            let _ = child.stop(Signal::SIGINT).await;
+            drop(stdin);
+            (Ended::Interrupted(sig), None)
+        }
+    };
+    let out = child.output(ended).await;
+    if let Some(mut e) = docker_err {
+        e.stderr = out.stderr;
+        return Err(e);
+    }
+    let warning = out.ended == Ended::Exited(3);
+    if !warning && let Some(e) = failure(&out, repo) {
+        return Err(e);
+    }
+    let summary = crate::restic::output::backup_summary(&out.stdout).ok_or_else(|| OpError {
+        class: ErrorClass::Other,
+        message: format!(
+            "restic finished on `{}` but printed no backup summary for volume `{volume}`",
+            repo.display
+        ),
+        stderr: out.stderr.clone(),
+    })?;
+    Ok(BackupResult {
+        warning,
+        summary,
+        stderr: out.stderr,
+        duration: out.duration,
+    })
+}
+
+fn op_error(e: &DockerError) -> crate::restic::ops::OpError {
+    crate::restic::ops::OpError {
+        class: e.class(),
+        message: e.to_string(),
+        stderr: String::new(),
+    }
+}
+
+/// Restores a volume backed up in direct mode: `snapshot_path` (the
+/// volume's folder in the snapshot, see [`volume_path_in_snapshot`]) of
+/// `snapshot` goes into `volume`'s mountpoint. restic restores into a
+/// staging folder next to the mountpoint (same filesystem; restic 0.14 has
+/// no `snapshot:subfolder`), whose entries are then renamed into place.
+/// With `replace`, what the volume held before is removed first; without
+/// it, restored files overwrite same-named ones and others stay.
+///
+/// Needs the mountpoint readable and writable from this host (root); stop
+/// the containers using the volume first ([`DockerClient::containers_using_volume`],
+/// [`DockerClient::stop`]).
+#[allow(clippy::too_many_arguments)]
+pub async fn restore_volume_direct(
+    client: &DockerClient,
+    restic: &crate::restic::Restic,
+    repo: &crate::restic::Repository,
+    snapshot: &str,
+    snapshot_path: &str,
+    volume: &str,
+    replace: bool,
+    shutdown: &crate::process::Shutdown,
+) -> Result<(), crate::restic::ops::OpError> {
+    use crate::restic::ops::{OpError, failure};
+    let info = client.volume(volume).await.map_err(|e| op_error(&e))?;
+    let fail = |message: String| OpError {
+        class: ErrorClass::PermissionDenied,
+        message,
+        stderr: String::new(),
+    };
+    let mp = info.mountpoint.clone();
+    let Some(parent) = mp
+        .parent()
+        .filter(|_| client.is_local() && readable_dir(&mp))
+    else {
+        return Err(fail(format!(
+            "the folder of Docker volume `{volume}` (`{}`) cannot be written from this host; run the restore as root, or restore a snapshot made with `volume_mode = \"stream\"`",
+            mp.display()
+        )));
+    };
+    let staging = parent.join(format!(".restic-manager-restore-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir(&staging).map_err(|e| {
+        fail(format!(
+            "cannot create the staging folder `{}`: {e}",
+            staging.display()
+        ))
+    })?;
+    struct Cleanup(PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(staging.clone());
+    let call = crate::restic::ResticCall::new(
+        restic,
+        repo,
+        [
+            "restore".to_string(),
+            snapshot.to_string(),
+            "--include".to_string(),
+            snapshot_path.to_string(),
+            "--target".to_string(),
+            staging.to_string_lossy().into_owned(),
+        ],
+    );
+    let out = crate::process::run(&call.spec, shutdown, |_| {}, |_| {})
+        .await
+        .map_err(|e| OpError {
+            class: ErrorClass::ResticMissing,
+            message: e.to_string(),
+            stderr: String::new(),
+        })?;
+    if let Some(e) = failure(&out, repo) {
+        return Err(e);
+    }
+    let restored = staging.join(snapshot_path.trim_start_matches('/'));
+    let entries = std::fs::read_dir(&restored).map_err(|e| OpError {
+        class: ErrorClass::SourceMissing,
+        message: format!(
+            "snapshot {snapshot} has nothing at `{snapshot_path}` ({e}); pick the snapshot that holds volume `{volume}`"
+        ),
+        stderr: out.stderr.clone(),
+    })?;
+    if replace {
+        for old in std::fs::read_dir(&mp)
+            .map_err(|e| fail(format!("cannot read `{}`: {e}", mp.display())))?
+            .flatten()
+        {
+            let p = old.path();
+            let r = if p.is_dir() && !p.is_symlink() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            r.map_err(|e| fail(format!("cannot remove `{}`: {e}", p.display())))?;
+        }
+    }
+    for entry in entries.flatten() {
+        let to = mp.join(entry.file_name());
+        if to.is_dir() && !to.is_symlink() {
+            let _ = std::fs::remove_dir_all(&to);
+        } else if to.exists() || to.is_symlink() {
+            let _ = std::fs::remove_file(&to);
+        }
+        std::fs::rename(entry.path(), &to).map_err(|e| {
+            fail(format!(
+                "cannot move the restored `{}` into the volume: {e}",
+                to.display()
+            ))
+        })?;
+    }
+    // The volume root gets the restored root's mode and owner.
+    if let Ok(meta) = std::fs::metadata(&restored) {
+        use std::os::unix::fs::MetadataExt;
+        let _ = std::fs::set_permissions(&mp, meta.permissions());
+        let _ = std::os::unix::fs::chown(&mp, Some(meta.uid()), Some(meta.gid()));
+    }
+    Ok(())
+}
+
+/// Restores a volume backed up in stream mode: `restic dump` of
+/// `volumes/<source_volume>.tar` from `snapshot` is piped into a helper
+/// container that extracts it into `volume` (`tar -x`). Returns the bytes
+/// extracted. With `replace`, the volume is emptied first (by the helper
+/// container). Stop the containers using the volume first.
+#[allow(clippy::too_many_arguments)]
+pub async fn restore_volume_stream(
+    client: &DockerClient,
+    restic: &crate::restic::Restic,
+    repo: &crate::restic::Repository,
+    snapshot: &str,
+    source_volume: &str,
+    volume: &str,
+    image: &str,
+    replace: bool,
+    shutdown: &crate::process::Shutdown,
+) -> Result<u64, crate::restic::ops::OpError> {
+    use crate::process::Ended;
+    use crate::restic::ops::{OpError, failure};
+    use nix::sys::signal::Signal;
+    client.volume(volume).await.map_err(|e| op_error(&e))?;
+    if replace {
+        client
+            .empty_volume(volume, image)
+            .await
+            .map_err(|e| op_error(&e))?;
+    }
+    let file = format!("/{}", stream_filename(source_volume));
+    let call = crate::restic::ResticCall::new(restic, repo, ["dump", snapshot, file.as_str()]);
+    let mut child = crate::process::spawn_piped(&call.spec, false, true).map_err(|e| OpError {
+        class: ErrorClass::ResticMissing,
+        message: e.to_string(),
+        stderr: String::new(),
+    })?;
+    let Some(mut stdout) = child.stdout.take() else {
+        let ended = child.stop(Signal::SIGINT).await;
+        let _ = child.output(ended).await;
+        return Err(OpError {
+            class: ErrorClass::Other,
+            message: "restic's output could not be read".into(),
+            stderr: String::new(),
+        });
+    };
+    let mut sd = shutdown.clone();
+    let res = tokio::select! {
+        r = client.tar_to_volume(volume, image, &mut stdout) => Some(r),
+        () = sd.wait() => None,
+    };
+    drop(stdout);
+    let ended = match &res {
+        Some(Ok(_)) => child.wait().await,
+        _ => child.stop(Signal::SIGINT).await,
+    };
+    let out = child.output(ended).await;
+    // A restic that ended on its own (bad snapshot, path not in it) explains
+    // the failure better than the tar that then read a short archive; one
+    // we stopped after tar failed does not.
+    let restic_failed =
+        failure(&out, repo).filter(|_| !matches!(ended, Ended::Exited(130) | Ended::Signaled(_)));
+    match (res, restic_failed) {
+        (None, _) => Err(OpError {
+            class: ErrorClass::Interrupted,
+            message: format!("restore of volume `{volume}` interrupted; its content is incomplete"),
+            stderr: out.stderr,
+        }),
+        (Some(_), Some(e)) => Err(e),
+        (Some(Err(e)), None) => Err(op_error(&e)),
+        (Some(Ok(n)), None) => Ok(n),
+    }
+}
+
+/// What [`restore_volume`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct VolumeRestore {
+    /// The volume written to.
+    pub volume: String,
+    /// `direct` (restic restore into the mountpoint) or `stream` (tar
+    /// through a helper container).
+    pub mode: &'static str,
+    /// Whether the volume did not exist and was created.
+    pub created: bool,
+    /// Containers that used the volume, were running, and were stopped for
+    /// the restore and started again.
+    pub containers_restarted: Vec<String>,
+}
+
+/// Restores Docker volume `source_volume` from one snapshot into volume
+/// `into` (created when missing; may be the same name): stops the running
+/// containers that use `into`, restores (direct or stream, decided by what
+/// the snapshot holds: `/volumes/<name>.tar` means stream), and starts
+/// those containers again, also when the restore failed.
+///
+/// `snapshot_paths` are the snapshot's `paths` (from `restic snapshots`).
+/// With `replace`, the volume's current content is removed first.
+#[allow(clippy::too_many_arguments)]
+pub async fn restore_volume(
+    restic: &crate::restic::Restic,
+    repo: &crate::restic::Repository,
+    snapshot_id: &str,
+    snapshot_paths: &[String],
+    source_volume: &str,
+    into: &str,
+    image: &str,
+    replace: bool,
+    shutdown: &crate::process::Shutdown,
+) -> Result<VolumeRestore, crate::restic::ops::OpError> {
+    let client = DockerClient::connect().await.map_err(|e| op_error(&e))?;
+    let tar = format!("/{}", stream_filename(source_volume));
+    let stream = snapshot_paths.contains(&tar);
+    let direct_path = if stream {
+        None
+    } else {
+        Some(
+            volume_path_in_snapshot(snapshot_paths, source_volume)
+                .ok_or_else(|| crate::restic::ops::OpError {
+                    class: ErrorClass::SourceMissing,
+                    message: format!(
+                        "snapshot {snapshot_id} does not hold Docker volume `{source_volume}` (its paths: {})",
+                        list_or_none(snapshot_paths)
+                    ),
+                    stderr: String::new(),
+                })?
+                .to_string(),
+        )
+    };
+    let created = match client.volume(into).await {
+        Ok(_) => false,
+        Err(DockerError::VolumeMissing { .. }) => {
+            client.create_volume(into).await.map_err(|e| op_error(&e))?;
+            true
+        }
+        Err(e) => return Err(op_error(&e)),
+    };
+    let users = client
+        .containers_using_volume(into)
+        .await
+        .map_err(|e| op_error(&e))?;
+    let guard = match client.stop(&users).await {
+        Ok(g) => g,
+        Err((g, e)) => {
+            let _ = g.start().await;
+            return Err(op_error(&e));
+        }
+    };
+    let restarted: Vec<String> = guard.containers().iter().map(|c| c.name.clone()).collect();
+    let result = match &direct_path {
+        Some(path) => {
+            restore_volume_direct(
+                &client,
+                restic,
+                repo,
+                snapshot_id,
+                path,
+                into,
+                replace,
+                shutdown,
+            )
+            .await
+        }
+        None => restore_volume_stream(
+            &client,
+            restic,
+            repo,
+            snapshot_id,
+            source_volume,
+            into,
+            image,
+            replace,
+            shutdown,
+        )
+        .await
+        .map(|_| ()),
+    };
+    let (_, start_errors) = guard.start().await;
+    result?;
+    if let Some(e) = start_errors.first() {
+        return Err(op_error(e));
+    }
+    Ok(VolumeRestore {
+        volume: into.to_string(),
+        mode: if stream { "stream" } else { "direct" },
+        created,
+        containers_restarted: restarted,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_modes() {
+        for (s, m) in [
+            ("auto", Some(VolumeMode::Auto)),
+            ("direct", Some(VolumeMode::Direct)),
+            ("stream", Some(VolumeMode::Stream)),
+            ("tar", None),
+            ("", None),
+        ] {
+            assert_eq!(VolumeMode::parse(s).ok(), m, "{s}");
+            if let Some(m) = m {
+                assert_eq!(m.as_str(), s);
+            }
+        }
+    }
+
+    #[test]
+    fn finds_a_volume_in_snapshot_paths() {
+        let paths = vec![
+            "/srv/app".to_string(),
+            "/var/lib/docker/volumes/db/_data".to_string(),
+            "/var/lib/docker/volumes/mydb/_data".to_string(),
+        ];
+        assert_eq!(
+            volume_path_in_snapshot(&paths, "db"),
+            Some("/var/lib/docker/volumes/db/_data")
+        );
+        assert_eq!(
+            volume_path_in_snapshot(&paths, "mydb"),
+            Some("/var/lib/docker/volumes/mydb/_data")
+        );
+        assert_eq!(volume_path_in_snapshot(&paths, "app"), None);
+    }
+
+    #[test]
+    fn missing_objects_list_what_exists() {
+        let e = DockerError::VolumeMissing {
+            name: "dbdata".into(),
+            existing: vec!["db_data".into(), "web".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "Docker volume `dbdata` does not exist; existing volumes: `db_data`, `web`"
+        );
+        assert_eq!(e.class(), ErrorClass::SourceMissing);
+        let e = DockerError::ContainerMissing {
+            name: "x".into(),
+            existing: vec![],
+        };
+        assert_eq!(
+            e.to_string(),
+            "container `x` does not exist; existing containers: none"
+        );
+    }
+}

@@ -2,3 +2,4 @@
 //! containers stopped around them, streamed database dumps.
 
 pub mod docker;
+pub mod dump;
