@@ -127,6 +127,24 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
     {
         want = Want::Dump(d.to_string());
     }
+    // So does a streamed volume's snapshot.
+    if want == Want::Files
+        && asking
+        && a.include.is_empty()
+        && let Some(v) = snap::volume_name(&snapshot)
+    {
+        want = Want::Volume(v.to_string());
+    }
+    // A file snapshot holding volumes: the volume may be what is wanted.
+    if want == Want::Files
+        && asking
+        && a.include.is_empty()
+        && a.target.is_none()
+        && !a.in_place
+        && let Some(v) = ask_volume(service, &snapshot).await?
+    {
+        want = Want::Volume(v);
+    }
 
     let what = match &want {
         Want::Dump(name) => What::Dump {
@@ -146,7 +164,7 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
         },
         Want::Files => {
             let includes = if a.include.is_empty() && asking {
-                ask_includes(&snapshot).await?
+                ask_includes(&snapshot, false).await?
             } else {
                 a.include.clone()
             };
@@ -192,7 +210,7 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
             (None, _) => break contents,
             (Some(e), What::Files { includes, .. }) if asking => {
                 p.info(format!("error: {e}"));
-                *includes = ask_includes(&snapshot).await?;
+                *includes = ask_includes(&snapshot, true).await?;
             }
             (Some(e), _) => return Err(e.into()),
         }
@@ -426,6 +444,9 @@ async fn forward_signals(trigger: ShutdownTrigger) {
             first = false;
         } else {
             crate::process::kill_all_now();
+            // Containers stopped for a volume restore come back first.
+            let _ = crate::sources::docker::restart_registered(std::time::Duration::from_secs(60))
+                .await;
             std::process::exit(128 + sig);
         }
     }
@@ -661,12 +682,33 @@ async fn ask_target(default: PathBuf) -> Result<Target, Error> {
     }
 }
 
-async fn ask_includes(snapshot: &Snapshot) -> Result<Vec<String>, Error> {
+/// Offers the service's volumes that `snapshot` holds (by mountpoint)
+/// next to its files; `Some(volume)` when one is picked.
+async fn ask_volume(service: &Service, snapshot: &Snapshot) -> Result<Option<String>, Error> {
+    let volumes: Vec<&String> = service
+        .volumes
+        .iter()
+        .filter(|v| crate::sources::docker::volume_path_in_snapshot(&snapshot.paths, v).is_some())
+        .collect();
+    if volumes.is_empty() {
+        return Ok(None);
+    }
+    let mut items = vec!["files (all or some paths)".to_string()];
+    items.extend(volumes.iter().map(|v| {
+        format!("Docker volume `{v}` (replaces its content; its containers are stopped meanwhile)")
+    }));
+    let i = ask_select("Files or a Docker volume".to_string(), items, 0).await?;
+    Ok(i.checked_sub(1).map(|i| volumes[i].clone()))
+}
+
+/// Everything, or paths typed one per line; `paths_only` skips the
+/// choice (asking again after a path that is not in the snapshot).
+async fn ask_includes(snapshot: &Snapshot, paths_only: bool) -> Result<Vec<String>, Error> {
     let items = vec![
         format!("everything ({})", snapshot.paths.join(", ")),
         "some paths…".to_string(),
     ];
-    if ask_select("What to restore".to_string(), items, 0).await? == 0 {
+    if !paths_only && ask_select("What to restore".to_string(), items, 0).await? == 0 {
         return Ok(Vec::new());
     }
     let mut paths = Vec::new();

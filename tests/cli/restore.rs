@@ -876,3 +876,60 @@ fn a_volume_is_restored_with_its_container_stopped_and_started_again() {
         "one\ntwo\na.txt\nsub"
     );
 }
+
+/// On a terminal, a file snapshot that holds a volume offers the volume;
+/// picking it stops the container, replaces the content, starts it again.
+#[test]
+fn interactive_volume_restore() {
+    use expectrl::{Eof, Expect, Session};
+    if !crate::docker::engine() {
+        return;
+    }
+    let tag = format!("{}-{}", std::process::id(), line!());
+    let vol = format!("rmt-restore-vol-{tag}");
+    let app = format!("rmt-restore-app-{tag}");
+    let _objects = DockerObjects(vec![("volume", vol.clone()), ("container", app.clone())]);
+    docker(&["volume", "create", &vol]);
+    in_volume(&vol, "echo one > /data/a.txt");
+    docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &app,
+        "-v",
+        &format!("{vol}:/data"),
+        crate::docker::IMAGE,
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done",
+    ]);
+    let s = Scenario::new();
+    s.write("pw", PASSWORD);
+    s.simple(&format!(
+        "[services.app]\ntargets = [\"local\"]\n[services.app.config]\nvolumes = [\"{vol}\"]\nvolume_mode = \"direct\"\n"
+    ));
+    s.run(&["setup"]).succeeds();
+    s.run(&["run"]).succeeds();
+    in_volume(&vol, "echo changed > /data/a.txt");
+
+    let mut cmd = s.command();
+    cmd.env("TERM", "xterm").arg("restore");
+    let mut p = Session::spawn(cmd).unwrap_or_else(|e| panic!("spawn in a pty: {e}"));
+    p.set_expect_timeout(Some(Duration::from_secs(60)));
+    let step = |p: &mut expectrl::session::OsSession, want: &str, keys: &str| {
+        p.expect(want)
+            .unwrap_or_else(|e| panic!("waiting for {want:?}: {e}"));
+        p.send(keys).unwrap_or_else(|e| panic!("send: {e}"));
+    };
+    step(&mut p, "Snapshot (newest first)", "\r");
+    step(&mut p, "Files or a Docker volume", "\x1b[B\r");
+    step(&mut p, &format!("stopping `{app}` meanwhile"), "y");
+    p.expect(format!("started `{app}` again").as_str())
+        .unwrap_or_else(|e| panic!("result: {e}"));
+    p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));
+    assert_eq!(in_volume(&vol, "cat /data/a.txt"), "one");
+    let running = docker(&["inspect", "-f", "{{.State.Running}}", &app]);
+    assert_eq!(running, "true");
+}
