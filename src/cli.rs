@@ -132,7 +132,7 @@ pub enum Command {
     /// choice (unknown snapshot, a path not in it, a target that is not
     /// empty).
     #[command(verbatim_doc_comment)]
-    Restore(RestoreArgs),
+    Restore(Box<RestoreArgs>),
 }
 
 #[derive(Debug, Args)]
