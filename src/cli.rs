@@ -124,13 +124,14 @@ pub enum Command {
     ///   restic-manager restore -s wiki --snapshot latest
     ///   restic-manager restore -s wiki --snapshot 1a2b3c4d --include /srv/wiki/config.php --target /tmp/r
     ///   restic-manager restore -s wiki --snapshot latest --in-place --yes
-    ///   restic-manager restore -s wiki --snapshot latest --volume wiki_db
+    ///   restic-manager restore -s wiki --snapshot latest --volume wiki_db --yes
+    ///   restic-manager restore -s wiki --snapshot latest --dump db --yes
     ///   restic-manager restore -s wiki --snapshot latest --dump db --to-file /tmp/db.dump
     ///
-    /// Exit codes: 0 restored (or previewed), 1 restic or a restore command
-    /// failed (not enough disk space included), 2 a missing or impossible
-    /// choice (unknown snapshot, a path not in it, a target that is not
-    /// empty).
+    /// Exit codes: 0 restored (or previewed), 1 restic, Docker or a restore
+    /// command failed (not enough disk space included), 2 a missing or
+    /// impossible choice (unknown snapshot, a path not in it, a target that
+    /// is not empty, no `--yes` where one is needed).
     #[command(verbatim_doc_comment)]
     Restore(Box<RestoreArgs>),
 }
@@ -281,8 +282,9 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "NAME", requires = "volume")]
     pub to_volume: Option<String>,
     /// Restore this database dump of the service (snapshots tagged
-    /// `dump:NAME`) with its preset's restore command, or into
-    /// `--to-file` / `--to-command`.
+    /// `dump:NAME`) with its preset's restore command (asks first on a
+    /// terminal; needs `--yes` otherwise), or into `--to-file` /
+    /// `--to-command`.
     #[arg(long, value_name = "NAME", conflicts_with_all = ["include", "target", "in_place"])]
     pub dump: Option<String>,
     /// With `--dump`: pipe the dump into this shell command's stdin
@@ -302,8 +304,8 @@ pub struct RestoreArgs {
     /// and write nothing.
     #[arg(long)]
     pub preview: bool,
-    /// Do not ask for confirmation (needed for `--in-place` without a
-    /// terminal).
+    /// Do not ask for confirmation (needed without a terminal for
+    /// `--in-place`, `--volume` and a dump's restore command).
     #[arg(short, long)]
     pub yes: bool,
     /// Restore into a target that is not empty (files with the same names
