@@ -164,6 +164,18 @@ fn with_password(mut cmd: DumpCommand, dump: &Dump) -> Result<DumpCommand, DumpE
     Ok(cmd)
 }
 
+/// The sqlite preset's dump (`$1` is the database file).
+const SQLITE_DUMP: &str = r#"[ -f "$1" ] || { echo "sqlite database $1 does not exist" >&2; exit 1; }; exec sqlite3 -bail -cmd ".timeout 60000" "$1" .dump"#;
+
+/// The sqlite3 shell reports an error during `.dump` (e.g. "database is
+/// locked") as a comment and ends with `ROLLBACK; -- due to errors`, yet
+/// exits 0. A complete dump ends with `COMMIT;`.
+fn sqlite_dump_complete(tail: &[u8]) -> bool {
+    String::from_utf8_lossy(tail)
+        .trim_end()
+        .ends_with("COMMIT;")
+}
+
 /// The command whose stdout is the dump.
 pub fn dump_command(dump: &Dump) -> Result<DumpCommand, DumpError> {
     let cmd = match &dump.source {
@@ -208,11 +220,15 @@ pub fn dump_command(dump: &Dump) -> Result<DumpCommand, DumpError> {
             }
         }
         // `.dump` reads the whole database inside one read transaction: a
-        // consistent copy even while the application writes. `-readonly`
-        // keeps a wrong path from creating an empty database.
-        DumpSource::Sqlite { path } => DumpCommand::new(&["sqlite3", "-bail", "-readonly"])
-            .arg(path.to_string_lossy())
-            .arg(".dump"),
+        // consistent copy even while the application writes. `.timeout`
+        // waits for a writer's lock instead of failing at once. Not
+        // `-readonly`: a read-only connection to a WAL database fails to
+        // open whenever no other connection holds the `-shm` file. The
+        // existence check keeps a wrong path from creating an empty
+        // database (and works inside a container too).
+        DumpSource::Sqlite { path } => {
+            DumpCommand::new(&["sh", "-c", SQLITE_DUMP, "sqlite-dump"]).arg(path.to_string_lossy())
+        }
         DumpSource::Command { command } => DumpCommand::shell(command),
     };
     with_password(cmd, dump)
@@ -748,6 +764,9 @@ pub async fn backup(
                 log(&format!("dump `{}`: running {what}", dump.name));
                 let mut buf = vec![0u8; CHUNK];
                 let mut bytes: u64 = 0;
+                // The last bytes of the dump, for formats that say at the
+                // end whether they are complete.
+                let mut last: Vec<u8> = Vec::new();
                 let pumped = race(
                     async {
                         loop {
@@ -757,6 +776,10 @@ pub async fn backup(
                                 Err(e) => return Pumped::ReadFailed(e),
                             };
                             bytes += n as u64;
+                            last.extend_from_slice(&buf[n.saturating_sub(64)..n]);
+                            if last.len() > 128 {
+                                last.drain(..last.len() - 64);
+                            }
                             fan_out(&buf[..n], &mut receivers).await;
                             if receivers.iter().all(|r| r.broken) {
                                 return Pumped::NoReceivers;
@@ -808,6 +831,21 @@ pub async fn backup(
                 let stderr = producer.finish(ended).await;
                 for l in stderr.lines() {
                     log(&format!("dump `{}` ! {l}", dump.name));
+                }
+                if failure.is_none()
+                    && ended.success()
+                    && matches!(dump.source, DumpSource::Sqlite { .. })
+                    && !sqlite_dump_complete(&last)
+                {
+                    failure = Some(DumpError {
+                        class: ErrorClass::DumpFailed,
+                        message: format!(
+                            "dump `{}` is incomplete: sqlite3 reported an error inside the dump (it ends with `{}`, not `COMMIT;`)",
+                            dump.name,
+                            last_line(&String::from_utf8_lossy(&last))
+                        ),
+                        stderr: stderr.clone(),
+                    });
                 }
                 if failure.is_none() && !ended.success() {
                     let (class, how) = match ended {
@@ -1296,6 +1334,15 @@ mod tests {
                 assert_eq!(c.env, [(var.to_string(), "s3cret".to_string())]);
             }
         }
+    }
+
+    #[test]
+    fn an_sqlite_dump_that_ends_in_rollback_is_incomplete() {
+        assert!(sqlite_dump_complete(b"INSERT INTO a VALUES(1);\nCOMMIT;\n"));
+        assert!(!sqlite_dump_complete(
+            b"/**** ERROR: (5) database is locked *****/\nROLLBACK; -- due to errors\n"
+        ));
+        assert!(!sqlite_dump_complete(b""));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! on a command line, and a dump that fails, is killed or runs out of time
 //! leaves no snapshot in restic's own list.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
@@ -147,7 +148,7 @@ fn all_postgres_databases_through_pg_dumpall() {
 fn mariadb_database_round_trip_without_the_password_on_a_command_line() {
     let Some(db) = Mariadb::start() else { return };
     db.sql(
-        "CREATE DATABASE shop; CREATE TABLE shop.items (id INT PRIMARY KEY, name TEXT) ENGINE=InnoDB; INSERT INTO shop.items SELECT seq, CONCAT('item ', seq) FROM seq_1_to_3000;",
+        "CREATE DATABASE shop; USE shop; CREATE TABLE items (id INT PRIMARY KEY, name TEXT) ENGINE=InnoDB; INSERT INTO items SELECT seq, CONCAT('item ', seq) FROM seq_1_to_3000;",
     );
     let s = ready(&format!(
         "[services.shop]\ntargets = [\"local\"]\n\n[[services.shop.config.dumps]]\nname = \"shop\"\ntype = \"mariadb\"\ndatabase = \"shop\"\n{}\npassword_file = \"{{root}}/dbpw\"\n",
@@ -195,8 +196,15 @@ fn sqlite_dump_is_consistent_while_the_database_is_written() {
             db.display()
         ))
         .stdout(Stdio::null())
+        .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("writer: {e}"));
+    // The whole group: a sqlite3 of the loop must not outlive it.
+    let stop_writer = |pid: u32| {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .status();
+    };
     std::thread::sleep(std::time::Duration::from_millis(500));
     s.write("pw", "repository password\n");
     s.simple(
@@ -204,7 +212,7 @@ fn sqlite_dump_is_consistent_while_the_database_is_written() {
     );
     s.run(&["setup"]).succeeds();
     let done = s.run(&["run"]);
-    let _ = writer.kill();
+    stop_writer(writer.id());
     let _ = writer.wait();
     done.succeeds();
     one_dump_snapshot(&s, "repo/app", "app", "app", "app.sql");
@@ -365,4 +373,102 @@ fn a_service_with_only_dumps_is_valid_and_dump_mistakes_are_located() {
     d.stderr_has("unknown dump type `postgress`; valid types are postgres, mariadb, mysql, sqlite; did you mean `postgres`?");
     d.stderr_has("databse");
     let _ = databases::PASSWORD;
+}
+
+#[test]
+fn a_target_that_fails_does_not_stop_the_dump_into_the_other() {
+    let s = Scenario::new();
+    s.write("pw", "repository password\n");
+    s.config(
+        r#"[global]
+restic_password_file = "{root}/pw"
+
+[destinations.one]
+type = "local"
+path = "{root}/repo1"
+
+[destinations.gone]
+type = "local"
+path = "{root}/repo2"
+
+[services.app]
+targets = ["gone", "one"]
+
+[[services.app.config.dumps]]
+name = "numbers"
+command = "seq 1 500000"
+"#,
+    );
+    s.run(&["setup"]).succeeds();
+    std::fs::remove_dir_all(s.path("repo2/app")).unwrap_or_else(|e| panic!("{e}"));
+    let done = s.run(&["run", "--json"]);
+    done.code(1);
+    let r = &done.json()["services"][0];
+    assert_eq!(r["error_class"], "repository_missing", "{r}");
+    assert_eq!(tagged(&s, "repo1/app", "dump:numbers").len(), 1);
+    assert_eq!(
+        s.history()
+            .query("SELECT destination, outcome FROM run_targets ORDER BY destination"),
+        ["gone|failed", "one|ok"]
+    );
+}
+
+/// A container removed when the test ends (also when it fails).
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+    }
+}
+
+#[test]
+fn a_dump_runs_inside_a_container_and_restores_into_it() {
+    if !crate::docker::engine() {
+        return;
+    }
+    let c = Container(format!("rmt-dump-{}", std::process::id()));
+    let out = Command::new("docker")
+        .args(["run", "-d", "--network", "none", "--name", &c.0])
+        .args([crate::docker::IMAGE, "sh", "-c"])
+        .arg("seq 1 100000 > /tmp/data; trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done")
+        .output()
+        .unwrap_or_else(|e| panic!("docker run: {e}"));
+    assert!(out.status.success(), "docker run: {out:?}");
+    let s = Scenario::new();
+    s.write("pw", "repository password\n");
+    s.write("dbpw", "in-the-exec-environment\n");
+    s.simple(&format!(
+        "[services.app]\ntargets = [\"local\"]\n\n[[services.app.config.dumps]]\nname = \"data\"\ncontainer = \"{}\"\ncommand = \"sleep 1; cat /tmp/data\"\nrestore_command = \"cat > /tmp/restored\"\n\n[[services.app.config.dumps]]\nname = \"broken\"\ncontainer = \"{}\"\ncommand = \"head -c 3000000 /dev/zero; exit 3\"\n",
+        c.0, c.0
+    ));
+    s.run(&["setup"]).succeeds();
+    let done = s.run(&["run"]);
+    done.code(1);
+    done.stderr_has("dump `broken` failed (exit code 3)");
+    assert!(tagged(&s, "repo/app", "dump:broken").is_empty());
+    let want: String = (1..=100_000).map(|n| format!("{n}\n")).collect();
+    assert_eq!(
+        String::from_utf8_lossy(&restic_dump(&s, "repo/app", "/data.dump")),
+        want
+    );
+
+    // Restored through the dump's restore_command, inside the container.
+    restore(&s, "app", "data").succeeds();
+    let back = Command::new("docker")
+        .args(["exec", &c.0, "cat", "/tmp/restored"])
+        .output()
+        .unwrap_or_else(|e| panic!("docker exec: {e}"));
+    assert_eq!(String::from_utf8_lossy(&back.stdout), want);
+
+    // A container that does not exist is a classified error.
+    s.simple(
+        "[services.app]\ntargets = [\"local\"]\n\n[[services.app.config.dumps]]\nname = \"data\"\ncontainer = \"rmt-no-such-container\"\ncommand = \"true\"\n",
+    );
+    let done = s.run(&["run", "--json"]);
+    done.code(1);
+    assert_eq!(
+        done.json()["services"][0]["error_class"],
+        "container_missing"
+    );
 }

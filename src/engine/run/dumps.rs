@@ -117,13 +117,21 @@ impl Runner<'_> {
                 run.report.targets.push(tr);
             }
             if let Some(f) = &res.failure {
-                let mut msg = f.message.clone();
-                let lines: Vec<&str> = f.stderr.lines().collect();
+                // One line: the last stderr line is in the message; a few
+                // more give the context (the full tail is in the run log).
+                let lines: Vec<&str> = f
+                    .stderr
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                let mut msg = format!("{}; no snapshot of it was kept", f.message);
                 if lines.len() > 1 {
-                    msg.push_str("; its last output:\n");
-                    msg.push_str(&lines[lines.len().saturating_sub(5)..].join("\n"));
+                    msg.push_str(&format!(
+                        " (its last output: {})",
+                        lines[lines.len().saturating_sub(5)..].join(" | ")
+                    ));
                 }
-                msg.push_str("\nno snapshot of this dump was kept");
                 run.fail(f.class, msg);
             }
             if self.interrupted(run) {
