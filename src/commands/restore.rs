@@ -566,7 +566,7 @@ async fn pick_destination(
     };
     if let Some(d) = chosen {
         let repo = open(&d).map_err(Error::Other)?;
-        let list = ops::snapshots(restic, &repo, Some(&s.tag()), shutdown)
+        let list = service_snapshots(restic, &repo, s, p, shutdown)
             .await
             .map_err(|e| Error::Other(e.message))?;
         return Ok((d, repo, list));
@@ -574,7 +574,7 @@ async fn pick_destination(
     let mut problems = Vec::new();
     for t in &s.targets {
         let res = match open(t) {
-            Ok(repo) => ops::snapshots(restic, &repo, Some(&s.tag()), shutdown)
+            Ok(repo) => service_snapshots(restic, &repo, s, p, shutdown)
                 .await
                 .map(|l| (repo, l))
                 .map_err(|e| e.message),
@@ -603,6 +603,32 @@ async fn pick_destination(
         s.name,
         problems.join("; ")
     )))
+}
+
+/// The service's snapshots in its repository: those tagged
+/// `service:NAME`, or, when there are none, every snapshot there (the
+/// repository is the service's own; the original tool did not tag).
+async fn service_snapshots(
+    restic: &Restic,
+    repo: &Repository,
+    s: &Service,
+    p: &Printer,
+    shutdown: &Shutdown,
+) -> Result<Vec<Snapshot>, ops::OpError> {
+    let tagged = ops::snapshots(restic, repo, Some(&s.tag()), shutdown).await?;
+    if !tagged.is_empty() {
+        return Ok(tagged);
+    }
+    let all = ops::snapshots(restic, repo, None, shutdown).await?;
+    if !all.is_empty() {
+        p.info(format!(
+            "no snapshot in `{}` is tagged `{}`; using all its {} snapshots (made by another tool?)",
+            repo.display,
+            s.tag(),
+            all.len()
+        ));
+    }
+    Ok(all)
 }
 
 async fn ask_snapshot(

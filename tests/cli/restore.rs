@@ -933,3 +933,21 @@ fn interactive_volume_restore() {
     let running = docker(&["inspect", "-f", "{{.State.Running}}", &app]);
     assert_eq!(running, "true");
 }
+
+/// Snapshots made without our tag (by the original tool, or by hand) in the
+/// service's own repository are still found.
+#[test]
+fn snapshots_without_the_service_tag_are_used_when_there_are_no_others() {
+    let s = Scenario::new();
+    docs(&s, "");
+    let data = s.path("data/docs");
+    s.restic("repo/docs", &["backup", "--quiet", &data.to_string_lossy()])
+        .succeeds();
+    s.run(&["restore", "-s", "docs", "--snapshot", "latest", "-t", "out"])
+        .succeeds()
+        .stderr_has("is tagged `service:docs`; using all its 1 snapshots");
+    assert_eq!(
+        read(&inside(&s, &s.path("out"), "data/docs/a.txt")),
+        "hello"
+    );
+}
