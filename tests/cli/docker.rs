@@ -695,3 +695,103 @@ fn a_dead_docker_host_is_classified_and_volumes_fall_back_to_their_folder() {
         serde_json::json!([format!("/var/lib/docker/volumes/{vol}/_data")])
     );
 }
+
+#[test]
+fn a_compose_projects_running_containers_are_stopped_and_started_again() {
+    if !engine() {
+        return;
+    }
+    let mut objs = Objects::default();
+    let vol = objs.volume(2, 1);
+    let project = unique("proj");
+    // Two containers of the project (labelled as `docker compose` does),
+    // one running and one already stopped, plus one outside it.
+    let mut members = Vec::new();
+    for _ in 0..2 {
+        let c = unique("svc");
+        docker(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            &c,
+            "--label",
+            &format!("com.docker.compose.project={project}"),
+            "-v",
+            &format!("{vol}:/data"),
+            IMAGE,
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done",
+        ])
+        .succeeds();
+        objs.containers.push(c.clone());
+        members.push(c);
+    }
+    docker(&["stop", &members[1]]).succeeds();
+    let outsider = objs.app(&vol);
+    let outsider_started = started_at(&outsider);
+    let first_started = started_at(&members[0]);
+
+    let s = Scenario::new();
+    service(
+        &s,
+        &[&vol],
+        &format!("stop_compose_project = \"{project}\""),
+    );
+    s.run(&["setup"]).succeeds();
+    let d = s.run(&["run", "--json"]);
+    d.succeeds();
+    let svc = &d.json()["services"][0];
+    assert_eq!(svc["containers_stopped"], serde_json::json!([members[0]]));
+    assert!(running(&members[0]));
+    assert_ne!(started_at(&members[0]), first_started, "it was restarted");
+    assert!(!running(&members[1]), "a stopped member stays stopped");
+    assert_eq!(
+        started_at(&outsider),
+        outsider_started,
+        "others are untouched"
+    );
+    // Without --json, the downtime is on the summary.
+    s.run(&["run"])
+        .succeeds()
+        .stdout_has(&format!("app: containers {} were stopped for ", members[0]));
+
+    // A project without containers: a warning, and the backup still runs.
+    service(
+        &s,
+        &[&vol],
+        "stop_compose_project = \"no-such-project-rmt\"",
+    );
+    let d = s.run(&["run", "--json"]);
+    d.code(3);
+    let w = d.json()["services"][0]["warnings"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        w.starts_with("no container belongs to compose project `no-such-project-rmt`"),
+        "{w}"
+    );
+    assert_eq!(s.snapshots("repo/app").len(), 3);
+}
+
+#[test]
+fn docker_keys_are_validated_without_asking_the_engine() {
+    let s = Scenario::new();
+    s.simple(
+        "[services.app]\ntargets = [\"local\"]\n\n[services.app.config]\nvolumes = [\"v\"]\nvolume_mode = \"tarball\"\nstop_containers = [\"\"]\nstop_compose_project = \"\"\n",
+    );
+    let d = s.run(&["validate"]);
+    d.code(2);
+    d.stderr_has("`volume_mode` must be \"auto\", \"direct\" or \"stream\", not `tarball`");
+    d.stderr_has("empty container name in `stop_containers`");
+    d.stderr_has("`stop_compose_project` is empty");
+    s.simple(
+        "[services.app]\ntargets = [\"local\"]\n\n[services.app.config]\nbackup_script = \"/bin/true\"\nstop_containers = [\"db\"]\n",
+    );
+    s.run(&["validate"])
+        .code(2)
+        .stderr_has("do not work with a legacy `backup_script`");
+}
