@@ -20,12 +20,13 @@ use crate::restic::{Repository, Restic, ops};
 use crate::restore::RestoreError;
 use crate::sources::dump::{self, RestoreTo};
 
-/// A restore runs until it is done or interrupted; this only bounds a
-/// restore command that hangs for good.
-const RESTORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 use crate::restore::files::{self, Target};
 use crate::restore::listing::{self, Contents};
 use crate::restore::select::{self as snap, Want};
+
+/// A restore runs until it is done or interrupted; this only bounds a
+/// restore command that hangs for good.
+const RESTORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 impl From<RestoreError> for Error {
     fn from(e: RestoreError) -> Self {
@@ -72,7 +73,7 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
     let asking = tty && (a.service.is_none() || a.snapshot.is_none());
 
     let service = pick_service(&c, a, asking).await?;
-    let mut want = match (&a.dump, &a.volume) {
+    let want = match (&a.dump, &a.volume) {
         (Some(d), _) => Want::Dump(d.clone()),
         (_, Some(v)) => Want::Volume(v.clone()),
         _ => Want::Files,
@@ -119,92 +120,12 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
             )));
         }
     };
-    // A dump snapshot picked from the table restores that dump.
-    if want == Want::Files
-        && asking
-        && a.include.is_empty()
-        && let Some(d) = snap::dump_name(&snapshot)
-    {
-        want = Want::Dump(d.to_string());
-    }
-    // So does a streamed volume's snapshot.
-    if want == Want::Files
-        && asking
-        && a.include.is_empty()
-        && let Some(v) = snap::volume_name(&snapshot)
-    {
-        want = Want::Volume(v.to_string());
-    }
-    // A file snapshot holding volumes: the volume may be what is wanted.
-    if want == Want::Files
-        && asking
-        && a.include.is_empty()
-        && a.target.is_none()
-        && !a.in_place
-        && let Some(v) = ask_volume(service, &snapshot).await?
-    {
-        want = Want::Volume(v);
-    }
-
-    let what = match &want {
-        Want::Dump(name) => What::Dump {
-            name: name.clone(),
-            sink: match (&a.to_file, &a.to_command) {
-                (Some(f), _) => Some(Sink::File(absolute(f)?)),
-                (_, Some(cmd)) => Some(Sink::Command(cmd.clone())),
-                _ if asking => {
-                    ask_dump_sink(name, service.dumps.iter().any(|d| d.name == *name)).await?
-                }
-                _ => None,
-            },
-        },
-        Want::Volume(v) => What::Volume {
-            name: v.clone(),
-            into: a.to_volume.clone().unwrap_or_else(|| v.clone()),
-        },
-        Want::Files => {
-            let includes = if a.include.is_empty() && asking {
-                ask_includes(&snapshot, false).await?
-            } else {
-                a.include.clone()
-            };
-            let target = if a.in_place {
-                Target::InPlace
-            } else if let Some(t) = &a.target {
-                Target::Folder(absolute(t)?)
-            } else {
-                let default = files::default_folder(&cwd()?, &service.name, &snapshot);
-                if asking {
-                    ask_target(default).await?
-                } else {
-                    Target::Folder(default)
-                }
-            };
-            What::Files { target, includes }
-        }
-    };
+    let mut what = choose_what(a, service, &snapshot, want, asking).await?;
 
     // What the snapshot holds of it: the preview, and every `--include`
     // checked (restic 0.14 restores nothing, and says nothing, otherwise).
-    let mut what = what;
     let contents = loop {
-        let includes: Vec<String> = match &what {
-            What::Files { includes, .. } => includes.clone(),
-            What::Dump { .. } => snap::dump_file(&snapshot)
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
-            What::Volume { name: v, .. } => match snap::volume_name(&snapshot) {
-                Some(_) => snap::dump_file(&snapshot)
-                    .into_iter()
-                    .map(str::to_string)
-                    .collect(),
-                None => crate::sources::docker::volume_path_in_snapshot(&snapshot.paths, v)
-                    .into_iter()
-                    .map(str::to_string)
-                    .collect(),
-            },
-        };
+        let includes = selected_paths(&what, &snapshot);
         let contents = listing::scan(&restic, &repo, &snapshot, &includes, &shutdown).await?;
         match (contents.missing(&snapshot), &mut what) {
             (None, _) => break contents,
@@ -249,37 +170,7 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
         }
         return Ok(0);
     }
-    // What replaces data where it lives asks first, or needs `--yes`.
-    let destructive = match &what {
-        What::Files {
-            target: Target::InPlace,
-            ..
-        } => Some((
-            "Write these files back to their original paths, replacing what is there now?"
-                .to_string(),
-            "`--in-place` replaces files at their original paths; add `--yes` to confirm (there is no terminal to ask on), or restore into a folder with `--target`".to_string(),
-        )),
-        What::Volume { into, .. } => Some((
-            format!("Replace the content of Docker volume `{into}`{}?", {
-                let users = if tty && !a.yes {
-                    crate::restore::volume::users(into).await?
-                } else {
-                    Vec::new()
-                };
-                if users.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (stopping {} meanwhile)", names(&users))
-                }
-            }),
-            format!("`--volume` replaces the content of Docker volume `{into}`; add `--yes` to confirm (there is no terminal to ask on), or restore into another volume with `--to-volume`"),
-        )),
-        What::Dump { name, sink: None } => Some((
-            format!("Restore dump `{name}` with its restore command (this changes the database)?"),
-            format!("restoring dump `{name}` with its restore command changes the database; add `--yes` to confirm (there is no terminal to ask on), or write it to a file with `--to-file`"),
-        )),
-        _ => None,
-    };
+    let destructive = destructive(&what, tty && !a.yes).await?;
     if !a.yes {
         if tty && (asking || destructive.is_some()) {
             eprintln!("{}", summary.preview());
@@ -309,6 +200,135 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
         p.line(summary.done(&done));
     }
     Ok(0)
+}
+
+/// For a restore that replaces data where it lives: the question to ask,
+/// and the refusal when there is no one to ask. `ask`: the question will be
+/// asked (then the containers a volume restore stops are looked up).
+async fn destructive(what: &What, ask: bool) -> Result<Option<(String, String)>, Error> {
+    Ok(match what {
+        What::Files {
+            target: Target::InPlace,
+            ..
+        } => Some((
+            "Write these files back to their original paths, replacing what is there now?"
+                .to_string(),
+            "`--in-place` replaces files at their original paths; add `--yes` to confirm (there is no terminal to ask on), or restore into a folder with `--target`".to_string(),
+        )),
+        What::Volume { into, .. } => {
+            let users = if ask {
+                crate::restore::volume::users(into).await?
+            } else {
+                Vec::new()
+            };
+            let stopping = if users.is_empty() {
+                String::new()
+            } else {
+                format!(" (stopping {} meanwhile)", names(&users))
+            };
+            Some((
+                format!("Replace the content of Docker volume `{into}`{stopping}?"),
+                format!("`--volume` replaces the content of Docker volume `{into}`; add `--yes` to confirm (there is no terminal to ask on), or restore into another volume with `--to-volume`"),
+            ))
+        }
+        What::Dump { name, sink: None } => Some((
+            format!("Restore dump `{name}` with its restore command (this changes the database)?"),
+            format!("restoring dump `{name}` with its restore command changes the database; add `--yes` to confirm (there is no terminal to ask on), or write it to a file with `--to-file`"),
+        )),
+        _ => None,
+    })
+}
+
+/// The paths of the snapshot that `what` restores (empty: all of it).
+fn selected_paths(what: &What, snapshot: &Snapshot) -> Vec<String> {
+    let one = |p: Option<&str>| p.into_iter().map(str::to_string).collect();
+    match what {
+        What::Files { includes, .. } => includes.clone(),
+        What::Dump { .. } => one(snap::dump_file(snapshot)),
+        What::Volume { name, .. } => match snap::volume_name(snapshot) {
+            Some(_) => one(snap::dump_file(snapshot)),
+            None => one(crate::sources::docker::volume_path_in_snapshot(
+                &snapshot.paths,
+                name,
+            )),
+        },
+    }
+}
+
+/// What to restore from `snapshot`: from the flags, or asked. On a
+/// terminal, a dump's or streamed volume's snapshot restores that, and a
+/// file snapshot holding a volume offers it.
+async fn choose_what(
+    a: &RestoreArgs,
+    service: &Service,
+    snapshot: &Snapshot,
+    mut want: Want,
+    asking: bool,
+) -> Result<What, Error> {
+    // A dump snapshot picked from the table restores that dump.
+    if want == Want::Files
+        && asking
+        && a.include.is_empty()
+        && let Some(d) = snap::dump_name(snapshot)
+    {
+        want = Want::Dump(d.to_string());
+    }
+    // So does a streamed volume's snapshot.
+    if want == Want::Files
+        && asking
+        && a.include.is_empty()
+        && let Some(v) = snap::volume_name(snapshot)
+    {
+        want = Want::Volume(v.to_string());
+    }
+    // A file snapshot holding volumes: the volume may be what is wanted.
+    if want == Want::Files
+        && asking
+        && a.include.is_empty()
+        && a.target.is_none()
+        && !a.in_place
+        && let Some(v) = ask_volume(service, snapshot).await?
+    {
+        want = Want::Volume(v);
+    }
+
+    Ok(match &want {
+        Want::Dump(name) => What::Dump {
+            name: name.clone(),
+            sink: match (&a.to_file, &a.to_command) {
+                (Some(f), _) => Some(Sink::File(absolute(f)?)),
+                (_, Some(cmd)) => Some(Sink::Command(cmd.clone())),
+                _ if asking => {
+                    ask_dump_sink(name, service.dumps.iter().any(|d| d.name == *name)).await?
+                }
+                _ => None,
+            },
+        },
+        Want::Volume(v) => What::Volume {
+            name: v.clone(),
+            into: a.to_volume.clone().unwrap_or_else(|| v.clone()),
+        },
+        Want::Files => {
+            let includes = if a.include.is_empty() && asking {
+                ask_includes(snapshot, false).await?
+            } else {
+                a.include.clone()
+            };
+            let target = if a.in_place {
+                Target::InPlace
+            } else if let Some(t) = &a.target {
+                Target::Folder(absolute(t)?)
+            } else {
+                let default = files::default_folder(&cwd()?, &service.name, snapshot);
+                if asking {
+                    ask_target(default).await?
+                } else {
+                    Target::Folder(default)
+                }
+            };
+            What::Files { target, includes }
+        }
+    })
 }
 
 /// What the restore reported beyond the listing's counts.
