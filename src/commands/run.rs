@@ -156,6 +156,16 @@ fn print_reports(p: &Printer, reports: &[ServiceReport]) {
         &rows,
     ));
     for r in reports {
+        if let Some(down) = r.containers_stopped_ms
+            && !r.containers_stopped.is_empty()
+        {
+            p.line(format!(
+                "{}: containers {} were stopped for {}",
+                r.service,
+                r.containers_stopped.join(", "),
+                duration_ms(down)
+            ));
+        }
         if let Some(e) = &r.error {
             eprintln!("error: {}: {e}", r.service);
         }
@@ -198,6 +208,13 @@ fn dry_run(c: &Config, services: &[&Service], p: &Printer) -> i32 {
             "sources": sources.as_ref().ok(),
             "source_error": sources.as_ref().err(),
             "backup_script": s.backup_script,
+            "dumps": s.dumps.iter().map(|d| json!({
+                "name": d.name,
+                "type": d.kind(),
+                "filename": d.filename,
+                "container": d.container,
+                "tag": d.tag(),
+            })).collect::<Vec<_>>(),
             "excludes": s.excludes,
             "host": c.settings.host,
             "tags": tags,
@@ -227,6 +244,14 @@ fn dry_run(c: &Config, services: &[&Service], p: &Printer) -> i32 {
                     .join(" ")
             )),
             _ => {}
+        }
+        for d in v["dumps"].as_array().into_iter().flatten() {
+            p.line(format!(
+                "  dump      {} ({}) → /{}",
+                d["name"].as_str().unwrap_or("?"),
+                d["type"].as_str().unwrap_or("?"),
+                d["filename"].as_str().unwrap_or("?")
+            ));
         }
         for t in v["targets"].as_array().into_iter().flatten() {
             p.line(format!(
