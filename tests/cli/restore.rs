@@ -951,3 +951,49 @@ fn snapshots_without_the_service_tag_are_used_when_there_are_no_others() {
         "hello"
     );
 }
+
+/// Esc at a prompt ends the restore with nothing written (exit 1); so
+/// does "no" at the confirmation.
+#[test]
+fn cancelling_on_the_terminal_restores_nothing() {
+    use expectrl::process::unix::WaitStatus;
+    use expectrl::{Eof, Expect, Session};
+    let s = Scenario::new();
+    docs(&s, "");
+    let id = backup(&s);
+    let spawn = |args: &[&str]| {
+        let mut cmd = s.command();
+        cmd.env("TERM", "xterm").arg("restore").args(args);
+        let mut p = Session::spawn(cmd).unwrap_or_else(|e| panic!("spawn in a pty: {e}"));
+        p.set_expect_timeout(Some(Duration::from_secs(60)));
+        p
+    };
+    let exit = |p: &mut expectrl::session::OsSession| match p.get_process().wait() {
+        Ok(WaitStatus::Exited(_, code)) => code,
+        other => panic!("restore did not exit normally: {other:?}"),
+    };
+
+    let mut p = spawn(&[]);
+    p.expect("Snapshot (newest first)")
+        .unwrap_or_else(|e| panic!("table: {e}"));
+    p.send("\x1b").unwrap_or_else(|e| panic!("send: {e}"));
+    p.expect("cancelled; nothing was restored")
+        .unwrap_or_else(|e| panic!("cancel: {e}"));
+    p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));
+    assert_eq!(exit(&mut p), 1);
+
+    // All flags given but `--in-place`: the terminal is asked, "n" stops it.
+    s.write("data/docs/a.txt", "mine");
+    let mut p = spawn(&["-s", "docs", "--snapshot", "latest", "--in-place"]);
+    p.expect("would restore 2 files")
+        .unwrap_or_else(|e| panic!("preview: {e}"));
+    p.expect("replacing what is there now?")
+        .unwrap_or_else(|e| panic!("question: {e}"));
+    p.send("n").unwrap_or_else(|e| panic!("send: {e}"));
+    p.expect("nothing was restored")
+        .unwrap_or_else(|e| panic!("declined: {e}"));
+    p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));
+    assert_eq!(exit(&mut p), 1);
+    assert_eq!(read(&s.path("data/docs/a.txt")), "mine");
+    assert!(!s.path(&format!("restore-docs-{id}")).exists());
+}
