@@ -795,3 +795,57 @@ fn docker_keys_are_validated_without_asking_the_engine() {
         .code(2)
         .stderr_has("do not work with a legacy `backup_script`");
 }
+
+#[test]
+fn no_access_to_the_docker_socket_is_a_permission_error() {
+    if !engine() {
+        return;
+    }
+    // Only root can switch to another user; CI and this machine run as root.
+    if !is_root() {
+        eprintln!("skipping: needs root to run the manager as `nobody`");
+        return;
+    }
+    let mut objs = Objects::default();
+    let vol = objs.volume(1, 1);
+    let s = Scenario::new();
+    service(&s, &[&vol], "volume_mode = \"stream\"");
+    s.run(&["setup"]).succeeds();
+    // `nobody` may use the scenario's files, but not the Docker socket
+    // (root:docker, 0660).
+    let ok = Command::new("chmod")
+        .args(["-R", "a+rwX"])
+        .arg(s.root())
+        .status()
+        .is_ok_and(|st| st.success());
+    assert!(ok, "chmod");
+    // The same command as `s.command()`, run through setpriv as nobody.
+    let base = s.command();
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(base.get_program())
+        .args(["run", "--json"])
+        .env_clear()
+        .current_dir(s.root());
+    for (k, v) in base.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let d = Done::from(cmd.output().unwrap_or_else(|e| panic!("setpriv: {e}")));
+    d.code(1);
+    let svc = &d.json()["services"][0];
+    assert_eq!(svc["error_class"], "permission_denied", "{svc}");
+    let msg = svc["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with("permission denied on the Docker socket `unix:///var/run/docker.sock`; run as root or add this user to the `docker` group"),
+        "{msg}"
+    );
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}

@@ -128,6 +128,11 @@ impl DockerError {
 
 /// The deepest `std::io::Error` behind a bollard error, if any.
 fn io_kind(e: &BollardError) -> Option<std::io::ErrorKind> {
+    // `IOError` is `#[error(transparent)]`: its `source()` skips the
+    // io::Error itself.
+    if let BollardError::IOError { err } = e {
+        return Some(err.kind());
+    }
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     let mut kind = None;
     while let Some(err) = cur {
@@ -955,6 +960,79 @@ mod tests {
             Some("/var/lib/docker/volumes/mydb/_data")
         );
         assert_eq!(volume_path_in_snapshot(&paths, "app"), None);
+    }
+
+    #[test]
+    fn engine_errors_are_classified() {
+        use std::io::{Error as IoError, ErrorKind};
+        let host = "unix:///var/run/docker.sock";
+        let io = |k: ErrorKind| BollardError::IOError {
+            err: IoError::new(k, "socket"),
+        };
+        for (err, class) in [
+            (
+                io(ErrorKind::PermissionDenied),
+                ErrorClass::PermissionDenied,
+            ),
+            (io(ErrorKind::NotFound), ErrorClass::DockerUnavailable),
+            (
+                io(ErrorKind::ConnectionRefused),
+                ErrorClass::DockerUnavailable,
+            ),
+            (
+                BollardError::SocketNotFoundError(host.into()),
+                ErrorClass::DockerUnavailable,
+            ),
+            (
+                BollardError::RequestTimeoutError,
+                ErrorClass::DockerUnavailable,
+            ),
+            (
+                BollardError::DockerResponseServerError {
+                    status_code: 500,
+                    message: "driver failed".into(),
+                },
+                ErrorClass::DockerFailed,
+            ),
+        ] {
+            let e = api_error(host, "stopping container `db`", &err);
+            assert_eq!(e.class(), class, "{err:?} -> {e}");
+        }
+        let e = api_error(host, "x", &io(ErrorKind::PermissionDenied));
+        assert_eq!(
+            e.to_string(),
+            "permission denied on the Docker socket `unix:///var/run/docker.sock`; run as root or add this user to the `docker` group (`usermod -aG docker USER`, then log in again)"
+        );
+        let e = api_error(
+            host,
+            "stopping container `db`",
+            &BollardError::DockerResponseServerError {
+                status_code: 500,
+                message: "driver failed".into(),
+            },
+        );
+        assert_eq!(e.to_string(), "stopping container `db`: driver failed");
+    }
+
+    #[test]
+    fn local_engines() {
+        for (host, local) in [
+            ("unix:///var/run/docker.sock", true),
+            ("unix:///run/user/1000/docker.sock", true),
+            ("tcp://127.0.0.1:2375", true),
+            ("tcp://localhost:2375", true),
+            ("tcp://10.0.0.5:2375", false),
+            ("ssh://me@nas", false),
+        ] {
+            let Ok(api) = Docker::connect_with_unix_defaults() else {
+                return;
+            };
+            let c = DockerClient {
+                api,
+                host: host.to_string(),
+            };
+            assert_eq!(c.is_local(), local, "{host}");
+        }
     }
 
     #[test]
