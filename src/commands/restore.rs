@@ -190,7 +190,11 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
     // removes its lock) instead of leaving them behind.
     let (trigger, shutdown) = Shutdown::new();
     let signals = tokio::spawn(forward_signals(trigger));
+    let spinner = spinner(p, &summary);
     let done = execute(service, &restic, &repo, &snapshot, &what, a, &shutdown).await;
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
     signals.abort();
     let done = done?;
 
@@ -438,6 +442,22 @@ async fn execute(
             })
         }
     }
+}
+
+/// A spinner with the elapsed time on a terminal: restic 0.14 shows no
+/// progress for a restore, which can take hours.
+fn spinner(p: &Printer, summary: &Summary<'_>) -> Option<indicatif::ProgressBar> {
+    if p.quiet || p.json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    let style = indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+    bar.set_style(style);
+    bar.set_message(format!("restoring {}…", summary.where_()));
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    Some(bar)
 }
 
 /// SIGINT/SIGTERM → stop the children (restic gets SIGINT); a second
