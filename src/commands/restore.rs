@@ -340,7 +340,7 @@ async fn choose_what(
 struct Done {
     /// Bytes streamed (a dump, a streamed volume).
     bytes: Option<u64>,
-    volume: Option<crate::restore::volume::Restored>,
+    volume: Option<crate::sources::docker::VolumeRestore>,
 }
 
 /// Runs the chosen restore.
@@ -426,18 +426,21 @@ async fn execute(
             })
         }
         What::Volume { name, into } => {
-            let r = crate::restore::volume::restore(
+            let r = crate::sources::docker::restore_volume(
                 restic,
                 repo,
-                snapshot,
+                &snapshot.id,
+                &snapshot.paths,
                 name,
                 into,
                 &service.docker_helper_image,
+                true,
                 shutdown,
             )
-            .await?;
+            .await
+            .map_err(|e| Error::from(RestoreError::from(e)))?;
             Ok(Done {
-                bytes: r.bytes,
+                bytes: None,
                 volume: Some(r),
             })
         }
@@ -973,10 +976,12 @@ impl Summary<'_> {
                     self.source()
                 );
                 if let Some(v) = &done.volume
-                    && !v.containers.is_empty()
+                    && !v.containers_restarted.is_empty()
                 {
-                    let c: Vec<String> = v.containers.clone();
-                    s.push_str(&format!("; started {} again", names(&c)));
+                    s.push_str(&format!(
+                        "; started {} again",
+                        names(&v.containers_restarted)
+                    ));
                 }
                 s
             }
@@ -1026,7 +1031,7 @@ impl Summary<'_> {
                         "mode": done.and_then(|d| d.volume.as_ref()).map(|v| v.mode),
                         "containers_restarted": done
                             .and_then(|d| d.volume.as_ref())
-                            .map(|v| v.containers.clone()),
+                            .map(|v| v.containers_restarted.clone()),
                     }),
                 ),
             };
