@@ -73,6 +73,10 @@ CREATE TABLE verifies (
 );
 CREATE INDEX verifies_lookup ON verifies (service, destination, started_at);
 ",
+    // Streamed dumps: a target row per dump and destination, named here.
+    r"
+ALTER TABLE run_targets ADD COLUMN dump TEXT;   -- NULL: the file snapshot
+",
 ];
 
 /// History database errors.
@@ -119,6 +123,8 @@ pub struct TargetRecord {
     pub bytes_added: Option<u64>,
     pub bytes_processed: Option<u64>,
     pub duration_ms: u64,
+    /// The dump this row is for (`None`: the file snapshot).
+    pub dump: Option<String>,
 }
 
 /// A run as read back.
@@ -251,8 +257,8 @@ impl History {
     pub fn add_target(&self, run: i64, t: &TargetRecord) -> Result<(), HistoryError> {
         self.conn
             .execute(
-                "INSERT INTO run_targets (run_id, destination, repository, outcome, error_class, error_message, snapshot_id, files_new, files_changed, files_unmodified, bytes_added, bytes_processed, duration_ms, finished_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                "INSERT INTO run_targets (run_id, destination, repository, outcome, error_class, error_message, snapshot_id, files_new, files_changed, files_unmodified, bytes_added, bytes_processed, duration_ms, finished_at, dump)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 params![
                     run,
                     t.destination,
@@ -267,7 +273,8 @@ impl History {
                     to_i64(t.bytes_added),
                     to_i64(t.bytes_processed),
                     to_i64(Some(t.duration_ms)),
-                    now_ms()
+                    now_ms(),
+                    t.dump
                 ],
             )
             .map_err(|e| self.sql(e))?;
@@ -347,7 +354,7 @@ impl History {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT destination, repository, outcome, error_class, error_message, snapshot_id, files_new, files_changed, files_unmodified, bytes_added, bytes_processed, duration_ms
+                "SELECT destination, repository, outcome, error_class, error_message, snapshot_id, files_new, files_changed, files_unmodified, bytes_added, bytes_processed, duration_ms, dump
                  FROM run_targets WHERE run_id = ?1 ORDER BY id",
             )
             .map_err(|e| self.sql(e))?;
@@ -367,6 +374,7 @@ impl History {
                     bytes_added: u(r.get(9)?),
                     bytes_processed: u(r.get(10)?),
                     duration_ms: u(r.get(11)?).unwrap_or(0),
+                    dump: r.get(12)?,
                 })
             })
             .map_err(|e| self.sql(e))?;

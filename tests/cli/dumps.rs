@@ -255,6 +255,10 @@ filename = "export/numbers.txt"
 "#,
     );
     s.run(&["setup"]).succeeds();
+    s.run(&["run", "--dry-run"])
+        .succeeds()
+        .stdout_has("dump      numbers (command) → /export/numbers.txt");
+    assert!(!s.path("runs").exists(), "a dry run ran the dump");
     let done = s.run(&["run", "--json"]);
     done.succeeds();
     assert_eq!(
@@ -275,6 +279,23 @@ filename = "export/numbers.txt"
             .query("SELECT destination, dump, outcome FROM run_targets ORDER BY destination"),
         ["one|numbers|ok", "two|numbers|ok"]
     );
+
+    // A restore command that gives up is an error showing its stderr.
+    let d = s.run(&[
+        "restore",
+        "--service",
+        "app",
+        "--destination",
+        "two",
+        "--snapshot",
+        "latest",
+        "--dump",
+        "numbers",
+        "--to-command",
+        "head -c 10 >/dev/null; echo 'psql: FATAL: no such database' >&2; exit 4",
+    ]);
+    d.code(1);
+    d.stderr_has("failed (exit code 4): psql: FATAL: no such database");
 }
 
 /// A service with one `command` dump (and `extra` keys) into `local`.
@@ -471,4 +492,47 @@ fn a_dump_runs_inside_a_container_and_restores_into_it() {
         done.json()["services"][0]["error_class"],
         "container_missing"
     );
+}
+
+#[test]
+fn a_dump_interrupted_by_sigterm_leaves_no_snapshot() {
+    let s = command_dump(
+        "head -c 5000000 /dev/zero; echo started > {root}/started; sleep 60",
+        "",
+    );
+    let mut child = s
+        .command()
+        .args(["run"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn: {e}"));
+    let start = std::time::Instant::now();
+    while !s.path("started").exists() {
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "the dump did not start within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("wait: {e}"));
+    let done = Done::from(out);
+    done.code(143);
+    done.stderr_has("dump `data` interrupted by signal 15");
+    assert!(
+        start.elapsed().as_secs() < 30,
+        "the interrupt took too long"
+    );
+    assert!(s.snapshots("repo/app").is_empty(), "restic kept a snapshot");
+    // Nothing of the dump is left running.
+    let ps = Command::new("pgrep")
+        .args(["-f", &format!("echo started > {}", s.root().display())])
+        .output()
+        .unwrap_or_else(|e| panic!("pgrep: {e}"));
+    assert!(ps.stdout.is_empty(), "the dump still runs");
 }
