@@ -55,8 +55,9 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
                 crate::process::kill_all_now();
                 // Containers this run stopped must not stay down because
                 // the user was impatient.
+                // Docker may still be stopping one (up to 30 s).
                 let left =
-                    crate::sources::docker::restart_registered(std::time::Duration::from_secs(30))
+                    crate::sources::docker::restart_registered(std::time::Duration::from_secs(45))
                         .await;
                 if !left.is_empty() {
                     eprintln!(

@@ -680,6 +680,17 @@ impl Runner<'_> {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner));
         };
+        if self.shutdown.signal().is_some() {
+            // Interrupted before the snapshot: nothing to stop them for.
+            let mut tr = failed_target(
+                &repo.destination,
+                &repo.display,
+                ErrorClass::Interrupted,
+                "not started: interrupted".into(),
+            );
+            tr.outcome = Outcome::Interrupted;
+            return tr;
+        }
         self.progress
             .note(&format!("{}: stopping containers", svc.name));
         let guard = match client.stop(containers).await {

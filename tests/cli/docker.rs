@@ -475,7 +475,19 @@ struct Hanging {
 }
 
 impl Hanging {
+    /// Starts the run and waits until `app` is stopped.
     fn start(vol: &str, app: &str) -> Hanging {
+        let h = Hanging::spawn(vol, app);
+        wait_until(
+            "the container to be stopped for the backup",
+            Duration::from_secs(30),
+            || !running(app),
+        );
+        h
+    }
+
+    /// Starts the run.
+    fn spawn(vol: &str, app: &str) -> Hanging {
         let (server, port) = black_hole();
         let s = Scenario::new();
         s.write("pw", "test-password\n");
@@ -491,11 +503,6 @@ impl Hanging {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("spawn: {e}"));
-        wait_until(
-            "the container to be stopped for the backup",
-            Duration::from_secs(30),
-            || !running(app),
-        );
         Hanging {
             child: Some(child),
             _server: server,
@@ -521,7 +528,8 @@ impl Hanging {
         }
         if matches!(child.try_wait(), Ok(None)) {
             let _ = child.kill();
-            panic!("restic-manager did not exit");
+            let out = child.wait_with_output().map(Done::from);
+            panic!("restic-manager did not exit within 20 s: {out:?}");
         }
         Done::from(
             child
@@ -580,6 +588,8 @@ fn two_quick_signals_exit_at_once_with_the_containers_running() {
     let app = objs.app(&vol);
     let run = Hanging::start(&vol, &app);
     run.term();
+    // Two signals closer together than the manager looks are one signal.
+    std::thread::sleep(Duration::from_millis(300));
     run.term();
     let s_log = run.s.path("state");
     let d = run.finish();
@@ -848,4 +858,53 @@ fn is_root() -> bool {
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+#[test]
+fn a_second_signal_while_docker_is_still_stopping_a_container_starts_it_after_the_stop() {
+    if !engine() {
+        return;
+    }
+    let mut objs = Objects::default();
+    let vol = objs.volume(1, 1);
+    // An application that takes 3 s to shut down, and says when it starts to.
+    let app = unique("slow");
+    docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &app,
+        "-v",
+        &format!("{vol}:/data"),
+        IMAGE,
+        "sh",
+        "-c",
+        "trap 'echo stopping > /data/stopping; sleep 3; exit 0' TERM; while :; do sleep 1 & wait $!; done",
+    ])
+    .succeeds();
+    objs.containers.push(app.clone());
+    let marker = std::path::PathBuf::from(mountpoint(&vol)).join("stopping");
+    let run = Hanging::spawn(&vol, &app);
+    wait_until("the stop to begin", Duration::from_secs(30), || {
+        marker.exists()
+    });
+    // The user insists while Docker is still stopping it: the manager
+    // exits at once, but only after starting it again once the stop is done.
+    run.term();
+    // Apart enough to be two signals, well within the 3 s stop.
+    std::thread::sleep(Duration::from_millis(800));
+    run.term();
+    let d = run.finish();
+    d.code(128 + 15);
+    // Had it been started while still stopping, the stop would have won:
+    // look after that stop would have ended.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(running(&app), "the container runs after the manager exited");
+    assert_eq!(
+        objs.sh(&vol, "cat /data/stopping").trim(),
+        "stopping",
+        "it had been asked to stop"
+    );
 }

@@ -215,49 +215,73 @@ pub struct VolumeInfo {
     pub mountpoint: PathBuf,
 }
 
-/// Containers the manager stopped and has not started again, across all
-/// services: the "second signal, exit now" path starts them before the
-/// process exits (see [`restart_registered`]).
-static STOPPED: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+/// Containers the manager stopped (or is stopping: `true`) and has not
+/// started again, across all services, with the client that stopped them:
+/// the "second signal, exit now" path starts them before the process exits
+/// (see [`restart_registered`]).
+static STOPPED: Mutex<Vec<(DockerClient, String, bool)>> = Mutex::new(Vec::new());
 
-fn register(host: &str, id: &str) {
+/// Before asking Docker to stop `id`.
+fn register(client: &DockerClient, id: &str) {
     if let Ok(mut s) = STOPPED.lock() {
-        s.push((host.to_string(), id.to_string()));
+        s.push((client.clone(), id.to_string(), true));
     }
 }
 
-fn unregister(host: &str, id: &str) {
+/// Docker has stopped `id`.
+fn mark_stopped(client: &DockerClient, id: &str) {
     if let Ok(mut s) = STOPPED.lock() {
-        s.retain(|(h, i)| !(h == host && i == id));
+        for e in s
+            .iter_mut()
+            .filter(|e| e.0.host == client.host && e.1 == id)
+        {
+            e.2 = false;
+        }
+    }
+}
+
+/// `id` runs again (or was never stopped).
+fn unregister(client: &DockerClient, id: &str) {
+    if let Ok(mut s) = STOPPED.lock() {
+        s.retain(|(c, i, _)| !(c.host == client.host && i == id));
     }
 }
 
 /// Starts every container this process stopped and has not started yet.
 /// For the exit path after a second SIGINT/SIGTERM; gives up after
-/// `limit`. Returns the names it could not start.
+/// `limit`. A container whose stop is still in progress (Docker gives it
+/// up to [`STOP_TIMEOUT_SECONDS`]) is first waited for: starting it now
+/// would be undone by that stop. Returns the ids it could not start.
 pub async fn restart_registered(limit: Duration) -> Vec<String> {
-    let pending: Vec<(String, String)> = STOPPED.lock().map(|s| s.clone()).unwrap_or_default();
-    let mut failed = Vec::new();
+    let pending: Vec<(DockerClient, String, bool)> =
+        STOPPED.lock().map(|s| s.clone()).unwrap_or_default();
     let work = async {
-        for (host, id) in &pending {
-            let ok = match Docker::connect_with_host(host) {
-                Ok(d) => d.start_container(id, None).await.is_ok(),
-                Err(_) => false,
-            };
-            if ok {
-                unregister(host, id);
-            } else {
-                failed.push(id.clone());
+        for (client, id, stopping) in &pending {
+            if *stopping {
+                loop {
+                    let running = client
+                        .api
+                        .inspect_container(id, None)
+                        .await
+                        .ok()
+                        .and_then(|c| c.state)
+                        .and_then(|s| s.running);
+                    if running != Some(true) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            if client.api.start_container(id, None).await.is_ok() {
+                unregister(client, id);
             }
         }
     };
-    if tokio::time::timeout(limit, work).await.is_err() {
-        return STOPPED
-            .lock()
-            .map(|s| s.iter().map(|(_, i)| i.clone()).collect())
-            .unwrap_or_default();
-    }
-    failed
+    let _ = tokio::time::timeout(limit, work).await;
+    STOPPED
+        .lock()
+        .map(|s| s.iter().map(|(_, i, _)| i.clone()).collect())
+        .unwrap_or_default()
 }
 
 /// The engine named by `DOCKER_HOST` (default: the local socket).
@@ -488,25 +512,22 @@ impl DockerClient {
             }
             // Registered before the call: a second signal during the stop
             // must still start it.
-            register(&self.host, &c.id);
+            register(self, &c.id);
             let opts = StopContainerOptionsBuilder::new()
                 .t(STOP_TIMEOUT_SECONDS)
                 .build();
             match self.api.stop_container(&c.id, Some(opts)).await {
-                Ok(()) => guard.stopped.push(c.clone()),
-                // 304: it stopped by itself meanwhile; start it again anyway,
-                // it was running when the backup began.
-                Err(BollardError::DockerResponseServerError {
-                    status_code: 304, ..
-                }) => guard.stopped.push(c.clone()),
+                Ok(()) => {
+                    mark_stopped(self, &c.id);
+                    guard.stopped.push(c.clone());
+                }
                 Err(e) => {
-                    unregister(&self.host, &c.id);
+                    unregister(self, &c.id);
                     let err = api_error(&self.host, format!("stopping container `{}`", c.name), &e);
                     return Err((guard, err));
                 }
             }
         }
-        guard.since = Instant::now();
         Ok(guard)
     }
 
@@ -871,10 +892,8 @@ impl StoppedContainers {
         let mut errors = Vec::new();
         for c in &stopped {
             match self.client.api.start_container(&c.id, None).await {
-                Ok(())
-                | Err(BollardError::DockerResponseServerError {
-                    status_code: 304, ..
-                }) => unregister(&self.client.host, &c.id),
+                // bollard reports 304 (already running) as success too.
+                Ok(()) => unregister(&self.client, &c.id),
                 Err(e) => errors.push(api_error(
                     &self.client.host,
                     format!("starting container `{}` again", c.name),
@@ -891,14 +910,13 @@ impl Drop for StoppedContainers {
         if self.stopped.is_empty() {
             return;
         }
-        let api = self.client.api.clone();
-        let host = self.client.host.clone();
+        let client = self.client.clone();
         let stopped = std::mem::take(&mut self.stopped);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 for c in stopped {
-                    if api.start_container(&c.id, None).await.is_ok() {
-                        unregister(&host, &c.id);
+                    if client.api.start_container(&c.id, None).await.is_ok() {
+                        unregister(&client, &c.id);
                     }
                 }
             });
