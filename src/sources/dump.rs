@@ -492,7 +492,7 @@ impl Exec {
 
 /// Where dump bytes come from.
 enum Producer {
-    Local(Piped),
+    Local(Box<Piped>),
     Exec(Box<Exec>),
 }
 
@@ -508,7 +508,7 @@ impl Producer {
                 .map(|p| {
                     widen_pipe(p.stdout.as_ref());
                     widen_pipe(p.stdin.as_ref());
-                    Producer::Local(p)
+                    Producer::Local(Box::new(p))
                 })
                 .map_err(|e| {
                     DumpError::new(

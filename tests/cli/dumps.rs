@@ -259,6 +259,7 @@ filename = "export/numbers.txt"
         .succeeds()
         .stdout_has("dump      numbers (command) → /export/numbers.txt");
     assert!(!s.path("runs").exists(), "a dry run ran the dump");
+    s.run(&["list"]).succeeds().stdout_has("dump:numbers");
     let done = s.run(&["run", "--json"]);
     done.succeeds();
     assert_eq!(
@@ -500,7 +501,7 @@ fn a_dump_interrupted_by_sigterm_leaves_no_snapshot() {
         "head -c 5000000 /dev/zero; echo started > {root}/started; sleep 60",
         "",
     );
-    let mut child = s
+    let child = s
         .command()
         .args(["run"])
         .stdout(Stdio::piped())
