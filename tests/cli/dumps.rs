@@ -537,3 +537,57 @@ fn a_dump_interrupted_by_sigterm_leaves_no_snapshot() {
         .unwrap_or_else(|e| panic!("pgrep: {e}"));
     assert!(ps.stdout.is_empty(), "the dump still runs");
 }
+
+#[test]
+fn a_snapshot_that_still_appears_for_a_failed_dump_is_forgotten() {
+    // The safety net behind the SIGINT: here the "dump" itself saves a
+    // snapshot tagged like the dump's before failing, standing in for a
+    // restic that managed to save one.
+    let s = Scenario::new();
+    s.write("pw", "repository password\n");
+    s.config(
+        r#"[global]
+restic_password_file = "{root}/pw"
+host = "dumphost"
+
+[destinations.local]
+type = "local"
+path = "{root}/repo"
+
+[services.app]
+targets = ["local"]
+
+[[services.app.config.dumps]]
+name = "data"
+command = "echo partial | RESTIC_REPOSITORY={root}/repo/app RESTIC_PASSWORD_FILE={root}/pw XDG_CACHE_HOME={root}/cache restic backup --quiet --host dumphost --tag dump:data --stdin --stdin-filename data.dump >&2; seq 1 1000; exit 1"
+"#,
+    );
+    s.run(&["setup"]).succeeds();
+    // An older snapshot of the same dump must survive.
+    let old = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo old | RESTIC_REPOSITORY={0}/repo/app RESTIC_PASSWORD_FILE={0}/pw XDG_CACHE_HOME={0}/cache restic backup --quiet --host dumphost --tag dump:data --stdin --stdin-filename data.dump",
+            s.root().display()
+        ))
+        .status()
+        .is_ok_and(|st| st.success());
+    assert!(old, "the older snapshot");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let done = s.run(&["run", "--json"]);
+    done.code(1);
+    let log = done.json()["services"][0]["log_file"]
+        .as_str()
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .unwrap_or_default();
+    assert!(
+        log.contains("made from the failed dump"),
+        "no safety-net line in the log:\n{log}"
+    );
+    let left = tagged(&s, "repo/app", "dump:data");
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&restic_dump(&s, "repo/app", "/data.dump")),
+        "old\n"
+    );
+}
