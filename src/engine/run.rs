@@ -758,9 +758,15 @@ impl Runner<'_> {
         log: &RunLog,
     ) -> TargetReport {
         let streams: &[String] = run.docker.as_ref().map_or(&[], |d| &d.stream);
-        if streams.is_empty() {
+        // Streamed volumes exist only with a client (see `docker::prepare`).
+        let Some((d, client)) = run
+            .docker
+            .as_ref()
+            .and_then(|d| d.client.as_ref().map(|c| (d, c)))
+            .filter(|_| !streams.is_empty())
+        else {
             return self.backup(svc, sources, repo, run, log).await;
-        }
+        };
         let mut tr = if sources.is_empty() {
             let mut t = failed_target(
                 &repo.destination,
@@ -771,6 +777,9 @@ impl Runner<'_> {
             t.outcome = Outcome::Ok;
             t.error_class = None;
             t.error = None;
+            // Only streamed volumes: the progress display still shows this
+            // target while they run.
+            self.progress.started(&svc.name, &repo.destination);
             t
         } else {
             self.backup(svc, sources, repo, run, log).await
@@ -778,12 +787,7 @@ impl Runner<'_> {
         if !matches!(tr.outcome, Outcome::Ok | Outcome::Warning) {
             return tr;
         }
-        let (Some(d), started) = (run.docker.as_ref(), Instant::now()) else {
-            return tr;
-        };
-        let Some(client) = d.client.as_ref() else {
-            return tr;
-        };
+        let started = Instant::now();
         let mut tags = vec![svc.tag()];
         tags.extend(svc.tags.iter().cloned());
         for v in streams {
@@ -853,6 +857,10 @@ impl Runner<'_> {
             }
         }
         tr.duration_ms += ms(started.elapsed());
+        if sources.is_empty() {
+            self.progress
+                .finished(&svc.name, &repo.destination, tr.outcome);
+        }
         tr
     }
 

@@ -908,3 +908,31 @@ fn a_second_signal_while_docker_is_still_stopping_a_container_starts_it_after_th
         "it had been asked to stop"
     );
 }
+
+#[test]
+fn a_helper_image_that_cannot_be_pulled_names_the_setting_to_fix() {
+    if !engine() {
+        return;
+    }
+    let mut objs = Objects::default();
+    let vol = objs.volume(1, 1);
+    let image = format!("rmt-no-such-image-{}:1", std::process::id());
+    let s = Scenario::new();
+    s.simple(&format!(
+        "[services.app]\ntargets = [\"local\"]\n\n[services.app.config]\nvolumes = [\"{vol}\"]\nvolume_mode = \"stream\"\ndocker_helper_image = \"{image}\"\n"
+    ));
+    s.run(&["setup"]).succeeds();
+    let d = s.run(&["run", "--json"]);
+    d.code(1);
+    let svc = &d.json()["services"][0];
+    assert_eq!(svc["error_class"], "docker_failed", "{svc}");
+    let msg = svc["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(&format!(
+            "helper image `{image}` is not on this host and could not be pulled"
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains("set `docker_helper_image`"), "{msg}");
+    assert!(s.snapshots("repo/app").is_empty(), "no snapshot");
+}

@@ -240,6 +240,15 @@ fn mark_stopped(client: &DockerClient, id: &str) {
     }
 }
 
+/// Whether `id` is registered, and whether its stop is still in progress.
+fn registered(client: &DockerClient, id: &str) -> Option<bool> {
+    STOPPED.lock().ok().and_then(|s| {
+        s.iter()
+            .find(|e| e.0.host == client.host && e.1 == id)
+            .map(|e| e.2)
+    })
+}
+
 /// `id` runs again (or was never stopped).
 fn unregister(client: &DockerClient, id: &str) {
     if let Ok(mut s) = STOPPED.lock() {
@@ -256,23 +265,25 @@ pub async fn restart_registered(limit: Duration) -> Vec<String> {
     let pending: Vec<(DockerClient, String, bool)> =
         STOPPED.lock().map(|s| s.clone()).unwrap_or_default();
     let work = async {
-        for (client, id, stopping) in &pending {
-            if *stopping {
-                loop {
-                    let running = client
-                        .api
-                        .inspect_container(id, None)
-                        .await
-                        .ok()
-                        .and_then(|c| c.state)
-                        .and_then(|s| s.running);
-                    if running != Some(true) {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+        for (client, id, _) in &pending {
+            // Until the stop of ours has ended: the run itself may start
+            // the container meanwhile (then it is no longer registered).
+            while let Some(true) = registered(client, id) {
+                let running = client
+                    .api
+                    .inspect_container(id, None)
+                    .await
+                    .ok()
+                    .and_then(|c| c.state)
+                    .and_then(|s| s.running);
+                if running != Some(true) {
+                    break;
                 }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            if client.api.start_container(id, None).await.is_ok() {
+            if registered(client, id).is_some()
+                && client.api.start_container(id, None).await.is_ok()
+            {
                 unregister(client, id);
             }
         }
