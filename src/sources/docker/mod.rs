@@ -9,9 +9,11 @@
 //! read `/var/lib/docker`), a short-lived helper container streams the
 //! volume as an uncompressed tar (see [`DockerClient::volume_to_tar`]).
 //!
-//! The restore side uses the same pieces: [`DockerClient::containers_using_volume`],
+//! The restore side ([`restore_volume`], used by `restore --volume`) uses
+//! the same pieces: [`DockerClient::containers_using_volume`],
 //! [`DockerClient::stop`] / [`StoppedContainers::start`], and
-//! [`DockerClient::tar_to_volume`].
+//! [`DockerClient::tar_to_volume`]. Submodules: `backup` (a run's Docker
+//! part), `restore` (volumes back from snapshots).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
