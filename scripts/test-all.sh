@@ -21,6 +21,12 @@ python_venv target/test-venv 'moto, aiosmtpd' 'moto[server]' aiosmtpd
 # The dashboard's browser test (tests/cli/browser.rs): headless Chromium
 # driven through chromedriver; a font so pages render in screenshots.
 apt_install chromium chromium-driver fonts-dejavu-core
+# Docker tests (tests/cli/docker.rs): the machine's engine, and a test image
+# built with `docker import` from Debian's static busybox (no registry).
+apt_install busybox-static
+# Database servers for the dump tests (tests/cli/databases.rs starts private
+# clusters on loopback ports).
+apt_install postgresql mariadb-server mariadb-client
 export RM_MOTO_SERVER="$PWD/target/test-venv/bin/moto_server"
 # aiosmtpd (same venv): the SMTP receiver of the email notification test.
 export RM_TEST_PYTHON="$PWD/target/test-venv/bin/python"

@@ -147,6 +147,32 @@ pub enum Command {
     ///
     /// Try it with `restic-manager man | man -l -`.
     Man(ManArgs),
+    /// Restore files, a Docker volume or a database dump from a snapshot.
+    ///
+    /// Asks for whatever is missing when run on a terminal: service →
+    /// destination → snapshot (a table of time, host, size, tags) → what to
+    /// restore → where → a preview (file count, total size, first entries)
+    /// → confirmation. Without a terminal, missing choices are an error
+    /// (exit 2) naming the flag and listing the choices.
+    ///
+    /// Files go to a new folder `./restore-SERVICE-SHORTID` by default,
+    /// below which every file keeps its full original path; `--in-place`
+    /// writes them back where they were (asks first, or needs `--yes`).
+    ///
+    /// Examples:
+    ///   restic-manager restore -s wiki --snapshot latest
+    ///   restic-manager restore -s wiki --snapshot 1a2b3c4d --include /srv/wiki/config.php --target /tmp/r
+    ///   restic-manager restore -s wiki --snapshot latest --in-place --yes
+    ///   restic-manager restore -s wiki --snapshot latest --volume wiki_db --yes
+    ///   restic-manager restore -s wiki --snapshot latest --dump db --yes
+    ///   restic-manager restore -s wiki --snapshot latest --dump db --to-file /tmp/db.dump
+    ///
+    /// Exit codes: 0 restored (or previewed), 1 restic, Docker or a restore
+    /// command failed (not enough disk space included), 2 a missing or
+    /// impossible choice (unknown snapshot, a path not in it, a target that
+    /// is not empty, no `--yes` where one is needed).
+    #[command(verbatim_doc_comment)]
+    Restore(Box<RestoreArgs>),
     /// Notifications: send a test message through each notifier, or look
     /// for services whose backups silently stopped (stale) and report them.
     #[command(subcommand)]
@@ -351,4 +377,73 @@ pub struct VerifyArgs {
     /// `verify_command`. The folder is always removed.
     #[arg(long)]
     pub drill: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The service whose backups to restore from.
+    #[arg(short, long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// Which of the service's targets to read from. Default: the first one
+    /// that can be reached (the one used is printed).
+    #[arg(short, long, value_name = "NAME")]
+    pub destination: Option<String>,
+    /// A snapshot id (any unique prefix, e.g. the 8-character short id) or
+    /// `latest` (the newest of the kind being restored).
+    #[arg(long, value_name = "ID|latest")]
+    pub snapshot: Option<String>,
+    /// Restore into this folder (created when missing; must be empty
+    /// unless `--overwrite`). Default: `./restore-SERVICE-SHORTID`.
+    #[arg(short, long, value_name = "DIR", conflicts_with = "in_place")]
+    pub target: Option<std::path::PathBuf>,
+    /// Write files back to their original paths, replacing what is there
+    /// now (files the snapshot does not have are kept). Asks first on a
+    /// terminal; needs `--yes` otherwise.
+    #[arg(long)]
+    pub in_place: bool,
+    /// Only this path of the snapshot (repeatable): absolute as backed up,
+    /// or relative to the backed-up folder; a folder brings everything in
+    /// it. Default: everything.
+    #[arg(short, long, value_name = "PATH")]
+    pub include: Vec<String>,
+    /// Restore this Docker volume of the service: its content is replaced
+    /// by the snapshot's; the containers using it are stopped meanwhile and
+    /// started again. Asks first on a terminal; needs `--yes` otherwise.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["include", "target", "in_place", "dump"])]
+    pub volume: Option<String>,
+    /// With `--volume`: restore into this volume instead (created when
+    /// missing), e.g. to compare before replacing the real one.
+    #[arg(long, value_name = "NAME", requires = "volume")]
+    pub to_volume: Option<String>,
+    /// Restore this database dump of the service (snapshots tagged
+    /// `dump:NAME`) with its preset's restore command (asks first on a
+    /// terminal; needs `--yes` otherwise), or into `--to-file` /
+    /// `--to-command`.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["include", "target", "in_place"])]
+    pub dump: Option<String>,
+    /// With `--dump`: pipe the dump into this shell command's stdin
+    /// instead of the preset's restore command (`sh -c`).
+    #[arg(
+        long,
+        value_name = "CMD",
+        requires = "dump",
+        conflicts_with = "to_file"
+    )]
+    pub to_command: Option<String>,
+    /// With `--dump`: write the dump to this file (must not exist unless
+    /// `--overwrite`).
+    #[arg(long, value_name = "FILE", requires = "dump")]
+    pub to_file: Option<std::path::PathBuf>,
+    /// Show what would be restored (file count, total size, first entries)
+    /// and write nothing.
+    #[arg(long)]
+    pub preview: bool,
+    /// Do not ask for confirmation (needed without a terminal for
+    /// `--in-place`, `--volume` and a dump's restore command).
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Restore into a target that is not empty (files with the same names
+    /// are replaced), or replace an existing `--to-file`.
+    #[arg(long)]
+    pub overwrite: bool,
 }

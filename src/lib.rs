@@ -14,6 +14,8 @@ pub mod notify;
 pub mod output;
 pub mod process;
 pub mod restic;
+pub mod restore;
 pub mod schedule;
+pub mod sources;
 pub mod verify;
 pub mod web;

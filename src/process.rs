@@ -695,3 +695,139 @@ impl Drop for Streaming {
         }
     }
 }
+
+/// A child whose stdin or stdout the caller streams itself: a dump's
+/// stdout pumped into restic's stdin. Same rules as [`run`]: own process
+/// group, registered for "kill everything now", stderr (and stdout when not
+/// streamed) captured with a cap. Timeouts and shutdown are the caller's:
+/// the order in which a dump and its restic stop is what makes a failed
+/// dump leave no snapshot.
+pub struct Piped {
+    child: tokio::process::Child,
+    pid: Option<u32>,
+    _registered: Option<Registered>,
+    started: Instant,
+    grace: Duration,
+    /// The child's stdin, when asked for; dropping it closes it.
+    pub stdin: Option<tokio::process::ChildStdin>,
+    /// The child's raw stdout, when asked for.
+    pub stdout: Option<tokio::process::ChildStdout>,
+    out_task: Option<tokio::task::JoinHandle<String>>,
+    err_task: Option<tokio::task::JoinHandle<String>>,
+}
+
+/// Starts `spec` with a piped stdin (`stdin`) and/or a raw stdout
+/// (`raw_stdout`; otherwise stdout lines are captured). `spec.stdin` and
+/// `spec.timeout` are ignored.
+pub fn spawn_piped(spec: &Spec, stdin: bool, raw_stdout: bool) -> Result<Piped, SpawnError> {
+    let mut cmd = tokio::process::Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    for k in &spec.env_remove {
+        cmd.env_remove(k);
+    }
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    if let Some(d) = &spec.cwd {
+        cmd.current_dir(d);
+    }
+    let mut child = cmd.spawn().map_err(|source| SpawnError {
+        program: spec.program.to_string_lossy().into_owned(),
+        source,
+    })?;
+    let pid = child.id();
+    let registered = pid.map(Registered::new);
+    let mut stdout = child.stdout.take();
+    let out_task = if raw_stdout {
+        None
+    } else {
+        stdout
+            .take()
+            .map(|s| tokio::spawn(async move { pump(s, |_| {}, true).await }))
+    };
+    let err_task = child
+        .stderr
+        .take()
+        .map(|s| tokio::spawn(async move { pump(s, |_| {}, true).await }));
+    Ok(Piped {
+        stdin: child.stdin.take(),
+        stdout,
+        child,
+        pid,
+        _registered: registered,
+        started: Instant::now(),
+        grace: spec.grace,
+        out_task,
+        err_task,
+    })
+}
+
+impl Piped {
+    /// Sends `sig` to the child's process group.
+    pub fn signal(&self, sig: Signal) {
+        signal_group(self.pid, sig);
+    }
+
+    /// Waits for the child to exit on its own.
+    pub async fn wait(&mut self) -> Ended {
+        ended_of(self.child.wait().await)
+    }
+
+    /// Sends `sig`, waits the grace period, then kills the group.
+    pub async fn stop(&mut self, sig: Signal) -> Ended {
+        self.signal(sig);
+        match tokio::time::timeout(self.grace, self.child.wait()).await {
+            Ok(st) => ended_of(st),
+            Err(_) => {
+                self.signal(Signal::SIGKILL);
+                ended_of(self.child.wait().await)
+            }
+        }
+    }
+
+    /// Collects the captured output after the child ended as `ended`.
+    pub async fn output(mut self, ended: Ended) -> Output {
+        self.stdin = None;
+        self.stdout = None;
+        let collect = |t: Option<tokio::task::JoinHandle<String>>| {
+            let pid = self.pid;
+            async move {
+                let Some(mut t) = t else {
+                    return String::new();
+                };
+                // A background process left in the group may hold the pipe.
+                match tokio::time::timeout(Duration::from_secs(2), &mut t).await {
+                    Ok(r) => r.unwrap_or_default(),
+                    Err(_) => {
+                        signal_group(pid, Signal::SIGKILL);
+                        t.await.unwrap_or_default()
+                    }
+                }
+            }
+        };
+        let (stdout, stderr) =
+            tokio::join!(collect(self.out_task.take()), collect(self.err_task.take()));
+        Output {
+            ended,
+            stdout,
+            stderr,
+            duration: self.started.elapsed(),
+        }
+    }
+}
+
+fn ended_of(status: std::io::Result<std::process::ExitStatus>) -> Ended {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Ok(st) => match (st.code(), st.signal()) {
+            (Some(c), _) => Ended::Exited(c),
+            (None, Some(s)) => Ended::Signaled(s),
+            (None, None) => Ended::Exited(-1),
+        },
+        Err(_) => Ended::Exited(-1),
+    }
+}

@@ -12,6 +12,7 @@ pub fn run(ctx: &Context) -> Result<i32, Error> {
     let sources = |s: &crate::config::Service| {
         let mut v: Vec<String> = s.paths.iter().map(|x| x.display().to_string()).collect();
         v.extend(s.volumes.iter().map(|x| format!("volume:{x}")));
+        v.extend(s.dumps.iter().map(|d| format!("dump:{}", d.name)));
         if let Some(b) = &s.backup_script {
             v.push(format!("script:{b}"));
         }

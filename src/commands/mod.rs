@@ -8,6 +8,7 @@ mod man;
 mod metrics;
 mod notify;
 mod restic_version;
+mod restore;
 mod run;
 mod schedule;
 mod serve;
@@ -162,5 +163,6 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Notify(crate::cli::NotifyCommand::Test(a)) => notify::test(&ctx, &a).await,
         Command::Notify(crate::cli::NotifyCommand::Check) => notify::check(&ctx).await,
         Command::Serve(a) => serve::run(&ctx, &a).await,
+        Command::Restore(a) => restore::run(&ctx, &a).await,
     }
 }

@@ -81,6 +81,18 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
                 first = false;
             } else {
                 crate::process::kill_all_now();
+                // Containers this run stopped must not stay down because
+                // the user was impatient.
+                // Docker may still be stopping one (up to 30 s).
+                let left =
+                    crate::sources::docker::restart_registered(std::time::Duration::from_secs(45))
+                        .await;
+                if !left.is_empty() {
+                    eprintln!(
+                        "restic-manager: could not start containers {} again; start them with `docker start`",
+                        left.join(", ")
+                    );
+                }
                 std::process::exit(128 + sig);
             }
         }
@@ -221,7 +233,10 @@ fn print_reports(p: &Printer, reports: &[ServiceReport]) {
                 } else {
                     String::new()
                 },
-                format!("{} ({})", t.destination, t.outcome.as_str()),
+                match &t.dump {
+                    Some(d) => format!("{} dump {d} ({})", t.destination, t.outcome.as_str()),
+                    None => format!("{} ({})", t.destination, t.outcome.as_str()),
+                },
                 t.snapshot_id
                     .as_deref()
                     .map_or_else(|| "-".into(), |s| s.chars().take(8).collect()),
@@ -247,6 +262,16 @@ fn print_reports(p: &Printer, reports: &[ServiceReport]) {
         &rows,
     ));
     for r in reports {
+        if let Some(down) = r.containers_stopped_ms
+            && !r.containers_stopped.is_empty()
+        {
+            p.line(format!(
+                "{}: containers {} were stopped for {}",
+                r.service,
+                r.containers_stopped.join(", "),
+                duration_ms(down)
+            ));
+        }
         if let Some(e) = &r.error {
             eprintln!("error: {}: {e}", r.service);
         }
@@ -289,6 +314,13 @@ fn dry_run(c: &Config, services: &[&Service], p: &Printer) -> i32 {
             "sources": sources.as_ref().ok(),
             "source_error": sources.as_ref().err(),
             "backup_script": s.backup_script,
+            "dumps": s.dumps.iter().map(|d| json!({
+                "name": d.name,
+                "type": d.kind(),
+                "filename": d.filename,
+                "container": d.container,
+                "tag": d.tag(),
+            })).collect::<Vec<_>>(),
             "excludes": s.excludes,
             "host": c.settings.host,
             "tags": tags,
@@ -318,6 +350,14 @@ fn dry_run(c: &Config, services: &[&Service], p: &Printer) -> i32 {
                     .join(" ")
             )),
             _ => {}
+        }
+        for d in v["dumps"].as_array().into_iter().flatten() {
+            p.line(format!(
+                "  dump      {} ({}) → /{}",
+                d["name"].as_str().unwrap_or("?"),
+                d["type"].as_str().unwrap_or("?"),
+                d["filename"].as_str().unwrap_or("?")
+            ));
         }
         for t in v["targets"].as_array().into_iter().flatten() {
             p.line(format!(

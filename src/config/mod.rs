@@ -3,6 +3,7 @@
 //! Nothing here talks to restic, Docker or SQLite: a config is checked
 //! completely before any work starts.
 
+pub mod dump;
 pub mod duration;
 pub mod load;
 pub mod notify;
@@ -150,6 +151,8 @@ pub struct Settings {
     pub schedule_jitter: Option<u64>,
     /// Prometheus text file rewritten after each state-changing command.
     pub metrics_file: Option<PathBuf>,
+    /// Helper image for streamed Docker volumes (`[global] docker_helper_image`).
+    pub docker_helper_image: String,
 }
 
 /// A pre or post backup hook.
@@ -198,6 +201,16 @@ pub struct Service {
     pub verify: VerifySettings,
     /// What `status` calls healthy for this service.
     pub health: HealthSettings,
+    /// Streamed database dumps, run before the file snapshot.
+    pub dumps: Vec<dump::Dump>,
+    /// How `volumes` get into the snapshot.
+    pub volume_mode: VolumeMode,
+    /// Image of the helper container that streams volumes.
+    pub docker_helper_image: String,
+    /// Containers stopped (when running) for the primary snapshot.
+    pub stop_containers: Vec<String>,
+    /// Compose project whose running containers are stopped likewise.
+    pub stop_compose_project: Option<String>,
 }
 
 /// A service's health limits (`max_age`, `verify_max_age`).
@@ -271,6 +284,40 @@ impl Default for VerifySettings {
             rotation: 10,
             drill_sample_files: 50,
             command: None,
+        }
+    }
+}
+
+/// How a service's Docker volumes get into the snapshot (`volume_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VolumeMode {
+    /// Direct when the mountpoint is readable from this host, else stream.
+    Auto,
+    /// Back up the mountpoint's files (restic deduplicates file by file).
+    Direct,
+    /// A helper container writes an uncompressed tar into `restic backup --stdin`.
+    Stream,
+}
+
+impl VolumeMode {
+    /// Parses the config value.
+    pub fn parse(s: &str) -> Result<VolumeMode, String> {
+        match s {
+            "auto" => Ok(VolumeMode::Auto),
+            "direct" => Ok(VolumeMode::Direct),
+            "stream" => Ok(VolumeMode::Stream),
+            other => Err(format!(
+                "`volume_mode` must be \"auto\", \"direct\" or \"stream\", not `{other}`"
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VolumeMode::Auto => "auto",
+            VolumeMode::Direct => "direct",
+            VolumeMode::Stream => "stream",
         }
     }
 }

@@ -572,6 +572,11 @@ fn settings(g: &GlobalRaw, config_dir: &Path, env: &Env, cx: &mut Ctx<'_>) -> Se
             .unwrap_or(DEFAULT_MAX_REMOVE_PERCENT),
         schedule_jitter: g.schedule_jitter.filter(|j| *j > 0),
         metrics_file: g.metrics_file.as_deref().map(abs),
+        docker_helper_image: g
+            .docker_helper_image
+            .clone()
+            .filter(|i| !i.trim().is_empty())
+            .unwrap_or_else(|| crate::sources::docker::DEFAULT_HELPER_IMAGE.to_string()),
     }
 }
 
@@ -1148,7 +1153,31 @@ fn service(
         cx,
     );
 
-    if paths.is_empty() && volumes.is_empty() && backup_script.is_none() && paths_raw.is_empty() {
+    let (dumps_raw, dumps_key) = match (
+        scfg.and_then(|c| c.dumps.as_ref()),
+        pcfg.and_then(|c| c.dumps.as_ref()),
+    ) {
+        (Some(v), _) => (v.clone(), cfg_key("dumps")),
+        (None, Some(v)) => (v.clone(), format!("{}.config.dumps", pp.unwrap_or(spath))),
+        (None, None) => (Vec::new(), cfg_key("dumps")),
+    };
+    let (dumps, dump_errors) = super::dump::resolve(
+        name,
+        &dumps_raw,
+        &dumps_key,
+        settings.docker_base.as_deref(),
+        env,
+    );
+    for (path, msg) in dump_errors {
+        cx.err(&path, msg);
+    }
+
+    if paths.is_empty()
+        && volumes.is_empty()
+        && backup_script.is_none()
+        && paths_raw.is_empty()
+        && dumps_raw.is_empty()
+    {
         let pconfig = format!("{}.config", pp.unwrap_or(spath));
         cx.missing(
             &[spath, &format!("{spath}.config"), &named_profile, &pconfig],
@@ -1194,6 +1223,71 @@ fn service(
 
     let verify = verify_settings(name, s, pr, spath, pp, g, cx);
     let health = health_settings(name, s, pr, spath, pp, g, cx);
+    // Docker: volume mode, helper image, containers to stop.
+    let docker_key = |k: &str| {
+        if scfg.is_some_and(|c| match k {
+            "volume_mode" => c.volume_mode.is_some(),
+            "docker_helper_image" => c.docker_helper_image.is_some(),
+            "stop_containers" => c.stop_containers.is_some(),
+            _ => c.stop_compose_project.is_some(),
+        }) {
+            cfg_key(k)
+        } else {
+            format!("{}.config.{k}", pp.unwrap_or(spath))
+        }
+    };
+    let volume_mode = match scfg
+        .and_then(|c| c.volume_mode.as_deref())
+        .or_else(|| pcfg.and_then(|c| c.volume_mode.as_deref()))
+        .map(super::VolumeMode::parse)
+    {
+        None => super::VolumeMode::Auto,
+        Some(Ok(m)) => m,
+        Some(Err(e)) => {
+            cx.err(&docker_key("volume_mode"), format!("service `{name}`: {e}"));
+            super::VolumeMode::Auto
+        }
+    };
+    let docker_helper_image = scfg
+        .and_then(|c| c.docker_helper_image.clone())
+        .or_else(|| pcfg.and_then(|c| c.docker_helper_image.clone()))
+        .unwrap_or_else(|| settings.docker_helper_image.clone());
+    if docker_helper_image.trim().is_empty() {
+        cx.err(
+            &docker_key("docker_helper_image"),
+            format!("service `{name}`: `docker_helper_image` is empty; name a local image that has `tar`, e.g. `busybox:stable`"),
+        );
+    }
+    let stop_containers = scfg
+        .and_then(|c| c.stop_containers.clone())
+        .or_else(|| pcfg.and_then(|c| c.stop_containers.clone()))
+        .unwrap_or_default();
+    for (i, c) in stop_containers.iter().enumerate() {
+        if c.trim().is_empty() {
+            cx.err(
+                &format!("{}.{i}", docker_key("stop_containers")),
+                format!("service `{name}`: empty container name in `stop_containers`"),
+            );
+        }
+    }
+    let stop_compose_project = scfg
+        .and_then(|c| c.stop_compose_project.clone())
+        .or_else(|| pcfg.and_then(|c| c.stop_compose_project.clone()));
+    if stop_compose_project
+        .as_ref()
+        .is_some_and(|p| p.trim().is_empty())
+    {
+        cx.err(
+            &docker_key("stop_compose_project"),
+            format!("service `{name}`: `stop_compose_project` is empty; give the compose project name (`docker compose ls`)"),
+        );
+    }
+    if backup_script.is_some() && (!stop_containers.is_empty() || stop_compose_project.is_some()) {
+        cx.err(
+            &docker_key(if stop_containers.is_empty() { "stop_compose_project" } else { "stop_containers" }),
+            format!("service `{name}`: `stop_containers` / `stop_compose_project` do not work with a legacy `backup_script`; stop containers in the script, or replace it with `paths` / `volumes`"),
+        );
+    }
 
     let mut tags = pr.and_then(|p| p.tags.clone()).unwrap_or_default();
     if let Some(t) = &s.tags {
@@ -1234,6 +1328,11 @@ fn service(
         prune,
         verify,
         health,
+        dumps,
+        volume_mode,
+        docker_helper_image,
+        stop_containers,
+        stop_compose_project,
     })
 }
 

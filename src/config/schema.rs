@@ -73,6 +73,8 @@ pub struct GlobalRaw {
     /// Prometheus text file (node_exporter textfile collector) rewritten
     /// after every command that changes state.
     pub metrics_file: Option<String>,
+    /// Default image of the helper container that streams Docker volumes.
+    pub docker_helper_image: Option<String>,
 }
 
 /// A service (`[services.NAME]` or one `[[services]]` element) or a profile
@@ -131,6 +133,16 @@ pub struct ServiceConfigRaw {
     pub pre_backup_hooks: Option<Vec<HookRaw>>,
     pub post_backup_hooks: Option<Vec<HookRaw>>,
     pub backup_script: Option<String>,
+    /// `[[services.NAME.config.dumps]]`: database dumps streamed into restic.
+    pub dumps: Option<Vec<DumpRaw>>,
+    /// `auto` (default), `direct` or `stream`: how `volumes` are read.
+    pub volume_mode: Option<String>,
+    /// Image of the helper container that streams volumes (needs `tar`).
+    pub docker_helper_image: Option<String>,
+    /// Containers stopped for the primary snapshot and started again.
+    pub stop_containers: Option<Vec<String>>,
+    /// Stop the running containers of this compose project likewise.
+    pub stop_compose_project: Option<String>,
 }
 
 /// One `pre_backup_hooks` / `post_backup_hooks` entry.
@@ -144,6 +156,50 @@ pub struct HookRaw {
     pub continue_on_error: Option<bool>,
     pub env: Option<BTreeMap<String, String>>,
 }
+
+/// One `[[services.NAME.config.dumps]]` entry: a preset (`type`) or a
+/// `command` whose stdout is streamed into `restic backup --stdin`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DumpRaw {
+    pub name: Option<String>,
+    /// `postgres`, `mariadb`, `mysql` or `sqlite`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub command: Option<String>,
+    pub filename: Option<String>,
+    pub container: Option<String>,
+    pub restore_command: Option<String>,
+    pub timeout_seconds: Option<u64>,
+    // postgres / mariadb / mysql
+    pub database: Option<String>,
+    pub user: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub password_file: Option<String>,
+    // sqlite
+    pub path: Option<String>,
+}
+
+/// The keys of a `[[services.NAME.config.dumps]]` entry (`DumpRaw`).
+pub const DUMP_KEYS: &[&str] = &[
+    "name",
+    "type",
+    "command",
+    "filename",
+    "container",
+    "restore_command",
+    "timeout_seconds",
+    "database",
+    "user",
+    "host",
+    "port",
+    "password_file",
+    "path",
+];
+
+/// Valid dump `type` values.
+pub const DUMP_TYPES: &[&str] = &["postgres", "mariadb", "mysql", "sqlite"];
 
 /// `[destinations.NAME]`. Every type accepts the original tool's `url`; the
 /// explicit fields of the other types are parsed and checked now.
@@ -294,6 +350,11 @@ pub const SERVICE_CONFIG_KEYS: &[&str] = &[
     "pre_backup_hooks",
     "post_backup_hooks",
     "backup_script",
+    "dumps",
+    "volume_mode",
+    "docker_helper_image",
+    "stop_containers",
+    "stop_compose_project",
 ];
 
 /// `[metrics]`: where metrics are pushed besides `metrics_file`.

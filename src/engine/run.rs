@@ -18,6 +18,9 @@ use crate::hooks::{self, HookReport, Phase};
 use crate::process::{self, Ended, Shutdown, Spec};
 use crate::restic::ops::{self, BackupArgs, ForgetMode, ForgetResult, OpError};
 use crate::restic::{ErrorClass, Repository, Restic, ResticCall};
+use crate::sources::docker;
+
+mod dumps;
 
 /// Where Docker keeps named volumes on a standard Linux host. Used until
 /// volumes are resolved through the Engine API.
@@ -28,8 +31,12 @@ const DOCKER_VOLUMES: &str = "/var/lib/docker/volumes";
 pub struct TargetReport {
     pub destination: String,
     pub repository: String,
-    /// `backup`, `copy` (from the primary) or `script`.
+    /// `backup`, `copy` (from the primary), `script` or `dump`.
     pub method: &'static str,
+    /// For `method = "dump"`: the dump's name (its snapshot has the tag
+    /// `dump:NAME`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dump: Option<String>,
     pub outcome: Outcome,
     pub error_class: Option<ErrorClass>,
     pub error: Option<String>,
@@ -42,9 +49,19 @@ pub struct TargetReport {
     pub duration_ms: u64,
     pub retention: Option<ForgetResult>,
     pub retention_error: Option<String>,
+    /// Snapshots of streamed Docker volumes (`volume_mode` stream), one
+    /// per volume, next to the file snapshot in `snapshot_id`.
+    pub volume_snapshots: Vec<VolumeSnapshot>,
     /// Milliseconds from the service's start until this target finished.
     #[serde(skip)]
     pub finished_after_ms: Option<u64>,
+}
+
+/// The snapshot of one streamed Docker volume.
+#[derive(Debug, Clone, Serialize)]
+pub struct VolumeSnapshot {
+    pub volume: String,
+    pub snapshot_id: Option<String>,
 }
 
 /// The result for one service.
@@ -62,6 +79,11 @@ pub struct ServiceReport {
     /// Milliseconds from the service's start until the first target's
     /// snapshot existed (the window containers must stay stopped).
     pub primary_snapshot_ms: Option<u64>,
+    /// Milliseconds the service's containers (`stop_containers`,
+    /// `stop_compose_project`) were stopped; `None` when none were.
+    pub containers_stopped_ms: Option<u64>,
+    /// The containers that were stopped and started again.
+    pub containers_stopped: Vec<String>,
     pub log_file: Option<PathBuf>,
 }
 
@@ -85,6 +107,22 @@ struct ServiceRun {
     report: ServiceReport,
     started: Instant,
     deadline: Instant,
+    /// Volumes and containers resolved through the Engine API.
+    docker: Option<docker::ServiceDocker>,
+    /// Filled while containers are stopped and started (targets run
+    /// concurrently and only see `&ServiceRun`).
+    containers: std::sync::Mutex<ContainerWindow>,
+    /// Set while containers are stopped: stale locks are cleared after
+    /// they run again.
+    unlock_later: std::sync::atomic::AtomicBool,
+}
+
+/// What happened to the service's containers.
+#[derive(Default)]
+struct ContainerWindow {
+    stopped_ms: Option<u64>,
+    stopped: Vec<String>,
+    errors: Vec<docker::DockerError>,
 }
 
 impl ServiceRun {
@@ -141,10 +179,15 @@ impl Runner<'_> {
                 targets: Vec::new(),
                 duration_ms: 0,
                 primary_snapshot_ms: None,
+                containers_stopped_ms: None,
+                containers_stopped: Vec::new(),
                 log_file: None,
             },
             started,
             deadline: started + svc.timeout(),
+            docker: None,
+            containers: std::sync::Mutex::new(ContainerWindow::default()),
+            unlock_later: std::sync::atomic::AtomicBool::new(false),
         };
         let run_id = match self
             .history
@@ -230,6 +273,7 @@ impl Runner<'_> {
                     bytes_added: t.bytes_added,
                     bytes_processed: t.bytes_processed,
                     duration_ms: t.duration_ms,
+                    dump: t.dump.clone(),
                 };
                 if let Err(e) = self.history.add_target(id, &rec) {
                     run.report.warnings.push(format!("history: {e}"));
@@ -302,12 +346,44 @@ impl Runner<'_> {
             }
         }
 
+        // Dumps run while the database containers are still up.
+        if proceed {
+            proceed = self.dumps(svc, run, log).await;
+        }
+
         let mut sources: Vec<PathBuf> = Vec::new();
         if proceed && svc.backup_script.is_none() {
-            match resolve_sources(svc) {
+            match resolve_paths(svc) {
                 Ok(s) => sources = s,
                 Err(msg) => {
                     run.fail(ErrorClass::SourceMissing, msg);
+                    proceed = false;
+                }
+            }
+        }
+        // Docker volumes and the containers to stop, through the Engine API.
+        if proceed && svc.backup_script.is_none() {
+            match docker::prepare(svc, self.config.settings.docker_base.as_deref()).await {
+                Ok(Some(d)) => {
+                    for w in &d.warnings {
+                        run.warn(w.clone());
+                    }
+                    for (v, p) in &d.direct {
+                        log.line(&format!("volume `{v}`: backing up `{}`", p.display()));
+                        sources.push(p.clone());
+                    }
+                    for v in &d.stream {
+                        log.line(&format!(
+                            "volume `{v}`: streaming it through a helper container (image `{}`) as `{}`",
+                            d.image,
+                            docker::stream_filename(v)
+                        ));
+                    }
+                    run.docker = Some(d);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    run.fail(e.class(), e.to_string());
                     proceed = false;
                 }
             }
@@ -352,11 +428,36 @@ impl Runner<'_> {
             let copy = svc.replication == Replication::Copy
                 && svc.backup_script.is_none()
                 && refs.len() > 1;
-            let results = if copy {
+            let stops = run
+                .docker
+                .as_ref()
+                .is_some_and(docker::ServiceDocker::stops_containers);
+            let results = if dumps::only_dumps(svc) {
+                Vec::new()
+            } else if copy {
                 self.copy_fan_out(svc, &sources, &refs, run, log).await
+            } else if stops && let Some((first, rest)) = refs.split_first() {
+                // Containers are down only for the first target's snapshot;
+                // the others back up after they are running again.
+                let mut first = self.primary(svc, &sources, first, run, log).await;
+                first.finished_after_ms = Some(ms(run.started.elapsed()));
+                let mut out = vec![first];
+                out.extend(self.fan_out(svc, &sources, rest, run, log).await);
+                out
             } else {
                 self.fan_out(svc, &sources, &refs, run, log).await
             };
+            let window = std::mem::take(
+                &mut *run
+                    .containers
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            run.report.containers_stopped_ms = window.stopped_ms;
+            run.report.containers_stopped = window.stopped;
+            for e in window.errors {
+                run.fail(e.class(), e.to_string());
+            }
             if copy
                 && let Some(first) = results.first()
                 && !matches!(first.outcome, Outcome::Ok | Outcome::Warning)
@@ -540,7 +641,11 @@ impl Runner<'_> {
                 };
                 tr.error_class = Some(e.class);
                 tr.error = Some(e.message.clone());
-                if matches!(e.class, ErrorClass::Interrupted | ErrorClass::Timeout) {
+                // With containers stopped, they start first: `unlock` on
+                // a hanging destination must not keep them down.
+                if matches!(e.class, ErrorClass::Interrupted | ErrorClass::Timeout)
+                    && !run.unlock_later.load(std::sync::atomic::Ordering::Relaxed)
+                {
                     self.clear_stale_locks(repo, log).await;
                 }
             }
@@ -548,6 +653,270 @@ impl Runner<'_> {
         self.progress
             .finished(&svc.name, &repo.destination, tr.outcome);
         tr
+    }
+
+    /// The first target's backup, with the service's containers stopped
+    /// for exactly its duration and started again whatever happened (a
+    /// failed backup, a timeout, a signal: restic has been stopped by then).
+    async fn primary(
+        &self,
+        svc: &Service,
+        sources: &[PathBuf],
+        repo: &Repository,
+        run: &ServiceRun,
+        log: &RunLog,
+    ) -> TargetReport {
+        let Some((client, containers)) = run
+            .docker
+            .as_ref()
+            .filter(|d| d.stops_containers())
+            .and_then(|d| d.client.as_ref().map(|c| (c, &d.containers)))
+        else {
+            return self.backup_target(svc, sources, repo, run, log).await;
+        };
+        let window = |f: &mut dyn FnMut(&mut ContainerWindow)| {
+            f(&mut run
+                .containers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner));
+        };
+        if self.shutdown.signal().is_some() {
+            // Interrupted before the snapshot: nothing to stop them for.
+            let mut tr = failed_target(
+                &repo.destination,
+                &repo.display,
+                ErrorClass::Interrupted,
+                "not started: interrupted".into(),
+            );
+            tr.outcome = Outcome::Interrupted;
+            return tr;
+        }
+        self.progress
+            .note(&format!("{}: stopping containers", svc.name));
+        let guard = match client.stop(containers).await {
+            Ok(g) => g,
+            Err((g, e)) => {
+                let names: Vec<String> = g.containers().iter().map(|c| c.name.clone()).collect();
+                let (down, errors) = g.start().await;
+                log.line(&format!("{e}; started {} again", list_names(&names)));
+                window(&mut |w| {
+                    w.stopped_ms = Some(ms(down));
+                    w.stopped.clone_from(&names);
+                    w.errors.extend(errors.iter().cloned());
+                });
+                return failed_target(
+                    &repo.destination,
+                    &repo.display,
+                    e.class(),
+                    format!("{e}; nothing was backed up"),
+                );
+            }
+        };
+        let names: Vec<String> = guard.containers().iter().map(|c| c.name.clone()).collect();
+        log.line(&format!("stopped containers: {}", list_names(&names)));
+        run.unlock_later
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let tr = self.backup_target(svc, sources, repo, run, log).await;
+        run.unlock_later
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        let (down, errors) = guard.start().await;
+        for e in &errors {
+            log.line(&format!("error: {e}"));
+        }
+        log.line(&format!(
+            "started containers again: {} (down for {} ms)",
+            list_names(&names),
+            ms(down)
+        ));
+        self.progress.note(&format!(
+            "{}: containers started again after {:.1}s",
+            svc.name,
+            down.as_secs_f64()
+        ));
+        window(&mut |w| {
+            w.stopped_ms = Some(ms(down));
+            w.stopped.clone_from(&names);
+            w.errors.extend(errors.iter().cloned());
+        });
+        if matches!(
+            tr.error_class,
+            Some(ErrorClass::Interrupted | ErrorClass::Timeout)
+        ) {
+            self.clear_stale_locks(repo, log).await;
+        }
+        tr
+    }
+
+    /// Everything one target gets from this service: the file snapshot
+    /// (paths and direct volumes) and one snapshot per streamed volume.
+    async fn backup_target(
+        &self,
+        svc: &Service,
+        sources: &[PathBuf],
+        repo: &Repository,
+        run: &ServiceRun,
+        log: &RunLog,
+    ) -> TargetReport {
+        let streams: &[String] = run.docker.as_ref().map_or(&[], |d| &d.stream);
+        // Streamed volumes exist only with a client (see `docker::prepare`).
+        let Some((d, client)) = run
+            .docker
+            .as_ref()
+            .and_then(|d| d.client.as_ref().map(|c| (d, c)))
+            .filter(|_| !streams.is_empty())
+        else {
+            return self.backup(svc, sources, repo, run, log).await;
+        };
+        let mut tr = if sources.is_empty() {
+            let mut t = failed_target(
+                &repo.destination,
+                &repo.display,
+                ErrorClass::Other,
+                String::new(),
+            );
+            t.outcome = Outcome::Ok;
+            t.error_class = None;
+            t.error = None;
+            // Only streamed volumes: the progress display still shows this
+            // target while they run.
+            self.progress.started(&svc.name, &repo.destination);
+            t
+        } else {
+            self.backup(svc, sources, repo, run, log).await
+        };
+        if !matches!(tr.outcome, Outcome::Ok | Outcome::Warning) {
+            return tr;
+        }
+        let started = Instant::now();
+        let mut tags = vec![svc.tag()];
+        tags.extend(svc.tags.iter().cloned());
+        for v in streams {
+            log.line(&format!(
+                "stream volume `{v}` to `{}` as `{}`",
+                repo.destination,
+                docker::stream_filename(v)
+            ));
+            let res = self
+                .retry_locked(repo, log, run, || {
+                    docker::backup_volume_stream(
+                        client,
+                        self.restic,
+                        repo,
+                        v,
+                        &d.image,
+                        &self.config.settings.host,
+                        &tags,
+                        run.remaining(),
+                        &self.shutdown,
+                    )
+                })
+                .await;
+            match res {
+                Ok(b) => {
+                    log.line(&format!(
+                        "snapshot {} of volume `{v}` on `{}`: {} bytes added",
+                        b.summary.snapshot_id.as_deref().unwrap_or("?"),
+                        repo.destination,
+                        b.summary.data_added
+                    ));
+                    if tr.snapshot_id.is_none() {
+                        tr.snapshot_id.clone_from(&b.summary.snapshot_id);
+                    }
+                    tr.bytes_added = Some(tr.bytes_added.unwrap_or(0) + b.summary.data_added);
+                    tr.bytes_processed =
+                        Some(tr.bytes_processed.unwrap_or(0) + b.summary.total_bytes_processed);
+                    tr.files_new = Some(tr.files_new.unwrap_or(0) + b.summary.files_new);
+                    tr.files_changed =
+                        Some(tr.files_changed.unwrap_or(0) + b.summary.files_changed);
+                    tr.files_unmodified =
+                        Some(tr.files_unmodified.unwrap_or(0) + b.summary.files_unmodified);
+                    tr.volume_snapshots.push(VolumeSnapshot {
+                        volume: v.clone(),
+                        snapshot_id: b.summary.snapshot_id,
+                    });
+                }
+                Err(e) => {
+                    tr.outcome = if e.class == ErrorClass::Interrupted {
+                        Outcome::Interrupted
+                    } else {
+                        Outcome::Failed
+                    };
+                    tr.error_class = Some(e.class);
+                    tr.error = Some(e.message.clone());
+                    log.line(&format!(
+                        "volume `{v}` on `{}`: {}",
+                        repo.destination, e.message
+                    ));
+                    if matches!(e.class, ErrorClass::Interrupted | ErrorClass::Timeout)
+                        && !run.unlock_later.load(std::sync::atomic::Ordering::Relaxed)
+                    {
+                        self.clear_stale_locks(repo, log).await;
+                    }
+                    break;
+                }
+            }
+        }
+        tr.duration_ms += ms(started.elapsed());
+        if sources.is_empty() {
+            self.progress
+                .finished(&svc.name, &repo.destination, tr.outcome);
+        }
+        tr
+    }
+
+    /// `restic copy` of the primary's volume snapshots to `to`.
+    async fn copy_volumes(
+        &self,
+        from: &Repository,
+        to: &Repository,
+        volumes: &[VolumeSnapshot],
+        tr: &mut TargetReport,
+        run: &ServiceRun,
+        log: &RunLog,
+    ) {
+        if !matches!(tr.outcome, Outcome::Ok | Outcome::Warning) {
+            return;
+        }
+        for v in volumes {
+            let Some(id) = v.snapshot_id.as_deref() else {
+                continue;
+            };
+            let tag = docker::volume_tag(&v.volume);
+            let res = self
+                .retry_locked(to, log, run, || {
+                    ops::copy(
+                        self.restic,
+                        from,
+                        to,
+                        id,
+                        &tag,
+                        run.remaining(),
+                        &self.shutdown,
+                    )
+                })
+                .await;
+            match res {
+                Ok(copied) => {
+                    log.line(&format!(
+                        "copied volume `{}` snapshot {id} to `{}`",
+                        v.volume, to.destination
+                    ));
+                    tr.volume_snapshots.push(VolumeSnapshot {
+                        volume: v.volume.clone(),
+                        snapshot_id: copied,
+                    });
+                }
+                Err(e) => {
+                    tr.outcome = Outcome::Failed;
+                    tr.error_class = Some(e.class);
+                    tr.error = Some(format!(
+                        "copy of volume `{}` from `{}` failed: {}",
+                        v.volume, from.destination, e.message
+                    ));
+                    return;
+                }
+            }
+        }
     }
 
     /// The original tool's `backup_script`, once per target.
@@ -906,7 +1275,7 @@ impl Runner<'_> {
             }
             let mut tr = match &svc.backup_script {
                 Some(script) => self.script(svc, script, repo, run, log).await,
-                None => self.backup(svc, sources, repo, run, log).await,
+                None => self.backup_target(svc, sources, repo, run, log).await,
             };
             tr.finished_after_ms = Some(ms(run.started.elapsed()));
             tr
@@ -929,9 +1298,10 @@ impl Runner<'_> {
             Some(x) => x,
             None => return Vec::new(),
         };
-        let mut first = self.backup(svc, sources, primary, run, log).await;
+        let mut first = self.primary(svc, sources, primary, run, log).await;
         first.finished_after_ms = Some(ms(run.started.elapsed()));
         let snapshot = first.snapshot_id.clone();
+        let first_volumes = first.volume_snapshots.clone();
         let ok = matches!(first.outcome, Outcome::Ok | Outcome::Warning);
         let mut out = vec![first];
         match snapshot {
@@ -945,9 +1315,13 @@ impl Runner<'_> {
                 let sem = tokio::sync::Semaphore::new(limit);
                 let sem = &sem;
                 let id = &id;
+                let vols = &first_volumes;
                 let jobs = rest.iter().map(|to| async move {
                     let _permit = sem.acquire().await.ok();
-                    self.copy_to(svc, primary, to, id, run, log).await
+                    let mut tr = self.copy_to(svc, primary, to, id, run, log).await;
+                    self.copy_volumes(primary, to, vols, &mut tr, run, log)
+                        .await;
+                    tr
                 });
                 out.extend(futures_util::future::join_all(jobs).await);
             }
@@ -1051,8 +1425,22 @@ fn failed_target(dest: &str, repo: &str, class: ErrorClass, msg: String) -> Targ
         duration_ms: 0,
         retention: None,
         retention_error: None,
+        volume_snapshots: Vec::new(),
         method: "backup",
+        dump: None,
         finished_after_ms: None,
+    }
+}
+
+fn list_names(names: &[String]) -> String {
+    if names.is_empty() {
+        "none (none was running)".into()
+    } else {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -1067,8 +1455,19 @@ fn missing_password_file(repo: &Repository) -> Option<String> {
     }
 }
 
-/// The service's paths and volume folders, each checked to exist: restic
-/// 0.14 skips a missing path silently and still exits 0.
+/// The service's paths, each checked to exist: restic 0.14 skips a missing
+/// path silently and still exits 0. Volumes are resolved by
+/// [`docker::prepare`].
+pub fn resolve_paths(svc: &Service) -> Result<Vec<PathBuf>, String> {
+    let paths_only = Service {
+        volumes: Vec::new(),
+        ..svc.clone()
+    };
+    resolve_sources(&paths_only)
+}
+
+/// The service's paths and volume folders (at Docker's default location,
+/// without asking the engine: `run --dry-run`), each checked to exist.
 pub fn resolve_sources(svc: &Service) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     let mut missing = Vec::new();

@@ -190,7 +190,7 @@ impl History {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT destination, repository, outcome, error_class, error_message, snapshot_id, files_new, files_changed, files_unmodified, bytes_added, bytes_processed, duration_ms
+                "SELECT destination, repository, outcome, error_class, error_message, snapshot_id, files_new, files_changed, files_unmodified, bytes_added, bytes_processed, duration_ms, dump
                  FROM run_targets WHERE run_id = ?1 ORDER BY id",
             )
             .map_err(|e| self.sql(e))?;
@@ -210,6 +210,7 @@ impl History {
                     bytes_added: u(r.get(9)?),
                     bytes_processed: u(r.get(10)?),
                     duration_ms: u(r.get(11)?).unwrap_or(0),
+                    dump: r.get(12)?,
                 })
             })
             .map_err(|e| self.sql(e))?;

@@ -90,6 +90,10 @@ CREATE TABLE repository_facts (
     PRIMARY KEY (service, destination)
 );
 ",
+    // Streamed dumps: a target row per dump and destination, named here.
+    r"
+ALTER TABLE run_targets ADD COLUMN dump TEXT;   -- NULL: the file snapshot
+",
 ];
 
 /// History database errors.
@@ -136,6 +140,8 @@ pub struct TargetRecord {
     pub bytes_added: Option<u64>,
     pub bytes_processed: Option<u64>,
     pub duration_ms: u64,
+    /// The dump this row is for (`None`: the file snapshot).
+    pub dump: Option<String>,
 }
 
 /// A run as read back.
@@ -268,8 +274,8 @@ impl History {
     pub fn add_target(&self, run: i64, t: &TargetRecord) -> Result<(), HistoryError> {
         self.conn
             .execute(
-                "INSERT INTO run_targets (run_id, destination, repository, outcome, error_class, error_message, snapshot_id, files_new, files_changed, files_unmodified, bytes_added, bytes_processed, duration_ms, finished_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                "INSERT INTO run_targets (run_id, destination, repository, outcome, error_class, error_message, snapshot_id, files_new, files_changed, files_unmodified, bytes_added, bytes_processed, duration_ms, finished_at, dump)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 params![
                     run,
                     t.destination,
@@ -284,7 +290,8 @@ impl History {
                     to_i64(t.bytes_added),
                     to_i64(t.bytes_processed),
                     to_i64(Some(t.duration_ms)),
-                    now_ms()
+                    now_ms(),
+                    t.dump
                 ],
             )
             .map_err(|e| self.sql(e))?;
@@ -364,7 +371,7 @@ impl History {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT destination, repository, outcome, error_class, error_message, snapshot_id, files_new, files_changed, files_unmodified, bytes_added, bytes_processed, duration_ms
+                "SELECT destination, repository, outcome, error_class, error_message, snapshot_id, files_new, files_changed, files_unmodified, bytes_added, bytes_processed, duration_ms, dump
                  FROM run_targets WHERE run_id = ?1 ORDER BY id",
             )
             .map_err(|e| self.sql(e))?;
@@ -384,6 +391,7 @@ impl History {
                     bytes_added: u(r.get(9)?),
                     bytes_processed: u(r.get(10)?),
                     duration_ms: u(r.get(11)?).unwrap_or(0),
+                    dump: r.get(12)?,
                 })
             })
             .map_err(|e| self.sql(e))?;
@@ -523,6 +531,34 @@ impl History {
             }
         }
         Ok(())
+    }
+
+    /// Bytes each snapshot of `service` on `destination` covered, keyed by
+    /// the id restic printed (8 characters on 0.14, 64 later): the size
+    /// column of `restore`'s snapshot table (restic 0.14 keeps no sizes).
+    pub fn snapshot_sizes(
+        &self,
+        service: &str,
+        destination: &str,
+    ) -> Result<Vec<(String, u64)>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT t.snapshot_id, t.bytes_processed FROM run_targets t JOIN runs r ON r.id = t.run_id
+                 WHERE r.service = ?1 AND t.destination = ?2 AND t.snapshot_id IS NOT NULL AND t.bytes_processed IS NOT NULL",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(params![service, destination], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(|e| self.sql(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, bytes) = row.map_err(|e| self.sql(e))?;
+            out.push((id, u64::try_from(bytes).unwrap_or(0)));
+        }
+        Ok(out)
     }
 }
 

@@ -32,6 +32,15 @@ pub enum ErrorClass {
     DrillMismatch,
     /// A dump drill's `verify_command` rejected the dump.
     VerifyCommandFailed,
+    /// The Docker engine cannot be reached (daemon down, bad `DOCKER_HOST`).
+    DockerUnavailable,
+    /// A container named in the configuration does not exist.
+    ContainerMissing,
+    /// A Docker operation failed (stop/start, helper container, image).
+    DockerFailed,
+    /// A streamed dump's command failed or timed out; its snapshot was
+    /// discarded.
+    DumpFailed,
 }
 
 impl ErrorClass {
@@ -55,6 +64,10 @@ impl ErrorClass {
             ErrorClass::RepositoryDamaged => "repository_damaged",
             ErrorClass::DrillMismatch => "drill_mismatch",
             ErrorClass::VerifyCommandFailed => "verify_command_failed",
+            ErrorClass::DockerUnavailable => "docker_unavailable",
+            ErrorClass::ContainerMissing => "container_missing",
+            ErrorClass::DockerFailed => "docker_failed",
+            ErrorClass::DumpFailed => "dump_failed",
         }
     }
 }

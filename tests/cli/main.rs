@@ -4,13 +4,17 @@ mod harness;
 
 mod browser;
 mod config;
+mod databases;
 mod deploy;
 mod destinations;
+mod docker;
+mod dumps;
 mod example;
 mod fanout;
 mod install;
 mod metrics;
 mod notify;
+mod restore;
 mod run;
 mod schedule;
 mod servers;

@@ -1,0 +1,183 @@
+//! Files back into a folder (a new one by default) or to their original
+//! paths, through `restic restore --target`. restic 0.14 restores every
+//! path under the target with its full original path
+//! (`TARGET/srv/app/file`), overwrites files that exist, keeps files the
+//! snapshot does not have, and also resets the recorded permissions and
+//! times of the folders above the restored paths.
+
+use std::path::{Path, PathBuf};
+
+use super::RestoreError;
+use crate::process::{self, Shutdown};
+use crate::restic::error::last_line;
+use crate::restic::ops::failure;
+use crate::restic::output::Snapshot;
+use crate::restic::{ErrorClass, Repository, Restic, ResticCall};
+
+/// Where files go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A folder; restored paths keep their full original path below it.
+    Folder(PathBuf),
+    /// The original paths (restic's `--target /`).
+    InPlace,
+}
+
+impl Target {
+    /// The folder restic writes under.
+    pub fn root(&self) -> &Path {
+        match self {
+            Target::Folder(p) => p,
+            Target::InPlace => Path::new("/"),
+        }
+    }
+}
+
+/// `restore-<service>-<short id>` in `cwd`.
+pub fn default_folder(cwd: &Path, service: &str, snapshot: &Snapshot) -> PathBuf {
+    cwd.join(format!("restore-{service}-{}", snapshot.short()))
+}
+
+/// Refuses a folder that has something in it, unless `overwrite`.
+pub fn check_folder(dir: &Path, overwrite: bool) -> Result<(), RestoreError> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() && !overwrite {
+                return Err(RestoreError::usage(format!(
+                    "target `{}` is not empty; restoring there would overwrite files with the same names: pass `--overwrite` to restore into it anyway, or choose another `--target`",
+                    dir.display()
+                )));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            Err(RestoreError::usage(format!(
+                "target `{}` is a file, not a folder; choose another `--target`",
+                dir.display()
+            )))
+        }
+        Err(e) => Err(RestoreError::failed(
+            ErrorClass::PermissionDenied,
+            format!("cannot read target `{}`: {e}", dir.display()),
+        )),
+    }
+}
+
+/// A path as a restic `--include` pattern that matches only itself:
+/// restic reads glob characters in patterns, so they are escaped.
+pub fn pattern(path: &str) -> String {
+    let mut s = String::with_capacity(path.len());
+    for c in path.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            s.push('\\');
+        }
+        s.push(c);
+    }
+    s
+}
+
+/// `restic restore SNAPSHOT --target T [--include P]…`.
+pub async fn restore(
+    restic: &Restic,
+    repo: &Repository,
+    snapshot: &Snapshot,
+    target: &Target,
+    includes: &[String],
+    shutdown: &Shutdown,
+) -> Result<(), RestoreError> {
+    if let Target::Folder(dir) = target {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            RestoreError::failed(
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    ErrorClass::PermissionDenied
+                } else {
+                    ErrorClass::Other
+                },
+                format!("cannot create target `{}`: {e}", dir.display()),
+            )
+        })?;
+    }
+    let mut args: Vec<String> = vec![
+        "restore".into(),
+        snapshot.id.clone(),
+        "--target".into(),
+        target.root().to_string_lossy().into_owned(),
+    ];
+    for i in includes {
+        args.push("--include".into());
+        args.push(pattern(i));
+    }
+    let call = ResticCall::new(restic, repo, args);
+    let out = process::run(&call.spec, shutdown, |_| {}, |_| {})
+        .await
+        .map_err(|e| RestoreError::failed(ErrorClass::ResticMissing, e.to_string()))?;
+    let Some(e) = failure(&out, repo) else {
+        return Ok(());
+    };
+    let where_ = target.root().display();
+    // restic 0.14 reports write errors per file ("ignoring error for …:
+    // … no space left on device") and ends with "There were N errors".
+    let stderr = &out.stderr;
+    let lower = stderr.to_ascii_lowercase();
+    let message = if lower.contains("no space left on device")
+        || lower.contains("disk quota exceeded")
+    {
+        return Err(RestoreError::failed(
+            ErrorClass::NoSpace,
+            format!(
+                "not enough disk space in `{where_}` to restore snapshot `{}`: restic said `{}`; free space there, or restore less with `--include` (`--preview` shows the size)",
+                snapshot.short(),
+                first_error(stderr)
+            ),
+        ));
+    } else if e.class == ErrorClass::Other {
+        format!(
+            "restoring snapshot `{}` from `{}` into `{where_}` failed: {}",
+            snapshot.short(),
+            repo.display,
+            first_error(stderr)
+        )
+    } else {
+        e.message.clone()
+    };
+    Err(RestoreError::failed(e.class, message))
+}
+
+/// restic's first per-file error line, or its most telling line.
+fn first_error(stderr: &str) -> String {
+    stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("ignoring error for "))
+        .map_or_else(|| last_line(stderr), str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_escape_glob_characters() {
+        assert_eq!(pattern("/srv/a b/c.txt"), "/srv/a b/c.txt");
+        assert_eq!(pattern("/srv/[x]*?.txt"), "/srv/\\[x\\]\\*\\?.txt");
+    }
+
+    #[test]
+    fn empty_or_missing_folders_are_fine_others_need_overwrite() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let dir = tmp.path().join("t");
+        assert!(check_folder(&dir, false).is_ok());
+        assert!(std::fs::create_dir(&dir).is_ok());
+        assert!(check_folder(&dir, false).is_ok());
+        assert!(std::fs::write(dir.join("f"), "x").is_ok());
+        let e = check_folder(&dir, false).err();
+        assert!(
+            e.as_ref()
+                .is_some_and(|e| e.usage && e.message.contains("is not empty")),
+            "{e:?}"
+        );
+        assert!(check_folder(&dir, true).is_ok());
+        assert!(check_folder(&dir.join("f"), true).is_err());
+    }
+}

@@ -1,0 +1,381 @@
+//! What a snapshot holds, from `restic ls --json` read line by line (one
+//! JSON object per line; the first is the snapshot itself; 0.14 marks
+//! entries `"struct_type":"node"`, 0.17+ `"message_type":"node"`), without
+//! keeping the whole listing in memory: counts and bytes of what would be
+//! restored, the first entries for the preview, and for every `--include`
+//! whether the snapshot has it (restic 0.14 restores nothing, and exits 0,
+//! for a pattern that matches nothing).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::RestoreError;
+use crate::process::{self, Shutdown};
+use crate::restic::ops::failure;
+use crate::restic::output::Snapshot;
+use crate::restic::{ErrorClass, Repository, Restic, ResticCall};
+
+/// How many entries the preview shows.
+pub const FIRST_ENTRIES: usize = 10;
+
+/// One entry of a snapshot.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Entry {
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub size: u64,
+}
+
+#[derive(Deserialize)]
+struct Line {
+    #[serde(default)]
+    struct_type: Option<String>,
+    #[serde(default)]
+    message_type: Option<String>,
+    #[serde(flatten)]
+    entry: Option<Entry>,
+}
+
+/// A path the user asked for, and what the snapshot says about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Include {
+    /// As given.
+    pub given: String,
+    /// The path it stands for in the snapshot, once found.
+    pub path: Option<String>,
+    /// Where it could be: itself when absolute, else below each of the
+    /// snapshot's paths.
+    #[serde(skip)]
+    candidates: Vec<String>,
+    /// Entries with the same file name, or the closest paths.
+    #[serde(skip)]
+    near: Vec<(usize, String)>,
+}
+
+/// The result of reading a snapshot's listing.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Contents {
+    /// Files (and other non-directories) that would be restored.
+    pub files: u64,
+    pub dirs: u64,
+    /// Total size of those files.
+    pub bytes: u64,
+    /// The first entries that would be restored.
+    pub first: Vec<Entry>,
+    pub includes: Vec<Include>,
+}
+
+fn trim_slash(p: &str) -> String {
+    let t = p.trim_end_matches('/');
+    if t.is_empty() {
+        "/".to_string()
+    } else {
+        t.to_string()
+    }
+}
+
+fn under(path: &str, root: &str) -> bool {
+    root == "/"
+        || path == root
+        || (path.len() > root.len()
+            && path.starts_with(root)
+            && path.as_bytes()[root.len()] == b'/')
+}
+
+/// Reads a listing; feed it every stdout line of `restic ls --json`.
+pub struct Scan {
+    roots: Vec<String>,
+    contents: Contents,
+    saw_snapshot: bool,
+}
+
+impl Scan {
+    /// `roots`: the snapshot's paths (entries above them, like `/srv` for
+    /// a snapshot of `/srv/app`, are not counted); `includes`: what the
+    /// user asked for (empty: everything).
+    pub fn new(snapshot: &Snapshot, includes: &[String]) -> Scan {
+        let roots: Vec<String> = snapshot.paths.iter().map(|p| trim_slash(p)).collect();
+        let includes = includes
+            .iter()
+            .map(|given| {
+                let g = given.trim();
+                let candidates = if g.starts_with('/') {
+                    vec![trim_slash(g)]
+                } else {
+                    let rel = g.trim_start_matches("./").trim_end_matches('/');
+                    roots
+                        .iter()
+                        .map(|r| {
+                            if r == "/" {
+                                format!("/{rel}")
+                            } else {
+                                format!("{r}/{rel}")
+                            }
+                        })
+                        .collect()
+                };
+                Include {
+                    given: given.clone(),
+                    path: None,
+                    candidates,
+                    near: Vec::new(),
+                }
+            })
+            .collect();
+        Scan {
+            roots,
+            contents: Contents {
+                includes,
+                ..Contents::default()
+            },
+            saw_snapshot: false,
+        }
+    }
+
+    /// One line of restic's output.
+    pub fn feed(&mut self, line: &str) {
+        let line = line.trim();
+        if !line.starts_with('{') {
+            return;
+        }
+        let Ok(l) = serde_json::from_str::<Line>(line) else {
+            return;
+        };
+        let kind = l.struct_type.or(l.message_type).unwrap_or_default();
+        if kind == "snapshot" {
+            self.saw_snapshot = true;
+            return;
+        }
+        let Some(e) = l.entry.filter(|_| kind == "node") else {
+            return;
+        };
+        self.entry(e);
+    }
+
+    fn entry(&mut self, e: Entry) {
+        if !self.roots.iter().any(|r| under(&e.path, r)) {
+            return;
+        }
+        let c = &mut self.contents;
+        let mut selected = c.includes.is_empty();
+        for inc in &mut c.includes {
+            match &inc.path {
+                Some(p) => selected |= under(&e.path, p),
+                None => {
+                    if let Some(cand) = inc.candidates.iter().find(|cand| **cand == e.path) {
+                        inc.path = Some(cand.clone());
+                        inc.near.clear();
+                        selected = true;
+                    } else {
+                        remember_near(inc, &e.path);
+                    }
+                }
+            }
+        }
+        if !selected {
+            return;
+        }
+        if e.kind == "dir" {
+            c.dirs += 1;
+        } else {
+            c.files += 1;
+            c.bytes += e.size;
+        }
+        if c.first.len() < FIRST_ENTRIES {
+            c.first.push(e);
+        }
+    }
+
+    /// The counts, and the includes that were not found (each with its
+    /// nearest paths).
+    pub fn finish(self) -> Contents {
+        self.contents
+    }
+
+    /// Whether restic printed the snapshot line (it did find the snapshot).
+    pub fn saw_snapshot(&self) -> bool {
+        self.saw_snapshot
+    }
+}
+
+/// Keeps the three closest paths to an include not found yet: the same
+/// file name counts as distance 0, else the edit distance.
+fn remember_near(inc: &mut Include, path: &str) {
+    let Some(cand) = inc.candidates.first() else {
+        return;
+    };
+    let name = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
+    let d = if name(cand) == name(path) {
+        0
+    } else {
+        // Cheap bound first: very different lengths are far apart.
+        let diff = cand.len().abs_diff(path.len());
+        if diff > 12 {
+            return;
+        }
+        strsim::levenshtein(cand, path)
+    };
+    if inc.near.len() < 3 || inc.near.last().is_some_and(|(worst, _)| d < *worst) {
+        inc.near.push((d, path.to_string()));
+        inc.near.sort();
+        inc.near.truncate(3);
+    }
+}
+
+impl Contents {
+    /// An error naming every include the snapshot does not have, with the
+    /// nearest paths; `None` when all were found.
+    pub fn missing(&self, snapshot: &Snapshot) -> Option<RestoreError> {
+        let missing: Vec<&Include> = self.includes.iter().filter(|i| i.path.is_none()).collect();
+        if missing.is_empty() {
+            return None;
+        }
+        let mut msg = String::new();
+        for (n, i) in missing.iter().enumerate() {
+            if n > 0 {
+                msg.push_str("\nerror: ");
+            }
+            msg.push_str(&format!(
+                "`{}` is not in snapshot `{}` (it holds {})",
+                i.given,
+                snapshot.short(),
+                snapshot
+                    .paths
+                    .iter()
+                    .map(|p| format!("`{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            if !i.near.is_empty() {
+                msg.push_str("; did you mean ");
+                msg.push_str(
+                    &i.near
+                        .iter()
+                        .map(|(_, p)| format!("`{p}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                );
+                msg.push('?');
+            } else {
+                msg.push_str(
+                    "; give a path as it was backed up (absolute, or relative to one of those)",
+                );
+            }
+        }
+        Some(RestoreError::usage(msg))
+    }
+
+    /// The paths to hand restic as `--include`: the found ones.
+    pub fn include_paths(&self) -> Vec<String> {
+        self.includes
+            .iter()
+            .filter_map(|i| i.path.clone())
+            .collect()
+    }
+}
+
+/// Lists `snapshot` (its full id) and counts what `includes` select.
+pub async fn scan(
+    restic: &Restic,
+    repo: &Repository,
+    snapshot: &Snapshot,
+    includes: &[String],
+    shutdown: &Shutdown,
+) -> Result<Contents, RestoreError> {
+    let mut scan = Scan::new(snapshot, includes);
+    let call = ResticCall::new(
+        restic,
+        repo,
+        ["ls", "--json", "--no-lock", snapshot.id.as_str()],
+    )
+    .timeout(Duration::from_secs(3600));
+    let out = process::run(&call.spec, shutdown, |l| scan.feed(l), |_| {})
+        .await
+        .map_err(|e| RestoreError::failed(ErrorClass::ResticMissing, e.to_string()))?;
+    if let Some(e) = failure(&out, repo) {
+        return Err(e.into());
+    }
+    if !scan.saw_snapshot() {
+        // restic 0.14 exits 0 with "Ignoring …: no matching ID found".
+        return Err(RestoreError::failed(
+            ErrorClass::Other,
+            format!(
+                "restic could not list snapshot `{}` in `{}`: {}",
+                snapshot.short(),
+                repo.display,
+                crate::restic::error::last_line(&out.stderr)
+            ),
+        ));
+    }
+    Ok(scan.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// restic 0.14's `ls --json` of a snapshot of `/tmp/rx/data/d`.
+    const LS: &str = r#"{"time":"2026-11-25T17:19:26Z","paths":["/tmp/rx/data/d"],"hostname":"vm","id":"e63979e4572b","short_id":"e63979e4","struct_type":"snapshot"}
+{"name":"tmp","type":"dir","path":"/tmp","mode":2148532735,"struct_type":"node"}
+{"name":"rx","type":"dir","path":"/tmp/rx","struct_type":"node"}
+{"name":"data","type":"dir","path":"/tmp/rx/data","struct_type":"node"}
+{"name":"d","type":"dir","path":"/tmp/rx/data/d","struct_type":"node"}
+{"name":"a.txt","type":"file","path":"/tmp/rx/data/d/a.txt","size":6,"struct_type":"node"}
+{"name":"sub","type":"dir","path":"/tmp/rx/data/d/sub","struct_type":"node"}
+{"name":"b.txt","type":"file","path":"/tmp/rx/data/d/sub/b.txt","size":2,"struct_type":"node"}
+{"name":"sub2","type":"dir","path":"/tmp/rx/data/d/sub2","message_type":"node"}
+{"name":"c.txt","type":"file","path":"/tmp/rx/data/d/sub2/c.txt","size":40,"message_type":"node"}"#;
+
+    fn snap() -> Snapshot {
+        Snapshot {
+            id: "e63979e4572b".into(),
+            short_id: Some("e63979e4".into()),
+            time: "2026-11-25T17:19:26Z".into(),
+            hostname: "vm".into(),
+            paths: vec!["/tmp/rx/data/d".into()],
+            tags: vec![],
+            original: None,
+        }
+    }
+
+    fn run(includes: &[&str]) -> Contents {
+        let inc: Vec<String> = includes.iter().map(ToString::to_string).collect();
+        let mut s = Scan::new(&snap(), &inc);
+        for l in LS.lines() {
+            s.feed(l);
+        }
+        assert!(s.saw_snapshot());
+        s.finish()
+    }
+
+    #[test]
+    fn counts_everything_below_the_snapshot_paths() {
+        let c = run(&[]);
+        assert_eq!((c.files, c.dirs, c.bytes), (3, 3, 48));
+        assert_eq!(c.first[0].path, "/tmp/rx/data/d");
+        assert!(c.missing(&snap()).is_none());
+    }
+
+    #[test]
+    fn includes_absolute_relative_and_missing() {
+        let c = run(&["/tmp/rx/data/d/sub/", "a.txt"]);
+        assert_eq!((c.files, c.dirs, c.bytes), (2, 1, 8));
+        assert_eq!(
+            c.include_paths(),
+            ["/tmp/rx/data/d/sub", "/tmp/rx/data/d/a.txt"]
+        );
+        let c = run(&["sub/c.txt"]);
+        assert_eq!(c.files, 0);
+        let e = c.missing(&snap()).map(|e| e.message).unwrap_or_default();
+        assert_eq!(
+            e,
+            "`sub/c.txt` is not in snapshot `e63979e4` (it holds `/tmp/rx/data/d`); did you mean `/tmp/rx/data/d/sub2/c.txt`, `/tmp/rx/data/d/sub/b.txt`, `/tmp/rx/data/d/a.txt`?"
+        );
+        // A sibling with a common prefix is not "below" it.
+        let c = run(&["/tmp/rx/data/d/sub"]);
+        assert_eq!((c.files, c.bytes), (1, 2));
+    }
+}

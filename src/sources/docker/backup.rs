@@ -1,0 +1,247 @@
+//! A service's Docker part of a run: resolving volumes and containers
+//! before the snapshot ([`prepare`]) and streaming a volume into
+//! `restic backup --stdin` ([`backup_volume_stream`]).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{
+    ContainerInfo, DockerClient, DockerError, VolumeMode, fallback_volume_path, readable_dir,
+    stream_filename, volume_tag,
+};
+use crate::restic::ErrorClass;
+
+/// What a service needs from Docker for one run, resolved after its pre
+/// hooks (and dumps) and before the snapshot.
+pub struct ServiceDocker {
+    /// `None` when the engine could not be reached and the volumes were
+    /// taken from their default folders instead (see `warnings`).
+    pub client: Option<DockerClient>,
+    /// Volume folders backed up with the service's paths (direct mode).
+    pub direct: Vec<(String, PathBuf)>,
+    /// Volumes streamed through a helper container (stream mode).
+    pub stream: Vec<String>,
+    /// Containers to stop for the primary snapshot (running or not now;
+    /// only running ones are stopped).
+    pub containers: Vec<ContainerInfo>,
+    pub image: String,
+    /// Things the user should hear about (fallbacks, empty compose project).
+    pub warnings: Vec<String>,
+}
+
+impl ServiceDocker {
+    /// Whether the service stops containers at all.
+    pub fn stops_containers(&self) -> bool {
+        !self.containers.is_empty()
+    }
+}
+
+/// Resolves a service's volumes and containers through the Engine API.
+/// Returns `Ok(None)` when the service uses no Docker feature.
+pub async fn prepare(
+    svc: &crate::config::Service,
+    docker_base: Option<&Path>,
+) -> Result<Option<ServiceDocker>, DockerError> {
+    let wants_containers = !svc.stop_containers.is_empty() || svc.stop_compose_project.is_some();
+    if svc.volumes.is_empty() && !wants_containers {
+        return Ok(None);
+    }
+    let mut out = ServiceDocker {
+        client: None,
+        direct: Vec::new(),
+        stream: Vec::new(),
+        containers: Vec::new(),
+        image: svc.docker_helper_image.clone(),
+        warnings: Vec::new(),
+    };
+    let client = match DockerClient::connect().await {
+        Ok(c) => c,
+        Err(e) => {
+            // Without the API: containers cannot be stopped and volumes
+            // cannot be streamed, but direct volume folders can still be
+            // read where Docker keeps them by default.
+            if wants_containers || svc.volume_mode == VolumeMode::Stream {
+                return Err(e);
+            }
+            for v in &svc.volumes {
+                let p = fallback_volume_path(docker_base, v);
+                if !readable_dir(&p) {
+                    return Err(e);
+                }
+                out.direct.push((v.clone(), p));
+            }
+            out.warnings.push(format!(
+                "{e}; backed up the volumes from their default folders instead ({})",
+                out.direct
+                    .iter()
+                    .map(|(_, p)| format!("`{}`", p.display()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            return Ok(Some(out));
+        }
+    };
+    for v in &svc.volumes {
+        let info = client.volume(v).await?;
+        let readable = client.is_local() && readable_dir(&info.mountpoint);
+        match svc.volume_mode {
+            VolumeMode::Stream => out.stream.push(v.clone()),
+            VolumeMode::Direct if !readable => {
+                return Err(DockerError::Api {
+                    what: format!("Docker volume `{v}`"),
+                    detail: format!(
+                        "its folder `{}` cannot be read from this host (`volume_mode = \"direct\"`); run as root, or set `volume_mode = \"stream\"` (or \"auto\")",
+                        info.mountpoint.display()
+                    ),
+                });
+            }
+            VolumeMode::Auto if !readable => out.stream.push(v.clone()),
+            _ => out.direct.push((v.clone(), info.mountpoint)),
+        }
+    }
+    for name in &svc.stop_containers {
+        let c = client.container(name).await?;
+        if !out.containers.iter().any(|x| x.id == c.id) {
+            out.containers.push(c);
+        }
+    }
+    if let Some(project) = &svc.stop_compose_project {
+        let list = client.compose_project(project).await?;
+        if list.is_empty() {
+            out.warnings.push(format!(
+                "no container belongs to compose project `{project}` (label `com.docker.compose.project`); nothing was stopped"
+            ));
+        }
+        for c in list {
+            if !out.containers.iter().any(|x| x.id == c.id) {
+                out.containers.push(c);
+            }
+        }
+    }
+    out.client = Some(client);
+    Ok(Some(out))
+}
+
+/// `restic backup --stdin` of one volume streamed by a helper container,
+/// tagged `volume:<name>` (plus `tags`), stored as `volumes/<name>.tar`.
+///
+/// A tar that fails halfway must not leave a snapshot that looks good:
+/// restic is interrupted with SIGINT while its stdin is still open (restic
+/// then saves nothing), and only then is stdin closed. Timeouts and a
+/// shutdown stop restic the same way.
+#[allow(clippy::too_many_arguments)]
+pub async fn backup_volume_stream(
+    client: &DockerClient,
+    restic: &crate::restic::Restic,
+    repo: &crate::restic::Repository,
+    volume: &str,
+    image: &str,
+    host: &str,
+    tags: &[String],
+    timeout: Duration,
+    shutdown: &crate::process::Shutdown,
+) -> Result<crate::restic::ops::BackupResult, crate::restic::ops::OpError> {
+    use crate::process::Ended;
+    use crate::restic::ops::{BackupResult, OpError, failure};
+    use nix::sys::signal::Signal;
+
+    let mut args: Vec<String> = vec![
+        "backup".into(),
+        "--json".into(),
+        "--quiet".into(),
+        "--host".into(),
+        host.to_string(),
+    ];
+    for t in tags.iter().cloned().chain([volume_tag(volume)]) {
+        args.extend(["--tag".into(), t]);
+    }
+    args.extend([
+        "--stdin".into(),
+        "--stdin-filename".into(),
+        stream_filename(volume),
+    ]);
+    let call = crate::restic::ResticCall::new(restic, repo, args);
+    let op = |class: ErrorClass, message: String| OpError {
+        class,
+        message,
+        stderr: String::new(),
+    };
+    let mut child = crate::process::spawn_piped(&call.spec, true, false)
+        .map_err(|e| op(ErrorClass::ResticMissing, e.to_string()))?;
+    let Some(mut stdin) = child.stdin.take() else {
+        let ended = child.stop(Signal::SIGINT).await;
+        let _ = child.output(ended).await;
+        return Err(op(
+            ErrorClass::Other,
+            "restic's stdin could not be opened".into(),
+        ));
+    };
+    let started = Instant::now();
+    enum Stop {
+        Fed(Result<u64, DockerError>),
+        TimedOut,
+        Interrupted(i32),
+    }
+    let mut sd = shutdown.clone();
+    let stop = tokio::select! {
+        r = client.volume_to_tar(volume, image, &mut stdin) => Stop::Fed(r),
+        () = tokio::time::sleep(timeout) => Stop::TimedOut,
+        () = sd.wait() => Stop::Interrupted(shutdown.signal().unwrap_or(2)),
+    };
+    let (ended, docker_err) = match stop {
+        Stop::Fed(Ok(_)) => {
+            drop(stdin);
+            let left = timeout.saturating_sub(started.elapsed());
+            let mut sd = shutdown.clone();
+            tokio::select! {
+                e = child.wait() => (e, None),
+                () = tokio::time::sleep(left) => (child.stop(Signal::SIGINT).await, Some(op(ErrorClass::Timeout, format!("restic ran out of time on `{}` and was stopped", repo.display)))),
+                () = sd.wait() => { let _ = child.stop(Signal::SIGINT).await; (Ended::Interrupted(shutdown.signal().unwrap_or(2)), None) }
+            }
+        }
+        Stop::Fed(Err(e)) => {
+            let ended = child.stop(Signal::SIGINT).await;
+            drop(stdin);
+            (
+                ended,
+                Some(op(
+                    e.class(),
+                    format!("volume `{volume}` was not backed up: {e}"),
+                )),
+            )
+        }
+        Stop::TimedOut => {
+            let _ = child.stop(Signal::SIGINT).await;
+            drop(stdin);
+            (Ended::TimedOut, None)
+        }
+        Stop::Interrupted(sig) => {
+            let _ = child.stop(Signal::SIGINT).await;
+            drop(stdin);
+            (Ended::Interrupted(sig), None)
+        }
+    };
+    let out = child.output(ended).await;
+    if let Some(mut e) = docker_err {
+        e.stderr = out.stderr;
+        return Err(e);
+    }
+    let warning = out.ended == Ended::Exited(3);
+    if !warning && let Some(e) = failure(&out, repo) {
+        return Err(e);
+    }
+    let summary = crate::restic::output::backup_summary(&out.stdout).ok_or_else(|| OpError {
+        class: ErrorClass::Other,
+        message: format!(
+            "restic finished on `{}` but printed no backup summary for volume `{volume}`",
+            repo.display
+        ),
+        stderr: out.stderr.clone(),
+    })?;
+    Ok(BackupResult {
+        warning,
+        summary,
+        stderr: out.stderr,
+        duration: out.duration,
+    })
+}

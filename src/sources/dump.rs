@@ -1,0 +1,1402 @@
+//! Streamed dumps: a database dump's stdout pumped into
+//! `restic backup --stdin`, once, fanned out to one restic per target, and
+//! the reverse (`restic dump` into a restore command) for restores.
+//!
+//! Nothing touches the disk. The one thing that matters is the order in
+//! which things stop: restic 0.14 cannot tell a finished producer from a
+//! failed one (it saves whatever arrived before EOF, restic-facts.md 3.3).
+//! So restic's stdin is closed only after the dump exited 0. When the dump
+//! fails, times out or is interrupted, every restic is stopped with SIGINT
+//! while its stdin is still open (restic then writes no snapshot), and as a
+//! second safety net any snapshot of this dump that appeared since the dump
+//! started is forgotten.
+//!
+//! Passwords are read from `password_file` into the dump's environment
+//! (`PGPASSWORD`, `MYSQL_PWD`); never into argv, where every user of the
+//! machine could read them in `/proc/*/cmdline`.
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use futures_util::{Stream, StreamExt};
+use nix::sys::signal::Signal;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::config::dump::{Connection, Dump, DumpSource, Flavor};
+use crate::process::{self, Ended, Piped, Shutdown, Spec};
+use crate::restic::ops::{self, OpError};
+use crate::restic::output::{self, BackupSummary};
+use crate::restic::{ErrorClass, Repository, Restic, ResticCall};
+
+/// Bytes moved per read. A pipe hands out at most 64 KiB at a time; a
+/// larger buffer only helps with the Engine API's frames.
+const CHUNK: usize = 256 * 1024;
+
+/// How much of a dump's stderr is kept for the log and the report.
+const STDERR_TAIL: usize = 4 * 1024;
+
+/// Pipe buffer asked for on both sides of the pump (the kernel default is
+/// 64 KiB): fewer wake-ups per megabyte on a busy machine. Best effort; an
+/// unprivileged user gets at most `/proc/sys/fs/pipe-max-size` (1 MiB).
+const PIPE_SIZE: i32 = 1024 * 1024;
+
+fn widen_pipe(fd: Option<impl std::os::fd::AsFd>) {
+    #[cfg(target_os = "linux")]
+    if let Some(fd) = fd {
+        let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = fd;
+}
+
+/// A dump or restore that failed, classified.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct DumpError {
+    pub class: ErrorClass,
+    pub message: String,
+    /// The tail of the failing side's stderr.
+    pub stderr: String,
+}
+
+impl DumpError {
+    fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        DumpError {
+            class,
+            message: message.into(),
+            stderr: String::new(),
+        }
+    }
+}
+
+/// A program and its environment. The environment may hold a password;
+/// argv never does, and only argv is ever shown.
+#[derive(Debug, Clone)]
+pub struct DumpCommand {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl DumpCommand {
+    fn new(argv: &[&str]) -> Self {
+        DumpCommand {
+            argv: argv.iter().map(ToString::to_string).collect(),
+            env: Vec::new(),
+        }
+    }
+
+    fn shell(cmd: &str) -> Self {
+        Self::new(&["sh", "-c", cmd])
+    }
+
+    fn arg(mut self, a: impl Into<String>) -> Self {
+        self.argv.push(a.into());
+        self
+    }
+
+    fn spec(&self) -> Spec {
+        let mut spec = Spec::new(self.argv.first().map_or("sh", String::as_str))
+            .args(self.argv.iter().skip(1));
+        spec.env.clone_from(&self.env);
+        spec
+    }
+
+    /// The command line for logs and messages (no secrets: those are in
+    /// the environment).
+    pub fn display(&self) -> String {
+        self.spec().display()
+    }
+}
+
+/// The last line of `text` that says something, for one-line messages.
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+}
+
+fn tail(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.trim_end().to_string();
+    }
+    let mut cut = text.len() - max;
+    while !text.is_char_boundary(cut) {
+        cut += 1;
+    }
+    text[cut..].trim_end().to_string()
+}
+
+/// Reads a password file's first line, for the child's environment.
+fn read_password(dump: &Dump, file: &Path) -> Result<String, DumpError> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        DumpError::new(
+            ErrorClass::Config,
+            format!(
+                "dump `{}`: cannot read `password_file` `{}`: {e}; create it (mode 600) with the database password on the first line",
+                dump.name,
+                file.display()
+            ),
+        )
+    })?;
+    Ok(text.lines().next().unwrap_or("").to_string())
+}
+
+fn connect_args(cmd: DumpCommand, c: &Connection, pg: bool) -> DumpCommand {
+    let mut cmd = cmd;
+    if let Some(h) = &c.host {
+        cmd = cmd.arg(format!("--host={h}"));
+    }
+    if let Some(p) = c.port {
+        cmd = cmd.arg(format!("--port={p}"));
+    }
+    if let Some(u) = &c.user {
+        cmd = cmd.arg(if pg {
+            format!("--username={u}")
+        } else {
+            format!("--user={u}")
+        });
+    }
+    cmd
+}
+
+/// The password variable of a preset, filled from its `password_file`.
+fn with_password(mut cmd: DumpCommand, dump: &Dump) -> Result<DumpCommand, DumpError> {
+    let (var, conn) = match &dump.source {
+        DumpSource::Postgres { connection, .. } => ("PGPASSWORD", connection),
+        DumpSource::Mariadb { connection, .. } => ("MYSQL_PWD", connection),
+        _ => return Ok(cmd),
+    };
+    if let Some(f) = &conn.password_file {
+        cmd.env.push((var.to_string(), read_password(dump, f)?));
+    }
+    Ok(cmd)
+}
+
+/// The sqlite preset's dump (`$1` is the database file).
+const SQLITE_DUMP: &str = r#"[ -f "$1" ] || { echo "sqlite database $1 does not exist" >&2; exit 1; }; exec sqlite3 -bail -cmd ".timeout 60000" "$1" .dump"#;
+
+/// The sqlite3 shell reports an error during `.dump` (e.g. "database is
+/// locked") as a comment and ends with `ROLLBACK; -- due to errors`, yet
+/// exits 0. A complete dump ends with `COMMIT;`.
+fn sqlite_dump_complete(tail: &[u8]) -> bool {
+    String::from_utf8_lossy(tail)
+        .trim_end()
+        .ends_with("COMMIT;")
+}
+
+/// The command whose stdout is the dump.
+pub fn dump_command(dump: &Dump) -> Result<DumpCommand, DumpError> {
+    let cmd = match &dump.source {
+        DumpSource::Postgres {
+            database: Some(db),
+            connection,
+        } => connect_args(
+            DumpCommand::new(&["pg_dump", "--format=custom", "--no-password"]),
+            connection,
+            true,
+        )
+        .arg(format!("--dbname={db}")),
+        DumpSource::Postgres {
+            database: None,
+            connection,
+        } => connect_args(
+            DumpCommand::new(&["pg_dumpall", "--no-password"]),
+            connection,
+            true,
+        ),
+        DumpSource::Mariadb {
+            flavor,
+            database,
+            connection,
+        } => {
+            let program = match flavor {
+                Flavor::Mariadb => "mariadb-dump",
+                Flavor::Mysql => "mysqldump",
+            };
+            // --single-transaction: one consistent InnoDB snapshot without
+            // locking the tables for the whole dump.
+            let cmd = connect_args(
+                DumpCommand::new(&[program, "--single-transaction", "--routines", "--triggers"]),
+                connection,
+                false,
+            );
+            match database {
+                // --databases adds CREATE DATABASE / USE, so the restore
+                // works after the database was dropped.
+                Some(db) => cmd.arg("--databases").arg(db.clone()),
+                None => cmd.arg("--all-databases"),
+            }
+        }
+        // `.dump` reads the whole database inside one read transaction: a
+        // consistent copy even while the application writes. `.timeout`
+        // waits for a writer's lock instead of failing at once. Not
+        // `-readonly`: a read-only connection to a WAL database fails to
+        // open whenever no other connection holds the `-shm` file. The
+        // existence check keeps a wrong path from creating an empty
+        // database (and works inside a container too).
+        DumpSource::Sqlite { path } => {
+            DumpCommand::new(&["sh", "-c", SQLITE_DUMP, "sqlite-dump"]).arg(path.to_string_lossy())
+        }
+        DumpSource::Command { command } => DumpCommand::shell(command),
+    };
+    with_password(cmd, dump)
+}
+
+/// The preset's command that reads a dump on stdin and restores it (or the
+/// dump's `restore_command`).
+pub fn restore_command(dump: &Dump) -> Result<DumpCommand, DumpError> {
+    if let Some(c) = &dump.restore_command {
+        return with_password(DumpCommand::shell(c), dump);
+    }
+    let cmd = match &dump.source {
+        // --create with --clean: drop and recreate the database from the
+        // dump, connected to the maintenance database meanwhile.
+        DumpSource::Postgres {
+            database: Some(_),
+            connection,
+        } => connect_args(
+            DumpCommand::new(&[
+                "pg_restore",
+                "--no-password",
+                "--clean",
+                "--if-exists",
+                "--create",
+                "--exit-on-error",
+            ]),
+            connection,
+            true,
+        )
+        .arg("--dbname=postgres"),
+        DumpSource::Postgres {
+            database: None,
+            connection,
+        } => connect_args(
+            DumpCommand::new(&["psql", "--no-password", "--no-psqlrc", "--quiet"]),
+            connection,
+            true,
+        )
+        .arg("--dbname=postgres"),
+        DumpSource::Mariadb {
+            flavor, connection, ..
+        } => connect_args(
+            DumpCommand::new(&[match flavor {
+                Flavor::Mariadb => "mariadb",
+                Flavor::Mysql => "mysql",
+            }]),
+            connection,
+            false,
+        ),
+        DumpSource::Sqlite { path } => {
+            DumpCommand::new(&["sqlite3", "-bail"]).arg(path.to_string_lossy())
+        }
+        DumpSource::Command { .. } => {
+            return Err(DumpError::new(
+                ErrorClass::Config,
+                format!(
+                    "dump `{}` is a `command` dump, so there is no preset restore command; set `restore_command` for it, or restore with `--to-command CMD` or `--to-file FILE`",
+                    dump.name
+                ),
+            ));
+        }
+    };
+    with_password(cmd, dump)
+}
+
+/// A cheap check that a stored dump is readable by its tool, fed the dump
+/// on stdin (for the verify command): `pg_restore --list` for PostgreSQL's
+/// custom format. `None` where the format has no such check.
+pub fn verify_command(dump: &Dump) -> Option<DumpCommand> {
+    match &dump.source {
+        DumpSource::Postgres {
+            database: Some(_), ..
+        } => Some(DumpCommand::new(&["pg_restore", "--list"])),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------
+// Producers and consumers: a local child or a process inside a container.
+
+type ExecOutput = Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
+
+/// A process started inside a container through the Engine API.
+struct Exec {
+    api: Docker,
+    id: String,
+    container: String,
+    output: ExecOutput,
+    input: Option<Pin<Box<dyn AsyncWrite + Send>>>,
+    pending: Vec<u8>,
+    pos: usize,
+    stderr: String,
+    eof: bool,
+}
+
+fn docker_error(container: &str, what: &str, e: &bollard::errors::Error) -> DumpError {
+    use bollard::errors::Error as E;
+    let (class, detail) = match e {
+        E::DockerResponseServerError {
+            status_code: 404,
+            message,
+        } => (
+            ErrorClass::ContainerMissing,
+            format!(
+                "container `{container}` does not exist ({message}); check the dump's `container`"
+            ),
+        ),
+        E::DockerResponseServerError {
+            status_code: 409,
+            message,
+        } => (
+            ErrorClass::DockerFailed,
+            format!(
+                "container `{container}` is not running ({message}); start it, the dump runs inside it"
+            ),
+        ),
+        other => {
+            let mut cur: &(dyn std::error::Error + 'static) = other;
+            while let Some(s) = cur.source() {
+                cur = s;
+            }
+            let text = cur.to_string();
+            let class = if text.contains("ermission denied") {
+                ErrorClass::PermissionDenied
+            } else if text.contains("onnection refused") || text.contains("No such file") {
+                ErrorClass::DockerUnavailable
+            } else {
+                ErrorClass::DockerFailed
+            };
+            (class, format!("{what}: {text}"))
+        }
+    };
+    DumpError::new(class, detail)
+}
+
+impl Exec {
+    async fn start(container: &str, cmd: &DumpCommand, stdin: bool) -> Result<Exec, DumpError> {
+        let host = super::docker::docker_host();
+        let api = Docker::connect_with_host(&host)
+            .map_err(|e| docker_error(container, "connecting to the Docker engine", &e))?;
+        let api = api
+            .negotiate_version()
+            .await
+            .map_err(|e| docker_error(container, &format!("the Docker engine at `{host}`"), &e))?;
+        let env: Vec<String> = cmd.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let created = api
+            .create_exec(
+                container,
+                CreateExecOptions::<String> {
+                    attach_stdin: Some(stdin),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(false),
+                    env: Some(env),
+                    cmd: Some(cmd.argv.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| docker_error(container, "creating the exec", &e))?;
+        let started = api
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: false,
+                    output_capacity: Some(CHUNK),
+                }),
+            )
+            .await
+            .map_err(|e| docker_error(container, "starting the exec", &e))?;
+        match started {
+            StartExecResults::Attached { output, input } => Ok(Exec {
+                api,
+                id: created.id,
+                container: container.to_string(),
+                output,
+                input: stdin.then_some(input),
+                pending: Vec::new(),
+                pos: 0,
+                stderr: String::new(),
+                eof: false,
+            }),
+            StartExecResults::Detached => Err(DumpError::new(
+                ErrorClass::DockerFailed,
+                format!("the Docker engine did not attach to the exec in `{container}`"),
+            )),
+        }
+    }
+
+    /// Reads the next stdout bytes; stderr frames are kept aside.
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let rest = &self.pending[self.pos..];
+            if !rest.is_empty() {
+                let n = rest.len().min(buf.len());
+                buf[..n].copy_from_slice(&rest[..n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            if self.eof {
+                return Ok(0);
+            }
+            match self.output.next().await {
+                None => {
+                    self.eof = true;
+                }
+                Some(Ok(LogOutput::StdOut { message } | LogOutput::Console { message })) => {
+                    self.pending = message.to_vec();
+                    self.pos = 0;
+                }
+                Some(Ok(LogOutput::StdErr { message })) => {
+                    self.stderr.push_str(&String::from_utf8_lossy(&message));
+                    self.stderr = tail(&self.stderr, STDERR_TAIL);
+                }
+                Some(Ok(LogOutput::StdIn { .. })) => {}
+                Some(Err(e)) => return Err(std::io::Error::other(e.to_string())),
+            }
+        }
+    }
+
+    /// Drains stderr until the stream ends (stdout is discarded).
+    async fn drain(&mut self) {
+        let mut buf = vec![0u8; CHUNK];
+        while matches!(self.read(&mut buf).await, Ok(n) if n > 0) {}
+    }
+
+    /// The exec's exit, once its streams ended.
+    async fn wait(&mut self) -> Ended {
+        self.drain().await;
+        for _ in 0..100 {
+            match self.api.inspect_exec(&self.id).await {
+                Ok(r) if r.running != Some(true) => {
+                    return Ended::Exited(
+                        r.exit_code
+                            .and_then(|c| i32::try_from(c).ok())
+                            .unwrap_or(-1),
+                    );
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(_) => return Ended::Exited(-1),
+            }
+        }
+        Ended::Exited(-1)
+    }
+}
+
+/// Where dump bytes come from.
+enum Producer {
+    Local(Box<Piped>),
+    Exec(Box<Exec>),
+}
+
+impl Producer {
+    async fn start(
+        cmd: &DumpCommand,
+        container: Option<&str>,
+        stdin: bool,
+    ) -> Result<Producer, DumpError> {
+        match container {
+            Some(c) => Ok(Producer::Exec(Box::new(Exec::start(c, cmd, stdin).await?))),
+            None => process::spawn_piped(&cmd.spec(), stdin, true)
+                .map(|p| {
+                    widen_pipe(p.stdout.as_ref());
+                    widen_pipe(p.stdin.as_ref());
+                    Producer::Local(Box::new(p))
+                })
+                .map_err(|e| {
+                    DumpError::new(
+                        ErrorClass::DumpFailed,
+                        format!("{e}; is it installed and on PATH?"),
+                    )
+                }),
+        }
+    }
+
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Producer::Local(p) => match p.stdout.as_mut() {
+                Some(s) => s.read(buf).await,
+                None => Ok(0),
+            },
+            Producer::Exec(e) => e.read(buf).await,
+        }
+    }
+
+    async fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        let w: &mut (dyn AsyncWrite + Unpin + Send) = match self {
+            Producer::Local(p) => match p.stdin.as_mut() {
+                Some(s) => s,
+                None => return Err(std::io::ErrorKind::BrokenPipe.into()),
+            },
+            Producer::Exec(e) => match e.input.as_mut() {
+                Some(s) => s,
+                None => return Err(std::io::ErrorKind::BrokenPipe.into()),
+            },
+        };
+        w.write_all(data).await
+    }
+
+    /// Closes the child's stdin (end of data).
+    async fn close_input(&mut self) {
+        match self {
+            Producer::Local(p) => {
+                if let Some(mut s) = p.stdin.take() {
+                    let _ = s.shutdown().await;
+                }
+            }
+            Producer::Exec(e) => {
+                if let Some(mut s) = e.input.take() {
+                    let _ = s.shutdown().await;
+                }
+            }
+        }
+    }
+
+    async fn wait(&mut self) -> Ended {
+        match self {
+            Producer::Local(p) => p.wait().await,
+            Producer::Exec(e) => e.wait().await,
+        }
+    }
+
+    /// Stops the producer. A process inside a container cannot be
+    /// signalled through the API; closing the connection leaves it writing
+    /// into a closed pipe, which ends it.
+    async fn stop(&mut self, sig: Signal) {
+        match self {
+            Producer::Local(p) => {
+                p.stop(sig).await;
+            }
+            Producer::Exec(e) => {
+                e.input = None;
+                e.eof = true;
+            }
+        }
+    }
+
+    /// The stderr tail once it ended.
+    async fn finish(self, ended: Ended) -> String {
+        match self {
+            Producer::Local(p) => tail(&p.output(ended).await.stderr, STDERR_TAIL),
+            Producer::Exec(e) => e.stderr.clone(),
+        }
+    }
+
+    fn describe(&self, cmd: &DumpCommand) -> String {
+        match self {
+            Producer::Local(_) => format!("`{}`", cmd.display()),
+            Producer::Exec(e) => format!("`{}` in container `{}`", cmd.display(), e.container),
+        }
+    }
+}
+
+/// How a race against the deadline and the shutdown signal ended.
+enum Race<T> {
+    Done(T),
+    TimedOut,
+    Interrupted(i32),
+}
+
+async fn race<T>(
+    f: impl std::future::Future<Output = T>,
+    deadline: tokio::time::Instant,
+    shutdown: &Shutdown,
+) -> Race<T> {
+    let mut sd = shutdown.clone();
+    tokio::select! {
+        v = f => Race::Done(v),
+        () = tokio::time::sleep_until(deadline) => Race::TimedOut,
+        () = sd.wait() => Race::Interrupted(sd.signal().unwrap_or(2)),
+    }
+}
+
+// ---------------------------------------------------------------------
+// Backup.
+
+/// One dump into several repositories.
+pub struct BackupRequest<'a> {
+    pub restic: &'a Restic,
+    pub dump: &'a Dump,
+    pub repos: &'a [&'a Repository],
+    pub host: &'a str,
+    /// The service's tags; `dump:NAME` is added.
+    pub tags: &'a [String],
+    /// The service's remaining time (a dump's `timeout_seconds` may be
+    /// shorter).
+    pub timeout: Duration,
+}
+
+/// What one target got.
+#[derive(Debug, Clone)]
+pub struct TargetResult {
+    pub destination: String,
+    pub repository: String,
+    pub result: Result<BackupSummary, OpError>,
+    pub duration: Duration,
+    /// Snapshots of a failed dump the safety net forgot.
+    pub discarded: Vec<String>,
+}
+
+/// The outcome of one dump.
+#[derive(Debug, Clone)]
+pub struct DumpRun {
+    /// Bytes the dump produced.
+    pub bytes: u64,
+    pub duration: Duration,
+    /// The dump itself failed (its targets then have no snapshot).
+    pub failure: Option<DumpError>,
+    pub targets: Vec<TargetResult>,
+    /// The command as shown in logs.
+    pub command: String,
+}
+
+/// A restic that receives the dump.
+struct Receiver<'a> {
+    repo: &'a Repository,
+    child: Option<Piped>,
+    broken: bool,
+    result: Option<Result<BackupSummary, OpError>>,
+    started: Instant,
+    discarded: Vec<String>,
+}
+
+fn backup_args(host: &str, tags: &[String], filename: &str) -> Vec<String> {
+    let mut args: Vec<String> = vec!["backup".into(), "--json".into(), "--quiet".into()];
+    args.extend(["--host".into(), host.to_string()]);
+    for t in tags {
+        args.extend(["--tag".into(), t.clone()]);
+    }
+    args.extend([
+        "--stdin".into(),
+        "--stdin-filename".into(),
+        filename.to_string(),
+    ]);
+    args
+}
+
+/// Writes `data` to every receiver that still reads, concurrently; a
+/// receiver whose pipe broke (restic exited) is left out from then on.
+async fn fan_out(data: &[u8], receivers: &mut [Receiver<'_>]) {
+    let writes = receivers
+        .iter_mut()
+        .filter(|r| !r.broken)
+        .map(|r| async move {
+            let ok = match r.child.as_mut().and_then(|c| c.stdin.as_mut()) {
+                Some(w) => w.write_all(data).await.is_ok(),
+                None => false,
+            };
+            if !ok {
+                r.broken = true;
+            }
+        });
+    futures_util::future::join_all(writes).await;
+}
+
+enum Pumped {
+    Eof,
+    ReadFailed(std::io::Error),
+    NoReceivers,
+}
+
+/// Runs the dump once and streams it into `restic backup --stdin` on every
+/// repository. `log` receives progress lines for the run log.
+pub async fn backup(
+    req: &BackupRequest<'_>,
+    shutdown: &Shutdown,
+    log: &(dyn Fn(&str) + Sync),
+) -> DumpRun {
+    let dump = req.dump;
+    let started = Instant::now();
+    let since = chrono::Utc::now();
+    let limit = dump
+        .timeout_seconds
+        .map_or(req.timeout, |s| Duration::from_secs(s).min(req.timeout));
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut run = DumpRun {
+        bytes: 0,
+        duration: Duration::ZERO,
+        failure: None,
+        targets: Vec::new(),
+        command: String::new(),
+    };
+    let cmd = match dump_command(dump) {
+        Ok(c) => c,
+        Err(e) => {
+            run.failure = Some(e);
+            return run;
+        }
+    };
+    run.command = cmd.display();
+
+    let mut tags = req.tags.to_vec();
+    tags.push(dump.tag());
+    let args = backup_args(req.host, &tags, &dump.filename);
+    let mut receivers: Vec<Receiver<'_>> = Vec::new();
+    for repo in req.repos {
+        let call = ResticCall::new(req.restic, repo, &args);
+        log(&format!(
+            "dump `{}` → `{}`: {}",
+            dump.name,
+            repo.destination,
+            call.display(repo)
+        ));
+        let mut r = Receiver {
+            repo,
+            child: None,
+            broken: true,
+            result: None,
+            started: Instant::now(),
+            discarded: Vec::new(),
+        };
+        match process::spawn_piped(&call.spec, true, false) {
+            Ok(c) => {
+                widen_pipe(c.stdin.as_ref());
+                r.child = Some(c);
+                r.broken = false;
+            }
+            Err(e) => {
+                r.result = Some(Err(OpError {
+                    class: ErrorClass::ResticMissing,
+                    message: e.to_string(),
+                    stderr: String::new(),
+                }));
+            }
+        }
+        receivers.push(r);
+    }
+
+    let mut failure: Option<DumpError> = None;
+    if receivers.iter().all(|r| r.broken) {
+        // No restic started: do not run the dump at all.
+    } else {
+        match Producer::start(&cmd, dump.container.as_deref(), false).await {
+            Err(e) => failure = Some(e),
+            Ok(mut producer) => {
+                let what = producer.describe(&cmd);
+                log(&format!("dump `{}`: running {what}", dump.name));
+                let mut buf = vec![0u8; CHUNK];
+                let mut bytes: u64 = 0;
+                // The last bytes of the dump, for formats that say at the
+                // end whether they are complete.
+                let mut last: Vec<u8> = Vec::new();
+                let pumped = race(
+                    async {
+                        loop {
+                            let n = match producer.read(&mut buf).await {
+                                Ok(0) => return Pumped::Eof,
+                                Ok(n) => n,
+                                Err(e) => return Pumped::ReadFailed(e),
+                            };
+                            bytes += n as u64;
+                            last.extend_from_slice(&buf[n.saturating_sub(64)..n]);
+                            if last.len() > 128 {
+                                last.drain(..last.len() - 64);
+                            }
+                            fan_out(&buf[..n], &mut receivers).await;
+                            if receivers.iter().all(|r| r.broken) {
+                                return Pumped::NoReceivers;
+                            }
+                        }
+                    },
+                    deadline,
+                    shutdown,
+                )
+                .await;
+                run.bytes = bytes;
+                let ended = match pumped {
+                    Race::Done(Pumped::Eof) => {
+                        match race(producer.wait(), deadline, shutdown).await {
+                            Race::Done(e) => e,
+                            Race::TimedOut => {
+                                producer.stop(Signal::SIGTERM).await;
+                                Ended::TimedOut
+                            }
+                            Race::Interrupted(s) => {
+                                producer.stop(Signal::SIGTERM).await;
+                                Ended::Interrupted(s)
+                            }
+                        }
+                    }
+                    Race::Done(Pumped::ReadFailed(e)) => {
+                        producer.stop(Signal::SIGTERM).await;
+                        failure = Some(DumpError::new(
+                            ErrorClass::DumpFailed,
+                            format!("dump `{}`: reading its output failed: {e}", dump.name),
+                        ));
+                        Ended::Exited(-1)
+                    }
+                    Race::Done(Pumped::NoReceivers) => {
+                        // Every restic failed; their errors say why. The
+                        // dump has nowhere to go.
+                        producer.stop(Signal::SIGTERM).await;
+                        Ended::Exited(0)
+                    }
+                    Race::TimedOut => {
+                        producer.stop(Signal::SIGTERM).await;
+                        Ended::TimedOut
+                    }
+                    Race::Interrupted(s) => {
+                        producer.stop(Signal::SIGTERM).await;
+                        Ended::Interrupted(s)
+                    }
+                };
+                let stderr = producer.finish(ended).await;
+                for l in stderr.lines() {
+                    log(&format!("dump `{}` ! {l}", dump.name));
+                }
+                if failure.is_none()
+                    && ended.success()
+                    && matches!(dump.source, DumpSource::Sqlite { .. })
+                    && !sqlite_dump_complete(&last)
+                {
+                    failure = Some(DumpError {
+                        class: ErrorClass::DumpFailed,
+                        message: format!(
+                            "dump `{}` is incomplete: sqlite3 reported an error inside the dump (it ends with `{}`, not `COMMIT;`)",
+                            dump.name,
+                            last_line(&String::from_utf8_lossy(&last))
+                        ),
+                        stderr: stderr.clone(),
+                    });
+                }
+                if failure.is_none() && !ended.success() {
+                    let (class, how) = match ended {
+                        Ended::TimedOut => (
+                            ErrorClass::DumpFailed,
+                            format!("ran out of time after {}s", limit.as_secs()),
+                        ),
+                        Ended::Interrupted(s) => (
+                            ErrorClass::Interrupted,
+                            format!("interrupted by signal {s}"),
+                        ),
+                        other => (
+                            ErrorClass::DumpFailed,
+                            format!("failed ({})", other.describe()),
+                        ),
+                    };
+                    let last = last_line(&stderr);
+                    failure = Some(DumpError {
+                        class,
+                        message: if last.is_empty() {
+                            format!("dump `{}` {how}: {what}", dump.name)
+                        } else {
+                            format!("dump `{}` {how}: {last}", dump.name)
+                        },
+                        stderr,
+                    });
+                }
+            }
+        }
+    }
+
+    // Finish every restic: on success close its stdin and let it save the
+    // snapshot; on failure stop it first, with its stdin still open.
+    let ok = failure.is_none();
+    let finish = receivers.iter_mut().map(|r| async {
+        let Some(mut child) = r.child.take() else {
+            return;
+        };
+        let ended = if ok && !r.broken {
+            child.stdin = None;
+            match race(child.wait(), deadline, shutdown).await {
+                Race::Done(e) => e,
+                Race::TimedOut => {
+                    child.stop(Signal::SIGINT).await;
+                    Ended::TimedOut
+                }
+                Race::Interrupted(s) => {
+                    child.stop(Signal::SIGINT).await;
+                    Ended::Interrupted(s)
+                }
+            }
+        } else if r.broken {
+            child.wait().await
+        } else {
+            child.stop(Signal::SIGINT).await;
+            Ended::Interrupted(2)
+        };
+        let out = child.output(ended).await;
+        let stopped_by_us = !ok && !r.broken;
+        r.result = Some(if stopped_by_us {
+            let f = failure.as_ref();
+            Err(OpError {
+                class: f.map_or(ErrorClass::DumpFailed, |f| f.class),
+                message: format!(
+                    "no snapshot: {}",
+                    f.map_or("the dump failed", |f| f.message.as_str())
+                ),
+                stderr: out.stderr,
+            })
+        } else if let Some(e) = ops::failure(&out, r.repo) {
+            Err(e)
+        } else {
+            output::backup_summary(&out.stdout).ok_or_else(|| OpError {
+                class: ErrorClass::Other,
+                message: format!(
+                    "restic finished on `{}` but printed no backup summary: {}",
+                    r.repo.display,
+                    last_line(&out.stderr)
+                ),
+                stderr: out.stderr.clone(),
+            })
+        });
+        // The second safety net, and stale locks after a stop we caused.
+        if !ok || !matches!(out.ended, Ended::Exited(_)) {
+            let _ = ops::unlock_stale(req.restic, r.repo).await;
+        }
+        if !ok {
+            match discard_since(req.restic, r.repo, &dump.tag(), req.host, since).await {
+                Ok(ids) => r.discarded = ids,
+                Err(e) => log(&format!(
+                    "dump `{}`: could not check `{}` for a stray snapshot: {}",
+                    dump.name, r.repo.destination, e.message
+                )),
+            }
+        }
+    });
+    futures_util::future::join_all(finish).await;
+
+    for r in receivers {
+        if !r.discarded.is_empty() {
+            log(&format!(
+                "dump `{}`: forgot snapshot(s) {} on `{}` made from the failed dump",
+                dump.name,
+                r.discarded.join(", "),
+                r.repo.destination
+            ));
+        }
+        run.targets.push(TargetResult {
+            destination: r.repo.destination.clone(),
+            repository: r.repo.display.clone(),
+            result: r.result.unwrap_or_else(|| {
+                Err(OpError {
+                    class: ErrorClass::Other,
+                    message: "restic did not run".into(),
+                    stderr: String::new(),
+                })
+            }),
+            duration: r.started.elapsed(),
+            discarded: r.discarded,
+        });
+    }
+    run.failure = failure;
+    run.duration = started.elapsed();
+    run
+}
+
+/// Forgets this host's snapshots tagged `tag` made at or after `since`:
+/// what a failed dump may have left despite the SIGINT.
+async fn discard_since(
+    restic: &Restic,
+    repo: &Repository,
+    tag: &str,
+    host: &str,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<String>, OpError> {
+    let list = ops::snapshots(restic, repo, Some(tag), &Shutdown::never()).await?;
+    let ids: Vec<String> = list
+        .iter()
+        .filter(|s| s.hostname == host)
+        .filter(|s| {
+            chrono::DateTime::parse_from_rfc3339(&s.time)
+                .is_ok_and(|t| t.with_timezone(&chrono::Utc) >= since)
+        })
+        .map(|s| s.id.clone())
+        .collect();
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    let mut args = vec!["forget".to_string()];
+    args.extend(ids.iter().cloned());
+    let call = ResticCall::new(restic, repo, args).timeout(Duration::from_secs(600));
+    let out = process::run(&call.spec, &Shutdown::never(), |_| {}, |_| {})
+        .await
+        .map_err(|e| OpError {
+            class: ErrorClass::ResticMissing,
+            message: e.to_string(),
+            stderr: String::new(),
+        })?;
+    match ops::failure(&out, repo) {
+        None => Ok(ids.iter().map(|i| i.chars().take(8).collect()).collect()),
+        Some(e) => Err(e),
+    }
+}
+
+// ---------------------------------------------------------------------
+// Restore.
+
+/// Where a restored dump goes.
+#[derive(Debug, Clone)]
+pub enum RestoreTo {
+    /// The dump's `restore_command`, or its preset's (inside `container`
+    /// when the dump has one).
+    Preset,
+    /// A shell command on this host that reads the dump on stdin. It gets
+    /// the preset's password variable too.
+    Command(String),
+    /// A new file (an existing one is never overwritten).
+    File(PathBuf),
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Restored {
+    pub bytes: u64,
+    pub duration_ms: u64,
+    /// The restore command or file, as shown to the user.
+    pub into: String,
+}
+
+enum Consumer {
+    Proc(Producer),
+    File(tokio::fs::File, PathBuf),
+}
+
+/// `restic dump SNAPSHOT /FILENAME` piped into the restore command (or a
+/// file). `snapshot` may be `latest` (the newest snapshot of this dump).
+/// A failure of either side is an error carrying that side's stderr; the
+/// consumer is stopped before its stdin closes when restic fails, and a
+/// partial file is removed.
+pub async fn restore_dump(
+    restic: &Restic,
+    repo: &Repository,
+    snapshot: &str,
+    dump: &Dump,
+    to: &RestoreTo,
+    timeout: Duration,
+    shutdown: &Shutdown,
+) -> Result<Restored, DumpError> {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut args = vec!["dump".to_string()];
+    if snapshot == "latest" {
+        args.extend(["--tag".into(), dump.tag()]);
+    }
+    args.extend([snapshot.to_string(), format!("/{}", dump.filename)]);
+    let call = ResticCall::new(restic, repo, &args);
+
+    let (mut consumer, into) = match to {
+        RestoreTo::File(path) => {
+            let f = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .await
+                .map_err(|e| {
+                    DumpError::new(
+                        if e.kind() == std::io::ErrorKind::AlreadyExists {
+                            ErrorClass::Config
+                        } else {
+                            ErrorClass::PermissionDenied
+                        },
+                        format!(
+                            "cannot create `{}`: {e}; choose a new file (an existing one is never overwritten)",
+                            path.display()
+                        ),
+                    )
+                })?;
+            (
+                Consumer::File(f, path.clone()),
+                format!("file `{}`", path.display()),
+            )
+        }
+        RestoreTo::Command(c) => {
+            let cmd = with_password(DumpCommand::shell(c), dump)?;
+            let p = Producer::start(&cmd, None, true).await?;
+            (Consumer::Proc(p), format!("`{c}`"))
+        }
+        RestoreTo::Preset => {
+            let cmd = restore_command(dump)?;
+            let p = Producer::start(&cmd, dump.container.as_deref(), true).await?;
+            let d = p.describe(&cmd);
+            (Consumer::Proc(p), d)
+        }
+    };
+    let mut source = match process::spawn_piped(&call.spec, false, true) {
+        Ok(p) => {
+            widen_pipe(p.stdout.as_ref());
+            p
+        }
+        Err(e) => {
+            if let Consumer::Proc(mut p) = consumer {
+                p.stop(Signal::SIGTERM).await;
+            }
+            return Err(DumpError::new(ErrorClass::ResticMissing, e.to_string()));
+        }
+    };
+
+    let mut buf = vec![0u8; CHUNK];
+    let mut bytes: u64 = 0;
+    // Ok(true): restic's output ended; Ok(false): the consumer stopped
+    // reading; Err: reading restic's output failed.
+    let pumped = race(
+        async {
+            loop {
+                let n = match source.stdout.as_mut() {
+                    Some(s) => s.read(&mut buf).await?,
+                    None => 0,
+                };
+                if n == 0 {
+                    return Ok::<bool, std::io::Error>(true);
+                }
+                bytes += n as u64;
+                let ok = match &mut consumer {
+                    Consumer::Proc(p) => p.write(&buf[..n]).await.is_ok(),
+                    Consumer::File(f, _) => f.write_all(&buf[..n]).await.is_ok(),
+                };
+                if !ok {
+                    return Ok(false);
+                }
+            }
+        },
+        deadline,
+        shutdown,
+    )
+    .await;
+    let restic_ended = match &pumped {
+        Race::Done(Ok(true)) => match race(source.wait(), deadline, shutdown).await {
+            Race::Done(e) => e,
+            Race::TimedOut => {
+                source.stop(Signal::SIGINT).await;
+                Ended::TimedOut
+            }
+            Race::Interrupted(s) => {
+                source.stop(Signal::SIGINT).await;
+                Ended::Interrupted(s)
+            }
+        },
+        Race::TimedOut => {
+            source.stop(Signal::SIGINT).await;
+            Ended::TimedOut
+        }
+        Race::Interrupted(s) => {
+            source.stop(Signal::SIGINT).await;
+            Ended::Interrupted(*s)
+        }
+        Race::Done(_) => {
+            source.stop(Signal::SIGINT).await;
+            Ended::Interrupted(2)
+        }
+    };
+    let restic_out = source.output(restic_ended).await;
+    let consumer_gone = matches!(pumped, Race::Done(Ok(false)));
+    let restic_failed = !consumer_gone && !restic_ended.success();
+
+    let fail_restic = |ended: Ended| -> DumpError {
+        let mut e = match ended {
+            Ended::TimedOut => DumpError::new(
+                ErrorClass::Timeout,
+                format!("restoring dump `{}` ran out of time", dump.name),
+            ),
+            Ended::Interrupted(s) => DumpError::new(
+                ErrorClass::Interrupted,
+                format!(
+                    "restoring dump `{}` was interrupted (signal {s})",
+                    dump.name
+                ),
+            ),
+            _ => match ops::failure(&restic_out, repo) {
+                Some(op)
+                    if restic_out.stderr.contains("cannot dump file")
+                        || restic_out.stderr.contains("not found") =>
+                {
+                    DumpError::new(
+                        op.class,
+                        format!(
+                            "`/{}` is not in snapshot `{snapshot}` of `{}`: {}",
+                            dump.filename,
+                            repo.display,
+                            last_line(&restic_out.stderr)
+                        ),
+                    )
+                }
+                Some(op) => {
+                    DumpError::new(op.class, format!("`restic dump` failed: {}", op.message))
+                }
+                None => DumpError::new(ErrorClass::Other, "`restic dump` failed"),
+            },
+        };
+        e.stderr = tail(&restic_out.stderr, STDERR_TAIL);
+        e
+    };
+
+    match consumer {
+        Consumer::File(f, path) => {
+            let synced = f.sync_all().await;
+            drop(f);
+            if restic_failed || consumer_gone || synced.is_err() {
+                let _ = tokio::fs::remove_file(&path).await;
+                return Err(if restic_failed {
+                    fail_restic(restic_ended)
+                } else {
+                    DumpError::new(
+                        ErrorClass::NoSpace,
+                        format!(
+                            "writing `{}` failed; the partial file was removed (disk full?)",
+                            path.display()
+                        ),
+                    )
+                });
+            }
+        }
+        Consumer::Proc(mut p) => {
+            if restic_failed {
+                // Stop the restore before it sees the end of its input: a
+                // truncated dump must not look complete to it either.
+                p.stop(Signal::SIGTERM).await;
+                let _ = p.finish(Ended::Interrupted(15)).await;
+                return Err(fail_restic(restic_ended));
+            }
+            p.close_input().await;
+            let ended = match race(p.wait(), deadline, shutdown).await {
+                Race::Done(e) => e,
+                Race::TimedOut => {
+                    p.stop(Signal::SIGTERM).await;
+                    Ended::TimedOut
+                }
+                Race::Interrupted(s) => {
+                    p.stop(Signal::SIGTERM).await;
+                    Ended::Interrupted(s)
+                }
+            };
+            let stderr = p.finish(ended).await;
+            if !ended.success() {
+                let last = last_line(&stderr);
+                return Err(DumpError {
+                    class: if matches!(ended, Ended::Interrupted(_)) {
+                        ErrorClass::Interrupted
+                    } else {
+                        ErrorClass::DumpFailed
+                    },
+                    message: format!(
+                        "restoring dump `{}` into {into} failed ({}){}",
+                        dump.name,
+                        ended.describe(),
+                        if last.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {last}")
+                        }
+                    ),
+                    stderr,
+                });
+            }
+            if consumer_gone {
+                return Err(DumpError::new(
+                    ErrorClass::DumpFailed,
+                    format!(
+                        "{into} stopped reading before the end of dump `{}` (exited 0 after {bytes} bytes)",
+                        dump.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(Restored {
+        bytes,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        into,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::dump::Connection;
+
+    fn dump(source: DumpSource) -> Dump {
+        Dump {
+            name: "db".into(),
+            source,
+            filename: "db.sql".into(),
+            container: None,
+            restore_command: None,
+            timeout_seconds: None,
+        }
+    }
+
+    #[test]
+    fn passwords_go_to_the_environment_never_argv() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "s3cret\n").unwrap_or_else(|e| panic!("{e}"));
+        let conn = Connection {
+            user: Some("app".into()),
+            host: Some("127.0.0.1".into()),
+            port: Some(5432),
+            password_file: Some(pw),
+        };
+        for (d, var) in [
+            (
+                dump(DumpSource::Postgres {
+                    database: Some("shop".into()),
+                    connection: conn.clone(),
+                }),
+                "PGPASSWORD",
+            ),
+            (
+                dump(DumpSource::Mariadb {
+                    flavor: Flavor::Mariadb,
+                    database: None,
+                    connection: conn.clone(),
+                }),
+                "MYSQL_PWD",
+            ),
+        ] {
+            for c in [dump_command(&d), restore_command(&d)] {
+                let c = c.unwrap_or_else(|e| panic!("{e}"));
+                assert!(!c.display().contains("s3cret"), "{}", c.display());
+                assert_eq!(c.env, [(var.to_string(), "s3cret".to_string())]);
+            }
+        }
+    }
+
+    #[test]
+    fn an_sqlite_dump_that_ends_in_rollback_is_incomplete() {
+        assert!(sqlite_dump_complete(b"INSERT INTO a VALUES(1);\nCOMMIT;\n"));
+        assert!(!sqlite_dump_complete(
+            b"/**** ERROR: (5) database is locked *****/\nROLLBACK; -- due to errors\n"
+        ));
+        assert!(!sqlite_dump_complete(b""));
+    }
+
+    #[test]
+    fn preset_command_lines() {
+        let pg = dump(DumpSource::Postgres {
+            database: Some("shop".into()),
+            connection: Connection {
+                port: Some(5433),
+                ..Connection::default()
+            },
+        });
+        assert_eq!(
+            dump_command(&pg).map(|c| c.display()).ok().as_deref(),
+            Some("pg_dump --format=custom --no-password --port=5433 --dbname=shop")
+        );
+        let my = dump(DumpSource::Mariadb {
+            flavor: Flavor::Mysql,
+            database: Some("shop".into()),
+            connection: Connection::default(),
+        });
+        assert_eq!(
+            dump_command(&my).map(|c| c.display()).ok().as_deref(),
+            Some("mysqldump --single-transaction --routines --triggers --databases shop")
+        );
+        let cmd = dump(DumpSource::Command {
+            command: "echo hi".into(),
+        });
+        assert!(
+            restore_command(&cmd)
+                .err()
+                .is_some_and(|e| e.message.contains("--to-command"))
+        );
+        assert!(verify_command(&pg).is_some());
+    }
+}

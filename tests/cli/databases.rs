@@ -1,0 +1,312 @@
+//! Real database servers for the dump tests: a PostgreSQL cluster and a
+//! MariaDB server, each initialised in its own temporary folder, listening
+//! on a free loopback port with password authentication, and stopped when
+//! its guard drops (also when the test fails).
+//!
+//! Both refuse to run as root, so the data folders belong to the `postgres`
+//! and `mysql` users the Debian packages create. A missing server fails the
+//! test in CI; elsewhere the test is skipped with the reason printed.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use super::servers::free_port;
+
+/// The database password every test server uses.
+pub const PASSWORD: &str = "pw-Zk83jqX1";
+
+/// Whether a required program exists; panics in CI, where every component
+/// must be installed (scripts/test-all.sh does it).
+pub fn available(program: &Path, package: &str) -> bool {
+    if program.exists() {
+        return true;
+    }
+    let msg = format!(
+        "`{}` is missing: `apt-get install {package}` (scripts/test-all.sh does)",
+        program.display()
+    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+    eprintln!("SKIPPED: {msg}");
+    false
+}
+
+fn chown(path: &Path, user: &str) {
+    let out = Command::new("chown")
+        .args(["-R", user])
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("chown: {e}"));
+    assert!(out.status.success(), "chown {}: {out:?}", path.display());
+}
+
+fn tempdir(prefix: &str) -> TempDir {
+    let d = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .unwrap_or_else(|e| panic!("tempdir: {e}"));
+    // The server's own user must reach its data folder.
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("chmod: {e}"));
+    d
+}
+
+fn run_as(user: &str, program: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("runuser")
+        .args(["-u", user, "--"])
+        .arg(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("runuser {}: {e}", program.display()))
+}
+
+/// The newest installed PostgreSQL server's `bin` folder.
+fn pg_bin() -> PathBuf {
+    let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .collect();
+    versions.sort_unstable();
+    PathBuf::from(format!(
+        "/usr/lib/postgresql/{}/bin",
+        versions.last().copied().unwrap_or(15)
+    ))
+}
+
+/// A private PostgreSQL cluster: superuser `postgres` with [`PASSWORD`]
+/// over TCP.
+pub struct Postgres {
+    dir: TempDir,
+    bin: PathBuf,
+    pub port: u16,
+}
+
+impl Postgres {
+    /// Starts a cluster, or `None` (skipped) when PostgreSQL is missing
+    /// outside CI.
+    pub fn start() -> Option<Postgres> {
+        let bin = pg_bin();
+        if !available(&bin.join("initdb"), "postgresql") {
+            return None;
+        }
+        let dir = tempdir("rm-pg-");
+        let pwfile = dir.path().join("pwfile");
+        std::fs::write(&pwfile, format!("{PASSWORD}\n")).unwrap_or_else(|e| panic!("{e}"));
+        chown(dir.path(), "postgres");
+        let data = dir.path().join("data");
+        let out = run_as(
+            "postgres",
+            &bin.join("initdb"),
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                &format!("--pwfile={}", pwfile.display()),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            dir.path().display()
+        );
+        let log = dir.path().join("log");
+        let out = run_as(
+            "postgres",
+            &bin.join("pg_ctl"),
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-o",
+                &opts,
+                "-l",
+                &log.to_string_lossy(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        Some(Postgres { dir, bin, port })
+    }
+
+    /// `psql` on `db` as `postgres` over TCP; returns the unaligned rows.
+    #[track_caller]
+    pub fn sql(&self, db: &str, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
+            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db])
+            .args(["-c", sql])
+            .env("PGPASSWORD", PASSWORD)
+            .output()
+            .unwrap_or_else(|e| panic!("psql: {e}"));
+        assert!(
+            out.status.success(),
+            "psql {sql:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The connection settings of a preset dump (without `password_file`).
+    pub fn toml(&self) -> String {
+        format!(
+            "host = \"127.0.0.1\"\nport = {}\nuser = \"postgres\"",
+            self.port
+        )
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = run_as(
+            "postgres",
+            &self.bin.join("pg_ctl"),
+            &["-D", &data.to_string_lossy(), "-m", "immediate", "stop"],
+        );
+    }
+}
+
+/// A private MariaDB server: user `tester` with [`PASSWORD`] over TCP.
+pub struct Mariadb {
+    dir: TempDir,
+    child: Child,
+    pub port: u16,
+}
+
+impl Mariadb {
+    /// Starts a server, or `None` (skipped) when MariaDB is missing outside
+    /// CI.
+    pub fn start() -> Option<Mariadb> {
+        let server = Path::new("/usr/sbin/mariadbd");
+        if !available(server, "mariadb-server")
+            || !available(Path::new("/usr/bin/mariadb-dump"), "mariadb-client")
+        {
+            return None;
+        }
+        let dir = tempdir("rm-maria-");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
+        chown(dir.path(), "mysql");
+        let out = Command::new("mariadb-install-db")
+            .args(["--no-defaults", "--user=mysql", "--skip-test-db"])
+            .arg(format!("--datadir={}", data.display()))
+            .arg("--auth-root-authentication-method=normal")
+            .output()
+            .unwrap_or_else(|e| panic!("mariadb-install-db: {e}"));
+        assert!(
+            out.status.success(),
+            "mariadb-install-db failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let sock = dir.path().join("sock");
+        let log = std::fs::File::create(dir.path().join("log")).unwrap_or_else(|e| panic!("{e}"));
+        let err = log.try_clone().unwrap_or_else(|e| panic!("{e}"));
+        let mut child = Command::new(server)
+            .args(["--no-defaults", "--user=mysql", "--bind-address=127.0.0.1"])
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--port={port}"))
+            .arg(format!("--socket={}", sock.display()))
+            .arg(format!("--pid-file={}", dir.path().join("pid").display()))
+            .args(["--innodb-buffer-pool-size=32M", "--skip-log-bin"])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("mariadbd: {e}"));
+        let start = Instant::now();
+        loop {
+            let ping = Command::new("mariadb-admin")
+                .args(["--no-defaults", "-u", "root"])
+                .arg(format!("--socket={}", sock.display()))
+                .arg("ping")
+                .output();
+            if ping.is_ok_and(|o| o.status.success()) {
+                break;
+            }
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!(
+                    "mariadbd exited ({st}); log:\n{}",
+                    std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "mariadbd did not answer within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let out = Command::new("mariadb")
+            .args(["--no-defaults", "-u", "root"])
+            .arg(format!("--socket={}", sock.display()))
+            .arg("-e")
+            .arg(format!(
+                "CREATE USER 'tester'@'%' IDENTIFIED BY '{PASSWORD}'; GRANT ALL ON *.* TO 'tester'@'%' WITH GRANT OPTION;"
+            ))
+            .output()
+            .unwrap_or_else(|e| panic!("mariadb: {e}"));
+        assert!(
+            out.status.success(),
+            "creating the test user failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(Mariadb { dir, child, port })
+    }
+
+    /// `mariadb` as `tester` over TCP; returns the tab-separated rows.
+    #[track_caller]
+    pub fn sql(&self, sql: &str) -> String {
+        let out = Command::new("mariadb")
+            .args(["--no-defaults", "-N", "-B", "-h", "127.0.0.1"])
+            .args(["-P", &self.port.to_string(), "-u", "tester", "-e", sql])
+            .env("MYSQL_PWD", PASSWORD)
+            .output()
+            .unwrap_or_else(|e| panic!("mariadb: {e}"));
+        assert!(
+            out.status.success(),
+            "mariadb {sql:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The connection settings of a preset dump (without `password_file`).
+    pub fn toml(&self) -> String {
+        format!(
+            "host = \"127.0.0.1\"\nport = {}\nuser = \"tester\"",
+            self.port
+        )
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Mariadb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
