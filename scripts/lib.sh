@@ -65,3 +65,28 @@ python_venv() {
     fi
     "$dir/bin/pip" install --quiet --disable-pip-version-check "$@"
 }
+
+# The Docker tests need a running engine. Machines of this kind start one;
+# where the package is installed but the daemon is not running (a fresh
+# container, no systemd), start it in the background and wait for it.
+ensure_docker_engine() {
+  if docker info >/dev/null 2>&1; then
+    return 0
+  fi
+  if ! command -v dockerd >/dev/null 2>&1; then
+    apt_install docker.io
+  fi
+  if docker info >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "==> starting dockerd (log: /tmp/restic-manager-dockerd.log)"
+  nohup dockerd >/tmp/restic-manager-dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do
+    if docker info >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 1
+  done
+  echo "error: the Docker engine did not start; see /tmp/restic-manager-dockerd.log" >&2
+  return 1
+}

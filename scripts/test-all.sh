@@ -24,6 +24,7 @@ apt_install chromium chromium-driver fonts-dejavu-core
 # Docker tests (tests/cli/docker.rs): the machine's engine, and a test image
 # built with `docker import` from Debian's static busybox (no registry).
 apt_install busybox-static
+ensure_docker_engine
 # Database servers for the dump tests (tests/cli/databases.rs starts private
 # clusters on loopback ports).
 apt_install postgresql mariadb-server mariadb-client
