@@ -220,7 +220,7 @@ pub fn evaluate_services(
     for s in services {
         let last_run = history.last_finished_run(&s.name)?;
         let targets = match &last_run {
-            Some(r) => history.targets_of_run(r.id)?,
+            Some(r) => history.run_targets(r.id)?,
             None => Vec::new(),
         };
         let worst_target = targets.iter().map(|t| rank(&t.outcome)).max().unwrap_or(0);

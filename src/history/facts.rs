@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::{History, HistoryError, RunRow, TargetRecord, VerifyRow};
+use super::{History, HistoryError, RunRow, VerifyRow};
 
 /// What history knows about one repository (service × destination).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -185,37 +185,6 @@ impl History {
         Ok(out)
     }
 
-    /// [`History::run_targets`] through a cached statement.
-    pub fn targets_of_run(&self, run: i64) -> Result<Vec<TargetRecord>, HistoryError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT destination, repository, outcome, error_class, error_message, snapshot_id, files_new, files_changed, files_unmodified, bytes_added, bytes_processed, duration_ms, dump
-                 FROM run_targets WHERE run_id = ?1 ORDER BY id",
-            )
-            .map_err(|e| self.sql(e))?;
-        let u = |v: Option<i64>| v.and_then(|x| u64::try_from(x).ok());
-        let rows = stmt
-            .query_map(params![run], |r| {
-                Ok(TargetRecord {
-                    destination: r.get(0)?,
-                    repository: r.get(1)?,
-                    outcome: r.get(2)?,
-                    error_class: r.get(3)?,
-                    error_message: r.get(4)?,
-                    snapshot_id: r.get(5)?,
-                    files_new: u(r.get(6)?),
-                    files_changed: u(r.get(7)?),
-                    files_unmodified: u(r.get(8)?),
-                    bytes_added: u(r.get(9)?),
-                    bytes_processed: u(r.get(10)?),
-                    duration_ms: u(r.get(11)?).unwrap_or(0),
-                    dump: r.get(12)?,
-                })
-            })
-            .map_err(|e| self.sql(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
-    }
 
     /// The newest finished verify of a repository and the newest
     /// successful one (the same row when the newest succeeded), through

@@ -366,11 +366,12 @@ impl History {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
     }
 
-    /// Targets recorded for one run.
+    /// Targets recorded for one run (a cached statement: `status` asks
+    /// once per service).
     pub fn run_targets(&self, run: i64) -> Result<Vec<TargetRecord>, HistoryError> {
         let mut stmt = self
             .conn
-            .prepare(
+            .prepare_cached(
                 "SELECT destination, repository, outcome, error_class, error_message, snapshot_id, files_new, files_changed, files_unmodified, bytes_added, bytes_processed, duration_ms, dump
                  FROM run_targets WHERE run_id = ?1 ORDER BY id",
             )
