@@ -634,13 +634,7 @@ impl Runner<'_> {
                 ));
             }
             Err(e) => {
-                tr.outcome = if e.class == ErrorClass::Interrupted {
-                    Outcome::Interrupted
-                } else {
-                    Outcome::Failed
-                };
-                tr.error_class = Some(e.class);
-                tr.error = Some(e.message.clone());
+                tr.fail_with(&e);
                 // With containers stopped, they start first: `unlock` on
                 // a hanging destination must not keep them down.
                 if matches!(e.class, ErrorClass::Interrupted | ErrorClass::Timeout)
@@ -682,14 +676,7 @@ impl Runner<'_> {
         };
         if self.shutdown.signal().is_some() {
             // Interrupted before the snapshot: nothing to stop them for.
-            let mut tr = failed_target(
-                &repo.destination,
-                &repo.display,
-                ErrorClass::Interrupted,
-                "not started: interrupted".into(),
-            );
-            tr.outcome = Outcome::Interrupted;
-            return tr;
+            return not_started_interrupted(repo);
         }
         self.progress
             .note(&format!("{}: stopping containers", svc.name));
@@ -836,13 +823,7 @@ impl Runner<'_> {
                     });
                 }
                 Err(e) => {
-                    tr.outcome = if e.class == ErrorClass::Interrupted {
-                        Outcome::Interrupted
-                    } else {
-                        Outcome::Failed
-                    };
-                    tr.error_class = Some(e.class);
-                    tr.error = Some(e.message.clone());
+                    tr.fail_with(&e);
                     log.line(&format!(
                         "volume `{v}` on `{}`: {}",
                         repo.destination, e.message
@@ -1264,14 +1245,7 @@ impl Runner<'_> {
         let jobs = repos.iter().map(|repo| async move {
             let _permit = sem.acquire().await.ok();
             if self.shutdown.signal().is_some() {
-                let mut tr = failed_target(
-                    &repo.destination,
-                    &repo.display,
-                    ErrorClass::Interrupted,
-                    "not started: interrupted".into(),
-                );
-                tr.outcome = Outcome::Interrupted;
-                return tr;
+                return not_started_interrupted(repo);
             }
             let mut tr = match &svc.backup_script {
                 Some(script) => self.script(svc, script, repo, run, log).await,
@@ -1406,6 +1380,32 @@ impl Runner<'_> {
         self.progress
             .finished(&svc.name, &to.destination, tr.outcome);
         tr
+    }
+}
+
+/// A target skipped because a signal arrived before it started.
+fn not_started_interrupted(repo: &Repository) -> TargetReport {
+    let mut tr = failed_target(
+        &repo.destination,
+        &repo.display,
+        ErrorClass::Interrupted,
+        "not started: interrupted".into(),
+    );
+    tr.outcome = Outcome::Interrupted;
+    tr
+}
+
+impl TargetReport {
+    /// Records a failed restic operation: interrupted when a signal stopped
+    /// it, failed otherwise.
+    fn fail_with(&mut self, e: &OpError) {
+        self.outcome = if e.class == ErrorClass::Interrupted {
+            Outcome::Interrupted
+        } else {
+            Outcome::Failed
+        };
+        self.error_class = Some(e.class);
+        self.error = Some(e.message.clone());
     }
 }
 

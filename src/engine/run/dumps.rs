@@ -93,13 +93,7 @@ impl Runner<'_> {
                         ));
                     }
                     Err(e) => {
-                        tr.outcome = if e.class == ErrorClass::Interrupted {
-                            Outcome::Interrupted
-                        } else {
-                            Outcome::Failed
-                        };
-                        tr.error_class = Some(e.class);
-                        tr.error = Some(e.message.clone());
+                        tr.fail_with(&e);
                         log.line(&format!(
                             "dump `{}` on `{}`: {}",
                             d.name, t.destination, e.message
