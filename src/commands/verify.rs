@@ -99,18 +99,8 @@ pub async fn run(ctx: &Context, a: &VerifyArgs) -> Result<i32, Error> {
     let reports = verifier.run(&services).await;
     signals.abort();
 
-    // Failed and warning verifies are notified (never changing the
-    // outcome); metrics pick up the new verify rows.
     let dispatch = crate::notify::Dispatch::new(&c, *p);
-    let mut deliveries = Vec::new();
-    if !dispatch.is_empty() {
-        for r in &reports {
-            if let Some(svc) = c.service(&r.service) {
-                deliveries.extend(dispatch.verified(svc, r).await);
-            }
-        }
-    }
-    crate::metrics::after_command(&c, &history, Some(restic.version.to_string())).await;
+    let deliveries = crate::verify::announce(&c, &history, &restic, &dispatch, &reports).await;
 
     let worst = overall(&reports);
     if p.json {

@@ -2,6 +2,7 @@
 //! DESIGN.md describes, and records every outcome in history.
 
 pub mod lock;
+pub mod notified;
 pub mod run;
 pub mod runlog;
 pub mod setup;

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::actions::repository;
 use super::pages::Failure;
-use super::{Shared, data, input, metrics, restic};
+use super::{Shared, data, input, restic};
 use crate::process::Shutdown;
 use crate::restic::ops;
 
@@ -267,10 +267,15 @@ pub async fn download(
     Ok(res)
 }
 
-/// `GET /metrics`: Prometheus text exposition from history.
+/// `GET /metrics`: the same exposition as `restic-manager metrics` prints
+/// and `metrics_file` holds.
 pub async fn metrics(State(st): State<Shared>) -> ApiResult {
-    let services = st
-        .read(|st, h| data::overview(h, &st.config))
+    let text = st
+        .read(|st, h| {
+            let version = Some(st.restic.version.to_string());
+            crate::metrics::collect(&st.config, h, chrono::Utc::now(), version)
+                .map(|f| crate::metrics::prometheus(&f))
+        })
         .await?
         .map_err(Failure::history)?;
     Ok((
@@ -279,7 +284,7 @@ pub async fn metrics(State(st): State<Shared>) -> ApiResult {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics::render(&services),
+        text,
     )
         .into_response())
 }

@@ -9,10 +9,8 @@ pub mod auth;
 pub mod data;
 mod input;
 pub mod jobs;
-mod metrics;
 pub mod pages;
 mod restic;
-mod verify;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +35,9 @@ pub struct AppState {
     pub auth: auth::Auth,
     pub jobs: jobs::Jobs,
     pub shutdown: Shutdown,
+    /// Notifications for dashboard backups and verifications, as the CLI
+    /// sends them.
+    pub dispatch: crate::notify::Dispatch,
     /// Texts blanked from log excerpts (token, repository password).
     pub secrets: Vec<String>,
 }
@@ -181,6 +182,7 @@ pub async fn serve(
     restic: Restic,
     token: String,
     opts: &ServeOptions,
+    printer: crate::output::Printer,
 ) -> Result<i32, Error> {
     let db = data::Db::open(&config.settings.state_directory, 4)?;
     let (jobs, queue) = jobs::Jobs::new(config.settings.lock_directory.clone());
@@ -191,7 +193,9 @@ pub async fn serve(
     {
         secrets.push(pw.trim().to_string());
     }
+    let dispatch = crate::notify::Dispatch::new(&config, printer);
     let st = Arc::new(AppState {
+        dispatch,
         config,
         restic,
         db,

@@ -279,12 +279,22 @@ pub async fn not_found(Extension(authed): Extension<Authed>) -> Response {
         .into_response()
 }
 
+/// A destination's state and its reasons, for a tooltip.
+fn dest_title(d: &data::DestView) -> String {
+    let mut t = d.state.as_str().to_string();
+    for r in &d.reasons {
+        t.push_str("\n");
+        t.push_str(r);
+    }
+    t
+}
+
 fn overview_row(s: &ServiceView, csrf: &str, job: Option<&Job>) -> Markup {
     let link = format!("/services/{}", url_encode(&s.name));
     html! {
         tr {
             td { a href=(link) { (s.name) } @if !s.enabled { " " span.muted { "(disabled)" } } }
-            td { (badge(s.health)) }
+            td title=(s.reasons.join("\n")) { (badge(s.state.as_str())) }
             td {
                 @match &s.last_run {
                     Some(r) => { (badge(&r.outcome)) " " (age(r.age_seconds)) " ago" }
@@ -294,7 +304,7 @@ fn overview_row(s: &ServiceView, csrf: &str, job: Option<&Job>) -> Markup {
             td {
                 @for d in &s.destinations {
                     div.dest {
-                        span class=(format!("dot {}", d.health)) title=(d.health) {}
+                        span class=(format!("dot {}", d.state.as_str())) title=(dest_title(d)) {}
                         (d.destination) ": "
                         @match d.snapshot_age_seconds {
                             Some(a) => { (age(a)) " ago" }
@@ -378,7 +388,7 @@ pub async fn service(
             let svc = st.config.service(&n);
             Ok::<_, crate::history::HistoryError>((
                 match svc {
-                    Some(s) => Some(data::service_view(h, s)?),
+                    Some(s) => data::service_view(h, s)?,
                     None => None,
                 },
                 data::runs(h, &n, 20)?,
@@ -395,12 +405,25 @@ pub async fn service(
     let enc = url_encode(&name);
     let csrf = authed.csrf();
     let body = html! {
-        h1 { (name) " " (badge(view.health)) }
-        p.muted { (view.health_reason) }
+        h1 { (name) " " (badge(view.state.as_str())) }
+        @if !view.reasons.is_empty() {
+            ul.reasons { @for r in &view.reasons { li.muted { (r) } } }
+        }
         @if let Some(d) = &svc.description { p { (d) } }
         div.actions {
             (run_button(&name, "run", "Back up now", csrf))
-            (run_button(&name, "verify", "Verify repositories", csrf))
+            form.inline method="post" action=(format!("/services/{enc}/verify")) {
+                input type="hidden" name="csrf" value=(csrf);
+                button type="submit" { "Verify repositories" }
+                " "
+                label title="restic check --read-data: reads every pack (as long as a full download)" {
+                    input type="checkbox" name="deep" value="on"; " read all data"
+                }
+                " "
+                label title="restore the latest snapshot (a sample of files, the newest dumps) and compare" {
+                    input type="checkbox" name="drill" value="on"; " restore drill"
+                }
+            }
         }
         @if let Some(j) = &job { (job_box(&name, j)) }
         p {
@@ -414,7 +437,7 @@ pub async fn service(
                 @for d in &view.destinations {
                     tr {
                         td { (d.destination) }
-                        td { (badge(d.health)) }
+                        td { (badge(d.state.as_str())) }
                         td {
                             @match &d.snapshot_id {
                                 Some(id) => a href=(format!("/services/{enc}/snapshots/{id}?destination={}", url_encode(&d.destination))) { code { (id.chars().take(8).collect::<String>()) } },

@@ -11,6 +11,7 @@ mod fanout;
 mod install;
 mod metrics;
 mod notify;
+mod receiver;
 mod run;
 mod schedule;
 mod servers;
