@@ -87,6 +87,41 @@ impl Drop for Registered {
     }
 }
 
+/// The signal rules of every long-running command (`run`, `verify`,
+/// `serve`): the first SIGINT/SIGTERM prints `message` and fires `trigger`
+/// (children get SIGINT, so restic removes its lock; cleanup runs; the
+/// work is recorded as interrupted); a second one kills every child and
+/// exits 128+signal at once. Abort the returned task when the work is done.
+pub fn watch_signals(
+    trigger: ShutdownTrigger,
+    message: &'static str,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        let mut first = true;
+        loop {
+            let sig = tokio::select! {
+                _ = int.recv() => 2,
+                _ = term.recv() => 15,
+            };
+            if first {
+                eprintln!("restic-manager: {message}");
+                trigger.fire(sig);
+                first = false;
+            } else {
+                kill_all_now();
+                std::process::exit(128 + sig);
+            }
+        }
+    })
+}
+
 /// Kills every running child's process group at once (SIGKILL): the user
 /// sent a second signal and wants out now.
 pub fn kill_all_now() {

@@ -138,6 +138,73 @@ pub struct TargetRecord {
     pub duration_ms: u64,
 }
 
+impl TargetRecord {
+    /// The columns [`TargetRecord::from_row`] reads, in order.
+    pub const COLUMNS: &'static str = "destination, repository, outcome, error_class, error_message, snapshot_id, files_new, files_changed, files_unmodified, bytes_added, bytes_processed, duration_ms";
+
+    /// A `run_targets` row selected with [`TargetRecord::COLUMNS`].
+    pub fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TargetRecord> {
+        let u = |v: Option<i64>| v.and_then(|x| u64::try_from(x).ok());
+        Ok(TargetRecord {
+            destination: r.get(0)?,
+            repository: r.get(1)?,
+            outcome: r.get(2)?,
+            error_class: r.get(3)?,
+            error_message: r.get(4)?,
+            snapshot_id: r.get(5)?,
+            files_new: u(r.get(6)?),
+            files_changed: u(r.get(7)?),
+            files_unmodified: u(r.get(8)?),
+            bytes_added: u(r.get(9)?),
+            bytes_processed: u(r.get(10)?),
+            duration_ms: u(r.get(11)?).unwrap_or(0),
+        })
+    }
+}
+
+impl RunRow {
+    /// The columns [`RunRow::from_row`] reads, in order.
+    pub const COLUMNS: &'static str =
+        "id, service, started_at, finished_at, outcome, error_class, error_message, log_file";
+
+    /// A `runs` row selected with [`RunRow::COLUMNS`].
+    pub fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+        Ok(RunRow {
+            id: r.get(0)?,
+            service: r.get(1)?,
+            started_at: r.get(2)?,
+            finished_at: r.get(3)?,
+            outcome: r.get(4)?,
+            error_class: r.get(5)?,
+            error_message: r.get(6)?,
+            log_file: r.get(7)?,
+        })
+    }
+}
+
+impl VerifyRow {
+    /// The columns [`VerifyRow::from_row`] reads, in order.
+    pub const COLUMNS: &'static str = "id, service, destination, kind, subset, trigger, started_at, finished_at, outcome, error_class, error_message, detail";
+
+    /// A `verifies` row selected with [`VerifyRow::COLUMNS`].
+    pub fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VerifyRow> {
+        Ok(VerifyRow {
+            id: r.get(0)?,
+            service: r.get(1)?,
+            destination: r.get(2)?,
+            kind: r.get(3)?,
+            subset: r.get(4)?,
+            trigger: r.get(5)?,
+            started_at_ms: r.get(6)?,
+            finished_at_ms: r.get(7)?,
+            outcome: r.get(8)?,
+            error_class: r.get(9)?,
+            error_message: r.get(10)?,
+            detail: r.get(11)?,
+        })
+    }
+}
+
 /// A run as read back.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRow {
@@ -314,18 +381,7 @@ impl History {
                 "SELECT id, service, started_at, finished_at, outcome, error_class, error_message, log_file
                  FROM runs WHERE service = ?1 ORDER BY started_at DESC, id DESC LIMIT 1",
                 params![service],
-                |r| {
-                    Ok(RunRow {
-                        id: r.get(0)?,
-                        service: r.get(1)?,
-                        started_at: r.get(2)?,
-                        finished_at: r.get(3)?,
-                        outcome: r.get(4)?,
-                        error_class: r.get(5)?,
-                        error_message: r.get(6)?,
-                        log_file: r.get(7)?,
-                    })
-                },
+                RunRow::from_row,
             )
             .optional()
             .map_err(|e| self.sql(e))
@@ -368,24 +424,8 @@ impl History {
                  FROM run_targets WHERE run_id = ?1 ORDER BY id",
             )
             .map_err(|e| self.sql(e))?;
-        let u = |v: Option<i64>| v.and_then(|x| u64::try_from(x).ok());
         let rows = stmt
-            .query_map(params![run], |r| {
-                Ok(TargetRecord {
-                    destination: r.get(0)?,
-                    repository: r.get(1)?,
-                    outcome: r.get(2)?,
-                    error_class: r.get(3)?,
-                    error_message: r.get(4)?,
-                    snapshot_id: r.get(5)?,
-                    files_new: u(r.get(6)?),
-                    files_changed: u(r.get(7)?),
-                    files_unmodified: u(r.get(8)?),
-                    bytes_added: u(r.get(9)?),
-                    bytes_processed: u(r.get(10)?),
-                    duration_ms: u(r.get(11)?).unwrap_or(0),
-                })
-            })
+            .query_map(params![run], TargetRecord::from_row)
             .map_err(|e| self.sql(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
     }
@@ -477,22 +517,7 @@ impl History {
              ORDER BY started_at DESC, id DESC LIMIT 1"
         };
         self.conn
-            .query_row(sql, params![service, destination], |r| {
-                Ok(VerifyRow {
-                    id: r.get(0)?,
-                    service: r.get(1)?,
-                    destination: r.get(2)?,
-                    kind: r.get(3)?,
-                    subset: r.get(4)?,
-                    trigger: r.get(5)?,
-                    started_at_ms: r.get(6)?,
-                    finished_at_ms: r.get(7)?,
-                    outcome: r.get(8)?,
-                    error_class: r.get(9)?,
-                    error_message: r.get(10)?,
-                    detail: r.get(11)?,
-                })
-            })
+            .query_row(sql, params![service, destination], VerifyRow::from_row)
             .optional()
             .map_err(|e| self.sql(e))
     }

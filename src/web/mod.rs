@@ -24,7 +24,7 @@ use axum::routing::{get, post};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::process::{Shutdown, ShutdownTrigger};
+use crate::process::Shutdown;
 use crate::restic::Restic;
 
 /// Everything a request handler may use.
@@ -143,39 +143,6 @@ pub fn router(st: Shared) -> Router {
         .with_state(st)
 }
 
-/// Signals: the first SIGINT/SIGTERM stops accepting requests and tells
-/// running jobs to stop safely (restic gets SIGINT and removes its lock,
-/// post hooks run, the run is recorded as interrupted); a second one
-/// kills every child and exits at once.
-fn watch_signals(trigger: ShutdownTrigger) {
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
-        let mut first = true;
-        loop {
-            let sig = tokio::select! {
-                _ = int.recv() => 2,
-                _ = term.recv() => 15,
-            };
-            if first {
-                eprintln!(
-                    "restic-manager: signal received, stopping the server; running jobs stop safely (send again to exit at once)"
-                );
-                trigger.fire(sig);
-                first = false;
-            } else {
-                crate::process::kill_all_now();
-                std::process::exit(128 + sig);
-            }
-        }
-    });
-}
-
 /// Runs the server until a signal; returns the exit code.
 pub async fn serve(
     config: Config,
@@ -214,7 +181,13 @@ pub async fn serve(
         })?;
     let local = listener.local_addr().unwrap_or(opts.listen);
     eprintln!("restic-manager: dashboard on http://{local}/ (Ctrl-C stops)");
-    watch_signals(trigger);
+    // The first signal stops accepting requests and tells running jobs to
+    // stop safely (restic gets SIGINT and removes its lock, post hooks run,
+    // the run is recorded as interrupted); a second one exits at once.
+    crate::process::watch_signals(
+        trigger,
+        "signal received, stopping the server; running jobs stop safely (send again to exit at once)",
+    );
 
     let mut stop = shutdown.clone();
     let server = axum::serve(listener, router(st.clone()))
