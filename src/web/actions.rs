@@ -60,23 +60,33 @@ async fn job(st: Shared, req: Request) {
         .finish(&req.service, req.id, outcome.as_str(), message, run_id);
 }
 
-fn history(st: &Shared) -> Result<History, (Outcome, Option<String>, Option<i64>)> {
-    History::open(&st.config.settings.state_directory)
-        .map_err(|e| (Outcome::Failed, Some(e.to_string()), None))
-}
+/// How a job ended: outcome, message, history run id.
+type JobEnd = (Outcome, Option<String>, Option<i64>);
 
-async fn run_job(st: &Shared, req: &Request) -> (Outcome, Option<String>, Option<i64>) {
-    let Some(svc) = st.config.service(&req.service) else {
-        return (Outcome::Failed, Some("unknown service".into()), None);
-    };
-    let history = match history(st) {
-        Ok(h) => h,
-        Err(e) => return e,
-    };
+/// What a backup or verify job needs: its service, a history connection
+/// of its own, and the live progress it reports into.
+fn prepare<'a>(
+    st: &'a Shared,
+    req: &Request,
+) -> Result<(&'a crate::config::Service, History, LiveProgress), JobEnd> {
+    let svc = st
+        .config
+        .service(&req.service)
+        .ok_or_else(|| (Outcome::Failed, Some("unknown service".into()), None))?;
+    let history = History::open(&st.config.settings.state_directory)
+        .map_err(|e| (Outcome::Failed, Some(e.to_string()), None))?;
     let progress = LiveProgress {
         jobs: st.jobs.clone(),
         service: req.service.clone(),
         id: req.id,
+    };
+    Ok((svc, history, progress))
+}
+
+async fn run_job(st: &Shared, req: &Request) -> JobEnd {
+    let (svc, history, progress) = match prepare(st, req) {
+        Ok(x) => x,
+        Err(e) => return e,
     };
     let runner = Runner {
         config: &st.config,
@@ -103,23 +113,10 @@ async fn run_job(st: &Shared, req: &Request) -> (Outcome, Option<String>, Option
     }
 }
 
-async fn verify_job(
-    st: &Shared,
-    req: &Request,
-    deep: bool,
-    drill: bool,
-) -> (Outcome, Option<String>, Option<i64>) {
-    let Some(svc) = st.config.service(&req.service) else {
-        return (Outcome::Failed, Some("unknown service".into()), None);
-    };
-    let history = match history(st) {
-        Ok(h) => h,
+async fn verify_job(st: &Shared, req: &Request, deep: bool, drill: bool) -> JobEnd {
+    let (svc, history, progress) = match prepare(st, req) {
+        Ok(x) => x,
         Err(e) => return e,
-    };
-    let progress = LiveProgress {
-        jobs: st.jobs.clone(),
-        service: req.service.clone(),
-        id: req.id,
     };
     for t in &svc.targets {
         progress.started(&svc.name, t);
@@ -173,7 +170,7 @@ async fn restore_job(
     snapshot: &str,
     path: &str,
     target: &str,
-) -> (Outcome, Option<String>, Option<i64>) {
+) -> JobEnd {
     let repo = match repository(st, service, Some(destination)) {
         Ok(r) => r,
         Err(f) => return (Outcome::Failed, Some(f.message), None),

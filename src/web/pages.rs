@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::auth::{Authed, COOKIE};
 use super::data::{self, RunView, ServiceView};
 use super::jobs::Job;
-use super::{Shared, actions, api, input, restic};
+use super::{Shared, api, restic};
 use crate::output::{age, bytes, duration_ms, local_time};
 
 /// An error answered as a page (or as JSON for API clients).
@@ -639,38 +639,18 @@ pub async fn job(
     )
 }
 
-#[derive(Debug, Deserialize)]
-pub struct BrowseQuery {
-    #[serde(default)]
-    destination: Option<String>,
-    #[serde(default)]
-    path: Option<String>,
-}
-
 /// `GET /services/NAME/snapshots/ID?destination=D&path=DIR`: one folder of
 /// a snapshot, with download links and a restore form.
 pub async fn browse(
     State(st): State<Shared>,
     Path((name, snapshot)): Path<(String, String)>,
-    Query(q): Query<BrowseQuery>,
+    Query(q): Query<api::DestQuery>,
     Extension(authed): Extension<Authed>,
 ) -> Result<Response, Failure> {
-    if st.config.service(&name).is_none() {
-        return Err(Failure::not_found(format!("unknown service `{name}`")));
-    }
-    let snapshot = input::snapshot_id(&snapshot).map_err(Failure::bad_request)?;
-    let path =
-        input::snapshot_path(q.path.as_deref().unwrap_or("/")).map_err(Failure::bad_request)?;
-    let repo = actions::repository(&st, &name, q.destination.as_deref())?;
-    let l = restic::ls(
-        &st.restic,
-        &repo,
-        &snapshot,
-        &format!("service:{name}"),
-        &path,
-    )
-    .await
-    .map_err(Failure::from_read)?;
+    let (snapshot, path, repo, tag) = api::locate(&st, &name, &snapshot, &q, "/")?;
+    let l = restic::ls(&st.restic, &repo, &snapshot, &tag, &path)
+        .await
+        .map_err(Failure::from_read)?;
     let enc = url_encode(&name);
     let dest = url_encode(&repo.destination);
     let sid = &l.snapshot.id;
