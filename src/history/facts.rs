@@ -174,7 +174,7 @@ impl History {
         Ok(out)
     }
 
-    /// [`History::run_targets`] through a cached statement.
+    /// The targets recorded for one run, in the order they were recorded.
     pub fn targets_of_run(&self, run: i64) -> Result<Vec<TargetRecord>, HistoryError> {
         let mut stmt = self
             .conn

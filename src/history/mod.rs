@@ -218,7 +218,6 @@ pub struct RunRow {
     pub log_file: Option<String>,
 }
 
-/// The newest usable snapshot on one destination.
 /// One verification of one repository.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyRow {
@@ -235,16 +234,6 @@ pub struct VerifyRow {
     pub error_class: Option<String>,
     pub error_message: Option<String>,
     pub detail: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct LatestSnapshot {
-    pub destination: String,
-    pub snapshot_id: String,
-    pub finished_at: i64,
-    pub bytes_added: Option<u64>,
-    pub duration_ms: u64,
-    pub outcome: String,
 }
 
 /// Unix milliseconds now.
@@ -385,49 +374,6 @@ impl History {
             )
             .optional()
             .map_err(|e| self.sql(e))
-    }
-
-    /// Per destination, the newest snapshot a run of `service` produced.
-    pub fn latest_snapshots(&self, service: &str) -> Result<Vec<LatestSnapshot>, HistoryError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT t.destination, t.snapshot_id, MAX(t.finished_at), t.bytes_added, t.duration_ms, t.outcome
-                 FROM run_targets t JOIN runs r ON r.id = t.run_id
-                 WHERE r.service = ?1 AND t.snapshot_id IS NOT NULL AND t.outcome IN ('ok', 'warning')
-                 GROUP BY t.destination ORDER BY t.destination",
-            )
-            .map_err(|e| self.sql(e))?;
-        let rows = stmt
-            .query_map(params![service], |r| {
-                Ok(LatestSnapshot {
-                    destination: r.get(0)?,
-                    snapshot_id: r.get(1)?,
-                    finished_at: r.get(2)?,
-                    bytes_added: r
-                        .get::<_, Option<i64>>(3)?
-                        .and_then(|v| u64::try_from(v).ok()),
-                    duration_ms: r.get::<_, i64>(4).map(|v| u64::try_from(v).unwrap_or(0))?,
-                    outcome: r.get(5)?,
-                })
-            })
-            .map_err(|e| self.sql(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
-    }
-
-    /// Targets recorded for one run.
-    pub fn run_targets(&self, run: i64) -> Result<Vec<TargetRecord>, HistoryError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT destination, repository, outcome, error_class, error_message, snapshot_id, files_new, files_changed, files_unmodified, bytes_added, bytes_processed, duration_ms
-                 FROM run_targets WHERE run_id = ?1 ORDER BY id",
-            )
-            .map_err(|e| self.sql(e))?;
-        let rows = stmt
-            .query_map(params![run], TargetRecord::from_row)
-            .map_err(|e| self.sql(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
     }
 
     /// Records a maintenance operation (e.g. `prune`) on a repository.

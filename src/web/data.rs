@@ -222,7 +222,7 @@ pub fn runs(h: &History, service: &str, limit: u32) -> Result<Vec<RunDetail>, Hi
         .map(|r| {
             Ok(RunDetail {
                 run: RunView::from(r),
-                targets: h.run_targets(r.id)?,
+                targets: h.targets_of_run(r.id)?,
             })
         })
         .collect()
@@ -234,7 +234,7 @@ pub fn run(h: &History, service: &str, id: i64) -> Result<Option<RunDetail>, His
     match h.run_by_id(id)? {
         Some(r) if r.service == service => Ok(Some(RunDetail {
             run: RunView::from(&r),
-            targets: h.run_targets(r.id)?,
+            targets: h.targets_of_run(r.id)?,
         })),
         _ => Ok(None),
     }
