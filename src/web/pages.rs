@@ -283,7 +283,7 @@ pub async fn not_found(Extension(authed): Extension<Authed>) -> Response {
 fn dest_title(d: &data::DestView) -> String {
     let mut t = d.state.as_str().to_string();
     for r in &d.reasons {
-        t.push_str("\n");
+        t.push('\n');
         t.push_str(r);
     }
     t
