@@ -3,7 +3,7 @@
 
 mod completions;
 mod config_show;
-mod list;
+pub mod list;
 mod man;
 mod metrics;
 mod notify;

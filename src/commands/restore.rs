@@ -14,7 +14,7 @@ use crate::config::dump::{Dump, DumpSource};
 use crate::config::{Config, Service};
 use crate::error::Error;
 use crate::output::{Printer, bytes, table};
-use crate::process::{Shutdown, ShutdownTrigger};
+use crate::process::Shutdown;
 use crate::restic::output::Snapshot;
 use crate::restic::{Repository, Restic, ops};
 use crate::restore::RestoreError;
@@ -189,7 +189,10 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
     // From here on children run: our Ctrl-C stops them cleanly (restic
     // removes its lock) instead of leaving them behind.
     let (trigger, shutdown) = Shutdown::new();
-    let signals = tokio::spawn(forward_signals(trigger));
+    let signals = crate::engine::signals::watch_signals(
+        trigger,
+        "signal received, stopping the restore (send again to exit at once)",
+    );
     let spinner = spinner(p, &summary);
     let done = execute(service, &restic, &repo, &snapshot, &what, a, &shutdown).await;
     if let Some(s) = spinner {
@@ -461,38 +464,6 @@ fn spinner(p: &Printer, summary: &Summary<'_>) -> Option<indicatif::ProgressBar>
     bar.set_message(format!("restoring {}…", summary.where_()));
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     Some(bar)
-}
-
-/// SIGINT/SIGTERM → stop the children (restic gets SIGINT); a second
-/// signal exits at once.
-async fn forward_signals(trigger: ShutdownTrigger) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return;
-    };
-    let mut first = true;
-    loop {
-        let sig = tokio::select! {
-            _ = int.recv() => 2,
-            _ = term.recv() => 15,
-        };
-        if first {
-            eprintln!(
-                "restic-manager: signal received, stopping the restore (send again to exit at once)"
-            );
-            trigger.fire(sig);
-            first = false;
-        } else {
-            crate::process::kill_all_now();
-            // Containers stopped for a volume restore come back first.
-            let _ = crate::sources::docker::restart_registered(std::time::Duration::from_secs(60))
-                .await;
-            std::process::exit(128 + sig);
-        }
-    }
 }
 
 fn cwd() -> Result<PathBuf, Error> {

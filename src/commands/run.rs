@@ -9,12 +9,11 @@ use crate::engine::run::{Runner, ServiceReport, resolve_sources};
 use crate::engine::{Outcome, Progress};
 use crate::error::Error;
 use crate::history::History;
-use crate::notify::{self, Delivery, Dispatch};
+use crate::notify::{self, Dispatch};
 use crate::output::{PlainProgress, Printer, TermProgress, bytes, duration_ms, table};
 use crate::process::Shutdown;
 use crate::restic::ErrorClass;
 use crate::restic::Repository;
-use futures_util::StreamExt;
 
 pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
     let c = match ctx.load_config() {
@@ -59,44 +58,10 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
     // removes its lock), let post hooks clean up, record "interrupted". A
     // second signal exits at once.
     let (trigger, shutdown) = Shutdown::new();
-    let signals = tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
-        let mut first = true;
-        loop {
-            let sig = tokio::select! {
-                _ = int.recv() => 2,
-                _ = term.recv() => 15,
-            };
-            if first {
-                eprintln!(
-                    "restic-manager: signal received, stopping restic and running post hooks (send again to exit at once)"
-                );
-                trigger.fire(sig);
-                first = false;
-            } else {
-                crate::process::kill_all_now();
-                // Containers this run stopped must not stay down because
-                // the user was impatient.
-                // Docker may still be stopping one (up to 30 s).
-                let left =
-                    crate::sources::docker::restart_registered(std::time::Duration::from_secs(45))
-                        .await;
-                if !left.is_empty() {
-                    eprintln!(
-                        "restic-manager: could not start containers {} again; start them with `docker start`",
-                        left.join(", ")
-                    );
-                }
-                std::process::exit(128 + sig);
-            }
-        }
-    });
+    let signals = crate::engine::signals::watch_signals(
+        trigger,
+        "signal received, stopping restic and running post hooks (send again to exit at once)",
+    );
 
     let term = TermProgress::for_terminal(p);
     let plain = PlainProgress(*p);
@@ -113,19 +78,10 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
         trigger: &crate::schedule::trigger(),
         allow_mass_forget: a.allow_mass_forget,
     };
-    let (reports, mut deliveries) = run_notified(
-        &runner,
-        &dispatch,
-        &services,
-        c.settings.long_running_threshold_minutes,
-        c.settings.max_parallel_services.max(1),
-    )
-    .await;
+    let (reports, mut deliveries) =
+        crate::engine::notified::run(&runner, &dispatch, &services).await;
     signals.abort();
     drop(term);
-    // Metrics (file, Pushgateway, InfluxDB): warnings only, never the outcome.
-    crate::metrics::record_retention(&history, &reports);
-    crate::metrics::after_command(&c, &history, Some(restic.version.to_string())).await;
     // Services that did not run now may have silently stopped running.
     if !dispatch.is_empty() && shutdown.signal().is_none() {
         let ran: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
@@ -145,52 +101,6 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
         (Outcome::Interrupted, Some(sig)) => 128 + sig,
         (o, _) => o.exit_code(),
     })
-}
-
-/// Runs each service (at most `limit` at once) between its notifications:
-/// `/start` pings, a long-running timer, then the result.
-async fn run_notified(
-    runner: &Runner<'_>,
-    dispatch: &Dispatch,
-    services: &[&Service],
-    minutes: u64,
-    limit: usize,
-) -> (Vec<ServiceReport>, Vec<Delivery>) {
-    let per_service: Vec<(Vec<ServiceReport>, Vec<Delivery>)> =
-        futures_util::stream::iter(services)
-            .map(|s| async move {
-                if runner.shutdown.signal().is_some() {
-                    return (Vec::new(), Vec::new());
-                }
-                let mut sent = dispatch.started(s).await;
-                let started = chrono::Utc::now();
-                let timer = dispatch.long_running_timer(s, minutes);
-                let reports = runner.run(&[*s]).await;
-                if let Some(t) = timer {
-                    if t.is_finished() {
-                        sent.extend(t.await.unwrap_or_default());
-                    } else {
-                        t.abort();
-                    }
-                }
-                for r in &reports {
-                    sent.extend(dispatch.finished(s, r, started).await);
-                    if let Some(l) = &r.log_file {
-                        notify::log_deliveries(l, &sent);
-                    }
-                }
-                (reports, sent)
-            })
-            .buffered(limit)
-            .collect()
-            .await;
-    let mut reports = Vec::new();
-    let mut deliveries = Vec::new();
-    for (r, d) in per_service {
-        reports.extend(r);
-        deliveries.extend(d);
-    }
-    (reports, deliveries)
 }
 
 /// Tells the notifiers that could still be read that the configuration is

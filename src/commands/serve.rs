@@ -37,5 +37,5 @@ pub async fn run(ctx: &Context, a: &ServeArgs) -> Result<i32, Error> {
             .info(format!("web access token: {}", path.display()));
     }
     let restic = ctx.restic(&c).await?;
-    web::serve(c, restic, token, &ServeOptions { listen }).await
+    web::serve(c, restic, token, &ServeOptions { listen }, ctx.printer).await
 }

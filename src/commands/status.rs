@@ -1,18 +1,12 @@
 //! `status`: the health of each service and destination, from the history
 //! database (fast), or with `--live` from the repositories themselves.
 
-use serde_json::{Value, json};
-
 use super::{Context, select};
 use crate::cli::StatusArgs;
 use crate::error::Error;
-use crate::health::{self, DestinationHealth, ServiceHealth, Source, State};
+use crate::health::{self, ServiceHealth, Source, State};
 use crate::history::History;
 use crate::output::{Printer, age, bytes, duration_ms, table};
-
-fn rfc3339(ms: i64) -> Option<String> {
-    chrono::DateTime::from_timestamp_millis(ms).map(|d| d.to_rfc3339())
-}
 
 fn age_secs(now_ms: i64, ms: i64) -> u64 {
     u64::try_from((now_ms - ms).max(0) / 1000).unwrap_or(0)
@@ -43,7 +37,7 @@ pub async fn run(ctx: &Context, a: &StatusArgs) -> Result<i32, Error> {
         p.json(
             &report
                 .iter()
-                .map(|s| service_json(s, now_ms))
+                .map(|s| health::service_json(s, now_ms))
                 .collect::<Vec<_>>(),
         );
     } else if report.is_empty() {
@@ -52,60 +46,6 @@ pub async fn run(ctx: &Context, a: &StatusArgs) -> Result<i32, Error> {
         print_table(p, &report, now.timestamp_millis(), a.live);
     }
     Ok(code)
-}
-
-fn service_json(s: &ServiceHealth, now_ms: i64) -> Value {
-    json!({
-        "service": s.service,
-        "enabled": s.enabled,
-        "state": s.health.state,
-        "reasons": s.health.reasons,
-        "last_run": s.last_run.as_ref().map(|r| json!({
-            "id": r.id,
-            "started_at": rfc3339(r.started_at),
-            "finished_at": r.finished_at.and_then(rfc3339),
-            "age_seconds": age_secs(now_ms, r.started_at),
-            "outcome": r.outcome,
-            "error_class": r.error_class,
-            "message": r.error_message,
-            "log_file": r.log_file,
-        })),
-        "destinations": s.destinations.iter().map(|d| destination_json(d, now_ms)).collect::<Vec<_>>(),
-    })
-}
-
-fn destination_json(d: &DestinationHealth, now_ms: i64) -> Value {
-    let snap = d.newest_snapshot.as_ref();
-    let t = d.last_target.as_ref();
-    json!({
-        "destination": d.destination,
-        "state": d.health.state,
-        "reasons": d.health.reasons,
-        "snapshot_id": snap.map(|s| &s.id),
-        "snapshot_time": snap.and_then(|s| rfc3339(s.time_ms)),
-        "snapshot_age_seconds": snap.map(|s| age_secs(now_ms, s.time_ms)),
-        "snapshot_source": snap.map(|s| s.source),
-        "snapshot_host": snap.and_then(|s| s.hostname.as_ref()),
-        "snapshots_known": d.facts.as_ref().and_then(|f| f.snapshots_known),
-        "last_outcome": t.map(|t| &t.outcome),
-        "bytes_added": t.and_then(|t| t.bytes_added),
-        "files_new": t.and_then(|t| t.files_new),
-        "files_changed": t.and_then(|t| t.files_changed),
-        "duration_ms": t.map(|t| t.duration_ms),
-        "max_age": d.max_age.to_string(),
-        "max_age_from": d.max_age_from,
-        "verify_max_age": d.verify_max_age.to_string(),
-        "last_verify": d.last_verify.as_ref().map(|v| json!({
-            "kind": v.kind,
-            "outcome": v.outcome,
-            "started_at": rfc3339(v.started_at_ms),
-            "finished_at": v.finished_at_ms.and_then(rfc3339),
-            "error_class": v.error_class,
-            "message": v.error_message,
-        })),
-        "last_successful_verify_at": d.last_good_verify.as_ref().and_then(|v| rfc3339(v.finished_at_ms.unwrap_or(v.started_at_ms))),
-        "disagreements": d.disagreements,
-    })
 }
 
 fn state_text(p: &Printer, s: State) -> String {

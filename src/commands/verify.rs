@@ -52,32 +52,10 @@ pub async fn run(ctx: &Context, a: &VerifyArgs) -> Result<i32, Error> {
     // removes its lock), lets the drill remove its temporary folder and
     // records "interrupted"; a second one exits at once.
     let (trigger, shutdown) = Shutdown::new();
-    let signals = tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
-        let mut first = true;
-        loop {
-            let sig = tokio::select! {
-                _ = int.recv() => 2,
-                _ = term.recv() => 15,
-            };
-            if first {
-                eprintln!(
-                    "restic-manager: signal received, stopping restic and cleaning up (send again to exit at once)"
-                );
-                trigger.fire(sig);
-                first = false;
-            } else {
-                crate::process::kill_all_now();
-                std::process::exit(128 + sig);
-            }
-        }
-    });
+    let signals = crate::engine::signals::watch_signals(
+        trigger,
+        "signal received, stopping restic and cleaning up (send again to exit at once)",
+    );
 
     let request = Request {
         deep: a.deep,
@@ -99,18 +77,8 @@ pub async fn run(ctx: &Context, a: &VerifyArgs) -> Result<i32, Error> {
     let reports = verifier.run(&services).await;
     signals.abort();
 
-    // Failed and warning verifies are notified (never changing the
-    // outcome); metrics pick up the new verify rows.
     let dispatch = crate::notify::Dispatch::new(&c, *p);
-    let mut deliveries = Vec::new();
-    if !dispatch.is_empty() {
-        for r in &reports {
-            if let Some(svc) = c.service(&r.service) {
-                deliveries.extend(dispatch.verified(svc, r).await);
-            }
-        }
-    }
-    crate::metrics::after_command(&c, &history, Some(restic.version.to_string())).await;
+    let deliveries = crate::verify::announce(&c, &history, &restic, &dispatch, &reports).await;
 
     let worst = overall(&reports);
     if p.json {

@@ -2,9 +2,11 @@
 //! DESIGN.md describes, and records every outcome in history.
 
 pub mod lock;
+pub mod notified;
 pub mod run;
 pub mod runlog;
 pub mod setup;
+pub mod signals;
 
 use serde::Serialize;
 

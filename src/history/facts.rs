@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::{History, HistoryError, RunRow, VerifyRow};
+use super::{History, HistoryError, RunRow, TargetRecord, VerifyRow};
 
 /// What history knows about one repository (service × destination).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -38,20 +38,9 @@ impl History {
                  ORDER BY started_at DESC, id DESC LIMIT 1",
             )
             .map_err(|e| self.sql(e))?;
-        stmt.query_row(params![service], |r| {
-            Ok(RunRow {
-                id: r.get(0)?,
-                service: r.get(1)?,
-                started_at: r.get(2)?,
-                finished_at: r.get(3)?,
-                outcome: r.get(4)?,
-                error_class: r.get(5)?,
-                error_message: r.get(6)?,
-                log_file: r.get(7)?,
-            })
-        })
-        .optional()
-        .map_err(|e| self.sql(e))
+        stmt.query_row(params![service], RunRow::from_row)
+            .optional()
+            .map_err(|e| self.sql(e))
     }
 
     // `CROSS JOIN` fixes the loop order: the service's runs through
@@ -185,6 +174,20 @@ impl History {
         Ok(out)
     }
 
+    /// The targets recorded for one run, in the order they were recorded.
+    pub fn targets_of_run(&self, run: i64) -> Result<Vec<TargetRecord>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {} FROM run_targets WHERE run_id = ?1 ORDER BY id",
+                TargetRecord::COLUMNS
+            ))
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(params![run], TargetRecord::from_row)
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+    }
 
     /// The newest finished verify of a repository and the newest
     /// successful one (the same row when the newest succeeded), through
@@ -194,23 +197,8 @@ impl History {
         service: &str,
         destination: &str,
     ) -> Result<(Option<VerifyRow>, Option<VerifyRow>), HistoryError> {
-        const COLS: &str = "id, service, destination, kind, subset, trigger, started_at, finished_at, outcome, error_class, error_message, detail";
-        let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<VerifyRow> {
-            Ok(VerifyRow {
-                id: r.get(0)?,
-                service: r.get(1)?,
-                destination: r.get(2)?,
-                kind: r.get(3)?,
-                subset: r.get(4)?,
-                trigger: r.get(5)?,
-                started_at_ms: r.get(6)?,
-                finished_at_ms: r.get(7)?,
-                outcome: r.get(8)?,
-                error_class: r.get(9)?,
-                error_message: r.get(10)?,
-                detail: r.get(11)?,
-            })
-        };
+        const COLS: &str = VerifyRow::COLUMNS;
+        let row = VerifyRow::from_row;
         let newest = self
             .conn
             .prepare_cached(&format!(

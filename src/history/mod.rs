@@ -144,6 +144,74 @@ pub struct TargetRecord {
     pub dump: Option<String>,
 }
 
+impl TargetRecord {
+    /// The columns [`TargetRecord::from_row`] reads, in order.
+    pub const COLUMNS: &'static str = "destination, repository, outcome, error_class, error_message, snapshot_id, files_new, files_changed, files_unmodified, bytes_added, bytes_processed, duration_ms, dump";
+
+    /// A `run_targets` row selected with [`TargetRecord::COLUMNS`].
+    pub fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TargetRecord> {
+        let u = |v: Option<i64>| v.and_then(|x| u64::try_from(x).ok());
+        Ok(TargetRecord {
+            destination: r.get(0)?,
+            repository: r.get(1)?,
+            outcome: r.get(2)?,
+            error_class: r.get(3)?,
+            error_message: r.get(4)?,
+            snapshot_id: r.get(5)?,
+            files_new: u(r.get(6)?),
+            files_changed: u(r.get(7)?),
+            files_unmodified: u(r.get(8)?),
+            bytes_added: u(r.get(9)?),
+            bytes_processed: u(r.get(10)?),
+            duration_ms: u(r.get(11)?).unwrap_or(0),
+            dump: r.get(12)?,
+        })
+    }
+}
+
+impl RunRow {
+    /// The columns [`RunRow::from_row`] reads, in order.
+    pub const COLUMNS: &'static str =
+        "id, service, started_at, finished_at, outcome, error_class, error_message, log_file";
+
+    /// A `runs` row selected with [`RunRow::COLUMNS`].
+    pub fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+        Ok(RunRow {
+            id: r.get(0)?,
+            service: r.get(1)?,
+            started_at: r.get(2)?,
+            finished_at: r.get(3)?,
+            outcome: r.get(4)?,
+            error_class: r.get(5)?,
+            error_message: r.get(6)?,
+            log_file: r.get(7)?,
+        })
+    }
+}
+
+impl VerifyRow {
+    /// The columns [`VerifyRow::from_row`] reads, in order.
+    pub const COLUMNS: &'static str = "id, service, destination, kind, subset, trigger, started_at, finished_at, outcome, error_class, error_message, detail";
+
+    /// A `verifies` row selected with [`VerifyRow::COLUMNS`].
+    pub fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VerifyRow> {
+        Ok(VerifyRow {
+            id: r.get(0)?,
+            service: r.get(1)?,
+            destination: r.get(2)?,
+            kind: r.get(3)?,
+            subset: r.get(4)?,
+            trigger: r.get(5)?,
+            started_at_ms: r.get(6)?,
+            finished_at_ms: r.get(7)?,
+            outcome: r.get(8)?,
+            error_class: r.get(9)?,
+            error_message: r.get(10)?,
+            detail: r.get(11)?,
+        })
+    }
+}
+
 /// A run as read back.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRow {
@@ -157,7 +225,6 @@ pub struct RunRow {
     pub log_file: Option<String>,
 }
 
-/// The newest usable snapshot on one destination.
 /// One verification of one repository.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyRow {
@@ -174,16 +241,6 @@ pub struct VerifyRow {
     pub error_class: Option<String>,
     pub error_message: Option<String>,
     pub detail: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct LatestSnapshot {
-    pub destination: String,
-    pub snapshot_id: String,
-    pub finished_at: i64,
-    pub bytes_added: Option<u64>,
-    pub duration_ms: u64,
-    pub outcome: String,
 }
 
 /// Unix milliseconds now.
@@ -321,82 +378,10 @@ impl History {
                 "SELECT id, service, started_at, finished_at, outcome, error_class, error_message, log_file
                  FROM runs WHERE service = ?1 ORDER BY started_at DESC, id DESC LIMIT 1",
                 params![service],
-                |r| {
-                    Ok(RunRow {
-                        id: r.get(0)?,
-                        service: r.get(1)?,
-                        started_at: r.get(2)?,
-                        finished_at: r.get(3)?,
-                        outcome: r.get(4)?,
-                        error_class: r.get(5)?,
-                        error_message: r.get(6)?,
-                        log_file: r.get(7)?,
-                    })
-                },
+                RunRow::from_row,
             )
             .optional()
             .map_err(|e| self.sql(e))
-    }
-
-    /// Per destination, the newest snapshot a run of `service` produced.
-    pub fn latest_snapshots(&self, service: &str) -> Result<Vec<LatestSnapshot>, HistoryError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT t.destination, t.snapshot_id, MAX(t.finished_at), t.bytes_added, t.duration_ms, t.outcome
-                 FROM run_targets t JOIN runs r ON r.id = t.run_id
-                 WHERE r.service = ?1 AND t.snapshot_id IS NOT NULL AND t.outcome IN ('ok', 'warning')
-                 GROUP BY t.destination ORDER BY t.destination",
-            )
-            .map_err(|e| self.sql(e))?;
-        let rows = stmt
-            .query_map(params![service], |r| {
-                Ok(LatestSnapshot {
-                    destination: r.get(0)?,
-                    snapshot_id: r.get(1)?,
-                    finished_at: r.get(2)?,
-                    bytes_added: r
-                        .get::<_, Option<i64>>(3)?
-                        .and_then(|v| u64::try_from(v).ok()),
-                    duration_ms: r.get::<_, i64>(4).map(|v| u64::try_from(v).unwrap_or(0))?,
-                    outcome: r.get(5)?,
-                })
-            })
-            .map_err(|e| self.sql(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
-    }
-
-    /// Targets recorded for one run (a cached statement: `status` asks
-    /// once per service).
-    pub fn run_targets(&self, run: i64) -> Result<Vec<TargetRecord>, HistoryError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT destination, repository, outcome, error_class, error_message, snapshot_id, files_new, files_changed, files_unmodified, bytes_added, bytes_processed, duration_ms, dump
-                 FROM run_targets WHERE run_id = ?1 ORDER BY id",
-            )
-            .map_err(|e| self.sql(e))?;
-        let u = |v: Option<i64>| v.and_then(|x| u64::try_from(x).ok());
-        let rows = stmt
-            .query_map(params![run], |r| {
-                Ok(TargetRecord {
-                    destination: r.get(0)?,
-                    repository: r.get(1)?,
-                    outcome: r.get(2)?,
-                    error_class: r.get(3)?,
-                    error_message: r.get(4)?,
-                    snapshot_id: r.get(5)?,
-                    files_new: u(r.get(6)?),
-                    files_changed: u(r.get(7)?),
-                    files_unmodified: u(r.get(8)?),
-                    bytes_added: u(r.get(9)?),
-                    bytes_processed: u(r.get(10)?),
-                    duration_ms: u(r.get(11)?).unwrap_or(0),
-                    dump: r.get(12)?,
-                })
-            })
-            .map_err(|e| self.sql(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
     }
 
     /// Records a maintenance operation (e.g. `prune`) on a repository.
@@ -486,22 +471,7 @@ impl History {
              ORDER BY started_at DESC, id DESC LIMIT 1"
         };
         self.conn
-            .query_row(sql, params![service, destination], |r| {
-                Ok(VerifyRow {
-                    id: r.get(0)?,
-                    service: r.get(1)?,
-                    destination: r.get(2)?,
-                    kind: r.get(3)?,
-                    subset: r.get(4)?,
-                    trigger: r.get(5)?,
-                    started_at_ms: r.get(6)?,
-                    finished_at_ms: r.get(7)?,
-                    outcome: r.get(8)?,
-                    error_class: r.get(9)?,
-                    error_message: r.get(10)?,
-                    detail: r.get(11)?,
-                })
-            })
+            .query_row(sql, params![service, destination], VerifyRow::from_row)
             .optional()
             .map_err(|e| self.sql(e))
     }

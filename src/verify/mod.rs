@@ -38,8 +38,9 @@ pub struct Request {
     pub subset: Option<String>,
     /// `--drill`: a restore drill after the check.
     pub drill: bool,
-    /// What started this (`cli`, `cron`, `systemd`, …); anything but `cli`
-    /// without `deep`/`subset` reads the next rotation part.
+    /// What started this (`cli`, `web`, `cron`, `systemd`, …); a scheduled
+    /// verify (anything but `cli` and `web`) without `deep`/`subset` reads
+    /// the next rotation part.
     pub trigger: String,
 }
 
@@ -136,6 +137,28 @@ pub fn overall(reports: &[VerifyReport]) -> Outcome {
     reports.iter().fold(Outcome::Ok, |o, r| o.worst(r.outcome))
 }
 
+/// After a verify, as every front end does it: failed and warning results
+/// are notified (never changing the outcome), and the metrics pick up the
+/// new `verifies` rows.
+pub async fn announce(
+    config: &Config,
+    history: &History,
+    restic: &Restic,
+    dispatch: &crate::notify::Dispatch,
+    reports: &[VerifyReport],
+) -> Vec<crate::notify::Delivery> {
+    let mut deliveries = Vec::new();
+    if !dispatch.is_empty() {
+        for r in reports {
+            if let Some(svc) = config.service(&r.service) {
+                deliveries.extend(dispatch.verified(svc, r).await);
+            }
+        }
+    }
+    crate::metrics::after_command(config, history, Some(restic.version.to_string())).await;
+    deliveries
+}
+
 /// Everything a verify needs, passed explicitly.
 pub struct Verifier<'a> {
     pub config: &'a Config,
@@ -164,7 +187,7 @@ impl Verifier<'_> {
         if let Some(s) = &r.subset {
             return ("subset", Some(s.clone()));
         }
-        if r.trigger != "cli" {
+        if !matches!(r.trigger.as_str(), "cli" | "web") {
             let last = self
                 .history
                 .last_rotation_subset(&svc.name, destination)

@@ -2,6 +2,7 @@
 //! one service, and the executor that runs them (see `jobs.rs`).
 
 use axum::Extension;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -12,13 +13,14 @@ use tokio::task::JoinHandle;
 use super::auth::Authed;
 use super::jobs::{Job, JobKind, LiveProgress, Refused, Request};
 use super::pages::Failure;
-use super::{Shared, input, restic, verify};
+use super::{Shared, input, restic};
 use crate::engine::Outcome;
-use crate::engine::lock::ServiceLock;
+use crate::engine::Progress;
 use crate::engine::run::Runner;
 use crate::error::Error;
 use crate::history::History;
 use crate::restic::Repository;
+use crate::verify::Verifier;
 
 /// Runs queued jobs until the server ends.
 pub async fn execute(
@@ -46,7 +48,7 @@ pub async fn execute(
 async fn job(st: Shared, req: Request) {
     let (outcome, message, run_id) = match &req.kind {
         JobKind::Run => run_job(&st, &req).await,
-        JobKind::Verify => verify_job(&st, &req).await,
+        JobKind::Verify { deep, drill } => verify_job(&st, &req, *deep, *drill).await,
         JobKind::Restore {
             destination,
             snapshot,
@@ -58,23 +60,33 @@ async fn job(st: Shared, req: Request) {
         .finish(&req.service, req.id, outcome.as_str(), message, run_id);
 }
 
-fn history(st: &Shared) -> Result<History, (Outcome, Option<String>, Option<i64>)> {
-    History::open(&st.config.settings.state_directory)
-        .map_err(|e| (Outcome::Failed, Some(e.to_string()), None))
-}
+/// How a job ended: outcome, message, history run id.
+type JobEnd = (Outcome, Option<String>, Option<i64>);
 
-async fn run_job(st: &Shared, req: &Request) -> (Outcome, Option<String>, Option<i64>) {
-    let Some(svc) = st.config.service(&req.service) else {
-        return (Outcome::Failed, Some("unknown service".into()), None);
-    };
-    let history = match history(st) {
-        Ok(h) => h,
-        Err(e) => return e,
-    };
+/// What a backup or verify job needs: its service, a history connection
+/// of its own, and the live progress it reports into.
+fn prepare<'a>(
+    st: &'a Shared,
+    req: &Request,
+) -> Result<(&'a crate::config::Service, History, LiveProgress), JobEnd> {
+    let svc = st
+        .config
+        .service(&req.service)
+        .ok_or_else(|| (Outcome::Failed, Some("unknown service".into()), None))?;
+    let history = History::open(&st.config.settings.state_directory)
+        .map_err(|e| (Outcome::Failed, Some(e.to_string()), None))?;
     let progress = LiveProgress {
         jobs: st.jobs.clone(),
         service: req.service.clone(),
         id: req.id,
+    };
+    Ok((svc, history, progress))
+}
+
+async fn run_job(st: &Shared, req: &Request) -> JobEnd {
+    let (svc, history, progress) = match prepare(st, req) {
+        Ok(x) => x,
+        Err(e) => return e,
     };
     let runner = Runner {
         config: &st.config,
@@ -85,7 +97,8 @@ async fn run_job(st: &Shared, req: &Request) -> (Outcome, Option<String>, Option
         trigger: "web",
         allow_mass_forget: false,
     };
-    let reports = runner.run(&[svc]).await;
+    // The same notifications and metrics as `restic-manager run`.
+    let (reports, _) = crate::engine::notified::run(&runner, &st.dispatch, &[svc]).await;
     match reports.first() {
         Some(r) => (
             r.outcome,
@@ -100,62 +113,54 @@ async fn run_job(st: &Shared, req: &Request) -> (Outcome, Option<String>, Option
     }
 }
 
-async fn verify_job(st: &Shared, req: &Request) -> (Outcome, Option<String>, Option<i64>) {
-    let Some(svc) = st.config.service(&req.service) else {
-        return (Outcome::Failed, Some("unknown service".into()), None);
-    };
-    let history = match history(st) {
-        Ok(h) => h,
+async fn verify_job(st: &Shared, req: &Request, deep: bool, drill: bool) -> JobEnd {
+    let (svc, history, progress) = match prepare(st, req) {
+        Ok(x) => x,
         Err(e) => return e,
     };
-    // The same per-service lock as a backup: `restic check` takes an
-    // exclusive repository lock and would make a backup fail.
-    let _lock = match ServiceLock::acquire(&st.config.settings.lock_directory, &svc.name) {
-        Ok(l) => l,
-        Err(e) => return (Outcome::Failed, Some(e.to_string()), None),
-    };
-    let progress = LiveProgress {
-        jobs: st.jobs.clone(),
-        service: req.service.clone(),
-        id: req.id,
-    };
-    let mut overall = Outcome::Ok;
-    let mut first_error = None;
     for t in &svc.targets {
-        let Some(dest) = st.config.destinations.get(t) else {
-            continue;
-        };
-        crate::engine::Progress::started(&progress, &svc.name, t);
-        let vid = history
-            .start_verify(&svc.name, t, "check", None, "web")
-            .ok();
-        let res = match Repository::new(dest, &svc.name, &st.config.settings.password)
-            .and_then(Repository::with_secrets)
-        {
-            Ok(repo) => verify::check(&st.restic, &repo, &st.shutdown)
-                .await
-                .map_err(|e| (e.class.as_str(), e.message)),
-            Err(e) => Err(("config", e.to_string())),
-        };
-        let outcome = match &res {
-            Ok(()) => Outcome::Ok,
-            Err(("interrupted", _)) => Outcome::Interrupted,
-            Err(_) => Outcome::Failed,
-        };
-        if let Some(id) = vid {
-            let (class, msg) = match &res {
-                Ok(()) => (None, None),
-                Err((c, m)) => (Some(*c), Some(m.as_str())),
-            };
-            let _ = history.finish_verify(id, outcome.as_str(), class, msg, None);
-        }
-        if let Err((_, m)) = res {
-            first_error.get_or_insert(format!("`{t}`: {m}"));
-        }
-        crate::engine::Progress::finished(&progress, &svc.name, t, outcome);
-        overall = overall.worst(outcome);
+        progress.started(&svc.name, t);
     }
-    (overall, first_error, None)
+    // The verify library, as `restic-manager verify -s NAME` runs it: the
+    // service's lock, history rows (trigger `web`), notifications, metrics.
+    let request = crate::verify::Request {
+        deep,
+        subset: None,
+        drill,
+        trigger: "web".into(),
+    };
+    let note = |text: &str| progress.note(text);
+    let verifier = Verifier {
+        config: &st.config,
+        restic: &st.restic,
+        history: &history,
+        shutdown: st.shutdown.clone(),
+        note: &note,
+        request: &request,
+        destinations: &[],
+    };
+    let reports = verifier.run(&[svc]).await;
+    for t in &svc.targets {
+        let mine: Vec<_> = reports.iter().filter(|r| &r.destination == t).collect();
+        if !mine.is_empty() {
+            let outcome = mine.iter().fold(Outcome::Ok, |o, r| o.worst(r.outcome));
+            progress.finished(&svc.name, t, outcome);
+        }
+    }
+    crate::verify::announce(&st.config, &history, &st.restic, &st.dispatch, &reports).await;
+    let message = reports.iter().find_map(|r| {
+        r.error
+            .as_ref()
+            .map(|e| format!("`{}` ({}): {e}", r.destination, r.kind))
+    });
+    if reports.is_empty() {
+        return (
+            Outcome::Interrupted,
+            Some("the server is shutting down".into()),
+            None,
+        );
+    }
+    (crate::verify::overall(&reports), message, None)
 }
 
 async fn restore_job(
@@ -165,7 +170,7 @@ async fn restore_job(
     snapshot: &str,
     path: &str,
     target: &str,
-) -> (Outcome, Option<String>, Option<i64>) {
+) -> JobEnd {
     let repo = match repository(st, service, Some(destination)) {
         Ok(r) => r,
         Err(f) => return (Outcome::Failed, Some(f.message), None),
@@ -262,13 +267,44 @@ pub async fn run(
     start(&st, &authed, &name, JobKind::Run)
 }
 
-/// `POST /services/NAME/verify`: `restic check` each repository.
+/// The verify form: checkboxes `deep` (read all data) and `drill` (a
+/// restore drill); without them a structure check.
+#[derive(Debug, Default, Deserialize)]
+pub struct VerifyForm {
+    #[serde(default)]
+    pub deep: Option<String>,
+    #[serde(default)]
+    pub drill: Option<String>,
+}
+
+/// A checkbox or flag given as `on`, `1`, `true` or `yes`.
+fn flag(v: Option<&str>) -> bool {
+    matches!(v, Some("on" | "1" | "true" | "yes"))
+}
+
+/// `POST /services/NAME/verify`: `verify -s NAME [--deep] [--drill]`.
 pub async fn verify(
     State(st): State<Shared>,
     Path(name): Path<String>,
     Extension(authed): Extension<Authed>,
+    form: Result<Form<VerifyForm>, FormRejection>,
 ) -> Response {
-    start(&st, &authed, &name, JobKind::Verify)
+    // A POST without a body (a script, or the CSRF header alone) is a plain
+    // check.
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(FormRejection::InvalidFormContentType(_)) => VerifyForm::default(),
+        Err(e) => {
+            return Failure::bad_request(format!("bad verify form: {e}"))
+                .json(authed.wants_json())
+                .into_response();
+        }
+    };
+    let kind = JobKind::Verify {
+        deep: flag(f.deep.as_deref()),
+        drill: flag(f.drill.as_deref()),
+    };
+    start(&st, &authed, &name, kind)
 }
 
 /// The restore form.

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::actions::repository;
 use super::pages::Failure;
-use super::{Shared, data, input, metrics, restic};
+use super::{Shared, data, input, restic};
 use crate::process::Shutdown;
 use crate::restic::ops;
 
@@ -95,6 +95,7 @@ pub async fn job(State(st): State<Shared>, Path(name): Path<String>) -> ApiResul
     ok(job)
 }
 
+/// `?destination=D&path=P` of the snapshot routes and pages.
 #[derive(Debug, Deserialize)]
 pub struct DestQuery {
     #[serde(default)]
@@ -158,18 +159,33 @@ pub async fn snapshot_groups(
     Ok(groups)
 }
 
+/// The checked snapshot id, path (default `default_path`), repository
+/// and service tag of a snapshot request; bad input is 400, unknown
+/// names 404.
+pub fn locate(
+    st: &Shared,
+    name: &str,
+    snapshot: &str,
+    q: &DestQuery,
+    default_path: &str,
+) -> Result<(String, String, crate::restic::Repository, String), Failure> {
+    if st.config.service(name).is_none() {
+        return Err(Failure::not_found(format!("unknown service `{name}`")));
+    }
+    let snapshot = input::snapshot_id(snapshot).map_err(Failure::bad_request)?;
+    let path = input::snapshot_path(q.path.as_deref().unwrap_or(default_path))
+        .map_err(Failure::bad_request)?;
+    let repo = repository(st, name, q.destination.as_deref())?;
+    Ok((snapshot, path, repo, format!("service:{name}")))
+}
+
 /// `GET /api/snapshots/NAME/ID/files?path=DIR[&destination=D]`: one folder.
 pub async fn files(
     State(st): State<Shared>,
     Path((name, snapshot)): Path<(String, String)>,
     Query(q): Query<DestQuery>,
 ) -> ApiResult {
-    known(&st, &name)?;
-    let snapshot = input::snapshot_id(&snapshot).map_err(Failure::bad_request)?;
-    let path =
-        input::snapshot_path(q.path.as_deref().unwrap_or("/")).map_err(Failure::bad_request)?;
-    let repo = repository(&st, &name, q.destination.as_deref())?;
-    let tag = format!("service:{name}");
+    let (snapshot, path, repo, tag) = locate(&st, &name, &snapshot, &q, "/")?;
     let l = restic::ls(&st.restic, &repo, &snapshot, &tag, &path)
         .await
         .map_err(Failure::from_read)?;
@@ -210,12 +226,7 @@ pub async fn download(
     Query(q): Query<DestQuery>,
 ) -> ApiResult {
     use tokio::io::AsyncReadExt;
-    known(&st, &name)?;
-    let snapshot = input::snapshot_id(&snapshot).map_err(Failure::bad_request)?;
-    let path =
-        input::snapshot_path(q.path.as_deref().unwrap_or("")).map_err(Failure::bad_request)?;
-    let repo = repository(&st, &name, q.destination.as_deref())?;
-    let tag = format!("service:{name}");
+    let (snapshot, path, repo, tag) = locate(&st, &name, &snapshot, &q, "")?;
     let (info, entry) = restic::stat(&st.restic, &repo, &snapshot, &tag, &path)
         .await
         .map_err(Failure::from_read)?;
@@ -267,10 +278,15 @@ pub async fn download(
     Ok(res)
 }
 
-/// `GET /metrics`: Prometheus text exposition from history.
+/// `GET /metrics`: the same exposition as `restic-manager metrics` prints
+/// and `metrics_file` holds.
 pub async fn metrics(State(st): State<Shared>) -> ApiResult {
-    let services = st
-        .read(|st, h| data::overview(h, &st.config))
+    let text = st
+        .read(|st, h| {
+            let version = Some(st.restic.version.to_string());
+            crate::metrics::collect(&st.config, h, chrono::Utc::now(), version)
+                .map(|f| crate::metrics::prometheus(&f))
+        })
         .await?
         .map_err(Failure::history)?;
     Ok((
@@ -279,7 +295,7 @@ pub async fn metrics(State(st): State<Shared>) -> ApiResult {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics::render(&services),
+        text,
     )
         .into_response())
 }

@@ -1,15 +1,16 @@
 //! What the dashboard shows, read from the configuration and the history
 //! database only (no restic call), so pages, the JSON API and the CLI's
-//! `status` tell the same story. Every read goes through these functions;
-//! the health model (`health.rs`) can replace [`health`] later.
+//! `status` tell the same story: health comes from `health.rs`, the JSON
+//! documents from the same functions as `status --json` and `list --json`.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::config::{Config, Service};
+use crate::health::{self, ServiceHealth, State};
 use crate::history::{History, HistoryError, RunRow, TargetRecord, VerifyRow, now_ms};
 
 /// A few history connections shared by the request handlers (SQLite
@@ -87,13 +88,13 @@ impl From<&RunRow> for RunView {
     }
 }
 
-/// The newest snapshot of one destination.
+/// One destination of a service on the overview, as `health.rs` judged it.
 #[derive(Debug, Clone, Serialize)]
 pub struct DestView {
     pub destination: String,
-    pub health: &'static str,
+    pub state: State,
+    pub reasons: Vec<String>,
     pub snapshot_id: Option<String>,
-    pub snapshot_time: Option<String>,
     pub snapshot_age_seconds: Option<u64>,
     pub bytes_added: Option<u64>,
     pub duration_ms: Option<u64>,
@@ -107,103 +108,31 @@ pub struct ServiceView {
     pub description: Option<String>,
     pub schedule: Option<String>,
     pub next_run: Option<String>,
-    /// `ok`, `warning`, `failed` or `stale`.
-    pub health: &'static str,
-    pub health_reason: String,
+    /// The health model's verdict, the same as `status` prints.
+    pub state: State,
+    pub reasons: Vec<String>,
+    /// The newest run, also one still running.
     pub last_run: Option<RunView>,
     pub destinations: Vec<DestView>,
     /// Durations of recent finished runs, oldest first (for the sparkline).
     pub recent: Vec<RunView>,
 }
 
-/// How old the newest snapshot may be before it counts as stale: twice the
-/// schedule's interval plus an hour, or two days without a schedule.
-pub fn stale_after_secs(s: &Service) -> u64 {
-    let fires = s
-        .schedule
-        .as_deref()
-        .map(|e| crate::schedule::next_runs(e, chrono::Utc::now(), 2))
-        .unwrap_or_default();
-    match fires.as_slice() {
-        [a, b] => {
-            u64::try_from((*b - *a).num_seconds())
-                .unwrap_or(86_400)
-                .saturating_mul(2)
-                + 3600
-        }
-        _ => 2 * 86_400,
-    }
-}
-
-/// Health from the newest finished run and the snapshot age (the health
-/// model of `health.rs` replaces this).
-pub fn health(
-    last_finished: Option<&RunRow>,
-    newest_snapshot_age: Option<u64>,
-    stale_after: u64,
-) -> (&'static str, String) {
-    match (
-        last_finished.map(|r| r.outcome.as_str()),
-        newest_snapshot_age,
-    ) {
-        (Some("failed"), _) => ("failed", "the last run failed".into()),
-        (_, None) => ("stale", "no snapshot yet".into()),
-        (_, Some(a)) if a > stale_after => (
-            "stale",
-            format!("the newest snapshot is {} old", crate::output::age(a)),
-        ),
-        (Some("warning" | "interrupted"), _) => (
-            "warning",
-            "the last run finished with warnings or was interrupted".into(),
-        ),
-        _ => (
-            "ok",
-            "the last run succeeded and snapshots are fresh".into(),
-        ),
-    }
-}
-
-/// The overview of one service.
-pub fn service_view(h: &History, s: &Service) -> Result<ServiceView, HistoryError> {
+fn view(h: &History, s: &Service, health: &ServiceHealth) -> Result<ServiceView, HistoryError> {
     let runs = h.recent_runs(&s.name, 20)?;
-    let latest = h.latest_snapshots(&s.name)?;
-    let last_finished = runs.iter().find(|r| r.outcome != "running");
-    let last_targets = match last_finished {
-        Some(r) => h.run_targets(r.id)?,
-        None => Vec::new(),
-    };
-    let stale = stale_after_secs(s);
-    let destinations: Vec<DestView> = s
-        .targets
+    let destinations = health
+        .destinations
         .iter()
-        .map(|t| {
-            let l = latest.iter().find(|l| &l.destination == t);
-            let age = l.map(|l| age_secs(l.finished_at));
-            let target_failed = last_targets
-                .iter()
-                .any(|x| &x.destination == t && x.outcome == "failed");
-            let health = match (age, target_failed) {
-                (_, true) => "failed",
-                (None, _) => "stale",
-                (Some(a), _) if a > stale => "stale",
-                _ => health(last_finished, age, stale).0,
-            };
-            DestView {
-                destination: t.clone(),
-                health,
-                snapshot_id: l.map(|l| l.snapshot_id.clone()),
-                snapshot_time: l.and_then(|l| rfc3339(l.finished_at)),
-                snapshot_age_seconds: age,
-                bytes_added: l.and_then(|l| l.bytes_added),
-                duration_ms: l.map(|l| l.duration_ms),
-            }
+        .map(|d| DestView {
+            destination: d.destination.clone(),
+            state: d.health.state,
+            reasons: d.health.reasons.clone(),
+            snapshot_id: d.newest_snapshot.as_ref().map(|n| n.id.clone()),
+            snapshot_age_seconds: d.newest_snapshot.as_ref().map(|n| age_secs(n.time_ms)),
+            bytes_added: d.last_target.as_ref().and_then(|t| t.bytes_added),
+            duration_ms: d.last_target.as_ref().map(|t| t.duration_ms),
         })
         .collect();
-    let newest_age = destinations
-        .iter()
-        .filter_map(|d| d.snapshot_age_seconds)
-        .min();
-    let (health, health_reason) = health(last_finished, newest_age, stale);
     let next_run = s.schedule.as_deref().filter(|_| s.enabled).and_then(|e| {
         crate::schedule::next_runs(e, chrono::Local::now(), 1)
             .first()
@@ -215,8 +144,8 @@ pub fn service_view(h: &History, s: &Service) -> Result<ServiceView, HistoryErro
         description: s.description.clone(),
         schedule: s.schedule.clone(),
         next_run,
-        health,
-        health_reason,
+        state: health.health.state,
+        reasons: health.health.reasons.clone(),
         last_run: runs.first().map(RunView::from),
         destinations,
         recent: runs
@@ -228,79 +157,52 @@ pub fn service_view(h: &History, s: &Service) -> Result<ServiceView, HistoryErro
     })
 }
 
+/// The overview of one service.
+pub fn service_view(h: &History, s: &Service) -> Result<Option<ServiceView>, HistoryError> {
+    let report = health::evaluate_services(&[s], h, chrono::Utc::now(), None)?;
+    report.first().map(|r| view(h, s, r)).transpose()
+}
+
 /// Every service's overview.
 pub fn overview(h: &History, c: &Config) -> Result<Vec<ServiceView>, HistoryError> {
-    c.services.iter().map(|s| service_view(h, s)).collect()
+    let report = health::evaluate(c, h, chrono::Utc::now())?;
+    c.services
+        .iter()
+        .zip(&report)
+        .map(|(s, r)| view(h, s, r))
+        .collect()
 }
 
-/// The same document as `restic-manager status --json`, plus `health`.
+/// Exactly the document of `restic-manager status --json`.
 pub fn status_json(h: &History, c: &Config) -> Result<Value, HistoryError> {
-    let mut out = Vec::new();
-    for s in &c.services {
-        let v = service_view(h, s)?;
-        let last = h.last_run(&s.name)?;
-        out.push(json!({
-            "service": s.name,
-            "enabled": s.enabled,
-            "health": v.health,
-            "health_reason": v.health_reason,
-            "last_run": last.as_ref().map(|r| json!({
-                "id": r.id,
-                "started_at": rfc3339(r.started_at),
-                "finished_at": r.finished_at.and_then(rfc3339),
-                "age_seconds": age_secs(r.started_at),
-                "outcome": r.outcome,
-                "error_class": r.error_class,
-                "message": r.error_message,
-                "log_file": r.log_file,
-            })),
-            "destinations": v.destinations.iter().map(|d| json!({
-                "destination": d.destination,
-                "health": d.health,
-                "snapshot_id": d.snapshot_id,
-                "snapshot_time": d.snapshot_time,
-                "snapshot_age_seconds": d.snapshot_age_seconds,
-                "bytes_added": d.bytes_added,
-                "duration_ms": d.duration_ms,
-            })).collect::<Vec<_>>(),
-        }));
-    }
-    Ok(Value::Array(out))
+    let now = chrono::Utc::now();
+    let report = health::evaluate(c, h, now)?;
+    Ok(Value::Array(
+        report
+            .iter()
+            .map(|s| health::service_json(s, now.timestamp_millis()))
+            .collect(),
+    ))
 }
 
-/// The same document as `restic-manager list --json`, plus health and the
-/// next run.
+/// The document of `restic-manager list --json`, each service with its
+/// health as `status --json` has it (`state`, `reasons`, `last_run`,
+/// `destinations`).
 pub fn services_json(h: &History, c: &Config) -> Result<Value, HistoryError> {
+    let now = chrono::Utc::now();
+    let report = health::evaluate(c, h, now)?;
     let mut out = Vec::new();
-    for s in &c.services {
-        let v = service_view(h, s)?;
-        let next: Vec<String> = s
-            .schedule
-            .as_deref()
-            .filter(|_| s.enabled)
-            .map(|e| crate::schedule::next_runs(e, chrono::Local::now(), 3))
-            .unwrap_or_default()
-            .iter()
-            .map(chrono::DateTime::to_rfc3339)
-            .collect();
-        let mut sources: Vec<String> = s.paths.iter().map(|x| x.display().to_string()).collect();
-        sources.extend(s.volumes.iter().map(|x| format!("volume:{x}")));
-        out.push(json!({
-            "name": s.name,
-            "enabled": s.enabled,
-            "profile": s.profile,
-            "description": s.description,
-            "targets": s.targets,
-            "schedule": s.schedule,
-            "next_runs": next,
-            "paths": s.paths,
-            "volumes": s.volumes,
-            "sources": sources,
-            "health": v.health,
-            "health_reason": v.health_reason,
-            "last_run": v.last_run,
-            "destinations": v.destinations,
-        }));
+    for (s, r) in c.services.iter().zip(&report) {
+        let mut v = crate::commands::list::service_json(s);
+        let health = health::service_json(r, now.timestamp_millis());
+        if let (Some(obj), Value::Object(extra)) = (v.as_object_mut(), health) {
+            for k in ["state", "reasons", "last_run", "destinations"] {
+                if let Some(x) = extra.get(k) {
+                    obj.insert(k.to_string(), x.clone());
+                }
+            }
+        }
+        out.push(v);
     }
     Ok(Value::Array(out))
 }
@@ -320,7 +222,7 @@ pub fn runs(h: &History, service: &str, limit: u32) -> Result<Vec<RunDetail>, Hi
         .map(|r| {
             Ok(RunDetail {
                 run: RunView::from(r),
-                targets: h.run_targets(r.id)?,
+                targets: h.targets_of_run(r.id)?,
             })
         })
         .collect()
@@ -332,7 +234,7 @@ pub fn run(h: &History, service: &str, id: i64) -> Result<Option<RunDetail>, His
     match h.run_by_id(id)? {
         Some(r) if r.service == service => Ok(Some(RunDetail {
             run: RunView::from(&r),
-            targets: h.run_targets(r.id)?,
+            targets: h.targets_of_run(r.id)?,
         })),
         _ => Ok(None),
     }

@@ -22,8 +22,8 @@ use crate::restic::output::BackupStatus;
 pub enum JobKind {
     /// A backup of the service (`restic-manager run -s NAME`).
     Run,
-    /// `restic check` of each of the service's repositories.
-    Verify,
+    /// `restic-manager verify -s NAME [--deep] [--drill]`.
+    Verify { deep: bool, drill: bool },
     /// `restic restore --include PATH` into a new folder.
     Restore {
         destination: String,
@@ -37,7 +37,7 @@ impl JobKind {
     pub fn name(&self) -> &'static str {
         match self {
             JobKind::Run => "run",
-            JobKind::Verify => "verify",
+            JobKind::Verify { .. } => "verify",
             JobKind::Restore { .. } => "restore",
         }
     }
@@ -145,7 +145,7 @@ impl Jobs {
                 )));
             }
             // Restores only read; backups and verifications take the lock.
-            if matches!(kind, JobKind::Run | JobKind::Verify) {
+            if matches!(kind, JobKind::Run | JobKind::Verify { .. }) {
                 // A probe: the run itself takes the lock again. flock locks
                 // belong to the open file, so this conflicts with our own
                 // running jobs too.

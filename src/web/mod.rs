@@ -9,10 +9,8 @@ pub mod auth;
 pub mod data;
 mod input;
 pub mod jobs;
-mod metrics;
 pub mod pages;
 mod restic;
-mod verify;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,7 +24,7 @@ use axum::routing::{get, post};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::process::{Shutdown, ShutdownTrigger};
+use crate::process::Shutdown;
 use crate::restic::Restic;
 
 /// Everything a request handler may use.
@@ -37,6 +35,9 @@ pub struct AppState {
     pub auth: auth::Auth,
     pub jobs: jobs::Jobs,
     pub shutdown: Shutdown,
+    /// Notifications for dashboard backups and verifications, as the CLI
+    /// sends them.
+    pub dispatch: crate::notify::Dispatch,
     /// Texts blanked from log excerpts (token, repository password).
     pub secrets: Vec<String>,
 }
@@ -142,45 +143,13 @@ pub fn router(st: Shared) -> Router {
         .with_state(st)
 }
 
-/// Signals: the first SIGINT/SIGTERM stops accepting requests and tells
-/// running jobs to stop safely (restic gets SIGINT and removes its lock,
-/// post hooks run, the run is recorded as interrupted); a second one
-/// kills every child and exits at once.
-fn watch_signals(trigger: ShutdownTrigger) {
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
-        let mut first = true;
-        loop {
-            let sig = tokio::select! {
-                _ = int.recv() => 2,
-                _ = term.recv() => 15,
-            };
-            if first {
-                eprintln!(
-                    "restic-manager: signal received, stopping the server; running jobs stop safely (send again to exit at once)"
-                );
-                trigger.fire(sig);
-                first = false;
-            } else {
-                crate::process::kill_all_now();
-                std::process::exit(128 + sig);
-            }
-        }
-    });
-}
-
 /// Runs the server until a signal; returns the exit code.
 pub async fn serve(
     config: Config,
     restic: Restic,
     token: String,
     opts: &ServeOptions,
+    printer: crate::output::Printer,
 ) -> Result<i32, Error> {
     let db = data::Db::open(&config.settings.state_directory, 4)?;
     let (jobs, queue) = jobs::Jobs::new(config.settings.lock_directory.clone());
@@ -191,7 +160,9 @@ pub async fn serve(
     {
         secrets.push(pw.trim().to_string());
     }
+    let dispatch = crate::notify::Dispatch::new(&config, printer);
     let st = Arc::new(AppState {
+        dispatch,
         config,
         restic,
         db,
@@ -210,7 +181,13 @@ pub async fn serve(
         })?;
     let local = listener.local_addr().unwrap_or(opts.listen);
     eprintln!("restic-manager: dashboard on http://{local}/ (Ctrl-C stops)");
-    watch_signals(trigger);
+    // The first signal stops accepting requests and tells running jobs to
+    // stop safely (restic gets SIGINT and removes its lock, post hooks run,
+    // the run is recorded as interrupted); a second one exits at once.
+    crate::engine::signals::watch_signals(
+        trigger,
+        "signal received, stopping the server; running jobs stop safely (send again to exit at once)",
+    );
 
     let mut stop = shutdown.clone();
     let server = axum::serve(listener, router(st.clone()))

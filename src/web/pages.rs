@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::auth::{Authed, COOKIE};
 use super::data::{self, RunView, ServiceView};
 use super::jobs::Job;
-use super::{Shared, actions, api, input, restic};
+use super::{Shared, api, restic};
 use crate::output::{age, bytes, duration_ms, local_time};
 
 /// An error answered as a page (or as JSON for API clients).
@@ -279,12 +279,22 @@ pub async fn not_found(Extension(authed): Extension<Authed>) -> Response {
         .into_response()
 }
 
+/// A destination's state and its reasons, for a tooltip.
+fn dest_title(d: &data::DestView) -> String {
+    let mut t = d.state.as_str().to_string();
+    for r in &d.reasons {
+        t.push('\n');
+        t.push_str(r);
+    }
+    t
+}
+
 fn overview_row(s: &ServiceView, csrf: &str, job: Option<&Job>) -> Markup {
     let link = format!("/services/{}", url_encode(&s.name));
     html! {
         tr {
             td { a href=(link) { (s.name) } @if !s.enabled { " " span.muted { "(disabled)" } } }
-            td { (badge(s.health)) }
+            td title=(s.reasons.join("\n")) { (badge(s.state.as_str())) }
             td {
                 @match &s.last_run {
                     Some(r) => { (badge(&r.outcome)) " " (age(r.age_seconds)) " ago" }
@@ -294,7 +304,7 @@ fn overview_row(s: &ServiceView, csrf: &str, job: Option<&Job>) -> Markup {
             td {
                 @for d in &s.destinations {
                     div.dest {
-                        span class=(format!("dot {}", d.health)) title=(d.health) {}
+                        span class=(format!("dot {}", d.state.as_str())) title=(dest_title(d)) {}
                         (d.destination) ": "
                         @match d.snapshot_age_seconds {
                             Some(a) => { (age(a)) " ago" }
@@ -378,7 +388,7 @@ pub async fn service(
             let svc = st.config.service(&n);
             Ok::<_, crate::history::HistoryError>((
                 match svc {
-                    Some(s) => Some(data::service_view(h, s)?),
+                    Some(s) => data::service_view(h, s)?,
                     None => None,
                 },
                 data::runs(h, &n, 20)?,
@@ -395,12 +405,25 @@ pub async fn service(
     let enc = url_encode(&name);
     let csrf = authed.csrf();
     let body = html! {
-        h1 { (name) " " (badge(view.health)) }
-        p.muted { (view.health_reason) }
+        h1 { (name) " " (badge(view.state.as_str())) }
+        @if !view.reasons.is_empty() {
+            ul.reasons { @for r in &view.reasons { li.muted { (r) } } }
+        }
         @if let Some(d) = &svc.description { p { (d) } }
         div.actions {
             (run_button(&name, "run", "Back up now", csrf))
-            (run_button(&name, "verify", "Verify repositories", csrf))
+            form.inline method="post" action=(format!("/services/{enc}/verify")) {
+                input type="hidden" name="csrf" value=(csrf);
+                button type="submit" { "Verify repositories" }
+                " "
+                label title="restic check --read-data: reads every pack (as long as a full download)" {
+                    input type="checkbox" name="deep" value="on"; " read all data"
+                }
+                " "
+                label title="restore the latest snapshot (a sample of files, the newest dumps) and compare" {
+                    input type="checkbox" name="drill" value="on"; " restore drill"
+                }
+            }
         }
         @if let Some(j) = &job { (job_box(&name, j)) }
         p {
@@ -414,7 +437,7 @@ pub async fn service(
                 @for d in &view.destinations {
                     tr {
                         td { (d.destination) }
-                        td { (badge(d.health)) }
+                        td { (badge(d.state.as_str())) }
                         td {
                             @match &d.snapshot_id {
                                 Some(id) => a href=(format!("/services/{enc}/snapshots/{id}?destination={}", url_encode(&d.destination))) { code { (id.chars().take(8).collect::<String>()) } },
@@ -616,38 +639,18 @@ pub async fn job(
     )
 }
 
-#[derive(Debug, Deserialize)]
-pub struct BrowseQuery {
-    #[serde(default)]
-    destination: Option<String>,
-    #[serde(default)]
-    path: Option<String>,
-}
-
 /// `GET /services/NAME/snapshots/ID?destination=D&path=DIR`: one folder of
 /// a snapshot, with download links and a restore form.
 pub async fn browse(
     State(st): State<Shared>,
     Path((name, snapshot)): Path<(String, String)>,
-    Query(q): Query<BrowseQuery>,
+    Query(q): Query<api::DestQuery>,
     Extension(authed): Extension<Authed>,
 ) -> Result<Response, Failure> {
-    if st.config.service(&name).is_none() {
-        return Err(Failure::not_found(format!("unknown service `{name}`")));
-    }
-    let snapshot = input::snapshot_id(&snapshot).map_err(Failure::bad_request)?;
-    let path =
-        input::snapshot_path(q.path.as_deref().unwrap_or("/")).map_err(Failure::bad_request)?;
-    let repo = actions::repository(&st, &name, q.destination.as_deref())?;
-    let l = restic::ls(
-        &st.restic,
-        &repo,
-        &snapshot,
-        &format!("service:{name}"),
-        &path,
-    )
-    .await
-    .map_err(Failure::from_read)?;
+    let (snapshot, path, repo, tag) = api::locate(&st, &name, &snapshot, &q, "/")?;
+    let l = restic::ls(&st.restic, &repo, &snapshot, &tag, &path)
+        .await
+        .map_err(Failure::from_read)?;
     let enc = url_encode(&name);
     let dest = url_encode(&repo.destination);
     let sid = &l.snapshot.id;

@@ -14,6 +14,7 @@ mod fanout;
 mod install;
 mod metrics;
 mod notify;
+mod receiver;
 mod restore;
 mod run;
 mod schedule;

@@ -147,7 +147,7 @@ impl Drop for Receiver {
 
 /// `promtool check metrics` on `text`; `None` (with the reason printed)
 /// when promtool is missing outside CI.
-fn promtool(text: &str) -> Option<String> {
+pub fn promtool(text: &str) -> Option<String> {
     let child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())

@@ -14,6 +14,7 @@ use reqwest::blocking::{Client, Response};
 use serde_json::Value;
 
 use crate::harness::Scenario;
+use crate::receiver::Receiver;
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
@@ -275,7 +276,7 @@ fn every_api_route_needs_the_token_and_answers_what_the_cli_says() {
     let cli = s.run(&["status", "--json"]).json();
     let api = srv.json("/api/status");
     assert_eq!(api[0]["service"], "app");
-    assert_eq!(api[0]["health"], "ok");
+    assert_eq!(api[0]["state"], "ok");
     assert_eq!(api[0]["last_run"]["outcome"], cli[0]["last_run"]["outcome"]);
     assert_eq!(api[0]["last_run"]["id"], cli[0]["last_run"]["id"]);
     assert_eq!(
@@ -350,25 +351,6 @@ fn every_api_route_needs_the_token_and_answers_what_the_cli_says() {
         "/api/snapshots/app/latest/download?path={data}/docs"
     ));
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-
-    // /metrics: the Prometheus text format.
-    let r = srv.get("/metrics");
-    assert_eq!(r.status(), StatusCode::OK);
-    let m = r.text().unwrap_or_default();
-    assert!(
-        m.contains("# TYPE restic_manager_last_run_success gauge"),
-        "{m}"
-    );
-    assert!(
-        m.contains("restic_manager_last_run_success{service=\"app\"} 1"),
-        "{m}"
-    );
-    assert!(
-        m.contains(
-            "restic_manager_snapshot_timestamp_seconds{service=\"app\",destination=\"local\"}"
-        ),
-        "{m}"
-    );
 
     // Security headers on every answer.
     let r = srv.get("/api/status");
@@ -712,8 +694,15 @@ fn triggered_backup_runs_through_the_engine_and_a_second_trigger_conflicts() {
 }
 
 #[test]
-fn verify_is_recorded_and_shown() {
+fn verify_goes_through_the_verify_library_and_is_recorded_and_shown() {
     let s = backed_up("");
+    // Metrics are published after a dashboard verify as after the CLI's.
+    let cfg = std::fs::read_to_string(s.config_path()).unwrap_or_default();
+    s.config(&cfg.replacen(
+        "[global]\n",
+        "[global]\nmetrics_file = \"{root}/textfile/rm.prom\"\n",
+        1,
+    ));
     let srv = Server::start(&s);
     assert_eq!(
         srv.post("/services/app/verify", &[]).status(),
@@ -721,16 +710,196 @@ fn verify_is_recorded_and_shown() {
     );
     let job = srv.wait_job("app");
     assert_eq!(job["kind"], "verify");
+    assert_eq!(job["deep"], false);
     assert_eq!(job["outcome"], "ok", "{job}");
+    assert_eq!(job["targets"][0]["state"], "ok", "{job}");
+    // The form's "read all data" box: `check --read-data`.
     assert_eq!(
-        s.history()
-            .query("SELECT destination, kind, trigger, outcome FROM verifies"),
-        ["local|check|web|ok"]
+        srv.post("/services/app/verify", &[("deep", "on")]).status(),
+        StatusCode::ACCEPTED
+    );
+    let job = srv.wait_job("app");
+    assert_eq!(job["deep"], true);
+    assert_eq!(job["outcome"], "ok", "{job}");
+    // The same rows the CLI's verify writes, with what was read.
+    assert_eq!(
+        s.history().query(
+            "SELECT destination, kind, trigger, outcome, json_extract(detail, '$.read') FROM verifies ORDER BY id"
+        ),
+        ["local|check|web|ok|none", "local|read-data|web|ok|all"]
+    );
+    let prom = std::fs::read_to_string(s.path("textfile/rm.prom")).unwrap_or_default();
+    assert!(
+        prom.contains("restic_manager_last_verify_timestamp_seconds{service=\"app\""),
+        "{prom}"
     );
     let page = srv.get("/services/app").text().unwrap_or_default();
     assert!(
-        page.contains("Verifications") && page.contains(">web<"),
+        page.contains("Verifications")
+            && page.contains(">web<")
+            && page.contains(">read-data<")
+            && page.contains("name=\"deep\""),
         "{page}"
+    );
+    // `verify` on the CLI sees them as its own.
+    let v = s.run(&["status", "--json"]).json();
+    assert_eq!(v[0]["destinations"][0]["last_verify"]["kind"], "read-data");
+}
+
+/// `/api/status` is `status --json`, word for word, except ages that move
+/// between the two calls.
+fn comparable(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !k.ends_with("age_seconds"))
+                .map(|(k, x)| (k.clone(), comparable(x)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(comparable).collect()),
+        // "newest snapshot 3s ago": the number may tick between the calls.
+        Value::String(t) => Value::String(
+            t.chars()
+                .map(|c| if c.is_ascii_digit() { '0' } else { c })
+                .collect(),
+        ),
+        x => x.clone(),
+    }
+}
+
+#[test]
+fn health_api_overview_and_metrics_say_what_the_cli_says() {
+    let s = Scenario::new();
+    for n in ["good", "broken", "old"] {
+        s.write(&format!("data/{n}/file.txt"), n);
+    }
+    let svc = |n: &str, extra: &str, config: &str| {
+        format!(
+            "[services.{n}]\ntargets = [\"local\"]\n{extra}\n[services.{n}.config]\npaths = [\"{{root}}/data/{n}\"]\n{config}\n"
+        )
+    };
+    s.simple(&[
+        svc("good", "", ""),
+        svc(
+            "broken",
+            "",
+            "[[services.broken.config.pre_backup_hooks]]\nname = \"dump\"\ncommand = \"echo dump failed >&2; exit 1\"\n",
+        ),
+        svc("old", "max_age = \"2s\"", ""),
+    ]
+    .concat());
+    s.run(&["setup", "--no-schedule"]).succeeds();
+    s.run(&["run"]).code(1);
+    std::thread::sleep(Duration::from_millis(3100));
+    let srv = Server::start(&s);
+
+    // Health: the same document as `status --json`, the same states.
+    let cli = s.run(&["status", "--json"]);
+    cli.code(1);
+    let cli = cli.json();
+    let api = srv.json("/api/status");
+    assert_eq!(comparable(&api), comparable(&cli));
+    let state = |v: &Value, n: &str| {
+        v.as_array()
+            .and_then(|a| a.iter().find(|x| x["service"] == n))
+            .map(|x| x["state"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(state(&api, "good"), "ok");
+    assert_eq!(state(&api, "broken"), "failed");
+    assert_eq!(state(&api, "old"), "stale");
+    // `/api/services` carries the same verdicts.
+    let services = srv.json("/api/services");
+    for (i, x) in services.as_array().into_iter().flatten().enumerate() {
+        assert_eq!(x["state"], cli[i]["state"], "{x}");
+        assert_eq!(comparable(&x["reasons"]), comparable(&cli[i]["reasons"]));
+    }
+
+    // The overview shows the state words, and why on hover.
+    let page = srv.get("/").text().unwrap_or_default();
+    for word in ["ok", "failed", "stale"] {
+        assert!(
+            page.contains(&format!("<span class=\"badge {word}\">{word}</span>")),
+            "no {word} badge:\n{page}"
+        );
+    }
+    assert!(page.contains("pre-backup hook `dump` failed"), "{page}");
+    assert!(page.contains("max_age 2s"), "{page}");
+    let page = srv.get("/services/old").text().unwrap_or_default();
+    assert!(page.contains("max_age 2s"), "{page}");
+
+    // /metrics: what `restic-manager metrics` prints (only the age ticks).
+    let r = srv.get("/metrics");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/plain; version=0.0.4")),
+    );
+    let web = r.text().unwrap_or_default();
+    let cli = s.run(&["metrics"]);
+    cli.succeeds();
+    let steady = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.starts_with("restic_manager_newest_snapshot_age_seconds{"))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(steady(&web), steady(&cli.stdout));
+    assert!(
+        web.contains("restic_manager_health{service=\"old\",destination=\"local\""),
+        "{web}"
+    );
+    crate::metrics::promtool(&web);
+}
+
+#[test]
+fn a_failing_dashboard_backup_is_notified_like_a_cli_one() {
+    let rx = Receiver::start(&[]);
+    let s = backed_up("");
+    // From now on the pre hook fails, and two notifiers listen.
+    let cfg = std::fs::read_to_string(s.config_path()).unwrap_or_default();
+    s.config(&format!(
+        "{cfg}\n[[services.app.config.pre_backup_hooks]]\nname = \"dump\"\ncommand = \"echo dump failed >&2; exit 1\"\n\n[notifiers.hook]\ntype = \"webhook\"\nurl = \"{}\"\n\n[notifiers.hc]\ntype = \"healthchecks\"\nurl = \"{}\"\n",
+        rx.url("/hook"),
+        rx.url("/hc")
+    ));
+    let srv = Server::start(&s);
+    rx.clear();
+    assert_eq!(
+        srv.post("/services/app/run", &[]).status(),
+        StatusCode::ACCEPTED
+    );
+    let job = srv.wait_job("app");
+    assert_eq!(job["outcome"], "failed", "{job}");
+    let hook = rx.at("/hook");
+    assert_eq!(hook.len(), 1, "{:?}", rx.all());
+    let body = hook[0].json();
+    assert_eq!(body["event"], "failure");
+    assert_eq!(body["kind"], "backup");
+    assert_eq!(body["service"], "app");
+    assert_eq!(body["outcome"], "failed");
+    assert_eq!(body["error_class"], "hook_failed");
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("dump")),
+        "{body}"
+    );
+    // healthchecks: `/start` before, `/fail` after, as `run` pings.
+    let hc: Vec<String> = rx.at("/hc").iter().map(|r| r.path.clone()).collect();
+    assert_eq!(hc, ["/hc/start", "/hc/fail"]);
+    // The run's log notes what was sent.
+    let log = s
+        .history()
+        .query(&format!(
+            "SELECT log_file FROM runs WHERE id = {}",
+            job["run_id"]
+        ))
+        .concat();
+    let text = std::fs::read_to_string(log.trim()).unwrap_or_default();
+    assert!(
+        text.contains("notification `hook` (webhook) failure: sent"),
+        "{text}"
     );
 }
 
@@ -809,7 +978,7 @@ fn serve_refuses_the_network_without_a_token_and_makes_one_on_loopback() {
         srv.log()
     );
     assert!(!srv.log().contains(&srv.token), "the token was printed");
-    assert_eq!(srv.json("/api/status")[0]["health"], "stale");
+    assert_eq!(srv.json("/api/status")[0]["state"], "stale");
 }
 
 #[test]

@@ -1,0 +1,66 @@
+//! A backup as every front end runs it (the `run` command and the
+//! dashboard): each service between its notifications (healthchecks
+//! `/start`, a long-running timer, the result, all noted in the run's log),
+//! then the metrics published. Notifiers and metrics receivers never change
+//! an outcome.
+
+use futures_util::StreamExt;
+
+use super::run::{Runner, ServiceReport};
+use crate::config::Service;
+use crate::notify::{self, Delivery, Dispatch};
+
+/// Runs `services` (at most `max_parallel_services` at once) with
+/// notifications, then records the repositories' snapshot counts and
+/// writes/pushes the metrics.
+pub async fn run(
+    runner: &Runner<'_>,
+    dispatch: &Dispatch,
+    services: &[&Service],
+) -> (Vec<ServiceReport>, Vec<Delivery>) {
+    let settings = &runner.config.settings;
+    let minutes = settings.long_running_threshold_minutes;
+    let per_service: Vec<(Vec<ServiceReport>, Vec<Delivery>)> =
+        futures_util::stream::iter(services)
+            .map(|s| async move {
+                if runner.shutdown.signal().is_some() {
+                    return (Vec::new(), Vec::new());
+                }
+                let mut sent = dispatch.started(s).await;
+                let started = chrono::Utc::now();
+                let timer = dispatch.long_running_timer(s, minutes);
+                let reports = runner.run(&[*s]).await;
+                if let Some(t) = timer {
+                    if t.is_finished() {
+                        sent.extend(t.await.unwrap_or_default());
+                    } else {
+                        t.abort();
+                    }
+                }
+                for r in &reports {
+                    sent.extend(dispatch.finished(s, r, started).await);
+                    if let Some(l) = &r.log_file {
+                        notify::log_deliveries(l, &sent);
+                    }
+                }
+                (reports, sent)
+            })
+            .buffered(settings.max_parallel_services.max(1))
+            .collect()
+            .await;
+    let mut reports = Vec::new();
+    let mut deliveries = Vec::new();
+    for (r, d) in per_service {
+        reports.extend(r);
+        deliveries.extend(d);
+    }
+    // Metrics (file, Pushgateway, InfluxDB): warnings only, never the outcome.
+    crate::metrics::record_retention(runner.history, &reports);
+    crate::metrics::after_command(
+        runner.config,
+        runner.history,
+        Some(runner.restic.version.to_string()),
+    )
+    .await;
+    (reports, deliveries)
+}
