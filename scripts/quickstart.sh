@@ -48,11 +48,15 @@ rmgr() { "$bin" --config "$demo/config.toml" "$@"; }
 echo "==> restic-manager validate"; rmgr validate
 echo "==> restic-manager setup";    rmgr setup --no-schedule   # a demo: no cron job
 echo "==> restic-manager run";      rmgr run
+echo "==> restic-manager verify";   rmgr verify --drill
 echo "==> restic-manager status";   rmgr status
 echo "==> restic-manager snapshots"; rmgr snapshots
+echo "==> restic-manager restore --preview"
+(cd "$demo" && rmgr restore --service sample --snapshot latest --preview)
 cat <<DONE
 
 Done. Your first backup is in $demo/repositories/sample.
+Restore it:  cd $demo && $bin --config $demo/config.toml restore --service sample --snapshot latest
 Try:  $bin --config $demo/config.toml --help
 Next: copy config.example.toml to ~/.config/restic-manager/config.toml and
 describe your own services.
