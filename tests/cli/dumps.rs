@@ -776,7 +776,7 @@ fn mariadb_dump_drills_need_the_completion_line_and_load_a_scratch_copy() {
         drill_classes(&s)[..2],
         ["failed|dump_damaged", "failed|dump_damaged"]
     );
-    assert_eq!(db.sql("SELECT count(*) FROM shop.items"), "3000");
+    assert_eq!(db.sql("SELECT count(*) FROM shop.items"), "1000");
 }
 
 #[test]
