@@ -332,6 +332,8 @@ pub enum DrillCheck {
         check: &'static str,
         cmd: DumpCommand,
         user: bool,
+        /// Programs the check runs, which must be on PATH.
+        needs: Vec<&'static str>,
     },
     /// The dump's last lines must contain `marker` (the line the dump tool
     /// writes only after everything else was written).
@@ -399,6 +401,7 @@ pub fn drill_check(dump: &Dump, service_command: Option<&str>) -> Result<DrillCh
             check: "verify_command",
             cmd: with_password(DumpCommand::shell(c), dump)?,
             user: true,
+            needs: vec!["sh"],
         });
     }
     if let Some(c) = service_command {
@@ -406,32 +409,42 @@ pub fn drill_check(dump: &Dump, service_command: Option<&str>) -> Result<DrillCh
             check: "service_verify_command",
             cmd: with_password(DumpCommand::shell(c), dump)?,
             user: true,
+            needs: vec!["sh"],
         });
     }
     if let Some(scratch) = &dump.verify_scratch_database {
-        let cmd = match &dump.source {
-            DumpSource::Postgres { connection, .. } => connect_args(
-                DumpCommand::new(&["bash", "-c", PG_SCRATCH, "pg-scratch", scratch]),
-                connection,
-                true,
+        let (cmd, needs) = match &dump.source {
+            DumpSource::Postgres { connection, .. } => (
+                connect_args(
+                    DumpCommand::new(&["bash", "-c", PG_SCRATCH, "pg-scratch", scratch]),
+                    connection,
+                    true,
+                ),
+                vec!["bash", "dropdb", "createdb", "pg_restore"],
             ),
             DumpSource::Mariadb {
                 flavor, connection, ..
-            } => connect_args(
-                DumpCommand::new(&[
-                    "bash",
-                    "-c",
-                    MARIADB_SCRATCH,
-                    "mariadb-scratch",
-                    scratch,
-                    match flavor {
-                        Flavor::Mariadb => "mariadb",
-                        Flavor::Mysql => "mysql",
-                    },
-                ]),
-                connection,
-                false,
-            ),
+            } => {
+                let client = match flavor {
+                    Flavor::Mariadb => "mariadb",
+                    Flavor::Mysql => "mysql",
+                };
+                (
+                    connect_args(
+                        DumpCommand::new(&[
+                            "bash",
+                            "-c",
+                            MARIADB_SCRATCH,
+                            "mariadb-scratch",
+                            scratch,
+                            client,
+                        ]),
+                        connection,
+                        false,
+                    ),
+                    vec!["bash", "awk", client],
+                )
+            }
             _ => {
                 return Err(DumpError::new(
                     ErrorClass::Config,
@@ -446,6 +459,7 @@ pub fn drill_check(dump: &Dump, service_command: Option<&str>) -> Result<DrillCh
             check: "scratch_load",
             cmd: with_password(cmd, dump)?,
             user: false,
+            needs,
         });
     }
     Ok(match &dump.source {
@@ -456,6 +470,7 @@ pub fn drill_check(dump: &Dump, service_command: Option<&str>) -> Result<DrillCh
             cmd: verify_command(dump)
                 .unwrap_or_else(|| DumpCommand::new(&["pg_restore", "--file=/dev/null"])),
             user: false,
+            needs: vec!["pg_restore"],
         },
         DumpSource::Postgres { database: None, .. } => DrillCheck::Completion {
             check: "pg_dumpall_complete",
@@ -471,6 +486,7 @@ pub fn drill_check(dump: &Dump, service_command: Option<&str>) -> Result<DrillCh
             check: "sqlite_load",
             cmd: DumpCommand::new(&["bash", "-c", SQLITE_CHECK]),
             user: false,
+            needs: vec!["bash", "awk", "sqlite3"],
         },
         DumpSource::Command { .. } => DrillCheck::ReadBack,
     })

@@ -543,7 +543,7 @@ impl Drill<'_, '_> {
         // Whether a configured command ran, not its text: a command line
         // may hold a secret.
         out["verify_command"] = json!(matches!(check, DrillCheck::Command { user: true, .. }));
-        let (cmd, user) = match check {
+        let (cmd, user, needs) = match check {
             DrillCheck::ReadBack => {
                 self.note(&format!(
                     "dump `{name}`: reading it back (check `read_back`; set `verify_command` for a real check)"
@@ -563,7 +563,12 @@ impl Drill<'_, '_> {
                     .await;
                 return out;
             }
-            DrillCheck::Command { check, cmd, user } => {
+            DrillCheck::Command {
+                check,
+                cmd,
+                user,
+                needs,
+            } => {
                 self.note(&format!(
                     "dump `{name}`: streaming it into {} (check `{check}`)",
                     if user {
@@ -572,7 +577,7 @@ impl Drill<'_, '_> {
                         format!("`{}`", short_display(&cmd))
                     }
                 ));
-                (cmd, user)
+                (cmd, user, needs)
             }
         };
         let what = if user {
@@ -580,8 +585,7 @@ impl Drill<'_, '_> {
         } else {
             format!("the `{}` check", out["check"].as_str().unwrap_or("?"))
         };
-        let program = cmd.argv.first().cloned().unwrap_or_default();
-        if !program.contains('/') && crate::schedule::on_path(&program).is_none() {
+        if let Some(program) = needs.iter().find(|p| crate::schedule::on_path(p).is_none()) {
             let msg = format!(
                 "dump `{name}`: {what} needs `{program}`, which is not on PATH; install it (the database's client package) or set `verify_command` for the dump"
             );

@@ -137,11 +137,26 @@ fn all_postgres_databases_through_pg_dumpall() {
     ));
     s.run(&["run"]).succeeds();
     one_dump_snapshot(&s, "repo/pg", "pg", "all", "all.sql");
+    // A drill wants pg_dumpall's completion comment at the end.
+    let (d, entry) = drill(&s);
+    d.succeeds();
+    assert_eq!(entry["check"], "pg_dumpall_complete", "{entry}");
+    assert_eq!(entry["outcome"], "ok", "{entry}");
+    let whole = restic_dump(&s, "repo/pg", "/all.sql");
     pg.sql("postgres", "DROP DATABASE a1");
     pg.sql("postgres", "DROP DATABASE b2");
     restore(&s, "pg", "all").succeeds();
     assert_eq!(pg.sql("a1", "SELECT sum(x) FROM t"), "3");
     assert_eq!(pg.sql("b2", "SELECT y FROM u"), "b");
+    // Cut short: every statement before the cut is fine SQL, only the
+    // missing comment tells.
+    let text = String::from_utf8_lossy(&whole);
+    let cut = text.find("CREATE TABLE").unwrap_or(text.len() / 2);
+    store_dump(&s, "pg", "all", "all.sql", &whole[..cut]);
+    s.run(&["verify", "--drill"])
+        .code(1)
+        .stdout_has("dump_damaged")
+        .stderr_has("cluster dump complete");
 }
 
 #[test]
