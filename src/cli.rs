@@ -72,7 +72,10 @@ pub enum Command {
     /// restores the latest snapshot (or `drill_sample_files` random files)
     /// into a temporary folder and compares each file with restic's
     /// metadata, `restic dump` and the unchanged live source, and streams
-    /// each dump into `verify_command`.
+    /// each dump into its check: `verify_command` if set, else a load into
+    /// `verify_scratch_database`, else the preset's (`pg_restore` reading
+    /// the whole archive, the completion line of pg_dumpall/mariadb-dump,
+    /// a load into an in-memory SQLite).
     ///
     /// Runs under the service's lock, so it never overlaps a backup of the
     /// service. Results go into the history (`status` shows them).
@@ -373,8 +376,9 @@ pub struct VerifyArgs {
     pub read_data_subset: Option<String>,
     /// Also run a restore drill: restore the latest snapshot (or a random
     /// sample of `drill_sample_files` files) into a temporary folder under
-    /// the state directory and compare; stream each dump into
-    /// `verify_command`. The folder is always removed.
+    /// the state directory and compare; stream each dump into its check
+    /// (`verify_command`, a scratch-database load, or the preset's, e.g.
+    /// `pg_restore`). The folder is always removed.
     #[arg(long)]
     pub drill: bool,
 }

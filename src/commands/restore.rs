@@ -385,6 +385,8 @@ async fn execute(
                     container: None,
                     restore_command: None,
                     timeout_seconds: None,
+                    verify_command: None,
+                    verify_scratch_database: None,
                 },
                 (None, None) => {
                     return Err(Error::Usage(format!(

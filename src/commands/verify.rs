@@ -106,7 +106,22 @@ fn read_summary(r: &VerifyReport) -> String {
                 ));
             }
             if let Some(dumps) = d.get("dumps").and_then(serde_json::Value::as_array) {
-                parts.push(format!("{} dumps", dumps.len()));
+                // Which check each dump got, e.g. `dump shop (pg_restore)`.
+                let list: Vec<String> = dumps
+                    .iter()
+                    .map(|x| {
+                        format!(
+                            "{} ({})",
+                            x["name"].as_str().unwrap_or("?"),
+                            x["check"].as_str().unwrap_or("read_back")
+                        )
+                    })
+                    .collect();
+                parts.push(format!(
+                    "dump{} {}",
+                    if list.len() == 1 { "" } else { "s" },
+                    list.join(", ")
+                ));
             }
             if parts.is_empty() {
                 "-".into()

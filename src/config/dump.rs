@@ -67,6 +67,11 @@ pub struct Dump {
     pub restore_command: Option<String>,
     /// Limit for this dump alone; the service's remaining time otherwise.
     pub timeout_seconds: Option<u64>,
+    /// Replaces the preset's drill check (`sh -c`, dump on stdin).
+    pub verify_command: Option<String>,
+    /// Drills load the dump into this database on the same server (dropped
+    /// and recreated first, dropped afterwards); postgres/mariadb/mysql.
+    pub verify_scratch_database: Option<String>,
 }
 
 impl Dump {
@@ -132,6 +137,49 @@ fn expand(p: &str, env: &Env, docker_base: Option<&Path>) -> Result<PathBuf, Str
             "`{p}` is relative, and relative paths are taken from `docker_base`, which is not set; set `[global] docker_base` or write an absolute path"
         )),
     }
+}
+
+/// Why `verify_scratch_database` cannot be used, if it cannot.
+fn scratch_problem(scratch: &str, d: &DumpRaw, source: &DumpSource) -> Option<String> {
+    let database = match source {
+        DumpSource::Postgres { database, .. } | DumpSource::Mariadb { database, .. } => database,
+        _ => {
+            return Some(
+                "`verify_scratch_database` applies only to `type = \"postgres\"`, `\"mariadb\"` or `\"mysql\"`".into(),
+            );
+        }
+    };
+    if scratch.is_empty()
+        || scratch.len() > 63
+        || !scratch
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Some(format!(
+            "`verify_scratch_database` `{scratch}` may only contain letters, digits and `_` (at most 63)"
+        ));
+    }
+    let Some(db) = database else {
+        return Some(
+            "`verify_scratch_database` needs `database`: a dump of all databases cannot be loaded into one scratch database".into(),
+        );
+    };
+    if db.eq_ignore_ascii_case(scratch) {
+        return Some(format!(
+            "`verify_scratch_database` is `{scratch}`, the dumped database itself; a drill drops and recreates it, so name another, e.g. `{db}_drill`"
+        ));
+    }
+    if d.container.is_some() {
+        return Some(
+            "`verify_scratch_database` is not supported for a dump that runs inside a `container`; use `verify_command` instead".into(),
+        );
+    }
+    if d.verify_command.is_some() {
+        return Some(
+            "`verify_scratch_database` and `verify_command` are both set; a drill runs one check, so keep one".into(),
+        );
+    }
+    None
 }
 
 /// Resolves a service's dump entries. `base` is the config path of the
@@ -366,6 +414,19 @@ pub fn resolve(
                 format!("{what}: `restore_command` is empty; remove it to use the preset's"),
             );
         }
+        if let Some(c) = &d.verify_command
+            && c.trim().is_empty()
+        {
+            err(
+                Some("verify_command"),
+                format!("{what}: `verify_command` is empty; remove it to use the preset's check"),
+            );
+        }
+        if let Some(scratch) = &d.verify_scratch_database
+            && let Some(msg) = scratch_problem(scratch, d, &source)
+        {
+            err(Some("verify_scratch_database"), format!("{what}: {msg}"));
+        }
         out.push(Dump {
             name,
             source,
@@ -373,6 +434,8 @@ pub fn resolve(
             container: d.container.clone(),
             restore_command: d.restore_command.clone(),
             timeout_seconds: d.timeout_seconds,
+            verify_command: d.verify_command.clone(),
+            verify_scratch_database: d.verify_scratch_database.clone(),
         });
     }
     let mut files: Vec<&str> = out.iter().map(|d| d.filename.as_str()).collect();
@@ -459,6 +522,26 @@ mod tests {
                 "is not a file path",
             ),
             ("name='a'\ncommand='x'\ntimeout_seconds=0", "greater than 0"),
+            (
+                "name='a'\ncommand='x'\nverify_command=' '",
+                "`verify_command` is empty",
+            ),
+            (
+                "name='a'\ntype='postgres'\ndatabase='shop'\nverify_scratch_database='shop'",
+                "the dumped database itself",
+            ),
+            (
+                "name='a'\ntype='mariadb'\nverify_scratch_database='s'",
+                "needs `database`",
+            ),
+            (
+                "name='a'\ntype='sqlite'\npath='/a'\nverify_scratch_database='s'",
+                "applies only to",
+            ),
+            (
+                "name='a'\ntype='postgres'\ndatabase='d'\nverify_scratch_database='a;b'",
+                "may only contain",
+            ),
         ] {
             match one(raw(text)) {
                 Ok(d) => panic!("{text}: accepted as {d:?}"),

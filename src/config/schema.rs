@@ -179,6 +179,11 @@ pub struct DumpRaw {
     pub password_file: Option<String>,
     // sqlite
     pub path: Option<String>,
+    /// Replaces the preset's drill check (`sh -c`, dump on stdin).
+    pub verify_command: Option<String>,
+    /// postgres / mariadb / mysql: drills load the dump into this scratch
+    /// database (dropped and recreated) on the same server.
+    pub verify_scratch_database: Option<String>,
 }
 
 /// The keys of a `[[services.NAME.config.dumps]]` entry (`DumpRaw`).
@@ -196,6 +201,8 @@ pub const DUMP_KEYS: &[&str] = &[
     "port",
     "password_file",
     "path",
+    "verify_command",
+    "verify_scratch_database",
 ];
 
 /// Valid dump `type` values.

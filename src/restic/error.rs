@@ -41,6 +41,9 @@ pub enum ErrorClass {
     /// A streamed dump's command failed or timed out; its snapshot was
     /// discarded.
     DumpFailed,
+    /// A dump drill's preset check (`pg_restore --list`, the completion
+    /// line, a load into a scratch database) found the stored dump unusable.
+    DumpDamaged,
 }
 
 impl ErrorClass {
@@ -68,6 +71,7 @@ impl ErrorClass {
             ErrorClass::ContainerMissing => "container_missing",
             ErrorClass::DockerFailed => "docker_failed",
             ErrorClass::DumpFailed => "dump_failed",
+            ErrorClass::DumpDamaged => "dump_damaged",
         }
     }
 }

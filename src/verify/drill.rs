@@ -8,10 +8,14 @@
 //!   the snapshot (then its content must be too: a difference means bit rot
 //!   on the source disk or a damaged backup).
 //!
-//! Dumps (snapshots tagged `dump:NAME`) are streamed with `restic dump` into
-//! the service's `verify_command` (`sh -c`, the dump on stdin, e.g.
-//! `pg_restore --list`), which must succeed; without one, the dump is read
-//! back whole and its size compared.
+//! Dumps (snapshots tagged `dump:NAME`) are checked by streaming them with
+//! `restic dump` (never into a file) into the check
+//! [`crate::sources::dump::drill_check`] picks: the dump's own
+//! `verify_command`, else the service's, else a load into its
+//! `verify_scratch_database`, else its preset's (`pg_restore` reading the
+//! whole archive, pg_dumpall's or mariadb-dump's completion line, a load
+//! into an in-memory SQLite); a `command` dump is read back and its size
+//! compared. The check's name is in the detail (`dumps[].check`).
 //!
 //! The temporary folder lives under `<state_directory>/verify-tmp/` and is
 //! removed afterwards, on failure and on a signal too (a guard); folders
@@ -27,16 +31,20 @@ use sha2::{Digest, Sha256};
 
 use super::{Verifier, VerifyReport};
 use crate::config::Service;
-use crate::process::Spec;
+use crate::config::dump::{Dump, DumpSource};
 use crate::restic::ops::{self, LsNode};
 use crate::restic::output::Snapshot;
 use crate::restic::{ErrorClass, Repository};
+use crate::sources::dump::{self, DrillCheck, DumpCommand, drill_check};
 
 /// The folder (under the state directory) that holds drill restores.
 pub const TMP_DIR: &str = "verify-tmp";
 
 /// Mismatches listed in the detail (the count is always complete).
 const MAX_LISTED: usize = 20;
+
+/// Bytes of a dump's end kept to find its completion line.
+const TAIL: usize = 512;
 
 /// One drill of one repository.
 pub struct Drill<'a, 'v> {
@@ -501,53 +509,96 @@ impl Drill<'_, '_> {
             return out;
         };
         out["path"] = json!(file.path);
-        let Some(command) = &self.svc.verify.command else {
-            self.note(&format!(
-                "dump `{name}`: reading it back (no `verify_command` set)"
-            ));
-            let mut n: u64 = 0;
-            let res = ops::dump_stream(
-                v.restic,
-                self.repo,
-                &s.id,
-                &file.path,
-                self.timeout,
-                &v.shutdown,
-                |c| n += c.len() as u64,
-            )
-            .await;
-            out["bytes"] = json!(n);
-            out["verify_command"] = json!(false);
-            match res {
-                Err(e) => {
-                    let msg = format!("dump `{name}`: `restic dump` failed: {}", e.message);
-                    out["error"] = json!(msg);
-                    r.fail(e.class, msg);
-                }
-                Ok(()) if file.size.is_some_and(|want| want != n) => {
-                    let msg = format!(
-                        "dump `{name}`: read back {n} bytes, restic's metadata says {}",
-                        file.size.unwrap_or(0)
-                    );
-                    out["error"] = json!(msg);
-                    r.fail(ErrorClass::DrillMismatch, msg);
-                }
-                Ok(()) => {}
+        // The dump's definition decides the check; a dump no longer in the
+        // configuration gets the service's `verify_command` or a read-back.
+        let unconfigured;
+        let def = match self.svc.dumps.iter().find(|d| d.name == name) {
+            Some(d) => d,
+            None => {
+                unconfigured = Dump {
+                    name: name.to_string(),
+                    source: DumpSource::Command {
+                        command: String::new(),
+                    },
+                    filename: String::new(),
+                    container: None,
+                    restore_command: None,
+                    timeout_seconds: None,
+                    verify_command: None,
+                    verify_scratch_database: None,
+                };
+                &unconfigured
             }
-            return out;
         };
-        self.note(&format!(
-            "dump `{name}`: streaming it into `verify_command`"
-        ));
-        let mut spec = Spec::new("sh")
-            .arg("-c")
-            .arg(command)
+        let check = match drill_check(def, self.svc.verify.command.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = format!("dump `{name}`: {}", e.message);
+                out["error"] = json!(msg);
+                r.fail(e.class, msg);
+                return out;
+            }
+        };
+        out["check"] = json!(check.name());
+        // Whether a configured command ran, not its text: a command line
+        // may hold a secret.
+        out["verify_command"] = json!(matches!(check, DrillCheck::Command { user: true, .. }));
+        let (cmd, user, needs) = match check {
+            DrillCheck::ReadBack => {
+                self.note(&format!(
+                    "dump `{name}`: reading it back (check `read_back`; set `verify_command` for a real check)"
+                ));
+                self.read_back(r, name, s, file, None, &mut out).await;
+                return out;
+            }
+            DrillCheck::Completion {
+                check,
+                marker,
+                tool,
+            } => {
+                self.note(&format!(
+                    "dump `{name}`: reading it back and looking for {tool}'s completion line (check `{check}`)"
+                ));
+                self.read_back(r, name, s, file, Some((marker, tool)), &mut out)
+                    .await;
+                return out;
+            }
+            DrillCheck::Command {
+                check,
+                cmd,
+                user,
+                needs,
+            } => {
+                self.note(&format!(
+                    "dump `{name}`: streaming it into {} (check `{check}`)",
+                    if user {
+                        "`verify_command`".to_string()
+                    } else {
+                        format!("`{}`", short_display(&cmd))
+                    }
+                ));
+                (cmd, user, needs)
+            }
+        };
+        let what = if user {
+            "`verify_command`".to_string()
+        } else {
+            format!("the `{}` check", out["check"].as_str().unwrap_or("?"))
+        };
+        if let Some(program) = needs.iter().find(|p| crate::schedule::on_path(p).is_none()) {
+            let msg = format!(
+                "dump `{name}`: {what} needs `{program}`, which is not on PATH; install it (the database's client package) or set `verify_command` for the dump"
+            );
+            out["error"] = json!(msg);
+            r.fail(ErrorClass::Config, msg);
+            return out;
+        }
+        let mut spec = cmd
+            .spec()
             .env("RESTIC_MANAGER_SERVICE", &self.svc.name)
             .env("RESTIC_MANAGER_DUMP", name)
             .env("RESTIC_MANAGER_SNAPSHOT", &s.id);
         spec.timeout = Some(self.timeout);
-        // Whether one ran, not its text: a command line may hold a secret.
-        out["verify_command"] = json!(true);
         let res = ops::dump_pipe(
             v.restic,
             self.repo,
@@ -565,27 +616,31 @@ impl Drill<'_, '_> {
                 r.fail(e.class, msg);
             }
             Ok(p) if matches!(p.consumer.ended, crate::process::Ended::Interrupted(_)) => {
-                let msg =
-                    format!("dump `{name}`: interrupted while streaming it into `verify_command`");
+                let msg = format!("dump `{name}`: interrupted while streaming it into {what}");
                 out["error"] = json!(msg);
                 r.fail(ErrorClass::Interrupted, msg);
             }
             Ok(p) if !p.consumer.ended.success() => {
-                let why = crate::restic::error::last_line(&p.consumer.stderr);
+                let why = if user {
+                    crate::restic::error::last_line(&p.consumer.stderr)
+                } else {
+                    reason(&p.consumer.stderr)
+                };
                 let msg = format!(
-                    "dump `{name}` (snapshot {}): `verify_command` failed ({}): {why}",
+                    "dump `{name}` (snapshot {}): {what} failed ({}): {why}",
                     s.short(),
                     p.consumer.ended.describe()
                 );
                 out["error"] = json!(msg);
                 // A broken dump makes restic fail too (broken pipe): the
-                // verify command's verdict is the one that explains it,
-                // unless restic found the repository damaged.
+                // check's verdict is the one that explains it, unless
+                // restic found the repository damaged.
                 match p.dump {
                     Err(e) if e.class == ErrorClass::RepositoryDamaged => {
                         r.fail(e.class, e.message)
                     }
-                    _ => r.fail(ErrorClass::VerifyCommandFailed, msg),
+                    _ if user => r.fail(ErrorClass::VerifyCommandFailed, msg),
+                    _ => r.fail(ErrorClass::DumpDamaged, msg),
                 }
             }
             Ok(p) => {
@@ -599,6 +654,93 @@ impl Drill<'_, '_> {
             }
         }
         out
+    }
+
+    /// Reads dump `name` back whole, compares its size with restic's
+    /// metadata and, with `completion`, requires its tool's last line.
+    async fn read_back(
+        &self,
+        r: &mut VerifyReport,
+        name: &str,
+        s: &Snapshot,
+        file: &LsNode,
+        completion: Option<(&str, &str)>,
+        out: &mut serde_json::Value,
+    ) {
+        let v = self.verifier;
+        let mut n: u64 = 0;
+        let mut last: Vec<u8> = Vec::new();
+        let res = ops::dump_stream(
+            v.restic,
+            self.repo,
+            &s.id,
+            &file.path,
+            self.timeout,
+            &v.shutdown,
+            |c| {
+                n += c.len() as u64;
+                if completion.is_some() {
+                    last.extend_from_slice(&c[c.len().saturating_sub(TAIL)..]);
+                    if last.len() > 2 * TAIL {
+                        last.drain(..last.len() - TAIL);
+                    }
+                }
+            },
+        )
+        .await;
+        out["bytes"] = json!(n);
+        let msg = match res {
+            Err(e) => {
+                let msg = format!("dump `{name}`: `restic dump` failed: {}", e.message);
+                r.fail(e.class, msg.clone());
+                msg
+            }
+            Ok(()) if file.size.is_some_and(|want| want != n) => {
+                let msg = format!(
+                    "dump `{name}`: read back {n} bytes, restic's metadata says {}",
+                    file.size.unwrap_or(0)
+                );
+                r.fail(ErrorClass::DrillMismatch, msg.clone());
+                msg
+            }
+            Ok(()) => match completion {
+                Some((marker, tool)) if !dump::ends_complete(&last, marker) => {
+                    let msg = format!(
+                        "dump `{name}` (snapshot {}): it does not end with {tool}'s \"{marker}\" line, so it is incomplete (cut short while it was written, or damaged); restoring it would lose data",
+                        s.short()
+                    );
+                    r.fail(ErrorClass::DumpDamaged, msg.clone());
+                    msg
+                }
+                _ => {
+                    out["outcome"] = json!("ok");
+                    return;
+                }
+            },
+        };
+        out["error"] = json!(msg);
+    }
+}
+
+/// The line of a database tool's stderr that says what went wrong: the
+/// last one naming an error (not a `^--- error here` marker), else the
+/// last line.
+fn reason(stderr: &str) -> String {
+    stderr
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.starts_with('^') && l.to_ascii_lowercase().contains("error"))
+        .map_or_else(|| crate::restic::error::last_line(stderr), str::to_string)
+}
+
+/// A check's command line without the script of `bash -c SCRIPT`.
+fn short_display(cmd: &DumpCommand) -> String {
+    match cmd.argv.as_slice() {
+        [sh, c, _script, rest @ ..] if c == "-c" && (sh == "bash" || sh == "sh") => {
+            format!("{sh} -c … {}", rest.join(" "))
+        }
+        _ => cmd.display(),
     }
 }
 

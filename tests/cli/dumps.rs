@@ -137,11 +137,26 @@ fn all_postgres_databases_through_pg_dumpall() {
     ));
     s.run(&["run"]).succeeds();
     one_dump_snapshot(&s, "repo/pg", "pg", "all", "all.sql");
+    // A drill wants pg_dumpall's completion comment at the end.
+    let (d, entry) = drill(&s);
+    d.succeeds();
+    assert_eq!(entry["check"], "pg_dumpall_complete", "{entry}");
+    assert_eq!(entry["outcome"], "ok", "{entry}");
+    let whole = restic_dump(&s, "repo/pg", "/all.sql");
     pg.sql("postgres", "DROP DATABASE a1");
     pg.sql("postgres", "DROP DATABASE b2");
     restore(&s, "pg", "all").succeeds();
     assert_eq!(pg.sql("a1", "SELECT sum(x) FROM t"), "3");
     assert_eq!(pg.sql("b2", "SELECT y FROM u"), "b");
+    // Cut short: every statement before the cut is fine SQL, only the
+    // missing comment tells.
+    let text = String::from_utf8_lossy(&whole);
+    let cut = text.find("CREATE TABLE").unwrap_or(text.len() / 2);
+    store_dump(&s, "pg", "all", "all.sql", &whole[..cut]);
+    s.run(&["verify", "--drill"])
+        .code(1)
+        .stdout_has("dump_damaged")
+        .stderr_has("cluster dump complete");
 }
 
 #[test]
@@ -590,4 +605,233 @@ command = "echo partial | RESTIC_REPOSITORY={root}/repo/app RESTIC_PASSWORD_FILE
         String::from_utf8_lossy(&restic_dump(&s, "repo/app", "/data.dump")),
         "old\n"
     );
+}
+
+// ---------------------------------------------------------------------
+// Restore drills of dumps: each dump is streamed into its preset's check.
+
+/// Stores `content` as a newer snapshot of dump `name` of `service`, the
+/// way the dump source does (one file from stdin, the same tags): a
+/// damaged dump for the drill to find.
+fn store_dump(s: &Scenario, service: &str, name: &str, file: &str, content: &[u8]) {
+    use std::io::Write;
+    let mut child = Command::new("restic")
+        .args(["backup", "--quiet", "--stdin", "--stdin-filename", file])
+        .args(["--tag", &format!("service:{service}")])
+        .args(["--tag", &format!("dump:{name}")])
+        .env("RESTIC_REPOSITORY", s.path(&format!("repo/{service}")))
+        .env("RESTIC_PASSWORD_FILE", s.path("pw"))
+        .env("XDG_CACHE_HOME", s.path("cache"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("restic: {e}"));
+    if let Some(mut w) = child.stdin.take() {
+        w.write_all(content)
+            .unwrap_or_else(|e| panic!("stdin: {e}"));
+    }
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("restic: {e}"));
+    Done::from(out).succeeds();
+}
+
+/// `verify --drill --json` and the drill's entry for the service's first
+/// dump.
+fn drill(s: &Scenario) -> (Done, Value) {
+    let d = s.run(&["verify", "--drill", "--json", "-q"]);
+    let v = d.json();
+    let entry = v["verifies"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["kind"] == "drill"))
+        .map(|x| x["detail"]["dumps"][0].clone())
+        .unwrap_or(Value::Null);
+    (d, entry)
+}
+
+/// The drill's error class in history, newest first.
+fn drill_classes(s: &Scenario) -> Vec<String> {
+    s.history().query(
+        "SELECT outcome || '|' || coalesce(error_class, '') FROM verifies WHERE kind = 'drill' ORDER BY id DESC",
+    )
+}
+
+#[test]
+fn postgres_dump_drills_read_the_whole_archive_load_a_scratch_copy_and_catch_a_cut_dump() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.sql("postgres", "CREATE DATABASE shop");
+    pg.sql(
+        "shop",
+        "CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 5000) g",
+    );
+    let config = |extra: &str| {
+        format!(
+            "[services.shop]\ntargets = [\"local\"]\n\n[[services.shop.config.dumps]]\nname = \"shop\"\ntype = \"postgres\"\ndatabase = \"shop\"\n{}\npassword_file = \"{{root}}/dbpw\"\n{extra}\n",
+            pg.toml()
+        )
+    };
+    let s = ready(&config(""));
+    s.run(&["run"]).succeeds();
+
+    // The preset: pg_restore reads the whole archive.
+    let (d, entry) = drill(&s);
+    d.succeeds();
+    assert_eq!(entry["check"], "pg_restore", "{entry}");
+    assert_eq!(entry["outcome"], "ok", "{entry}");
+    s.run(&["verify", "--drill"])
+        .succeeds()
+        .stdout_has("dump shop (pg_restore)");
+
+    // A scratch load: into `shop_drill`, dropped afterwards; the real
+    // database is untouched.
+    s.simple(&config("verify_scratch_database = \"shop_drill\""));
+    let (d, entry) = drill(&s);
+    d.succeeds();
+    assert_eq!(entry["check"], "scratch_load", "{entry}");
+    assert_eq!(entry["outcome"], "ok", "{entry}");
+    let scratch = "SELECT count(*) FROM pg_database WHERE datname = 'shop_drill'";
+    assert_eq!(
+        pg.sql("postgres", scratch),
+        "0",
+        "the scratch database was left"
+    );
+    assert_eq!(pg.sql("shop", "SELECT count(*) FROM items"), "5000");
+
+    // A dump cut short after its table of contents (which `pg_restore
+    // --list` alone would accept).
+    let whole = restic_dump(&s, "repo/shop", "/shop.pgdump");
+    store_dump(&s, "shop", "shop", "shop.pgdump", &whole[..whole.len() / 2]);
+    let (d, entry) = drill(&s);
+    d.code(1);
+    assert_eq!(entry["check"], "scratch_load", "{entry}");
+    assert!(
+        entry["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("the `scratch_load` check failed")),
+        "{entry}"
+    );
+    assert_eq!(
+        pg.sql("postgres", scratch),
+        "0",
+        "the scratch database was left"
+    );
+    s.simple(&config(""));
+    s.run(&["verify", "--drill"])
+        .code(1)
+        .stdout_has("dump_damaged")
+        .stderr_has("dump `shop`")
+        .stderr_has("pg_restore");
+    assert_eq!(
+        drill_classes(&s)[..2],
+        ["failed|dump_damaged", "failed|dump_damaged"]
+    );
+
+    // A dump's own verify_command replaces the preset (and the service's).
+    s.simple(&config("verify_command = 'test \"$RESTIC_MANAGER_DUMP\" = shop && head -c 5 | grep -q PGDMP && cat >/dev/null'").replace(
+        "targets = [\"local\"]\n",
+        "targets = [\"local\"]\nverify_command = \"exit 9\"\n",
+    ));
+    let (d, entry) = drill(&s);
+    d.succeeds();
+    assert_eq!(entry["check"], "verify_command", "{entry}");
+    assert_eq!(entry["verify_command"], true, "{entry}");
+}
+
+#[test]
+fn mariadb_dump_drills_need_the_completion_line_and_load_a_scratch_copy() {
+    let Some(db) = Mariadb::start() else { return };
+    db.sql(
+        "CREATE DATABASE shop; USE shop; CREATE TABLE items (id INT PRIMARY KEY, name TEXT) ENGINE=InnoDB; INSERT INTO items SELECT seq, CONCAT('item ', seq) FROM seq_1_to_3000;",
+    );
+    let config = |extra: &str| {
+        format!(
+            "[services.shop]\ntargets = [\"local\"]\n\n[[services.shop.config.dumps]]\nname = \"shop\"\ntype = \"mariadb\"\ndatabase = \"shop\"\n{}\npassword_file = \"{{root}}/dbpw\"\n{extra}\n",
+            db.toml()
+        )
+    };
+    let s = ready(&config(""));
+    s.run(&["run"]).succeeds();
+    let (d, entry) = drill(&s);
+    d.succeeds();
+    assert_eq!(entry["check"], "mariadb_dump_complete", "{entry}");
+    assert_eq!(entry["outcome"], "ok", "{entry}");
+
+    // The load goes into the scratch database only: rows deleted from the
+    // live one since the dump stay deleted.
+    db.sql("DELETE FROM shop.items WHERE id > 1000");
+    s.simple(&config("verify_scratch_database = \"shop_drill\""));
+    let (d, entry) = drill(&s);
+    d.succeeds();
+    assert_eq!(entry["check"], "scratch_load", "{entry}");
+    assert_eq!(db.sql("SHOW DATABASES LIKE 'shop_drill'"), "");
+    assert_eq!(db.sql("SELECT count(*) FROM shop.items"), "1000");
+
+    // Cut at a statement boundary, so every statement still loads: only
+    // the missing completion line tells.
+    let whole = restic_dump(&s, "repo/shop", "/shop.sql");
+    let text = String::from_utf8_lossy(&whole);
+    let cut = text.find("INSERT INTO").unwrap_or(text.len() / 2);
+    store_dump(&s, "shop", "shop", "shop.sql", &whole[..cut]);
+    let (d, entry) = drill(&s);
+    d.code(1);
+    assert!(
+        entry["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("failed")),
+        "{entry}"
+    );
+    assert_eq!(db.sql("SHOW DATABASES LIKE 'shop_drill'"), "");
+    s.simple(&config(""));
+    s.run(&["verify", "--drill"])
+        .code(1)
+        .stdout_has("dump_damaged")
+        .stderr_has("-- Dump completed");
+    assert_eq!(
+        drill_classes(&s)[..2],
+        ["failed|dump_damaged", "failed|dump_damaged"]
+    );
+    assert_eq!(db.sql("SELECT count(*) FROM shop.items"), "1000");
+}
+
+#[test]
+fn sqlite_dump_drills_load_it_into_memory_and_check_its_integrity() {
+    let s = Scenario::new();
+    let db = s.path("app.db");
+    let out = Command::new("sqlite3")
+        .arg(&db)
+        .arg("CREATE TABLE a (n INTEGER, t TEXT); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000) INSERT INTO a SELECT x, 'row ' || x FROM c;")
+        .output()
+        .unwrap_or_else(|e| panic!("sqlite3: {e}"));
+    assert!(out.status.success(), "{out:?}");
+    s.write("pw", "repository password\n");
+    s.simple(
+        "[services.app]\ntargets = [\"local\"]\n\n[[services.app.config.dumps]]\nname = \"app\"\ntype = \"sqlite\"\npath = \"{root}/app.db\"\n",
+    );
+    s.run(&["setup"]).succeeds();
+    s.run(&["run"]).succeeds();
+    let (d, entry) = drill(&s);
+    d.succeeds();
+    assert_eq!(entry["check"], "sqlite_load", "{entry}");
+    assert_eq!(entry["outcome"], "ok", "{entry}");
+
+    // Cut between two statements: each still loads, but the transaction
+    // never commits.
+    let whole = restic_dump(&s, "repo/app", "/app.sql");
+    let cut = whole[..whole.len() / 2]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    store_dump(&s, "app", "app", "app.sql", &whole[..cut]);
+    s.run(&["verify", "--drill"])
+        .code(1)
+        .stdout_has("dump_damaged")
+        .stderr_has("does not end with COMMIT;");
+    // Cut inside a statement: the load itself fails.
+    store_dump(&s, "app", "app", "app.sql", &whole[..cut + 10]);
+    s.run(&["verify", "--drill"])
+        .code(1)
+        .stdout_has("dump_damaged")
+        .stderr_has("sqlite_load")
+        .stderr_has("rror near line");
 }
