@@ -17,6 +17,8 @@ apt_install openssh-server openssh-client rclone python3-venv
 # prometheus provides `promtool`, which checks the metrics the tests write
 # (tests/cli/metrics.rs); hyperfine times bench/status.sh.
 apt_install prometheus hyperfine
+# openssl makes the throwaway CA of the SMTP-over-TLS tests (tests/cli/notify.rs).
+apt_install openssl
 python_venv target/test-venv 'moto, aiosmtpd' 'moto[server]' aiosmtpd
 # The dashboard's browser test (tests/cli/browser.rs): headless Chromium
 # driven through chromedriver; a font so pages render in screenshots.

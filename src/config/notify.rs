@@ -99,6 +99,8 @@ pub struct Email {
     pub password_file: Option<PathBuf>,
     pub from: String,
     pub to: Vec<String>,
+    /// Extra trusted CA certificates (PEM) besides the built-in roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// What a notifier is and where it sends.
@@ -178,6 +180,7 @@ impl Notifier {
                 v["password_file"] = json!(e.password_file);
                 v["from"] = json!(e.from);
                 v["to"] = json!(e.to);
+                v["ca_file"] = json!(e.ca_file);
             }
         }
         v
@@ -332,6 +335,7 @@ fn type_keys(kind: &str) -> &'static [&'static str] {
             "password_file",
             "from",
             "to",
+            "ca_file",
         ],
         _ => &[],
     }
@@ -353,7 +357,8 @@ fn set_keys(r: &NotifierRaw) -> Vec<&'static str> {
         username,
         password_file,
         from,
-        to
+        to,
+        ca_file
     );
     out
 }
@@ -566,6 +571,23 @@ fn email(
         );
         ok = false;
     }
+    let mut ca_file = None;
+    if let Some(f) = &r.ca_file {
+        let path = abs(f);
+        if security == Security::None {
+            err(
+                "ca_file",
+                format!(
+                    "notifier `{name}`: `ca_file` only applies to encrypted connections; set `security = \"starttls\"` or `\"tls\"`, or remove `ca_file`"
+                ),
+            );
+            ok = false;
+        } else if let Err(e) = read_ca_file(&path) {
+            err("ca_file", format!("notifier `{name}`: `ca_file` {e}"));
+            ok = false;
+        }
+        ca_file = Some(path);
+    }
     let port = r.port.unwrap_or(match security {
         Security::StartTls => 587,
         Security::Tls => 465,
@@ -579,7 +601,33 @@ fn email(
         password_file: r.password_file.as_deref().map(abs),
         from,
         to,
+        ca_file,
     })
+}
+
+/// The CA certificates of an email notifier's `ca_file`, checked the way
+/// the TLS connection will use them. The error starts with the file's name
+/// and says what to put there.
+pub fn read_ca_file(path: &Path) -> Result<lettre::transport::smtp::client::Certificate, String> {
+    use lettre::transport::smtp::client::{Certificate, TlsParameters};
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| format!("`{shown}` cannot be read: {e}"))?;
+    let hint = "it must hold the CA certificate(s) in PEM form (`-----BEGIN CERTIFICATE-----`)";
+    let count = String::from_utf8_lossy(&pem)
+        .matches("-----BEGIN CERTIFICATE-----")
+        .count();
+    if count == 0 {
+        return Err(format!("`{shown}` contains no certificate; {hint}"));
+    }
+    let cert = Certificate::from_pem(&pem)
+        .map_err(|e| format!("`{shown}` is not valid PEM ({e}); {hint}"))?;
+    // Adding the certificates to a trust store parses them: a damaged one
+    // is reported now, not when the first failure should be sent.
+    TlsParameters::builder("localhost".to_string())
+        .add_root_certificate(cert.clone())
+        .build()
+        .map_err(|e| format!("`{shown}` holds a certificate that cannot be used ({e}); {hint}"))?;
+    Ok(cert)
 }
 
 #[cfg(test)]

@@ -292,6 +292,8 @@ pub struct NotifierRaw {
     pub password_file: Option<String>,
     pub from: Option<String>,
     pub to: Option<Vec<String>>,
+    /// PEM file of extra CA certificates trusted for this SMTP server.
+    pub ca_file: Option<String>,
 }
 
 /// Valid notifier `type` values.

@@ -1,7 +1,9 @@
 //! Email over SMTP (lettre): STARTTLS (default, port 587), implicit TLS
 //! (465) or none (a local relay, 25), optional login with the password
-//! read from `password_file` when sending. The body is plain text: the
-//! summary, one line per destination, the error and the log tail.
+//! read from `password_file` when sending. TLS trusts the built-in
+//! (webpki) roots plus the notifier's `ca_file` (a relay with its own CA).
+//! The body is plain text: the summary, one line per destination, the
+//! error and the log tail.
 
 use std::time::Duration;
 
@@ -9,10 +11,11 @@ use lettre::message::Body;
 use lettre::message::Mailbox;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::{ATTEMPTS, Event, Message};
-use crate::config::notify::{Email, Notifier, Secret, Security};
+use crate::config::notify::{Email, Notifier, Secret, Security, read_ca_file};
 
 /// `[restic-manager] docs on host: failed`.
 pub fn subject(m: &Message) -> String {
@@ -58,14 +61,24 @@ fn mail(e: &Email, m: &Message) -> Result<lettre::Message, String> {
 }
 
 fn transport(n: &Notifier, e: &Email) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    let server = |err: lettre::transport::smtp::Error| format!("SMTP server `{}`: {err}", e.host);
     let builder = match e.security {
-        Security::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&e.host),
-        Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&e.host),
-        Security::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-            &e.host,
-        )),
-    }
-    .map_err(|err| format!("SMTP server `{}`: {err}", e.host))?;
+        Security::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.host),
+        Security::StartTls | Security::Tls => {
+            // The built-in (webpki) roots, plus the notifier's own CA.
+            let mut params = TlsParameters::builder(e.host.clone());
+            if let Some(file) = &e.ca_file {
+                params = params.add_root_certificate(read_ca_file(file)?);
+            }
+            let params = params.build().map_err(server)?;
+            let tls = if e.security == Security::Tls {
+                Tls::Wrapper(params)
+            } else {
+                Tls::Required(params)
+            };
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.host).tls(tls)
+        }
+    };
     let mut builder = builder.port(e.port).timeout(Some(n.timeout));
     if let (Some(user), Some(file)) = (&e.username, &e.password_file) {
         let password = Secret::File(file.clone())
@@ -74,6 +87,22 @@ fn transport(n: &Notifier, e: &Email) -> Result<AsyncSmtpTransport<Tokio1Executo
         builder = builder.credentials(Credentials::new(user.clone(), password));
     }
     Ok(builder.build())
+}
+
+/// rustls's words for a certificate it refused (`invalid peer
+/// certificate: UnknownIssuer`), the innermost error of lettre's that has
+/// them.
+fn certificate_refused(err: &lettre::transport::smtp::Error) -> Option<String> {
+    let mut found = None;
+    let mut source: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = source {
+        let text = e.to_string();
+        if text.contains("invalid peer certificate") {
+            found = Some(text);
+        }
+        source = e.source();
+    }
+    found
 }
 
 pub async fn send(n: &Notifier, e: &Email, m: &Message) -> (Result<String, String>, u32) {
@@ -104,10 +133,30 @@ pub async fn send(n: &Notifier, e: &Email, m: &Message) -> (Result<String, Strin
                     e.port,
                     e.security.as_str()
                 );
-                // A 5xx answer or a problem on our side (no common
-                // authentication mechanism, bad TLS set-up) will not get
-                // better by trying again.
-                if err.is_permanent() || err.is_client() {
+                let refused = certificate_refused(&err);
+                if let Some(why) = &refused {
+                    let hint = match &e.ca_file {
+                        None => format!(
+                            "if it is signed by your own CA, set `ca_file` to that CA's PEM certificate; the certificate must also name `{}` (the `host`)",
+                            e.host
+                        ),
+                        Some(f) => format!(
+                            "it must be signed by a CA in `{}` or a public one, and name `{}` (the `host`)",
+                            f.display(),
+                            e.host
+                        ),
+                    };
+                    last = format!(
+                        "SMTP {}:{} ({}): the server's TLS certificate was refused ({why}); {hint}",
+                        e.host,
+                        e.port,
+                        e.security.as_str()
+                    );
+                }
+                // A 5xx answer, a refused certificate or a problem on our
+                // side (no common authentication mechanism, bad TLS set-up)
+                // will not get better by trying again.
+                if err.is_permanent() || err.is_client() || refused.is_some() {
                     return (Err(last), attempt);
                 }
                 if attempt < ATTEMPTS {

@@ -769,3 +769,387 @@ paths = ["/srv/docs"]
     // The URL is not echoed: it may be a secret pasted in the wrong place.
     assert!(!d.stderr.contains("ftp://example.com/x"), "{}", d.stderr);
 }
+
+// ---------------------------------------------------------------------------
+// Email over STARTTLS and implicit TLS, with a private CA and login
+
+/// `openssl ARGS` in `dir`; panics with its output when it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl (Debian package `openssl`): {e}"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A throwaway CA (`ca.pem`) and a certificate it signed for IP 127.0.0.1
+/// and DNS localhost (`server.pem`, `server.key`), in `dir`.
+fn make_ca(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+    let mut ca = vec!["req", "-x509", "-nodes", "-days", "2"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        "/CN=restic-manager test CA",
+    ]);
+    openssl(dir, &ca);
+    let mut req = vec!["req", "-new", "-nodes"];
+    req.extend(ec);
+    req.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    openssl(dir, &req);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName = IP:127.0.0.1, DNS:localhost\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = serverAuth\n",
+    )
+    .unwrap_or_else(|e| panic!("server.ext: {e}"));
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-set_serial",
+            "2",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ],
+    );
+}
+
+/// The receiver: aiosmtpd with a login (user `bob`, the password in the
+/// file given) that it requires before any mail, over STARTTLS (required)
+/// or TLS from the first byte, storing mail in a Maildir.
+const TLS_RECEIVER: &str = r#"
+import logging, ssl, sys, time, warnings
+# aiosmtpd warns about AUTH without STARTTLS even on a TLS-only port.
+warnings.simplefilter("ignore")
+logging.disable(logging.WARNING)
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+mode, port, cert, key, maildir, pwfile = sys.argv[1:7]
+password = open(pwfile).read().strip()
+ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+ctx.load_cert_chain(cert, key)
+
+def authenticate(server, session, envelope, mechanism, data):
+    ok = (isinstance(data, LoginPassword) and data.login == b"bob"
+          and data.password.decode() == password)
+    tls = server.transport.get_extra_info("ssl_object") is not None
+    print("AUTH", mechanism, "ok" if ok else "denied", "tls" if tls else "plain", flush=True)
+    return AuthResult(success=ok)
+
+common = dict(hostname="127.0.0.1", port=int(port), authenticator=authenticate, auth_required=True)
+if mode == "starttls":
+    c = Controller(Mailbox(maildir), tls_context=ctx, require_starttls=True,
+                   auth_require_tls=True, **common)
+else:
+    # The whole connection is TLS: login needs no STARTTLS first.
+    c = Controller(Mailbox(maildir), ssl_context=ctx, auth_require_tls=False, **common)
+c.start()
+print("listening", mode, flush=True)
+while True:
+    time.sleep(3600)
+"#;
+
+impl Smtp {
+    /// [`TLS_RECEIVER`] in `mode` (`starttls` or `tls`) with the
+    /// certificate [`make_ca`] wrote to `ca`, the password in `pwfile`.
+    fn start_tls(py: &Path, dir: &Path, mode: &str, ca: &Path, pwfile: &Path) -> Smtp {
+        let port = free_port();
+        let maildir = dir.join("maildir");
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        std::fs::write(dir.join("receiver.py"), TLS_RECEIVER)
+            .unwrap_or_else(|e| panic!("receiver.py: {e}"));
+        let log =
+            std::fs::File::create(dir.join("smtp.log")).unwrap_or_else(|e| panic!("log: {e}"));
+        let child = Command::new(py)
+            .arg(dir.join("receiver.py"))
+            .args([mode, &port.to_string()])
+            .args([
+                ca.join("server.pem"),
+                ca.join("server.key"),
+                maildir.clone(),
+            ])
+            .arg(pwfile)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap_or_else(|e| panic!("log: {e}")))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("aiosmtpd: {e}"));
+        let mut smtp = Smtp {
+            child,
+            port,
+            maildir,
+        };
+        let start = Instant::now();
+        while !std::fs::read_to_string(dir.join("smtp.log"))
+            .unwrap_or_default()
+            .contains("listening")
+        {
+            if let Ok(Some(st)) = smtp.child.try_wait() {
+                panic!(
+                    "aiosmtpd exited ({st}): {}",
+                    std::fs::read_to_string(dir.join("smtp.log")).unwrap_or_default()
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "aiosmtpd did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        smtp
+    }
+}
+
+/// `[notifiers.NAME]` for an email receiver on 127.0.0.1 with login,
+/// plus `extra` lines.
+fn tls_notifier(name: &str, security: &str, port: u16, extra: &str) -> String {
+    format!(
+        r#"[notifiers.{name}]
+type = "email"
+host = "127.0.0.1"
+port = {port}
+security = "{security}"
+username = "bob"
+password_file = "{{root}}/smtp-pw"
+from = "Backups <backups@example.org>"
+to = ["admin@example.org"]
+{extra}
+"#
+    )
+}
+
+const SMTP_SECRET: &str = "tls-smtp-password-9931";
+
+/// No output and no run log holds the SMTP password.
+fn no_smtp_password(s: &Scenario, d: &Done) {
+    assert!(
+        !d.stdout.contains(SMTP_SECRET) && !d.stderr.contains(SMTP_SECRET),
+        "password leaked:\n{}\n{}",
+        d.stdout,
+        d.stderr
+    );
+    for log in s.history().query("SELECT log_file FROM runs") {
+        let text = std::fs::read_to_string(log.trim()).unwrap_or_default();
+        assert!(!text.contains(SMTP_SECRET), "password in {log}:\n{text}");
+    }
+}
+
+#[test]
+fn email_over_starttls_and_tls_trusts_the_ca_in_ca_file_and_logs_in() {
+    let Some(py) = smtp_python() else { return };
+    let s = Scenario::new();
+    let ca = s.path("ca");
+    make_ca(&ca);
+    let pw = s.write("smtp-pw", &format!("{SMTP_SECRET}\n"));
+    let starttls = Smtp::start_tls(&py, &s.path("smtp587"), "starttls", &ca, &pw);
+    let tls = Smtp::start_tls(&py, &s.path("smtp465"), "tls", &ca, &pw);
+    s.write("data/docs/a.txt", "hello");
+    let ca_file = "ca_file = \"{root}/ca/ca.pem\"";
+    s.simple(&format!(
+        "{}{}{}",
+        tls_notifier("submission", "starttls", starttls.port, ca_file),
+        tls_notifier("smtps", "tls", tls.port, ca_file),
+        docs("{root}/data/missing")
+    ));
+    let d = s.run(&["run"]);
+    d.code(1);
+    no_smtp_password(&s, &d);
+    assert!(!d.stderr.contains("not delivered"), "{}", d.stderr);
+    for (smtp, mode) in [(&starttls, "smtp587"), (&tls, "smtp465")] {
+        let mails = smtp.messages();
+        assert_eq!(mails.len(), 1, "{mode}: {mails:?}");
+        for want in [
+            "From: Backups <backups@example.org>",
+            "To: admin@example.org",
+            "Subject: [restic-manager] docs on ",
+            ": failed",
+            "The backup of `docs` failed.",
+            "error (source_missing):",
+        ] {
+            assert!(
+                mails[0].contains(want),
+                "{mode} mail lacks {want:?}:\n{}",
+                mails[0]
+            );
+        }
+        // aiosmtpd requires the login, and saw it inside TLS.
+        let log = std::fs::read_to_string(s.path(mode).join("smtp.log")).unwrap_or_default();
+        assert!(log.contains("AUTH PLAIN ok tls"), "{mode}: {log}");
+        assert!(!log.contains("denied"), "{mode}: {log}");
+    }
+
+    // `notify test` reports the SMTP answer of each.
+    let d = s.run(&["--json", "notify", "test"]);
+    d.succeeds();
+    no_smtp_password(&s, &d);
+    let v = d.json();
+    for (i, name) in ["smtps", "submission"].into_iter().enumerate() {
+        let n = &v["notifiers"][i];
+        assert_eq!(n["notifier"], name, "{v}");
+        assert_eq!(n["result"], "sent", "{v}");
+        assert!(
+            n["detail"].as_str().unwrap_or("").starts_with("SMTP 250"),
+            "{v}"
+        );
+    }
+    assert_eq!(starttls.messages().len(), 2);
+    assert_eq!(tls.messages().len(), 2);
+    // `config show` names the CA file, never the password.
+    let d = s.run(&["--json", "config", "show"]);
+    d.succeeds();
+    no_smtp_password(&s, &d);
+    d.stdout_has("ca/ca.pem");
+}
+
+#[test]
+fn an_untrusted_smtp_certificate_is_a_warning_that_points_to_ca_file() {
+    let Some(py) = smtp_python() else { return };
+    let s = Scenario::new();
+    let ca = s.path("ca");
+    make_ca(&ca);
+    let pw = s.write("smtp-pw", &format!("{SMTP_SECRET}\n"));
+    let starttls = Smtp::start_tls(&py, &s.path("smtp587"), "starttls", &ca, &pw);
+    let tls = Smtp::start_tls(&py, &s.path("smtp465"), "tls", &ca, &pw);
+    s.write("data/docs/a.txt", "hello");
+    // No `ca_file`: only the public roots are trusted.
+    s.simple(&format!(
+        "[notifications]\nnotify_on = [\"success\"]\n\n{}{}{}",
+        tls_notifier("submission", "starttls", starttls.port, ""),
+        tls_notifier("smtps", "tls", tls.port, ""),
+        docs("{root}/data/docs")
+    ));
+    s.run(&["setup", "--no-schedule"]).succeeds();
+    let d = s.run(&["run"]);
+    d.succeeds();
+    no_smtp_password(&s, &d);
+    for name in ["submission", "smtps"] {
+        d.stderr_has(&format!(
+            "warning: notifier `{name}` (email): success of `docs` not delivered"
+        ));
+    }
+    d.stderr_has(
+        "the server's TLS certificate was refused (invalid peer certificate: UnknownIssuer)",
+    )
+    .stderr_has("set `ca_file` to that CA's PEM certificate");
+    assert!(starttls.messages().is_empty() && tls.messages().is_empty());
+    assert_eq!(
+        s.snapshots("repo/docs").len(),
+        1,
+        "the backup itself is not affected"
+    );
+
+    // `notify test` says the same, at once (a certificate does not get
+    // better by trying again).
+    let d = s.run(&["--json", "notify", "test"]);
+    d.code(1);
+    no_smtp_password(&s, &d);
+    let v = d.json();
+    for n in v["notifiers"].as_array().into_iter().flatten() {
+        assert_eq!(n["result"], "failed", "{v}");
+        assert_eq!(n["attempts"], 1, "{v}");
+        let detail = n["detail"].as_str().unwrap_or("");
+        assert!(detail.contains("UnknownIssuer"), "{v}");
+        assert!(detail.contains("ca_file"), "{v}");
+    }
+    // A `ca_file` with another CA does not help, and the message says
+    // which file was used.
+    make_ca(&s.path("other"));
+    let cfg = std::fs::read_to_string(s.config_path()).unwrap_or_default();
+    s.config(&cfg.replace(
+        "to = [\"admin@example.org\"]",
+        "to = [\"admin@example.org\"]\nca_file = \"{root}/other/ca.pem\"",
+    ));
+    let d = s.run(&["notify", "test", "smtps"]);
+    d.code(1);
+    no_smtp_password(&s, &d);
+    // Same CA name, other key: rustls says `BadSignature`.
+    d.stdout_has("the server's TLS certificate was refused (invalid peer certificate: ")
+        .stdout_has(&format!(
+            "it must be signed by a CA in `{}` or a public one",
+            s.path("other/ca.pem").display()
+        ));
+    assert!(tls.messages().is_empty());
+
+    // Neither server saw a login: the password never left.
+    for mode in ["smtp587", "smtp465"] {
+        let log = std::fs::read_to_string(s.path(mode).join("smtp.log")).unwrap_or_default();
+        assert!(!log.contains("AUTH"), "{mode}: {log}");
+    }
+}
+
+#[test]
+fn a_ca_file_that_is_missing_or_holds_no_certificate_is_a_config_error() {
+    let s = Scenario::new();
+    s.write("not-a-cert.pem", "hello\n");
+    s.write(
+        "broken.pem",
+        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+    );
+    s.simple(&format!(
+        "{}{}{}{}{}",
+        tls_notifier("a", "starttls", 587, "ca_file = \"{root}/missing.pem\""),
+        tls_notifier("b", "tls", 465, "ca_file = \"{root}/not-a-cert.pem\""),
+        tls_notifier("c", "tls", 465, "ca_file = \"{root}/broken.pem\""),
+        tls_notifier("d", "none", 25, "ca_file = \"{root}/broken.pem\""),
+        docs("{root}/data/docs")
+    ));
+    let d = s.run(&["validate"]);
+    d.code(2);
+    let cfg = s.config_path().display().to_string();
+    let root = s.root().display().to_string();
+    for (line, want) in [
+        (
+            17,
+            format!("notifier `a`: `ca_file` `{root}/missing.pem` cannot be read: No such file"),
+        ),
+        (
+            27,
+            format!(
+                "notifier `b`: `ca_file` `{root}/not-a-cert.pem` contains no certificate; it must hold the CA certificate(s) in PEM form"
+            ),
+        ),
+        (
+            37,
+            format!(
+                "notifier `c`: `ca_file` `{root}/broken.pem` holds a certificate that cannot be used"
+            ),
+        ),
+        (
+            47,
+            "notifier `d`: `ca_file` only applies to encrypted connections".to_string(),
+        ),
+    ] {
+        d.stderr_has(&format!("{cfg}:{line}:"));
+        d.stderr_has(&want);
+    }
+}
