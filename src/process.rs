@@ -275,29 +275,15 @@ pub async fn run(
     on_stderr: impl FnMut(&str),
 ) -> Result<Output, SpawnError> {
     let start = Instant::now();
-    let mut cmd = tokio::process::Command::new(&spec.program);
-    cmd.args(&spec.args)
-        .stdin(if spec.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    for k in &spec.env_remove {
-        cmd.env_remove(k);
-    }
-    for (k, v) in &spec.env {
-        cmd.env(k, v);
-    }
-    if let Some(d) = &spec.cwd {
-        cmd.current_dir(d);
-    }
-    let mut child = cmd.spawn().map_err(|source| SpawnError {
-        program: spec.program.to_string_lossy().into_owned(),
-        source,
-    })?;
+    let mut cmd = command_for(spec);
+    cmd.stdin(if spec.stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(spawn_err(spec))?;
     let pid = child.id();
     let _registered = pid.map(Registered::new);
     if let (Some(mut w), Some(data)) = (child.stdin.take(), spec.stdin.clone()) {
@@ -427,6 +413,8 @@ async fn pump_tail<R: AsyncRead + Unpin>(reader: Option<R>) -> String {
     String::from_utf8_lossy(&tail).into_owned()
 }
 
+/// A command for `spec` in its own process group, with its environment
+/// and working folder; the caller sets up the pipes.
 fn command_for(spec: &Spec) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(&spec.program);
     cmd.args(&spec.args).process_group(0);
@@ -604,25 +592,11 @@ pub struct Streaming {
 /// is captured with the usual cap). The spec's timeout is not applied: the
 /// reader decides how long to read.
 pub fn spawn_streaming(spec: &Spec) -> Result<Streaming, SpawnError> {
-    let mut cmd = tokio::process::Command::new(&spec.program);
-    cmd.args(&spec.args)
-        .stdin(Stdio::null())
+    let mut cmd = command_for(spec);
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    for k in &spec.env_remove {
-        cmd.env_remove(k);
-    }
-    for (k, v) in &spec.env {
-        cmd.env(k, v);
-    }
-    if let Some(d) = &spec.cwd {
-        cmd.current_dir(d);
-    }
-    let mut child = cmd.spawn().map_err(|source| SpawnError {
-        program: spec.program.to_string_lossy().into_owned(),
-        source,
-    })?;
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(spawn_err(spec))?;
     let pid = child.id();
     let stderr = child
         .stderr
@@ -720,25 +694,11 @@ pub struct Piped {
 /// (`raw_stdout`; otherwise stdout lines are captured). `spec.stdin` and
 /// `spec.timeout` are ignored.
 pub fn spawn_piped(spec: &Spec, stdin: bool, raw_stdout: bool) -> Result<Piped, SpawnError> {
-    let mut cmd = tokio::process::Command::new(&spec.program);
-    cmd.args(&spec.args)
-        .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+    let mut cmd = command_for(spec);
+    cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    for k in &spec.env_remove {
-        cmd.env_remove(k);
-    }
-    for (k, v) in &spec.env {
-        cmd.env(k, v);
-    }
-    if let Some(d) = &spec.cwd {
-        cmd.current_dir(d);
-    }
-    let mut child = cmd.spawn().map_err(|source| SpawnError {
-        program: spec.program.to_string_lossy().into_owned(),
-        source,
-    })?;
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(spawn_err(spec))?;
     let pid = child.id();
     let registered = pid.map(Registered::new);
     let mut stdout = child.stdout.take();
