@@ -101,7 +101,7 @@ for i in $(seq -w 1 "$SERVICES"); do
     printf "SELECT * FROM run_targets WHERE run_id = (SELECT id FROM runs WHERE service = '%s' AND outcome != 'running' ORDER BY started_at DESC LIMIT 1);\n" "$s"
     for d in local nas offsite; do
         for dir in DESC ASC; do
-            printf "SELECT t.snapshot_id, t.finished_at FROM runs r CROSS JOIN run_targets t ON t.run_id = r.id WHERE r.service = '%s' AND t.destination = '%s' AND t.snapshot_id IS NOT NULL AND t.outcome IN ('ok', 'warning') ORDER BY r.started_at %s LIMIT 1;\n" "$s" "$d" "$dir"
+            printf "SELECT t.snapshot_id, t.finished_at FROM runs r CROSS JOIN run_targets t ON t.run_id = r.id WHERE r.service = '%s' AND +t.destination = '%s' AND t.snapshot_id IS NOT NULL AND t.outcome IN ('ok', 'warning') ORDER BY r.started_at %s LIMIT 1;\n" "$s" "$d" "$dir"
         done
         printf "SELECT * FROM verifies WHERE service = '%s' AND destination = '%s' AND outcome != 'running' ORDER BY started_at DESC LIMIT 1;\n" "$s" "$d"
     done

@@ -59,12 +59,16 @@ impl History {
         destinations: &[String],
     ) -> Result<BTreeMap<String, DestinationFacts>, HistoryError> {
         let mut out: BTreeMap<String, DestinationFacts> = BTreeMap::new();
+        // `+t.destination` keeps SQLite off the (destination, finished_at)
+        // index: with it the planner scanned every row of the destination for
+        // each of the service's runs (status took 240 ms on bench/status.sh's
+        // 10,000 runs instead of 10 ms).
         let mut newest = self
             .conn
             .prepare_cached(
                 "SELECT t.snapshot_id, t.finished_at
                  FROM runs r CROSS JOIN run_targets t ON t.run_id = r.id
-                 WHERE r.service = ?1 AND t.destination = ?2 AND t.snapshot_id IS NOT NULL
+                 WHERE r.service = ?1 AND +t.destination = ?2 AND t.snapshot_id IS NOT NULL
                    AND t.outcome IN ('ok', 'warning')
                  ORDER BY r.started_at DESC LIMIT 1",
             )
@@ -74,7 +78,7 @@ impl History {
             .prepare_cached(
                 "SELECT t.finished_at
                  FROM runs r CROSS JOIN run_targets t ON t.run_id = r.id
-                 WHERE r.service = ?1 AND t.destination = ?2 AND t.snapshot_id IS NOT NULL
+                 WHERE r.service = ?1 AND +t.destination = ?2 AND t.snapshot_id IS NOT NULL
                    AND t.outcome IN ('ok', 'warning')
                  ORDER BY r.started_at ASC LIMIT 1",
             )
@@ -130,7 +134,7 @@ impl History {
             .conn
             .prepare_cached(
                 "SELECT COUNT(*) FROM runs r CROSS JOIN run_targets t ON t.run_id = r.id
-                 WHERE r.service = ?1 AND r.started_at > ?3 - 86400000 AND t.destination = ?2
+                 WHERE r.service = ?1 AND r.started_at > ?3 - 86400000 AND +t.destination = ?2
                    AND t.snapshot_id IS NOT NULL AND t.outcome IN ('ok', 'warning')
                    AND t.finished_at > ?3",
             )

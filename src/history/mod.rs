@@ -516,7 +516,7 @@ impl History {
             .conn
             .prepare(
                 "SELECT t.snapshot_id, t.bytes_processed FROM run_targets t JOIN runs r ON r.id = t.run_id
-                 WHERE r.service = ?1 AND t.destination = ?2 AND t.snapshot_id IS NOT NULL AND t.bytes_processed IS NOT NULL",
+                 WHERE r.service = ?1 AND +t.destination = ?2 AND t.snapshot_id IS NOT NULL AND t.bytes_processed IS NOT NULL",
             )
             .map_err(|e| self.sql(e))?;
         let rows = stmt
