@@ -453,29 +453,6 @@ impl History {
         Ok(())
     }
 
-    /// The newest finished verification of one repository, optionally only
-    /// successful ones.
-    pub fn last_verify(
-        &self,
-        service: &str,
-        destination: &str,
-        only_ok: bool,
-    ) -> Result<Option<VerifyRow>, HistoryError> {
-        let sql = if only_ok {
-            "SELECT id, service, destination, kind, subset, trigger, started_at, finished_at, outcome, error_class, error_message, detail
-             FROM verifies WHERE service = ?1 AND destination = ?2 AND outcome = 'ok'
-             ORDER BY started_at DESC, id DESC LIMIT 1"
-        } else {
-            "SELECT id, service, destination, kind, subset, trigger, started_at, finished_at, outcome, error_class, error_message, detail
-             FROM verifies WHERE service = ?1 AND destination = ?2 AND outcome != 'running'
-             ORDER BY started_at DESC, id DESC LIMIT 1"
-        };
-        self.conn
-            .query_row(sql, params![service, destination], VerifyRow::from_row)
-            .optional()
-            .map_err(|e| self.sql(e))
-    }
-
     /// Marks runs left "running" by a process that no longer exists as
     /// interrupted (a crash or `kill -9`), so status does not lie.
     pub fn reap_dead_runs(&self) -> Result<(), HistoryError> {
@@ -586,7 +563,7 @@ mod tests {
             source,
         })?;
         let h = History::open(dir.path())?;
-        assert!(h.last_verify("app", "local", false)?.is_none());
+        assert!(h.verify_pair("app", "local")?.0.is_none());
         let ok = h.start_verify("app", "local", "subset", Some("1/10"), "manual")?;
         h.finish_verify(ok, "ok", None, None, Some(r#"{"packs":3}"#))?;
         let bad = h.start_verify("app", "local", "read-data", None, "cron")?;
@@ -600,18 +577,17 @@ mod tests {
         // A verification still running is neither.
         h.start_verify("app", "local", "check", None, "manual")?;
 
-        let newest = h.last_verify("app", "local", false)?;
+        let (newest, good) = h.verify_pair("app", "local")?;
         assert_eq!(newest.as_ref().map(|v| v.outcome.as_str()), Some("failed"));
         assert_eq!(
             newest.and_then(|v| v.error_class),
             Some("repository_damaged".into())
         );
-        let good = h.last_verify("app", "local", true)?;
         assert_eq!(
             good.as_ref().map(|v| v.subset.as_deref()),
             Some(Some("1/10"))
         );
-        assert!(h.last_verify("app", "offsite", false)?.is_none());
+        assert!(h.verify_pair("app", "offsite")?.0.is_none());
         Ok(())
     }
 }

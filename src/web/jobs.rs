@@ -128,11 +128,6 @@ impl Jobs {
         self.with(|m| m.get(service).cloned())
     }
 
-    /// Whether any job is still running.
-    pub fn any_running(&self) -> bool {
-        self.with(|m| m.values().any(|j| j.state == "running"))
-    }
-
     /// Queues a job unless one of the service is running here or another
     /// process (a CLI or scheduled run) holds the service's lock.
     pub fn start(&self, service: &str, kind: JobKind) -> Result<Job, Refused> {
