@@ -26,6 +26,11 @@
 #   RM_BIN     restic-manager binary to measure (default: cargo build --release)
 #   RM_COMMIT  git revision RM_BIN was built from, for RESULTS.md (default HEAD)
 #   RESTIC     restic binary (default: `restic` on PATH)
+#   RETENTION_LAST  the retention variant: every side keeps the last N
+#              snapshots (`retention_last = N`, `prune = "never"` for the
+#              manager; `forget --keep-last N` after each bare backup, as
+#              ops.rs calls it). Unset (the default): no retention, as in
+#              issue 4. bench/job.sh measures retention in more cases.
 # Needs jq. Exit: 0 target met, 3 target missed, 1 error (a run failed, ...).
 set -euo pipefail
 
@@ -39,6 +44,13 @@ DESTS=(d1 d2 d3)
 CHANGE_PERCENT=1
 
 parse_common_args "$@"
+[[ -n ${RETENTION_LAST:-} ]] && COMMAND_LINE="RETENTION_LAST=$RETENTION_LAST $COMMAND_LINE"
+# Snapshots each repository holds after a case: one per run (REPS, a
+# warm-up and the initial), or what retention keeps of them.
+WANT_SNAPSHOTS=$((REPS + 2))
+if [[ -n ${RETENTION_LAST:-} ]] && ((RETENTION_LAST < WANT_SNAPSHOTS)); then
+    WANT_SNAPSHOTS=$RETENTION_LAST
+fi
 command -v jq >/dev/null || die "jq not found; install it (apt-get install jq)"
 locate_binaries
 setup_env
@@ -119,14 +131,27 @@ repo_of() { printf '%s' "$F/$1/$2/$SERVICE"; }
 
 # --- the sides ----------------------------------------------------------------
 
+# One bare backup of side $1 to destination $2, then, in the retention
+# variant, the `forget` the manager's policy stands for.
+bare_job_to() {
+    bare_backup_to "$(repo_of "$1" "$2")" "$F/$1/cache" || return
+    [[ -z ${RETENTION_LAST:-} ]] && return
+    restic_on "$(repo_of "$1" "$2")" "$F/$1/cache" forget --json --host "$HOST" \
+        --tag "service:$SERVICE" --group-by host,tags --keep-last "$RETENTION_LAST" >/dev/null
+}
+
 # Writes side $1's configuration: replication $2; with $3 = hooks, a pre- and
 # a post-backup hook that note the time (as `docker compose stop`/`start`
 # would run there).
 write_config() {
     local side=$1 replication=$2 hooks=${3:-} d
     {
-        printf '# Written by bench/fanout.sh: three local destinations, no retention.\n'
+        printf '# Written by bench/fanout.sh: three local destinations, %s.\n' \
+            "${RETENTION_LAST:+retention_last = $RETENTION_LAST}${RETENTION_LAST:-no retention}"
         printf '[global]\nrestic_password_file = "%s"\nstate_directory = "%s"\n' "$PW" "$F/$side/state"
+        if [[ -n ${RETENTION_LAST:-} ]]; then
+            printf 'retention_last = %s\nretention_max_remove_percent = 100\nprune = "never"\n' "$RETENTION_LAST"
+        fi
         printf 'lock_directory = "%s"\nrestic_binary = "%s"\nhost = "%s"\n' "$F/$side/lock" "$RESTIC" "$HOST"
         for d in "${DESTS[@]}"; do
             printf '\n[destinations.%s]\ntype = "local"\npath = "%s"\n' "$d" "$F/$side/$d"
@@ -166,7 +191,7 @@ bare_sequential() {
     local side=$1 d t0
     for d in "${DESTS[@]}"; do
         t0=$EPOCHREALTIME
-        bare_backup_to "$(repo_of "$side" "$d")" "$F/$side/cache" || return
+        bare_job_to "$side" "$d" || return
         printf 'call %s %s %s\n' "$d" "$t0" "$EPOCHREALTIME"
     done
 }
@@ -176,7 +201,7 @@ bare_parallel() {
     for d in "${DESTS[@]}"; do
         (
             t0=$EPOCHREALTIME
-            bare_backup_to "$(repo_of "$side" "$d")" "$F/$side/cache" || exit
+            bare_job_to "$side" "$d" || exit
             printf 'call %s %s %s\n' "$d" "$t0" "$EPOCHREALTIME"
         ) &
         pids+=("$!")
@@ -294,7 +319,7 @@ done
 for side in "${A_SIDES[@]}"; do
     for d in "${DESTS[@]}"; do
         n=$(snapshot_count "$(repo_of "$side" "$d")" "$F/$side/cache")
-        ((n == REPS + 2)) || die "$(repo_of "$side" "$d") has $n snapshots, expected $((REPS + 2))"
+        ((n == WANT_SNAPSHOTS)) || die "$(repo_of "$side" "$d") has $n snapshots, expected $WANT_SNAPSHOTS"
     done
 done
 check_same_snapshot "$(repo_of seq d1)" "$F/seq/cache" "$(repo_of par d1)" "$F/par/cache"
@@ -349,7 +374,7 @@ done
 for mode in "${B_MODES[@]}"; do
     for d in "${DESTS[@]}"; do
         n=$(snapshot_count "$(repo_of "$mode" "$d")" "$F/$mode/cache")
-        ((n == REPS + 2)) || die "$(repo_of "$mode" "$d") has $n snapshots, expected $((REPS + 2))"
+        ((n == WANT_SNAPSHOTS)) || die "$(repo_of "$mode" "$d") has $n snapshots, expected $WANT_SNAPSHOTS"
     done
 done
 for d in "${DESTS[@]:1}"; do
@@ -453,7 +478,7 @@ if ((WRITE_RESULTS)); then
             printf -- '- %s: %s\n' "$key" "${SAMPLES[$key]}"
         done
     )
-    write_results "$(results_heading)" "$section"
+    write_results "$(results_heading)${RETENTION_LAST:+ (RETENTION_LAST=$RETENTION_LAST)}" "$section"
 fi
 
 [[ $VERDICT == PASS ]] || exit 3

@@ -5,8 +5,11 @@
 # into the usual FHS places instead. Safe to run again: it updates the
 # binary, completion and man pages and never touches an existing config.
 #
-# The binary: $RM_BIN when set, else a release build (`cargo build
-# --release`), else an existing target/release/restic-manager.
+# Works from a clone and from an unpacked release tarball
+# (restic-manager-VERSION-ARCH-linux.tar.gz, made by scripts/build-release.sh).
+# The binary: $RM_BIN when set; else the tarball's bin/restic-manager (no
+# Rust toolchain needed); else a release build (`cargo build --release`);
+# else an existing target/release/restic-manager.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -14,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 case "${1:-}" in
     -h | --help)
-        sed -n '2,9s/^# \{0,1\}//p' "$0"
+        sed -n '2,12s/^# \{0,1\}//p' "$0"
         exit 0
         ;;
     "") ;;
@@ -45,6 +48,10 @@ if [ -n "${RM_BIN:-}" ]; then
         echo "error: RM_BIN=\`$src\` is not an executable file" >&2
         exit 1
     fi
+elif [ -x bin/restic-manager ] && [ ! -e Cargo.toml ]; then
+    # An unpacked release tarball: everything is built already.
+    src="$PWD/bin/restic-manager"
+    echo "==> installing the release binary \`$src\` ($("$src" --version))"
 elif need_cargo 2>/dev/null; then
     echo "==> building restic-manager (release)"
     cargo build --release --quiet
@@ -84,15 +91,51 @@ fi
 # --- bash completion -----------------------------------------------------
 mkdir -p "$completion_dir"
 tmp="$completion_dir/.restic-manager.tmp.$$"
-"$dest" completions bash >"$tmp"
+if [ -f share/completions/restic-manager.bash ] && [ ! -e Cargo.toml ]; then
+    cat share/completions/restic-manager.bash >"$tmp"
+else
+    "$dest" completions bash >"$tmp"
+fi
 chmod 0644 "$tmp"
 mv -f "$tmp" "$completion_dir/restic-manager"
 echo "==> bash completion \`$completion_dir/restic-manager\` (new shells pick it up)"
 
 # --- man pages -----------------------------------------------------------
 mkdir -p "$man_dir"
-"$dest" man --out "$man_dir" >/dev/null
+if [ -f share/man/man1/restic-manager.1 ] && [ ! -e Cargo.toml ]; then
+    install -m 0644 share/man/man1/*.1 "$man_dir/"
+else
+    "$dest" man --out "$man_dir" >/dev/null
+fi
 echo "==> man pages in \`$man_dir\` (\`man restic-manager\`)"
+
+# --- the dashboard's systemd unit (installed, never enabled) ---------------
+# From the release tarball (systemd/) or a clone (packaging/systemd/), with
+# ExecStart pointing at the binary just installed.
+unit_kit=""
+for d in systemd packaging/systemd; do
+    if [ -f "$d/user/restic-manager-serve.service" ]; then
+        unit_kit=$d
+        break
+    fi
+done
+if [ -n "$unit_kit" ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+        unit_src="$unit_kit/restic-manager-serve.service"
+        unit_dir=/etc/systemd/system
+        enable="systemctl enable --now restic-manager-serve"
+    else
+        unit_src="$unit_kit/user/restic-manager-serve.service"
+        unit_dir="${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user"
+        enable="systemctl --user enable --now restic-manager-serve"
+    fi
+    mkdir -p "$unit_dir"
+    tmp="$unit_dir/.restic-manager-serve.tmp.$$"
+    sed "s#^ExecStart=/usr/bin/restic-manager #ExecStart=$dest #" "$unit_src" >"$tmp"
+    chmod 0644 "$tmp"
+    mv -f "$tmp" "$unit_dir/restic-manager-serve.service"
+    echo "==> dashboard unit \`$unit_dir/restic-manager-serve.service\` (not enabled; after \`restic-manager setup\`: $enable)"
+fi
 
 # --- what is left to do ---------------------------------------------------
 case ":${PATH:-}:" in

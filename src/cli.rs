@@ -192,6 +192,63 @@ pub enum Command {
     /// safely (restic's lock removed, post hooks run, the run recorded as
     /// interrupted).
     Serve(ServeArgs),
+    /// Run any restic command on a service's repository, with the
+    /// repository, password, credentials and options the configuration
+    /// gives it: the way to do anything restic-manager itself does not do.
+    ///
+    /// restic runs in place of restic-manager: stdin, stdout, stderr, the
+    /// terminal and the exit code are restic's own, so pipes (`| jq`),
+    /// `mount` and interactive commands (`key add`) work. The password and
+    /// credentials reach restic through its environment, never its command
+    /// line. Without `--destination`, the service's first target is used
+    /// (said on stderr).
+    ///
+    /// Examples:
+    ///   restic-manager restic wiki -- snapshots --json | jq length
+    ///   restic-manager restic wiki --destination offsite -- stats --mode raw-data
+    ///   restic-manager restic wiki -- mount /mnt/wiki
+    ///   restic-manager restic wiki -- key add
+    ///   restic-manager restic --list
+    #[command(verbatim_doc_comment)]
+    Restic(ResticArgs),
+    /// Print shell lines that point restic at a service's repository, for
+    /// working in your own shell: `eval "$(restic-manager env wiki)"`.
+    ///
+    /// Prints `export RESTIC_REPOSITORY=…` and `RESTIC_PASSWORD_FILE=…` (or
+    /// `RESTIC_PASSWORD_COMMAND=…`); credentials kept in files are read by
+    /// `$(cat FILE)` when the lines are evaluated, so no secret is printed.
+    /// Backend options (`sftp.command`, `s3.region`, …) become a `restic`
+    /// shell function that adds them. Inherited `RESTIC_*` variables that
+    /// would override these are unset first.
+    #[command(verbatim_doc_comment)]
+    Env(EnvArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ResticArgs {
+    /// The service whose repository restic opens.
+    #[arg(required_unless_present = "list")]
+    pub service: Option<String>,
+    /// The destination (default: the service's first target).
+    #[arg(long, short = 'd')]
+    pub destination: Option<String>,
+    /// Show what every service and destination resolves to (repository,
+    /// password source, options, credential variables), secrets redacted;
+    /// with `--json` as a list of objects.
+    #[arg(long, conflicts_with_all = ["service", "destination", "args"])]
+    pub list: bool,
+    /// restic's arguments, after `--`.
+    #[arg(last = true, allow_hyphen_values = true)]
+    pub args: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// The service whose repository the lines point at.
+    pub service: String,
+    /// The destination (default: the service's first target).
+    #[arg(long, short = 'd')]
+    pub destination: Option<String>,
 }
 
 #[derive(Debug, Args)]

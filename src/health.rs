@@ -7,7 +7,8 @@
 //!   or, with `--live`, restic cannot read the repository;
 //! - `stale`: the newest successful snapshot is older than `max_age`
 //!   (default twice the schedule's longest interval, else 26 h), or there
-//!   is none at all;
+//!   is none although `max_age` has passed since `run` or `setup` first saw
+//!   the destination in the configuration;
 //! - `warning`: the newest run finished with warnings or was interrupted,
 //!   the newest verify finished with warnings, or (`--live`) history claims
 //!   a snapshot the repository lacks;
@@ -16,6 +17,8 @@
 //!   of grace from its first snapshot, so a new service is not flagged the
 //!   day it is set up, and one that has been backed up for longer than
 //!   that without a single verify is;
+//! - `new`: never backed up, and configured less than `max_age` ago: a
+//!   service set up today is not reported as failing;
 //! - `ok`.
 //!
 //! A service is as healthy as its worst destination. Disabled services are
@@ -30,7 +33,10 @@ use serde_json::{Value, json};
 
 use crate::config::duration::{AgeLimit, format_duration};
 use crate::config::{Config, Service};
-use crate::history::{DestinationFacts, History, HistoryError, RunRow, TargetRecord, VerifyRow};
+use crate::history::{
+    DestinationFacts, History, HistoryError, HistoryReset, RunRow, TargetRecord, VerifyRow,
+};
+use crate::model::{ErrorClass, Outcome, RunStatus};
 use crate::output::age;
 
 /// Without a schedule or `max_age`, a snapshot older than this is stale.
@@ -41,6 +47,8 @@ pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(26 * 3600);
 #[serde(rename_all = "snake_case")]
 pub enum State {
     Ok,
+    /// Never backed up, configured less than `max_age` ago.
+    New,
     Unverified,
     Warning,
     Stale,
@@ -48,8 +56,9 @@ pub enum State {
 }
 
 impl State {
-    pub const ALL: [State; 5] = [
+    pub const ALL: [State; 6] = [
         State::Ok,
+        State::New,
         State::Unverified,
         State::Warning,
         State::Stale,
@@ -59,6 +68,7 @@ impl State {
     pub fn as_str(self) -> &'static str {
         match self {
             State::Ok => "ok",
+            State::New => "new",
             State::Unverified => "unverified",
             State::Warning => "warning",
             State::Stale => "stale",
@@ -66,10 +76,11 @@ impl State {
         }
     }
 
-    /// `status`'s exit code for this state: 0 ok, 1 failed, 3 otherwise.
+    /// `status`'s exit code for this state: 0 ok or new, 1 failed, 3
+    /// otherwise.
     pub fn exit_code(self) -> i32 {
         match self {
-            State::Ok => 0,
+            State::Ok | State::New => 0,
             State::Failed => 1,
             _ => 3,
         }
@@ -145,7 +156,7 @@ pub struct LiveSnapshot {
 /// Why a repository could not be read.
 #[derive(Debug, Clone, Serialize)]
 pub struct LiveError {
-    pub class: String,
+    pub class: ErrorClass,
     pub message: String,
 }
 
@@ -184,6 +195,9 @@ pub struct ServiceHealth {
     /// The newest finished run.
     pub last_run: Option<RunRow>,
     pub destinations: Vec<DestinationHealth>,
+    /// When the history database was last reset (a damaged one moved
+    /// aside): runs before then are unknown.
+    pub history_reset: Option<HistoryReset>,
 }
 
 /// The worst state of the enabled services, as an exit code (0, 3 or 1).
@@ -217,6 +231,7 @@ pub fn evaluate_services(
     live: Option<&BTreeMap<(String, String), LiveView>>,
 ) -> Result<Vec<ServiceHealth>, HistoryError> {
     let now_ms = now.timestamp_millis();
+    let history_reset = history.last_reset()?;
     let mut out = Vec::with_capacity(services.len());
     for s in services {
         let last_run = history.last_finished_run(&s.name)?;
@@ -224,11 +239,17 @@ pub fn evaluate_services(
             Some(r) => history.targets_of_run(r.id)?,
             None => Vec::new(),
         };
-        let worst_target = targets.iter().map(|t| rank(&t.outcome)).max().unwrap_or(0);
+        let worst_target = targets
+            .iter()
+            .map(|t| t.outcome)
+            .max()
+            .unwrap_or(Outcome::Ok);
         let run_beyond_targets = last_run
             .as_ref()
-            .is_some_and(|r| rank(&r.outcome) > worst_target);
+            .and_then(|r| r.outcome.finished())
+            .is_some_and(|o| o > worst_target);
         let mut facts = history.destination_facts(&s.name, &s.targets)?;
+        let seen = history.first_seen(&s.name)?;
         let (max_age, max_age_from) = max_age_of(s, now);
         let verify_max_age = s.health.verify_max_age;
         let mut dests = Vec::with_capacity(s.targets.len());
@@ -250,6 +271,7 @@ pub fn evaluate_services(
                     max_age,
                     max_age_from,
                     verify_max_age,
+                    first_seen_ms: seen.get(d).copied(),
                 },
                 view,
             ));
@@ -263,7 +285,7 @@ pub fn evaluate_services(
         }
         if s.targets.is_empty()
             && let Some(r) = &last_run
-            && r.outcome == "failed"
+            && r.outcome == RunStatus::Finished(Outcome::Failed)
         {
             health.add(State::Failed, run_failed(r, now_ms));
         }
@@ -273,6 +295,7 @@ pub fn evaluate_services(
             health,
             last_run,
             destinations: dests,
+            history_reset: history_reset.clone(),
         });
     }
     Ok(out)
@@ -315,16 +338,8 @@ struct Inputs<'a> {
     max_age: AgeLimit,
     max_age_from: &'static str,
     verify_max_age: AgeLimit,
-}
-
-/// Run and target outcomes from best to worst.
-fn rank(outcome: &str) -> u8 {
-    match outcome {
-        "warning" => 1,
-        "failed" => 2,
-        "interrupted" => 3,
-        _ => 0,
-    }
+    /// When `run` or `setup` first saw this destination of the service.
+    first_seen_ms: Option<i64>,
 }
 
 fn ago(now_ms: i64, at_ms: i64) -> String {
@@ -357,45 +372,45 @@ fn destination(i: Inputs<'_>, live: Option<&LiveView>) -> DestinationHealth {
     // stopped before any backup): that concerns every destination.
     if let Some(r) = i.last_run.filter(|_| i.run_beyond_targets) {
         let when = run_when.clone().unwrap_or_default();
-        match r.outcome.as_str() {
-            "failed" => h.add(State::Failed, run_failed(r, now_ms)),
-            "warning" => h.add(
+        match r.outcome.finished() {
+            Some(Outcome::Failed) => h.add(State::Failed, run_failed(r, now_ms)),
+            Some(Outcome::Warning) => h.add(
                 State::Warning,
                 match &r.error_message {
                     Some(m) => format!("last run finished with warnings {when} ago: {m}"),
                     None => format!("last run finished with warnings {when} ago"),
                 },
             ),
-            "interrupted" => h.add(
+            Some(Outcome::Interrupted) => h.add(
                 State::Warning,
                 format!("last run was interrupted {when} ago"),
             ),
-            _ => {}
+            Some(Outcome::Ok) | None => {}
         }
     }
     if let (Some(t), Some(_)) = (&i.target, i.last_run) {
         {
             let when = run_when.clone().unwrap_or_default();
-            match t.outcome.as_str() {
-                "failed" => h.add(
+            match t.outcome {
+                Outcome::Failed => h.add(
                     State::Failed,
                     match &t.error_message {
                         Some(m) => format!("last run failed {when} ago: {m}"),
                         None => format!("last run failed {when} ago"),
                     },
                 ),
-                "warning" => h.add(
+                Outcome::Warning => h.add(
                     State::Warning,
                     match &t.error_message {
                         Some(m) => format!("last run finished with warnings {when} ago: {m}"),
                         None => format!("last run finished with warnings {when} ago"),
                     },
                 ),
-                "interrupted" => h.add(
+                Outcome::Interrupted => h.add(
                     State::Warning,
                     format!("last run was interrupted {when} ago"),
                 ),
-                _ => {}
+                Outcome::Ok => {}
             }
         }
     }
@@ -468,14 +483,41 @@ fn destination(i: Inputs<'_>, live: Option<&LiveView>) -> DestinationHealth {
     // 3. Staleness.
     if reachable {
         match (&newest, i.max_age) {
-            (None, _) => h.add(
-                State::Stale,
-                if live.is_some() {
-                    "the repository holds no snapshot of this service".to_string()
+            (None, limit) => {
+                let none = if live.is_some() {
+                    "the repository holds no snapshot of this service"
                 } else {
-                    "no successful snapshot recorded".to_string()
-                },
-            ),
+                    "no successful snapshot recorded"
+                };
+                // A service that never had a snapshot gets its max_age
+                // (26 h when `off`) from when it was first seen.
+                let grace = match limit {
+                    AgeLimit::After(m) => m,
+                    AgeLimit::Off => DEFAULT_MAX_AGE,
+                };
+                let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+                match i.first_seen_ms {
+                    Some(at) if now_ms - at <= grace_ms => h.add(
+                        State::New,
+                        format!(
+                            "never backed up (configured {} ago); stale if still none {} after that",
+                            ago(now_ms, at),
+                            format_duration(grace)
+                        ),
+                    ),
+                    Some(at) => h.add(
+                        State::Stale,
+                        format!(
+                            "{none}; configured {} ago, max_age {}",
+                            ago(now_ms, at),
+                            format_duration(grace)
+                        ),
+                    ),
+                    // Never seen by `run` or `setup` (or history is new):
+                    // nothing says it was configured recently.
+                    None => h.add(State::Stale, none.to_string()),
+                }
+            }
             (Some(n), AgeLimit::After(max)) => {
                 let age_ms = now_ms - n.time_ms;
                 if age_ms > i64::try_from(max.as_millis()).unwrap_or(i64::MAX) {
@@ -538,16 +580,16 @@ fn destination(i: Inputs<'_>, live: Option<&LiveView>) -> DestinationHealth {
     if let Some(v) = &i.last_verify {
         let msg = v.error_message.as_deref().unwrap_or("see its log");
         let when = ago(now_ms, v.started_at_ms);
-        match v.outcome.as_str() {
-            "failed" => h.add(
+        match v.outcome.finished() {
+            Some(Outcome::Failed) => h.add(
                 State::Failed,
                 format!("last verify failed {when} ago: {msg}"),
             ),
-            "warning" => h.add(
+            Some(Outcome::Warning) => h.add(
                 State::Warning,
                 format!("last verify finished with warnings {when} ago: {msg}"),
             ),
-            _ => {}
+            Some(Outcome::Ok | Outcome::Interrupted) | None => {}
         }
     }
 
@@ -588,27 +630,35 @@ pub async fn look(
                 .map(|t| (s.name.clone(), t.clone(), s.tag()))
         })
         .collect();
+    // Each destination is asked once whether it answers at all: a dead one
+    // would keep restic ≥ 0.17 retrying for about 15 minutes.
+    let probes = crate::restic::probe::check_all(config, jobs.iter().map(|j| j.1.as_str())).await;
+    let probes = &probes;
     stream::iter(jobs)
         .map(|(service, dest, tag)| {
             let shutdown = shutdown.clone();
             async move {
                 let result = match config.destinations.get(&dest) {
                     None => Err(LiveError {
-                        class: "config".into(),
+                        class: ErrorClass::Config,
                         message: format!("destination `{dest}` is not defined"),
+                    }),
+                    Some(_) if let Some(dead) = probes.failed(&dest) => Err(LiveError {
+                        class: ErrorClass::Unreachable,
+                        message: dead.message(),
                     }),
                     Some(d) => match Repository::new(d, &service, &config.settings.password)
                         .and_then(Repository::with_secrets)
                     {
                         Err(e) => Err(LiveError {
-                            class: "config".into(),
+                            class: ErrorClass::Config,
                             message: e.to_string(),
                         }),
                         Ok(repo) => ops::snapshots(restic, &repo, Some(&tag), &shutdown)
                             .await
                             .map(|list| live_list(&list))
                             .map_err(|e| LiveError {
-                                class: e.class.as_str().to_string(),
+                                class: e.class,
                                 message: e.message,
                             }),
                     },
@@ -664,6 +714,12 @@ pub fn service_json(s: &ServiceHealth, now_ms: i64) -> Value {
             "log_file": r.log_file,
         })),
         "destinations": s.destinations.iter().map(|d| destination_json(d, now_ms)).collect::<Vec<_>>(),
+        "history_reset": s.history_reset.as_ref().map(|r| json!({
+            "at": rfc3339(r.at_ms),
+            "age_seconds": age_secs(now_ms, r.at_ms),
+            "moved_to": r.moved_to,
+            "reason": r.reason,
+        })),
     })
 }
 
@@ -728,7 +784,8 @@ mod tests {
     fn states_order_by_severity_and_map_to_exit_codes() {
         assert!(State::Failed > State::Stale && State::Stale > State::Warning);
         assert!(State::Warning > State::Unverified && State::Unverified > State::Ok);
+        assert!(State::Unverified > State::New && State::New > State::Ok);
         let codes: Vec<i32> = State::ALL.iter().map(|s| s.exit_code()).collect();
-        assert_eq!(codes, [0, 3, 3, 3, 1]);
+        assert_eq!(codes, [0, 0, 3, 3, 3, 1]);
     }
 }

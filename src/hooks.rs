@@ -6,8 +6,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::Hook;
-use crate::engine::runlog::RunLog;
-use crate::process::{self, Ended, Shutdown, Spec};
+use crate::model::Outcome;
+use crate::process::{Ended, Shutdown, Spec};
+use crate::runlog::RunLog;
 
 /// Which side of the backup a hook runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -24,9 +25,86 @@ pub struct HookReport {
     pub phase: Phase,
     pub ok: bool,
     pub continue_on_error: bool,
-    /// `exit code N`, `timed out`, …
-    pub result: String,
+    /// `exit code N`, `timed out after 300s`, … in `--json`.
+    pub result: HookResult,
     pub duration_ms: u64,
+}
+
+/// How a hook ended. Its text (`Display`) is what the log, messages and
+/// `--json` show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookResult {
+    /// Exited 0.
+    Ok,
+    /// Exited with this non-zero code.
+    Failed { code: i32 },
+    /// Killed by a signal restic-manager did not send.
+    Killed { signal: i32 },
+    /// Its own `timeout` (seconds) ran out.
+    TimedOut { after_secs: u64 },
+    /// The service's `timeout_seconds` ran out before the hook's own limit.
+    ServiceTimedOut,
+    /// Stopped because restic-manager received a signal.
+    Interrupted,
+    /// Stopped: no progress while retrying.
+    Stalled,
+    /// It could not be started at all (e.g. a missing `working_dir`).
+    NotStarted(String),
+}
+
+impl HookResult {
+    /// What a finished child means for a hook; `by_service` when the
+    /// service's remaining time, not the hook's own limit, was the timeout.
+    fn of(ended: Ended, hook_timeout: Duration, by_service: bool) -> HookResult {
+        match ended {
+            Ended::Exited(0) => HookResult::Ok,
+            Ended::Exited(code) => HookResult::Failed { code },
+            Ended::Signaled(signal) => HookResult::Killed { signal },
+            Ended::TimedOut if by_service => HookResult::ServiceTimedOut,
+            Ended::TimedOut => HookResult::TimedOut {
+                after_secs: hook_timeout.as_secs(),
+            },
+            Ended::Interrupted(_) => HookResult::Interrupted,
+            Ended::Stalled => HookResult::Stalled,
+        }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        *self == HookResult::Ok
+    }
+
+    /// Whether a time limit (the hook's or the service's) stopped it.
+    pub fn timed_out(&self) -> bool {
+        matches!(
+            self,
+            HookResult::TimedOut { .. } | HookResult::ServiceTimedOut
+        )
+    }
+}
+
+impl std::fmt::Display for HookResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HookResult::Ok => f.write_str("exit code 0"),
+            HookResult::Failed { code } => write!(f, "exit code {code}"),
+            HookResult::Killed { signal } => write!(f, "killed by signal {signal}"),
+            // Named after the limit that ran out, or a user reads "timed
+            // out after 1s" for a hook configured with 300.
+            HookResult::TimedOut { after_secs } => write!(f, "timed out after {after_secs}s"),
+            HookResult::ServiceTimedOut => {
+                f.write_str("timed out: the service's `timeout_seconds` ran out")
+            }
+            HookResult::Interrupted => f.write_str("interrupted"),
+            HookResult::Stalled => f.write_str("stopped: no progress while retrying"),
+            HookResult::NotStarted(why) => f.write_str(why),
+        }
+    }
+}
+
+impl Serialize for HookResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Lines of hook output kept in the log per stream.
@@ -37,7 +115,7 @@ pub async fn run(
     hook: &Hook,
     phase: Phase,
     service: &str,
-    outcome: Option<&str>,
+    outcome: Option<Outcome>,
     budget: Duration,
     shutdown: &Shutdown,
     log: &RunLog,
@@ -58,42 +136,37 @@ pub async fn run(
         if phase == Phase::Pre { "pre" } else { "post" },
     );
     if let Some(o) = outcome {
-        spec = spec.env("RESTIC_MANAGER_OUTCOME", o);
+        spec = spec.env("RESTIC_MANAGER_OUTCOME", o.as_str());
     }
     let label = format!("{phase:?} hook `{}`", hook.name).to_lowercase();
     log.line(&format!("{label}: running `{}`", hook.command));
     let mut lines = 0usize;
     let mut elines = 0usize;
-    let res = process::run(
-        &spec,
-        shutdown,
-        |l| {
-            lines += 1;
-            if lines <= MAX_LOG_LINES {
-                log.line(&format!("{label} | {l}"));
-            }
-        },
-        |l| {
-            elines += 1;
-            if elines <= MAX_LOG_LINES {
-                log.line(&format!("{label} ! {l}"));
-            }
-        },
-    )
-    .await;
-    let (ok, result, duration) = match res {
-        Ok(out) => {
-            let result = match out.ended {
-                Ended::TimedOut if by_service => {
-                    "timed out: the service's `timeout_seconds` ran out".to_string()
+    let res = spec
+        .run(
+            shutdown,
+            |l| {
+                lines += 1;
+                if lines <= MAX_LOG_LINES {
+                    log.line(&format!("{label} | {l}"));
                 }
-                Ended::TimedOut => format!("timed out after {}s", hook.timeout().as_secs()),
-                e => e.describe(),
-            };
-            (out.ended.success(), result, out.duration)
-        }
-        Err(e) => (false, e.to_string(), Duration::ZERO),
+            },
+            |l| {
+                elines += 1;
+                if elines <= MAX_LOG_LINES {
+                    log.line(&format!("{label} ! {l}"));
+                }
+            },
+        )
+        .await;
+    let (result, duration) = match res {
+        Ok(out) => (
+            HookResult::of(out.ended, hook.timeout(), by_service),
+            out.duration,
+        ),
+        Err(e) => (HookResult::NotStarted(e.to_string()), Duration::ZERO),
     };
+    let ok = result.is_ok();
     log.line(&format!(
         "{label}: {}",
         if ok {
@@ -109,5 +182,43 @@ pub async fn run(
         continue_on_error: hook.continue_on_error,
         result,
         duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The texts users read in the log, messages and `--json`.
+    #[test]
+    fn hook_results_name_what_ended_the_hook() {
+        let limit = Duration::from_secs(300);
+        for (ended, by_service, text, ok, timed_out) in [
+            (Ended::Exited(0), false, "exit code 0", true, false),
+            (Ended::Exited(2), false, "exit code 2", false, false),
+            (
+                Ended::Signaled(9),
+                false,
+                "killed by signal 9",
+                false,
+                false,
+            ),
+            (Ended::TimedOut, false, "timed out after 300s", false, true),
+            (
+                Ended::TimedOut,
+                true,
+                "timed out: the service's `timeout_seconds` ran out",
+                false,
+                true,
+            ),
+            (Ended::Interrupted(2), false, "interrupted", false, false),
+        ] {
+            let r = HookResult::of(ended, limit, by_service);
+            assert_eq!(
+                (r.to_string().as_str(), r.is_ok(), r.timed_out()),
+                (text, ok, timed_out),
+                "{ended:?}"
+            );
+        }
     }
 }

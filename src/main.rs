@@ -5,8 +5,16 @@ use clap::Parser;
 
 fn main() {
     let cli = restic_manager::cli::Cli::parse();
+    // Orphans of our children (a hook's `setsid daemon &`) are re-parented
+    // to us, so they can be found and stopped; see process::tree.
+    if let Err(e) = restic_manager::process::become_subreaper() {
+        eprintln!("warning: cannot become the subreaper of child processes: {e}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // Children die with the thread that spawned them (PR_SET_PDEATHSIG):
+        // blocking-pool threads must not retire while the process lives.
+        .thread_keep_alive(std::time::Duration::from_secs(100 * 365 * 24 * 3600))
         .enable_all()
         .build()
     {

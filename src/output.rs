@@ -7,7 +7,8 @@ use std::sync::Mutex;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use crate::engine::{Outcome, Progress};
+use crate::engine::Progress;
+use crate::model::Outcome;
 use crate::restic::output::BackupStatus;
 
 /// Writes a line to stdout. A closed pipe (`… | head`) is not an error
@@ -15,6 +16,17 @@ use crate::restic::output::BackupStatus;
 fn out(s: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stdout().lock(), "{s}");
+}
+
+/// How a coloured word reads on a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    /// Green: `ok`.
+    Good,
+    /// Yellow: warnings, interruptions, stale or unverified repositories.
+    Caution,
+    /// Red: failures.
+    Bad,
 }
 
 /// How a command prints.
@@ -52,6 +64,14 @@ impl Printer {
         }
     }
 
+    /// A command's report on stdout, skipped with `-q` (only errors, so
+    /// that cron mails nothing when all went well) and in JSON mode.
+    pub fn report(&self, s: impl AsRef<str>) {
+        if !self.json && !self.quiet {
+            out(s.as_ref());
+        }
+    }
+
     /// Informational line on stderr (skipped with `-q`).
     pub fn info(&self, s: impl AsRef<str>) {
         if !self.quiet {
@@ -67,17 +87,26 @@ impl Printer {
     }
 
     /// An outcome word, coloured on a terminal.
-    pub fn outcome(&self, o: &str) -> String {
-        if !self.color {
-            return o.to_string();
-        }
-        let code = match o {
-            "ok" => "32",
-            "warning" | "interrupted" | "running" => "33",
-            "failed" => "31",
-            _ => return o.to_string(),
+    pub fn outcome(&self, o: Outcome) -> String {
+        let tone = match o {
+            Outcome::Ok => Tone::Good,
+            Outcome::Warning | Outcome::Interrupted => Tone::Caution,
+            Outcome::Failed => Tone::Bad,
         };
-        format!("\x1b[{code}m{o}\x1b[0m")
+        self.tone(o.as_str(), tone)
+    }
+
+    /// A word coloured green, yellow or red on a terminal.
+    pub fn tone(&self, text: &str, tone: Tone) -> String {
+        if !self.color {
+            return text.to_string();
+        }
+        let code = match tone {
+            Tone::Good => "32",
+            Tone::Caution => "33",
+            Tone::Bad => "31",
+        };
+        format!("\x1b[{code}m{text}\x1b[0m")
     }
 }
 

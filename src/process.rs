@@ -6,15 +6,31 @@
 //! stopped with SIGINT, never SIGTERM: restic 0.14–0.16 has no SIGTERM
 //! handler and would leave a stale lock in the repository.
 //! Output is captured with a cap so a chatty child cannot exhaust memory.
+//!
+//! Nothing a child does can hold us: when it ends (or is stopped), its
+//! output is drained for a moment, then whatever is left of it (its group,
+//! and descendants that left the group: see [`tree`]) is stopped and its
+//! pipes are abandoned. Every child also dies with us (Linux
+//! `PR_SET_PDEATHSIG`, see [`command_for`]), so a `kill -9` of the manager
+//! never leaves a restic running on its own.
+//!
+//! A [`Spec`] says what to run and how; [`Spec::spawn`] gives the one
+//! handle on it, [`Child`], and [`Spec::run`] runs it to its end.
+
+mod child;
+mod tree;
+
+pub use child::{Child, Out, Stdin, bounded, spawn_pipeline};
+pub use tree::{CHILD_ENV, Leftover, become_subreaper, leftovers, stop_leftovers};
 
 use std::ffi::OsString;
+use std::future::Future;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::watch;
 
 /// How much of each stream is kept (the tail).
@@ -95,6 +111,64 @@ pub fn kill_all_now() {
             signal_group(Some(*pid), Signal::SIGKILL);
         }
     }
+    tree::kill_all_descendants();
+}
+
+/// Held while a child is spawned and registered, and while orphans are
+/// reaped, so a fresh child is never taken for an orphan.
+static SPAWN_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn with_spawn_lock<T>(f: impl FnOnce(&std::collections::BTreeSet<u32>) -> T) -> T {
+    let _guard = SPAWN_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let running = RUNNING.lock().map(|r| r.clone()).unwrap_or_default();
+    f(&running)
+}
+
+/// Spawns `cmd` and registers the child, under [`SPAWN_LOCK`].
+fn spawn_registered(
+    cmd: &mut tokio::process::Command,
+) -> std::io::Result<(tokio::process::Child, Option<Registered>)> {
+    let _guard = SPAWN_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let child = cmd.spawn()?;
+    let reg = child.id().map(Registered::new);
+    Ok((child, reg))
+}
+
+/// How long a child's output is still read after it ended: background
+/// processes it left may hold its pipes open forever.
+const DRAIN: Duration = Duration::from_secs(1);
+
+/// How long what is left of a child gets to stop after SIGTERM.
+const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
+
+tokio::task_local! {
+    /// The service whose run started the children of this task.
+    static OWNER: String;
+}
+
+/// Runs `f` with every child it starts marked as belonging to `owner`
+/// (a service run: `<service>@<lock directory>`), so a later run can find
+/// what a killed run left behind ([`leftovers`]).
+pub async fn owned_by<F: Future>(owner: String, f: F) -> F::Output {
+    OWNER.scope(owner, f).await
+}
+
+/// The owner mark of `service`'s runs under `lock_dir` (the same service
+/// name may exist in another user's configuration).
+pub fn owner_of(service: &str, lock_dir: &std::path::Path) -> String {
+    format!("{service}@{}", lock_dir.display())
+}
+
+/// A fresh [`CHILD_ENV`] value.
+fn new_token() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let owner = OWNER.try_with(Clone::clone).unwrap_or_default();
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("{}|{n}|{owner}", tree::manager_id())
 }
 
 /// What to run and how.
@@ -113,9 +187,15 @@ pub struct Spec {
     /// for hooks); SIGKILL follows after `grace`.
     pub stop_signal: Signal,
     pub grace: Duration,
-    /// Written to the child's stdin, which is then closed (`crontab -`).
-    /// `None`: stdin is `/dev/null`.
-    pub stdin: Option<Vec<u8>>,
+    /// What the child reads on stdin.
+    pub stdin: Stdin,
+    /// What becomes of its stdout.
+    pub stdout: Out,
+    /// Stop the child (`stop_signal`, SIGKILL after `grace`) when it has
+    /// been retrying for this long without progress (see [`StallMeter`]).
+    /// Watched by [`Child::wait`] when stdout is [`Out::Lines`]: raw bytes
+    /// show no progress.
+    pub stall: Option<Duration>,
 }
 
 impl Spec {
@@ -129,13 +209,27 @@ impl Spec {
             timeout: None,
             stop_signal: Signal::SIGTERM,
             grace: Duration::from_secs(5),
-            stdin: None,
+            stdin: Stdin::Null,
+            stdout: Out::Lines,
+            stall: None,
         }
     }
 
-    /// Feeds `data` to the child's stdin.
-    pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
-        self.stdin = Some(data.into());
+    /// What the child reads on stdin.
+    pub fn stdin(mut self, stdin: Stdin) -> Self {
+        self.stdin = stdin;
+        self
+    }
+
+    /// What becomes of the child's stdout.
+    pub fn stdout(mut self, out: Out) -> Self {
+        self.stdout = out;
+        self
+    }
+
+    /// A hard bound on the child's run: [`Child::wait`] stops it then.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = Some(t);
         self
     }
 
@@ -186,6 +280,9 @@ pub enum Ended {
     TimedOut,
     /// We stopped it because we received this signal.
     Interrupted(i32),
+    /// We stopped it because it went on retrying without progress for
+    /// [`Spec::stall`].
+    Stalled,
 }
 
 impl Ended {
@@ -199,6 +296,7 @@ impl Ended {
             Ended::Signaled(s) => format!("killed by signal {s}"),
             Ended::TimedOut => "timed out".to_string(),
             Ended::Interrupted(_) => "interrupted".to_string(),
+            Ended::Stalled => "stopped: no progress while retrying".to_string(),
         }
     }
 }
@@ -235,30 +333,6 @@ fn push_capped(buf: &mut String, line: &str) {
     }
 }
 
-async fn pump<R: AsyncRead + Unpin>(
-    reader: R,
-    mut on_line: impl FnMut(&str),
-    keep: bool,
-) -> String {
-    let mut lines = BufReader::new(reader).lines();
-    let mut buf = String::new();
-    loop {
-        match lines.next_line().await {
-            Ok(Some(line)) => {
-                on_line(&line);
-                if keep {
-                    push_capped(&mut buf, &line);
-                }
-            }
-            Ok(None) => break,
-            // Non-UTF-8 output: keep what we have and stop reading lines;
-            // the child still runs to completion.
-            Err(_) => break,
-        }
-    }
-    buf
-}
-
 fn signal_group(pid: Option<u32>, sig: Signal) {
     if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
         // The group may already be gone; nothing to do then.
@@ -266,158 +340,136 @@ fn signal_group(pid: Option<u32>, sig: Signal) {
     }
 }
 
-/// Runs a child to completion. `on_stdout` sees each stdout line as it
-/// arrives (restic's JSON progress); `on_stderr` each stderr line.
-pub async fn run(
-    spec: &Spec,
-    shutdown: &Shutdown,
-    on_stdout: impl FnMut(&str),
-    on_stderr: impl FnMut(&str),
-) -> Result<Output, SpawnError> {
-    let start = Instant::now();
-    let mut cmd = command_for(spec);
-    cmd.stdin(if spec.stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(spawn_err(spec))?;
-    let pid = child.id();
-    let _registered = pid.map(Registered::new);
-    if let (Some(mut w), Some(data)) = (child.stdin.take(), spec.stdin.clone()) {
-        // Written concurrently with the output pumps so a child that answers
-        // before reading all its input cannot deadlock us; a child that
-        // stops reading early only cuts the write short.
-        tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt;
-            let _ = w.write_all(&data).await;
-            let _ = w.shutdown().await;
-        });
-    }
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let out_task = async move {
-        match stdout {
-            Some(s) => pump(s, on_stdout, true).await,
-            None => String::new(),
-        }
-    };
-    let err_task = async move {
-        match stderr {
-            Some(s) => pump(s, on_stderr, true).await,
-            None => String::new(),
-        }
-    };
-
-    let mut shutdown = shutdown.clone();
-    let waiter = async {
-        let deadline = spec.timeout.map(|t| tokio::time::Instant::now() + t);
-        let timer = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending::<()>().await,
-            }
-        };
-        let (sig, stopped) = tokio::select! {
-            st = child.wait() => return (st, None),
-            () = timer => (spec.stop_signal, Ended::TimedOut),
-            () = shutdown.wait() => (Signal::SIGINT, Ended::Interrupted(shutdown.signal().unwrap_or(2))),
-        };
-        // Stop requested: ask, give the child its grace period, then kill.
-        signal_group(pid, sig);
-        let status = match tokio::time::timeout(spec.grace, child.wait()).await {
-            Ok(st) => st,
-            Err(_) => {
-                signal_group(pid, Signal::SIGKILL);
-                child.wait().await
-            }
-        };
-        (status, Some(stopped))
-    };
-    let pumps = async { tokio::join!(out_task, err_task) };
-    tokio::pin!(waiter);
-    tokio::pin!(pumps);
-    let mut streams = None;
-    let (status, stopped) = loop {
-        tokio::select! {
-            w = &mut waiter => break w,
-            p = &mut pumps, if streams.is_none() => streams = Some(p),
-        }
-    };
-    // A background process left in the child's group may hold the pipes
-    // open; it gets a moment, then goes with the group.
-    let (stdout, stderr) = match streams {
-        Some(s) => s,
-        None => match tokio::time::timeout(Duration::from_secs(2), &mut pumps).await {
-            Ok(s) => s,
-            Err(_) => {
-                signal_group(pid, Signal::SIGKILL);
-                pumps.await
-            }
-        },
-    };
-    let ended = match (stopped, status) {
-        (Some(s), _) => s,
-        (None, Ok(st)) => {
-            use std::os::unix::process::ExitStatusExt;
-            match (st.code(), st.signal()) {
-                (Some(c), _) => Ended::Exited(c),
-                (None, Some(s)) => Ended::Signaled(s),
-                (None, None) => Ended::Exited(-1),
-            }
-        }
-        (None, Err(_)) => Ended::Exited(-1),
-    };
-    Ok(Output {
-        ended,
-        stdout,
-        stderr,
-        duration: start.elapsed(),
-    })
-}
-
-// --- Raw byte streams (verify: `restic dump` hashed, or piped into a
-// command). `run` reads lines; a dump is binary and may be gigabytes, so
-// these read chunks and never keep more than the capped tail.
-
-/// Reads `reader` to its end in chunks, giving each to `on_chunk`.
-async fn pump_raw<R: AsyncRead + Unpin>(mut reader: R, mut on_chunk: impl FnMut(&[u8])) {
-    use tokio::io::AsyncReadExt;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => on_chunk(&buf[..n]),
-        }
-    }
-}
-
-/// Reads `reader` to its end and keeps the (lossily decoded) capped tail;
-/// unlike line reading, binary output never makes it stop early and block
-/// the child.
-async fn pump_tail<R: AsyncRead + Unpin>(reader: Option<R>) -> String {
-    let Some(reader) = reader else {
-        return String::new();
-    };
-    let mut tail: Vec<u8> = Vec::new();
-    pump_raw(reader, |c| {
-        tail.extend_from_slice(c);
-        if tail.len() > CAPTURE_CAP {
-            let cut = tail.len() - CAPTURE_CAP;
-            tail.drain(..cut);
-        }
-    })
-    .await;
-    String::from_utf8_lossy(&tail).into_owned()
-}
-
 /// A command for `spec` in its own process group, with its environment
-/// and working folder; the caller sets up the pipes.
-fn command_for(spec: &Spec) -> tokio::process::Command {
+/// and working folder, marked with a fresh [`CHILD_ENV`] token (returned)
+/// and set to die with us; the caller sets up the pipes.
+fn command_for(spec: &Spec) -> (tokio::process::Command, String) {
     let mut cmd = tokio::process::Command::new(&spec.program);
     cmd.args(&spec.args).process_group(0);
+    for k in &spec.env_remove {
+        cmd.env_remove(k);
+    }
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    let token = new_token();
+    cmd.env(CHILD_ENV, &token);
+    if let Some(d) = &spec.cwd {
+        cmd.current_dir(d);
+    }
+    die_with_parent(&mut cmd, spec.stop_signal);
+    (cmd, token)
+}
+
+/// Sets `sig` as the child's parent-death signal (Linux `PR_SET_PDEATHSIG`),
+/// so a `kill -9` of the manager stops restic (SIGINT: it removes its
+/// repository lock) and every other child (SIGTERM) instead of leaving it
+/// running with parent 1.
+///
+/// The kernel sends it when the *thread* that forked the child exits, not
+/// the process. Children are spawned from the runtime's worker threads or
+/// the main thread, which live as long as the process; `main` keeps the
+/// blocking pool's threads alive as long, too, so a child spawned from
+/// one is not stopped when an idle thread would retire.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut tokio::process::Command, sig: Signal) {
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs in the forked child before exec. It only
+    // calls prctl(2) and getppid(2), which are async-signal-safe, and
+    // builds its error from an errno without allocating.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(sig).map_err(std::io::Error::from)?;
+            // We died between fork and prctl: the signal will never come.
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::from(nix::errno::Errno::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut tokio::process::Command, _sig: Signal) {}
+
+fn spawn_err(spec: &Spec) -> impl FnOnce(std::io::Error) -> SpawnError + '_ {
+    |source| SpawnError {
+        program: spec.program.to_string_lossy().into_owned(),
+        source,
+    }
+}
+
+/// Tells progress from a child that only goes on retrying (restic against
+/// a destination that is down: restic ≥ 0.17 retries for about 15 minutes
+/// and has no option to stop sooner).
+///
+/// The clock starts at the first retry line on stderr (restic's `… returned
+/// error, retrying after …`) and is reset by any progress: another stderr
+/// line, or a stdout line that says something new. A progress line that
+/// only repeats the last one (restic prints its status at a fixed rate,
+/// with the elapsed time) is not progress. A child that never retries is
+/// never stalled, however long it is silent: a long `check --read-data` or
+/// an upload over a slow line only prints when it has something to say.
+#[derive(Debug, Default)]
+pub struct StallMeter {
+    retrying_since: Option<Instant>,
+    last: String,
+}
+
+impl StallMeter {
+    pub fn stdout(&mut self, line: &str) {
+        let line = progress_key(line);
+        if self.retrying_since.is_some() && line == self.last {
+            return;
+        }
+        self.last = line;
+        self.retrying_since = None;
+    }
+
+    pub fn stderr(&mut self, line: &str) {
+        if line.contains("returned error, retrying after") {
+            self.retrying_since.get_or_insert_with(Instant::now);
+        } else if !line.trim().is_empty() {
+            self.retrying_since = None;
+        }
+    }
+
+    /// Whether the child has been retrying, with no progress, for `limit`.
+    pub fn stalled(&self, limit: Duration) -> bool {
+        self.retrying_since.is_some_and(|t| t.elapsed() >= limit)
+    }
+}
+
+/// A progress line without what changes while nothing happens: the
+/// elapsed and remaining times of restic's JSON status, the leading
+/// `[0:12]` of its text progress.
+fn progress_key(line: &str) -> String {
+    let t = line.trim_start_matches(|c: char| c == '\x1b' || c.is_whitespace());
+    let t = t.strip_prefix("[2K").unwrap_or(t).trim_start();
+    if t.starts_with('{')
+        && let Ok(serde_json::Value::Object(mut m)) = serde_json::from_str(t)
+    {
+        m.remove("seconds_elapsed");
+        m.remove("seconds_remaining");
+        return serde_json::Value::Object(m).to_string();
+    }
+    match t.strip_prefix('[').and_then(|r| r.split_once(']')) {
+        Some((_, rest)) => rest.trim().to_string(),
+        None => t.to_string(),
+    }
+}
+
+/// Replaces this process with `spec`'s program (Unix `exec`): its stdin,
+/// stdout, stderr, terminal, signals and exit code become the caller's.
+/// `spec.env` reaches it through the environment, as for [`Spec::spawn`];
+/// the terminal's stdin and stdout replace [`Spec::stdin`] and
+/// [`Spec::stdout`], and timeout, stall and stop signal do not apply (we
+/// are gone). Returns only when exec failed.
+pub fn exec_in_place(spec: &Spec) -> SpawnError {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(&spec.program);
+    cmd.args(&spec.args);
     for k in &spec.env_remove {
         cmd.env_remove(k);
     }
@@ -427,367 +479,39 @@ fn command_for(spec: &Spec) -> tokio::process::Command {
     if let Some(d) = &spec.cwd {
         cmd.current_dir(d);
     }
-    cmd
+    spawn_err(spec)(cmd.exec())
 }
 
-/// Waits for `child` under `spec`'s timeout and `shutdown`, stopping its
-/// process group the same way [`run`] does.
-async fn supervise(spec: &Spec, child: &mut tokio::process::Child, shutdown: &Shutdown) -> Ended {
-    let pid = child.id();
-    let mut shutdown = shutdown.clone();
-    let timer = async {
-        match spec.timeout {
-            Some(t) => tokio::time::sleep(t).await,
-            None => std::future::pending::<()>().await,
-        }
-    };
-    let (sig, stopped) = tokio::select! {
-        st = child.wait() => {
-            use std::os::unix::process::ExitStatusExt;
-            return match st {
-                Ok(st) => match (st.code(), st.signal()) {
-                    (Some(c), _) => Ended::Exited(c),
-                    (None, Some(s)) => Ended::Signaled(s),
-                    (None, None) => Ended::Exited(-1),
-                },
-                Err(_) => Ended::Exited(-1),
-            };
-        }
-        () = timer => (spec.stop_signal, Ended::TimedOut),
-        () = shutdown.wait() => (Signal::SIGINT, Ended::Interrupted(shutdown.signal().unwrap_or(2))),
-    };
-    signal_group(pid, sig);
-    if tokio::time::timeout(spec.grace, child.wait())
-        .await
-        .is_err()
-    {
-        signal_group(pid, Signal::SIGKILL);
-        let _ = child.wait().await;
-    }
-    stopped
-}
+#[cfg(test)]
+mod stall_tests {
+    use super::*;
 
-fn spawn_err(spec: &Spec) -> impl FnOnce(std::io::Error) -> SpawnError + '_ {
-    |source| SpawnError {
-        program: spec.program.to_string_lossy().into_owned(),
-        source,
-    }
-}
-
-/// Runs a child whose stdout is raw bytes, handing each chunk to
-/// `on_chunk` as it arrives (e.g. hashing `restic dump` without storing
-/// it). The returned `stdout` is empty.
-pub async fn run_stream(
-    spec: &Spec,
-    shutdown: &Shutdown,
-    on_chunk: impl FnMut(&[u8]),
-) -> Result<Output, SpawnError> {
-    let start = Instant::now();
-    let mut cmd = command_for(spec);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(spawn_err(spec))?;
-    let _registered = child.id().map(Registered::new);
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let read = async move {
-        if let Some(s) = stdout {
-            pump_raw(s, on_chunk).await;
-        }
-    };
-    let (ended, (), stderr) = tokio::join!(
-        supervise(spec, &mut child, shutdown),
-        read,
-        pump_tail(stderr)
-    );
-    Ok(Output {
-        ended,
-        stdout: String::new(),
-        stderr,
-        duration: start.elapsed(),
-    })
-}
-
-/// Runs `producer | consumer` through an OS pipe (nothing passes through
-/// us, so any size streams at the speed of the slower side). Each has its
-/// own process group, timeout and stop signal; both are waited for, and
-/// both results are returned so the caller can tell which side failed.
-pub async fn run_pipe(
-    producer: &Spec,
-    consumer: &Spec,
-    shutdown: &Shutdown,
-) -> Result<(Output, Output), SpawnError> {
-    let start = Instant::now();
-    let (reader, writer) = std::io::pipe().map_err(spawn_err(producer))?;
-    let mut pcmd = command_for(producer);
-    pcmd.stdin(Stdio::null())
-        .stdout(Stdio::from(writer))
-        .stderr(Stdio::piped());
-    let mut ccmd = command_for(consumer);
-    ccmd.stdin(Stdio::from(reader))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut cchild = ccmd.spawn().map_err(spawn_err(consumer))?;
-    // Our copy of the read end must close, or the producer never sees the
-    // consumer go away.
-    drop(ccmd);
-    let _creg = cchild.id().map(Registered::new);
-    let mut pchild = match pcmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            signal_group(cchild.id(), Signal::SIGKILL);
-            let _ = cchild.wait().await;
-            return Err(spawn_err(producer)(e));
-        }
-    };
-    // Likewise our copy of the write end, or the consumer never sees EOF.
-    drop(pcmd);
-    let _preg = pchild.id().map(Registered::new);
-    let (p_err, c_out, c_err) = (
-        pchild.stderr.take(),
-        cchild.stdout.take(),
-        cchild.stderr.take(),
-    );
-    let (p_end, c_end, p_err, c_out, c_err) = tokio::join!(
-        supervise(producer, &mut pchild, shutdown),
-        supervise(consumer, &mut cchild, shutdown),
-        pump_tail(p_err),
-        pump_tail(c_out),
-        pump_tail(c_err),
-    );
-    let duration = start.elapsed();
-    Ok((
-        Output {
-            ended: p_end,
-            stdout: String::new(),
-            stderr: p_err,
-            duration,
-        },
-        Output {
-            ended: c_end,
-            stdout: c_out,
-            stderr: c_err,
-            duration,
-        },
-    ))
-}
-
-/// A child whose stdout is handed over as a stream instead of captured (a
-/// `restic dump` sent to a web client without holding the file in memory).
-/// Stopping early is safe: dropping it before [`Streaming::finish`] sends
-/// the stop signal to the child's group (SIGINT for restic, so it removes
-/// its lock) and SIGKILL after the grace period.
-pub struct Streaming {
-    pub stdout: tokio::process::ChildStdout,
-    child: Option<tokio::process::Child>,
-    stderr: Option<tokio::task::JoinHandle<String>>,
-    registered: Option<Registered>,
-    pid: Option<u32>,
-    stop_signal: Signal,
-    grace: Duration,
-}
-
-/// Starts `spec` with its stdout as a stream (stdin is `/dev/null`; stderr
-/// is captured with the usual cap). The spec's timeout is not applied: the
-/// reader decides how long to read.
-pub fn spawn_streaming(spec: &Spec) -> Result<Streaming, SpawnError> {
-    let mut cmd = command_for(spec);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(spawn_err(spec))?;
-    let pid = child.id();
-    let stderr = child
-        .stderr
-        .take()
-        .map(|s| tokio::spawn(pump(s, |_| {}, true)));
-    let Some(stdout) = child.stdout.take() else {
-        return Err(SpawnError {
-            program: spec.program.to_string_lossy().into_owned(),
-            source: std::io::Error::other("no stdout pipe"),
-        });
-    };
-    Ok(Streaming {
-        stdout,
-        child: Some(child),
-        stderr,
-        registered: pid.map(Registered::new),
-        pid,
-        stop_signal: spec.stop_signal,
-        grace: spec.grace,
-    })
-}
-
-impl Streaming {
-    /// Waits for the child after its stdout was read to the end.
-    pub async fn finish(mut self) -> (Ended, String) {
-        let status = match self.child.take() {
-            Some(mut c) => c.wait().await,
-            None => Err(std::io::Error::other("already finished")),
-        };
-        let stderr = match self.stderr.take() {
-            Some(t) => t.await.unwrap_or_default(),
-            None => String::new(),
-        };
-        self.registered.take();
-        let ended = match status {
-            Ok(st) => {
-                use std::os::unix::process::ExitStatusExt;
-                match (st.code(), st.signal()) {
-                    (Some(c), _) => Ended::Exited(c),
-                    (None, Some(s)) => Ended::Signaled(s),
-                    (None, None) => Ended::Exited(-1),
-                }
-            }
-            Err(_) => Ended::Exited(-1),
-        };
-        (ended, stderr)
-    }
-}
-
-impl Drop for Streaming {
-    fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        signal_group(self.pid, self.stop_signal);
-        let (pid, grace, registered) = (self.pid, self.grace, self.registered.take());
-        // Reap the child in the background; without a runtime (never the
-        // case in practice) the group is killed at once.
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => {
-                h.spawn(async move {
-                    if tokio::time::timeout(grace, child.wait()).await.is_err() {
-                        signal_group(pid, Signal::SIGKILL);
-                        let _ = child.wait().await;
-                    }
-                    drop(registered);
-                });
-            }
-            Err(_) => signal_group(pid, Signal::SIGKILL),
-        }
-    }
-}
-
-/// A child whose stdin or stdout the caller streams itself: a dump's
-/// stdout pumped into restic's stdin. Same rules as [`run`]: own process
-/// group, registered for "kill everything now", stderr (and stdout when not
-/// streamed) captured with a cap. Timeouts and shutdown are the caller's:
-/// the order in which a dump and its restic stop is what makes a failed
-/// dump leave no snapshot.
-pub struct Piped {
-    child: tokio::process::Child,
-    pid: Option<u32>,
-    _registered: Option<Registered>,
-    started: Instant,
-    grace: Duration,
-    /// The child's stdin, when asked for; dropping it closes it.
-    pub stdin: Option<tokio::process::ChildStdin>,
-    /// The child's raw stdout, when asked for.
-    pub stdout: Option<tokio::process::ChildStdout>,
-    out_task: Option<tokio::task::JoinHandle<String>>,
-    err_task: Option<tokio::task::JoinHandle<String>>,
-}
-
-/// Starts `spec` with a piped stdin (`stdin`) and/or a raw stdout
-/// (`raw_stdout`; otherwise stdout lines are captured). `spec.stdin` and
-/// `spec.timeout` are ignored.
-pub fn spawn_piped(spec: &Spec, stdin: bool, raw_stdout: bool) -> Result<Piped, SpawnError> {
-    let mut cmd = command_for(spec);
-    cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(spawn_err(spec))?;
-    let pid = child.id();
-    let registered = pid.map(Registered::new);
-    let mut stdout = child.stdout.take();
-    let out_task = if raw_stdout {
-        None
-    } else {
-        stdout
-            .take()
-            .map(|s| tokio::spawn(async move { pump(s, |_| {}, true).await }))
-    };
-    let err_task = child
-        .stderr
-        .take()
-        .map(|s| tokio::spawn(async move { pump(s, |_| {}, true).await }));
-    Ok(Piped {
-        stdin: child.stdin.take(),
-        stdout,
-        child,
-        pid,
-        _registered: registered,
-        started: Instant::now(),
-        grace: spec.grace,
-        out_task,
-        err_task,
-    })
-}
-
-impl Piped {
-    /// Sends `sig` to the child's process group.
-    pub fn signal(&self, sig: Signal) {
-        signal_group(self.pid, sig);
-    }
-
-    /// Waits for the child to exit on its own.
-    pub async fn wait(&mut self) -> Ended {
-        ended_of(self.child.wait().await)
-    }
-
-    /// Sends `sig`, waits the grace period, then kills the group.
-    pub async fn stop(&mut self, sig: Signal) -> Ended {
-        self.signal(sig);
-        match tokio::time::timeout(self.grace, self.child.wait()).await {
-            Ok(st) => ended_of(st),
-            Err(_) => {
-                self.signal(Signal::SIGKILL);
-                ended_of(self.child.wait().await)
-            }
-        }
-    }
-
-    /// Collects the captured output after the child ended as `ended`.
-    pub async fn output(mut self, ended: Ended) -> Output {
-        self.stdin = None;
-        self.stdout = None;
-        let collect = |t: Option<tokio::task::JoinHandle<String>>| {
-            let pid = self.pid;
-            async move {
-                let Some(mut t) = t else {
-                    return String::new();
-                };
-                // A background process left in the group may hold the pipe.
-                match tokio::time::timeout(Duration::from_secs(2), &mut t).await {
-                    Ok(r) => r.unwrap_or_default(),
-                    Err(_) => {
-                        signal_group(pid, Signal::SIGKILL);
-                        t.await.unwrap_or_default()
-                    }
-                }
-            }
-        };
-        let (stdout, stderr) =
-            tokio::join!(collect(self.out_task.take()), collect(self.err_task.take()));
-        Output {
-            ended,
-            stdout,
-            stderr,
-            duration: self.started.elapsed(),
-        }
-    }
-}
-
-fn ended_of(status: std::io::Result<std::process::ExitStatus>) -> Ended {
-    use std::os::unix::process::ExitStatusExt;
-    match status {
-        Ok(st) => match (st.code(), st.signal()) {
-            (Some(c), _) => Ended::Exited(c),
-            (None, Some(s)) => Ended::Signaled(s),
-            (None, None) => Ended::Exited(-1),
-        },
-        Err(_) => Ended::Exited(-1),
+    #[test]
+    fn only_retrying_without_progress_is_a_stall() {
+        let limit = Duration::ZERO;
+        let mut m = StallMeter::default();
+        m.stdout(r#"{"message_type":"status","seconds_elapsed":1,"bytes_done":5}"#);
+        assert!(!m.stalled(limit), "progress alone is no stall");
+        m.stderr(
+            "Save(<data/1234>) returned error, retrying after 552ms: dial tcp: connection refused",
+        );
+        assert!(m.stalled(limit));
+        // The same status with a later time is not progress...
+        m.stdout(r#"{"message_type":"status","seconds_elapsed":9,"bytes_done":5}"#);
+        assert!(m.stalled(limit));
+        m.stdout("[0:05] 10.00%  1 / 10 packs");
+        m.stderr("Load(<index/1>) returned error, retrying after 1s: EOF");
+        m.stdout("[0:09] 10.00%  1 / 10 packs");
+        assert!(m.stalled(limit));
+        // ...new numbers are.
+        m.stdout("[0:10] 20.00%  2 / 10 packs");
+        assert!(!m.stalled(limit));
+        m.stderr(
+            "\u{1b}[2KStat(<config/>) returned error, retrying after 1m9s: connection refused",
+        );
+        assert!(m.stalled(limit));
+        m.stderr("Stat(<config/>) operation successful after 3 retries");
+        assert!(!m.stalled(limit));
+        assert!(!StallMeter::default().stalled(limit), "silence is no stall");
     }
 }

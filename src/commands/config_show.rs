@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 
 use super::{Context, select};
 use crate::cli::ServiceFilter;
+use crate::config::include::FileParts;
 use crate::config::{Config, PasswordSource, Service};
 use crate::error::Error;
 use crate::restic::Repository;
@@ -50,7 +51,7 @@ pub fn service_json(c: &Config, s: &Service) -> Value {
             },
         )
         .collect();
-    json!({
+    let mut v = json!({
         "name": s.name,
         "enabled": s.enabled,
         "profile": s.profile,
@@ -71,7 +72,24 @@ pub fn service_json(c: &Config, s: &Service) -> Value {
         "pre_backup_hooks": hooks(&s.pre_backup_hooks),
         "post_backup_hooks": hooks(&s.post_backup_hooks),
         "backup_script": s.backup_script,
-    })
+    });
+    // Only with `include`, so a single file's output stays as it was.
+    if let Some(f) = &s.file {
+        v["file"] = json!(f);
+    }
+    with_origins(&mut v, s);
+    v
+}
+
+/// With `[docker] discover`: where each key came from (`file` or a label
+/// on a container), and the containers whose labels the service has.
+pub fn with_origins(v: &mut Value, s: &Service) {
+    if let Value::Object(m) = v
+        && !s.origins.is_empty()
+    {
+        m.insert("origins".into(), json!(s.origins));
+        m.insert("labelled_by".into(), json!(s.labelled_by));
+    }
 }
 
 /// Whether a value prints anything in the human form.
@@ -112,11 +130,11 @@ fn human(v: &Value, indent: usize, out: &mut String) {
 }
 
 pub fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
-    let c = ctx.load_config()?;
+    let c = ctx.load_config_announcing(false)?;
     let services = select(&c, &f.services, false)?;
     let p = &ctx.printer;
     let s = &c.settings;
-    let global = json!({
+    let mut global = json!({
         "file": c.file,
         "password": password(&s.password),
         "state_directory": s.state_directory,
@@ -136,20 +154,43 @@ pub fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
         })),
         "notifiers": c.notify.notifiers.iter().map(crate::config::notify::Notifier::describe).collect::<Vec<_>>(),
     });
+    if let Some(files) = &c.files {
+        global["included"] = json!(files.iter().skip(1).map(|f| &f.file).collect::<Vec<_>>());
+    }
+    if c.discovery.enabled
+        && let Value::Object(m) = &mut global
+    {
+        m.insert(
+            "docker".into(),
+            json!({"discover": true, "label_prefix": c.discovery.label_prefix, "labelled_containers": c.discovery.containers}),
+        );
+    }
     let svc: Vec<Value> = services.iter().map(|s| service_json(&c, s)).collect();
     if p.json {
-        p.json(&json!({"global": global, "services": svc}));
+        p.json(&json!({"global": global, "services": svc, "warnings": c.warnings}));
         return Ok(0);
     }
     let mut out = String::from("[global]\n");
     human(&global, 2, &mut out);
-    for v in &svc {
+    for (v, s) in svc.iter().zip(&services) {
+        let from = s.file.as_ref().map_or_else(String::new, |f| {
+            format!("  # from {}", FileParts::short(f, &c.file))
+        });
         out.push_str(&format!(
-            "\n[services.{}]\n",
+            "\n[services.{}]{from}\n",
             v["name"].as_str().unwrap_or("?")
         ));
-        human(v, 2, &mut out);
+        // The header's comment names the file.
+        let mut v = v.clone();
+        if let Some(m) = v.as_object_mut() {
+            m.remove("file");
+        }
+        human(&v, 2, &mut out);
     }
     p.line(out.trim_end());
+    // The modern form of what the original tool's settings became.
+    for w in &c.warnings {
+        eprintln!("warning: {w}");
+    }
     Ok(0)
 }

@@ -31,7 +31,7 @@ fn next(s: &Service) -> Vec<chrono::DateTime<chrono::Local>> {
 /// One service as `list --json` prints it (the dashboard's `/api/services`
 /// extends it).
 pub fn service_json(s: &Service) -> Value {
-    json!({
+    let mut v = json!({
         "name": s.name,
         "enabled": s.enabled,
         "profile": s.profile,
@@ -45,7 +45,9 @@ pub fn service_json(s: &Service) -> Value {
         "paths": s.paths,
         "volumes": s.volumes,
         "sources": sources(s),
-    })
+    });
+    super::config_show::with_origins(&mut v, s);
+    v
 }
 
 pub fn run(ctx: &Context) -> Result<i32, Error> {
@@ -84,5 +86,13 @@ pub fn run(ctx: &Context) -> Result<i32, Error> {
         ],
         &rows,
     ));
+    for s in c.services.iter().filter(|s| !s.labelled_by.is_empty()) {
+        let from = s.origins.get("service").map_or("file", String::as_str);
+        p.line(format!(
+            "{}: from {from}; Docker labels on {}",
+            s.name,
+            s.labelled_by.join(", ")
+        ));
+    }
     Ok(0)
 }

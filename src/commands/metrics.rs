@@ -9,7 +9,7 @@ use crate::metrics;
 
 pub async fn run(ctx: &Context, a: &MetricsArgs) -> Result<i32, Error> {
     let c = ctx.load_config()?;
-    let history = History::open(&c.settings.state_directory)?;
+    let history = History::open_read_only(&c.settings.state_directory)?;
     // The version is a label of `restic_manager_restic_info`; without a
     // restic the figures are still worth printing.
     let version = match ctx.restic(&c).await {

@@ -7,6 +7,7 @@ pub mod list;
 mod man;
 mod metrics;
 mod notify;
+mod restic_exec;
 mod restic_version;
 mod restore;
 mod run;
@@ -34,16 +35,38 @@ pub struct Context {
     pub env: Env,
     pub printer: Printer,
     pub config_flag: Option<PathBuf>,
+    /// Containers found by Docker label discovery (`[docker] discover`),
+    /// asked once before the command runs.
+    pub discovery: config::labels::Discovery,
 }
 
 impl Context {
     /// Finds, loads and validates the configuration.
     pub fn load_config(&self) -> Result<Config, Error> {
+        self.load_config_announcing(true)
+    }
+
+    /// [`Context::load_config`]; `announce`: say on stderr that settings of
+    /// the original tool were translated (commands that print the
+    /// translations themselves do not).
+    pub fn load_config_announcing(&self, announce: bool) -> Result<Config, Error> {
         let (file, why) =
             config::discover(&self.env, self.config_flag.as_ref()).map_err(Error::ConfigMissing)?;
         self.printer
             .verbose(format!("using configuration `{}` ({why})", file.display()));
-        Config::load(&file, &self.env).map_err(Error::Config)
+        let c = Config::load_with(&file, &self.env, &self.discovery).map_err(Error::Config)?;
+        if let Some(e) = &c.discovery.error {
+            self.printer.info(format!("warning: {e}"));
+        }
+        if announce && !c.warnings.is_empty() {
+            self.printer.info(format!(
+                "warning: `{}` uses settings of the original restic-manager that were translated ({} warning{}); `restic-manager validate` shows today's form",
+                file.display(),
+                c.warnings.len(),
+                if c.warnings.len() == 1 { "" } else { "s" }
+            ));
+        }
+        Ok(c)
     }
 
     /// The configuration when there is one, for commands that also work
@@ -131,11 +154,19 @@ pub fn select<'a>(
 /// Runs the chosen command; returns the exit code.
 pub async fn dispatch(cli: Cli) -> Result<i32, Error> {
     let g = cli.global;
-    let ctx = Context {
+    let mut ctx = Context {
         env: Env::from_process(),
         printer: Printer::new(g.json, g.quiet, g.verbose),
         config_flag: g.config,
+        discovery: config::labels::Discovery::NotRun,
     };
+    // Loading the configuration is synchronous; the engine is asked here,
+    // once, and only when the file turns discovery on.
+    if !matches!(cli.command, Command::Completions(_) | Command::Man(_))
+        && let Ok((file, _)) = config::discover(&ctx.env, ctx.config_flag.as_ref())
+    {
+        ctx.discovery = crate::sources::docker::discover::discover(&file).await;
+    }
     match cli.command {
         Command::Validate => validate::run(&ctx),
         Command::List => list::run(&ctx),
@@ -164,5 +195,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Notify(crate::cli::NotifyCommand::Check) => notify::check(&ctx).await,
         Command::Serve(a) => serve::run(&ctx, &a).await,
         Command::Restore(a) => restore::run(&ctx, &a).await,
+        Command::Restic(a) => restic_exec::run(&ctx, &a).await,
+        Command::Env(a) => restic_exec::env(&ctx, &a),
     }
 }

@@ -7,6 +7,7 @@ use crate::cli::NotifyTestArgs;
 use crate::config::{load::list, suggest};
 use crate::error::Error;
 use crate::history::History;
+use crate::model::Outcome;
 use crate::notify::Dispatch;
 use crate::output::table;
 
@@ -41,7 +42,7 @@ pub async fn test(ctx: &Context, a: &NotifyTestArgs) -> Result<i32, Error> {
                 vec![
                     d.notifier.clone(),
                     d.kind.to_string(),
-                    p.outcome(if d.ok() { "ok" } else { "failed" }),
+                    p.outcome(if d.ok() { Outcome::Ok } else { Outcome::Failed }),
                     d.detail.clone(),
                 ]
             })
@@ -54,7 +55,7 @@ pub async fn test(ctx: &Context, a: &NotifyTestArgs) -> Result<i32, Error> {
 pub async fn check(ctx: &Context) -> Result<i32, Error> {
     let c = ctx.load_config()?;
     let p = &ctx.printer;
-    let history = History::open(&c.settings.state_directory)?;
+    let history = History::open_read_only(&c.settings.state_directory)?;
     let dispatch = Dispatch::new(&c, *p);
     let (stale, deliveries) = dispatch
         .check_stale(&c, &history, &[])

@@ -1,4 +1,5 @@
-//! `restic-version`: which restic runs, its version, and why that one.
+//! `restic-version`: which restic runs, its version, why that one, and
+//! which version-specific paths restic-manager takes with it.
 
 use serde_json::json;
 
@@ -28,6 +29,7 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
                 "current": current,
                 "installed": installed,
             },
+            "paths": r.version.paths(),
         }));
         return Ok(0);
     }
@@ -51,5 +53,15 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
         ),
         None => format!("managed: none in `{}`", bin_dir.display()),
     });
+    p.line(format!("with restic {}:", r.version));
+    for path in r.version.paths() {
+        p.line(format!(
+            "  [{}] {} (restic {}+): {}",
+            if path.active { "x" } else { " " },
+            path.name,
+            path.since,
+            path.detail
+        ));
+    }
     Ok(0)
 }

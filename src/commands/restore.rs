@@ -124,9 +124,23 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
 
     // What the snapshot holds of it: the preview, and every `--include`
     // checked (restic 0.14 restores nothing, and says nothing, otherwise).
+    // Symlinks already in the target: restic would follow them and write
+    // outside it, so they are found now and refused below.
+    let links = match &what {
+        What::Files { target, .. } => files::existing_symlinks(target, &snapshot.paths),
+        _ => Vec::new(),
+    };
     let contents = loop {
         let includes = selected_paths(&what, &snapshot);
-        let contents = listing::scan(&restic, &repo, &snapshot, &includes, &shutdown).await?;
+        let contents = listing::scan(
+            &restic,
+            &repo,
+            &snapshot,
+            &includes,
+            links.clone(),
+            &shutdown,
+        )
+        .await?;
         match (contents.missing(&snapshot), &mut what) {
             (None, _) => break contents,
             (Some(e), What::Files { includes, .. }) if asking => {
@@ -152,6 +166,16 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
         if !go_on {
             return Err(e.into());
         }
+    }
+
+    if let What::Files { target, .. } = &what
+        && !contents.in_the_way.is_empty()
+    {
+        let e = files::in_the_way(target, &contents.in_the_way);
+        if !a.preview {
+            return Err(e.into());
+        }
+        p.info(format!("warning: {e}"));
     }
 
     let summary = Summary {
@@ -703,7 +727,7 @@ fn sizes(c: &Config, service: &str, dest: &str) -> Vec<(String, u64)> {
     if !file.is_file() {
         return Vec::new();
     }
-    crate::history::History::open(&c.settings.state_directory)
+    crate::history::History::open_read_only(&c.settings.state_directory)
         .and_then(|h| h.snapshot_sizes(service, dest))
         .unwrap_or_default()
 }

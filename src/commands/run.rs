@@ -5,10 +5,11 @@ use serde_json::json;
 use super::{Context, select};
 use crate::cli::RunArgs;
 use crate::config::{Config, Service};
+use crate::engine::Progress;
 use crate::engine::run::{Runner, ServiceReport, resolve_sources};
-use crate::engine::{Outcome, Progress};
 use crate::error::Error;
 use crate::history::History;
+use crate::model::Outcome;
 use crate::notify::{self, Dispatch};
 use crate::output::{PlainProgress, Printer, TermProgress, bytes, duration_ms, table};
 use crate::process::Shutdown;
@@ -25,8 +26,16 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
     if a.dry_run {
         return Ok(dry_run(&c, &services, p));
     }
+    // The engine could not be asked: the services its labels define did
+    // not run, and nobody would hear of it otherwise (the warning was
+    // printed when the configuration was loaded).
+    let undiscovered = c.discovery.error.as_deref();
     if services.is_empty() {
         p.info("no enabled services to run");
+        if let Some(e) = undiscovered {
+            eprintln!("error: {e}");
+            return Ok(1);
+        }
         return Ok(0);
     }
     // Notifications: healthchecks `/start` before each service, a
@@ -38,21 +47,17 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
         Err(e) => {
             let msg = e.to_string();
             dispatch
-                .failed_before_start(&services, ErrorClass::ResticMissing.as_str(), &msg)
+                .failed_before_start(&services, ErrorClass::ResticMissing, &msg)
                 .await;
             return Err(e);
         }
     };
-    let history = match History::open(&c.settings.state_directory) {
-        Ok(h) => h,
-        Err(e) => {
-            let msg = e.to_string();
-            dispatch
-                .failed_before_start(&services, ErrorClass::Other.as_str(), &msg)
-                .await;
-            return Err(e.into());
-        }
-    };
+    // Never fails: a broken history is reset or replaced by one in memory,
+    // and each service's report carries the warning.
+    let history = History::open_for_run(&c.settings.state_directory);
+    for n in history.notes() {
+        p.info(format!("note: {n}"));
+    }
 
     // Our own SIGINT/SIGTERM: tell every child (restic gets SIGINT and
     // removes its lock), let post hooks clean up, record "interrupted". A
@@ -91,11 +96,21 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
         }
     }
 
-    let overall = reports.iter().fold(Outcome::Ok, |o, r| o.worst(r.outcome));
+    let mut overall = reports.iter().fold(Outcome::Ok, |o, r| o.worst(r.outcome));
+    if undiscovered.is_some() {
+        overall = overall.worst(Outcome::Failed);
+    }
     if p.json {
-        p.json(&json!({"outcome": overall, "services": reports, "notifications": deliveries}));
+        let mut v = json!({"outcome": overall, "services": reports, "notifications": deliveries});
+        if let Some(e) = undiscovered {
+            v["discovery_error"] = json!(e);
+        }
+        p.json(&v);
     } else {
         print_reports(p, &reports);
+    }
+    if let Some(e) = undiscovered {
+        eprintln!("error: {e}");
     }
     Ok(match (overall, shutdown.signal()) {
         (Outcome::Interrupted, Some(sig)) => 128 + sig,
@@ -122,7 +137,7 @@ fn print_reports(p: &Printer, reports: &[ServiceReport]) {
         if r.targets.is_empty() {
             rows.push(vec![
                 r.service.clone(),
-                p.outcome(r.outcome.as_str()),
+                p.outcome(r.outcome),
                 "-".into(),
                 "-".into(),
                 "-".into(),
@@ -139,7 +154,7 @@ fn print_reports(p: &Printer, reports: &[ServiceReport]) {
                     String::new()
                 },
                 if i == 0 {
-                    p.outcome(r.outcome.as_str())
+                    p.outcome(r.outcome)
                 } else {
                     String::new()
                 },
@@ -158,7 +173,7 @@ fn print_reports(p: &Printer, reports: &[ServiceReport]) {
             ]);
         }
     }
-    p.line(table(
+    p.report(table(
         &[
             "SERVICE",
             "OUTCOME",
@@ -175,7 +190,7 @@ fn print_reports(p: &Printer, reports: &[ServiceReport]) {
         if let Some(down) = r.containers_stopped_ms
             && !r.containers_stopped.is_empty()
         {
-            p.line(format!(
+            p.report(format!(
                 "{}: containers {} were stopped for {}",
                 r.service,
                 r.containers_stopped.join(", "),
@@ -184,6 +199,17 @@ fn print_reports(p: &Printer, reports: &[ServiceReport]) {
         }
         if let Some(e) = &r.error {
             eprintln!("error: {}: {e}", r.service);
+        }
+        // The report keeps one error per service; every destination whose
+        // retention failed is named, as `--json` names them.
+        for t in &r.targets {
+            if let Some(e) = &t.retention_error {
+                let msg = format!("retention on `{}`: {e}", t.destination);
+                if r.error.as_deref() != Some(msg.as_str()) && !r.warnings.iter().any(|w| w == &msg)
+                {
+                    eprintln!("error: {}: {msg}", r.service);
+                }
+            }
         }
         for w in &r.warnings {
             eprintln!("warning: {}: {w}", r.service);
@@ -237,9 +263,43 @@ fn dry_run(c: &Config, services: &[&Service], p: &Printer) -> i32 {
             "targets": repos,
         }));
     }
+    // What the real run would fail on: a dry run that finds it says so,
+    // on stderr and in its exit code, not only in the plan.
+    let mut problems = Vec::new();
+    for v in &plan {
+        let svc = v["service"].as_str().unwrap_or("?");
+        if let Some(e) = v["source_error"].as_str() {
+            problems.push(format!("{svc}: {e}"));
+        }
+        for t in v["targets"].as_array().into_iter().flatten() {
+            if let Some(e) = t["error"].as_str() {
+                problems.push(format!(
+                    "{svc}: destination `{}`: {e}",
+                    t["destination"].as_str().unwrap_or("?")
+                ));
+            }
+        }
+    }
+    let code = i32::from(!problems.is_empty());
     if p.json {
-        p.json(&json!({"dry_run": true, "services": plan}));
-        return 0;
+        p.json(&json!({"dry_run": true, "ok": problems.is_empty(), "errors": problems, "services": plan}));
+        return code;
+    }
+    let report = |problems: &[String]| {
+        for e in problems {
+            eprintln!("error: {e}");
+        }
+        if !problems.is_empty() {
+            eprintln!(
+                "error: the dry run found {} problem{} that would make the run fail",
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" }
+            );
+        }
+    };
+    if p.quiet {
+        report(&problems);
+        return code;
     }
     p.line("dry run: nothing will be executed");
     for v in &plan {
@@ -292,5 +352,6 @@ fn dry_run(c: &Config, services: &[&Service], p: &Printer) -> i32 {
             p.line(format!("  post hook {}", h.as_str().unwrap_or("?")));
         }
     }
-    0
+    report(&problems);
+    code
 }

@@ -140,7 +140,7 @@ fn print(
         }
     };
     for rm in &r.removed {
-        p.line(format!(
+        p.report(format!(
             "{} {}",
             verb("removed", "would remove"),
             rm.display()
@@ -152,16 +152,16 @@ fn print(
                 schedule::Job::Backup => String::new(),
                 j => format!(" ({})", j.as_str()),
             };
-            p.line(format!("{}{what}: scheduled `{}`", e.service, e.schedule));
+            p.report(format!("{}{what}: scheduled `{}`", e.service, e.schedule));
         }
         if entries.is_empty() {
-            p.line("no entries to install");
+            p.report("no entries to install");
         } else if !r.changed {
-            p.line(format!("{} schedule already up to date", backend.as_str()));
+            p.report(format!("{} schedule already up to date", backend.as_str()));
         }
     }
     if action == Action::Remove && !dry && !r.changed {
-        p.line("nothing to remove: no restic-manager entries are installed");
+        p.report("nothing to remove: no restic-manager entries are installed");
     }
     if action == Action::Show {
         match r.installed {

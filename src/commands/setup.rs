@@ -56,6 +56,9 @@ pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<i32, Error> {
         }
     }
     if p.json {
+        if !a.dry_run {
+            remember_services(&c);
+        }
         if let Some(n) = &token_note {
             p.info(n);
         }
@@ -64,27 +67,27 @@ pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<i32, Error> {
     }
     let would = if a.dry_run { "would create" } else { "created" };
     for d in &r.directories_created {
-        p.line(format!("{would} directory {}", d.display()));
+        p.report(format!("{would} directory {}", d.display()));
     }
     if let Some(pw) = &r.password_generated {
         if a.dry_run {
-            p.line(format!(
+            p.report(format!(
                 "would generate a repository password in {}",
                 pw.display()
             ));
         } else {
-            p.line(format!(
+            p.report(format!(
                 "generated a repository password in {} (mode 0600)",
                 pw.display()
             ));
-            p.line(
+            p.report(
                 "  KEEP A COPY OF THIS FILE somewhere safe (a password manager, another machine):",
             );
-            p.line("  without it, none of the backups can be restored.");
+            p.report("  without it, none of the backups can be restored.");
         }
     }
     if let Some(n) = &token_note {
-        p.line(n);
+        p.report(n);
     }
     for repo in &r.repositories {
         let line = match (repo.action.as_str(), &repo.error) {
@@ -102,15 +105,18 @@ pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<i32, Error> {
                 repo.service, repo.destination, repo.repository
             ),
         };
-        p.line(line);
+        p.report(line);
     }
     for e in &r.errors {
         eprintln!("error: {e}");
     }
+    if !a.dry_run {
+        remember_services(&c);
+    }
     if r.unchanged() && token_note.is_none() && !failed {
-        p.line("nothing to do: everything is already set up");
+        p.report("nothing to do: everything is already set up");
     } else if !failed && !a.dry_run {
-        p.line("setup complete; next: `restic-manager run`");
+        p.report("setup complete; next: `restic-manager run`");
     }
     if schedule && !failed {
         let args = crate::cli::ScheduleArgs {
@@ -122,4 +128,19 @@ pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<i32, Error> {
         return super::schedule::apply(ctx, &c, super::schedule::Action::Install, &args).await;
     }
     Ok(i32::from(failed))
+}
+
+/// Records in history that the enabled services exist: one without a
+/// snapshot is then `new` until its max_age has passed, and `stale` after.
+fn remember_services(c: &crate::config::Config) {
+    let history = crate::history::History::open_for_run(&c.settings.state_directory);
+    if let Some(r) = history.recovery() {
+        eprintln!("warning: {r}");
+    }
+    for s in c.services.iter().filter(|s| s.enabled) {
+        if let Err(e) = history.saw(&s.name, &s.targets) {
+            eprintln!("warning: {e}");
+            break;
+        }
+    }
 }

@@ -17,7 +17,8 @@ pub async fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
     let shutdown = Shutdown::never();
     let mut groups = Vec::new();
     let mut rows = Vec::new();
-    let mut failed = false;
+    let mut failed = 0usize;
+    let mut read = 0usize;
     for s in &services {
         for t in &s.targets {
             let Some(d) = c.destinations.get(t) else {
@@ -36,6 +37,7 @@ pub async fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
             };
             match res {
                 Ok(list) => {
+                    read += 1;
                     for snap in &list {
                         rows.push(vec![
                             s.name.clone(),
@@ -50,9 +52,17 @@ pub async fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
                     groups.push(json!({"service": s.name, "destination": t, "repository": repo_display, "snapshots": list, "error": null}));
                 }
                 Err(e) => {
-                    failed = true;
+                    failed += 1;
                     if !p.json {
-                        eprintln!("error: service `{}` on `{t}`: {e}", s.name);
+                        let repo = if repo_display.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (repository `{repo_display}`)")
+                        };
+                        eprintln!(
+                            "error: cannot list the snapshots of service `{}` on `{t}`{repo}: {e}",
+                            s.name
+                        );
                     }
                     groups.push(json!({"service": s.name, "destination": t, "repository": repo_display, "snapshots": [], "error": e}));
                 }
@@ -61,6 +71,18 @@ pub async fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
     }
     if p.json {
         p.json(&groups);
+    } else if rows.is_empty() && failed > 0 {
+        // "no snapshots" would be a claim about repositories that could
+        // not be read: say what is known instead.
+        eprintln!(
+            "error: {failed} of {} repositories could not be read (see above); {}",
+            failed + read,
+            if read == 0 {
+                "no snapshots could be listed".to_string()
+            } else {
+                format!("the other {read} hold no snapshots of these services")
+            }
+        );
     } else if rows.is_empty() {
         p.line("no snapshots");
     } else {
@@ -76,6 +98,12 @@ pub async fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
             ],
             &rows,
         ));
+        if failed > 0 {
+            eprintln!(
+                "error: {failed} of {} repositories could not be read (see above); the list is incomplete",
+                failed + read
+            );
+        }
     }
-    Ok(i32::from(failed))
+    Ok(i32::from(failed > 0))
 }

@@ -5,8 +5,8 @@ use super::{Context, select};
 use crate::cli::StatusArgs;
 use crate::error::Error;
 use crate::health::{self, ServiceHealth, Source, State};
-use crate::history::History;
-use crate::output::{Printer, age, bytes, duration_ms, table};
+use crate::history::{History, HistoryError};
+use crate::output::{Printer, Tone, age, bytes, duration_ms, table};
 
 fn age_secs(now_ms: i64, ms: i64) -> u64 {
     u64::try_from((now_ms - ms).max(0) / 1000).unwrap_or(0)
@@ -16,13 +16,32 @@ pub async fn run(ctx: &Context, a: &StatusArgs) -> Result<i32, Error> {
     let c = ctx.load_config()?;
     let services = select(&c, &a.filter.services, false)?;
     let p = &ctx.printer;
-    let history = History::open(&c.settings.state_directory)?;
+    // Read-only: works on a history the user cannot write. A damaged one
+    // reads as empty, with a warning (the next `run` replaces it).
+    // `--live` remembers the snapshot counts it learns, where it may.
+    let dir = &c.settings.state_directory;
+    let opened = if a.live {
+        History::open(dir).or_else(|_| History::open_read_only(dir))
+    } else {
+        History::open_read_only(dir)
+    };
+    let (history, damaged) = match opened {
+        Ok(h) => (h, false),
+        Err(e @ HistoryError::Damaged { .. }) => {
+            eprintln!("warning: {e}; showing no history");
+            (History::empty(&c.settings.state_directory)?, true)
+        }
+        Err(e) => return Err(e.into()),
+    };
     let live = if a.live {
         let restic = ctx.restic(&c).await?;
         let views = health::look(&c, &restic, &services).await;
         for ((service, dest), v) in &views {
-            if let Ok(list) = &v.result {
-                history.record_snapshot_count(service, dest, list.len() as u64)?;
+            if let Ok(list) = &v.result
+                && history.is_recorded()
+                && let Err(e) = history.record_snapshot_count(service, dest, list.len() as u64)
+            {
+                p.info(format!("note: snapshot count not recorded: {e}"));
             }
         }
         Some(views)
@@ -31,9 +50,12 @@ pub async fn run(ctx: &Context, a: &StatusArgs) -> Result<i32, Error> {
     };
     let now = chrono::Utc::now();
     let report = health::evaluate_services(&services, &history, now, live.as_ref())?;
-    let code = health::exit_code(&report);
+    let mut code = health::exit_code(&report);
+    if damaged && code == 0 {
+        code = 3;
+    }
+    let now_ms = now.timestamp_millis();
     if p.json {
-        let now_ms = now.timestamp_millis();
         p.json(
             &report
                 .iter()
@@ -43,20 +65,29 @@ pub async fn run(ctx: &Context, a: &StatusArgs) -> Result<i32, Error> {
     } else if report.is_empty() {
         p.line("no services configured");
     } else {
-        print_table(p, &report, now.timestamp_millis(), a.live);
+        print_table(p, &report, now_ms, a.live);
+    }
+    if let Some(r) = report.first().and_then(|s| s.history_reset.as_ref())
+        && !p.json
+    {
+        p.line(format!(
+            "history was reset {} ago ({}): the damaged database was moved to `{}` ({}); runs before then are not listed",
+            age(age_secs(now_ms, r.at_ms)),
+            crate::output::local_time(r.at_ms),
+            r.moved_to,
+            r.reason
+        ));
     }
     Ok(code)
 }
 
 fn state_text(p: &Printer, s: State) -> String {
-    // Printer colours the run outcomes; map the health states onto them.
+    // The colours of the run outcomes: green, yellow, red.
     match s {
-        State::Ok => p.outcome("ok"),
-        State::Failed => p.outcome("failed"),
-        State::Warning | State::Stale | State::Unverified => {
-            let coloured = p.outcome("warning");
-            coloured.replace("warning", s.as_str())
-        }
+        State::Ok => p.tone(s.as_str(), Tone::Good),
+        State::New => s.as_str().to_string(),
+        State::Failed => p.tone(s.as_str(), Tone::Bad),
+        State::Warning | State::Stale | State::Unverified => p.tone(s.as_str(), Tone::Caution),
     }
 }
 

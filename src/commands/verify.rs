@@ -5,9 +5,9 @@ use serde_json::json;
 use super::{Context, select};
 use crate::cli::VerifyArgs;
 use crate::config::suggest;
-use crate::engine::Outcome;
 use crate::error::Error;
 use crate::history::History;
+use crate::model::{Outcome, VerifyKind};
 use crate::output::{Printer, bytes, duration_ms, table};
 use crate::process::Shutdown;
 use crate::verify::{Request, Verifier, VerifyReport, overall, spec};
@@ -46,7 +46,14 @@ pub async fn run(ctx: &Context, a: &VerifyArgs) -> Result<i32, Error> {
         return Ok(0);
     }
     let restic = ctx.restic(&c).await?;
-    let history = History::open(&c.settings.state_directory)?;
+    // As in `run`: a broken history never stops the verification.
+    let history = History::open_for_run(&c.settings.state_directory);
+    for n in history.notes() {
+        p.info(format!("note: {n}"));
+    }
+    if let Some(r) = history.recovery() {
+        eprintln!("warning: {r}");
+    }
 
     // As in `run`: the first SIGINT/SIGTERM stops restic (SIGINT, so it
     // removes its lock), lets the drill remove its temporary folder and
@@ -81,6 +88,11 @@ pub async fn run(ctx: &Context, a: &VerifyArgs) -> Result<i32, Error> {
     let deliveries = crate::verify::announce(&c, &history, &restic, &dispatch, &reports).await;
 
     let worst = overall(&reports);
+    let worst = if history.recovery().is_some() {
+        worst.worst(Outcome::Warning)
+    } else {
+        worst
+    };
     if p.json {
         p.json(&json!({"outcome": worst, "verifies": reports, "notifications": deliveries}));
     } else {
@@ -97,7 +109,7 @@ fn read_summary(r: &VerifyReport) -> String {
     let d = &r.detail;
     let n = |k: &str| d.get(k).and_then(serde_json::Value::as_u64);
     match r.kind {
-        "drill" => {
+        VerifyKind::Drill => {
             let mut parts = Vec::new();
             if let Some(f) = n("files_checked") {
                 parts.push(format!(
@@ -151,7 +163,7 @@ fn print_reports(p: &Printer, reports: &[VerifyReport]) {
                 r.service.clone(),
                 r.destination.clone(),
                 r.kind.to_string(),
-                p.outcome(r.outcome.as_str()),
+                p.outcome(r.outcome),
                 read_summary(r),
                 duration_ms(r.duration_ms),
                 r.error_class
@@ -159,7 +171,7 @@ fn print_reports(p: &Printer, reports: &[VerifyReport]) {
             ]
         })
         .collect();
-    p.line(table(
+    p.report(table(
         &[
             "SERVICE",
             "DESTINATION",

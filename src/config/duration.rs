@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+/// The longest age limit: 10 years.
+pub const MAX_AGE_SECONDS: u64 = 3650 * 86_400;
+
 /// A limit on how old something may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -40,7 +43,13 @@ impl std::fmt::Display for AgeLimit {
 
 /// Parses `26h`, `3d`, `1d12h`, `90m`, `1w`, `45s` or `off`.
 pub fn parse_age_limit(text: &str) -> Result<AgeLimit, String> {
-    let t = text.trim();
+    let t = text;
+    if t.trim() != t {
+        return Err(format!(
+            "`{text}` has spaces around it; write the duration alone, e.g. `{}`",
+            t.trim()
+        ));
+    }
     if t.eq_ignore_ascii_case("off") {
         return Ok(AgeLimit::Off);
     }
@@ -75,6 +84,11 @@ pub fn parse_age_limit(text: &str) -> Result<AgeLimit, String> {
     }
     if !any || !num.is_empty() {
         return Err(bad());
+    }
+    if total > MAX_AGE_SECONDS {
+        return Err(format!(
+            "`{text}` is too long; the longest limit is `3650d` (10 years), or `off` to turn the check off"
+        ));
     }
     if total == 0 {
         return Err(format!(
@@ -122,7 +136,6 @@ mod tests {
             ("90m", Some(5400)),
             ("1w", Some(604_800)),
             ("1s", Some(1)),
-            (" 8d ", Some(8 * 86_400)),
         ] {
             assert_eq!(
                 parse_age_limit(text).map(AgeLimit::duration),
@@ -131,7 +144,9 @@ mod tests {
             );
         }
         assert_eq!(parse_age_limit("off"), Ok(AgeLimit::Off));
-        for bad in ["", "26", "h", "3x", "1.5d", "0h", "-1d", "1d 2h"] {
+        for bad in [
+            "", "26", "h", "3x", "1.5d", "0h", "-1d", "1d 2h", " 1d", "8d ", "3651d",
+        ] {
             assert!(parse_age_limit(bad).is_err(), "{bad}");
         }
     }

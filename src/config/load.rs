@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use toml::Spanned;
@@ -36,6 +37,8 @@ pub struct RawConfig {
     pub broken_notifiers: BTreeSet<String>,
     pub metrics: Option<super::schema::MetricsRaw>,
     pub web: Option<super::schema::WebRaw>,
+    /// `[docker]`.
+    pub docker: Option<super::schema::DockerRaw>,
     /// Whether services were written as `[[services]]`.
     pub array_form: bool,
     /// Profiles and destinations that exist in the file but could not be
@@ -46,6 +49,12 @@ pub struct RawConfig {
     /// as unknown is often a misspelt required one (`comand`), so resolution
     /// does not also call it missing.
     pub dropped_keys_in: BTreeSet<String>,
+    /// The top-level `include` patterns (locator paths `include.N`); `None`
+    /// when the file has no `include` key.
+    pub include: Option<Vec<String>>,
+    /// What each file defines, once `config::include` has merged the
+    /// included files; `None` without `include`.
+    pub files: Option<Vec<super::include::FileParts>>,
 }
 
 /// The key a span belongs to and the table header it is written under, as
@@ -69,6 +78,9 @@ pub struct Locator {
     keys: HashMap<usize, Owner>,
     /// Value span start → the key holding the value and its table.
     values: HashMap<usize, Owner>,
+    /// Sections merged in from included files: locator path prefix
+    /// (`services.wiki`) → the prefix in that file and the file's locator.
+    routes: HashMap<String, (String, Arc<Locator>)>,
 }
 
 impl Locator {
@@ -149,8 +161,37 @@ impl Locator {
         }
     }
 
+    /// The file this locator reads.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// Sends key paths under `prefix` to `other`, the locator of the
+    /// included file that defines them there under `other_prefix`.
+    pub(super) fn route(&mut self, prefix: String, other_prefix: String, other: Arc<Locator>) {
+        self.routes.insert(prefix, (other_prefix, other));
+    }
+
+    /// The included file's locator and path for a key path it defines.
+    fn routed(&self, path: &str) -> Option<(&Locator, String)> {
+        if self.routes.is_empty() {
+            return None;
+        }
+        let mut end = path.len();
+        loop {
+            let prefix = &path[..end];
+            if let Some((theirs, loc)) = self.routes.get(prefix) {
+                return Some((loc, format!("{theirs}{}", &path[end..])));
+            }
+            end = prefix.rfind('.')?;
+        }
+    }
+
     /// A diagnostic for a key path.
     pub fn at(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+        if let Some((loc, theirs)) = self.routed(path) {
+            return loc.at(&theirs, message);
+        }
         let (line, column) = self.locate(path);
         Diagnostic {
             file: self.file.clone(),
@@ -188,7 +229,7 @@ pub type Parsed = (RawConfig, Locator, Vec<Diagnostic>);
 /// Reads and parses `file`. Returns `Err` when nothing sensible can be
 /// resolved (unreadable file, invalid TOML, a broken `[global]`).
 pub fn load_file(file: &Path) -> Result<Parsed, Vec<Diagnostic>> {
-    let source = std::fs::read_to_string(file).map_err(|e| {
+    let bytes = std::fs::read(file).map_err(|e| {
         vec![Diagnostic {
             file: file.to_path_buf(),
             line: 0,
@@ -196,27 +237,49 @@ pub fn load_file(file: &Path) -> Result<Parsed, Vec<Diagnostic>> {
             message: format!("cannot read the configuration file: {e}"),
         }]
     })?;
+    let source = super::checks::decode(file, bytes).map_err(|d| vec![d])?;
     parse_str(file, &source)
 }
 
 /// Parses configuration text; `file` is only used in messages.
 pub fn parse_str(file: &Path, source: &str) -> Result<Parsed, Vec<Diagnostic>> {
+    parse(file, source, false)
+}
+
+/// Parses a file named by the main file's `include`: only the sections
+/// [`super::include::INCLUDABLE`] lists are read; the others are errors.
+pub(super) fn parse_included(file: &Path, source: &str) -> Result<Parsed, Vec<Diagnostic>> {
+    parse(file, source, true)
+}
+
+fn parse(file: &Path, source: &str, included: bool) -> Result<Parsed, Vec<Diagnostic>> {
     let mut loc = Locator::new(file, source);
     let root = DeTable::parse(source).map_err(|e| {
         vec![loc.at_span(e.span(), format!("invalid TOML: {}", e.message().trim()))]
     })?;
     loc.record("", "", "", root.get_ref());
+    let mut errors = Vec::new();
+    // An empty drop-in (a role that has nothing to add yet) is fine.
+    if !(included && root.get_ref().is_empty()) {
+        super::checks::scan(file, &loc, root.get_ref(), &mut errors);
+    }
 
     let mut raw = RawConfig {
-        file: file.to_path_buf(),
+        // Absolute, so that paths relative to the file's folder still hold
+        // when restic or a hook runs in another working directory.
+        file: super::paths::absolute(file),
         ..RawConfig::default()
     };
-    let mut errors = Vec::new();
     let mut fatal = false;
 
     for (key, value) in root.into_inner() {
         let name = key.get_ref().to_string();
+        if included && let Some(msg) = super::include::refused(&name) {
+            errors.push(loc.at_span(Some(key.span()), msg));
+            continue;
+        }
         match name.as_str() {
+            "include" => raw.include = super::include::patterns(&loc, value, &mut errors),
             "global" => match section::<GlobalRaw>(
                 &loc,
                 "[global]",
@@ -251,6 +314,15 @@ pub fn parse_str(file: &Path, source: &str) -> Result<Parsed, Vec<Diagnostic>> {
                 raw.web = section::<super::schema::WebRaw>(
                     &loc,
                     "[web]",
+                    value,
+                    &mut errors,
+                    &mut raw.dropped_keys_in,
+                );
+            }
+            "docker" => {
+                raw.docker = section::<super::schema::DockerRaw>(
+                    &loc,
+                    "[docker]",
                     value,
                     &mut errors,
                     &mut raw.dropped_keys_in,
@@ -332,7 +404,9 @@ pub fn parse_str(file: &Path, source: &str) -> Result<Parsed, Vec<Diagnostic>> {
             }
             other => {
                 let mut msg = format!("unknown section `{other}`");
-                if let Some(s) = suggest(other, TOP_LEVEL_KEYS) {
+                if let Some(s) =
+                    suggest(other, TOP_LEVEL_KEYS).or_else(|| suggest(other, &["include"]))
+                {
                     msg.push_str(&format!("; did you mean `{s}`?"));
                 } else {
                     msg.push_str(&format!("; valid sections are {}", list(TOP_LEVEL_KEYS)));
@@ -444,7 +518,11 @@ fn explain_unknown(
     let is_service = valid.contains(&"targets") && valid.contains(&"config");
     let is_service_config = valid.contains(&"paths") && valid.contains(&"pre_backup_hooks");
     let name = table.trim_matches(|c| c == '[' || c == ']');
-    if let Some(s) = suggest(field, &valid) {
+    if field == "include" {
+        msg.push_str(
+            "; `include` is a top-level key: move it above the first `[table]` header of the file",
+        );
+    } else if let Some(s) = suggest(field, &valid) {
         msg.push_str(&format!("; did you mean `{s}`?"));
     } else if is_service && SERVICE_CONFIG_KEYS.contains(&field) {
         msg.push_str(&format!(
@@ -494,6 +572,7 @@ fn human_expected(expected: &str) -> String {
             let max = match expected {
                 "u8" => "255",
                 "u16" => "65535",
+                "u32" => "4294967295",
                 _ => "",
             };
             if max.is_empty() {
@@ -511,6 +590,11 @@ fn human_expected(expected: &str) -> String {
 }
 
 fn human_found(found: &str) -> String {
+    // Integers beyond i64 come as "integer `N` as i128".
+    let found = found
+        .strip_suffix(" as i128")
+        .or_else(|| found.strip_suffix(" as u128"))
+        .unwrap_or(found);
     let inner = |p: &str| {
         found
             .strip_prefix(p)
@@ -694,7 +778,12 @@ fn mixed_message(
         scalars(source, o, &["name"], &mut main);
     }
     scalars(source, nested, &[], &mut main);
-    if !main.iter().any(|l| l.starts_with("targets ")) {
+    // A profile usually supplies `targets`; a placeholder would then be
+    // an error of its own when the fix is pasted.
+    if !main
+        .iter()
+        .any(|l| l.starts_with("targets ") || l.starts_with("profile "))
+    {
         main.push("targets = [\"...\"]".to_string());
     }
     let mut fixed = format!("[services.{key}]\n{}\n", main.join("\n"));
@@ -707,7 +796,7 @@ fn mixed_message(
         })
     });
     if let Some(c) = config {
-        render_table(source, &format!("services.{key}.config"), c, &mut fixed);
+        render_config(source, &format!("services.{key}.config"), c, &mut fixed);
     }
     let fixed: String = fixed
         .trim_end()
@@ -722,10 +811,13 @@ fn mixed_message(
         .collect::<Vec<_>>()
         .join("\n");
 
+    // A service written as a nested table gets a fix of its own; the
+    // other entries the user rewrites the same way.
+    let fixed_elsewhere: BTreeSet<String> = items.iter().flat_map(nested_names).collect();
     let others: Vec<String> = names
         .iter()
         .flatten()
-        .filter(|n| n.as_str() != key)
+        .filter(|n| n.as_str() != key && !fixed_elsewhere.contains(n.as_str()))
         .map(|n| format!("`[services.{n}]`"))
         .collect();
     let rest = if others.is_empty() {
@@ -743,11 +835,33 @@ fn mixed_message(
     )
 }
 
+/// The `NAME`s of the `[services.NAME…]` tables nested in an entry.
+fn nested_names(item: &Spanned<DeValue<'_>>) -> Vec<String> {
+    match item.get_ref() {
+        DeValue::Table(t) => t
+            .iter()
+            .filter(|(k, v)| k.get_ref() != "config" && v.get_ref().is_table())
+            .map(|(k, _)| k.get_ref().to_string())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// `key = value` lines (as written in the file) for the non-table keys.
 fn scalars(source: &str, t: &DeTable<'_>, skip: &[&str], out: &mut Vec<String>) {
+    scalars_where(source, t, |k| !skip.contains(&k), out);
+}
+
+/// `key = value` lines for the non-table keys that `keep` accepts.
+fn scalars_where(
+    source: &str,
+    t: &DeTable<'_>,
+    keep: impl Fn(&str) -> bool,
+    out: &mut Vec<String>,
+) {
     for (k, v) in in_file_order(t) {
         let name = k.get_ref();
-        if skip.contains(&name.as_ref()) || is_table_like(v.get_ref()) {
+        if !keep(name.as_ref()) || is_table_like(v.get_ref()) {
             continue;
         }
         let text = source.get(v.span()).unwrap_or("...");
@@ -772,6 +886,59 @@ fn is_table_like(v: &DeValue<'_>) -> bool {
         DeValue::Table(_) => true,
         DeValue::Array(a) => !a.is_empty() && a.iter().all(|i| i.get_ref().is_table()),
         _ => false,
+    }
+}
+
+/// Renders a service's `config` table. Keys of the config table written
+/// below a hook's `[[...pre_backup_hooks]]` header (the original README
+/// puts `paths` and `volumes` there) belong to the config table: TOML put
+/// them into the hook, so they are moved back up.
+fn render_config(source: &str, name: &str, c: &DeTable<'_>, out: &mut String) {
+    let hooks = ["pre_backup_hooks", "post_backup_hooks"];
+    let misplaced = |k: &str| SERVICE_CONFIG_KEYS.contains(&k);
+    let mut lines = Vec::new();
+    scalars(source, c, &[], &mut lines);
+    for (k, v) in in_file_order(c) {
+        if let (true, DeValue::Array(items)) = (hooks.contains(&k.get_ref().as_ref()), v.get_ref())
+        {
+            for item in items {
+                if let DeValue::Table(t) = item.get_ref() {
+                    scalars_where(source, t, misplaced, &mut lines);
+                }
+            }
+        }
+    }
+    out.push_str(&format!("\n[{name}]\n"));
+    for l in lines {
+        out.push_str(&l);
+        out.push('\n');
+    }
+    for (k, v) in in_file_order(c) {
+        let sub = format!("{name}.{}", k.get_ref());
+        let hook = hooks.contains(&k.get_ref().as_ref());
+        match v.get_ref() {
+            DeValue::Table(inner) => render_table(source, &sub, inner, out),
+            DeValue::Array(a) if is_table_like(v.get_ref()) => {
+                for item in a.iter() {
+                    if let DeValue::Table(inner) = item.get_ref() {
+                        let skip: &[&str] = if hook { SERVICE_CONFIG_KEYS } else { &[] };
+                        let mut own = Vec::new();
+                        scalars(source, inner, skip, &mut own);
+                        out.push_str(&format!("\n[[{sub}]]\n"));
+                        for l in own {
+                            out.push_str(&l);
+                            out.push('\n');
+                        }
+                        for (k2, v2) in in_file_order(inner) {
+                            if let DeValue::Table(t2) = v2.get_ref() {
+                                render_table(source, &format!("{sub}.{}", k2.get_ref()), t2, out);
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -834,7 +1001,7 @@ mod tests {
             (
                 "u32",
                 "string \"7\"",
-                "a whole number (0 or more), not the string \"7\"",
+                "a whole number from 0 to 4294967295, not the string \"7\"",
             ),
             (
                 "u16",

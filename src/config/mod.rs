@@ -3,8 +3,13 @@
 //! Nothing here talks to restic, Docker or SQLite: a config is checked
 //! completely before any work starts.
 
+pub mod checks;
+pub mod cron_expr;
 pub mod dump;
 pub mod duration;
+pub mod include;
+pub mod labels;
+pub mod legacy;
 pub mod load;
 pub mod notify;
 pub mod paths;
@@ -153,6 +158,10 @@ pub struct Settings {
     pub metrics_file: Option<PathBuf>,
     /// Helper image for streamed Docker volumes (`[global] docker_helper_image`).
     pub docker_helper_image: String,
+    /// Default of each network destination's connect check (0: none).
+    pub destination_connect_timeout_seconds: u64,
+    /// Default of each network destination's stall limit (0: none).
+    pub destination_stall_timeout_seconds: u64,
 }
 
 /// A pre or post backup hook.
@@ -211,6 +220,15 @@ pub struct Service {
     pub stop_containers: Vec<String>,
     /// Compose project whose running containers are stopped likewise.
     pub stop_compose_project: Option<String>,
+    /// The file that defines the service, when the main file has an
+    /// `include` (`None`: there is only the main file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// With `[docker] discover`: where its keys came from (`file`, or the
+    /// label and container), by key. Empty when discovery is off.
+    pub origins: BTreeMap<String, String>,
+    /// Containers whose `restic-manager.*` labels it has.
+    pub labelled_by: Vec<String>,
 }
 
 /// A service's health limits (`max_age`, `verify_max_age`).
@@ -361,6 +379,13 @@ pub struct Destination {
     pub kind: String,
     pub description: Option<String>,
     pub retention: Retention,
+    /// How long the destination has to answer the check made before restic
+    /// runs against it; `None`: not checked (local, or switched off).
+    #[serde(skip)]
+    pub connect_timeout: Option<Duration>,
+    /// How long restic may retry it without progress; `None`: no limit.
+    #[serde(skip)]
+    pub stall_timeout: Option<Duration>,
     #[serde(skip)]
     pub raw: schema::DestinationRaw,
 }
@@ -378,6 +403,14 @@ pub struct Config {
     pub metrics: MetricsSettings,
     /// The dashboard's settings (`[web]`), defaults applied.
     pub web: Web,
+    /// Settings of the original tool that were translated (`config::legacy`),
+    /// each with its modern form; `validate` and `config show` print them.
+    pub warnings: Vec<Diagnostic>,
+    /// The main file and each included file with what it defines; `None`
+    /// when the main file has no `include`.
+    pub files: Option<Vec<include::FileParts>>,
+    /// Services from Docker labels: whether on, what was read, what failed.
+    pub discovery: labels::DiscoveryReport,
 }
 
 /// `[web]` after defaults: where `serve` listens and where its token is.
@@ -394,12 +427,28 @@ impl Config {
     /// Loads `file`, resolves inheritance and validates everything, returning
     /// every problem found.
     pub fn load(file: &Path, env: &Env) -> Result<Config, Vec<Diagnostic>> {
-        finish(load::load_file(file)?, env)
+        Self::load_with(file, env, &labels::Discovery::NotRun)
+    }
+
+    /// [`Config::load`] with the containers Docker label discovery found
+    /// (`[docker] discover = true`) merged into the file's services.
+    pub fn load_with(
+        file: &Path,
+        env: &Env,
+        discovery: &labels::Discovery,
+    ) -> Result<Config, Vec<Diagnostic>> {
+        load::load_file(file)
+            .and_then(|p| include::merge(p, env))
+            .and_then(|p| finish(p, env, discovery))
+            .map_err(checks::tidy)
     }
 
     /// Parses configuration text (tests, generated examples).
     pub fn from_str(file: &Path, text: &str, env: &Env) -> Result<Config, Vec<Diagnostic>> {
-        finish(load::parse_str(file, text)?, env)
+        load::parse_str(file, text)
+            .and_then(|p| include::merge(p, env))
+            .and_then(|p| finish(p, env, &labels::Discovery::NotRun))
+            .map_err(checks::tidy)
     }
 
     pub fn service(&self, name: &str) -> Option<&Service> {
@@ -413,13 +462,34 @@ impl Config {
 
 /// Resolves a parsed file; parse errors and resolution errors are reported
 /// together, in file order.
-fn finish((raw, loc, mut errors): load::Parsed, env: &Env) -> Result<Config, Vec<Diagnostic>> {
+fn finish(
+    (mut raw, loc, mut errors): load::Parsed,
+    env: &Env,
+    discovery: &labels::Discovery,
+) -> Result<Config, Vec<Diagnostic>> {
+    let main = loc.file().to_path_buf();
+    let legacy = legacy::translate(&mut raw, &loc);
+    errors.extend(legacy.errors);
+    let mut merged = labels::merge(&mut raw, &loc, discovery);
+    errors.append(&mut merged.errors);
     match resolve::resolve(raw, &loc, env) {
-        Ok(c) if errors.is_empty() => Ok(c),
-        Ok(_) => Err(errors),
+        Ok(mut c) if errors.is_empty() => {
+            for s in &mut c.services {
+                s.origins = merged.origins.remove(&s.name).unwrap_or_default();
+                s.labelled_by = merged.containers.remove(&s.name).unwrap_or_default();
+            }
+            c.discovery = merged.report;
+            c.warnings = legacy.warnings;
+            include::by_place(&mut c.warnings, &main);
+            Ok(c)
+        }
+        Ok(_) => {
+            include::by_place(&mut errors, &main);
+            Err(errors)
+        }
         Err(more) => {
             errors.extend(more);
-            errors.sort_by_key(|d| (d.line, d.column));
+            include::by_place(&mut errors, &main);
             errors.dedup();
             Err(errors)
         }

@@ -3,7 +3,7 @@
 //! Environment lookups go through [`Env`] so tests (and the CLI's `--config`)
 //! decide, never a global.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The environment values that decide default locations.
 #[derive(Debug, Clone, Default)]
@@ -117,5 +117,82 @@ impl Env {
             return Some(user_run.join("restic-manager"));
         }
         None
+    }
+}
+
+/// `path` made absolute (from the working directory) with `.` and `..`
+/// resolved by name, not through the filesystem, so a configuration reached
+/// as `../site/config.toml` reports `/…/site/…`.
+pub fn absolute(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let full = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in full.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The one rule for a path written in the configuration file: `~/` is the
+/// user's home, an absolute path is kept, and a relative path is taken from
+/// the configuration file's folder (`config_dir`, absolute). Only the
+/// service data paths (`paths`, hook `working_dir`, a sqlite dump's `path`)
+/// are taken from `docker_base` instead, as in the original tool.
+pub fn from_config_dir(p: &str, config_dir: &Path, env: &Env) -> PathBuf {
+    let pb = match (p.strip_prefix("~/"), env.home.as_ref()) {
+        (Some(rest), Some(home)) => home.join(rest),
+        _ => PathBuf::from(p),
+    };
+    if pb.is_absolute() {
+        pb
+    } else {
+        config_dir.join(pb)
+    }
+}
+
+/// Like [`from_config_dir`] for a program: a bare name (`rclone`) is left
+/// alone, to be looked up on `PATH`.
+pub fn program_from_config_dir(p: &str, config_dir: &Path, env: &Env) -> PathBuf {
+    if p.contains('/') {
+        from_config_dir(p, config_dir, env)
+    } else {
+        PathBuf::from(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_are_taken_from_the_config_folder() {
+        let env = Env {
+            home: Some(PathBuf::from("/home/u")),
+            ..Env::default()
+        };
+        let dir = Path::new("/etc/rm");
+        for (given, want) in [
+            ("pw", "/etc/rm/pw"),
+            ("./keys/id", "/etc/rm/./keys/id"),
+            ("../backup", "/etc/rm/../backup"),
+            ("/srv/x", "/srv/x"),
+            ("~/pw", "/home/u/pw"),
+        ] {
+            assert_eq!(from_config_dir(given, dir, &env), PathBuf::from(want));
+        }
+        assert_eq!(
+            program_from_config_dir("restic", dir, &env),
+            PathBuf::from("restic")
+        );
+        assert_eq!(
+            program_from_config_dir("bin/restic", dir, &env),
+            PathBuf::from("/etc/rm/bin/restic")
+        );
     }
 }

@@ -75,6 +75,12 @@ pub struct GlobalRaw {
     pub metrics_file: Option<String>,
     /// Default image of the helper container that streams Docker volumes.
     pub docker_helper_image: Option<String>,
+    /// Seconds a network destination has to answer the check made before
+    /// restic runs against it (default 15; 0: no check).
+    pub destination_connect_timeout_seconds: Option<u64>,
+    /// Seconds restic may go on retrying a destination without progress
+    /// before it is stopped (default 120; 0: never).
+    pub destination_stall_timeout_seconds: Option<u64>,
 }
 
 /// A service (`[services.NAME]` or one `[[services]]` element) or a profile
@@ -143,6 +149,17 @@ pub struct ServiceConfigRaw {
     pub stop_containers: Option<Vec<String>>,
     /// Stop the running containers of this compose project likewise.
     pub stop_compose_project: Option<String>,
+    // The original tool's `strategy = "appwrite"` / `"immich"` keys,
+    // translated into dumps and paths by `config::legacy`.
+    pub mariadb_container: Option<String>,
+    pub mariadb_database: Option<String>,
+    pub mariadb_user: Option<String>,
+    pub postgres_container: Option<String>,
+    pub postgres_database: Option<String>,
+    pub postgres_user: Option<String>,
+    pub library_path: Option<String>,
+    pub database_repo_suffix: Option<String>,
+    pub library_repo_suffix: Option<String>,
 }
 
 /// One `pre_backup_hooks` / `post_backup_hooks` entry.
@@ -253,6 +270,10 @@ pub struct DestinationRaw {
     pub retention_monthly: Option<u32>,
     pub retention_yearly: Option<u32>,
     pub retention_within: Option<String>,
+    /// This destination's `destination_connect_timeout_seconds`.
+    pub connect_timeout_seconds: Option<u64>,
+    /// This destination's `destination_stall_timeout_seconds`.
+    pub stall_timeout_seconds: Option<u64>,
 }
 
 /// The original tool's top-level `[notifications]` table. Loaded and checked
@@ -264,6 +285,8 @@ pub struct NotificationsRaw {
     pub notify_on: Option<Vec<String>>,
     pub rate_limit_minutes: Option<u64>,
     pub cache_file: Option<String>,
+    /// The original README documents it here as well as in `[global]`.
+    pub long_running_threshold_minutes: Option<u64>,
 }
 
 /// One `[notifiers.NAME]` channel. Which keys apply depends on `type`;
@@ -309,6 +332,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "notifiers",
     "metrics",
     "web",
+    "docker",
 ];
 
 /// Valid `notify_on` values.
@@ -364,6 +388,15 @@ pub const SERVICE_CONFIG_KEYS: &[&str] = &[
     "docker_helper_image",
     "stop_containers",
     "stop_compose_project",
+    "mariadb_container",
+    "mariadb_database",
+    "mariadb_user",
+    "postgres_container",
+    "postgres_database",
+    "postgres_user",
+    "library_path",
+    "database_repo_suffix",
+    "library_repo_suffix",
 ];
 
 /// `[metrics]`: where metrics are pushed besides `metrics_file`.
@@ -405,4 +438,14 @@ pub struct WebRaw {
     /// Restores from the dashboard go into new folders under this one
     /// (default `<state_directory>/restores`).
     pub restore_directory: Option<String>,
+}
+
+/// `[docker]`: services discovered from container labels.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerRaw {
+    /// Read services from labelled containers (default `false`).
+    pub discover: Option<bool>,
+    /// The label namespace (default `restic-manager`: `restic-manager.service`).
+    pub label_prefix: Option<String>,
 }

@@ -58,6 +58,21 @@ impl ServiceLock {
     }
 }
 
+/// Whether a live process holds the lock of `service`, judged from the pid
+/// the holder wrote (the lock itself is not touched, so a run starting at
+/// this moment is never refused because of the question). A recycled pid
+/// can make it say yes wrongly; callers only skip a courtesy on that.
+pub fn held(dir: &Path, service: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join(format!("{service}.lock"))) else {
+        return false;
+    };
+    text.trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|p| *p > 0 && u32::try_from(*p).ok() != Some(std::process::id()))
+        .is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok())
+}
+
 /// The pid the holder wrote. The holder truncates and writes it just after
 /// taking the lock, so an empty file may only mean "not written yet": look
 /// again for a moment before giving up.

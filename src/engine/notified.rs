@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 
 use super::run::{Runner, ServiceReport};
 use crate::config::Service;
-use crate::notify::{self, Delivery, Dispatch};
+use crate::notify::{self, BackupResult, Delivery, DestinationSummary, Dispatch};
 
 /// Runs `services` (at most `max_parallel_services` at once) with
 /// notifications, then records the repositories' snapshot counts and
@@ -26,7 +26,13 @@ pub async fn run(
                 if runner.shutdown.signal().is_some() {
                     return (Vec::new(), Vec::new());
                 }
-                let mut sent = dispatch.started(s).await;
+                // A run that will be refused (another holds the lock) must
+                // not restart the healthchecks timer of the one running.
+                let mut sent = if super::lock::held(&settings.lock_directory, &s.name) {
+                    Vec::new()
+                } else {
+                    dispatch.started(s).await
+                };
                 let started = chrono::Utc::now();
                 let timer = dispatch.long_running_timer(s, minutes);
                 let reports = runner.run(&[*s]).await;
@@ -38,7 +44,7 @@ pub async fn run(
                     }
                 }
                 for r in &reports {
-                    sent.extend(dispatch.finished(s, r, started).await);
+                    sent.extend(dispatch.finished(s, &notice(r), started).await);
                     if let Some(l) = &r.log_file {
                         notify::log_deliveries(l, &sent);
                     }
@@ -63,4 +69,32 @@ pub async fn run(
     )
     .await;
     (reports, deliveries)
+}
+
+/// What notifiers are told about a finished run.
+fn notice(r: &ServiceReport) -> BackupResult {
+    BackupResult {
+        outcome: r.outcome,
+        error_class: r.error_class,
+        error: r.error.clone(),
+        warnings: r.warnings.clone(),
+        duration_ms: r.duration_ms,
+        destinations: r
+            .targets
+            .iter()
+            .map(|t| DestinationSummary {
+                name: t.destination.clone(),
+                outcome: t.outcome,
+                snapshot_id: t.snapshot_id.clone(),
+                bytes_added: t.bytes_added,
+                files_new: t.files_new,
+                files_changed: t.files_changed,
+                duration_seconds: t.duration_ms as f64 / 1000.0,
+                error_class: t.error_class,
+                error: t.error.clone(),
+            })
+            .collect(),
+        log_file: r.log_file.clone(),
+        lock_held_too_long: r.lock_held_too_long,
+    }
 }

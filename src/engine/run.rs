@@ -1,38 +1,52 @@
-//! One `run`: for each service, lock → pre hooks → backup to each target →
-//! post hooks (always) → retention, with every step recorded.
+//! One `run`: for each service, lock → pre hooks → dumps → backup to each
+//! target, each followed by that target's retention → post hooks (always),
+//! with every step recorded.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
 use serde::Serialize;
 
+use super::Progress;
 use super::lock::{LockError, ServiceLock};
-use super::runlog::RunLog;
-use super::{Outcome, Progress};
-use crate::config::{Config, PasswordSource, Prune, Replication, Service};
+use crate::config::{Config, PasswordSource, Replication, Service};
 use crate::history::{History, TargetRecord};
 use crate::hooks::{self, HookReport, Phase};
+use crate::model::Outcome;
 use crate::process::{self, Ended, Shutdown, Spec};
-use crate::restic::ops::{self, BackupArgs, ForgetMode, ForgetResult, OpError};
+use crate::restic::ops::{self, BackupArgs, ForgetResult, OpError};
+use crate::restic::probe::{self, Probes};
 use crate::restic::{ErrorClass, Repository, Restic, ResticCall};
+use crate::runlog::RunLog;
 use crate::sources::docker;
 
 mod dumps;
+mod retention;
 
 /// Where Docker keeps named volumes on a standard Linux host. Used until
 /// volumes are resolved through the Engine API.
 const DOCKER_VOLUMES: &str = "/var/lib/docker/volumes";
+
+/// How a destination got its snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetMethod {
+    /// `restic backup` of the service's paths (or its `backup_script`).
+    Backup,
+    /// `restic copy` from the primary destination.
+    Copy,
+    /// A streamed dump (`restic backup --stdin`).
+    Dump,
+}
 
 /// The result for one destination of one service.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetReport {
     pub destination: String,
     pub repository: String,
-    /// `backup`, `copy` (from the primary), `script` or `dump`.
-    pub method: &'static str,
+    pub method: TargetMethod,
     /// For `method = "dump"`: the dump's name (its snapshot has the tag
     /// `dump:NAME`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -49,6 +63,9 @@ pub struct TargetReport {
     pub duration_ms: u64,
     pub retention: Option<ForgetResult>,
     pub retention_error: Option<String>,
+    /// The class of `retention_error` (a refusal fails the service).
+    #[serde(skip)]
+    pub retention_class: Option<ErrorClass>,
     /// Snapshots of streamed Docker volumes (`volume_mode` stream), one
     /// per volume, next to the file snapshot in `snapshot_id`.
     pub volume_snapshots: Vec<VolumeSnapshot>,
@@ -85,6 +102,10 @@ pub struct ServiceReport {
     /// The containers that were stopped and started again.
     pub containers_stopped: Vec<String>,
     pub log_file: Option<PathBuf>,
+    /// Refused (`already_running`) because the run holding the lock has
+    /// run longer than `long_running_threshold_minutes`.
+    #[serde(skip)]
+    pub lock_held_too_long: bool,
 }
 
 /// Everything a run needs, passed explicitly.
@@ -115,6 +136,9 @@ struct ServiceRun {
     /// Set while containers are stopped: stale locks are cleared after
     /// they run again.
     unlock_later: std::sync::atomic::AtomicBool,
+    /// The service's previous run was interrupted (its process may have
+    /// been killed): stale repository locks are cleared before the backup.
+    after_crash: bool,
 }
 
 /// What happened to the service's containers.
@@ -150,13 +174,38 @@ impl Runner<'_> {
         if let Err(e) = self.history.reap_dead_runs() {
             self.progress.note(&format!("warning: {e}"));
         }
+        // Every enabled service is now known to history (a new one is
+        // `new`, not `stale`, until its max_age has passed since).
+        for s in self.config.services.iter().filter(|s| s.enabled) {
+            if let Err(e) = self.history.saw(&s.name, &s.targets) {
+                self.progress.note(&format!("warning: {e}"));
+                break;
+            }
+        }
+        // Every network destination is asked once, all at the same time,
+        // before any restic runs: a dead one then costs seconds, not the
+        // 15 minutes restic ≥ 0.17 would spend retrying it.
+        let probes = probe::check_all(
+            self.config,
+            services
+                .iter()
+                .flat_map(|s| s.targets.iter().map(String::as_str)),
+        )
+        .await;
+        let probes = &probes;
         let limit = self.config.settings.max_parallel_services.max(1);
         futures_util::stream::iter(services)
             .map(|s| async move {
                 if self.shutdown.signal().is_some() {
                     return None;
                 }
-                Some(self.service(s).await)
+                Some(
+                    process::owned_by(
+                        process::owner_of(&s.name, &self.config.settings.lock_directory),
+                        self.service(s, probes),
+                    )
+                    .await,
+                )
             })
             .buffered(limit)
             .filter_map(|r| async move { r })
@@ -164,7 +213,7 @@ impl Runner<'_> {
             .await
     }
 
-    async fn service(&self, svc: &Service) -> ServiceReport {
+    async fn service(&self, svc: &Service, probes: &Probes) -> ServiceReport {
         let settings = &self.config.settings;
         let started = Instant::now();
         let mut run = ServiceRun {
@@ -182,12 +231,14 @@ impl Runner<'_> {
                 containers_stopped_ms: None,
                 containers_stopped: Vec::new(),
                 log_file: None,
+                lock_held_too_long: false,
             },
             started,
-            deadline: started + svc.timeout(),
+            deadline: crate::config::checks::after(started, svc.timeout()),
             docker: None,
             containers: std::sync::Mutex::new(ContainerWindow::default()),
             unlock_later: std::sync::atomic::AtomicBool::new(false),
+            after_crash: false,
         };
         let run_id = match self
             .history
@@ -200,6 +251,11 @@ impl Runner<'_> {
             }
         };
         run.report.run_id = run_id;
+        // A damaged or unwritable history never stops the backup, but
+        // every service's report says so (stderr, notification, status).
+        if let Some(r) = self.history.recovery() {
+            run.warn(r.to_string());
+        }
         let log = match run_id {
             Some(id) => {
                 let (log, warning) = RunLog::create(
@@ -230,7 +286,8 @@ impl Runner<'_> {
 
         match ServiceLock::acquire(&settings.lock_directory, &svc.name) {
             Ok(lock) => {
-                self.locked(svc, &mut run, &log).await;
+                self.stop_leftovers(svc, &mut run, &log).await;
+                self.locked(svc, &mut run, &log, probes).await;
                 drop(lock);
             }
             Err(e) => {
@@ -238,12 +295,19 @@ impl Runner<'_> {
                     LockError::Busy { .. } => ErrorClass::AlreadyRunning,
                     LockError::Io { .. } => ErrorClass::PermissionDenied,
                 };
-                run.fail(class, e.to_string());
+                let mut msg = e.to_string();
+                if class == ErrorClass::AlreadyRunning
+                    && let Some(long) = self.held_too_long(&svc.name)
+                {
+                    run.report.lock_held_too_long = true;
+                    msg.push_str(&long);
+                }
+                run.fail(class, msg);
             }
         }
 
         run.report.duration_ms = ms(run.started.elapsed());
-        let long = Duration::from_secs(settings.long_running_threshold_minutes * 60);
+        let long = Duration::from_secs(settings.long_running_threshold_minutes.saturating_mul(60));
         if run.started.elapsed() > long {
             log.line(&format!(
                 "long-running: took {}s, more than long_running_threshold_minutes ({})",
@@ -263,8 +327,8 @@ impl Runner<'_> {
                 let rec = TargetRecord {
                     destination: t.destination.clone(),
                     repository: t.repository.clone(),
-                    outcome: t.outcome.as_str().to_string(),
-                    error_class: t.error_class.map(|c| c.as_str().to_string()),
+                    outcome: t.outcome,
+                    error_class: t.error_class,
                     error_message: t.error.clone(),
                     snapshot_id: t.snapshot_id.clone(),
                     files_new: t.files_new,
@@ -286,8 +350,8 @@ impl Runner<'_> {
                 .or_else(|| run.report.warnings.first().cloned());
             if let Err(e) = self.history.finish_run(
                 id,
-                run.report.outcome.as_str(),
-                run.report.error_class.map(ErrorClass::as_str),
+                run.report.outcome,
+                run.report.error_class,
                 message.as_deref(),
             ) {
                 run.report.warnings.push(format!("history: {e}"));
@@ -296,8 +360,55 @@ impl Runner<'_> {
         run.report
     }
 
+    /// For a run refused because another holds the lock: whether that one
+    /// has run longer than `long_running_threshold_minutes` (then it may
+    /// be hung, and every later run will be refused until it ends), in
+    /// words to add to the refusal.
+    fn held_too_long(&self, service: &str) -> Option<String> {
+        let minutes = self.config.settings.long_running_threshold_minutes;
+        let since = self.history.running_since(service).ok()??;
+        let held = u64::try_from(crate::history::now_ms() - since).unwrap_or(0) / 1000;
+        (held > minutes.saturating_mul(60)).then(|| {
+            format!(
+                " and has been for {}, longer than long_running_threshold_minutes ({minutes}); it may be hung: read its log, or stop it",
+                crate::output::age(held)
+            )
+        })
+    }
+
+    /// Stops what an earlier run of `svc` left running (its manager was
+    /// killed where children cannot follow it, e.g. without Linux's
+    /// parent-death signal): a restic still backing up to the same
+    /// repository would run alongside ours, and its snapshot would never
+    /// reach history. We hold the lock, so that run's manager is gone.
+    async fn stop_leftovers(&self, svc: &Service, run: &mut ServiceRun, log: &RunLog) {
+        run.after_crash = run.report.run_id.is_some_and(|id| {
+            self.history
+                .previous_run_interrupted(&svc.name, id)
+                .unwrap_or(false)
+        });
+        let left = process::leftovers(&process::owner_of(
+            &svc.name,
+            &self.config.settings.lock_directory,
+        ));
+        if left.is_empty() {
+            return;
+        }
+        process::stop_leftovers(&left, Duration::from_secs(30)).await;
+        run.after_crash = true;
+        for l in &left {
+            let msg = format!(
+                "stopped `{}` (pid {}), left running by an earlier run of this service whose restic-manager (pid {}) ended without stopping it",
+                l.command, l.pid, l.manager_pid
+            );
+            log.line(&msg);
+            self.progress.note(&format!("{}: {msg}", svc.name));
+            run.warn(msg);
+        }
+    }
+
     /// The part of a service run that happens under its lock.
-    async fn locked(&self, svc: &Service, run: &mut ServiceRun, log: &RunLog) {
+    async fn locked(&self, svc: &Service, run: &mut ServiceRun, log: &RunLog, probes: &Probes) {
         // Pre hooks: the first failure without continue_on_error stops the
         // backup, but post hooks still run so cleanup happens.
         let mut proceed = true;
@@ -330,7 +441,7 @@ impl Runner<'_> {
                     ));
                 } else {
                     run.fail(
-                        if result.starts_with("timed out") {
+                        if result.timed_out() {
                             ErrorClass::Timeout
                         } else {
                             ErrorClass::HookFailed
@@ -348,7 +459,7 @@ impl Runner<'_> {
 
         // Dumps run while the database containers are still up.
         if proceed {
-            proceed = self.dumps(svc, run, log).await;
+            proceed = self.dumps(svc, run, log, probes).await;
         }
 
         let mut sources: Vec<PathBuf> = Vec::new();
@@ -390,6 +501,7 @@ impl Runner<'_> {
         }
 
         let mut repos = Vec::new();
+        let mut unreachable = Vec::new();
         if proceed {
             for t in &svc.targets {
                 let Some(dest) = self.config.destinations.get(t) else {
@@ -398,6 +510,16 @@ impl Runner<'_> {
                 match Repository::new(dest, &svc.name, &self.config.settings.password)
                     .and_then(Repository::with_secrets)
                 {
+                    Ok(r) if let Some(dead) = probes.failed(t) => {
+                        // Reported with the other targets' results below.
+                        log.line(&format!("error: {}", dead.message()));
+                        unreachable.push(failed_target(
+                            t,
+                            &r.display,
+                            ErrorClass::Unreachable,
+                            dead.message(),
+                        ));
+                    }
                     Ok(r) => match missing_password_file(&r) {
                         // restic would only say "Resolving password failed",
                         // which reads like a wrong password; the likely cause
@@ -424,7 +546,27 @@ impl Runner<'_> {
                     }
                 }
             }
+            if run.after_crash {
+                // The last run was killed: its restic may have died
+                // without removing its lock (SIGKILL, or SIGINT in the
+                // moment before restic registers its lock for cleanup).
+                for r in &repos {
+                    self.clear_stale_locks(r, log).await;
+                }
+            }
+            // An unreachable first target leaves its part to the next
+            // reachable one: it gets the snapshot taken while containers
+            // are stopped, and in copy mode it is copied from.
             let refs: Vec<&Repository> = repos.iter().collect();
+            if let (Some(first), Some(now_first)) = (svc.targets.first(), refs.first())
+                && probes.failed(first).is_some()
+                && now_first.destination != *first
+            {
+                log.line(&format!(
+                    "primary target `{first}` is unreachable; `{}` takes its place in this run",
+                    now_first.destination
+                ));
+            }
             let copy = svc.replication == Replication::Copy
                 && svc.backup_script.is_none()
                 && refs.len() > 1;
@@ -432,21 +574,72 @@ impl Runner<'_> {
                 .docker
                 .as_ref()
                 .is_some_and(docker::ServiceDocker::stops_containers);
+            // One bound for backups, copies and retention alike.
+            let sem = tokio::sync::Semaphore::new(
+                self.config
+                    .settings
+                    .max_parallel_destinations
+                    .unwrap_or(refs.len())
+                    .max(1),
+            );
+            let sem = &sem;
             let results = if dumps::only_dumps(svc) {
                 Vec::new()
             } else if copy {
-                self.copy_fan_out(svc, &sources, &refs, run, log).await
+                self.copy_fan_out(svc, &sources, &refs, sem, run, log).await
             } else if stops && let Some((first, rest)) = refs.split_first() {
                 // Containers are down only for the first target's snapshot;
-                // the others back up after they are running again.
-                let mut first = self.primary(svc, &sources, first, run, log).await;
-                first.finished_after_ms = Some(ms(run.started.elapsed()));
-                let mut out = vec![first];
-                out.extend(self.fan_out(svc, &sources, rest, run, log).await);
+                // the others back up after they are running again, while
+                // the first one's retention runs.
+                let mut tr = self.primary(svc, &sources, first, run, log).await;
+                tr.finished_after_ms = Some(ms(run.started.elapsed()));
+                let first_retention = async {
+                    let _permit = sem.acquire().await.ok();
+                    self.retain_after(svc, first, &mut tr, run, log).await;
+                    tr
+                };
+                let (tr, others) = futures_util::future::join(
+                    first_retention,
+                    self.fan_out(svc, &sources, rest, sem, run, log),
+                )
+                .await;
+                let mut out = vec![tr];
+                out.extend(others);
                 out
             } else {
-                self.fan_out(svc, &sources, &refs, run, log).await
+                self.fan_out(svc, &sources, &refs, sem, run, log).await
             };
+            // Destinations with only dump snapshots in this run (a
+            // dumps-only service): retention after the dumps.
+            let dumps_only: Vec<&Repository> = refs
+                .iter()
+                .copied()
+                .filter(|r| !results.iter().any(|t| t.destination == r.destination))
+                .filter(|r| retention::got_snapshot(run, &r.destination, None))
+                .collect();
+            let run_ref: &ServiceRun = run;
+            let jobs = dumps_only.iter().map(|repo| async move {
+                let _permit = sem.acquire().await.ok();
+                let mut tr = failed_target(
+                    &repo.destination,
+                    &repo.display,
+                    ErrorClass::Other,
+                    String::new(),
+                );
+                self.retain_after(svc, repo, &mut tr, run_ref, log).await;
+                tr
+            });
+            for done in futures_util::future::join_all(jobs).await {
+                retention::account(run, &done);
+                if let Some(t) = run.report.targets.iter_mut().find(|t| {
+                    t.destination == done.destination
+                        && matches!(t.outcome, Outcome::Ok | Outcome::Warning)
+                }) {
+                    t.retention = done.retention;
+                    t.retention_error = done.retention_error;
+                    t.retention_class = done.retention_class;
+                }
+            }
             let window = std::mem::take(
                 &mut *run
                     .containers
@@ -473,13 +666,27 @@ impl Runner<'_> {
             {
                 run.report.primary_snapshot_ms = first.finished_after_ms;
             }
+            // In the configured order, unreachable targets included.
+            let mut results = results;
+            for tr in unreachable {
+                self.progress.note(&format!(
+                    "{}: `{}` is unreachable; skipped",
+                    svc.name, tr.destination
+                ));
+                results.push(tr);
+            }
+            results.sort_by_key(|t| svc.targets.iter().position(|d| *d == t.destination));
             for tr in results {
+                retention::account(run, &tr);
                 match tr.outcome {
                     Outcome::Ok => {}
                     Outcome::Warning => run.warn(format!(
                         "`{}`: snapshot {} is incomplete: {}",
                         tr.destination,
-                        tr.snapshot_id.as_deref().unwrap_or("?"),
+                        // The short form for people; --json has the full id.
+                        tr.snapshot_id
+                            .as_deref()
+                            .map_or("?", |i| i.get(..8).unwrap_or(i)),
                         tr.error
                             .as_deref()
                             .unwrap_or("some files could not be read")
@@ -504,7 +711,7 @@ impl Runner<'_> {
                 .note(&format!("{}: running post-backup hooks", svc.name));
         }
         for h in &svc.post_backup_hooks {
-            let so_far = run.report.outcome.as_str();
+            let so_far = run.report.outcome;
             // Post hooks are cleanup: they get their own time even when the
             // service's budget is spent.
             let budget = run.remaining().max(h.timeout());
@@ -532,11 +739,6 @@ impl Runner<'_> {
                 }
             }
             run.report.hooks.push(r);
-        }
-
-        // Retention, on each repository that got a snapshot in this run.
-        if proceed && self.shutdown.signal().is_none() && svc.backup_script.is_none() {
-            self.retention(svc, &repos, run, log).await;
         }
     }
 
@@ -586,7 +788,12 @@ impl Runner<'_> {
                     &args,
                     &self.shutdown,
                     |st| self.progress.update(&svc.name, &repo.destination, st),
-                    |l| log.line(&format!("restic ! {l}")),
+                    |l| {
+                        log.line(&format!(
+                            "restic ! {}",
+                            crate::restic::output::stderr_line(l)
+                        ));
+                    },
                 )
             })
             .await;
@@ -932,13 +1139,13 @@ impl Runner<'_> {
             repo.destination
         ));
         self.progress.started(&svc.name, &repo.destination);
-        let res = process::run(
-            &spec,
-            &self.shutdown,
-            |l| log.line(&format!("script | {l}")),
-            |l| log.line(&format!("script ! {l}")),
-        )
-        .await;
+        let res = spec
+            .run(
+                &self.shutdown,
+                |l| log.line(&format!("script | {l}")),
+                |l| log.line(&format!("script ! {l}")),
+            )
+            .await;
         let mut tr = failed_target(
             &repo.destination,
             &repo.display,
@@ -998,171 +1205,6 @@ impl Runner<'_> {
                 repo.destination, e.message
             )),
         }
-    }
-
-    async fn retention(
-        &self,
-        svc: &Service,
-        repos: &[Repository],
-        run: &mut ServiceRun,
-        log: &RunLog,
-    ) {
-        for repo in repos {
-            let Some(tr) = run.report.targets.iter().position(|t| {
-                t.destination == repo.destination
-                    && matches!(t.outcome, Outcome::Ok | Outcome::Warning)
-            }) else {
-                continue;
-            };
-            let policy = self
-                .config
-                .destinations
-                .get(&repo.destination)
-                .map_or_else(|| svc.retention.clone(), |d| d.retention.or(&svc.retention));
-            if policy.is_empty() {
-                continue;
-            }
-            match self
-                .retain_one(svc, repo, &policy.forget_args(), run, log)
-                .await
-            {
-                Ok(f) => run.report.targets[tr].retention = Some(f),
-                Err((class, msg)) => {
-                    run.report.targets[tr].retention_error = Some(msg.clone());
-                    let msg = format!("retention on `{}`: {msg}", repo.destination);
-                    if class == ErrorClass::RetentionRefused {
-                        run.fail(class, msg);
-                    } else {
-                        run.warn(msg);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Guarded `forget` (and prune when due) on one repository. The plan is
-    /// made with `--dry-run` first and refused when it would empty a group
-    /// or remove more than `retention_max_remove_percent` (restic 0.14 has
-    /// no such guard: a policy typo can empty a repository).
-    async fn retain_one(
-        &self,
-        svc: &Service,
-        repo: &Repository,
-        keep: &[String],
-        run: &ServiceRun,
-        log: &RunLog,
-    ) -> Result<ForgetResult, (ErrorClass, String)> {
-        let settings = &self.config.settings;
-        // Retention gets its own hour even when the backup used the
-        // service's budget: a skipped prune fills disks silently.
-        let budget = run.remaining().max(Duration::from_secs(3600));
-        let tag = svc.tag();
-        let forget = |mode: ForgetMode| {
-            ops::forget(
-                self.restic,
-                repo,
-                &settings.host,
-                &tag,
-                keep,
-                mode,
-                budget,
-                &self.shutdown,
-            )
-        };
-        let opfail = |e: OpError| (e.class, e.message);
-        let plan = self
-            .retry_locked(repo, log, run, || {
-                forget(ForgetMode {
-                    dry_run: true,
-                    prune: false,
-                })
-            })
-            .await
-            .map_err(opfail)?;
-        let total: usize = plan.groups.iter().map(|g| g.0 + g.1).sum();
-        let mut result = plan.result();
-        log.line(&format!(
-            "retention on `{}` ({}): would keep {}, remove {}",
-            repo.destination,
-            keep.join(" "),
-            result.kept,
-            result.removed
-        ));
-        let limit = settings.retention_max_remove_percent as usize;
-        if !self.allow_mass_forget {
-            if plan.groups.iter().any(|(k, r)| *k == 0 && *r > 0) {
-                return Err((
-                    ErrorClass::RetentionRefused,
-                    format!(
-                        "refused: the policy `{}` would remove every snapshot of the service; nothing was removed. Check the retention keys, or run with `--allow-mass-forget` if this is really wanted",
-                        keep.join(" ")
-                    ),
-                ));
-            }
-            if result.removed * 100 > limit * total {
-                return Err((
-                    ErrorClass::RetentionRefused,
-                    format!(
-                        "refused: the policy would remove {} of {} snapshots, more than `retention_max_remove_percent` ({limit}%); nothing was removed. Check the policy, or run with `--allow-mass-forget` once",
-                        result.removed, total
-                    ),
-                ));
-            }
-        }
-        let prune_due = match &svc.prune {
-            Prune::Always => result.removed > 0,
-            Prune::Never => false,
-            Prune::Schedule(expr) => self.prune_due(svc, repo, expr),
-        };
-        if result.removed > 0 {
-            self.retry_locked(repo, log, run, || {
-                forget(ForgetMode {
-                    dry_run: false,
-                    prune: prune_due,
-                })
-            })
-            .await
-            .map_err(|e| (e.class, e.message))?;
-        } else if prune_due {
-            self.retry_locked(repo, log, run, || {
-                ops::prune(self.restic, repo, budget, &self.shutdown)
-            })
-            .await
-            .map_err(opfail)?;
-        }
-        if prune_due {
-            result.pruned = true;
-            if let Err(e) = self
-                .history
-                .record_maintenance(&svc.name, &repo.destination, "prune")
-            {
-                log.line(&format!("history: {e}"));
-            }
-        }
-        log.line(&format!(
-            "retention on `{}`: kept {}, removed {}{}",
-            repo.destination,
-            result.kept,
-            result.removed,
-            if result.pruned { ", pruned" } else { "" }
-        ));
-        Ok(result)
-    }
-
-    /// Whether the `prune` cron schedule has come due since the last prune.
-    fn prune_due(&self, svc: &Service, repo: &Repository, expr: &str) -> bool {
-        let Ok(cron) = croner::Cron::from_str(expr) else {
-            return false;
-        };
-        let last = self
-            .history
-            .last_maintenance(&svc.name, &repo.destination, "prune")
-            .ok()
-            .flatten();
-        let Some(last) = last else { return true };
-        let now = chrono::Local::now();
-        cron.find_previous_occurrence(&now, true)
-            .is_ok_and(|t| t.timestamp_millis() > last)
     }
 
     /// Runs a restic operation; when the repository is locked, removes stale
@@ -1231,17 +1273,10 @@ impl Runner<'_> {
         svc: &Service,
         sources: &[PathBuf],
         repos: &[&Repository],
+        sem: &tokio::sync::Semaphore,
         run: &ServiceRun,
         log: &RunLog,
     ) -> Vec<TargetReport> {
-        let limit = self
-            .config
-            .settings
-            .max_parallel_destinations
-            .unwrap_or(repos.len())
-            .max(1);
-        let sem = tokio::sync::Semaphore::new(limit);
-        let sem = &sem;
         let jobs = repos.iter().map(|repo| async move {
             let _permit = sem.acquire().await.ok();
             if self.shutdown.signal().is_some() {
@@ -1252,6 +1287,9 @@ impl Runner<'_> {
                 None => self.backup_target(svc, sources, repo, run, log).await,
             };
             tr.finished_after_ms = Some(ms(run.started.elapsed()));
+            // This destination's retention, right after its snapshot and
+            // under the same permit.
+            self.retain_after(svc, repo, &mut tr, run, log).await;
             tr
         });
         futures_util::future::join_all(jobs).await
@@ -1265,6 +1303,7 @@ impl Runner<'_> {
         svc: &Service,
         sources: &[PathBuf],
         repos: &[&Repository],
+        sem: &tokio::sync::Semaphore,
         run: &ServiceRun,
         log: &RunLog,
     ) -> Vec<TargetReport> {
@@ -1277,17 +1316,9 @@ impl Runner<'_> {
         let snapshot = first.snapshot_id.clone();
         let first_volumes = first.volume_snapshots.clone();
         let ok = matches!(first.outcome, Outcome::Ok | Outcome::Warning);
-        let mut out = vec![first];
+        let mut others = Vec::new();
         match snapshot {
             Some(id) if ok => {
-                let limit = self
-                    .config
-                    .settings
-                    .max_parallel_destinations
-                    .unwrap_or(rest.len())
-                    .max(1);
-                let sem = tokio::sync::Semaphore::new(limit);
-                let sem = &sem;
                 let id = &id;
                 let vols = &first_volumes;
                 let jobs = rest.iter().map(|to| async move {
@@ -1295,19 +1326,29 @@ impl Runner<'_> {
                     let mut tr = self.copy_to(svc, primary, to, id, run, log).await;
                     self.copy_volumes(primary, to, vols, &mut tr, run, log)
                         .await;
+                    // Each copy target's retention right after its copy.
+                    self.retain_after(svc, to, &mut tr, run, log).await;
                     tr
                 });
-                out.extend(futures_util::future::join_all(jobs).await);
+                others.extend(futures_util::future::join_all(jobs).await);
             }
             _ if self.shutdown.signal().is_none() => {
                 log.line(&format!(
                     "primary `{}` failed; backing up directly to the other targets",
                     primary.destination
                 ));
-                out.extend(self.fan_out(svc, sources, rest, run, log).await);
+                others.extend(self.fan_out(svc, sources, rest, sem, run, log).await);
             }
             _ => {}
         }
+        // The primary's retention once every copy has read from it (an
+        // exclusive `forget` lock would make the copies wait).
+        {
+            let _permit = sem.acquire().await.ok();
+            self.retain_after(svc, primary, &mut first, run, log).await;
+        }
+        let mut out = vec![first];
+        out.extend(others);
         out
     }
 
@@ -1346,7 +1387,7 @@ impl Runner<'_> {
             ErrorClass::Other,
             String::new(),
         );
-        tr.method = "copy";
+        tr.method = TargetMethod::Copy;
         tr.duration_ms = ms(started.elapsed());
         match res {
             Ok(id) => {
@@ -1425,8 +1466,9 @@ fn failed_target(dest: &str, repo: &str, class: ErrorClass, msg: String) -> Targ
         duration_ms: 0,
         retention: None,
         retention_error: None,
+        retention_class: None,
         volume_snapshots: Vec::new(),
-        method: "backup",
+        method: TargetMethod::Backup,
         dump: None,
         finished_after_ms: None,
     }

@@ -106,6 +106,16 @@ pub async fn setup(
         }
         report.password_generated = Some(p.clone());
     }
+    // A dead destination answers here in seconds, not after the 15 minutes
+    // restic ≥ 0.17 would retry it.
+    let probes = crate::restic::probe::check_all(
+        config,
+        config
+            .services
+            .iter()
+            .flat_map(|s| s.targets.iter().map(String::as_str)),
+    )
+    .await;
     for svc in &config.services {
         // With `replication = "copy"`, the other targets get the primary's
         // chunker parameters so copied data deduplicates.
@@ -132,6 +142,11 @@ pub async fn setup(
                 }
             };
             entry.repository.clone_from(&repo.display);
+            if let Some(dead) = probes.failed(t) {
+                entry.error = Some(dead.message());
+                report.repositories.push(entry);
+                continue;
+            }
             let exists = match (restic, repo.local_path()) {
                 (_, Some(p)) => Ok(p.join("config").is_file()),
                 (Some(r), None) => ops::exists(r, &repo, shutdown).await,

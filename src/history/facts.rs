@@ -9,6 +9,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::{History, HistoryError, RunRow, TargetRecord, VerifyRow};
+use crate::model::{Outcome, RunStatus};
 
 /// What history knows about one repository (service × destination).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -28,13 +29,17 @@ pub struct DestinationFacts {
 }
 
 impl History {
-    /// The newest run of a service that has ended (not `running`).
+    /// The newest run of a service that has ended (not `running`), not
+    /// counting runs refused because another one held the lock: a refusal
+    /// says nothing about the service's backups, and it is recorded
+    /// before the run that held the lock has finished.
     pub fn last_finished_run(&self, service: &str) -> Result<Option<RunRow>, HistoryError> {
         let mut stmt = self
             .conn
             .prepare_cached(
                 "SELECT id, service, started_at, finished_at, outcome, error_class, error_message, log_file
                  FROM runs WHERE service = ?1 AND outcome != 'running'
+                   AND error_class IS NOT 'already_running'
                  ORDER BY started_at DESC, id DESC LIMIT 1",
             )
             .map_err(|e| self.sql(e))?;
@@ -211,7 +216,10 @@ impl History {
             ))
             .and_then(|mut st| st.query_row(params![service, destination], row).optional())
             .map_err(|e| self.sql(e))?;
-        if newest.as_ref().is_none_or(|v| v.outcome == "ok") {
+        if newest
+            .as_ref()
+            .is_none_or(|v| v.outcome == RunStatus::Finished(Outcome::Ok))
+        {
             let good = newest.clone();
             return Ok((newest, good));
         }
@@ -250,7 +258,7 @@ impl History {
     }
 
     /// How many finished runs of `service` ended in each outcome.
-    pub fn run_counts(&self, service: &str) -> Result<BTreeMap<String, u64>, HistoryError> {
+    pub fn run_counts(&self, service: &str) -> Result<BTreeMap<Outcome, u64>, HistoryError> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -259,13 +267,14 @@ impl History {
             .map_err(|e| self.sql(e))?;
         let rows = stmt
             .query_map(params![service], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                Ok((r.get::<_, Outcome>(0)?, r.get::<_, i64>(1)?))
             })
             .map_err(|e| self.sql(e))?;
         let mut out = BTreeMap::new();
         for row in rows {
             let (o, n) = row.map_err(|e| self.sql(e))?;
-            out.insert(o, u64::try_from(n).unwrap_or(0));
+            // Unknown texts all read as one fallback outcome: add them up.
+            *out.entry(o).or_insert(0) += u64::try_from(n).unwrap_or(0);
         }
         Ok(out)
     }

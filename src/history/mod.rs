@@ -9,8 +9,15 @@ mod web;
 use std::path::{Path, PathBuf};
 
 mod facts;
+mod open;
+mod seen;
+
+pub use open::Recovery;
+pub use seen::HistoryReset;
 
 use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::model::{ErrorClass, Outcome, RunStatus, VerifyKind};
 
 pub use facts::DestinationFacts;
 use serde::Serialize;
@@ -94,7 +101,35 @@ CREATE TABLE repository_facts (
     r"
 ALTER TABLE run_targets ADD COLUMN dump TEXT;   -- NULL: the file snapshot
 ",
+    // When `run` or `setup` first saw each destination of a service in the
+    // configuration: one with no snapshot yet is `new`, not `stale`, until
+    // its max_age has passed since then. Existing services count from their
+    // first recorded run.
+    r"
+CREATE TABLE first_seen (
+    service     TEXT    NOT NULL,
+    destination TEXT    NOT NULL,
+    at          INTEGER NOT NULL,   -- unix milliseconds
+    PRIMARY KEY (service, destination)
+);
+INSERT OR IGNORE INTO first_seen (service, destination, at)
+    SELECT r.service, t.destination, MIN(r.started_at)
+    FROM runs r JOIN run_targets t ON t.run_id = r.id
+    GROUP BY r.service, t.destination;
+",
+    // A damaged database moved aside (history/open.rs): the new one says
+    // when, where to, and why.
+    r"
+CREATE TABLE history_resets (
+    at       INTEGER NOT NULL,      -- unix milliseconds
+    moved_to TEXT    NOT NULL,
+    reason   TEXT    NOT NULL
+);
+",
 ];
+
+/// The database's file name in the state directory.
+pub const FILE: &str = "history.sqlite";
 
 /// History database errors.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +145,10 @@ pub enum HistoryError {
         source: rusqlite::Error,
     },
     #[error(
+        "history database `{path}` is damaged ({reason}); the next `restic-manager run` moves it aside and starts a new one"
+    )]
+    Damaged { path: PathBuf, reason: String },
+    #[error(
         "history database `{path}` has schema version {found}, newer than this restic-manager knows ({known}); upgrade restic-manager"
     )]
     TooNew {
@@ -123,15 +162,21 @@ pub enum HistoryError {
 pub struct History {
     conn: Connection,
     path: PathBuf,
+    /// Set by [`History::open_for_run`] when it reset the database or
+    /// went on in memory.
+    recovery: Option<Recovery>,
+    notes: Vec<String>,
+    /// Opened by [`History::open_read_only`].
+    read_only: bool,
 }
 
 /// A per-destination result to record.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct TargetRecord {
     pub destination: String,
     pub repository: String,
-    pub outcome: String,
-    pub error_class: Option<String>,
+    pub outcome: Outcome,
+    pub error_class: Option<ErrorClass>,
     pub error_message: Option<String>,
     pub snapshot_id: Option<String>,
     pub files_new: Option<u64>,
@@ -219,8 +264,8 @@ pub struct RunRow {
     pub service: String,
     pub started_at: i64,
     pub finished_at: Option<i64>,
-    pub outcome: String,
-    pub error_class: Option<String>,
+    pub outcome: RunStatus,
+    pub error_class: Option<ErrorClass>,
     pub error_message: Option<String>,
     pub log_file: Option<String>,
 }
@@ -231,14 +276,13 @@ pub struct VerifyRow {
     pub id: i64,
     pub service: String,
     pub destination: String,
-    /// `check`, `read-data`, `subset` or `drill`.
-    pub kind: String,
+    pub kind: VerifyKind,
     pub subset: Option<String>,
     pub trigger: String,
     pub started_at_ms: i64,
     pub finished_at_ms: Option<i64>,
-    pub outcome: String,
-    pub error_class: Option<String>,
+    pub outcome: RunStatus,
+    pub error_class: Option<ErrorClass>,
     pub error_message: Option<String>,
     pub detail: Option<String>,
 }
@@ -253,47 +297,35 @@ fn to_i64(v: Option<u64>) -> Option<i64> {
 }
 
 impl History {
-    /// Opens (creating if needed) `<state_dir>/history.sqlite` and migrates it.
+    /// Opens (creating if needed) `<state_dir>/history.sqlite` and migrates
+    /// it; fails on any problem. Commands use [`History::open_for_run`] or
+    /// [`History::open_read_only`], which cope with damage.
     pub fn open(state_dir: &Path) -> Result<History, HistoryError> {
         std::fs::create_dir_all(state_dir).map_err(|source| HistoryError::Dir {
             path: state_dir.to_path_buf(),
             source,
         })?;
-        let path = state_dir.join("history.sqlite");
+        let path = state_dir.join(FILE);
         let sql = |source| HistoryError::Sql {
             path: path.clone(),
             source,
         };
-        let mut conn = Connection::open(&path).map_err(sql)?;
+        let conn = Connection::open(&path).map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sql)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sql)?;
-        // WAL + NORMAL stays consistent after a crash; a power cut can lose
-        // only the newest rows. Each fsync costs 5–20 ms on the SD cards and
-        // disks of home servers, and a run would otherwise do eight.
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql)?;
-        let version: usize = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(sql)?;
-        if version > MIGRATIONS.len() {
-            return Err(HistoryError::TooNew {
-                path,
-                found: version,
-                known: MIGRATIONS.len(),
-            });
-        }
-        if version < MIGRATIONS.len() {
-            let tx = conn.transaction().map_err(sql)?;
-            for m in &MIGRATIONS[version..] {
-                tx.execute_batch(m).map_err(sql)?;
-            }
-            tx.pragma_update(None, "user_version", MIGRATIONS.len())
-                .map_err(sql)?;
-            tx.commit().map_err(sql)?;
-        }
-        Ok(History { conn, path })
+        let mut h = History {
+            conn,
+            path,
+            recovery: None,
+            notes: Vec::new(),
+            read_only: false,
+        };
+        open::migrate(&mut h.conn, &h.path)?;
+        Ok(h)
     }
 
     pub fn path(&self) -> &Path {
@@ -358,8 +390,8 @@ impl History {
     pub fn finish_run(
         &self,
         run: i64,
-        outcome: &str,
-        error_class: Option<&str>,
+        outcome: Outcome,
+        error_class: Option<ErrorClass>,
         error_message: Option<&str>,
     ) -> Result<(), HistoryError> {
         self.conn
@@ -381,6 +413,21 @@ impl History {
                 RunRow::from_row,
             )
             .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Whether the run of `service` before run `id` was interrupted (a
+    /// signal, or its process was killed).
+    pub fn previous_run_interrupted(&self, service: &str, id: i64) -> Result<bool, HistoryError> {
+        self.conn
+            .query_row(
+                "SELECT outcome = 'interrupted' FROM runs WHERE service = ?1 AND id < ?2
+                 ORDER BY id DESC LIMIT 1",
+                params![service, id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(|v| v.unwrap_or(false))
             .map_err(|e| self.sql(e))
     }
 
@@ -422,7 +469,7 @@ impl History {
         &self,
         service: &str,
         destination: &str,
-        kind: &str,
+        kind: VerifyKind,
         subset: Option<&str>,
         trigger: &str,
     ) -> Result<i64, HistoryError> {
@@ -439,8 +486,8 @@ impl History {
     pub fn finish_verify(
         &self,
         id: i64,
-        outcome: &str,
-        error_class: Option<&str>,
+        outcome: Outcome,
+        error_class: Option<ErrorClass>,
         error_message: Option<&str>,
         detail: Option<&str>,
     ) -> Result<(), HistoryError> {
@@ -451,6 +498,20 @@ impl History {
             )
             .map_err(|e| self.sql(e))?;
         Ok(())
+    }
+
+    /// When the oldest run of `service` still marked running started (unix
+    /// ms): the one holding its lock when another run is refused, and the
+    /// `restic_manager_run_started_timestamp_seconds` gauge, which the
+    /// fleet's long-running alert compares with the threshold.
+    pub fn running_since(&self, service: &str) -> Result<Option<i64>, HistoryError> {
+        self.conn
+            .query_row(
+                "SELECT MIN(started_at) FROM runs WHERE service = ?1 AND outcome = 'running'",
+                params![service],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sql(e))
     }
 
     /// Marks runs left "running" by a process that no longer exists as
@@ -472,8 +533,8 @@ impl History {
             if !alive {
                 self.finish_run(
                     id,
-                    "interrupted",
-                    Some("interrupted"),
+                    Outcome::Interrupted,
+                    Some(ErrorClass::Interrupted),
                     Some("the restic-manager process ended before the run finished"),
                 )?;
             }
@@ -564,24 +625,24 @@ mod tests {
         })?;
         let h = History::open(dir.path())?;
         assert!(h.verify_pair("app", "local")?.0.is_none());
-        let ok = h.start_verify("app", "local", "subset", Some("1/10"), "manual")?;
-        h.finish_verify(ok, "ok", None, None, Some(r#"{"packs":3}"#))?;
-        let bad = h.start_verify("app", "local", "read-data", None, "cron")?;
+        let ok = h.start_verify("app", "local", VerifyKind::Subset, Some("1/10"), "manual")?;
+        h.finish_verify(ok, Outcome::Ok, None, None, Some(r#"{"packs":3}"#))?;
+        let bad = h.start_verify("app", "local", VerifyKind::ReadData, None, "cron")?;
         h.finish_verify(
             bad,
-            "failed",
-            Some("repository_damaged"),
+            Outcome::Failed,
+            Some(ErrorClass::RepositoryDamaged),
             Some("pack abc is missing"),
             None,
         )?;
         // A verification still running is neither.
-        h.start_verify("app", "local", "check", None, "manual")?;
+        h.start_verify("app", "local", VerifyKind::Check, None, "manual")?;
 
         let (newest, good) = h.verify_pair("app", "local")?;
         assert_eq!(newest.as_ref().map(|v| v.outcome.as_str()), Some("failed"));
         assert_eq!(
             newest.and_then(|v| v.error_class),
-            Some("repository_damaged".into())
+            Some(ErrorClass::RepositoryDamaged)
         );
         assert_eq!(
             good.as_ref().map(|v| v.subset.as_deref()),

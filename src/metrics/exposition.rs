@@ -5,9 +5,7 @@ use std::fmt::Write as _;
 
 use super::{Figures, Row};
 use crate::health::State;
-
-/// Run and verify outcomes, each a series of its enum-style family.
-const OUTCOMES: [&str; 4] = ["ok", "warning", "failed", "interrupted"];
+use crate::model::Outcome;
 
 /// A label value: `\`, `"` and newlines escaped.
 fn label(v: &str) -> String {
@@ -175,12 +173,12 @@ pub fn prometheus(f: &Figures) -> String {
         (
             "restic_manager_last_run_outcome",
             "Outcome of the newest finished run on the destination: 1 for the outcome, 0 for the others.",
-            (|r: &Row| r.last_outcome.clone()) as fn(&Row) -> Option<String>,
+            (|r: &Row| r.last_outcome) as fn(&Row) -> Option<Outcome>,
         ),
         (
             "restic_manager_last_verify_outcome",
             "Outcome of the newest finished verify of the repository: 1 for the outcome, 0 for the others.",
-            |r: &Row| r.last_verify_outcome.clone(),
+            |r: &Row| r.last_verify_outcome,
         ),
     ] {
         if !f.rows.iter().any(|r| pick(r).is_some()) {
@@ -189,16 +187,17 @@ pub fn prometheus(f: &Figures) -> String {
         fam.header(name, "gauge", help);
         for r in &f.rows {
             let Some(o) = pick(r) else { continue };
-            for each in OUTCOMES {
+            // Every outcome is a series of the enum-style family.
+            for each in Outcome::ALL {
                 fam.sample(
                     name,
                     &[
                         ("service", &r.service),
                         ("destination", &r.destination),
                         ("host", host),
-                        ("outcome", each),
+                        ("outcome", each.as_str()),
                     ],
-                    if o == each { "1" } else { "0" },
+                    if o == *each { "1" } else { "0" },
                 );
             }
         }
@@ -227,6 +226,31 @@ pub fn prometheus(f: &Figures) -> String {
         }
     }
 
+    fam.header(
+        "restic_manager_long_running_threshold_seconds",
+        "gauge",
+        "long_running_threshold_minutes in seconds (0: off); the fleet alert compares runs with it.",
+    );
+    fam.sample(
+        "restic_manager_long_running_threshold_seconds",
+        &[("host", host)],
+        &f.long_running_threshold_s.to_string(),
+    );
+    if !f.running.is_empty() {
+        fam.header(
+            "restic_manager_run_started_timestamp_seconds",
+            "gauge",
+            "When the service's run that is still going started (unix time); absent when none runs.",
+        );
+        for (service, since) in &f.running {
+            fam.sample(
+                "restic_manager_run_started_timestamp_seconds",
+                &[("service", service), ("host", host)],
+                &secs(*since),
+            );
+        }
+    }
+
     if !f.runs.is_empty() {
         fam.header(
             "restic_manager_runs_total",
@@ -236,7 +260,11 @@ pub fn prometheus(f: &Figures) -> String {
         for (service, outcome, n) in &f.runs {
             fam.sample(
                 "restic_manager_runs_total",
-                &[("service", service), ("host", host), ("outcome", outcome)],
+                &[
+                    ("service", service),
+                    ("host", host),
+                    ("outcome", outcome.as_str()),
+                ],
                 &n.to_string(),
             );
         }
@@ -299,10 +327,10 @@ pub fn influx_lines(f: &Figures) -> String {
             to_s(r.last_successful_verify_ms),
         );
         if let Some(o) = &r.last_outcome {
-            fields.push(format!("last_outcome={}", string_field(o)));
+            fields.push(format!("last_outcome={}", string_field(o.as_str())));
         }
         if let Some(o) = &r.last_verify_outcome {
-            fields.push(format!("last_verify_outcome={}", string_field(o)));
+            fields.push(format!("last_verify_outcome={}", string_field(o.as_str())));
         }
         let _ = writeln!(
             out,
@@ -325,7 +353,7 @@ mod tests {
             destination: "off site".into(),
             state: State::Stale,
             last_run_ms: Some(1_700_000_000_500),
-            last_outcome: Some("ok".into()),
+            last_outcome: Some(Outcome::Ok),
             last_success_ms: Some(1_700_000_000_500),
             duration_ms: Some(1500),
             bytes_added: Some(42),
@@ -347,7 +375,9 @@ mod tests {
             generated_ms: 1_700_000_060_000,
             restic_version: Some("0.14.0".into()),
             rows: vec![row()],
-            runs: vec![("we\"b".into(), "ok".into(), 5)],
+            runs: vec![("we\"b".into(), Outcome::Ok, 5)],
+            running: vec![("we\"b".into(), 1_700_000_000_000)],
+            long_running_threshold_s: 3600,
         }
     }
 
@@ -363,6 +393,14 @@ mod tests {
         assert!(!text.contains("changed_files"), "{text}");
         assert!(!text.contains("verify"), "{text}");
         assert!(text.contains("# TYPE restic_manager_runs_total counter\n"));
+        assert!(
+            text.contains("restic_manager_run_started_timestamp_seconds{service=\"we\\\"b\",host=\"h\\\\1\"} 1700000000.000\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("restic_manager_long_running_threshold_seconds{host=\"h\\\\1\"} 3600\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub use exposition::{influx_lines, prometheus};
 use crate::config::Config;
 use crate::health::{self, State};
 use crate::history::{History, HistoryError};
+use crate::model::Outcome;
 use crate::restic::Repository;
 
 /// Everything the exporters write, as of `generated_ms`.
@@ -32,7 +33,12 @@ pub struct Figures {
     pub restic_version: Option<String>,
     pub rows: Vec<Row>,
     /// Finished runs per service and outcome, from history.
-    pub runs: Vec<(String, String, u64)>,
+    pub runs: Vec<(String, Outcome, u64)>,
+    /// Per service: when its oldest unfinished run started (unix ms), if
+    /// one is running.
+    pub running: Vec<(String, i64)>,
+    /// `long_running_threshold_minutes`, in seconds (0 = off).
+    pub long_running_threshold_s: u64,
 }
 
 /// The figures of one service on one destination.
@@ -43,7 +49,7 @@ pub struct Row {
     pub state: State,
     /// When the newest finished run ended (unix ms) and how it went here.
     pub last_run_ms: Option<i64>,
-    pub last_outcome: Option<String>,
+    pub last_outcome: Option<Outcome>,
     /// When the newest successful backup here finished (unix ms).
     pub last_success_ms: Option<i64>,
     pub duration_ms: Option<u64>,
@@ -61,7 +67,7 @@ pub struct Row {
     /// after every run.
     pub repository_size_bytes: Option<u64>,
     pub last_verify_ms: Option<i64>,
-    pub last_verify_outcome: Option<String>,
+    pub last_verify_outcome: Option<Outcome>,
     pub last_successful_verify_ms: Option<i64>,
 }
 
@@ -75,7 +81,11 @@ pub fn collect(
     let report = health::evaluate(config, history, now)?;
     let mut rows = Vec::new();
     let mut runs = Vec::new();
+    let mut running = Vec::new();
     for s in &report {
+        if let Some(since) = history.running_since(&s.service)? {
+            running.push((s.service.clone(), since));
+        }
         for (outcome, n) in history.run_counts(&s.service)? {
             runs.push((s.service.clone(), outcome, n));
         }
@@ -83,8 +93,8 @@ pub fn collect(
         for d in &s.destinations {
             let t = d.last_target.as_ref();
             let last_outcome = t
-                .map(|t| t.outcome.clone())
-                .or_else(|| s.last_run.as_ref().map(|r| r.outcome.clone()));
+                .map(|t| t.outcome)
+                .or_else(|| s.last_run.as_ref().and_then(|r| r.outcome.finished()));
             let facts = d.facts.as_ref();
             let size = config
                 .destinations
@@ -113,7 +123,7 @@ pub fn collect(
                     .last_verify
                     .as_ref()
                     .map(|v| v.finished_at_ms.unwrap_or(v.started_at_ms)),
-                last_verify_outcome: d.last_verify.as_ref().map(|v| v.outcome.clone()),
+                last_verify_outcome: d.last_verify.as_ref().and_then(|v| v.outcome.finished()),
                 last_successful_verify_ms: d
                     .last_good_verify
                     .as_ref()
@@ -127,6 +137,11 @@ pub fn collect(
         restic_version,
         rows,
         runs,
+        running,
+        long_running_threshold_s: config
+            .settings
+            .long_running_threshold_minutes
+            .saturating_mul(60),
     })
 }
 
@@ -195,6 +210,14 @@ pub async fn publish(
     let m = &config.metrics;
     if config.settings.metrics_file.is_none() && m.pushgateway.is_none() && m.influxdb.is_none() {
         return Vec::new();
+    }
+    if matches!(
+        history.recovery(),
+        Some(crate::history::Recovery::Unrecorded { .. })
+    ) {
+        // Figures from an empty in-memory history would claim that nothing
+        // was ever backed up.
+        return vec!["not written: the history database cannot be used (see above)".into()];
     }
     let figures = match collect(config, history, Utc::now(), restic_version) {
         Ok(f) => f,

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::{Message, http, url_of};
 use crate::config::notify::{Notifier, Secret};
+use crate::model::Outcome;
 
 const GREEN: u32 = 0x2E_CC_71;
 const YELLOW: u32 = 0xF1_C4_0F;
@@ -36,11 +37,11 @@ pub async fn send(
 }
 
 /// The colour for an outcome: green, yellow or red.
-pub fn colour(severity: &str) -> u32 {
+pub fn colour(severity: Outcome) -> u32 {
     match severity {
-        "ok" => GREEN,
-        "warning" => YELLOW,
-        _ => RED,
+        Outcome::Ok => GREEN,
+        Outcome::Warning => YELLOW,
+        Outcome::Failed | Outcome::Interrupted => RED,
     }
 }
 
@@ -85,7 +86,7 @@ fn body(m: &Message) -> Value {
         .take(MAX_FIELDS)
         .map(|d| {
             let mut lines = Vec::new();
-            if d.outcome != "ok" {
+            if d.outcome != Outcome::Ok {
                 lines.push(format!("**{}**", d.outcome));
             }
             lines.push(format!(

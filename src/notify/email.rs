@@ -23,7 +23,7 @@ pub fn subject(m: &Message) -> String {
         Event::Recovery => "recovered".to_string(),
         Event::Test => "test".to_string(),
         Event::LongRunning => "still running".to_string(),
-        _ => m.outcome.clone(),
+        _ => m.outcome.as_str().to_string(),
     };
     match &m.service {
         Some(s) => format!("[restic-manager] {s} on {}: {what}", m.host),

@@ -23,7 +23,7 @@ mod ntfy;
 pub mod state;
 mod webhook;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,8 +32,7 @@ use serde::Serialize;
 
 use crate::config::notify::{Notifier, NotifierKind, Notify};
 use crate::config::{Config, Service};
-use crate::engine::Outcome;
-use crate::engine::run::ServiceReport;
+use crate::model::{ErrorClass, Outcome, VerifyKind};
 use crate::output::Printer;
 
 /// Lines of the run log sent with a failure.
@@ -81,26 +80,97 @@ impl Event {
 
     /// The outcome a notifier shows: `ok`, `warning` or `failed` (colours,
     /// priorities, healthchecks endpoints).
-    pub fn severity(self) -> &'static str {
+    pub fn severity(self) -> Outcome {
         match self {
-            Event::Success | Event::Recovery | Event::Test | Event::Start => "ok",
-            Event::Warning | Event::LongRunning => "warning",
-            Event::Failure | Event::Stale => "failed",
+            Event::Success | Event::Recovery | Event::Test | Event::Start => Outcome::Ok,
+            Event::Warning | Event::LongRunning => Outcome::Warning,
+            Event::Failure | Event::Stale => Outcome::Failed,
         }
     }
+}
+
+/// What a message reports: how a run or verify ended, or a state only
+/// messages have. Its text is the webhook body's `outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reported {
+    Ended(Outcome),
+    /// A run begins, or is still going.
+    Running,
+    /// A run was refused: another one holds the service's lock.
+    Refused,
+    Stale,
+    /// `notify test`.
+    Test,
+}
+
+impl Reported {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reported::Ended(o) => o.as_str(),
+            Reported::Running => "running",
+            Reported::Refused => "refused",
+            Reported::Stale => "stale",
+            Reported::Test => "test",
+        }
+    }
+}
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Reported {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A finished backup of one service, as the engine hands it to
+/// [`Dispatch::finished`]: notify knows nothing of the engine's report.
+#[derive(Debug, Clone)]
+pub struct BackupResult {
+    pub outcome: Outcome,
+    pub error_class: Option<ErrorClass>,
+    pub error: Option<String>,
+    pub warnings: Vec<String>,
+    pub duration_ms: u64,
+    pub destinations: Vec<DestinationSummary>,
+    pub log_file: Option<PathBuf>,
+    /// Refused (`already_running`) because the run holding the lock has
+    /// run longer than `long_running_threshold_minutes`.
+    pub lock_held_too_long: bool,
+}
+
+/// A finished verification of one repository, as `verify` hands it to
+/// [`Dispatch::verified`].
+#[derive(Debug, Clone)]
+pub struct VerifyResult {
+    pub destination: String,
+    /// The repository location, credentials redacted.
+    pub repository: String,
+    pub kind: VerifyKind,
+    pub outcome: Outcome,
+    pub error_class: Option<ErrorClass>,
+    pub error: Option<String>,
+    pub warnings: Vec<String>,
+    /// Unix milliseconds.
+    pub started_at_ms: i64,
+    pub duration_ms: u64,
 }
 
 /// One destination's part of a run, as notifiers show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct DestinationSummary {
     pub name: String,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub snapshot_id: Option<String>,
     pub bytes_added: Option<u64>,
     pub files_new: Option<u64>,
     pub files_changed: Option<u64>,
     pub duration_seconds: f64,
-    pub error_class: Option<String>,
+    pub error_class: Option<ErrorClass>,
     pub error: Option<String>,
 }
 
@@ -113,8 +183,9 @@ pub struct Message {
     /// `backup`, `verify`, `stale`, `config`, `test`.
     pub kind: String,
     pub service: Option<String>,
-    /// `ok`, `warning`, `failed`, `interrupted`, `running`, `stale`, `test`.
-    pub outcome: String,
+    /// `ok`, `warning`, `failed`, `interrupted`, `running`, `refused`,
+    /// `stale`, `test`.
+    pub outcome: Reported,
     pub host: String,
     pub title: String,
     /// A few lines for people.
@@ -122,6 +193,7 @@ pub struct Message {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub duration_seconds: Option<f64>,
+    /// An [`ErrorClass`]'s text, or `stale`.
     pub error_class: Option<String>,
     pub error: Option<String>,
     pub warnings: Vec<String>,
@@ -134,13 +206,19 @@ pub struct Message {
 }
 
 impl Message {
-    fn new(event: Event, kind: &str, service: Option<&str>, outcome: &str, host: &str) -> Message {
+    fn new(
+        event: Event,
+        kind: &str,
+        service: Option<&str>,
+        outcome: Reported,
+        host: &str,
+    ) -> Message {
         Message {
             version: 1,
             event,
             kind: kind.to_string(),
             service: service.map(str::to_string),
-            outcome: outcome.to_string(),
+            outcome,
             host: host.to_string(),
             title: String::new(),
             summary: String::new(),
@@ -199,8 +277,8 @@ pub fn destination_line(d: &DestinationSummary) -> String {
     parts.push(crate::output::duration_ms(
         (d.duration_seconds * 1000.0) as u64,
     ));
-    if d.outcome != "ok" {
-        parts.insert(0, d.outcome.clone());
+    if d.outcome != Outcome::Ok {
+        parts.insert(0, d.outcome.as_str().to_string());
     }
     if let Some(e) = &d.error {
         parts.push(e.clone());
@@ -216,8 +294,7 @@ pub struct Delivery {
     pub kind: &'static str,
     pub event: Event,
     pub service: Option<String>,
-    /// `sent`, `failed` or `rate_limited`.
-    pub result: &'static str,
+    pub result: Delivered,
     /// `HTTP 204`, `SMTP 250 …`, or why it failed (never a secret).
     pub detail: String,
     pub attempts: u32,
@@ -225,7 +302,27 @@ pub struct Delivery {
 
 impl Delivery {
     pub fn ok(&self) -> bool {
-        self.result != "failed"
+        self.result != Delivered::Failed
+    }
+}
+
+/// Whether a notifier got a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivered {
+    Sent,
+    Failed,
+    /// Held back: the same was sent within `rate_limit_minutes`.
+    RateLimited,
+}
+
+impl std::fmt::Display for Delivered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Delivered::Sent => "sent",
+            Delivered::Failed => "failed",
+            Delivered::RateLimited => "rate_limited",
+        })
     }
 }
 
@@ -339,7 +436,7 @@ impl Dispatch {
             Event::Start,
             "backup",
             Some(&svc.name),
-            "running",
+            Reported::Running,
             &self.inner.host,
         );
         m.started_at = Some(Utc::now());
@@ -360,7 +457,7 @@ impl Dispatch {
             Event::LongRunning,
             "backup",
             Some(&svc.name),
-            "running",
+            Reported::Running,
             host,
         );
         m.started_at = Some(started_at);
@@ -403,9 +500,12 @@ impl Dispatch {
     pub async fn finished(
         &self,
         svc: &Service,
-        report: &ServiceReport,
+        report: &BackupResult,
         started_at: DateTime<Utc>,
     ) -> Vec<Delivery> {
+        if report.error_class == Some(ErrorClass::AlreadyRunning) {
+            return self.refused(svc, report, started_at).await;
+        }
         let host = &self.inner.host;
         let event = match report.outcome {
             Outcome::Ok => Event::Success,
@@ -416,7 +516,7 @@ impl Dispatch {
             event,
             "backup",
             Some(&svc.name),
-            report.outcome.as_str(),
+            Reported::Ended(report.outcome),
             host,
         );
         m.started_at = Some(started_at);
@@ -426,40 +526,72 @@ impl Dispatch {
         m.error = report.error.clone();
         m.warnings = report.warnings.clone();
         m.exit_code = Some(report.outcome.exit_code());
-        m.destinations = report
-            .targets
-            .iter()
-            .map(|t| DestinationSummary {
-                name: t.destination.clone(),
-                outcome: t.outcome.as_str().to_string(),
-                snapshot_id: t.snapshot_id.clone(),
-                bytes_added: t.bytes_added,
-                files_new: t.files_new,
-                files_changed: t.files_changed,
-                duration_seconds: t.duration_ms as f64 / 1000.0,
-                error_class: t.error_class.map(|c| c.as_str().to_string()),
-                error: t.error.clone(),
-            })
-            .collect();
+        m.destinations.clone_from(&report.destinations);
         m.log_file = report.log_file.as_ref().map(|p| p.display().to_string());
         if event != Event::Success {
             m.log_tail = report.log_file.as_deref().and_then(log_tail);
         }
-        self.finish_message(svc, m).await
+        self.finish_message(svc, report.outcome, m).await
+    }
+
+    /// A run refused because another run of the service holds its lock.
+    /// That is not the service's outcome: nothing is sent, and the next
+    /// success is not a "recovery". Only when the holder has run longer
+    /// than `long_running_threshold_minutes` (it may be hung, and every
+    /// later run is refused until it ends) a failure-level message goes
+    /// out, rate-limited, so blocked backups are heard about.
+    async fn refused(
+        &self,
+        svc: &Service,
+        report: &BackupResult,
+        started_at: DateTime<Utc>,
+    ) -> Vec<Delivery> {
+        if !report.lock_held_too_long {
+            return Vec::new();
+        }
+        let host = &self.inner.host;
+        let mut m = Message::new(
+            Event::Failure,
+            "backup",
+            Some(&svc.name),
+            Reported::Refused,
+            host,
+        );
+        m.started_at = Some(started_at);
+        m.finished_at = Some(Utc::now());
+        m.error_class = report.error_class.map(|c| c.as_str().to_string());
+        m.error = report.error.clone();
+        m.exit_code = Some(report.outcome.exit_code());
+        m.title = format!(
+            "{}: backups are being refused on {host}, an earlier run may be hung",
+            svc.name
+        );
+        m.summary = format!(
+            "A run of `{}` was refused because an earlier run still holds its lock, for longer than long_running_threshold_minutes.",
+            svc.name
+        );
+        m.log_file = report.log_file.as_ref().map(|p| p.display().to_string());
+        self.limited(Some(svc), &m, "failure:already_running").await
     }
 
     /// A verify finished: failures and warnings are notified (kind
     /// `verify`) and rate-limited like backup ones, per destination and
     /// error class; a successful verify is not announced.
-    pub async fn verified(&self, svc: &Service, r: &crate::verify::VerifyReport) -> Vec<Delivery> {
+    pub async fn verified(&self, svc: &Service, r: &VerifyResult) -> Vec<Delivery> {
         let event = match r.outcome {
             Outcome::Ok => return Vec::new(),
             Outcome::Warning => Event::Warning,
             Outcome::Failed | Outcome::Interrupted => Event::Failure,
         };
         let host = &self.inner.host;
-        let outcome = r.outcome.as_str();
-        let mut m = Message::new(event, "verify", Some(&svc.name), outcome, host);
+        let outcome = r.outcome;
+        let mut m = Message::new(
+            event,
+            "verify",
+            Some(&svc.name),
+            Reported::Ended(outcome),
+            host,
+        );
         m.started_at = DateTime::from_timestamp_millis(r.started_at_ms);
         m.finished_at = Some(Utc::now());
         m.duration_seconds = Some(r.duration_ms as f64 / 1000.0);
@@ -484,13 +616,13 @@ impl Dispatch {
         m.exit_code = Some(r.outcome.exit_code());
         m.destinations = vec![DestinationSummary {
             name: r.destination.clone(),
-            outcome: outcome.to_string(),
+            outcome,
             snapshot_id: None,
             bytes_added: None,
             files_new: None,
             files_changed: None,
             duration_seconds: r.duration_ms as f64 / 1000.0,
-            error_class: m.error_class.clone(),
+            error_class: r.error_class,
             error: r.error.clone(),
         }];
         let key = format!(
@@ -506,18 +638,24 @@ impl Dispatch {
     pub async fn failed_before_start(
         &self,
         services: &[&Service],
-        error_class: &str,
+        error_class: ErrorClass,
         error: &str,
     ) -> Vec<Delivery> {
         let mut out = Vec::new();
         for svc in services {
             let host = &self.inner.host;
-            let mut m = Message::new(Event::Failure, "backup", Some(&svc.name), "failed", host);
+            let mut m = Message::new(
+                Event::Failure,
+                "backup",
+                Some(&svc.name),
+                Reported::Ended(Outcome::Failed),
+                host,
+            );
             m.finished_at = Some(Utc::now());
-            m.error_class = Some(error_class.to_string());
+            m.error_class = Some(error_class.as_str().to_string());
             m.error = Some(error.to_string());
             m.exit_code = Some(1);
-            out.extend(self.finish_message(svc, m).await);
+            out.extend(self.finish_message(svc, Outcome::Failed, m).await);
         }
         out
     }
@@ -525,9 +663,15 @@ impl Dispatch {
     /// The configuration could not be loaded; `message` is the error.
     pub async fn config_failed(&self, message: &str) -> Vec<Delivery> {
         let host = &self.inner.host;
-        let mut m = Message::new(Event::Failure, "config", None, "failed", host);
+        let mut m = Message::new(
+            Event::Failure,
+            "config",
+            None,
+            Reported::Ended(Outcome::Failed),
+            host,
+        );
         m.finished_at = Some(Utc::now());
-        m.error_class = Some("config".to_string());
+        m.error_class = Some(ErrorClass::Config.as_str().to_string());
         m.error = Some(message.to_string());
         m.exit_code = Some(2);
         m.title =
@@ -539,7 +683,13 @@ impl Dispatch {
     /// A service's newest successful backup is too old.
     pub async fn stale(&self, svc: &Service, reasons: &[String]) -> Vec<Delivery> {
         let host = &self.inner.host;
-        let mut m = Message::new(Event::Stale, "stale", Some(&svc.name), "stale", host);
+        let mut m = Message::new(
+            Event::Stale,
+            "stale",
+            Some(&svc.name),
+            Reported::Stale,
+            host,
+        );
         m.finished_at = Some(Utc::now());
         m.error_class = Some("stale".to_string());
         m.error = Some(reasons.join("; "));
@@ -556,7 +706,7 @@ impl Dispatch {
     /// without rate limiting.
     pub async fn test(&self, only: Option<&str>) -> Vec<Delivery> {
         let host = &self.inner.host;
-        let mut m = Message::new(Event::Test, "test", None, "test", host);
+        let mut m = Message::new(Event::Test, "test", None, Reported::Test, host);
         m.finished_at = Some(Utc::now());
         m.title = format!("restic-manager test notification from {host}");
         m.summary =
@@ -571,8 +721,14 @@ impl Dispatch {
         self.deliver(&targets, &m).await
     }
 
-    /// Titles, recovery detection and rate limiting for a finished run.
-    async fn finish_message(&self, svc: &Service, mut m: Message) -> Vec<Delivery> {
+    /// Titles, recovery detection and rate limiting for a finished run
+    /// that ended `outcome`.
+    async fn finish_message(
+        &self,
+        svc: &Service,
+        outcome: Outcome,
+        mut m: Message,
+    ) -> Vec<Delivery> {
         if self.is_empty() {
             return Vec::new();
         }
@@ -584,13 +740,9 @@ impl Dispatch {
                 .info(format!("warning: notifications: {w}"));
         }
         let entry = locked.service(&svc.name);
-        let previous = entry.last_outcome.clone();
-        entry.last_outcome = Some(m.outcome.clone());
-        let recovered = m.event == Event::Success
-            && matches!(
-                previous.as_deref(),
-                Some("failed" | "warning" | "interrupted")
-            );
+        let previous = entry.last_outcome;
+        entry.last_outcome = Some(outcome);
+        let recovered = m.event == Event::Success && previous.is_some_and(|p| p != Outcome::Ok);
         if recovered {
             m.event = Event::Recovery;
             // The next failure is news again.
@@ -605,7 +757,7 @@ impl Dispatch {
         if m.title.is_empty() {
             m.title = match m.event {
                 Event::Recovery => format!("{}: backup recovered on {host}", svc.name),
-                _ => format!("{}: backup {} on {host}", svc.name, verb(&m.outcome)),
+                _ => format!("{}: backup {} on {host}", svc.name, verb(outcome)),
             };
         }
         if m.summary.is_empty() {
@@ -613,9 +765,9 @@ impl Dispatch {
                 Event::Recovery => format!(
                     "`{}` backed up successfully again (the previous run {}).",
                     svc.name,
-                    verb(previous.as_deref().unwrap_or("failed"))
+                    verb(previous.unwrap_or(Outcome::Failed))
                 ),
-                _ => format!("The backup of `{}` {}.", svc.name, verb(&m.outcome)),
+                _ => format!("The backup of `{}` {}.", svc.name, verb(outcome)),
             };
         }
         let key = match m.event {
@@ -651,7 +803,7 @@ impl Dispatch {
         if held.is_none()
             && out
                 .iter()
-                .any(|d| d.result == "sent" && d.kind != "healthchecks")
+                .any(|d| d.result == Delivered::Sent && d.kind != "healthchecks")
         {
             let (mut locked, _) = state::Locked::open(&self.inner.notify.cache_file);
             locked.service(name).sent.insert(key.to_string(), now);
@@ -699,7 +851,7 @@ impl Dispatch {
                         kind: n.kind.type_name(),
                         event: m.event,
                         service: m.service.clone(),
-                        result: "rate_limited",
+                        result: Delivered::RateLimited,
                         detail: format!(
                             "sent {ago} min ago; rate_limit_minutes = {}",
                             self.inner.notify.rate_limit_minutes
@@ -730,8 +882,8 @@ impl Dispatch {
                 NotifierKind::Email(e) => email::send(n, e, m).await,
             };
             let (result, detail) = match res {
-                Ok(d) => ("sent", d),
-                Err(e) => ("failed", e),
+                Ok(d) => (Delivered::Sent, d),
+                Err(e) => (Delivered::Failed, e),
             };
             Delivery {
                 notifier: n.name.clone(),
@@ -745,7 +897,7 @@ impl Dispatch {
         });
         let out = futures_util::future::join_all(sends).await;
         for d in &out {
-            if d.result == "failed" && m.event != Event::Test {
+            if d.result == Delivered::Failed && m.event != Event::Test {
                 eprintln!(
                     "warning: notifier `{}` ({}): {} of `{}` not delivered: {}",
                     d.notifier,
@@ -754,7 +906,7 @@ impl Dispatch {
                     d.service.as_deref().unwrap_or("-"),
                     d.detail
                 );
-            } else if d.result == "sent" {
+            } else if d.result == Delivered::Sent {
                 self.inner.printer.verbose(format!(
                     "notifier `{}`: {} sent ({})",
                     d.notifier,
@@ -767,12 +919,12 @@ impl Dispatch {
     }
 }
 
-fn verb(outcome: &str) -> &'static str {
+fn verb(outcome: Outcome) -> &'static str {
     match outcome {
-        "ok" => "succeeded",
-        "warning" => "finished with warnings",
-        "interrupted" => "was interrupted",
-        _ => "failed",
+        Outcome::Ok => "succeeded",
+        Outcome::Warning => "finished with warnings",
+        Outcome::Interrupted => "was interrupted",
+        Outcome::Failed => "failed",
     }
 }
 
@@ -955,9 +1107,11 @@ pub async fn config_failure(
     message: &str,
     printer: Printer,
 ) -> Vec<Delivery> {
-    let Ok((raw, loc, _)) = crate::config::load::load_file(file) else {
+    let Ok(parsed) = crate::config::load::load_file(file) else {
         return Vec::new();
     };
+    // Notifiers of drop-in files too, whichever file is broken.
+    let (raw, loc, _) = crate::config::include::merge_lenient(parsed, env);
     let state_dir = raw
         .global
         .state_directory

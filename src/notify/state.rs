@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::Outcome;
+
 /// Per service (or `""` for messages about no service, like a broken
 /// configuration).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -22,7 +24,7 @@ pub struct ServiceState {
     /// The outcome of the newest run that was reported (`ok`, `warning`,
     /// `failed`, `interrupted`).
     #[serde(default)]
-    pub last_outcome: Option<String>,
+    pub last_outcome: Option<Outcome>,
     /// Rate-limit key (`failure:hook_failed`, `warning`, `stale`) → unix
     /// milliseconds it was last sent.
     #[serde(default)]
@@ -142,7 +144,7 @@ mod tests {
             let (mut l, w) = Locked::open(&path);
             assert!(w.is_none(), "{w:?}");
             l.service("docs").sent.insert("failure:other".into(), 42);
-            l.service("docs").last_outcome = Some("failed".into());
+            l.service("docs").last_outcome = Some(Outcome::Failed);
             l.save()?;
         }
         let (mut l, w) = Locked::open(&path);

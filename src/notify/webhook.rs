@@ -1,5 +1,5 @@
 //! A generic webhook: the [`Message`] as JSON (schema version 1, documented
-//! in docs/parts/notify.md), POSTed with the configured extra headers.
+//! in docs/notifications.md), POSTed with the configured extra headers.
 
 use std::collections::BTreeMap;
 

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::process::{self, Shutdown, Spec};
+use crate::process::{Shutdown, Spec};
 
 /// A restic version, `major.minor.patch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -33,9 +33,103 @@ impl Version {
         ))
     }
 
+    /// restic 0.18.0 cannot save `backup --stdin` under a folder
+    /// (`--stdin-filename volumes/x.tar` fails with `open /volumes: no such
+    /// file or directory`; restic#5324, fixed in 0.18.1). Debian 13 ships
+    /// exactly this version.
+    pub fn stdin_folders_broken(self) -> bool {
+        self == Version(0, 18, 0)
+    }
+
+    /// Why `filename` cannot be stored with `backup --stdin` by this
+    /// restic, with the way out; `None` when it can.
+    pub fn stdin_filename_problem(self, filename: &str) -> Option<String> {
+        (self.stdin_folders_broken() && filename.trim_start_matches('/').contains('/')).then(|| {
+            format!(
+                "restic {self} cannot store a stream under a folder (`{filename}`): it fails with \"open /…: no such file or directory\" (restic issue #5324, fixed in 0.18.1); install a fixed restic with `restic-manager setup-restic` (or set `restic_binary`), or for a dump set a `filename` without a folder"
+            )
+        })
+    }
+
     /// Exit codes 10/11/12 for missing repository, lock and password.
     pub fn has_exit_codes(self) -> bool {
         self >= Version(0, 17, 1)
+    }
+}
+
+/// One place where restic-manager behaves differently by restic version,
+/// as `restic-version` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VersionPath {
+    /// Short name, stable for `--json`.
+    pub name: &'static str,
+    /// The first restic that takes this path.
+    #[serde(serialize_with = "as_text")]
+    pub since: Version,
+    /// Whether it is taken with this restic.
+    pub active: bool,
+    /// What happens with this restic.
+    pub detail: &'static str,
+}
+
+fn as_text<S: serde::Serializer>(v: &Version, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+impl Version {
+    /// Every version-specific path, and which this restic takes.
+    pub fn paths(self) -> Vec<VersionPath> {
+        let path = |name, since: Version, on: &'static str, off: &'static str| {
+            let active = self >= since;
+            VersionPath {
+                name,
+                since,
+                active,
+                detail: if active { on } else { off },
+            }
+        };
+        vec![
+            path(
+                "exit_codes",
+                Version(0, 17, 1),
+                "failures are classified by restic's exit codes 10 (no repository), 11 (locked), 12 (wrong password); stderr text only for the rest",
+                "failures are classified from restic's stderr text (this restic exits 1 for all of them)",
+            ),
+            path(
+                "full_snapshot_id",
+                Version(0, 15, 0),
+                "the backup summary carries the full snapshot id",
+                "the backup summary has the 8-character id; the full id is looked up after each backup (the repository's snapshot folder, or one `restic snapshots`)",
+            ),
+            path(
+                "json_errors",
+                Version(0, 18, 0),
+                "restic prints its errors as JSON under `--json`; they are rendered as text for messages and run logs",
+                "restic prints its errors as text",
+            ),
+            path(
+                "stdin_waits_for_eof",
+                Version(0, 17, 0),
+                "a stopped `backup --stdin` waits for the end of its input: after the SIGINT its stdin is closed, so a failed dump ends in seconds and leaves no snapshot",
+                "a stopped `backup --stdin` exits on SIGINT at once and leaves no snapshot",
+            ),
+            VersionPath {
+                name: "stdin_folders_broken",
+                since: Version(0, 18, 0),
+                active: self.stdin_folders_broken(),
+                detail: if self.stdin_folders_broken() {
+                    "this restic cannot store `backup --stdin` under a folder (restic#5324): stream-mode volumes (`volumes/NAME.tar`) and dumps whose `filename` has a folder fail with the fix named"
+                } else {
+                    "only restic 0.18.0 cannot store `backup --stdin` under a folder"
+                },
+            },
+            path(
+                "stdin_from_command",
+                Version(0, 17, 0),
+                "`backup --stdin-from-command` exists but is not used: dumps run once and stream into every destination, with their output checked, through restic-manager's own pipe",
+                "dumps stream through restic-manager's own pipe into `backup --stdin`",
+            ),
+        ]
     }
 }
 
@@ -171,17 +265,14 @@ impl Restic {
                 why,
             });
         }
-        let out = process::run(
-            &Spec::new(&path).arg("version"),
-            &Shutdown::never(),
-            |_| {},
-            |_| {},
-        )
-        .await
-        .map_err(|e| BinaryError::Broken {
-            path: path.clone(),
-            detail: e.source.to_string(),
-        })?;
+        let out = Spec::new(&path)
+            .arg("version")
+            .run(&Shutdown::never(), |_| {}, |_| {})
+            .await
+            .map_err(|e| BinaryError::Broken {
+                path: path.clone(),
+                detail: e.source.to_string(),
+            })?;
         let version = Version::parse(&out.stdout).ok_or_else(|| BinaryError::Broken {
             path: path.clone(),
             detail: format!("unexpected output {:?}", out.stdout.trim()),
@@ -310,5 +401,48 @@ mod tests {
             Some(Version(0, 16, 4))
         );
         assert!(!Version(0, 14, 0).has_exit_codes());
+        let active = |v: Version| -> Vec<&str> {
+            v.paths()
+                .into_iter()
+                .filter(|p| p.active)
+                .map(|p| p.name)
+                .collect()
+        };
+        assert!(active(Version(0, 14, 0)).is_empty());
+        assert_eq!(
+            active(Version(0, 18, 0)),
+            [
+                "exit_codes",
+                "full_snapshot_id",
+                "json_errors",
+                "stdin_waits_for_eof",
+                "stdin_folders_broken",
+                "stdin_from_command"
+            ]
+        );
+        assert!(!active(Version(0, 18, 1)).contains(&"stdin_folders_broken"));
+        assert!(
+            Version(0, 18, 0)
+                .stdin_filename_problem("volumes/v.tar")
+                .is_some_and(|m| m.contains("0.18.1"))
+        );
+        assert!(
+            Version(0, 18, 0)
+                .stdin_filename_problem("app.sql")
+                .is_none()
+        );
+        assert!(
+            Version(0, 19, 1)
+                .stdin_filename_problem("volumes/v.tar")
+                .is_none()
+        );
+        assert_eq!(
+            active(Version(0, 17, 0)),
+            [
+                "full_snapshot_id",
+                "stdin_waits_for_eof",
+                "stdin_from_command"
+            ]
+        );
     }
 }

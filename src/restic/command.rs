@@ -60,6 +60,8 @@ impl ResticCall {
         // restic removes its lock on SIGINT; give it time to.
         spec.stop_signal = Signal::SIGINT;
         spec.grace = Duration::from_secs(30);
+        // restic ≥ 0.17 retries a dead destination for about 15 minutes.
+        spec.stall = repo.stall;
         ResticCall { spec }
     }
 

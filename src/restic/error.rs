@@ -1,80 +1,14 @@
 //! restic exit code + stderr → an error class with a human next step.
 //!
 //! restic 0.14–0.16 return 1 for "no repository", "locked" and "wrong
-//! password" alike, so stderr text decides there; 0.17+ has codes 10–12.
+//! password" alike, so stderr text decides there; 0.17+ has codes 10–12,
+//! which decide first (no older restic exits with them, so seeing one is
+//! itself proof of a restic that has them: `Version::has_exit_codes`).
+//! stderr reaches `classify` with restic's JSON error lines already
+//! rendered as text (`output::stderr_text`), so the patterns match the
+//! same words on every version.
 
-use serde::Serialize;
-
-/// What kind of failure happened. Stored in history and shown in `--json`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorClass {
-    RepositoryMissing,
-    WrongPassword,
-    Locked,
-    Unreachable,
-    PermissionDenied,
-    NoSpace,
-    Interrupted,
-    Timeout,
-    SourceMissing,
-    HookFailed,
-    AlreadyRunning,
-    RetentionRefused,
-    ResticMissing,
-    Config,
-    Other,
-    /// `check` found damage, or data could not be read back (missing or
-    /// corrupt pack, failed decryption).
-    RepositoryDamaged,
-    /// A restore drill read back data that differs from what it should be
-    /// (restic's own metadata, `restic dump`, or the unchanged live file).
-    DrillMismatch,
-    /// A dump drill's `verify_command` rejected the dump.
-    VerifyCommandFailed,
-    /// The Docker engine cannot be reached (daemon down, bad `DOCKER_HOST`).
-    DockerUnavailable,
-    /// A container named in the configuration does not exist.
-    ContainerMissing,
-    /// A Docker operation failed (stop/start, helper container, image).
-    DockerFailed,
-    /// A streamed dump's command failed or timed out; its snapshot was
-    /// discarded.
-    DumpFailed,
-    /// A dump drill's preset check (`pg_restore --list`, the completion
-    /// line, a load into a scratch database) found the stored dump unusable.
-    DumpDamaged,
-}
-
-impl ErrorClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::RepositoryMissing => "repository_missing",
-            ErrorClass::WrongPassword => "wrong_password",
-            ErrorClass::Locked => "locked",
-            ErrorClass::Unreachable => "unreachable",
-            ErrorClass::PermissionDenied => "permission_denied",
-            ErrorClass::NoSpace => "no_space",
-            ErrorClass::Interrupted => "interrupted",
-            ErrorClass::Timeout => "timeout",
-            ErrorClass::SourceMissing => "source_missing",
-            ErrorClass::HookFailed => "hook_failed",
-            ErrorClass::AlreadyRunning => "already_running",
-            ErrorClass::RetentionRefused => "retention_refused",
-            ErrorClass::ResticMissing => "restic_missing",
-            ErrorClass::Config => "config",
-            ErrorClass::Other => "other",
-            ErrorClass::RepositoryDamaged => "repository_damaged",
-            ErrorClass::DrillMismatch => "drill_mismatch",
-            ErrorClass::VerifyCommandFailed => "verify_command_failed",
-            ErrorClass::DockerUnavailable => "docker_unavailable",
-            ErrorClass::ContainerMissing => "container_missing",
-            ErrorClass::DockerFailed => "docker_failed",
-            ErrorClass::DumpFailed => "dump_failed",
-            ErrorClass::DumpDamaged => "dump_damaged",
-        }
-    }
-}
+pub use crate::model::ErrorClass;
 
 /// Classifies a failed restic call.
 pub fn classify(code: i32, stderr: &str) -> ErrorClass {
@@ -123,6 +57,10 @@ pub fn classify(code: i32, stderr: &str) -> ErrorClass {
         ErrorClass::WrongPassword
     } else if has(&["repository is already locked", "unable to create lock"]) {
         ErrorClass::Locked
+    } else if has(&["refusing to delete last snapshot"]) {
+        // restic 0.17+ guards a group from being emptied by `forget` itself
+        // (before, only our own guard did).
+        ErrorClass::RetentionRefused
     } else if has(&[
         "repository contains errors",
         "ciphertext verification failed",
@@ -191,6 +129,10 @@ pub fn explain(class: ErrorClass, repo: &str, stderr: &str) -> String {
             format!("no space left writing to `{repo}`; free space or prune old snapshots")
         }
         ErrorClass::Interrupted => format!("restic was interrupted while working on `{repo}`"),
+        ErrorClass::RetentionRefused => format!(
+            "refused by restic on `{repo}`: the policy would remove every snapshot of the group ({}); nothing was removed. Check the retention keys",
+            last_line(stderr)
+        ),
         ErrorClass::RepositoryDamaged => format!(
             "repository `{repo}` is damaged: {}; see `restic check --read-data` and restic's troubleshooting guide before the next prune",
             damage_line(stderr)
@@ -280,27 +222,49 @@ fn ssh_advice(repo: &str, stderr: &str) -> Option<String> {
 /// The line of restic's stderr that names the damage (a pack, a tree, a
 /// blob), else the most telling line.
 fn damage_line(stderr: &str) -> String {
-    let l = stderr
-        .lines()
-        .map(str::trim)
-        .find(|l| {
-            let lc = l.to_ascii_lowercase();
-            (lc.starts_with("pack ") && !lc.contains("retrying"))
-                || lc.starts_with("error for tree")
-                || lc.contains("ciphertext verification failed")
-                || lc.contains("cannot dump file")
-        })
-        .map(str::to_string);
-    l.unwrap_or_else(|| last_line(stderr))
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let Some(i) = lines.iter().position(|l| {
+        let lc = l.trim().to_ascii_lowercase();
+        (lc.starts_with("pack ") && !lc.contains("retrying"))
+            || lc.starts_with("error for tree")
+            || lc.contains("ciphertext verification failed")
+            || lc.contains("cannot dump file")
+    }) else {
+        return last_line(stderr);
+    };
+    let head = lines[i].trim();
+    if !head.ends_with(':') {
+        return head.to_string();
+    }
+    // `error for tree 7cdf4289:` names nothing by itself: restic puts what
+    // is wrong (the file, the blob) on the indented lines after it.
+    let mut detail: Vec<&str> = lines[i + 1..]
+        .iter()
+        .take_while(|l| l.starts_with(char::is_whitespace))
+        .map(|l| l.trim())
+        .collect();
+    if detail.is_empty()
+        && let Some(next) = lines.get(i + 1).map(|l| l.trim())
+        && !next.starts_with("Fatal:")
+        && !next.starts_with('[')
+    {
+        detail.push(next);
+    }
+    match detail.split_first() {
+        None => head.trim_end_matches(':').to_string(),
+        Some((first, [])) => format!("{head} {first}"),
+        Some((first, rest)) => format!("{head} {first} (and {} more)", rest.len()),
+    }
 }
 
 /// The most telling line of restic's stderr (a `Fatal:` line if there is
-/// one, else the last non-empty non-JSON line).
+/// one, else the last non-empty non-JSON line). restic's notes that it
+/// retries a request are never it: they belong in the run log.
 pub fn last_line(stderr: &str) -> String {
     let lines: Vec<&str> = stderr
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
+        .filter(|l| !l.is_empty() && !super::output::is_retry_chatter(l))
         .collect();
     lines
         .iter()
@@ -313,6 +277,30 @@ pub fn last_line(stderr: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restics_own_refusal_to_empty_a_group_is_a_retention_refusal() {
+        let stderr =
+            "refusing to delete last snapshot of snapshot group \"host h, tags [service:a]\"\n";
+        let class = classify(1, stderr);
+        assert_eq!(class, ErrorClass::RetentionRefused);
+        let msg = explain(class, "/srv/repo", stderr);
+        assert!(msg.contains("would remove every snapshot"), "{msg}");
+        assert!(msg.contains("host h, tags [service:a]"), "{msg}");
+    }
+
+    #[test]
+    fn a_damage_header_carries_its_detail_lines() {
+        let check = "using temporary cache in /tmp/x\nerror for tree 26bee7c5:\n  tree 26bee7c5: file \"big\" blob 6daf66b9 not found in index\n  tree 26bee7c5: file \"small\" blob 4c47b3e8 not found in index\nFatal: repository contains errors\n";
+        assert_eq!(
+            damage_line(check),
+            "error for tree 26bee7c5: tree 26bee7c5: file \"big\" blob 6daf66b9 not found in index (and 1 more)"
+        );
+        assert_eq!(
+            damage_line("pack 3870627: does not exist\nFatal: repository contains errors"),
+            "pack 3870627: does not exist"
+        );
+    }
 
     #[test]
     fn classifies_restic_014_messages() {

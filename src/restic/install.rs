@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::binary::{MIN_VERSION, Version};
 use crate::config::Settings;
 use crate::config::resolve::{DEFAULT_DOWNLOAD_BASE, DEFAULT_RELEASE_API};
-use crate::process::{self, Shutdown, Spec};
+use crate::process::{Shutdown, Spec};
 
 /// Overrides `[global] restic_release_api`.
 pub const ENV_RELEASE_API: &str = "RESTIC_MANAGER_RELEASE_API";
@@ -489,7 +489,8 @@ async fn place(tmp: &Path, binary: &[u8], v: &str) -> Result<(), InstallError> {
     drop(f);
     let mut spec = Spec::new(tmp).arg("version");
     spec.timeout = Some(Duration::from_secs(60));
-    let out = process::run(&spec, &Shutdown::never(), |_| {}, |_| {})
+    let out = spec
+        .run(&Shutdown::never(), |_| {}, |_| {})
         .await
         .map_err(|e| InstallError::Broken(e.to_string()))?;
     if !out.ended.success() {

@@ -8,7 +8,9 @@ pub mod error;
 pub mod install;
 pub mod ops;
 pub mod output;
+pub mod probe;
 pub mod repo;
+pub mod rest_config;
 
 pub use binary::{Lookup, Restic, Version};
 pub use command::ResticCall;

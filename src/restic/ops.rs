@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::error::{ErrorClass, classify, explain};
 use super::output::{self, BackupMessage, BackupStatus, BackupSummary, Snapshot};
 use super::{Repository, Restic, ResticCall};
-use crate::process::{self, Ended, Output, Shutdown};
+use crate::process::{self, Ended, Out, Output, Shutdown, Stdin};
 
 /// A failed restic operation, classified.
 #[derive(Debug, Clone)]
@@ -24,11 +24,16 @@ impl std::fmt::Display for OpError {
 
 /// Turns how restic ended into an error (or `None` on exit 0).
 pub fn failure(out: &Output, repo: &Repository) -> Option<OpError> {
+    if out.ended == Ended::Exited(0) {
+        return None;
+    }
+    // restic 0.18+ prints its errors as JSON under `--json`: text from here on.
+    let stderr = output::stderr_text(&out.stderr);
     let (class, message) = match out.ended {
         Ended::Exited(0) => return None,
         Ended::Exited(code) => {
-            let class = classify(code, &out.stderr);
-            (class, explain(class, &repo.display, &out.stderr))
+            let class = classify(code, &stderr);
+            (class, explain(class, &repo.display, &stderr))
         }
         Ended::Signaled(s) => (
             ErrorClass::Other,
@@ -48,12 +53,52 @@ pub fn failure(out: &Output, repo: &Repository) -> Option<OpError> {
             ErrorClass::Interrupted,
             format!("interrupted while working on `{}`", repo.display),
         ),
+        Ended::Stalled => (ErrorClass::Unreachable, stalled(out, repo)),
     };
     Some(OpError {
         class,
         message,
-        stderr: out.stderr.clone(),
+        stderr,
     })
+}
+
+/// [`failure`], plus one question to a REST server when restic says
+/// "wrong password": a deleted REST repository reads that way on every
+/// restic version (see `rest_config`).
+pub async fn checked_failure(out: &Output, repo: &Repository) -> Option<OpError> {
+    let mut e = failure(out, repo)?;
+    if e.class == ErrorClass::WrongPassword && super::rest_config::missing(repo).await {
+        e.class = ErrorClass::RepositoryMissing;
+        e.message = format!(
+            "repository `{}` does not exist (its server answers 404 Not Found for `config`, although restic said \"wrong password or no key found\"); run `restic-manager setup` to create it",
+            repo.display
+        );
+    }
+    Some(e)
+}
+
+/// Why restic was stopped for retrying without progress, with restic's
+/// last retry line (what failed, and how).
+fn stalled(out: &Output, repo: &Repository) -> String {
+    let secs = repo.stall.map_or(0, |d| d.as_secs());
+    let last = out
+        .stderr
+        .lines()
+        .rev()
+        .find(|l| l.contains("returned error, retrying after"))
+        .map(|l| l.trim_start_matches(|c: char| c == '\x1b' || c.is_whitespace()))
+        .map(|l| l.strip_prefix("[2K").unwrap_or(l));
+    let mut msg = format!(
+        "destination `{}` stopped answering: restic retried for {secs}s without progress on `{}` and was stopped",
+        repo.destination, repo.display
+    );
+    if let Some(l) = last {
+        msg.push_str(&format!(" (last: {})", l.trim()));
+    }
+    msg.push_str(
+        "; check that the server is up and reachable from this host, or raise `stall_timeout_seconds` if it is only slow",
+    );
+    msg
 }
 
 fn spawn_error(e: &process::SpawnError) -> OpError {
@@ -72,7 +117,8 @@ async fn call(
     shutdown: &Shutdown,
 ) -> Result<Output, OpError> {
     let call = ResticCall::new(restic, repo, args.iter().copied()).timeout(timeout);
-    process::run(&call.spec, shutdown, |_| {}, |_| {})
+    call.spec
+        .run(shutdown, |_| {}, |_| {})
         .await
         .map_err(|e| spawn_error(&e))
 }
@@ -86,15 +132,36 @@ pub async fn exists(
     if let Some(p) = repo.local_path() {
         return Ok(p.join("config").is_file());
     }
-    let out = call(
-        restic,
-        repo,
-        &["cat", "config"],
-        Duration::from_secs(300),
-        shutdown,
-    )
-    .await?;
-    match failure(&out, repo) {
+    // restic 0.18+ retries a missing S3 bucket for about 14 minutes before
+    // it says "Is there a repository…"; its first retry note is answer
+    // enough: the repository does not exist (`init` creates the bucket).
+    let c = ResticCall::new(restic, repo, ["cat", "config"]).timeout(Duration::from_secs(300));
+    let (trigger, local) = Shutdown::new();
+    let no_bucket = std::sync::atomic::AtomicBool::new(false);
+    let run = c.spec.run(
+        &local,
+        |_| {},
+        |line| {
+            if output::is_retry_chatter(line) && output::says_no_bucket(line) {
+                no_bucket.store(true, std::sync::atomic::Ordering::Relaxed);
+                trigger.fire(2);
+            }
+        },
+    );
+    tokio::pin!(run);
+    let mut outer = shutdown.clone();
+    let out = tokio::select! {
+        o = &mut run => o,
+        () = outer.wait() => {
+            trigger.fire(outer.signal().unwrap_or(2));
+            run.await
+        }
+    }
+    .map_err(|e| spawn_error(&e))?;
+    if no_bucket.load(std::sync::atomic::Ordering::Relaxed) && shutdown.signal().is_none() {
+        return Ok(false);
+    }
+    match checked_failure(&out, repo).await {
         None => Ok(true),
         Some(e) if e.class == ErrorClass::RepositoryMissing => Ok(false),
         Some(e) => Err(e),
@@ -145,7 +212,7 @@ pub async fn snapshots(
         args.extend(["--tag", t]);
     }
     let out = call(restic, repo, &args, Duration::from_secs(600), shutdown).await?;
-    if let Some(e) = failure(&out, repo) {
+    if let Some(e) = checked_failure(&out, repo).await {
         return Err(e);
     }
     output::snapshots(&out.stdout).map_err(|message| OpError {
@@ -153,6 +220,51 @@ pub async fn snapshots(
         message,
         stderr: out.stderr.clone(),
     })
+}
+
+/// The full 64-character id of a snapshot restic named by its short id:
+/// restic 0.14's backup summary and `copy`'s `snapshot 1a2b3c4d saved` on
+/// every version. `--json` and history always hold the full id, whatever
+/// the restic; the short form is for tables. A local repository answers
+/// from its `snapshots/` folder (no restic call); any other with one
+/// `restic snapshots --json --no-lock ID`. `id` itself when neither finds
+/// exactly one snapshot.
+pub async fn full_snapshot_id(
+    restic: &Restic,
+    repo: &Repository,
+    id: &str,
+    shutdown: &Shutdown,
+) -> String {
+    if id.len() >= 64 || id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return id.to_string();
+    }
+    if let Some(p) = repo.local_path() {
+        let found: Vec<String> = std::fs::read_dir(p.join("snapshots"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.len() == 64 && n.starts_with(id))
+            .collect();
+        if let [one] = found.as_slice() {
+            return one.clone();
+        }
+    }
+    let Ok(out) = call(
+        restic,
+        repo,
+        &["snapshots", "--json", "--no-lock", id],
+        Duration::from_secs(120),
+        shutdown,
+    )
+    .await
+    else {
+        return id.to_string();
+    };
+    match output::snapshots(&out.stdout).as_deref() {
+        Ok([one]) if one.id.starts_with(id) => one.id.clone(),
+        _ => id.to_string(),
+    }
 }
 
 /// What a backup produced.
@@ -205,23 +317,24 @@ pub async fn backup(
             .env
             .push(("RESTIC_PROGRESS_FPS".into(), "4".into()));
     }
-    let out = process::run(
-        &call.spec,
-        shutdown,
-        |line| {
-            if let Some(BackupMessage::Status(s)) = output::backup_line(line) {
-                on_status(&s);
-            }
-        },
-        on_stderr,
-    )
-    .await
-    .map_err(|e| spawn_error(&e))?;
+    let out = call
+        .spec
+        .run(
+            shutdown,
+            |line| {
+                if let Some(BackupMessage::Status(s)) = output::backup_line(line) {
+                    on_status(&s);
+                }
+            },
+            on_stderr,
+        )
+        .await
+        .map_err(|e| spawn_error(&e))?;
     let warning = out.ended == Ended::Exited(3);
-    if !warning && let Some(e) = failure(&out, repo) {
+    if !warning && let Some(e) = checked_failure(&out, repo).await {
         return Err(e);
     }
-    let summary = output::backup_summary(&out.stdout).ok_or_else(|| OpError {
+    let mut summary = output::backup_summary(&out.stdout).ok_or_else(|| OpError {
         class: ErrorClass::Other,
         message: format!(
             "restic finished on `{}` but printed no backup summary: {}",
@@ -230,6 +343,9 @@ pub async fn backup(
         ),
         stderr: out.stderr.clone(),
     })?;
+    if let Some(id) = &summary.snapshot_id {
+        summary.snapshot_id = Some(full_snapshot_id(restic, repo, id, shutdown).await);
+    }
     Ok(BackupResult {
         warning,
         summary,
@@ -247,42 +363,50 @@ pub struct ForgetResult {
     pub pruned: bool,
 }
 
-/// How `forget` should run.
-#[derive(Debug, Clone, Copy)]
-pub struct ForgetMode {
-    /// Plan only (`--dry-run`): nothing is removed.
-    pub dry_run: bool,
-    /// Also prune unreferenced data.
-    pub prune: bool,
+/// One group of a `forget` plan.
+#[derive(Debug, Clone, Default)]
+pub struct PlanGroup {
+    /// Snapshots the policy keeps.
+    pub kept: usize,
+    /// Full IDs of the snapshots the policy removes.
+    pub remove: Vec<String>,
 }
 
-/// A `forget` plan or result, per group.
+/// A `forget --dry-run` plan, per group.
 #[derive(Debug, Clone, Default)]
 pub struct ForgetPlan {
-    /// (kept, removed) per group.
-    pub groups: Vec<(usize, usize)>,
+    pub groups: Vec<PlanGroup>,
 }
 
 impl ForgetPlan {
     pub fn result(&self) -> ForgetResult {
         ForgetResult {
-            kept: self.groups.iter().map(|g| g.0).sum(),
-            removed: self.groups.iter().map(|g| g.1).sum(),
+            kept: self.groups.iter().map(|g| g.kept).sum(),
+            removed: self.groups.iter().map(|g| g.remove.len()).sum(),
             pruned: false,
         }
     }
+
+    /// Every snapshot the plan removes, in restic's order.
+    pub fn remove_ids(&self) -> Vec<String> {
+        self.groups
+            .iter()
+            .flat_map(|g| g.remove.iter().cloned())
+            .collect()
+    }
 }
 
-/// `restic forget` for one service's snapshots (this host, the service
-/// tag), grouped by host and tags.
+/// `restic forget --dry-run` for one service's snapshots (this host, the
+/// service tag), grouped by host and tags: the plan, nothing removed. The
+/// policy is evaluated only here; [`forget_ids`] then removes exactly what
+/// the plan listed.
 #[allow(clippy::too_many_arguments)]
-pub async fn forget(
+pub async fn forget_plan(
     restic: &Restic,
     repo: &Repository,
     host: &str,
     tag: &str,
     keep: &[String],
-    mode: ForgetMode,
     timeout: Duration,
     shutdown: &Shutdown,
 ) -> Result<ForgetPlan, OpError> {
@@ -295,27 +419,55 @@ pub async fn forget(
         tag,
         "--group-by",
         "host,tags",
+        "--dry-run",
     ];
-    if mode.dry_run {
-        args.push("--dry-run");
-    } else if mode.prune {
-        args.push("--prune");
-    }
     args.extend(keep.iter().map(String::as_str));
     let out = call(restic, repo, &args, timeout, shutdown).await?;
     if let Some(e) = failure(&out, repo) {
         return Err(e);
     }
     let groups = output::forget_groups(&out.stdout)
-        .iter()
-        .map(|g| {
-            (
-                g.keep.as_ref().map_or(0, Vec::len),
-                g.remove.as_ref().map_or(0, Vec::len),
-            )
+        .into_iter()
+        .map(|g| PlanGroup {
+            kept: g.keep.as_ref().map_or(0, Vec::len),
+            remove: g
+                .remove
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| s.id)
+                .collect(),
         })
         .collect();
     Ok(ForgetPlan { groups })
+}
+
+/// IDs per `forget` call: far below the kernel's argument limit.
+const IDS_PER_CALL: usize = 1000;
+
+/// `restic forget [--prune] ID...`: removes exactly these snapshots (no
+/// policy is evaluated, so a snapshot made since the plan is never
+/// touched). One call up to 1000 IDs; `--prune` goes with the last one.
+pub async fn forget_ids(
+    restic: &Restic,
+    repo: &Repository,
+    ids: &[String],
+    prune: bool,
+    timeout: Duration,
+    shutdown: &Shutdown,
+) -> Result<(), OpError> {
+    let chunks: Vec<&[String]> = ids.chunks(IDS_PER_CALL).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let mut args: Vec<&str> = vec!["forget"];
+        if prune && i + 1 == chunks.len() {
+            args.push("--prune");
+        }
+        args.extend(chunk.iter().map(String::as_str));
+        let out = call(restic, repo, &args, timeout, shutdown).await?;
+        if let Some(e) = failure(&out, repo) {
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// `restic prune`.
@@ -359,7 +511,9 @@ pub async fn init_copy_target(
     let mut c = ResticCall::new(restic, repo, ["init", "--copy-chunker-params"])
         .timeout(Duration::from_secs(600));
     with_from(&mut c, from);
-    let out = process::run(&c.spec, shutdown, |_| {}, |_| {})
+    let out = c
+        .spec
+        .run(shutdown, |_| {}, |_| {})
         .await
         .map_err(|e| spawn_error(&e))?;
     match failure(&out, repo) {
@@ -388,23 +542,20 @@ pub async fn copy(
 ) -> Result<Option<String>, OpError> {
     let mut c = ResticCall::new(restic, to, ["copy", snapshot]).timeout(timeout);
     with_from(&mut c, from);
-    let out = process::run(&c.spec, shutdown, |_| {}, |_| {})
+    let out = c
+        .spec
+        .run(shutdown, |_| {}, |_| {})
         .await
         .map_err(|e| spawn_error(&e))?;
     if let Some(e) = failure(&out, to) {
         return Err(e);
     }
-    // `copy` has no JSON on 0.14, but says `snapshot 1a2b3c4d saved`; only
-    // if that line is missing, find the copy by its `original` field (one
-    // more key derivation, ≈0.4 s of CPU).
-    if let Some(id) = out.stdout.lines().rev().find_map(|l| {
-        l.trim()
-            .strip_prefix("snapshot ")
-            .and_then(|r| r.strip_suffix(" saved"))
-            .filter(|id| id.chars().all(|c| c.is_ascii_hexdigit()))
-            .map(str::to_string)
-    }) {
-        return Ok(Some(id));
+    // `copy` has no JSON on 0.14, but says `snapshot 1a2b3c4d saved`
+    // (0.19: `…saved, copied from source snapshot 5e6f7a8b`); only if that
+    // line is missing, find the copy by its `original` field (one more key
+    // derivation, ≈0.4 s of CPU).
+    if let Some(id) = copied_id(&out.stdout) {
+        return Ok(Some(full_snapshot_id(restic, to, &id, shutdown).await));
     }
     let list = snapshots(restic, to, Some(tag), shutdown).await?;
     Ok(list
@@ -417,6 +568,20 @@ pub async fn copy(
                 || s.id.starts_with(snapshot)
         })
         .map(|s| s.id.clone()))
+}
+
+/// The short id in `copy`'s `snapshot 1a2b3c4d saved` line (0.14–0.18),
+/// or `snapshot 1a2b3c4d saved, copied from source snapshot 5e6f7a8b`
+/// (0.19).
+fn copied_id(stdout: &str) -> Option<String> {
+    stdout.lines().rev().find_map(|l| {
+        let rest = l.trim().strip_prefix("snapshot ")?;
+        let (id, tail) = rest.split_once(' ')?;
+        (tail == "saved" || tail.starts_with("saved,"))
+            .then_some(id)
+            .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit()))
+            .map(str::to_string)
+    })
 }
 
 /// What `restic check` did.
@@ -452,7 +617,7 @@ pub async fn check(
         }
     }
     let out = call(restic, repo, &args, timeout, shutdown).await?;
-    if let Some(e) = failure(&out, repo) {
+    if let Some(e) = checked_failure(&out, repo).await {
         return Err(e);
     }
     Ok(check_result(&out.stdout, &out.stderr))
@@ -505,6 +670,9 @@ pub struct LsNode {
     pub size: Option<u64>,
     #[serde(default)]
     pub mtime: Option<String>,
+    /// Go's `os.FileMode`: the permission bits are the low nine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
 }
 
 /// `restic ls --json SNAPSHOT`: every node (the leading snapshot line is
@@ -516,29 +684,79 @@ pub async fn ls(
     timeout: Duration,
     shutdown: &Shutdown,
 ) -> Result<Vec<LsNode>, OpError> {
-    let mut c =
-        ResticCall::new(restic, repo, ["ls", "--json", "--no-lock", snapshot]).timeout(timeout);
+    ls_args(restic, repo, &[snapshot], timeout, shutdown)
+        .await
+        .map(|(_, nodes)| nodes)
+}
+
+/// `restic ls --json latest --host HOST --tag TAG`: the ID of the newest
+/// such snapshot (from restic's leading snapshot line) and its nodes, in
+/// one restic start.
+pub async fn ls_latest(
+    restic: &Restic,
+    repo: &Repository,
+    host: &str,
+    tag: &str,
+    timeout: Duration,
+    shutdown: &Shutdown,
+) -> Result<(Option<String>, Vec<LsNode>), OpError> {
+    ls_args(
+        restic,
+        repo,
+        &["--host", host, "--tag", tag, "latest"],
+        timeout,
+        shutdown,
+    )
+    .await
+}
+
+async fn ls_args(
+    restic: &Restic,
+    repo: &Repository,
+    args: &[&str],
+    timeout: Duration,
+    shutdown: &Shutdown,
+) -> Result<(Option<String>, Vec<LsNode>), OpError> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        id: String,
+    }
+    let mut all = vec!["ls", "--json", "--no-lock"];
+    all.extend_from_slice(args);
+    let mut c = ResticCall::new(restic, repo, all).timeout(timeout);
     // A listing can be longer than the capture cap: collect it line by line.
     c.spec.grace = Duration::from_secs(10);
     let mut nodes = Vec::new();
-    let out = process::run(
-        &c.spec,
-        shutdown,
-        |line| {
-            if line.contains("\"struct_type\":\"node\"")
-                && let Ok(n) = serde_json::from_str::<LsNode>(line)
-            {
-                nodes.push(n);
-            }
-        },
-        |_| {},
-    )
-    .await
-    .map_err(|e| spawn_error(&e))?;
+    let mut id = None;
+    let out = c
+        .spec
+        .run(
+            shutdown,
+            |line| {
+                // 0.14–0.16 tag nodes `struct_type`, 0.17+ both `struct_type`
+                // and `message_type`: either will do.
+                if line.contains("\"struct_type\":\"node\"")
+                    || line.contains("\"message_type\":\"node\"")
+                {
+                    if let Ok(n) = serde_json::from_str::<LsNode>(line) {
+                        nodes.push(n);
+                    }
+                } else if id.is_none()
+                    && (line.contains("\"struct_type\":\"snapshot\"")
+                        || line.contains("\"message_type\":\"snapshot\""))
+                    && let Ok(h) = serde_json::from_str::<Head>(line)
+                {
+                    id = Some(h.id);
+                }
+            },
+            |_| {},
+        )
+        .await
+        .map_err(|e| spawn_error(&e))?;
     if let Some(e) = failure(&out, repo) {
         return Err(e);
     }
-    Ok(nodes)
+    Ok((id, nodes))
 }
 
 /// `restic restore SNAPSHOT --target DIR --verify` (restic reads every
@@ -565,7 +783,9 @@ pub async fn restore(
         args.extend(["--include".into(), i.clone()]);
     }
     let c = ResticCall::new(restic, repo, args).timeout(timeout);
-    let out = process::run(&c.spec, shutdown, |_| {}, |_| {})
+    let out = c
+        .spec
+        .run(shutdown, |_| {}, |_| {})
         .await
         .map_err(|e| spawn_error(&e))?;
     failure(&out, repo).map_or(Ok(()), Err)
@@ -579,12 +799,31 @@ pub async fn dump_stream(
     path: &str,
     timeout: Duration,
     shutdown: &Shutdown,
-    on_chunk: impl FnMut(&[u8]),
+    mut on_chunk: impl FnMut(&[u8]),
 ) -> Result<(), OpError> {
     let c = ResticCall::new(restic, repo, ["dump", "--no-lock", snapshot, path]).timeout(timeout);
-    let out = process::run_stream(&c.spec, shutdown, on_chunk)
-        .await
+    let mut child = c
+        .spec
+        .stdout(Out::Raw)
+        .spawn()
         .map_err(|e| spawn_error(&e))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let deadline = child.deadline();
+    let read = process::bounded(
+        async {
+            while let Ok(n @ 1..) = child.read(&mut buf).await {
+                on_chunk(&buf[..n]);
+            }
+        },
+        deadline,
+        shutdown,
+    )
+    .await;
+    let ended = match read {
+        Ok(()) => child.wait(shutdown).await,
+        Err(why) => child.stop_for(why).await,
+    };
+    let out = child.output(ended).await;
     failure(&out, repo).map_or(Ok(()), Err)
 }
 
@@ -608,11 +847,38 @@ pub async fn dump_pipe(
     shutdown: &Shutdown,
 ) -> Result<DumpPipe, OpError> {
     let c = ResticCall::new(restic, repo, ["dump", "--no-lock", snapshot, path]).timeout(timeout);
-    let (dump, consumer) = process::run_pipe(&c.spec, consumer, shutdown)
-        .await
-        .map_err(|e| spawn_error(&e))?;
+    let (mut dump, mut consumer) = process::spawn_pipeline(
+        &c.spec.stdout(Out::Raw),
+        &consumer.clone().stdin(Stdin::Piped),
+    )
+    .map_err(|e| spawn_error(&e))?;
+    let (dump_ended, consumer_ended) = tokio::join!(dump.wait(shutdown), consumer.wait(shutdown));
+    let (dump, consumer) = tokio::join!(dump.output(dump_ended), consumer.output(consumer_ended));
     Ok(DumpPipe {
         dump: failure(&dump, repo).map_or(Ok(()), Err),
         consumer,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_copied_snapshot_of_every_version() {
+        for (out, want) in [
+            (
+                "[0:00] 100.00%  2 / 2 packs copied\n\nsnapshot 718af442 saved\n",
+                Some("718af442"),
+            ),
+            (
+                "  copy started, this may take a while...\nsnapshot fa393adf saved, copied from source snapshot b08bae4c\n",
+                Some("fa393adf"),
+            ),
+            ("snapshot is empty\n", None),
+            ("", None),
+        ] {
+            assert_eq!(copied_id(out).as_deref(), want, "{out}");
+        }
+    }
 }

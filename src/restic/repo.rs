@@ -27,6 +27,9 @@ pub struct Repository {
     /// (variable, config key, file). Read late so that `validate` and
     /// `config show` never touch secrets.
     pub secret_files: Vec<(String, String, String)>,
+    /// How long restic may retry this repository without progress before
+    /// it is stopped (the destination's `stall_timeout_seconds`).
+    pub stall: Option<std::time::Duration>,
 }
 
 /// Why a repository could not be described.
@@ -55,7 +58,7 @@ fn join(base: &str, service: &str) -> String {
 
 /// Splits an sftp location into (`user@host`, port, path):
 /// `sftp://user@host:23/path` or `sftp:user@host:/path`.
-fn parse_sftp(url: &str) -> Option<(String, Option<u16>, String)> {
+pub(crate) fn parse_sftp(url: &str) -> Option<(String, Option<u16>, String)> {
     if let Some(rest) = url.strip_prefix("sftp://") {
         let (hostport, path) = rest.split_once('/')?;
         let (target, port) = match hostport.rsplit_once(':') {
@@ -335,6 +338,7 @@ impl Repository {
             options,
             env,
             secret_files,
+            stall: dest.stall_timeout,
         })
     }
 
@@ -381,6 +385,8 @@ mod tests {
             kind: kind.into(),
             description: None,
             retention: Retention::default(),
+            connect_timeout: None,
+            stall_timeout: None,
             raw,
         }
     }

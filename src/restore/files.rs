@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use super::RestoreError;
-use crate::process::{self, Shutdown};
+use crate::process::Shutdown;
 use crate::restic::error::last_line;
 use crate::restic::ops::failure;
 use crate::restic::output::Snapshot;
@@ -64,6 +64,88 @@ pub fn check_folder(dir: &Path, overwrite: bool) -> Result<(), RestoreError> {
     }
 }
 
+/// The symlinks that exist where a restore would write, as snapshot paths
+/// (`/srv/app/tmp`): anywhere inside a folder target, and at or below the
+/// snapshot's `roots` for a restore in place (symlinks above them, like a
+/// `/srv` that points to another disk, are the system's layout and are
+/// followed on purpose). restic's restore follows symlinks it finds, so
+/// files would land outside the target; see [`in_the_way`].
+pub fn existing_symlinks(target: &Target, roots: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    match target {
+        Target::Folder(dir) => walk(dir, dir, &mut found),
+        Target::InPlace => {
+            for r in roots {
+                let p = Path::new(r);
+                match std::fs::symlink_metadata(p) {
+                    Ok(m) if m.file_type().is_symlink() => found.push(r.clone()),
+                    Ok(m) if m.is_dir() => walk(Path::new("/"), p, &mut found),
+                    _ => {}
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Symlinks below `dir`, as `/`-rooted paths relative to `base`; never
+/// follows one. Unreadable folders are skipped (restic will say so).
+fn walk(base: &Path, dir: &Path, found: &mut Vec<String>) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(kind) = e.file_type() else { continue };
+            let path = e.path();
+            if kind.is_symlink() {
+                if let Ok(rel) = path.strip_prefix(base) {
+                    found.push(format!("/{}", rel.to_string_lossy()));
+                }
+            } else if kind.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+}
+
+/// The refusal for symlinks in the way: each one where it is and where it
+/// points.
+pub fn in_the_way(target: &Target, links: &[String]) -> RestoreError {
+    const SHOWN: usize = 10;
+    let root = target.root();
+    let shown: Vec<String> = links
+        .iter()
+        .take(SHOWN)
+        .map(|l| {
+            let at = root.join(l.trim_start_matches('/'));
+            let to = std::fs::read_link(&at)
+                .map_or_else(|_| "?".to_string(), |t| t.display().to_string());
+            format!("`{}` -> `{to}`", at.display())
+        })
+        .collect();
+    let more = if links.len() > SHOWN {
+        format!(" and {} more", links.len() - SHOWN)
+    } else {
+        String::new()
+    };
+    RestoreError::usage(format!(
+        "refusing to restore into `{}`: {} already there would be followed and restored files written where {} point{}: {}{more}; remove {} (or restore into a new folder) and try again",
+        root.display(),
+        if links.len() == 1 {
+            "a symlink"
+        } else {
+            "symlinks"
+        },
+        if links.len() == 1 { "it" } else { "they" },
+        if links.len() == 1 { "s" } else { "" },
+        shown.join(", "),
+        if links.len() == 1 { "it" } else { "them" },
+    ))
+}
+
 /// A path as a restic `--include` pattern that matches only itself:
 /// restic reads glob characters in patterns, so they are escaped.
 pub fn pattern(path: &str) -> String {
@@ -109,7 +191,9 @@ pub async fn restore(
         args.push(pattern(i));
     }
     let call = ResticCall::new(restic, repo, args);
-    let out = process::run(&call.spec, shutdown, |_| {}, |_| {})
+    let out = call
+        .spec
+        .run(shutdown, |_| {}, |_| {})
         .await
         .map_err(|e| RestoreError::failed(ErrorClass::ResticMissing, e.to_string()))?;
     let Some(e) = failure(&out, repo) else {

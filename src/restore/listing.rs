@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::RestoreError;
-use crate::process::{self, Shutdown};
+use crate::process::Shutdown;
 use crate::restic::ops::failure;
 use crate::restic::output::Snapshot;
 use crate::restic::{ErrorClass, Repository, Restic, ResticCall};
@@ -66,6 +66,10 @@ pub struct Contents {
     /// The first entries that would be restored.
     pub first: Vec<Entry>,
     pub includes: Vec<Include>,
+    /// Symlinks already in the target that restic would follow to write
+    /// what the snapshot holds below them (snapshot paths).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub in_the_way: Vec<String>,
 }
 
 fn trim_slash(p: &str) -> String {
@@ -88,6 +92,7 @@ fn under(path: &str, root: &str) -> bool {
 /// Reads a listing; feed it every stdout line of `restic ls --json`.
 pub struct Scan {
     roots: Vec<String>,
+    links: Vec<String>,
     contents: Contents,
     saw_snapshot: bool,
 }
@@ -127,12 +132,22 @@ impl Scan {
             .collect();
         Scan {
             roots,
+            links: Vec::new(),
             contents: Contents {
                 includes,
                 ..Contents::default()
             },
             saw_snapshot: false,
         }
+    }
+
+    /// Symlinks that exist in the target now, as the snapshot paths they
+    /// stand at: a restored entry at or below one of them is noted in
+    /// [`Contents::in_the_way`].
+    #[must_use]
+    pub fn with_links(mut self, links: Vec<String>) -> Scan {
+        self.links = links;
+        self
     }
 
     /// One line of restic's output.
@@ -177,6 +192,18 @@ impl Scan {
         }
         if !selected {
             return;
+        }
+        for l in &self.links {
+            // A symlink in the snapshot where one exists is not written
+            // through; anything else at or below the link is.
+            let through = if e.path == *l {
+                e.kind != "symlink"
+            } else {
+                under(&e.path, l)
+            };
+            if through && !c.in_the_way.contains(l) {
+                c.in_the_way.push(l.clone());
+            }
         }
         if e.kind == "dir" {
             c.dirs += 1;
@@ -283,16 +310,19 @@ pub async fn scan(
     repo: &Repository,
     snapshot: &Snapshot,
     includes: &[String],
+    links: Vec<String>,
     shutdown: &Shutdown,
 ) -> Result<Contents, RestoreError> {
-    let mut scan = Scan::new(snapshot, includes);
+    let mut scan = Scan::new(snapshot, includes).with_links(links);
     let call = ResticCall::new(
         restic,
         repo,
         ["ls", "--json", "--no-lock", snapshot.id.as_str()],
     )
     .timeout(Duration::from_secs(3600));
-    let out = process::run(&call.spec, shutdown, |l| scan.feed(l), |_| {})
+    let out = call
+        .spec
+        .run(shutdown, |l| scan.feed(l), |_| {})
         .await
         .map_err(|e| RestoreError::failed(ErrorClass::ResticMissing, e.to_string()))?;
     if let Some(e) = failure(&out, repo) {

@@ -94,7 +94,8 @@ fn crontab(args: &[&str]) -> Spec {
 
 /// The user's crontab (`crontab -l`); "no crontab for USER" is empty.
 pub async fn read() -> Result<String, String> {
-    let out = process::run(&crontab(&["-l"]), &Shutdown::never(), |_| {}, |_| {})
+    let out = crontab(&["-l"])
+        .run(&Shutdown::never(), |_| {}, |_| {})
         .await
         .map_err(|e| {
             format!("{e}; install cron (`apt-get install cron`) or use `--backend systemd`")
@@ -114,8 +115,9 @@ pub async fn read() -> Result<String, String> {
 
 /// Replaces the user's crontab (`crontab -`).
 pub async fn write(text: &str) -> Result<(), String> {
-    let spec = crontab(&["-"]).stdin(text.as_bytes().to_vec());
-    let out = process::run(&spec, &Shutdown::never(), |_| {}, |_| {})
+    let spec = crontab(&["-"]).stdin(process::Stdin::Data(text.as_bytes().to_vec()));
+    let out = spec
+        .run(&Shutdown::never(), |_| {}, |_| {})
         .await
         .map_err(|e| e.to_string())?;
     if out.ended.success() {

@@ -8,8 +8,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::expr::CronExpr;
 use super::{Entry, File, Scope, xml_escape};
+use crate::config::cron_expr::{CronExpr, Field};
 
 /// More dictionaries than this is not a schedule launchd should be given.
 const MAX_INTERVALS: usize = 500;
@@ -34,7 +34,7 @@ pub fn plist_dir(scope: Scope) -> PathBuf {
 pub fn intervals(expr: &str) -> Result<Vec<Vec<(&'static str, u32)>>, String> {
     let e = CronExpr::parse(expr)
         .map_err(|err| format!("{err}; it cannot be expressed as a launchd calendar interval"))?;
-    let set = |f: &super::expr::Field| (!f.all).then(|| f.values.clone());
+    let set = |f: &Field| (!f.all).then(|| f.values.clone());
     let fields = |dom: Option<BTreeSet<u32>>, dow: Option<BTreeSet<u32>>| {
         vec![
             ("Minute", set(&e.minute)),

@@ -8,7 +8,6 @@
 //! the user's shell does.
 
 pub mod cron;
-pub mod expr;
 pub mod launchd;
 pub mod systemd;
 pub mod windows;

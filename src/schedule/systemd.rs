@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::expr::{CronExpr, Field};
 use super::{Entry, File, Scope};
-use crate::process::{self, Shutdown, Spec};
+use crate::config::cron_expr::{CronExpr, Field};
+use crate::process::{Shutdown, Spec};
 
 /// The first line of every unit we write.
 pub const MARKER: &str =
@@ -219,7 +219,8 @@ pub async fn systemctl(scope: Scope, args: &[&str]) -> Result<(), String> {
     spec = spec.args(args.iter().copied());
     spec.timeout = Some(Duration::from_secs(60));
     let shown = spec.display();
-    let out = process::run(&spec, &Shutdown::never(), |_| {}, |_| {})
+    let out = spec
+        .run(&Shutdown::never(), |_| {}, |_| {})
         .await
         .map_err(|e| e.to_string())?;
     if out.ended.success() {
@@ -239,7 +240,7 @@ pub async fn analyze_calendar(spec: &str) -> Option<Result<(), String>> {
     super::on_path("systemd-analyze")?;
     let mut s = Spec::new("systemd-analyze").args(["calendar", spec]);
     s.timeout = Some(Duration::from_secs(30));
-    let out = match process::run(&s, &Shutdown::never(), |_| {}, |_| {}).await {
+    let out = match s.run(&Shutdown::never(), |_| {}, |_| {}).await {
         Ok(o) => o,
         Err(e) => return Some(Err(e.to_string())),
     };

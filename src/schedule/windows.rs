@@ -9,8 +9,8 @@
 
 use std::collections::BTreeSet;
 
-use super::expr::{CronExpr, Field};
 use super::{Entry, File, xml_escape};
+use crate::config::cron_expr::{CronExpr, Field};
 
 /// Task Scheduler accepts at most 48 triggers per task.
 const MAX_TRIGGERS: usize = 48;

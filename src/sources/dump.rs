@@ -7,9 +7,10 @@
 //! failed one (it saves whatever arrived before EOF, restic-facts.md 3.3).
 //! So restic's stdin is closed only after the dump exited 0. When the dump
 //! fails, times out or is interrupted, every restic is stopped with SIGINT
-//! while its stdin is still open (restic then writes no snapshot), and as a
-//! second safety net any snapshot of this dump that appeared since the dump
-//! started is forgotten.
+//! while its stdin is still open (restic then writes no snapshot), its
+//! stdin closed half a second later for restic 0.17+, which waits for it
+//! (`stop_receiver`), and as a second safety net any snapshot of this
+//! dump that appeared since the dump started is forgotten.
 //!
 //! Passwords are read from `password_file` into the dump's environment
 //! (`PGPASSWORD`, `MYSQL_PWD`); never into argv, where every user of the
@@ -24,10 +25,10 @@ use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use futures_util::{Stream, StreamExt};
 use nix::sys::signal::Signal;
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::config::dump::{Connection, Dump, DumpSource, Flavor};
-use crate::process::{self, Ended, Piped, Shutdown, Spec};
+use crate::process::{self, Child, Ended, Out, Shutdown, Spec, Stdin};
 use crate::restic::ops::{self, OpError};
 use crate::restic::output::{self, BackupSummary};
 use crate::restic::{ErrorClass, Repository, Restic, ResticCall};
@@ -79,6 +80,9 @@ impl DumpError {
 pub struct DumpCommand {
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Inside a container without `password_file`: the password variable
+    /// filled from the container's own environment when the exec starts.
+    pub container_password: Option<super::container_password::ContainerPassword>,
 }
 
 impl DumpCommand {
@@ -86,6 +90,7 @@ impl DumpCommand {
         DumpCommand {
             argv: argv.iter().map(ToString::to_string).collect(),
             env: Vec::new(),
+            container_password: None,
         }
     }
 
@@ -175,6 +180,11 @@ fn with_password(mut cmd: DumpCommand, dump: &Dump) -> Result<DumpCommand, DumpE
     };
     if let Some(f) = &conn.password_file {
         cmd.env.push((var.to_string(), read_password(dump, f)?));
+    } else if dump.container.is_some() {
+        cmd.container_password = Some(super::container_password::ContainerPassword {
+            var,
+            user: conn.user.clone(),
+        });
     }
     Ok(cmd)
 }
@@ -571,7 +581,12 @@ impl Exec {
             .negotiate_version()
             .await
             .map_err(|e| docker_error(container, &format!("the Docker engine at `{host}`"), &e))?;
-        let env: Vec<String> = cmd.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut env: Vec<String> = cmd.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        if let Some(cp) = &cmd.container_password
+            && let Some(var) = cp.lookup(&api, container).await
+        {
+            env.push(var);
+        }
         let created = api
             .create_exec(
                 container,
@@ -676,7 +691,7 @@ impl Exec {
 
 /// Where dump bytes come from.
 enum Producer {
-    Local(Box<Piped>),
+    Local(Box<Child>),
     Exec(Box<Exec>),
 }
 
@@ -688,10 +703,14 @@ impl Producer {
     ) -> Result<Producer, DumpError> {
         match container {
             Some(c) => Ok(Producer::Exec(Box::new(Exec::start(c, cmd, stdin).await?))),
-            None => process::spawn_piped(&cmd.spec(), stdin, true)
-                .map(|p| {
-                    widen_pipe(p.stdout.as_ref());
-                    widen_pipe(p.stdin.as_ref());
+            None => cmd
+                .spec()
+                .stdin(if stdin { Stdin::Piped } else { Stdin::Null })
+                .stdout(Out::Raw)
+                .spawn()
+                .map(|mut p| {
+                    widen_pipe(p.stdout_pipe());
+                    widen_pipe(p.stdin());
                     Producer::Local(Box::new(p))
                 })
                 .map_err(|e| {
@@ -705,17 +724,14 @@ impl Producer {
 
     async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
-            Producer::Local(p) => match p.stdout.as_mut() {
-                Some(s) => s.read(buf).await,
-                None => Ok(0),
-            },
+            Producer::Local(p) => p.read(buf).await,
             Producer::Exec(e) => e.read(buf).await,
         }
     }
 
     async fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
         let w: &mut (dyn AsyncWrite + Unpin + Send) = match self {
-            Producer::Local(p) => match p.stdin.as_mut() {
+            Producer::Local(p) => match p.stdin() {
                 Some(s) => s,
                 None => return Err(std::io::ErrorKind::BrokenPipe.into()),
             },
@@ -731,7 +747,7 @@ impl Producer {
     async fn close_input(&mut self) {
         match self {
             Producer::Local(p) => {
-                if let Some(mut s) = p.stdin.take() {
+                if let Some(mut s) = p.take_stdin() {
                     let _ = s.shutdown().await;
                 }
             }
@@ -745,7 +761,7 @@ impl Producer {
 
     async fn wait(&mut self) -> Ended {
         match self {
-            Producer::Local(p) => p.wait().await,
+            Producer::Local(p) => p.wait(&Shutdown::never()).await,
             Producer::Exec(e) => e.wait().await,
         }
     }
@@ -753,10 +769,10 @@ impl Producer {
     /// Stops the producer. A process inside a container cannot be
     /// signalled through the API; closing the connection leaves it writing
     /// into a closed pipe, which ends it.
-    async fn stop(&mut self, sig: Signal) {
+    async fn stop(&mut self) {
         match self {
             Producer::Local(p) => {
-                p.stop(sig).await;
+                p.stop().await;
             }
             Producer::Exec(e) => {
                 e.input = None;
@@ -778,26 +794,6 @@ impl Producer {
             Producer::Local(_) => format!("`{}`", cmd.display()),
             Producer::Exec(e) => format!("`{}` in container `{}`", cmd.display(), e.container),
         }
-    }
-}
-
-/// How a race against the deadline and the shutdown signal ended.
-enum Race<T> {
-    Done(T),
-    TimedOut,
-    Interrupted(i32),
-}
-
-async fn race<T>(
-    f: impl std::future::Future<Output = T>,
-    deadline: tokio::time::Instant,
-    shutdown: &Shutdown,
-) -> Race<T> {
-    let mut sd = shutdown.clone();
-    tokio::select! {
-        v = f => Race::Done(v),
-        () = tokio::time::sleep_until(deadline) => Race::TimedOut,
-        () = sd.wait() => Race::Interrupted(sd.signal().unwrap_or(2)),
     }
 }
 
@@ -844,7 +840,7 @@ pub struct DumpRun {
 /// A restic that receives the dump.
 struct Receiver<'a> {
     repo: &'a Repository,
-    child: Option<Piped>,
+    child: Option<Child>,
     broken: bool,
     result: Option<Result<BackupSummary, OpError>>,
     started: Instant,
@@ -865,6 +861,36 @@ fn backup_args(host: &str, tags: &[String], filename: &str) -> Vec<String> {
     args
 }
 
+/// How long a stopped restic may take to exit before its stdin is closed.
+/// restic 0.14 exits within milliseconds of the SIGINT.
+const STDIN_CLOSE_DELAY: Duration = Duration::from_millis(500);
+
+/// How long restic may take to clean up (remove its lock) once stopped.
+const RECEIVER_GRACE: Duration = Duration::from_secs(30);
+
+/// Stops a restic that reads a failed dump on its stdin, so that it saves
+/// no snapshot, in seconds, on every version. The SIGINT comes first,
+/// while the stdin is still open: restic 0.14 takes an end of input for a
+/// finished dump and would save what arrived, but on SIGINT it exits at
+/// once without saving. restic 0.17 and later cancel on the SIGINT but go
+/// on waiting for the end of their input (until killed: +30 s), so the
+/// stdin is closed when restic has not exited after [`STDIN_CLOSE_DELAY`];
+/// a cancelled restic saves nothing then (seen with 0.18.0 and 0.19.1).
+/// Should a snapshot appear anyway, `discard_since` forgets it.
+/// `stdin` is restic's stdin when the caller holds it apart from `child`.
+pub(crate) async fn stop_receiver(
+    child: &mut Child,
+    stdin: Option<tokio::process::ChildStdin>,
+) -> Ended {
+    let stdin = stdin.or_else(|| child.take_stdin());
+    child.signal(Signal::SIGINT);
+    if let Some(ended) = child.exit_within(STDIN_CLOSE_DELAY).await {
+        return ended;
+    }
+    drop(stdin);
+    child.kill_after(RECEIVER_GRACE).await
+}
+
 /// Writes `data` to every receiver that still reads, concurrently; a
 /// receiver whose pipe broke (restic exited) is left out from then on.
 async fn fan_out(data: &[u8], receivers: &mut [Receiver<'_>]) {
@@ -872,7 +898,7 @@ async fn fan_out(data: &[u8], receivers: &mut [Receiver<'_>]) {
         .iter_mut()
         .filter(|r| !r.broken)
         .map(|r| async move {
-            let ok = match r.child.as_mut().and_then(|c| c.stdin.as_mut()) {
+            let ok = match r.child.as_mut().and_then(Child::stdin) {
                 Some(w) => w.write_all(data).await.is_ok(),
                 None => false,
             };
@@ -902,7 +928,8 @@ pub async fn backup(
     let limit = dump
         .timeout_seconds
         .map_or(req.timeout, |s| Duration::from_secs(s).min(req.timeout));
-    let deadline = tokio::time::Instant::now() + limit;
+    let deadline =
+        tokio::time::Instant::from_std(crate::config::checks::after(Instant::now(), limit));
     let mut run = DumpRun {
         bytes: 0,
         duration: Duration::ZERO,
@@ -918,6 +945,13 @@ pub async fn backup(
         }
     };
     run.command = cmd.display();
+    if let Some(why) = req.restic.version.stdin_filename_problem(&dump.filename) {
+        run.failure = Some(DumpError::new(
+            ErrorClass::Other,
+            format!("dump `{}` was not run: {why}", dump.name),
+        ));
+        return run;
+    }
 
     let mut tags = req.tags.to_vec();
     tags.push(dump.tag());
@@ -939,9 +973,13 @@ pub async fn backup(
             started: Instant::now(),
             discarded: Vec::new(),
         };
-        match process::spawn_piped(&call.spec, true, false) {
-            Ok(c) => {
-                widen_pipe(c.stdin.as_ref());
+        // Bounded by the dump's deadline, as before; a restic reading
+        // stdin is not watched for stalls.
+        let mut spec = call.spec.stdin(Stdin::Piped);
+        spec.stall = None;
+        match spec.spawn() {
+            Ok(mut c) => {
+                widen_pipe(c.stdin());
                 r.child = Some(c);
                 r.broken = false;
             }
@@ -970,7 +1008,7 @@ pub async fn backup(
                 // The last bytes of the dump, for formats that say at the
                 // end whether they are complete.
                 let mut last: Vec<u8> = Vec::new();
-                let pumped = race(
+                let pumped = process::bounded(
                     async {
                         loop {
                             let n = match producer.read(&mut buf).await {
@@ -989,46 +1027,38 @@ pub async fn backup(
                             }
                         }
                     },
-                    deadline,
+                    Some(deadline),
                     shutdown,
                 )
                 .await;
                 run.bytes = bytes;
                 let ended = match pumped {
-                    Race::Done(Pumped::Eof) => {
-                        match race(producer.wait(), deadline, shutdown).await {
-                            Race::Done(e) => e,
-                            Race::TimedOut => {
-                                producer.stop(Signal::SIGTERM).await;
-                                Ended::TimedOut
-                            }
-                            Race::Interrupted(s) => {
-                                producer.stop(Signal::SIGTERM).await;
-                                Ended::Interrupted(s)
+                    Ok(Pumped::Eof) => {
+                        match process::bounded(producer.wait(), Some(deadline), shutdown).await {
+                            Ok(e) => e,
+                            Err(why) => {
+                                producer.stop().await;
+                                why
                             }
                         }
                     }
-                    Race::Done(Pumped::ReadFailed(e)) => {
-                        producer.stop(Signal::SIGTERM).await;
+                    Ok(Pumped::ReadFailed(e)) => {
+                        producer.stop().await;
                         failure = Some(DumpError::new(
                             ErrorClass::DumpFailed,
                             format!("dump `{}`: reading its output failed: {e}", dump.name),
                         ));
                         Ended::Exited(-1)
                     }
-                    Race::Done(Pumped::NoReceivers) => {
+                    Ok(Pumped::NoReceivers) => {
                         // Every restic failed; their errors say why. The
                         // dump has nowhere to go.
-                        producer.stop(Signal::SIGTERM).await;
+                        producer.stop().await;
                         Ended::Exited(0)
                     }
-                    Race::TimedOut => {
-                        producer.stop(Signal::SIGTERM).await;
-                        Ended::TimedOut
-                    }
-                    Race::Interrupted(s) => {
-                        producer.stop(Signal::SIGTERM).await;
-                        Ended::Interrupted(s)
+                    Err(why) => {
+                        producer.stop().await;
+                        why
                     }
                 };
                 let stderr = producer.finish(ended).await;
@@ -1088,22 +1118,18 @@ pub async fn backup(
             return;
         };
         let ended = if ok && !r.broken {
-            child.stdin = None;
-            match race(child.wait(), deadline, shutdown).await {
-                Race::Done(e) => e,
-                Race::TimedOut => {
-                    child.stop(Signal::SIGINT).await;
-                    Ended::TimedOut
-                }
-                Race::Interrupted(s) => {
-                    child.stop(Signal::SIGINT).await;
-                    Ended::Interrupted(s)
+            drop(child.take_stdin());
+            match process::bounded(child.wait(&Shutdown::never()), Some(deadline), shutdown).await {
+                Ok(e) => e,
+                Err(why) => {
+                    child.stop().await;
+                    why
                 }
             }
         } else if r.broken {
-            child.wait().await
+            child.wait(&Shutdown::never()).await
         } else {
-            child.stop(Signal::SIGINT).await;
+            stop_receiver(&mut child, None).await;
             Ended::Interrupted(2)
         };
         let out = child.output(ended).await;
@@ -1118,10 +1144,16 @@ pub async fn backup(
                 ),
                 stderr: out.stderr,
             })
-        } else if let Some(e) = ops::failure(&out, r.repo) {
+        } else if let Some(e) = ops::checked_failure(&out, r.repo).await {
             Err(e)
+        } else if let Some(mut summary) = output::backup_summary(&out.stdout) {
+            if let Some(id) = &summary.snapshot_id {
+                summary.snapshot_id =
+                    Some(ops::full_snapshot_id(req.restic, r.repo, id, &Shutdown::never()).await);
+            }
+            Ok(summary)
         } else {
-            output::backup_summary(&out.stdout).ok_or_else(|| OpError {
+            Err(OpError {
                 class: ErrorClass::Other,
                 message: format!(
                     "restic finished on `{}` but printed no backup summary: {}",
@@ -1200,7 +1232,9 @@ async fn discard_since(
     let mut args = vec!["forget".to_string()];
     args.extend(ids.iter().cloned());
     let call = ResticCall::new(restic, repo, args).timeout(Duration::from_secs(600));
-    let out = process::run(&call.spec, &Shutdown::never(), |_| {}, |_| {})
+    let out = call
+        .spec
+        .run(&Shutdown::never(), |_| {}, |_| {})
         .await
         .map_err(|e| OpError {
             class: ErrorClass::ResticMissing,
@@ -1258,7 +1292,8 @@ pub async fn restore_dump(
     shutdown: &Shutdown,
 ) -> Result<Restored, DumpError> {
     let started = Instant::now();
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline =
+        tokio::time::Instant::from_std(crate::config::checks::after(Instant::now(), timeout));
     let mut args = vec!["dump".to_string()];
     if snapshot == "latest" {
         args.extend(["--tag".into(), dump.tag()]);
@@ -1303,14 +1338,14 @@ pub async fn restore_dump(
             (Consumer::Proc(p), d)
         }
     };
-    let mut source = match process::spawn_piped(&call.spec, false, true) {
+    let mut source = match call.spec.stdout(Out::Raw).spawn() {
         Ok(p) => {
-            widen_pipe(p.stdout.as_ref());
+            widen_pipe(p.stdout_pipe());
             p
         }
         Err(e) => {
             if let Consumer::Proc(mut p) = consumer {
-                p.stop(Signal::SIGTERM).await;
+                p.stop().await;
             }
             return Err(DumpError::new(ErrorClass::ResticMissing, e.to_string()));
         }
@@ -1320,13 +1355,10 @@ pub async fn restore_dump(
     let mut bytes: u64 = 0;
     // Ok(true): restic's output ended; Ok(false): the consumer stopped
     // reading; Err: reading restic's output failed.
-    let pumped = race(
+    let pumped = process::bounded(
         async {
             loop {
-                let n = match source.stdout.as_mut() {
-                    Some(s) => s.read(&mut buf).await?,
-                    None => 0,
-                };
+                let n = source.read(&mut buf).await?;
                 if n == 0 {
                     return Ok::<bool, std::io::Error>(true);
                 }
@@ -1340,37 +1372,32 @@ pub async fn restore_dump(
                 }
             }
         },
-        deadline,
+        Some(deadline),
         shutdown,
     )
     .await;
     let restic_ended = match &pumped {
-        Race::Done(Ok(true)) => match race(source.wait(), deadline, shutdown).await {
-            Race::Done(e) => e,
-            Race::TimedOut => {
-                source.stop(Signal::SIGINT).await;
-                Ended::TimedOut
+        Ok(Ok(true)) => {
+            match process::bounded(source.wait(&Shutdown::never()), Some(deadline), shutdown).await
+            {
+                Ok(e) => e,
+                Err(why) => {
+                    source.stop().await;
+                    why
+                }
             }
-            Race::Interrupted(s) => {
-                source.stop(Signal::SIGINT).await;
-                Ended::Interrupted(s)
-            }
-        },
-        Race::TimedOut => {
-            source.stop(Signal::SIGINT).await;
-            Ended::TimedOut
         }
-        Race::Interrupted(s) => {
-            source.stop(Signal::SIGINT).await;
-            Ended::Interrupted(*s)
+        Err(why) => {
+            source.stop().await;
+            *why
         }
-        Race::Done(_) => {
-            source.stop(Signal::SIGINT).await;
+        Ok(_) => {
+            source.stop().await;
             Ended::Interrupted(2)
         }
     };
     let restic_out = source.output(restic_ended).await;
-    let consumer_gone = matches!(pumped, Race::Done(Ok(false)));
+    let consumer_gone = matches!(pumped, Ok(Ok(false)));
     let restic_failed = !consumer_gone && !restic_ended.success();
 
     let fail_restic = |ended: Ended| -> DumpError {
@@ -1434,20 +1461,16 @@ pub async fn restore_dump(
             if restic_failed {
                 // Stop the restore before it sees the end of its input: a
                 // truncated dump must not look complete to it either.
-                p.stop(Signal::SIGTERM).await;
+                p.stop().await;
                 let _ = p.finish(Ended::Interrupted(15)).await;
                 return Err(fail_restic(restic_ended));
             }
             p.close_input().await;
-            let ended = match race(p.wait(), deadline, shutdown).await {
-                Race::Done(e) => e,
-                Race::TimedOut => {
-                    p.stop(Signal::SIGTERM).await;
-                    Ended::TimedOut
-                }
-                Race::Interrupted(s) => {
-                    p.stop(Signal::SIGTERM).await;
-                    Ended::Interrupted(s)
+            let ended = match process::bounded(p.wait(), Some(deadline), shutdown).await {
+                Ok(e) => e,
+                Err(why) => {
+                    p.stop().await;
+                    why
                 }
             };
             let stderr = p.finish(ended).await;

@@ -1,12 +1,17 @@
 //! Restore drills: restore the latest snapshot (or a random sample of its
 //! files) into a temporary folder and compare what came back
 //!
-//! * with restic's own metadata: the size `restic ls --json` lists, and
-//!   restic's per-blob hashes (`restore --verify`);
-//! * with `restic dump` of the same file (SHA-256 of both streams);
+//! * with restic's own metadata: the size and permission bits one
+//!   `restic ls --json` lists, and restic's per-blob hashes
+//!   (`restore --verify`);
 //! * with the live source file, when its size and mtime are still those of
 //!   the snapshot (then its content must be too: a difference means bit rot
-//!   on the source disk or a damaged backup).
+//!   on the source disk or a damaged backup), hashed with SHA-256 in-process
+//!   on a few threads;
+//! * for a file that differs from its source only, with `restic dump` of
+//!   the same file, which tells which copy is wrong. One restore and one
+//!   listing per drill, whatever the sample size: each restic start costs a
+//!   key derivation and loading the index.
 //!
 //! Dumps (snapshots tagged `dump:NAME`) are checked by streaming them with
 //! `restic dump` (never into a file) into the check
@@ -32,6 +37,7 @@ use sha2::{Digest, Sha256};
 use super::{Verifier, VerifyReport};
 use crate::config::Service;
 use crate::config::dump::{Dump, DumpSource};
+use crate::process::Shutdown;
 use crate::restic::ops::{self, LsNode};
 use crate::restic::output::Snapshot;
 use crate::restic::{ErrorClass, Repository};
@@ -126,26 +132,22 @@ fn sweep(base: &Path) {
     }
 }
 
-/// SHA-256 and length of a file, read off the async threads.
-async fn hash_file(path: PathBuf) -> std::io::Result<(String, u64)> {
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut f = std::fs::File::open(&path)?;
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut n: u64 = 0;
-        loop {
-            let k = f.read(&mut buf)?;
-            if k == 0 {
-                break;
-            }
-            h.update(&buf[..k]);
-            n += k as u64;
+/// SHA-256 and length of a file.
+fn hash_path(path: &Path) -> std::io::Result<(String, u64)> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut n: u64 = 0;
+    loop {
+        let k = f.read(&mut buf)?;
+        if k == 0 {
+            break;
         }
-        Ok((hex(&h.finalize()), n))
-    })
-    .await
-    .map_err(std::io::Error::other)?
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((hex(&h.finalize()), n))
 }
 
 fn hex(b: &[u8]) -> String {
@@ -199,6 +201,44 @@ fn live_path(snapshot_paths: &[String], node: &str) -> Option<PathBuf> {
     })
 }
 
+/// What [`Drill::prepare`] found: the file snapshot and the newest
+/// snapshot of each dump (or why they could not be listed), and the file
+/// snapshot's listing.
+pub struct Prepared {
+    chosen: Result<(Option<Snapshot>, BTreeMap<String, Snapshot>), ops::OpError>,
+    nodes: Option<Result<Vec<LsNode>, ops::OpError>>,
+}
+
+/// The snapshots a drill restores: the newest file snapshot and the newest
+/// of each dump, among this host's snapshots when there are any (the live
+/// comparison only means something for them).
+fn choose(list: &[Snapshot], host: &str) -> (Option<Snapshot>, BTreeMap<String, Snapshot>) {
+    let mine: Vec<&Snapshot> = list.iter().filter(|s| s.hostname == host).collect();
+    let list: Vec<&Snapshot> = if mine.is_empty() {
+        list.iter().collect()
+    } else {
+        mine
+    };
+    let files = list
+        .iter()
+        .copied()
+        .filter(|s| !s.tags.iter().any(|t| t.starts_with("dump:")))
+        .max_by_key(|s| time_ns(&s.time))
+        .cloned();
+    let mut dumps: BTreeMap<String, Snapshot> = BTreeMap::new();
+    for s in &list {
+        for t in s.tags.iter().filter_map(|t| t.strip_prefix("dump:")) {
+            let newer = dumps
+                .get(t)
+                .is_none_or(|d| time_ns(&d.time) < time_ns(&s.time));
+            if newer {
+                dumps.insert(t.to_string(), (*s).clone());
+            }
+        }
+    }
+    (files, dumps)
+}
+
 /// What comparing one file found.
 enum Found {
     Ok,
@@ -213,50 +253,62 @@ impl Drill<'_, '_> {
         ));
     }
 
-    pub async fn run(&self, r: &mut VerifyReport) {
+    /// The read-only part of a drill (no lock: `snapshots` and `ls`), which
+    /// [`super::Verifier`] runs while `restic check` runs: which snapshots
+    /// to drill, and the listing of the file snapshot.
+    pub async fn prepare(&self) -> Prepared {
         let v = self.verifier;
-        let host = &v.config.settings.host;
         let tag = self.svc.tag();
-        let list = match v
-            .retry_locked(self.repo, || {
+        let host = &v.config.settings.host;
+        // The newest snapshot of this host is almost always the one to
+        // drill: list it while the snapshot list is read, rather than
+        // after (each restic start derives the key again).
+        let (list, latest) = tokio::join!(
+            v.retry_locked(self.repo, || {
                 ops::snapshots(v.restic, self.repo, Some(&tag), &v.shutdown)
-            })
-            .await
-        {
+            }),
+            ops::ls_latest(v.restic, self.repo, host, &tag, self.timeout, &v.shutdown)
+        );
+        let list = match list {
             Ok(l) => l,
+            Err(e) => {
+                return Prepared {
+                    chosen: Err(e),
+                    nodes: None,
+                };
+            }
+        };
+        let (files, dumps) = choose(&list, host);
+        let nodes = match (&files, latest) {
+            (Some(s), Ok((Some(id), nodes))) if id == s.id => Some(Ok(nodes)),
+            (Some(s), _) => Some(
+                v.retry_locked(self.repo, || {
+                    ops::ls(v.restic, self.repo, &s.id, self.timeout, &v.shutdown)
+                })
+                .await,
+            ),
+            (None, _) => None,
+        };
+        Prepared {
+            chosen: Ok((files, dumps)),
+            nodes,
+        }
+    }
+
+    /// The drill; `prepared` when [`Drill::prepare`] already ran.
+    pub async fn run(&self, r: &mut VerifyReport, prepared: Option<Prepared>) {
+        let v = self.verifier;
+        let prepared = match prepared {
+            Some(p) => p,
+            None => self.prepare().await,
+        };
+        let (files, dumps) = match prepared.chosen {
+            Ok(c) => c,
             Err(e) => {
                 r.fail(e.class, format!("cannot list snapshots: {}", e.message));
                 return;
             }
         };
-        // This host's snapshots when there are any (the live comparison
-        // only means something for them).
-        let mine: Vec<&Snapshot> = list.iter().filter(|s| &s.hostname == host).collect();
-        let list: Vec<&Snapshot> = if mine.is_empty() {
-            list.iter().collect()
-        } else {
-            mine
-        };
-        let newest = |it: &mut dyn Iterator<Item = &Snapshot>| -> Option<Snapshot> {
-            it.max_by_key(|s| time_ns(&s.time)).cloned()
-        };
-        let files = newest(
-            &mut list
-                .iter()
-                .copied()
-                .filter(|s| !s.tags.iter().any(|t| t.starts_with("dump:"))),
-        );
-        let mut dumps: BTreeMap<String, Snapshot> = BTreeMap::new();
-        for s in &list {
-            for t in s.tags.iter().filter_map(|t| t.strip_prefix("dump:")) {
-                let newer = dumps
-                    .get(t)
-                    .is_none_or(|d| time_ns(&d.time) < time_ns(&s.time));
-                if newer {
-                    dumps.insert(t.to_string(), (*s).clone());
-                }
-            }
-        }
         if files.is_none() && dumps.is_empty() {
             r.warn(format!(
                 "no snapshot of service `{}` in `{}` to restore; run a backup first",
@@ -280,8 +332,8 @@ impl Drill<'_, '_> {
             }
         };
         let mut detail = serde_json::Map::new();
-        if let Some(s) = &files {
-            self.files(r, s, &tmp.path, &mut detail).await;
+        if let (Some(s), Some(nodes)) = (&files, prepared.nodes) {
+            self.files(r, s, nodes, &tmp.path, &mut detail).await;
         }
         let mut dump_results = Vec::new();
         for (name, s) in &dumps {
@@ -305,17 +357,13 @@ impl Drill<'_, '_> {
         &self,
         r: &mut VerifyReport,
         snap: &Snapshot,
+        nodes: Result<Vec<LsNode>, ops::OpError>,
         tmp: &Path,
         detail: &mut serde_json::Map<String, serde_json::Value>,
     ) {
         let v = self.verifier;
         detail.insert("snapshot".into(), json!(snap.short()));
-        let nodes = match v
-            .retry_locked(self.repo, || {
-                ops::ls(v.restic, self.repo, &snap.id, self.timeout, &v.shutdown)
-            })
-            .await
-        {
+        let nodes = match nodes {
             Ok(n) => n,
             Err(e) => {
                 r.fail(
@@ -375,48 +423,48 @@ impl Drill<'_, '_> {
             return;
         }
         self.note(&format!(
-            "comparing {} files with restic's metadata, `restic dump` and the live source",
+            "comparing {} files with restic's metadata and the live source",
             sample.len()
         ));
+        // Hashing happens in-process on a few threads; `restic dump` only
+        // runs to confirm a file whose content disagrees with the source.
+        let checks = {
+            let tmp = tmp.to_path_buf();
+            let paths = snap.paths.clone();
+            let nodes: Vec<LsNode> = sample.iter().map(|n| (*n).clone()).collect();
+            let stop = v.shutdown.clone();
+            tokio::task::spawn_blocking(move || compare_all(&tmp, &paths, &nodes, &stop))
+                .await
+                .unwrap_or_default()
+        };
         let (mut bytes, mut live_same, mut live_changed, mut live_missing) =
             (0u64, 0u64, 0u64, 0u64);
         let mut bad: Vec<String> = Vec::new();
         let mut checked = 0u64;
-        for n in &sample {
-            if v.shutdown.signal().is_some() {
-                break;
-            }
+        for c in checks {
             checked += 1;
-            let restored = tmp.join(n.path.trim_start_matches('/'));
-            let (sum, size) = match hash_file(restored.clone()).await {
-                Ok(x) => x,
-                Err(e) => {
-                    bad.push(format!("`{}`: not restored ({e})", n.path));
-                    continue;
+            bytes += c.size;
+            match c.verdict {
+                Verdict::Live(Live::Same) => live_same += 1,
+                Verdict::Live(Live::Changed) => live_changed += 1,
+                Verdict::Live(Live::Missing) => live_missing += 1,
+                Verdict::Bad(m) => bad.push(m),
+                Verdict::Differs {
+                    path,
+                    sum,
+                    size,
+                    message,
+                } => {
+                    if v.shutdown.signal().is_some() {
+                        break;
+                    }
+                    // Which copy is wrong: when `restic dump` agrees with
+                    // the restore, the source changed under its mtime.
+                    match self.compare_dump(&snap.id, &path, &sum, size).await {
+                        Found::Ok => bad.push(message),
+                        Found::Bad(m) => bad.push(m),
+                    }
                 }
-            };
-            bytes += size;
-            if let Some(want) = n.size
-                && want != size
-            {
-                bad.push(format!(
-                    "`{}`: restored {size} bytes, restic's metadata says {want}",
-                    n.path
-                ));
-                continue;
-            }
-            match self.compare_dump(&snap.id, &n.path, &sum, size).await {
-                Found::Ok => {}
-                Found::Bad(m) => {
-                    bad.push(m);
-                    continue;
-                }
-            }
-            match compare_live(&snap.paths, n, &sum).await {
-                Live::Same => live_same += 1,
-                Live::Changed => live_changed += 1,
-                Live::Missing => live_missing += 1,
-                Live::Differs(m) => bad.push(m),
             }
         }
         detail.insert("files_checked".into(), json!(checked));
@@ -752,16 +800,127 @@ enum Live {
     Changed,
     /// Gone, or not found from the snapshot's paths.
     Missing,
-    /// Same size and mtime but other content.
-    Differs(String),
 }
 
-async fn compare_live(paths: &[String], n: &LsNode, sum: &str) -> Live {
+/// What comparing one sampled file found.
+struct FileCheck {
+    /// Bytes of the restored file.
+    size: u64,
+    verdict: Verdict,
+}
+
+enum Verdict {
+    /// Restored as restic's metadata describes it; how the source compares.
+    Live(Live),
+    /// A mismatch (the message says which).
+    Bad(String),
+    /// Same size and mtime as the source but other content: to confirm
+    /// with `restic dump` (`message` is the verdict when the dump agrees
+    /// with the restore).
+    Differs {
+        path: String,
+        sum: String,
+        size: u64,
+        message: String,
+    },
+}
+
+/// Threads hashing files: the disk, not the CPU, is usually the limit.
+const HASH_THREADS: usize = 4;
+
+/// Compares each restored file (under `tmp`) with restic's metadata (size,
+/// permission bits) and with its live source, hashing both in-process on
+/// at most [`HASH_THREADS`] threads. Stops early on a signal.
+fn compare_all(tmp: &Path, paths: &[String], nodes: &[LsNode], stop: &Shutdown) -> Vec<FileCheck> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, HASH_THREADS)
+        .min(nodes.len().max(1));
+    let mut out: Vec<(usize, FileCheck)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(n) = nodes.get(i) else { break };
+                        if stop.signal().is_some() {
+                            break;
+                        }
+                        done.push((i, check_one(tmp, paths, n)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, c)| c).collect()
+}
+
+/// One file of [`compare_all`].
+fn check_one(tmp: &Path, paths: &[String], n: &LsNode) -> FileCheck {
+    use std::os::unix::fs::PermissionsExt;
+    let restored = tmp.join(n.path.trim_start_matches('/'));
+    let bad = |size: u64, m: String| FileCheck {
+        size,
+        verdict: Verdict::Bad(m),
+    };
+    let (sum, size) = match hash_path(&restored) {
+        Ok(x) => x,
+        Err(e) => return bad(0, format!("`{}`: not restored ({e})", n.path)),
+    };
+    if let Some(want) = n.size
+        && want != size
+    {
+        return bad(
+            size,
+            format!(
+                "`{}`: restored {size} bytes, restic's metadata says {want}",
+                n.path
+            ),
+        );
+    }
+    if let (Some(want), Ok(meta)) = (n.mode, std::fs::metadata(&restored)) {
+        let got = meta.permissions().mode() & 0o777;
+        if got != want & 0o777 {
+            return bad(
+                size,
+                format!(
+                    "`{}`: restored with mode {got:04o}, restic's metadata says {:04o}",
+                    n.path,
+                    want & 0o777
+                ),
+            );
+        }
+    }
+    let verdict = match compare_live(paths, n, &sum) {
+        Ok(live) => Verdict::Live(live),
+        Err(message) => Verdict::Differs {
+            path: n.path.clone(),
+            sum,
+            size,
+            message,
+        },
+    };
+    FileCheck { size, verdict }
+}
+
+/// How the restored file (content `sum`) compares with its live source, or
+/// the mismatch message when the source has the snapshot's size and mtime
+/// but other content.
+fn compare_live(paths: &[String], n: &LsNode, sum: &str) -> Result<Live, String> {
     let Some(live) = live_path(paths, &n.path) else {
-        return Live::Missing;
+        return Ok(Live::Missing);
     };
     let Ok(meta) = std::fs::metadata(&live) else {
-        return Live::Missing;
+        return Ok(Live::Missing);
     };
     let mtime_ns = meta
         .modified()
@@ -774,18 +933,18 @@ async fn compare_live(paths: &[String], n: &LsNode, sum: &str) -> Live {
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .and_then(|d| d.timestamp_nanos_opt());
     if !meta.is_file() || mtime_ns.is_none() || mtime_ns != snap_ns || Some(meta.len()) != n.size {
-        return Live::Changed;
+        return Ok(Live::Changed);
     }
-    match hash_file(live.clone()).await {
-        Ok((live_sum, _)) if live_sum == sum => Live::Same,
-        Ok((live_sum, _)) => Live::Differs(format!(
+    match hash_path(&live) {
+        Ok((live_sum, _)) if live_sum == sum => Ok(Live::Same),
+        Ok((live_sum, _)) => Err(format!(
             "`{}`: the restored file (sha256 {}…) differs from the live `{}` (sha256 {}…) although its size and modification time are unchanged since the snapshot: bit rot on the source disk, or a damaged backup",
             n.path,
             &sum[..12],
             live.display(),
             &live_sum[..12]
         )),
-        Err(_) => Live::Missing,
+        Err(_) => Ok(Live::Missing),
     }
 }
 
@@ -823,6 +982,34 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         drop(t);
         assert!(!work.exists(), "the drill folder was left behind");
+    }
+
+    #[test]
+    fn a_restored_file_is_held_to_restics_size_and_permission_bits() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let f = tmp.path().join("srv/f.txt");
+        std::fs::create_dir_all(tmp.path().join("srv")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&f, "hello").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let node = |size, mode| LsNode {
+            path: "/srv/f.txt".into(),
+            kind: "file".into(),
+            size: Some(size),
+            mtime: None,
+            mode: Some(mode),
+        };
+        // The live source is elsewhere: only the metadata is compared.
+        let paths = vec!["/nonexistent-source".to_string()];
+        let verdict = |n: &LsNode| match check_one(tmp.path(), &paths, n).verdict {
+            Verdict::Bad(m) => m,
+            Verdict::Live(Live::Missing) => "missing".into(),
+            _ => "other".into(),
+        };
+        assert_eq!(verdict(&node(5, 0o644)), "missing");
+        assert!(verdict(&node(5, 0o600)).contains("mode 0644, restic's metadata says 0600"));
+        assert!(verdict(&node(6, 0o644)).contains("restored 5 bytes, restic's metadata says 6"));
     }
 
     #[test]

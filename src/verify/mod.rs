@@ -18,9 +18,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::config::{Config, PasswordSource, Service};
-use crate::engine::Outcome;
 use crate::engine::lock::{LockError, ServiceLock};
 use crate::history::{History, now_ms};
+use crate::model::{Outcome, VerifyKind};
 use crate::process::Shutdown;
 use crate::restic::ops::{self, OpError};
 use crate::restic::{ErrorClass, Repository, Restic};
@@ -52,8 +52,7 @@ pub struct VerifyReport {
     pub destination: String,
     /// The repository location, credentials redacted.
     pub repository: String,
-    /// `check`, `read-data`, `subset` or `drill`.
-    pub kind: &'static str,
+    pub kind: VerifyKind,
     /// The part read, e.g. `3/10`, for kind `subset`.
     pub subset: Option<String>,
     pub trigger: String,
@@ -75,7 +74,7 @@ impl VerifyReport {
         svc: &str,
         destination: &str,
         repository: &str,
-        kind: &'static str,
+        kind: VerifyKind,
         trigger: &str,
     ) -> Self {
         VerifyReport {
@@ -116,12 +115,27 @@ impl VerifyReport {
         self.warnings.push(msg.into());
     }
 
+    /// What notifiers are told about this verification.
+    pub fn notice(&self) -> crate::notify::VerifyResult {
+        crate::notify::VerifyResult {
+            destination: self.destination.clone(),
+            repository: self.repository.clone(),
+            kind: self.kind,
+            outcome: self.outcome,
+            error_class: self.error_class,
+            error: self.error.clone(),
+            warnings: self.warnings.clone(),
+            started_at_ms: self.started_at_ms,
+            duration_ms: self.duration_ms,
+        }
+    }
+
     /// A failure that happened before the repository could be used.
     fn failed(
         svc: &str,
         destination: &str,
         repository: &str,
-        kind: &'static str,
+        kind: VerifyKind,
         trigger: &str,
         class: ErrorClass,
         msg: String,
@@ -151,7 +165,7 @@ pub async fn announce(
     if !dispatch.is_empty() {
         for r in reports {
             if let Some(svc) = config.service(&r.service) {
-                deliveries.extend(dispatch.verified(svc, r).await);
+                deliveries.extend(dispatch.verified(svc, &r.notice()).await);
             }
         }
     }
@@ -179,13 +193,13 @@ fn ms(d: Duration) -> u64 {
 impl Verifier<'_> {
     /// The kind of check this request makes: (history kind, restic's read
     /// argument for [`ops::check`]).
-    fn check_mode(&self, svc: &Service, destination: &str) -> (&'static str, Option<String>) {
+    fn check_mode(&self, svc: &Service, destination: &str) -> (VerifyKind, Option<String>) {
         let r = self.request;
         if r.deep {
-            return ("read-data", Some(String::new()));
+            return (VerifyKind::ReadData, Some(String::new()));
         }
         if let Some(s) = &r.subset {
-            return ("subset", Some(s.clone()));
+            return (VerifyKind::Subset, Some(s.clone()));
         }
         if !matches!(r.trigger.as_str(), "cli" | "web") {
             let last = self
@@ -194,21 +208,31 @@ impl Verifier<'_> {
                 .ok()
                 .flatten();
             return (
-                "subset",
+                VerifyKind::Subset,
                 Some(spec::next_rotation(last.as_deref(), svc.verify.rotation)),
             );
         }
-        ("check", None)
+        (VerifyKind::Check, None)
     }
 
     /// Verifies the given services one after another.
     pub async fn run(&self, services: &[&Service]) -> Vec<VerifyReport> {
+        // Each network destination is asked once whether it answers: a
+        // dead one would keep restic ≥ 0.17 retrying for 15 minutes.
+        let probes = crate::restic::probe::check_all(
+            self.config,
+            services
+                .iter()
+                .flat_map(|s| self.targets(s))
+                .map(String::as_str),
+        )
+        .await;
         let mut out = Vec::new();
         for svc in services {
             if self.shutdown.signal().is_some() {
                 break;
             }
-            out.extend(self.service(svc).await);
+            out.extend(self.service(svc, &probes).await);
         }
         out
     }
@@ -220,7 +244,11 @@ impl Verifier<'_> {
             .collect()
     }
 
-    async fn service(&self, svc: &Service) -> Vec<VerifyReport> {
+    async fn service(
+        &self,
+        svc: &Service,
+        probes: &crate::restic::probe::Probes,
+    ) -> Vec<VerifyReport> {
         let targets = self.targets(svc);
         if targets.is_empty() {
             return Vec::new();
@@ -232,7 +260,15 @@ impl Verifier<'_> {
                 return targets
                     .iter()
                     .map(|t| {
-                        VerifyReport::failed(&svc.name, t, "", "check", trigger, class, msg.clone())
+                        VerifyReport::failed(
+                            &svc.name,
+                            t,
+                            "",
+                            VerifyKind::Check,
+                            trigger,
+                            class,
+                            msg.clone(),
+                        )
                     })
                     .collect();
             }
@@ -253,7 +289,7 @@ impl Verifier<'_> {
                         &svc.name,
                         t,
                         &display,
-                        "check",
+                        VerifyKind::Check,
                         trigger,
                         ErrorClass::Config,
                         msg,
@@ -261,9 +297,30 @@ impl Verifier<'_> {
                     continue;
                 }
             };
-            out.push(self.check(svc, &repo).await);
-            if self.request.drill && self.shutdown.signal().is_none() {
-                out.push(self.drill(svc, &repo).await);
+            if let Some(dead) = probes.failed(t) {
+                out.push(VerifyReport::failed(
+                    &svc.name,
+                    t,
+                    &repo.display,
+                    VerifyKind::Check,
+                    trigger,
+                    ErrorClass::Unreachable,
+                    dead.message(),
+                ));
+                continue;
+            }
+            if self.request.drill {
+                // The drill's listing (`snapshots`, `ls`: no lock) runs
+                // while `check` does: each restic start costs a key
+                // derivation and loading the index.
+                let drill = self.drill_of(svc, &repo);
+                let (check, prepared) = tokio::join!(self.check(svc, &repo), drill.prepare());
+                out.push(check);
+                if self.shutdown.signal().is_none() {
+                    out.push(self.drill(svc, &repo, prepared).await);
+                }
+            } else {
+                out.push(self.check(svc, &repo).await);
             }
         }
         drop(lock);
@@ -414,8 +471,8 @@ impl Verifier<'_> {
             let message = r.error.clone().or_else(|| r.warnings.first().cloned());
             if let Err(e) = self.history.finish_verify(
                 id,
-                r.outcome.as_str(),
-                r.error_class.map(ErrorClass::as_str),
+                r.outcome,
+                r.error_class,
                 message.as_deref(),
                 Some(&r.detail.to_string()),
             ) {
@@ -433,13 +490,13 @@ impl Verifier<'_> {
             kind,
             &self.request.trigger,
         );
-        if kind == "subset" {
+        if kind == VerifyKind::Subset {
             r.subset.clone_from(&read);
         }
         let started = Instant::now();
         self.start(&mut r);
         let what = match (kind, read.as_deref()) {
-            ("read-data", _) => {
+            (VerifyKind::ReadData, _) => {
                 "checking and reading every pack (this takes as long as downloading the repository)"
                     .to_string()
             }
@@ -459,7 +516,7 @@ impl Verifier<'_> {
             .await;
         r.detail = json!({
             "read": match (kind, read.as_deref()) {
-                ("read-data", _) => "all",
+                (VerifyKind::ReadData, _) => "all",
                 (_, Some(s)) => s,
                 _ => "none",
             },
@@ -488,12 +545,26 @@ impl Verifier<'_> {
         r
     }
 
-    async fn drill(&self, svc: &Service, repo: &Repository) -> VerifyReport {
+    fn drill_of<'a>(&'a self, svc: &'a Service, repo: &'a Repository) -> drill::Drill<'a, 'a> {
+        drill::Drill {
+            verifier: self,
+            svc,
+            repo,
+            timeout: READ_TIMEOUT,
+        }
+    }
+
+    async fn drill(
+        &self,
+        svc: &Service,
+        repo: &Repository,
+        prepared: drill::Prepared,
+    ) -> VerifyReport {
         let mut r = VerifyReport::new(
             &svc.name,
             &repo.destination,
             &repo.display,
-            "drill",
+            VerifyKind::Drill,
             &self.request.trigger,
         );
         let started = Instant::now();
@@ -502,14 +573,7 @@ impl Verifier<'_> {
             "{} → {}: restore drill (latest snapshot, up to {} files, and the newest of each dump)",
             svc.name, repo.destination, svc.verify.drill_sample_files
         ));
-        drill::Drill {
-            verifier: self,
-            svc,
-            repo,
-            timeout: READ_TIMEOUT,
-        }
-        .run(&mut r)
-        .await;
+        self.drill_of(svc, repo).run(&mut r, Some(prepared)).await;
         self.finish(&mut r, started);
         r
     }

@@ -14,11 +14,11 @@ use super::auth::Authed;
 use super::jobs::{Job, JobKind, LiveProgress, Refused, Request};
 use super::pages::Failure;
 use super::{Shared, input, restic};
-use crate::engine::Outcome;
 use crate::engine::Progress;
 use crate::engine::run::Runner;
 use crate::error::Error;
 use crate::history::History;
+use crate::model::Outcome;
 use crate::restic::Repository;
 use crate::verify::Verifier;
 
@@ -39,9 +39,28 @@ pub async fn execute(
                 };
             }
             Some(req) = queue.recv() => {
-                tokio::task::spawn_local(job(st.clone(), req));
+                let (service, id) = (req.service.clone(), req.id);
+                let running = tokio::task::spawn_local(job(st.clone(), req));
+                tokio::task::spawn_local(supervise(st.jobs.clone(), service, id, running));
             }
         }
+    }
+}
+
+/// Waits for a job's task: one that panics ends as `failed` instead of
+/// staying `running`, which would refuse every later action on the service
+/// until a restart.
+async fn supervise(jobs: super::jobs::Jobs, service: String, id: u64, running: JoinHandle<()>) {
+    if let Err(e) = running.await {
+        jobs.finish(
+            &service,
+            id,
+            Outcome::Failed,
+            Some(format!(
+                "the job stopped on an internal error ({e}); this is a bug, please report it with the server's log"
+            )),
+            None,
+        );
     }
 }
 
@@ -57,7 +76,7 @@ async fn job(st: Shared, req: Request) {
         } => restore_job(&st, &req.service, destination, snapshot, path, target).await,
     };
     st.jobs
-        .finish(&req.service, req.id, outcome.as_str(), message, run_id);
+        .finish(&req.service, req.id, outcome, message, run_id);
 }
 
 /// How a job ended: outcome, message, history run id.
@@ -73,8 +92,8 @@ fn prepare<'a>(
         .config
         .service(&req.service)
         .ok_or_else(|| (Outcome::Failed, Some("unknown service".into()), None))?;
-    let history = History::open(&st.config.settings.state_directory)
-        .map_err(|e| (Outcome::Failed, Some(e.to_string()), None))?;
+    // As in `run`: a broken history never stops the job.
+    let history = History::open_for_run(&st.config.settings.state_directory);
     let progress = LiveProgress {
         jobs: st.jobs.clone(),
         service: req.service.clone(),
@@ -176,6 +195,15 @@ async fn restore_job(
         Err(f) => return (Outcome::Failed, Some(f.message), None),
     };
     let target_dir = std::path::Path::new(target);
+    // The folder was new or empty when the job was accepted; anything put
+    // in it since (a symlink restic would follow) stops the restore, as in
+    // the CLI's `restore`.
+    let folder = crate::restore::files::Target::Folder(target_dir.to_path_buf());
+    let links = crate::restore::files::existing_symlinks(&folder, &[]);
+    if !links.is_empty() {
+        let e = crate::restore::files::in_the_way(&folder, &links);
+        return (Outcome::Failed, Some(e.message), None);
+    }
     match restic::restore(&st.restic, &repo, snapshot, path, target_dir, &st.shutdown).await {
         Ok(()) => (
             Outcome::Ok,
@@ -325,9 +353,20 @@ pub async fn restore(
     State(st): State<Shared>,
     Path(name): Path<String>,
     Extension(authed): Extension<Authed>,
-    Form(f): Form<RestoreForm>,
+    form: Result<Form<RestoreForm>, FormRejection>,
 ) -> Response {
     let json = authed.wants_json();
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(e) => {
+            return Failure::bad_request(format!(
+                "bad restore form: {}; send `snapshot`, `path` and optionally `destination` and `folder`",
+                e.body_text()
+            ))
+            .json(json)
+            .into_response();
+        }
+    };
     match prepare_restore(&st, &name, &f).await {
         Ok(kind) => start(&st, &authed, &name, kind),
         Err(e) => e.json(json).into_response(),
@@ -397,4 +436,44 @@ async fn prepare_restore(st: &Shared, name: &str, f: &RestoreForm) -> Result<Job
         path,
         target: target.display().to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web::jobs::{JobState, Jobs};
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_panicking_job_ends_as_failed() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let (jobs, _queue) = Jobs::new(dir.path().to_path_buf());
+        let kind = JobKind::Restore {
+            destination: "local".into(),
+            snapshot: "latest".into(),
+            path: "/".into(),
+            target: "/tmp/x".into(),
+        };
+        let started = jobs
+            .start("web", kind)
+            .unwrap_or_else(|_| panic!("job refused"));
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let running = tokio::task::spawn_local(async {
+                    panic!("overflow when adding duration to instant")
+                });
+                supervise(jobs.clone(), "web".into(), started.id, running).await;
+            })
+            .await;
+        let job = jobs.get("web").unwrap_or_else(|| panic!("no job"));
+        assert_eq!(
+            (job.state, job.outcome),
+            (JobState::Done, Some(Outcome::Failed))
+        );
+        let msg = job.message.unwrap_or_default();
+        assert!(
+            msg.contains("overflow when adding duration to instant"),
+            "{msg}"
+        );
+    }
 }

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::actions::repository;
 use super::pages::Failure;
 use super::{Shared, data, input, restic};
-use crate::process::Shutdown;
+use crate::process::{Output, Shutdown};
 use crate::restic::ops;
 
 /// A failure answered as JSON (`{"error": "..."}`) whatever its origin.
@@ -28,7 +28,7 @@ impl From<Failure> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        self.0.into_response()
+        self.0.json(true).into_response()
     }
 }
 
@@ -225,7 +225,6 @@ pub async fn download(
     Path((name, snapshot)): Path<(String, String)>,
     Query(q): Query<DestQuery>,
 ) -> ApiResult {
-    use tokio::io::AsyncReadExt;
     let (snapshot, path, repo, tag) = locate(&st, &name, &snapshot, &q, "")?;
     let (info, entry) = restic::stat(&st.restic, &repo, &snapshot, &tag, &path)
         .await
@@ -241,9 +240,10 @@ pub async fn download(
     let stream = futures_util::stream::unfold(Some(child), |state| async move {
         let mut child = state?;
         let mut buf = vec![0u8; 64 * 1024];
-        match child.stdout.read(&mut buf).await {
+        match child.read(&mut buf).await {
             Ok(0) => {
-                let (ended, stderr) = child.finish().await;
+                let ended = child.wait(&Shutdown::never()).await;
+                let Output { ended, stderr, .. } = child.output(ended).await;
                 if ended.success() {
                     None
                 } else {

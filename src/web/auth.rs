@@ -7,13 +7,14 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -52,6 +53,105 @@ struct Session {
 pub struct Auth {
     token: String,
     sessions: Mutex<HashMap<String, Session>>,
+    /// Wrong tokens per client address.
+    pub strikes: Strikes,
+}
+
+/// The address a request came from (`0.0.0.0` when unknown).
+pub fn peer_ip(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+}
+
+/// A wrong token from an address waits before it is answered, longer with
+/// every wrong token from there ([`penalty`]), one at a time per address,
+/// so parallel guesses queue up instead of running side by side. The right
+/// token is checked first and never waits: a guesser cannot lock the owner
+/// out. An address is forgiven after [`FORGET`] without a wrong token, or
+/// by a right one.
+pub struct Strikes {
+    by_ip: Mutex<HashMap<IpAddr, Strike>>,
+}
+
+struct Strike {
+    count: u32,
+    last: Instant,
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// How long an address's wrong tokens are remembered.
+const FORGET: Duration = Duration::from_secs(15 * 60);
+/// Most addresses remembered (the oldest are forgotten first).
+const MAX_ADDRESSES: usize = 10_000;
+
+/// The wait before answering the `n`th wrong token in a row: 250 ms,
+/// doubling each time, at most 8 s.
+pub fn penalty(n: u32) -> Duration {
+    let exp = n.saturating_sub(1).min(5);
+    Duration::from_millis(250 << exp)
+}
+
+impl Strikes {
+    fn new() -> Strikes {
+        Strikes {
+            by_ip: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Strike>> {
+        self.by_ip
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts a wrong token from `ip` and waits its penalty (queued behind
+    /// the other wrong tokens from `ip`).
+    pub async fn wrong(&self, ip: IpAddr) {
+        let gate = {
+            let mut m = self.map();
+            let now = Instant::now();
+            if m.len() >= MAX_ADDRESSES && !m.contains_key(&ip) {
+                m.retain(|_, s| now.duration_since(s.last) < FORGET);
+                if m.len() >= MAX_ADDRESSES
+                    && let Some(oldest) = m.iter().min_by_key(|(_, s)| s.last).map(|(k, _)| *k)
+                {
+                    m.remove(&oldest);
+                }
+            }
+            let s = m.entry(ip).or_insert_with(|| Strike {
+                count: 0,
+                last: now,
+                gate: Arc::new(tokio::sync::Mutex::new(())),
+            });
+            if now.duration_since(s.last) >= FORGET {
+                s.count = 0;
+            }
+            s.last = now;
+            s.gate.clone()
+        };
+        let _turn = gate.lock().await;
+        let n = {
+            let mut m = self.map();
+            let s = m.entry(ip).or_insert_with(|| Strike {
+                count: 0,
+                last: Instant::now(),
+                gate: gate.clone(),
+            });
+            s.count = s.count.saturating_add(1);
+            s.last = Instant::now();
+            s.count
+        };
+        tokio::time::sleep(penalty(n)).await;
+    }
+
+    /// The right token from `ip`: its wrong ones are forgiven.
+    pub fn right(&self, ip: IpAddr) {
+        let mut m = self.map();
+        if m.contains_key(&ip) {
+            m.remove(&ip);
+        }
+    }
 }
 
 /// How a request proved itself; put into the request's extensions.
@@ -81,6 +181,7 @@ impl Auth {
         Auth {
             token,
             sessions: Mutex::new(HashMap::new()),
+            strikes: Strikes::new(),
         }
     }
 
@@ -206,12 +307,14 @@ fn cookie_session(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
+/// The credentials of `Authorization: Bearer TOKEN`; the scheme name is
+/// case-insensitive (RFC 7235), so `bearer` and `BEARER` work too.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 /// A field of an `application/x-www-form-urlencoded` body, undecoded (the
@@ -242,10 +345,13 @@ const MAX_FORM: usize = 64 * 1024;
 /// `csrf` or header `X-CSRF-Token`).
 pub async fn require(State(st): State<Shared>, req: Request, next: Next) -> Response {
     let headers = req.headers();
+    let peer = peer_ip(&req);
     let authed = if let Some(t) = bearer(headers) {
         if !st.auth.token_ok(t) {
+            st.auth.strikes.wrong(peer).await;
             return unauthorized("wrong token");
         }
+        st.auth.strikes.right(peer);
         Authed::Bearer
     } else if let Some(csrf) =
         cookie_session(headers).and_then(|id| st.auth.session(&id).map(|csrf| (id, csrf)))
@@ -294,4 +400,36 @@ pub async fn require(State(st): State<Shared>, req: Request, next: Next) -> Resp
     }
     req.extensions_mut().insert(authed);
     next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_needs_a_token() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            if let Ok(v) = v.parse() {
+                m.insert(header::AUTHORIZATION, v);
+            }
+            m
+        };
+        for (v, want) in [
+            ("Bearer abc", Some("abc")),
+            ("bearer abc", Some("abc")),
+            ("BEARER  abc ", Some("abc")),
+            ("Basic abc", None),
+            ("Bearer", None),
+            ("Bearerabc", None),
+        ] {
+            assert_eq!(bearer(&h(v)), want, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn penalties_grow_and_stop_at_eight_seconds() {
+        let ms: Vec<u128> = (1..=8).map(|n| penalty(n).as_millis()).collect();
+        assert_eq!(ms, [250, 500, 1000, 2000, 4000, 8000, 8000, 8000]);
+    }
 }

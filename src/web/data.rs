@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::config::{Config, Service};
 use crate::health::{self, ServiceHealth, State};
 use crate::history::{History, HistoryError, RunRow, TargetRecord, VerifyRow, now_ms};
+use crate::model::{ErrorClass, RunStatus};
 
 /// A few history connections shared by the request handlers (SQLite
 /// connections cannot be used by two threads at once).
@@ -23,7 +24,13 @@ pub struct Db {
 impl Db {
     pub fn open(state_dir: &std::path::Path, n: usize) -> Result<Db, HistoryError> {
         let conns = (0..n.max(1))
-            .map(|_| History::open(state_dir).map(Mutex::new))
+            // Read-only where history cannot be written (the dashboard
+            // reads; its jobs open their own connection).
+            .map(|_| {
+                History::open(state_dir)
+                    .or_else(|_| History::open_read_only(state_dir))
+                    .map(Mutex::new)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Db {
             conns,
@@ -63,8 +70,8 @@ pub struct RunView {
     pub finished_at: Option<String>,
     pub age_seconds: u64,
     pub duration_ms: Option<u64>,
-    pub outcome: String,
-    pub error_class: Option<String>,
+    pub outcome: RunStatus,
+    pub error_class: Option<ErrorClass>,
     pub message: Option<String>,
     pub log_file: Option<String>,
 }
@@ -80,8 +87,8 @@ impl From<&RunRow> for RunView {
             duration_ms: r
                 .finished_at
                 .and_then(|f| u64::try_from(f - r.started_at).ok()),
-            outcome: r.outcome.clone(),
-            error_class: r.error_class.clone(),
+            outcome: r.outcome,
+            error_class: r.error_class,
             message: r.error_message.clone(),
             log_file: r.log_file.clone(),
         }
@@ -150,7 +157,7 @@ fn view(h: &History, s: &Service, health: &ServiceHealth) -> Result<ServiceView,
         destinations,
         recent: runs
             .iter()
-            .filter(|r| r.outcome != "running")
+            .filter(|r| r.outcome != RunStatus::Running)
             .rev()
             .map(RunView::from)
             .collect(),

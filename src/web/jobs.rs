@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::engine::Progress;
 use crate::engine::lock::{LockError, ServiceLock};
-use crate::engine::{Outcome, Progress};
+use crate::model::{Outcome, RunStatus};
 use crate::restic::output::BackupStatus;
 
 /// What a job does.
@@ -44,17 +45,40 @@ impl JobKind {
 }
 
 /// Live progress of one destination.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct TargetProgress {
     pub destination: String,
     /// `running`, then the outcome.
-    pub state: String,
+    pub state: RunStatus,
     pub percent_done: f64,
     pub files_done: u64,
     pub total_files: u64,
     pub bytes_done: u64,
     pub total_bytes: u64,
     pub seconds_elapsed: u64,
+}
+
+/// Whether a job is still going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Running,
+    Done,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Done => "done",
+        }
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A job as the dashboard shows it (also the JSON of
@@ -65,12 +89,11 @@ pub struct Job {
     pub service: String,
     #[serde(flatten)]
     pub kind: JobKind,
-    /// `running` or `done`.
-    pub state: &'static str,
+    pub state: JobState,
     pub started_at_ms: i64,
     pub finished_at_ms: Option<i64>,
-    /// `ok`, `warning`, `failed` or `interrupted` once done.
-    pub outcome: Option<String>,
+    /// Set once done.
+    pub outcome: Option<Outcome>,
     pub message: Option<String>,
     /// The history run a backup job recorded.
     pub run_id: Option<i64>,
@@ -132,7 +155,7 @@ impl Jobs {
     /// process (a CLI or scheduled run) holds the service's lock.
     pub fn start(&self, service: &str, kind: JobKind) -> Result<Job, Refused> {
         let job = self.with(|m| {
-            if let Some(j) = m.get(service).filter(|j| j.state == "running") {
+            if let Some(j) = m.get(service).filter(|j| j.state == JobState::Running) {
                 return Err(Refused::Busy(format!(
                     "a {} of service `{service}` started from the dashboard is still running (job {}); wait for it to finish",
                     j.kind.name(),
@@ -158,7 +181,7 @@ impl Jobs {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 service: service.to_string(),
                 kind: kind.clone(),
-                state: "running",
+                state: JobState::Running,
                 started_at_ms: crate::history::now_ms(),
                 finished_at_ms: None,
                 outcome: None,
@@ -179,7 +202,7 @@ impl Jobs {
             self.finish(
                 service,
                 job.id,
-                "failed",
+                Outcome::Failed,
                 Some("the server is shutting down".into()),
                 None,
             );
@@ -202,14 +225,14 @@ impl Jobs {
         &self,
         service: &str,
         id: u64,
-        outcome: &str,
+        outcome: Outcome,
         message: Option<String>,
         run_id: Option<i64>,
     ) {
         self.update(service, id, |j| {
-            j.state = "done";
+            j.state = JobState::Done;
             j.finished_at_ms = Some(crate::history::now_ms());
-            j.outcome = Some(outcome.to_string());
+            j.outcome = Some(outcome);
             j.message = message;
             if run_id.is_some() {
                 j.run_id = run_id;
@@ -234,8 +257,13 @@ impl LiveProgress {
             } else {
                 let mut t = TargetProgress {
                     destination: destination.to_string(),
-                    state: "running".into(),
-                    ..TargetProgress::default()
+                    state: RunStatus::Running,
+                    percent_done: 0.0,
+                    files_done: 0,
+                    total_files: 0,
+                    bytes_done: 0,
+                    total_bytes: 0,
+                    seconds_elapsed: 0,
                 };
                 f(&mut t);
                 j.targets.push(t);
@@ -250,7 +278,7 @@ impl Progress for LiveProgress {
     }
 
     fn started(&self, _service: &str, destination: &str) {
-        self.target(destination, |t| t.state = "running".into());
+        self.target(destination, |t| t.state = RunStatus::Running);
     }
 
     fn update(&self, _service: &str, destination: &str, s: &BackupStatus) {
@@ -266,8 +294,8 @@ impl Progress for LiveProgress {
 
     fn finished(&self, _service: &str, destination: &str, outcome: Outcome) {
         self.target(destination, |t| {
-            t.state = outcome.as_str().to_string();
-            if matches!(outcome, Outcome::Ok | Outcome::Warning) {
+            t.state = RunStatus::Finished(outcome);
+            if outcome.succeeded() {
                 t.percent_done = 1.0;
             }
         });

@@ -6,6 +6,7 @@
 mod actions;
 mod api;
 pub mod auth;
+mod conn;
 pub mod data;
 mod input;
 pub mod jobs;
@@ -102,6 +103,53 @@ async fn security_headers(req: Request, next: Next) -> Response {
     res
 }
 
+/// Most bytes of an error body turned into JSON.
+const MAX_ERROR_BODY: usize = 16 * 1024;
+
+/// Every error under `/api/`, and every error answered to a Bearer client,
+/// is JSON `{"error": "..."}`, whatever produced it (an extractor's plain
+/// text rejection, a 405, an HTML page); a form the handler could not read
+/// is 400, as documented, not axum's 422.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/") || auth::bearer(req.headers()).is_some();
+    let res = next.run(req).await;
+    let status = res.status();
+    if !api || !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let kind = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let text = axum::body::to_bytes(body, MAX_ERROR_BODY)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() || kind.starts_with("text/html") {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    if parts.status == axum::http::StatusCode::UNPROCESSABLE_ENTITY {
+        parts.status = axum::http::StatusCode::BAD_REQUEST;
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
+    let body = axum::Json(serde_json::json!({ "error": message }));
+    (parts, body).into_response()
+}
+
 /// The routes. Everything but the login page and the static files needs
 /// the token (see `auth.rs`).
 pub fn router(st: Shared) -> Router {
@@ -139,6 +187,7 @@ pub fn router(st: Shared) -> Router {
             get(|| async { asset("text/javascript", SCRIPT) }),
         )
         .merge(protected)
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(security_headers))
         .with_state(st)
 }
@@ -151,6 +200,13 @@ pub async fn serve(
     opts: &ServeOptions,
     printer: crate::output::Printer,
 ) -> Result<i32, Error> {
+    // As `run` does: a damaged database is moved aside and a new one
+    // started, so the dashboard comes up (and says so) instead of failing.
+    let opened = crate::history::History::open_for_run(&config.settings.state_directory);
+    if let Some(r) = opened.recovery() {
+        eprintln!("warning: {r}");
+    }
+    drop(opened);
     let db = data::Db::open(&config.settings.state_directory, 4)?;
     let (jobs, queue) = jobs::Jobs::new(config.settings.lock_directory.clone());
     let (trigger, shutdown) = Shutdown::new();
@@ -189,10 +245,18 @@ pub async fn serve(
         "signal received, stopping the server; running jobs stop safely (send again to exit at once)",
     );
 
-    let mut stop = shutdown.clone();
-    let server = axum::serve(listener, router(st.clone()))
-        .with_graceful_shutdown(async move { stop.wait().await });
-    let server = tokio::spawn(async move { server.await });
+    let (cap, limit) = conn::raise_fd_limit();
+    if let Some((was, now)) = limit {
+        printer.verbose(format!(
+            "open-file limit {now} (was {was}); at most {cap} connections at once"
+        ));
+    }
+    let server = tokio::spawn(conn::serve(
+        listener,
+        router(st.clone()),
+        cap,
+        shutdown.clone(),
+    ));
 
     // Jobs borrow a history connection across awaits, which only a
     // thread-local task may do: they run here, on this thread's LocalSet.

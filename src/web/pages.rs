@@ -3,7 +3,7 @@
 //! progress of a running job.
 
 use axum::Extension;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{DOCTYPE, Markup, html};
@@ -11,8 +11,9 @@ use serde::Deserialize;
 
 use super::auth::{Authed, COOKIE};
 use super::data::{self, RunView, ServiceView};
-use super::jobs::Job;
+use super::jobs::{Job, JobState};
 use super::{Shared, api, restic};
+use crate::model::{Outcome, RunStatus};
 use crate::output::{age, bytes, duration_ms, local_time};
 
 /// An error answered as a page (or as JSON for API clients).
@@ -198,12 +199,39 @@ pub struct LoginQuery {
     next: Option<String>,
 }
 
-/// Only local paths are followed after logging in.
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
-        _ => "/".to_string(),
+/// Only local paths are followed after logging in. Browsers drop tabs,
+/// CR and LF from a `Location` and read `\\` as `/`, so `/<TAB>/evil.example`
+/// and `/\\evil.example` lead to another site: the value is judged after
+/// that same normalisation and must then start with exactly one `/`.
+/// Anything else, or anything with another control character, goes to `/`.
+/// What is followed is the normalised path, with non-ASCII percent-encoded,
+/// so the header is always valid.
+pub fn safe_next(next: Option<&str>) -> String {
+    let Some(raw) = next else {
+        return "/".to_string();
+    };
+    let n: String = raw
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
+        .map(|c| if c == '\\' { '/' } else { c })
+        .collect();
+    let mut chars = n.chars();
+    let local = chars.next() == Some('/') && chars.next() != Some('/');
+    if !local || n.chars().any(char::is_control) {
+        return "/".to_string();
     }
+    let mut out = String::with_capacity(n.len());
+    for c in n.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
 }
 
 fn login_page(next: &str, error: Option<&str>) -> Markup {
@@ -238,14 +266,20 @@ pub struct LoginForm {
 }
 
 /// `POST /login`: a right token starts a session (cookie with a random id).
-pub async fn login(State(st): State<Shared>, Form(f): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(st): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let next = safe_next(f.next.as_deref());
     if !st.auth.token_ok(&f.token) {
-        // Slows guessing down; the token is long enough that it cannot work.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // Slows guessing down, more with every wrong token from the same
+        // address; the token is long enough that guessing cannot work.
+        st.auth.strikes.wrong(peer.ip()).await;
         let page = login_page(&next, Some("Wrong token."));
         return (StatusCode::UNAUTHORIZED, Html(page.into_string())).into_response();
     }
+    st.auth.strikes.right(peer.ip());
     let id = st.auth.login();
     (
         [(
@@ -273,9 +307,9 @@ pub async fn logout(State(st): State<Shared>, Extension(authed): Extension<Authe
 }
 
 /// Any other path: 404.
-pub async fn not_found(Extension(authed): Extension<Authed>) -> Response {
+pub async fn not_found(Extension(authed): Extension<Authed>, uri: axum::http::Uri) -> Response {
     Failure::not_found("no such page")
-        .json(authed.wants_json())
+        .json(authed.wants_json() || uri.path().starts_with("/api/"))
         .into_response()
 }
 
@@ -297,7 +331,7 @@ fn overview_row(s: &ServiceView, csrf: &str, job: Option<&Job>) -> Markup {
             td title=(s.reasons.join("\n")) { (badge(s.state.as_str())) }
             td {
                 @match &s.last_run {
-                    Some(r) => { (badge(&r.outcome)) " " (age(r.age_seconds)) " ago" }
+                    Some(r) => { (badge(r.outcome.as_str())) " " (age(r.age_seconds)) " ago" }
                     None => span.muted { "never" },
                 }
             }
@@ -321,7 +355,7 @@ fn overview_row(s: &ServiceView, csrf: &str, job: Option<&Job>) -> Markup {
             }
             td { (sparkline(&s.recent)) }
             td {
-                @if job.is_some_and(|j| j.state == "running") {
+                @if job.is_some_and(|j| j.state == JobState::Running) {
                     a href=(format!("{link}/job")) { "running…" }
                 } @else {
                     (run_button(&s.name, "run", "Back up now", csrf))
@@ -365,8 +399,8 @@ fn job_box(name: &str, job: &Job) -> Markup {
     html! {
         div.job {
             "Dashboard " (job.kind.name()) " (job " (job.id) "): "
-            @if job.state == "running" { strong { "running" } }
-            @else { (badge(job.outcome.as_deref().unwrap_or("done"))) }
+            @if job.state == JobState::Running { strong { "running" } }
+            @else { (badge(job.outcome.map_or("done", Outcome::as_str))) }
             " — " a href=(format!("/services/{}/job", url_encode(name))) { "details" }
             @if let Some(m) = &job.message { div.muted { (m) } }
         }
@@ -484,7 +518,7 @@ pub async fn service(
                         tr {
                             td { a href=(format!("/services/{enc}/runs/{}", r.run.id)) { "#" (r.run.id) } }
                             td { (when(r.run.started_at_ms)) }
-                            td { (badge(&r.run.outcome)) }
+                            td { (badge(r.run.outcome.as_str())) }
                             td { (r.run.duration_ms.map_or_else(|| "-".into(), duration_ms)) }
                             td { (r.run.message.as_deref().unwrap_or("")) }
                         }
@@ -504,7 +538,7 @@ pub async fn service(
                             td { (v.destination) }
                             td { (v.kind) @if let Some(s) = &v.subset { " " (s) } }
                             td { (v.trigger) }
-                            td { (badge(&v.outcome)) }
+                            td { (badge(v.outcome.as_str())) }
                             td { (v.error_message.as_deref().unwrap_or("")) }
                         }
                     }
@@ -538,11 +572,11 @@ pub async fn run(
         .log_file
         .as_deref()
         .and_then(|f| data::log_tail(f, 200, &st.secrets));
-    let running = detail.run.outcome == "running";
+    let running = detail.run.outcome == RunStatus::Running;
     let enc = url_encode(&name);
     let body = html! {
         p { a href=(format!("/services/{enc}")) { "← " (name) } }
-        h1 { "Run #" (id) " " (badge(&detail.run.outcome)) }
+        h1 { "Run #" (id) " " (badge(detail.run.outcome.as_str())) }
         p {
             "Started " (when(detail.run.started_at_ms))
             @if let Some(d) = detail.run.duration_ms { " · took " (duration_ms(d)) }
@@ -555,7 +589,7 @@ pub async fn run(
                 @for t in &detail.targets {
                     tr {
                         td { (t.destination) }
-                        td { (badge(&t.outcome)) }
+                        td { (badge(t.outcome.as_str())) }
                         td {
                             @if let Some(s) = &t.snapshot_id {
                                 a href=(format!("/services/{enc}/snapshots/{s}?destination={}", url_encode(&t.destination))) { code { (s.chars().take(8).collect::<String>()) } }
@@ -592,7 +626,7 @@ pub async fn job(
     }
     let enc = url_encode(&name);
     let job = st.jobs.get(&name);
-    let running = job.as_ref().is_some_and(|j| j.state == "running");
+    let running = job.as_ref().is_some_and(|j| j.state == JobState::Running);
     let body = html! {
         p { a href=(format!("/services/{enc}")) { "← " (name) } }
         @match &job {
@@ -602,7 +636,7 @@ pub async fn job(
                 div #job data-poll=(format!("/api/services/{enc}/job")) data-state=(j.state) {
                     p {
                         "State: " strong #job-state { (j.state) }
-                        @if let Some(o) = &j.outcome { " " span #job-outcome { (badge(o)) } }
+                        @if let Some(o) = j.outcome { " " span #job-outcome { (badge(o.as_str())) } }
                         " · started " (when(j.started_at_ms))
                     }
                     @if let Some(m) = &j.message { p #job-message { (m) } }
@@ -626,7 +660,7 @@ pub async fn job(
                     @if let Some(r) = j.run_id {
                         p { a #job-run href=(format!("/services/{enc}/runs/{r}")) { "Run #" (r) } }
                     }
-                    @if j.state == "done" {
+                    @if j.state == JobState::Done {
                         p #job-done { "Finished." }
                     }
                 }
@@ -716,4 +750,33 @@ pub async fn browse(
         p.hint { "Restores go into a new, empty folder on the server; nothing existing is overwritten." }
     };
     Ok(page(&format!("{name} snapshot"), &authed, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_judged_as_a_browser_reads_it() {
+        let cases = [
+            (None, "/"),
+            (Some("/services/app"), "/services/app"),
+            (Some("/services/app?x=1#y"), "/services/app?x=1#y"),
+            (Some("/\t/evil.example/steal"), "/"),
+            (Some("/\r\n/evil.example"), "/"),
+            (Some("/\\evil.example"), "/"),
+            (Some("\\/evil.example"), "/"),
+            (Some("//evil.example"), "/"),
+            (Some(" /x"), "/"),
+            (Some("https://evil.example"), "/"),
+            (Some("/a\u{7f}b"), "/"),
+            (Some("/a\tb"), "/ab"),
+            (Some("/a\\b"), "/a/b"),
+            (Some("/é"), "/%C3%A9"),
+            (Some(""), "/"),
+        ];
+        for (given, want) in cases {
+            assert_eq!(safe_next(given), want, "{given:?}");
+        }
+    }
 }

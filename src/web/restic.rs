@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::process::{self, Shutdown, Streaming};
+use crate::process::{self, Child, Out, Shutdown};
 use crate::restic::ops::{OpError, failure};
 use crate::restic::{ErrorClass, Repository, Restic, ResticCall};
 
@@ -136,39 +136,40 @@ async fn ls_finding(
     let mut entries = Vec::new();
     let mut truncated = false;
     let mut wanted = None;
-    let out = process::run(
-        &call.spec,
-        &Shutdown::never(),
-        |line| {
-            let Ok(l) = serde_json::from_str::<Line>(line) else {
-                return;
-            };
-            match l.struct_type.as_str() {
-                "snapshot" if info.is_none() => info = serde_json::from_str(line).ok(),
-                "node" => {
-                    let Ok(e) = serde_json::from_str::<Entry>(line) else {
-                        return;
-                    };
-                    if want == Some(e.path.as_str()) {
-                        wanted = Some(e.clone());
-                    }
-                    if e.path == dir {
-                        itself = Some(e);
-                    } else if parent(&e.path) == dir {
-                        if entries.len() < MAX_ENTRIES {
-                            entries.push(e);
-                        } else {
-                            truncated = true;
+    let out = call
+        .spec
+        .run(
+            &Shutdown::never(),
+            |line| {
+                let Ok(l) = serde_json::from_str::<Line>(line) else {
+                    return;
+                };
+                match l.struct_type.as_str() {
+                    "snapshot" if info.is_none() => info = serde_json::from_str(line).ok(),
+                    "node" => {
+                        let Ok(e) = serde_json::from_str::<Entry>(line) else {
+                            return;
+                        };
+                        if want == Some(e.path.as_str()) {
+                            wanted = Some(e.clone());
+                        }
+                        if e.path == dir {
+                            itself = Some(e);
+                        } else if parent(&e.path) == dir {
+                            if entries.len() < MAX_ENTRIES {
+                                entries.push(e);
+                            } else {
+                                truncated = true;
+                            }
                         }
                     }
+                    _ => {}
                 }
-                _ => {}
-            }
-        },
-        |_| {},
-    )
-    .await
-    .map_err(|e| spawn_failed(&e))?;
+            },
+            |_| {},
+        )
+        .await
+        .map_err(|e| spawn_failed(&e))?;
     if let Some(e) = failure(&out, repo) {
         return Err(ReadError::Failed(e));
     }
@@ -229,17 +230,22 @@ pub async fn stat(
     }
 }
 
-/// `restic dump SNAPSHOT FILE` with stdout as a stream. The snapshot must
-/// be a full id (from [`stat`]), so the file read is the file checked.
+/// `restic dump SNAPSHOT FILE` with stdout as a stream ([`Child::read`];
+/// no timeout: the reader decides how long to read, and dropping the child
+/// stops restic). The snapshot must be a full id (from [`stat`]), so the
+/// file read is the file checked.
 pub fn dump(
     restic: &Restic,
     repo: &Repository,
     snapshot_id: &str,
     file: &str,
-) -> Result<Streaming, ReadError> {
+) -> Result<Child, ReadError> {
     let args = ["dump", "--no-lock", "--", snapshot_id, file];
     let call = ResticCall::new(restic, repo, args);
-    process::spawn_streaming(&call.spec).map_err(|e| spawn_failed(&e))
+    call.spec
+        .stdout(Out::Raw)
+        .spawn()
+        .map_err(|e| spawn_failed(&e))
 }
 
 /// `restic restore SNAPSHOT --target TARGET --include PATH`. `target` must
@@ -259,7 +265,9 @@ pub async fn restore(
     }
     args.extend(["--".into(), snapshot_id.into()]);
     let call = ResticCall::new(restic, repo, args).timeout(Duration::from_secs(24 * 3600));
-    let out = process::run(&call.spec, shutdown, |_| {}, |_| {})
+    let out = call
+        .spec
+        .run(shutdown, |_| {}, |_| {})
         .await
         .map_err(|e| OpError {
             class: ErrorClass::ResticMissing,

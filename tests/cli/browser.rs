@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::harness::Scenario;
-use crate::web::{Server, backed_up, free_port};
+use crate::harness::{Scenario, free_port, require_component, runs};
+use crate::web::{Server, backed_up};
 
 /// chromedriver, stopped when dropped.
-struct Driver {
+pub struct Driver {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl Drop for Driver {
@@ -30,19 +30,11 @@ impl Drop for Driver {
 
 /// Starts chromedriver, or explains why it cannot: a failure in CI, a
 /// printed skip elsewhere.
-fn driver() -> Option<Driver> {
-    let have = |bin: &str| {
-        Command::new(bin)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !have("chromedriver") || !have("chromium") {
-        let why = "chromium and chromium-driver are not installed: `apt-get install -y chromium chromium-driver` (scripts/test-all.sh does)";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-        eprintln!("SKIP browser test: {why}");
+pub fn driver() -> Option<Driver> {
+    let install = "`apt-get install -y chromium chromium-driver`";
+    let probe = runs("chromedriver", &["--version"], install)
+        .and_then(|()| runs("chromium", &["--version"], install));
+    if !require_component("chromium and chromium-driver", probe) {
         return None;
     }
     let port = free_port();

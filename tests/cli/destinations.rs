@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::harness::{Done, Scenario, watching_cmdlines};
+use crate::harness::{Done, Scenario, chmod, files_containing, watching_cmdlines};
 use crate::servers::{self, Sshd};
 
 /// The `docs` service's files (relative to `{root}/data/docs`).
@@ -20,23 +20,12 @@ const FILES: &[(&str, &str)] = &[
 
 /// Writes the `docs` files and a config backing them up to destination
 /// `name`, whose keys (TOML lines) are `dest`.
-fn docs_to(s: &Scenario, name: &str, dest: &str) {
+fn docs_to(s: Scenario, name: &str, dest: &str) -> Scenario {
     for (f, content) in FILES {
         s.write(&format!("data/docs/{f}"), content);
     }
-    s.config(&format!(
-        r#"[global]
-restic_password_file = "{{root}}/pw"
-
-[destinations.{name}]
-{dest}
-
-[services.docs]
-targets = ["{name}"]
-[services.docs.config]
-paths = ["{{root}}/data/docs"]
-"#
-    ));
+    s.destination(name, dest)
+        .service("docs", |d| d.targets(&[name]).path("{root}/data/docs"))
 }
 
 /// How the test itself opens a repository with restic: the location, `-o`
@@ -165,8 +154,8 @@ fn sftp_with_explicit_fields_backs_up_and_restores() {
     for (from, to) in [(&sshd.client_key, &key), (&sshd.known_hosts, &known)] {
         std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy: {e}"));
     }
-    docs_to(
-        &s,
+    let s = docs_to(
+        s,
         "nas",
         &format!(
             r#"type = "sftp"
@@ -198,8 +187,8 @@ fn sftp_with_the_original_url_form_backs_up_and_restores() {
     let sshd = Sshd::start(&s.path("sshd"));
     // `sftp://user@host:port//abs/path`: the port comes from the URL, key
     // and known-hosts file from the explicit keys.
-    docs_to(
-        &s,
+    let s = docs_to(
+        s,
         "offsite",
         &format!(
             r#"type = "sftp"
@@ -222,8 +211,8 @@ fn unknown_ssh_host_key_says_how_to_add_it() {
     let s = Scenario::new();
     let sshd = Sshd::start(&s.path("sshd"));
     let empty = s.write("empty_known_hosts", "");
-    docs_to(
-        &s,
+    let s = docs_to(
+        s,
         "nas",
         &format!(
             r#"type = "sftp"
@@ -290,8 +279,8 @@ fn s3_with_explicit_fields_backs_up_and_restores_without_leaking_the_secret() {
     let moto = servers::moto(&s.path("moto"));
     let id_file = s.write("aws-key-id", &format!("{AWS_KEY_ID}\n"));
     let secret_file = s.write("aws-secret", &format!("{AWS_SECRET}\n"));
-    docs_to(
-        &s,
+    let s = docs_to(
+        s,
         "cloud",
         &format!(
             r#"type = "s3"
@@ -325,8 +314,8 @@ secret_access_key_file = "{}""#,
 fn s3_with_the_url_form_and_env_credentials_backs_up_and_restores() {
     let s = Scenario::new();
     let moto = servers::moto(&s.path("moto"));
-    docs_to(
-        &s,
+    let s = docs_to(
+        s,
         "cloud",
         &format!(
             r#"type = "s3"
@@ -354,8 +343,8 @@ fn rest_without_auth_backs_up_and_restores() {
     let s = Scenario::new();
     let server = servers::rclone_rest(&s.path("rest-server"), None);
     // Without restic's `rest:` prefix, as the original tool's users wrote it.
-    docs_to(
-        &s,
+    let s = docs_to(
+        s,
         "rest",
         &format!(
             "type = \"rest\"\nurl = \"http://127.0.0.1:{}/\"",
@@ -388,8 +377,8 @@ fn rest_with_basic_auth_backs_up_and_restores_without_leaking_the_password() {
     let s = Scenario::new();
     let server = servers::rclone_rest(&s.path("rest-server"), Some(("nas", REST_PASSWORD)));
     let pass_file = s.write("rest-pass", &format!("{REST_PASSWORD}\n"));
-    docs_to(
-        &s,
+    let s = docs_to(
+        s,
         "rest",
         &format!(
             r#"type = "rest"
@@ -423,8 +412,8 @@ fn rest_with_a_wrong_password_fails_with_a_clear_message() {
     let s = Scenario::new();
     let server = servers::rclone_rest(&s.path("rest-server"), Some(("nas", REST_PASSWORD)));
     s.write("rest-pass", "not the password\n");
-    docs_to(
-        &s,
+    let s = docs_to(
+        s,
         "rest",
         &format!(
             "type = \"rest\"\nurl = \"http://127.0.0.1:{}\"\nusername = \"nas\"\npassword_file = \"{{root}}/rest-pass\"",
@@ -459,11 +448,11 @@ fn rclone_with_a_local_remote_backs_up_and_restores() {
         "bin/rclone-wrapper",
         "#!/bin/sh\necho called >> \"$(dirname \"$0\")/../rclone-calls\"\nexec rclone \"$@\"\n",
     );
-    chmod_x(&wrapper);
+    chmod(&wrapper, 0o755);
     // The remote is defined in the destination's environment, the way
     // rclone reads `RCLONE_CONFIG_<NAME>_<KEY>`.
-    docs_to(
-        &s,
+    let s = docs_to(
+        s,
         "drive",
         &format!(
             r#"type = "rclone"
@@ -524,30 +513,4 @@ fn no_secret_outside(s: &Scenario, secret: &str, allowed: &[&Path], run: &Done) 
         Vec::<PathBuf>::new(),
         "secret written to disk"
     );
-}
-
-fn files_containing(dir: &Path, needle: &[u8], skip: &[&Path]) -> Vec<PathBuf> {
-    let mut hits = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            let Ok(ft) = e.file_type() else { continue };
-            if ft.is_dir() {
-                stack.push(p);
-            } else if ft.is_file() && !skip.contains(&p.as_path()) {
-                let bytes = std::fs::read(&p).unwrap_or_default();
-                if bytes.windows(needle.len()).any(|w| w == needle) {
-                    hits.push(p);
-                }
-            }
-        }
-    }
-    hits
-}
-
-fn chmod_x(p: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
-        .unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
 }

@@ -13,13 +13,13 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Done, Scenario};
+use crate::harness::{Done, Scenario, require_component, root, wait_until};
 
 /// The test image (built once per test process, reused across runs).
 pub(crate) const IMAGE: &str = "restic-manager-test-busybox:1";
 
 /// `docker …`, output captured.
-fn docker(args: &[&str]) -> Done {
+pub(crate) fn docker(args: &[&str]) -> Done {
     let out = Command::new("docker")
         .args(args)
         .output()
@@ -43,16 +43,7 @@ pub(crate) fn engine() -> bool {
             Err(e) => Err(format!("the docker CLI is missing: {e}")),
         }
     });
-    match up {
-        Ok(()) => true,
-        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("Docker tests need the engine and busybox-static (scripts/test-all.sh): {why}")
-        }
-        Err(why) => {
-            eprintln!("skipping Docker test: {why}");
-            false
-        }
-    }
+    require_component("the Docker engine or busybox-static", up.clone())
 }
 
 /// `docker import` of a tarball holding Debian's static busybox.
@@ -101,7 +92,7 @@ fn build_image() -> Result<(), String> {
 }
 
 /// Unique names for machine-global Docker objects.
-fn unique(kind: &str) -> String {
+pub(crate) fn unique(kind: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     format!(
         "rmt-{kind}-{}-{}",
@@ -113,14 +104,20 @@ fn unique(kind: &str) -> String {
 /// Containers and volumes of one test, removed when it ends (also when it
 /// fails).
 #[derive(Default)]
-struct Objects {
-    containers: Vec<String>,
-    volumes: Vec<String>,
+pub(crate) struct Objects {
+    pub(crate) containers: Vec<String>,
+    pub(crate) volumes: Vec<String>,
 }
 
 impl Objects {
+    /// The objects of a test that needs the engine; `None` (the test
+    /// returns) where [`engine`] says it is missing.
+    pub(crate) fn if_engine() -> Option<Objects> {
+        engine().then(Objects::default)
+    }
+
     /// A new volume holding `files` files of `kb` KiB of random data.
-    fn volume(&mut self, files: usize, kb: usize) -> String {
+    pub(crate) fn volume(&mut self, files: usize, kb: usize) -> String {
         let v = unique("vol");
         docker(&["volume", "create", &v]).succeeds();
         self.volumes.push(v.clone());
@@ -139,7 +136,7 @@ impl Objects {
     }
 
     /// Runs `script` in a throw-away container with `volume` at `/data`.
-    fn sh(&self, volume: &str, script: &str) -> String {
+    pub(crate) fn sh(&self, volume: &str, script: &str) -> String {
         let d = docker(&[
             "run",
             "--rm",
@@ -217,7 +214,7 @@ fn inspect(container: &str, format: &str) -> String {
     d.stdout.trim().to_string()
 }
 
-fn running(container: &str) -> bool {
+pub(crate) fn running(container: &str) -> bool {
     inspect(container, "{{.State.Running}}") == "true"
 }
 
@@ -229,15 +226,6 @@ fn mountpoint(volume: &str) -> String {
     let d = docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", volume]);
     d.succeeds();
     d.stdout.trim().to_string()
-}
-
-#[track_caller]
-fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// One service `app` backing up `volumes` to the local destination, with
@@ -280,10 +268,9 @@ fn restore_direct(s: &Scenario, objs: &Objects, from: &str, into: &str) {
 
 #[test]
 fn volume_backed_up_with_its_container_stopped_then_restored_into_a_fresh_volume() {
-    if !engine() {
+    let Some(mut objs) = Objects::if_engine() else {
         return;
-    }
-    let mut objs = Objects::default();
+    };
     let vol = objs.volume(100, 20);
     let app = objs.app(&vol);
     let before = started_at(&app);
@@ -345,10 +332,9 @@ fn volume_backed_up_with_its_container_stopped_then_restored_into_a_fresh_volume
 
 #[test]
 fn stream_mode_backs_up_a_tar_through_a_helper_container_and_restores_it() {
-    if !engine() {
+    let Some(mut objs) = Objects::if_engine() else {
         return;
-    }
-    let mut objs = Objects::default();
+    };
     let vol = objs.volume(80, 100);
     let app = objs.app(&vol);
     let s = Scenario::new();
@@ -403,11 +389,9 @@ fn stream_mode_backs_up_a_tar_through_a_helper_container_and_restores_it() {
 
     // Restore: the tar from the snapshot, extracted into a fresh volume.
     let fresh = objs.empty_volume();
-    let mut dump = Command::new("restic")
+    let mut dump = s
+        .restic_command("repo/app")
         .args(["dump", "latest", &name])
-        .env("RESTIC_REPOSITORY", s.path("repo/app"))
-        .env("RESTIC_PASSWORD_FILE", s.path("pw"))
-        .env("XDG_CACHE_HOME", s.path("cache"))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("restic dump: {e}"));
@@ -426,10 +410,9 @@ fn stream_mode_backs_up_a_tar_through_a_helper_container_and_restores_it() {
 
 #[test]
 fn containers_come_back_after_a_failing_backup() {
-    if !engine() {
+    let Some(mut objs) = Objects::if_engine() else {
         return;
-    }
-    let mut objs = Objects::default();
+    };
     let vol = objs.volume(3, 4);
     let app = objs.app(&vol);
     let before = started_at(&app);
@@ -452,7 +435,8 @@ fn containers_come_back_after_a_failing_backup() {
 
 /// A TCP server that accepts connections and never answers: a REST
 /// destination that hangs, so the backup is still running when the signal
-/// comes.
+/// comes. (Its connect check is switched off in the config: it would
+/// report the destination unreachable before any container is stopped.)
 fn black_hole() -> (TcpListener, u16) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
     let port = l.local_addr().map_or(0, |a| a.port());
@@ -489,13 +473,19 @@ impl Hanging {
     /// Starts the run.
     fn spawn(vol: &str, app: &str) -> Hanging {
         let (server, port) = black_hole();
-        let s = Scenario::new();
-        s.write("pw", "test-password\n");
-        s.config(&format!(
-            "[global]\nrestic_password_file = \"{{root}}/pw\"\n\n\
-             [destinations.hang]\ntype = \"rest\"\nurl = \"rest:http://127.0.0.1:{port}/\"\n\n\
-             [services.app]\ntargets = [\"hang\"]\n\n[services.app.config]\nvolumes = [\"{vol}\"]\nstop_containers = [\"{app}\"]\n"
-        ));
+        let s = Scenario::new()
+            .file("pw", "test-password\n")
+            .destination(
+                "hang",
+                &format!(
+                    "type = \"rest\"\nurl = \"rest:http://127.0.0.1:{port}/\"\nconnect_timeout_seconds = 0"
+                ),
+            )
+            .service("app", |a| {
+                a.targets(&["hang"]).config(&format!(
+                    "volumes = [\"{vol}\"]\nstop_containers = [\"{app}\"]"
+                ))
+            });
         let child = s
             .command()
             .args(["run", "--json"])
@@ -550,10 +540,9 @@ impl Drop for Hanging {
 
 #[test]
 fn sigterm_during_the_backup_starts_the_containers_again() {
-    if !engine() {
+    let Some(mut objs) = Objects::if_engine() else {
         return;
-    }
-    let mut objs = Objects::default();
+    };
     let vol = objs.volume(3, 4);
     let app = objs.app(&vol);
     let run = Hanging::start(&vol, &app);
@@ -580,10 +569,9 @@ fn sigterm_during_the_backup_starts_the_containers_again() {
 
 #[test]
 fn two_quick_signals_exit_at_once_with_the_containers_running() {
-    if !engine() {
+    let Some(mut objs) = Objects::if_engine() else {
         return;
-    }
-    let mut objs = Objects::default();
+    };
     let vol = objs.volume(3, 4);
     let app = objs.app(&vol);
     let run = Hanging::start(&vol, &app);
@@ -603,10 +591,9 @@ fn two_quick_signals_exit_at_once_with_the_containers_running() {
 
 #[test]
 fn a_missing_volume_is_an_error_listing_the_existing_ones() {
-    if !engine() {
+    let Some(mut objs) = Objects::if_engine() else {
         return;
-    }
-    let mut objs = Objects::default();
+    };
     let vol = objs.volume(1, 1);
     let s = Scenario::new();
     let wrong = format!("{vol}-typo");
@@ -614,9 +601,7 @@ fn a_missing_volume_is_an_error_listing_the_existing_ones() {
     s.run(&["setup"]).succeeds();
     let d = s.run(&["run", "--json"]);
     d.code(1);
-    let svc = &d.json()["services"][0];
-    assert_eq!(svc["error_class"], "source_missing");
-    let msg = svc["error"].as_str().unwrap_or_default();
+    let msg = d.service_error("source_missing");
     assert!(
         msg.starts_with(&format!(
             "Docker volume `{wrong}` does not exist; existing volumes: "
@@ -629,10 +614,9 @@ fn a_missing_volume_is_an_error_listing_the_existing_ones() {
 
 #[test]
 fn an_unknown_container_is_an_error_and_nothing_is_stopped() {
-    if !engine() {
+    let Some(mut objs) = Objects::if_engine() else {
         return;
-    }
-    let mut objs = Objects::default();
+    };
     let vol = objs.volume(1, 1);
     let app = objs.app(&vol);
     let before = started_at(&app);
@@ -648,9 +632,7 @@ fn an_unknown_container_is_an_error_and_nothing_is_stopped() {
     s.run(&["setup"]).succeeds();
     let d = s.run(&["run", "--json"]);
     d.code(1);
-    let svc = &d.json()["services"][0];
-    assert_eq!(svc["error_class"], "container_missing");
-    let msg = svc["error"].as_str().unwrap_or_default();
+    let msg = d.service_error("container_missing");
     assert!(msg.contains("container `no-such-container-"), "{msg}");
     assert!(
         msg.contains("does not exist; existing containers: "),
@@ -663,10 +645,9 @@ fn an_unknown_container_is_an_error_and_nothing_is_stopped() {
 
 #[test]
 fn a_dead_docker_host_is_classified_and_volumes_fall_back_to_their_folder() {
-    if !engine() {
+    let Some(mut objs) = Objects::if_engine() else {
         return;
-    }
-    let mut objs = Objects::default();
+    };
     let vol = objs.volume(2, 1);
     let app = objs.app(&vol);
     let s = Scenario::new();
@@ -677,9 +658,7 @@ fn a_dead_docker_host_is_classified_and_volumes_fall_back_to_their_folder() {
     s.run(&["setup"]).succeeds();
     let d = s.run_env(&[("DOCKER_HOST", &dead)], &["run", "--json"]);
     d.code(1);
-    let svc = &d.json()["services"][0];
-    assert_eq!(svc["error_class"], "docker_unavailable");
-    let msg = svc["error"].as_str().unwrap_or_default();
+    let msg = d.service_error("docker_unavailable");
     assert!(
         msg.starts_with(&format!("the Docker engine at `{dead}` cannot be reached")),
         "{msg}"
@@ -708,10 +687,9 @@ fn a_dead_docker_host_is_classified_and_volumes_fall_back_to_their_folder() {
 
 #[test]
 fn a_compose_projects_running_containers_are_stopped_and_started_again() {
-    if !engine() {
+    let Some(mut objs) = Objects::if_engine() else {
         return;
-    }
-    let mut objs = Objects::default();
+    };
     let vol = objs.volume(2, 1);
     let project = unique("proj");
     // Two containers of the project (labelled as `docker compose` does),
@@ -812,8 +790,7 @@ fn no_access_to_the_docker_socket_is_a_permission_error() {
         return;
     }
     // Only root can switch to another user; CI and this machine run as root.
-    if !is_root() {
-        eprintln!("skipping: needs root to run the manager as `nobody`");
+    if !require_component("root (to run the manager as `nobody`)", root()) {
         return;
     }
     let mut objs = Objects::default();
@@ -844,28 +821,18 @@ fn no_access_to_the_docker_socket_is_a_permission_error() {
     }
     let d = Done::from(cmd.output().unwrap_or_else(|e| panic!("setpriv: {e}")));
     d.code(1);
-    let svc = &d.json()["services"][0];
-    assert_eq!(svc["error_class"], "permission_denied", "{svc}");
-    let msg = svc["error"].as_str().unwrap_or_default();
+    let msg = d.service_error("permission_denied");
     assert!(
         msg.starts_with("permission denied on the Docker socket `unix:///var/run/docker.sock`; run as root or add this user to the `docker` group"),
         "{msg}"
     );
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 #[test]
 fn a_second_signal_while_docker_is_still_stopping_a_container_starts_it_after_the_stop() {
-    if !engine() {
+    let Some(mut objs) = Objects::if_engine() else {
         return;
-    }
-    let mut objs = Objects::default();
+    };
     let vol = objs.volume(1, 1);
     // An application that takes 3 s to shut down, and says when it starts to.
     let app = unique("slow");
@@ -911,10 +878,9 @@ fn a_second_signal_while_docker_is_still_stopping_a_container_starts_it_after_th
 
 #[test]
 fn a_helper_image_that_cannot_be_pulled_names_the_setting_to_fix() {
-    if !engine() {
+    let Some(mut objs) = Objects::if_engine() else {
         return;
-    }
-    let mut objs = Objects::default();
+    };
     let vol = objs.volume(1, 1);
     let image = format!("rmt-no-such-image-{}:1", std::process::id());
     let s = Scenario::new();
@@ -924,9 +890,7 @@ fn a_helper_image_that_cannot_be_pulled_names_the_setting_to_fix() {
     s.run(&["setup"]).succeeds();
     let d = s.run(&["run", "--json"]);
     d.code(1);
-    let svc = &d.json()["services"][0];
-    assert_eq!(svc["error_class"], "docker_failed", "{svc}");
-    let msg = svc["error"].as_str().unwrap_or_default();
+    let msg = d.service_error("docker_failed");
     assert!(
         msg.contains(&format!(
             "helper image `{image}` is not on this host and could not be pulled"

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use crate::databases::{self, Mariadb, PASSWORD, Postgres};
-use crate::harness::{Done, Scenario, watching_cmdlines};
+use crate::harness::{Done, Scenario, Service, watching_cmdlines};
 
 /// The snapshots of `repo` carrying `tag`.
 fn tagged(s: &Scenario, repo: &str, tag: &str) -> Vec<Value> {
@@ -35,13 +35,21 @@ fn ready(services: &str) -> Scenario {
     s
 }
 
+/// Local destinations `first` at `{root}/repo1` and `second` at
+/// `{root}/repo2`, and service `app` shaped by `f`.
+fn two_repos(first: &str, second: &str, f: impl FnOnce(Service) -> Service) -> Scenario {
+    Scenario::new()
+        .file("pw", "repository password\n")
+        .destination_local(first, "repo1")
+        .destination_local(second, "repo2")
+        .service("app", f)
+}
+
 /// `restic dump latest FILE` of `repo` as raw bytes.
 fn restic_dump(s: &Scenario, repo: &str, file: &str) -> Vec<u8> {
-    let out = Command::new("restic")
+    let out = s
+        .restic_command(repo)
         .args(["dump", "latest", file])
-        .env("RESTIC_REPOSITORY", s.path(repo))
-        .env("RESTIC_PASSWORD_FILE", s.path("pw"))
-        .env("XDG_CACHE_HOME", s.path("cache"))
         .output()
         .unwrap_or_else(|e| panic!("restic dump: {e}"));
     assert!(
@@ -55,16 +63,7 @@ fn restic_dump(s: &Scenario, repo: &str, file: &str) -> Vec<u8> {
 /// Restores dump `name` of `service` through the CLI with its preset's
 /// restore command.
 fn restore(s: &Scenario, service: &str, name: &str) -> Done {
-    s.run(&[
-        "restore",
-        "--service",
-        service,
-        "--snapshot",
-        "latest",
-        "--dump",
-        name,
-        "--yes",
-    ])
+    s.restore_latest(service, &["--dump", name, "--yes"])
 }
 
 /// One snapshot with the dump's tags and file, and a history row for it.
@@ -246,29 +245,12 @@ fn sqlite_dump_is_consistent_while_the_database_is_written() {
 
 #[test]
 fn a_command_dump_runs_once_into_two_targets() {
-    let s = Scenario::new();
-    s.write("pw", "repository password\n");
-    s.config(
-        r#"[global]
-restic_password_file = "{root}/pw"
-
-[destinations.one]
-type = "local"
-path = "{root}/repo1"
-
-[destinations.two]
-type = "local"
-path = "{root}/repo2"
-
-[services.app]
-targets = ["one", "two"]
-
-[[services.app.config.dumps]]
-name = "numbers"
-command = "echo ran >> {root}/runs; seq 1 200000"
-filename = "export/numbers.txt"
-"#,
-    );
+    let s = two_repos("one", "two", |a| {
+        a.targets(&["one", "two"]).dump(
+            "numbers",
+            "command = \"echo ran >> {root}/runs; seq 1 200000\"\nfilename = \"export/numbers.txt\"",
+        )
+    });
     s.run(&["setup"]).succeeds();
     s.run(&["run", "--dry-run"])
         .succeeds()
@@ -369,6 +351,29 @@ fn a_dump_that_runs_out_of_time_leaves_no_snapshot() {
     assert!(s.snapshots("repo/app").is_empty(), "restic kept a snapshot");
 }
 
+/// A dump command that leaves something running in the background on its
+/// stdout (issue 13, item 1): the dump ends when the command does, not
+/// when its timeout runs out, and what it left is stopped.
+#[test]
+fn a_dump_whose_background_child_holds_its_output_ends_with_the_command() {
+    let s = command_dump(
+        "printf 'dumped\\n'; sleep 1011 & exit 0",
+        "timeout_seconds = 60",
+    );
+    let started = std::time::Instant::now();
+    let done = s.run(&["run"]);
+    let took = started.elapsed();
+    done.succeeds();
+    assert!(took.as_secs() < 20, "the dump held the run for {took:?}");
+    assert_eq!(s.snapshots("repo/app").len(), 1, "the dump snapshot");
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", "sleep 1011"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    assert!(left.trim().is_empty(), "left running: {left}");
+}
+
 #[test]
 fn postgres_dump_failing_halfway_leaves_no_snapshot_and_the_files_are_still_backed_up() {
     let Some(pg) = Postgres::start() else { return };
@@ -377,14 +382,15 @@ fn postgres_dump_failing_halfway_leaves_no_snapshot_and_the_files_are_still_back
         "big",
         "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 200000) g",
     );
-    let s = Scenario::new();
-    s.write("pw", "repository password\n");
-    s.write("dbpw", &format!("{PASSWORD}\n"));
-    s.write("files/a.txt", "a file next to the database");
-    s.simple(&format!(
-        "[services.db]\ntargets = [\"local\"]\n\n[services.db.config]\npaths = [\"{{root}}/files\"]\n\n[[services.db.config.dumps]]\nname = \"big\"\ncommand = \"PGPASSWORD=$(cat {{root}}/dbpw) pg_dump -h 127.0.0.1 -p {} -U postgres big; exit 1\"\n",
+    let command = format!(
+        "command = \"PGPASSWORD=$(cat {{root}}/dbpw) pg_dump -h 127.0.0.1 -p {} -U postgres big; exit 1\"",
         pg.port
-    ));
+    );
+    let s = Scenario::new()
+        .file("pw", "repository password\n")
+        .file("dbpw", &format!("{PASSWORD}\n"))
+        .file("files/a.txt", "a file next to the database")
+        .service("db", |d| d.path("{root}/files").dump("big", &command));
     s.run(&["setup"]).succeeds();
     let done = s.run(&["run"]);
     done.code(1);
@@ -414,28 +420,10 @@ fn a_service_with_only_dumps_is_valid_and_dump_mistakes_are_located() {
 
 #[test]
 fn a_target_that_fails_does_not_stop_the_dump_into_the_other() {
-    let s = Scenario::new();
-    s.write("pw", "repository password\n");
-    s.config(
-        r#"[global]
-restic_password_file = "{root}/pw"
-
-[destinations.one]
-type = "local"
-path = "{root}/repo1"
-
-[destinations.gone]
-type = "local"
-path = "{root}/repo2"
-
-[services.app]
-targets = ["gone", "one"]
-
-[[services.app.config.dumps]]
-name = "numbers"
-command = "seq 1 500000"
-"#,
-    );
+    let s = two_repos("one", "gone", |a| {
+        a.targets(&["gone", "one"])
+            .dump("numbers", "command = \"seq 1 500000\"")
+    });
     s.run(&["setup"]).succeeds();
     std::fs::remove_dir_all(s.path("repo2/app")).unwrap_or_else(|e| panic!("{e}"));
     let done = s.run(&["run", "--json"]);
@@ -558,25 +546,12 @@ fn a_snapshot_that_still_appears_for_a_failed_dump_is_forgotten() {
     // The safety net behind the SIGINT: here the "dump" itself saves a
     // snapshot tagged like the dump's before failing, standing in for a
     // restic that managed to save one.
-    let s = Scenario::new();
-    s.write("pw", "repository password\n");
-    s.config(
-        r#"[global]
-restic_password_file = "{root}/pw"
-host = "dumphost"
-
-[destinations.local]
-type = "local"
-path = "{root}/repo"
-
-[services.app]
-targets = ["local"]
-
-[[services.app.config.dumps]]
-name = "data"
-command = "echo partial | RESTIC_REPOSITORY={root}/repo/app RESTIC_PASSWORD_FILE={root}/pw XDG_CACHE_HOME={root}/cache restic backup --quiet --host dumphost --tag dump:data --stdin --stdin-filename data.dump >&2; seq 1 1000; exit 1"
-"#,
-    );
+    let s = Scenario::new()
+        .file("pw", "repository password\n")
+        .global("host = \"dumphost\"")
+        .service("app", |a| {
+            a.dump("data", "command = \"echo partial | RESTIC_REPOSITORY={root}/repo/app RESTIC_PASSWORD_FILE={root}/pw XDG_CACHE_HOME={root}/cache restic backup --quiet --host dumphost --tag dump:data --stdin --stdin-filename data.dump >&2; seq 1 1000; exit 1\"")
+        });
     s.run(&["setup"]).succeeds();
     // An older snapshot of the same dump must survive.
     let old = Command::new("sh")
@@ -615,13 +590,11 @@ command = "echo partial | RESTIC_REPOSITORY={root}/repo/app RESTIC_PASSWORD_FILE
 /// damaged dump for the drill to find.
 fn store_dump(s: &Scenario, service: &str, name: &str, file: &str, content: &[u8]) {
     use std::io::Write;
-    let mut child = Command::new("restic")
+    let mut child = s
+        .restic_command(&format!("repo/{service}"))
         .args(["backup", "--quiet", "--stdin", "--stdin-filename", file])
         .args(["--tag", &format!("service:{service}")])
         .args(["--tag", &format!("dump:{name}")])
-        .env("RESTIC_REPOSITORY", s.path(&format!("repo/{service}")))
-        .env("RESTIC_PASSWORD_FILE", s.path("pw"))
-        .env("XDG_CACHE_HOME", s.path("cache"))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -4,28 +4,21 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::Scenario;
+use crate::harness::{Scenario, free_port};
 
 /// Three local destinations `a`, `b`, `c` under `{root}/dest-X`.
-fn three(s: &Scenario, global: &str, service: &str) {
-    s.write("data/docs/a.txt", "alpha");
-    s.write("data/docs/sub/b.txt", "beta");
-    s.config(&format!(
-        "[global]\nrestic_password_file = \"{{root}}/pw\"\n{global}\n\
-         [destinations.a]\ntype = \"local\"\npath = \"{{root}}/dest-a\"\n\
-         [destinations.b]\ntype = \"local\"\npath = \"{{root}}/dest-b\"\n\
-         [destinations.c]\ntype = \"local\"\npath = \"{{root}}/dest-c\"\n\n\
-         [services.docs]\ntargets = [\"a\", \"b\", \"c\"]\n{service}\n\
-         [services.docs.config]\npaths = [\"{{root}}/data/docs\"]\n"
-    ));
-}
-
-fn restic_env(s: &Scenario, repo: &str) -> Command {
-    let mut c = Command::new("restic");
-    c.env("RESTIC_REPOSITORY", s.path(repo))
-        .env("RESTIC_PASSWORD_FILE", s.path("pw"))
-        .env("XDG_CACHE_HOME", s.path("cache"));
-    c
+fn three(s: Scenario, global: &str, service: &str) -> Scenario {
+    s.file("data/docs/a.txt", "alpha")
+        .file("data/docs/sub/b.txt", "beta")
+        .global(global)
+        .destination_local("a", "dest-a")
+        .destination_local("b", "dest-b")
+        .destination_local("c", "dest-c")
+        .service("docs", |d| {
+            d.targets(&["a", "b", "c"])
+                .keys(service)
+                .path("{root}/data/docs")
+        })
 }
 
 /// Lock files restic finished writing. restic's local backend writes
@@ -43,7 +36,7 @@ fn locks(s: &Scenario, repo: &str) -> usize {
 #[test]
 fn parallel_backs_up_every_target_independently() {
     let s = Scenario::new();
-    three(&s, "max_parallel_destinations = 2", "");
+    let s = three(s, "max_parallel_destinations = 2", "");
     s.run(&["setup"]).succeeds();
     let d = s.run(&["run", "--json"]);
     d.succeeds();
@@ -72,7 +65,7 @@ fn parallel_backs_up_every_target_independently() {
 #[test]
 fn one_dead_destination_does_not_stop_the_others() {
     let s = Scenario::new();
-    three(&s, "", "");
+    let s = three(s, "", "");
     s.run(&["setup"]).succeeds();
     // `b` disappears (a disk that is not mounted).
     std::fs::remove_dir_all(s.path("dest-b")).unwrap_or_else(|e| panic!("{e}"));
@@ -101,7 +94,7 @@ fn one_dead_destination_does_not_stop_the_others() {
 #[test]
 fn copy_replication_backs_up_once_and_copies_with_shared_chunker() {
     let s = Scenario::new();
-    three(&s, "", "replication = \"copy\"");
+    let s = three(s, "", "replication = \"copy\"");
     s.run(&["setup"]).succeeds();
     // The copies were initialised with the primary's chunker parameters.
     let poly = |repo: &str| {
@@ -144,7 +137,7 @@ fn copy_replication_backs_up_once_and_copies_with_shared_chunker() {
 #[test]
 fn copy_falls_back_to_direct_backups_when_the_primary_fails() {
     let s = Scenario::new();
-    three(&s, "", "replication = \"copy\"");
+    let s = three(s, "", "replication = \"copy\"");
     s.run(&["setup"]).succeeds();
     std::fs::remove_dir_all(s.path("dest-a")).unwrap_or_else(|e| panic!("{e}"));
     let d = s.run(&["run", "--json"]);
@@ -165,14 +158,17 @@ fn copy_falls_back_to_direct_backups_when_the_primary_fails() {
 
 #[test]
 fn per_destination_retention_overrides_the_service_policy() {
-    let s = Scenario::new();
-    s.write("data/docs/a.txt", "alpha");
-    s.config(
-        "[global]\nrestic_password_file = \"{root}/pw\"\nretention_last = 3\nretention_max_remove_percent = 100\n\
-         [destinations.near]\ntype = \"local\"\npath = \"{root}/near\"\nretention_last = 1\n\
-         [destinations.far]\ntype = \"local\"\npath = \"{root}/far\"\n\
-         [services.docs]\ntargets = [\"near\", \"far\"]\n[services.docs.config]\npaths = [\"{root}/data/docs\"]\n",
-    );
+    let s = Scenario::new()
+        .file("data/docs/a.txt", "alpha")
+        .global("retention_last = 3\nretention_max_remove_percent = 100")
+        .destination(
+            "near",
+            "type = \"local\"\npath = \"{root}/near\"\nretention_last = 1",
+        )
+        .destination_local("far", "far")
+        .service("docs", |d| {
+            d.targets(&["near", "far"]).path("{root}/data/docs")
+        });
     s.run(&["setup"]).succeeds();
     for i in 0..4 {
         s.write("data/docs/a.txt", &format!("version {i}"));
@@ -184,21 +180,15 @@ fn per_destination_retention_overrides_the_service_policy() {
 
 #[test]
 fn retention_guard_refuses_mass_forget_unless_allowed() {
-    let s = Scenario::new();
-    s.write("data/docs/a.txt", "alpha");
-    let cfg = |keep: &str| {
-        format!(
-            "[global]\nrestic_password_file = \"{{root}}/pw\"\n{keep}\n[destinations.local]\ntype = \"local\"\npath = \"{{root}}/repo\"\n\
-             [services.docs]\ntargets = [\"local\"]\n[services.docs.config]\npaths = [\"{{root}}/data/docs\"]\n"
-        )
-    };
-    s.config(&cfg(""));
+    let s = Scenario::new()
+        .file("data/docs/a.txt", "alpha")
+        .service("docs", |d| d.path("{root}/data/docs"));
     s.run(&["setup"]).succeeds();
     for _ in 0..3 {
         s.run(&["run"]).succeeds();
     }
     // keep 1 of 4 → remove 75 % > 50 %.
-    s.config(&cfg("retention_last = 1"));
+    let s = s.global("retention_last = 1");
     let d = s.run(&["run", "--json"]);
     d.code(1);
     let v = d.json();
@@ -269,18 +259,18 @@ fn wrong_password_is_classified() {
 
 #[test]
 fn unreachable_destination_fails_while_local_succeeds() {
-    let s = Scenario::new();
-    s.write("data/docs/a.txt", "alpha");
     // Nothing listens on this port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(1);
-    s.config(&format!(
-        "[global]\nrestic_password_file = \"{{root}}/pw\"\n[destinations.local]\ntype = \"local\"\npath = \"{{root}}/repo\"\n\
-         [destinations.server]\ntype = \"rest\"\nurl = \"http://127.0.0.1:{port}/\"\n\
-         [services.docs]\ntargets = [\"server\", \"local\"]\n[services.docs.config]\npaths = [\"{{root}}/data/docs\"]\n"
-    ));
+    let port = free_port();
+    let s = Scenario::new()
+        .file("data/docs/a.txt", "alpha")
+        .destination_local("local", "repo")
+        .destination(
+            "server",
+            &format!("type = \"rest\"\nurl = \"http://127.0.0.1:{port}/\""),
+        )
+        .service("docs", |d| {
+            d.targets(&["server", "local"]).path("{root}/data/docs")
+        });
     let d = s.run(&["setup"]);
     d.code(1);
     assert!(
@@ -321,7 +311,8 @@ fn live_lock(s: &Scenario, repo: &str) -> (std::process::Child, std::path::PathB
             .is_ok_and(|st| st.success()),
         "mkfifo"
     );
-    let child = restic_env(s, repo)
+    let child = s
+        .restic_command(repo)
         .args(["backup", "--exclude-caches", "--tag", "other"])
         .arg(&dir)
         .stdout(Stdio::null())
@@ -355,19 +346,20 @@ fn release(mut child: std::process::Child, fifo: &std::path::Path) {
     let _ = child.wait();
 }
 
-fn with_retention(s: &Scenario, extra: &str) {
-    s.write("data/docs/a.txt", "alpha");
-    s.config(&format!(
-        "[global]\nrestic_password_file = \"{{root}}/pw\"\nretention_last = 3\n{extra}\n[destinations.local]\ntype = \"local\"\npath = \"{{root}}/repo\"\n\
-         [services.docs]\ntargets = [\"local\"]\n[services.docs.config]\npaths = [\"{{root}}/data/docs\"]\n"
-    ));
+fn with_retention(s: Scenario, extra: &str) -> Scenario {
+    let s = s
+        .file("data/docs/a.txt", "alpha")
+        .global("retention_last = 3")
+        .global(extra)
+        .service("docs", |d| d.path("{root}/data/docs"));
     s.run(&["setup"]).succeeds();
+    s
 }
 
 #[test]
 fn held_lock_is_waited_for_then_retention_succeeds() {
     let s = Scenario::new();
-    with_retention(&s, "");
+    let s = with_retention(s, "");
     // Four snapshots so that retention has something to remove.
     for _ in 0..3 {
         s.run(&["run"]).succeeds();
@@ -405,7 +397,7 @@ fn held_lock_is_waited_for_then_retention_succeeds() {
 #[test]
 fn held_lock_gives_up_after_lock_wait_seconds() {
     let s = Scenario::new();
-    with_retention(&s, "lock_wait_seconds = 2");
+    let s = with_retention(s, "lock_wait_seconds = 2");
     let (holder, fifo) = live_lock(&s, "repo/docs");
     let d = s.run(&["run", "--json"]);
     release(holder, &fifo);
@@ -428,7 +420,7 @@ fn held_lock_gives_up_after_lock_wait_seconds() {
 #[test]
 fn stale_lock_from_a_killed_restic_is_removed() {
     let s = Scenario::new();
-    with_retention(&s, "");
+    let s = with_retention(s, "");
     for _ in 0..3 {
         s.run(&["run"]).succeeds();
     }
@@ -526,20 +518,13 @@ fn after_kill_9_of_everything_the_next_run_succeeds_without_unlock() {
 
 #[test]
 fn services_run_in_parallel_up_to_the_limit() {
-    let s = Scenario::new();
-    s.write("data/a/f", "a");
-    s.write("data/b/f", "b");
-    let svc = |n: &str| {
-        format!(
-            "[services.{n}]\ntargets = [\"local\"]\n[services.{n}.config]\npaths = [\"{{root}}/data/{n}\"]\n\
-             pre_backup_hooks = [{{ name = \"slow\", command = \"sleep 3\" }}]\n"
-        )
-    };
-    s.config(&format!(
-        "[global]\nrestic_password_file = \"{{root}}/pw\"\nmax_parallel_services = 2\n[destinations.local]\ntype = \"local\"\npath = \"{{root}}/repo\"\n{}{}",
-        svc("a"),
-        svc("b")
-    ));
+    let slow = "pre_backup_hooks = [{ name = \"slow\", command = \"sleep 3\" }]";
+    let s = Scenario::new()
+        .file("data/a/f", "a")
+        .file("data/b/f", "b")
+        .global("max_parallel_services = 2")
+        .service("a", |a| a.path("{root}/data/a").config(slow))
+        .service("b", |b| b.path("{root}/data/b").config(slow));
     s.run(&["setup"]).succeeds();
     let start = Instant::now();
     s.run(&["run"]).succeeds();

@@ -1,27 +1,355 @@
 //! A user's session in a box: a temporary HOME with XDG directories, a
-//! config file, the real binary and the real restic.
+//! config file, the real binary and the real restic. Every helper two
+//! test modules need lives here once, so a typical test reads:
+//!
+//! ```ignore
+//! let s = Scenario::new()
+//!     .file("data/docs/a.txt", "hello")
+//!     .service("docs", |d| d.path("{root}/data/docs"))
+//!     .ready(&["repo/docs"]);
+//! s.run(&["run"]).succeeds();
+//! assert_eq!(s.snapshots("repo/docs").len(), 1);
+//! ```
+//!
+//! A component a test needs (Docker, a database server, chromium, …) is
+//! checked with [`require_component`]: skipped with the reason printed
+//! locally, a failure under `CI=true`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// Fails loudly when restic is missing: tests never skip silently.
-fn require_restic() {
-    let ok = Command::new("restic")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "restic is not installed: run `apt-get install restic` (scripts/test-all.sh does)"
-    );
+/// The restic version the suite runs against: `RM_TEST_RESTIC=0.14|0.18|0.19`
+/// (scripts/test-all.sh puts `target/restic/<VER>`, made by
+/// scripts/restic-versions.sh, first on PATH). `None` when unset: then
+/// whatever restic is on PATH.
+pub fn restic_under_test() -> Option<String> {
+    std::env::var("RM_TEST_RESTIC")
+        .ok()
+        .filter(|v| !v.is_empty())
 }
 
-/// One isolated user environment.
+/// The first line of `restic version` of the restic on PATH, checked once.
+/// Fails loudly when restic is missing (tests never skip silently), and
+/// when it is not the version `RM_TEST_RESTIC` asks for: the matrix must
+/// never test the wrong restic without saying so.
+pub fn restic_version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        let out = Command::new("restic").arg("version").output();
+        let line = match out {
+            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+            _ => panic!(
+                "restic is not installed: run `apt-get install restic` (scripts/test-all.sh does)"
+            ),
+        };
+        if let Some(want) = restic_under_test() {
+            assert!(
+                line.starts_with(&format!("restic {want}.")),
+                "RM_TEST_RESTIC={want} but the restic on PATH says `{line}`; run `scripts/restic-versions.sh {want}` and put `target/restic/{want}` first on PATH (scripts/test-all.sh does)"
+            );
+        }
+        line
+    })
+}
+
+/// The restic on PATH as (major, minor), e.g. (0, 18).
+pub fn restic_minor() -> (u32, u32) {
+    let v = restic_version().split_whitespace().nth(1).unwrap_or("0.0");
+    let mut it = v.split('.').map(|p| p.parse().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+fn require_restic() {
+    restic_version();
+}
+
+// ---- components ------------------------------------------------------------
+
+/// Whether the suite runs under `CI=true`, where scripts/test-all.sh has
+/// installed every component a test needs.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// The one way a test meets a component it needs (a server, a program, a
+/// privilege). `probe` is `Ok` when it is there, else the reason with the
+/// way to install it. Missing under `CI=true`: the test fails with the
+/// reason, since a green CI run must have run every test. Missing
+/// elsewhere: the reason is printed and `false` returned, and the test
+/// returns early, so a skip is never silent.
+#[track_caller]
+pub fn require_component(name: &str, probe: Result<(), String>) -> bool {
+    match probe {
+        Ok(()) => true,
+        Err(why) => {
+            assert!(
+                !in_ci(),
+                "{name} is missing under CI=true: {why} (scripts/test-all.sh installs it)"
+            );
+            eprintln!("SKIPPED: {name} is missing: {why}");
+            false
+        }
+    }
+}
+
+/// A probe for [`require_component`]: `program` exists.
+pub fn installed(program: &Path, package: &str) -> Result<(), String> {
+    if program.exists() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is missing: `apt-get install {package}`",
+            program.display()
+        ))
+    }
+}
+
+/// A probe for [`require_component`]: `program args` runs and succeeds.
+pub fn runs(program: &str, args: &[&str], install: &str) -> Result<(), String> {
+    match Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(st) if st.success() => Ok(()),
+        Ok(st) => Err(format!("`{program}` ended with {st}: {install}")),
+        Err(e) => Err(format!("`{program}` cannot run ({e}): {install}")),
+    }
+}
+
+/// Why promtool (from Debian's `prometheus`) cannot be started.
+pub fn promtool_missing(e: &std::io::Error) -> String {
+    format!("{e}: `apt-get install --no-install-recommends prometheus`")
+}
+
+/// A probe for [`require_component`]: the tests run as root.
+pub fn root() -> Result<(), String> {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err("the test needs root".to_string())
+    }
+}
+
+// ---- shared helpers --------------------------------------------------------
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+/// A file's text; fails the test when it cannot be read.
+#[track_caller]
+pub fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
+/// Sets a file's permission bits.
+#[track_caller]
+pub fn chmod(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
+}
+
+/// Every regular file under `dir` whose bytes contain `needle`, except
+/// those in `skip`.
+pub fn files_containing(dir: &Path, needle: &[u8], skip: &[&Path]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(p);
+            } else if ft.is_file() && !skip.contains(&p.as_path()) {
+                let bytes = std::fs::read(&p).unwrap_or_default();
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    hits.push(p);
+                }
+            }
+        }
+    }
+    hits
+}
+
+/// The password of the repositories made from [`template_repo`]; tests
+/// also check that it never shows.
+pub const PASSWORD: &str = "a test password, not a secret";
+
+/// An empty repository, password [`PASSWORD`], initialised once per test
+/// process and restic version. `restic init` spends about two seconds
+/// calibrating its key derivation; copying costs nothing.
+pub fn template_repo() -> &'static Path {
+    static TEMPLATE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        // One per restic version: a newer restic may write a repository
+        // format an older one cannot open.
+        let version = restic_version()
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("unknown");
+        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let done = tmp.join(format!("template-restic-{version}"));
+        if done.join("repo/config").is_file() {
+            return done.join("repo");
+        }
+        // Built aside and renamed into place, so a concurrent test process
+        // never sees half a repository.
+        let dir = tmp.join(format!("template.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        let pw = dir.join("pw");
+        std::fs::write(&pw, PASSWORD).unwrap_or_else(|e| panic!("write: {e}"));
+        let out = Command::new("restic")
+            .args(["init", "--quiet"])
+            .env("RESTIC_REPOSITORY", dir.join("repo"))
+            .env("RESTIC_PASSWORD_FILE", &pw)
+            .env("XDG_CACHE_HOME", dir.join("cache"))
+            .output()
+            .unwrap_or_else(|e| panic!("restic init: {e}"));
+        assert!(
+            out.status.success(),
+            "restic init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if std::fs::rename(&dir, &done).is_err() {
+            // Another test process got there first.
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        assert!(done.join("repo/config").is_file(), "template repository");
+        done.join("repo")
+    })
+}
+
+/// One isolated user environment, and the configuration being built in it
+/// (see [`Scenario::service`]).
 pub struct Scenario {
     dir: TempDir,
+    model: Model,
+}
+
+/// The configuration a chain of [`Scenario`] builder calls describes.
+#[derive(Default)]
+struct Model {
+    global: String,
+    destinations: Vec<(String, String)>,
+    services: Vec<Service>,
+    sections: String,
+}
+
+/// One `[services.NAME]` of a scenario's configuration: by default it backs
+/// up to `local`, with no paths; without paths and config keys it has no
+/// `[services.NAME.config]` table (a legacy `backup_script` service).
+pub struct Service {
+    name: String,
+    targets: Vec<String>,
+    keys: String,
+    paths: Vec<String>,
+    config: String,
+}
+
+impl Service {
+    fn new(name: &str) -> Service {
+        Service {
+            name: name.to_string(),
+            targets: vec!["local".to_string()],
+            keys: String::new(),
+            paths: Vec::new(),
+            config: String::new(),
+        }
+    }
+
+    /// The destinations it backs up to (instead of `local`).
+    pub fn targets(mut self, targets: &[&str]) -> Service {
+        self.targets = targets.iter().map(|t| (*t).to_string()).collect();
+        self
+    }
+
+    /// A folder it backs up (`{root}` is the scenario folder).
+    pub fn path(mut self, path: &str) -> Service {
+        self.paths.push(path.to_string());
+        self
+    }
+
+    /// TOML lines for `[services.NAME]` (schedule, retention, …).
+    pub fn keys(mut self, toml: &str) -> Service {
+        self.keys.push_str(toml);
+        self.keys.push('\n');
+        self
+    }
+
+    /// TOML for `[services.NAME.config]` (hooks, dumps, volumes, …).
+    pub fn config(mut self, toml: &str) -> Service {
+        self.config.push_str(toml);
+        self.config.push('\n');
+        self
+    }
+
+    /// A `[[services.NAME.config.dumps]]` entry `name` with TOML `keys`.
+    pub fn dump(self, name: &str, keys: &str) -> Service {
+        let table = format!("[[services.{}.config.dumps]]", self.name);
+        self.config(&format!("{table}\nname = \"{name}\"\n{keys}"))
+    }
+
+    fn toml(&self) -> String {
+        let list = |v: &[String]| {
+            v.iter()
+                .map(|x| format!("\"{x}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let name = &self.name;
+        let mut out = format!(
+            "[services.{name}]\ntargets = [{}]\n{}",
+            list(&self.targets),
+            self.keys
+        );
+        // A legacy `backup_script` service has no config table.
+        if self.paths.is_empty() && self.config.is_empty() {
+            return out;
+        }
+        out.push_str(&format!("\n[services.{name}.config]\n"));
+        if !self.paths.is_empty() {
+            out.push_str(&format!("paths = [{}]\n", list(&self.paths)));
+        }
+        out.push_str(&self.config);
+        out
+    }
+}
+
+/// `[global]` with the password in `{root}/pw`, `global` keys, and the
+/// destinations (name, TOML keys); without any, `local` at `{root}/repo`.
+fn preamble(global: &str, destinations: &[(String, String)]) -> String {
+    let mut out = format!("[global]\nrestic_password_file = \"{{root}}/pw\"\n{global}\n");
+    let local = [("local".to_string(), local_at("repo"))];
+    let destinations = if destinations.is_empty() {
+        &local[..]
+    } else {
+        destinations
+    };
+    for (name, keys) in destinations {
+        out.push_str(&format!("[destinations.{name}]\n{keys}\n\n"));
+    }
+    out
+}
+
+/// The keys of a local destination at `{root}/rel`.
+fn local_at(rel: &str) -> String {
+    format!("type = \"local\"\npath = \"{{root}}/{rel}\"")
 }
 
 /// What a command did.
@@ -95,24 +423,32 @@ impl Done {
 
     #[track_caller]
     pub fn stdout_has(&self, s: &str) -> &Self {
+        self.has("stdout", &self.stdout, s)
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, s: &str) -> &Self {
+        self.has("stderr", &self.stderr, s)
+    }
+
+    #[track_caller]
+    fn has(&self, name: &str, stream: &str, s: &str) -> &Self {
         assert!(
-            self.stdout.contains(s),
-            "stdout lacks {s:?}\n--- stdout:\n{}\n--- stderr:\n{}",
+            stream.contains(s),
+            "{name} lacks {s:?}\n--- stdout:\n{}\n--- stderr:\n{}",
             self.stdout,
             self.stderr
         );
         self
     }
 
+    /// The first service of a `run --json` report: asserts its
+    /// `error_class` and returns its `error`.
     #[track_caller]
-    pub fn stderr_has(&self, s: &str) -> &Self {
-        assert!(
-            self.stderr.contains(s),
-            "stderr lacks {s:?}\n--- stdout:\n{}\n--- stderr:\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
+    pub fn service_error(&self, class: &str) -> String {
+        let svc = &self.json()["services"][0];
+        assert_eq!(svc["error_class"], class, "{svc}");
+        svc["error"].as_str().unwrap_or_default().to_string()
     }
 
     #[track_caller]
@@ -144,7 +480,120 @@ impl Scenario {
             std::fs::create_dir_all(dir.path().join(d))
                 .unwrap_or_else(|e| panic!("mkdir {d}: {e}"));
         }
-        Scenario { dir }
+        Scenario {
+            dir,
+            model: Model::default(),
+        }
+    }
+
+    // ---- builder: a scenario in a few chained calls ------------------------
+
+    /// Adds service `name`, shaped by `f`, and writes the configuration.
+    #[must_use]
+    pub fn service(mut self, name: &str, f: impl FnOnce(Service) -> Service) -> Scenario {
+        self.model.services.push(f(Service::new(name)));
+        self.write_model()
+    }
+
+    /// Adds a local destination `name` at `{root}/rel` (without any, there
+    /// is `local` at `{root}/repo`) and writes the configuration.
+    #[must_use]
+    pub fn destination_local(self, name: &str, rel: &str) -> Scenario {
+        self.destination(name, &local_at(rel))
+    }
+
+    /// Adds a REST destination `name` on `127.0.0.1:port` (no auth) and
+    /// writes the configuration.
+    #[must_use]
+    pub fn destination_rest(self, name: &str, port: u16) -> Scenario {
+        let url = format!("type = \"rest\"\nurl = \"rest:http://127.0.0.1:{port}\"");
+        self.destination(name, &url)
+    }
+
+    /// Adds destination `name` with its TOML keys (`type = "sftp"`, …) and
+    /// writes the configuration.
+    #[must_use]
+    pub fn destination(mut self, name: &str, keys: &str) -> Scenario {
+        self.model
+            .destinations
+            .push((name.to_string(), keys.to_string()));
+        self.write_model()
+    }
+
+    /// Adds TOML lines to `[global]` and writes the configuration.
+    #[must_use]
+    pub fn global(mut self, toml: &str) -> Scenario {
+        self.model.global.push_str(toml);
+        self.model.global.push('\n');
+        self.write_model()
+    }
+
+    /// Adds whole TOML sections (`[notifications]`, `[web]`, …) after the
+    /// services and writes the configuration.
+    #[must_use]
+    pub fn sections(mut self, toml: &str) -> Scenario {
+        self.model.sections.push_str(toml);
+        self.model.sections.push('\n');
+        self.write_model()
+    }
+
+    /// Drops the sections added so far (to configure others).
+    #[must_use]
+    pub fn without_sections(mut self) -> Scenario {
+        self.model.sections.clear();
+        self
+    }
+
+    /// Writes a file (see [`Scenario::write`]).
+    #[must_use]
+    pub fn file(self, rel: &str, content: &str) -> Scenario {
+        self.write(rel, content);
+        self
+    }
+
+    /// The password file and an empty repository at each of `repos`
+    /// (copies of [`template_repo`]).
+    #[must_use]
+    pub fn repos(self, repos: &[&str]) -> Scenario {
+        self.write("pw", PASSWORD);
+        for r in repos {
+            let dest = self.path(r);
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir: {e}"));
+            }
+            let ok = Command::new("cp")
+                .arg("-a")
+                .arg(template_repo())
+                .arg(&dest)
+                .status()
+                .is_ok_and(|st| st.success());
+            assert!(ok, "copy the template repository to {r}");
+        }
+        self
+    }
+
+    /// What a user has after `setup`: [`Scenario::repos`], then `setup`
+    /// itself, which finds them.
+    #[must_use]
+    pub fn ready(self, repos: &[&str]) -> Scenario {
+        let s = self.repos(repos);
+        let d = s.run(&["setup"]);
+        d.succeeds();
+        for r in repos {
+            d.stdout_has(&format!("{} already exists", s.path(r).display()));
+        }
+        s
+    }
+
+    fn write_model(self) -> Scenario {
+        let mut text = preamble(&self.model.global, &self.model.destinations);
+        for svc in &self.model.services {
+            text.push_str(&svc.toml());
+            text.push('\n');
+        }
+        text.push_str(&self.model.sections);
+        self.config(&text);
+        self
     }
 
     /// The scenario's root folder.
@@ -182,9 +631,7 @@ impl Scenario {
     /// A config with one local destination `local` at `{root}/repo` and the
     /// password in `{root}/pw`, plus `services` (TOML text).
     pub fn simple(&self, services: &str) -> &Self {
-        self.config(&format!(
-            "[global]\nrestic_password_file = \"{{root}}/pw\"\n\n[destinations.local]\ntype = \"local\"\npath = \"{{root}}/repo\"\n\n{services}"
-        ))
+        self.config(&format!("{}{services}", preamble("", &[])))
     }
 
     /// The binary with HOME and XDG pointed into the scenario.
@@ -207,6 +654,13 @@ impl Scenario {
         self.run_env(&[], args)
     }
 
+    /// `restore -s SERVICE --snapshot latest ARGS`.
+    pub fn restore_latest(&self, service: &str, args: &[&str]) -> Done {
+        let mut all = vec!["restore", "-s", service, "--snapshot", "latest"];
+        all.extend_from_slice(args);
+        self.run(&all)
+    }
+
     /// Runs the binary with extra environment variables.
     pub fn run_env(&self, env: &[(&str, &str)], args: &[&str]) -> Done {
         let out = self
@@ -220,14 +674,22 @@ impl Scenario {
 
     /// Real restic on a repository of the scenario, password from `{root}/pw`.
     pub fn restic(&self, repo: &str, args: &[&str]) -> Done {
-        let out = Command::new("restic")
+        let out = self
+            .restic_command(repo)
             .args(args)
-            .env("RESTIC_REPOSITORY", self.path(repo))
-            .env("RESTIC_PASSWORD_FILE", self.path("pw"))
-            .env("XDG_CACHE_HOME", self.path("cache"))
             .output()
             .unwrap_or_else(|e| panic!("restic: {e}"));
         Done::from(out)
+    }
+
+    /// Real restic set up for a repository of the scenario (password from
+    /// `{root}/pw`), to add arguments to.
+    pub fn restic_command(&self, repo: &str) -> Command {
+        let mut c = Command::new("restic");
+        c.env("RESTIC_REPOSITORY", self.path(repo))
+            .env("RESTIC_PASSWORD_FILE", self.path("pw"))
+            .env("XDG_CACHE_HOME", self.path("cache"));
+        c
     }
 
     /// restic's own snapshot list for a repository.
@@ -274,4 +736,109 @@ pub mod db {
                 .collect()
         }
     }
+}
+
+/// Polls until `cond` holds; panics with `what` after `limit`.
+#[track_caller]
+pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `restic-manager` started in the background; stopped (SIGTERM, then
+/// SIGKILL) if the test ends early so nothing is left running.
+pub struct Background(Option<Child>);
+
+impl Background {
+    pub fn start(s: &Scenario, args: &[&str]) -> Background {
+        let child = s
+            .command()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn: {e}"));
+        Background(Some(child))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{sig}"), self.pid().to_string()])
+            .status()
+            .is_ok_and(|st| st.success());
+        assert!(ok, "kill -{sig} {}", self.pid());
+    }
+
+    /// Waits for the command to end.
+    pub fn finish(mut self) -> Done {
+        let child = self.0.take().unwrap_or_else(|| panic!("already finished"));
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("wait: {e}"));
+        Done::from(out)
+    }
+
+    /// Waits at most `limit` for the command to end; fails the test (and
+    /// kills it) if it does not.
+    #[track_caller]
+    pub fn finish_within(mut self, limit: Duration) -> (Done, Duration) {
+        let mut child = self.0.take().unwrap_or_else(|| panic!("already finished"));
+        let start = Instant::now();
+        while matches!(child.try_wait(), Ok(None)) {
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let out = child.wait_with_output().ok();
+                panic!(
+                    "still running after {limit:?}; stderr: {}",
+                    out.map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                        .unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let took = start.elapsed();
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("wait: {e}"));
+        (Done::from(out), took)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let Some(mut child) = self.0.take() else {
+            return;
+        };
+        if matches!(child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let start = Instant::now();
+            while matches!(child.try_wait(), Ok(None)) && start.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+    }
+}
+
+/// A restic of the matrix, fetched by scripts/restic-versions.sh.
+pub fn matrix_restic(ver: &str) -> std::path::PathBuf {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("target/restic/{ver}/restic"));
+    assert!(
+        p.is_file(),
+        "{} is missing: run `scripts/restic-versions.sh {ver}` (scripts/test-all.sh does)",
+        p.display()
+    );
+    p
 }

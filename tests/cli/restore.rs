@@ -7,56 +7,21 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::harness::Scenario;
+use expectrl::session::OsSession;
 
-const PASSWORD: &str = "restore test password";
-
-/// An empty repository made once per test process (`restic init` spends
-/// about two seconds on its key derivation); each test copies it.
-fn template_repo() -> &'static Path {
-    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
-    TEMPLATE.get_or_init(|| {
-        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let dir = tmp.join(format!("restore-template.{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
-        std::fs::write(dir.join("pw"), PASSWORD).unwrap_or_else(|e| panic!("write: {e}"));
-        let out = Command::new("restic")
-            .args(["init", "--quiet"])
-            .env("RESTIC_REPOSITORY", dir.join("repo"))
-            .env("RESTIC_PASSWORD_FILE", dir.join("pw"))
-            .env("XDG_CACHE_HOME", dir.join("cache"))
-            .output()
-            .unwrap_or_else(|e| panic!("restic init: {e}"));
-        assert!(
-            out.status.success(),
-            "restic init: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir.join("repo")
-    })
-}
+use crate::harness::{PASSWORD, Scenario, read, require_component};
 
 /// Service `docs` backing up `{root}/data/docs` (a.txt, sub/b.txt) to
-/// `local`, plus `extra_services`; the repository exists.
-fn docs(s: &Scenario, extra_services: &str) {
-    s.write("data/docs/a.txt", "hello");
-    s.write("data/docs/sub/b.txt", "world");
-    s.write("pw", PASSWORD);
-    s.simple(&format!(
-        "[services.docs]\ntargets = [\"local\"]\n[services.docs.config]\npaths = [\"{{root}}/data/docs\"]\n{extra_services}"
-    ));
-    std::fs::create_dir_all(s.path("repo")).unwrap_or_else(|e| panic!("mkdir: {e}"));
-    let ok = Command::new("cp")
-        .arg("-a")
-        .arg(template_repo())
-        .arg(s.path("repo/docs"))
-        .status()
-        .is_ok_and(|st| st.success());
-    assert!(ok, "copy the template repository");
+/// `local`, plus `extra` after its config (keys or whole services); the
+/// repository exists.
+fn docs(s: Scenario, extra: &str) -> Scenario {
+    s.file("data/docs/a.txt", "hello")
+        .file("data/docs/sub/b.txt", "world")
+        .service("docs", |d| d.path("{root}/data/docs").config(extra))
+        .repos(&["repo/docs"])
 }
 
 /// Backs up `docs` and returns the new snapshot's short id.
@@ -72,10 +37,6 @@ fn backup(s: &Scenario) -> String {
         .to_string()
 }
 
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
-}
-
 /// Where `{root}/rel` lands below a restore folder.
 fn inside(s: &Scenario, folder: &Path, rel: &str) -> PathBuf {
     let full = s.path(rel);
@@ -85,9 +46,9 @@ fn inside(s: &Scenario, folder: &Path, rel: &str) -> PathBuf {
 #[test]
 fn latest_goes_to_a_new_folder_named_after_service_and_snapshot() {
     let s = Scenario::new();
-    docs(&s, "");
+    let s = docs(s, "");
     let id = backup(&s);
-    let d = s.run(&["restore", "-s", "docs", "--snapshot", "latest"]);
+    let d = s.restore_latest("docs", &[]);
     d.succeeds()
         .stderr_has("reading from destination `local`")
         .stdout_has("restored 2 files");
@@ -100,7 +61,7 @@ fn latest_goes_to_a_new_folder_named_after_service_and_snapshot() {
 #[test]
 fn a_given_id_restores_that_version_into_target() {
     let s = Scenario::new();
-    docs(&s, "");
+    let s = docs(s, "");
     let first = backup(&s);
     s.write("data/docs/a.txt", "changed later");
     let second = backup(&s);
@@ -132,19 +93,9 @@ fn a_given_id_restores_that_version_into_target() {
 #[test]
 fn include_restores_just_that_file() {
     let s = Scenario::new();
-    docs(&s, "");
+    let s = docs(s, "");
     backup(&s);
-    let d = s.run(&[
-        "restore",
-        "-s",
-        "docs",
-        "--snapshot",
-        "latest",
-        "-t",
-        "one",
-        "--include",
-        "sub/b.txt",
-    ]);
+    let d = s.restore_latest("docs", &["-t", "one", "--include", "sub/b.txt"]);
     d.succeeds().stdout_has("restored 1 file,");
     let folder = s.path("one");
     assert_eq!(read(&inside(&s, &folder, "data/docs/sub/b.txt")), "world");
@@ -154,36 +105,21 @@ fn include_restores_just_that_file() {
 #[test]
 fn in_place_with_yes_brings_back_modified_and_deleted_files() {
     let s = Scenario::new();
-    docs(&s, "");
+    let s = docs(s, "");
     backup(&s);
     s.write("data/docs/a.txt", "broken");
     std::fs::remove_file(s.path("data/docs/sub/b.txt")).unwrap_or_else(|e| panic!("rm: {e}"));
     s.write("data/docs/new.txt", "kept");
 
     // No terminal to ask on: refused without --yes, nothing touched.
-    s.run(&[
-        "restore",
-        "-s",
-        "docs",
-        "--snapshot",
-        "latest",
-        "--in-place",
-    ])
-    .code(2)
-    .stderr_has("add `--yes` to confirm");
+    s.restore_latest("docs", &["--in-place"])
+        .code(2)
+        .stderr_has("add `--yes` to confirm");
     assert_eq!(read(&s.path("data/docs/a.txt")), "broken");
 
-    s.run(&[
-        "restore",
-        "-s",
-        "docs",
-        "--snapshot",
-        "latest",
-        "--in-place",
-        "--yes",
-    ])
-    .succeeds()
-    .stdout_has("to the original paths");
+    s.restore_latest("docs", &["--in-place", "--yes"])
+        .succeeds()
+        .stdout_has("to the original paths");
     assert_eq!(read(&s.path("data/docs/a.txt")), "hello");
     assert_eq!(read(&s.path("data/docs/sub/b.txt")), "world");
     assert_eq!(read(&s.path("data/docs/new.txt")), "kept");
@@ -192,34 +128,17 @@ fn in_place_with_yes_brings_back_modified_and_deleted_files() {
 #[test]
 fn a_target_that_is_not_empty_needs_overwrite() {
     let s = Scenario::new();
-    docs(&s, "");
+    let s = docs(s, "");
     backup(&s);
     s.write("busy/mine.txt", "mine");
-    s.run(&[
-        "restore",
-        "-s",
-        "docs",
-        "--snapshot",
-        "latest",
-        "-t",
-        "busy",
-    ])
-    .code(2)
-    .stderr_has("target `")
-    .stderr_has("busy` is not empty")
-    .stderr_has("`--overwrite`");
+    s.restore_latest("docs", &["-t", "busy"])
+        .code(2)
+        .stderr_has("target `")
+        .stderr_has("busy` is not empty")
+        .stderr_has("`--overwrite`");
     assert!(!inside(&s, &s.path("busy"), "data/docs/a.txt").exists());
-    s.run(&[
-        "restore",
-        "-s",
-        "docs",
-        "--snapshot",
-        "latest",
-        "-t",
-        "busy",
-        "--overwrite",
-    ])
-    .succeeds();
+    s.restore_latest("docs", &["-t", "busy", "--overwrite"])
+        .succeeds();
     assert_eq!(
         read(&inside(&s, &s.path("busy"), "data/docs/a.txt")),
         "hello"
@@ -230,7 +149,7 @@ fn a_target_that_is_not_empty_needs_overwrite() {
 #[test]
 fn an_unknown_snapshot_lists_the_nearest_ids() {
     let s = Scenario::new();
-    docs(&s, "");
+    let s = docs(s, "");
     let id = backup(&s);
     // Same first seven characters, a different last one.
     let last = if id.ends_with('0') { '1' } else { '0' };
@@ -246,31 +165,23 @@ fn an_unknown_snapshot_lists_the_nearest_ids() {
 #[test]
 fn a_path_that_is_not_in_the_snapshot_is_refused_with_suggestions() {
     let s = Scenario::new();
-    docs(&s, "");
+    let s = docs(s, "");
     let id = backup(&s);
-    s.run(&[
-        "restore",
-        "-s",
-        "docs",
-        "--snapshot",
-        "latest",
-        "--include",
-        "sub/a.txt",
-    ])
-    .code(2)
-    .stderr_has(&format!("`sub/a.txt` is not in snapshot `{id}`"))
-    .stderr_has(&format!(
-        "did you mean `{}`",
-        s.path("data/docs/a.txt").display()
-    ));
+    s.restore_latest("docs", &["--include", "sub/a.txt"])
+        .code(2)
+        .stderr_has(&format!("`sub/a.txt` is not in snapshot `{id}`"))
+        .stderr_has(&format!(
+            "did you mean `{}`",
+            s.path("data/docs/a.txt").display()
+        ));
     assert!(!s.path(&format!("restore-docs-{id}")).exists());
 }
 
 #[test]
 fn without_a_terminal_a_missing_choice_names_the_flag_and_the_choices() {
     let s = Scenario::new();
-    docs(
-        &s,
+    let s = docs(
+        s,
         "[services.wiki]\ntargets = [\"local\"]\n[services.wiki.config]\npaths = [\"{root}/data/docs\"]\n",
     );
     let id = backup(&s);
@@ -281,7 +192,7 @@ fn without_a_terminal_a_missing_choice_names_the_flag_and_the_choices() {
         .code(2)
         .stderr_has("missing `--snapshot ID|latest`")
         .stderr_has(&format!("\n  {id}  "));
-    s.run(&["restore", "-s", "nope", "--snapshot", "latest"])
+    s.restore_latest("nope", &[])
         .code(2)
         .stderr_has("unknown service `nope`");
 }
@@ -289,9 +200,9 @@ fn without_a_terminal_a_missing_choice_names_the_flag_and_the_choices() {
 #[test]
 fn preview_shows_counts_and_entries_and_writes_nothing() {
     let s = Scenario::new();
-    docs(&s, "");
+    let s = docs(s, "");
     let id = backup(&s);
-    let d = s.run(&["restore", "-s", "docs", "--snapshot", "latest", "--preview"]);
+    let d = s.restore_latest("docs", &["--preview"]);
     d.succeeds()
         .stdout_has("would restore 2 files, 2 folders, 10 B into")
         .stdout_has(&format!("{}/", s.path("data/docs").display()))
@@ -320,7 +231,8 @@ fn preview_shows_counts_and_entries_and_writes_nothing() {
 
 /// A dump snapshot as `sources::dump` writes one: stdin, tag `dump:NAME`.
 fn dump_snapshot(s: &Scenario, name: &str, filename: &str, content: &str) {
-    let mut child = Command::new("restic")
+    let mut child = s
+        .restic_command("repo/docs")
         .args([
             "backup",
             "--quiet",
@@ -332,9 +244,6 @@ fn dump_snapshot(s: &Scenario, name: &str, filename: &str, content: &str) {
             "--tag",
         ])
         .arg(format!("dump:{name}"))
-        .env("RESTIC_REPOSITORY", s.path("repo/docs"))
-        .env("RESTIC_PASSWORD_FILE", s.path("pw"))
-        .env("XDG_CACHE_HOME", s.path("cache"))
         .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("restic: {e}"));
@@ -350,7 +259,7 @@ fn dump_snapshot(s: &Scenario, name: &str, filename: &str, content: &str) {
 #[test]
 fn a_dump_streams_into_a_file_or_a_command() {
     let s = Scenario::new();
-    docs(&s, "");
+    let s = docs(s, "");
     backup(&s);
     dump_snapshot(&s, "notes", "db/notes.sql", "CREATE TABLE t;\nINSERT 1;\n");
 
@@ -371,69 +280,40 @@ fn a_dump_streams_into_a_file_or_a_command() {
     assert_eq!(d.json()["bytes"], 26);
     assert_eq!(d.json()["kind"], "dump");
     // An existing file is not replaced without --overwrite.
-    s.run(&[
-        "restore",
-        "-s",
-        "docs",
-        "--snapshot",
-        "latest",
-        "--dump",
-        "notes",
-        "--to-file",
-        "notes.sql",
-    ])
-    .code(2)
-    .stderr_has("already exists");
+    s.restore_latest("docs", &["--dump", "notes", "--to-file", "notes.sql"])
+        .code(2)
+        .stderr_has("already exists");
 
-    s.run(&[
-        "restore",
-        "-s",
+    s.restore_latest(
         "docs",
-        "--snapshot",
-        "latest",
-        "--dump",
-        "notes",
-        "--to-command",
-        "wc -l > lines.txt",
-    ])
+        &["--dump", "notes", "--to-command", "wc -l > lines.txt"],
+    )
     .succeeds()
     .stdout_has("restored dump `notes`");
     assert_eq!(read(&s.path("lines.txt")).trim(), "2");
 
     // The command fails: exit 1 with its stderr.
-    s.run(&[
-        "restore",
-        "-s",
+    s.restore_latest(
         "docs",
-        "--snapshot",
-        "latest",
-        "--dump",
-        "notes",
-        "--to-command",
-        "cat >/dev/null; echo 'psql: role missing' >&2; exit 3",
-    ])
+        &[
+            "--dump",
+            "notes",
+            "--to-command",
+            "cat >/dev/null; echo 'psql: role missing' >&2; exit 3",
+        ],
+    )
     .code(1)
     .stderr_has("failed (exit code 3)")
     .stderr_has("psql: role missing");
 
     // `latest` for files skips the dump snapshot; a dump that was never
     // made is named.
-    s.run(&["restore", "-s", "docs", "--snapshot", "latest", "--preview"])
+    s.restore_latest("docs", &["--preview"])
         .succeeds()
         .stdout_has("would restore 2 files");
-    s.run(&[
-        "restore",
-        "-s",
-        "docs",
-        "--snapshot",
-        "latest",
-        "--dump",
-        "other",
-        "--to-file",
-        "x",
-    ])
-    .code(2)
-    .stderr_has("service `docs` has no dump `other`");
+    s.restore_latest("docs", &["--dump", "other", "--to-file", "x"])
+        .code(2)
+        .stderr_has("service `docs` has no dump `other`");
 }
 
 /// A 1 MiB tmpfs, unmounted on drop.
@@ -460,7 +340,7 @@ impl Drop for SmallDisk {
 #[test]
 fn not_enough_disk_space_is_reported_as_such() {
     let s = Scenario::new();
-    docs(&s, "");
+    let s = docs(s, "");
     // 3 MiB that do not compress.
     let big: Vec<u8> = (0..3 * 1024 * 1024u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
@@ -468,25 +348,14 @@ fn not_enough_disk_space_is_reported_as_such() {
     std::fs::write(s.path("data/docs/big.bin"), big).unwrap_or_else(|e| panic!("write: {e}"));
     backup(&s);
     let Some(disk) = SmallDisk::mount(s.path("small")) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "cannot mount a tmpfs (needs root)"
-        );
-        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        let why = "cannot mount a tmpfs here (needs root)".to_string();
+        require_component("a small tmpfs", Err(why));
         return;
     };
-    s.run(&[
-        "restore",
-        "-s",
-        "docs",
-        "--snapshot",
-        "latest",
-        "-t",
-        "small",
-    ])
-    .code(1)
-    .stderr_has("not enough disk space in `")
-    .stderr_has("no space left on device");
+    s.restore_latest("docs", &["-t", "small"])
+        .code(1)
+        .stderr_has("not enough disk space in `")
+        .stderr_has("no space left on device");
     drop(disk);
 }
 
@@ -494,10 +363,10 @@ fn not_enough_disk_space_is_reported_as_such() {
 /// the newest snapshot, one path, the default folder, confirm.
 #[test]
 fn interactive_restore_through_a_terminal() {
-    use expectrl::{Eof, Expect, Session};
+    use expectrl::{Eof, Expect};
     let s = Scenario::new();
-    docs(
-        &s,
+    let s = docs(
+        s,
         "[services.aaa]\ntargets = [\"local\"]\n[services.aaa.config]\npaths = [\"{root}/data/docs\"]\n",
     );
     let first = backup(&s);
@@ -505,15 +374,7 @@ fn interactive_restore_through_a_terminal() {
     let id = backup(&s);
     assert_ne!(first, id);
 
-    let mut cmd = s.command();
-    cmd.env("TERM", "xterm").arg("restore");
-    let mut p = Session::spawn(cmd).unwrap_or_else(|e| panic!("spawn in a pty: {e}"));
-    p.set_expect_timeout(Some(Duration::from_secs(60)));
-    let step = |p: &mut expectrl::session::OsSession, want: &str, keys: &str| {
-        p.expect(want)
-            .unwrap_or_else(|e| panic!("waiting for {want:?}: {e}"));
-        p.send(keys).unwrap_or_else(|e| panic!("send: {e}"));
-    };
+    let mut p = restore_in_a_pty(&s, &[]);
     const DOWN: &str = "\x1b[B";
     const ENTER: &str = "\r";
     // Services in file order: docs, aaa.
@@ -548,8 +409,8 @@ fn interactive_restore_through_a_terminal() {
 fn a_configured_dump_restores_through_its_restore_command_or_a_file() {
     let s = Scenario::new();
     s.write("notes.sql", "one\ntwo\nthree\n");
-    docs(
-        &s,
+    let s = docs(
+        s,
         "\n[[services.docs.config.dumps]]\nname = \"notes\"\ncommand = \"cat {root}/notes.sql\"\nfilename = \"db/notes.sql\"\nrestore_command = \"cat > {root}/from-preset.sql\"\n",
     );
     s.run(&["run", "-s", "docs"]).succeeds();
@@ -564,75 +425,38 @@ fn a_configured_dump_restores_through_its_restore_command_or_a_file() {
         .collect();
     assert_eq!(dumps.len(), 1, "one dump snapshot");
 
-    s.run(&[
-        "restore",
-        "-s",
-        "docs",
-        "--snapshot",
-        "latest",
-        "--dump",
-        "notes",
-        "--yes",
-    ])
-    .succeeds()
-    .stdout_has("restored dump `notes`");
+    s.restore_latest("docs", &["--dump", "notes", "--yes"])
+        .succeeds()
+        .stdout_has("restored dump `notes`");
     assert_eq!(read(&s.path("from-preset.sql")), "one\ntwo\nthree\n");
 
-    s.run(&[
-        "restore",
-        "-s",
-        "docs",
-        "--snapshot",
-        "latest",
-        "--dump",
-        "notes",
-        "--to-file",
-        "copy.sql",
-    ])
-    .succeeds();
+    s.restore_latest("docs", &["--dump", "notes", "--to-file", "copy.sql"])
+        .succeeds();
     assert_eq!(read(&s.path("copy.sql")), "one\ntwo\nthree\n");
-    s.run(&[
-        "restore",
-        "-s",
+    s.restore_latest(
         "docs",
-        "--snapshot",
-        "latest",
-        "--dump",
-        "notes",
-        "--to-file",
-        "copy.sql",
-        "--overwrite",
-    ])
+        &["--dump", "notes", "--to-file", "copy.sql", "--overwrite"],
+    )
     .succeeds();
 
-    s.run(&[
-        "restore",
-        "-s",
+    s.restore_latest(
         "docs",
-        "--snapshot",
-        "latest",
-        "--dump",
-        "notes",
-        "--to-command",
-        "grep -c o > {root}/count.txt"
-            .replace("{root}", &s.root().display().to_string())
-            .as_str(),
-    ])
+        &[
+            "--dump",
+            "notes",
+            "--to-command",
+            "grep -c o > {root}/count.txt"
+                .replace("{root}", &s.root().display().to_string())
+                .as_str(),
+        ],
+    )
     .succeeds();
     assert_eq!(read(&s.path("count.txt")).trim(), "2");
 
-    s.run(&[
-        "restore",
-        "-s",
-        "docs",
-        "--snapshot",
-        "latest",
-        "--dump",
-        "nope",
-    ])
-    .code(2)
-    .stderr_has("service `docs` has no dump `nope`")
-    .stderr_has("its dumps: `notes`");
+    s.restore_latest("docs", &["--dump", "nope"])
+        .code(2)
+        .stderr_has("service `docs` has no dump `nope`")
+        .stderr_has("its dumps: `notes`");
 }
 
 /// The first target cannot be read: the next one is used and named;
@@ -640,61 +464,36 @@ fn a_configured_dump_restores_through_its_restore_command_or_a_file() {
 #[test]
 fn the_first_readable_destination_is_used_and_named() {
     let s = Scenario::new();
-    docs(&s, "");
+    let s = docs(s, "");
     let id = backup(&s);
     s.config(&format!(
         "{}\n[destinations.gone]\ntype = \"local\"\npath = \"{{root}}/nowhere\"\n",
         read(&s.config_path()).replace("targets = [\"local\"]", "targets = [\"gone\", \"local\"]")
     ));
-    s.run(&["restore", "-s", "docs", "--snapshot", "latest", "--preview"])
+    s.restore_latest("docs", &["--preview"])
         .succeeds()
         .stderr_has("destination `gone` cannot be read: repository `")
         .stderr_has("reading from destination `local` (the first target that could be read")
         .stdout_has(&format!("snapshot {id} of `docs` on `local`"));
-    s.run(&[
-        "restore",
-        "-s",
-        "docs",
-        "--snapshot",
-        "latest",
-        "-d",
-        "gone",
-        "--preview",
-    ])
-    .code(1)
-    .stderr_has("does not exist");
-    s.run(&[
-        "restore",
-        "-s",
-        "docs",
-        "--snapshot",
-        "latest",
-        "-d",
-        "other",
-    ])
-    .code(2)
-    .stderr_has("service `docs` does not back up to `other`; its targets: `gone`, `local`");
+    s.restore_latest("docs", &["-d", "gone", "--preview"])
+        .code(1)
+        .stderr_has("does not exist");
+    s.restore_latest("docs", &["-d", "other"])
+        .code(2)
+        .stderr_has("service `docs` does not back up to `other`; its targets: `gone`, `local`");
 }
 
 /// Picking a dump's snapshot from the table restores that dump: here into
 /// a file typed at the prompt.
 #[test]
 fn interactive_dump_restore_into_a_file() {
-    use expectrl::{Eof, Expect, Session};
+    use expectrl::{Eof, Expect};
     let s = Scenario::new();
-    docs(&s, "");
+    let s = docs(s, "");
     backup(&s);
     dump_snapshot(&s, "notes", "notes.sql", "CREATE TABLE t;\n");
 
-    let mut cmd = s.command();
-    cmd.env("TERM", "xterm").arg("restore");
-    let mut p = Session::spawn(cmd).unwrap_or_else(|e| panic!("spawn in a pty: {e}"));
-    p.set_expect_timeout(Some(Duration::from_secs(60)));
-    let step = |p: &mut expectrl::session::OsSession, want: &str, keys: &str| {
-        p.expect(want)
-            .unwrap_or_else(|e| panic!("waiting for {want:?}: {e}"));
-        p.send(keys).unwrap_or_else(|e| panic!("send: {e}"));
-    };
+    let mut p = restore_in_a_pty(&s, &[]);
     p.expect("service: docs (the only one)")
         .unwrap_or_else(|e| panic!("service: {e}"));
     // Newest first: the dump.
@@ -709,6 +508,61 @@ fn interactive_dump_restore_into_a_file() {
     p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));
     assert_eq!(read(&s.path("out.sql")), "CREATE TABLE t;\n");
 }
+
+/// `restore ARGS` in a pseudo-terminal, each answer awaited a minute.
+fn restore_in_a_pty(s: &Scenario, args: &[&str]) -> OsSession {
+    let mut cmd = s.command();
+    cmd.env("TERM", "xterm").arg("restore").args(args);
+    let mut p = expectrl::Session::spawn(cmd).unwrap_or_else(|e| panic!("spawn in a pty: {e}"));
+    p.set_expect_timeout(Some(Duration::from_secs(60)));
+    p
+}
+
+/// Waits for `want` on the terminal, then types `keys`.
+fn step(p: &mut OsSession, want: &str, keys: &str) {
+    use expectrl::Expect;
+    p.expect(want)
+        .unwrap_or_else(|e| panic!("waiting for {want:?}: {e}"));
+    p.send(keys).unwrap_or_else(|e| panic!("send: {e}"));
+}
+
+/// A volume `vol` filled by `script` and a running container `app` that
+/// uses it (plus `fresh`, an empty name for a restore target), all removed
+/// when the guard drops.
+fn app_on_a_volume(script: &str) -> (DockerObjects, String, String, String) {
+    let tag = format!(
+        "{}-{}",
+        std::process::id(),
+        TAGS.fetch_add(1, Ordering::Relaxed)
+    );
+    let vol = format!("rmt-restore-vol-{tag}");
+    let app = format!("rmt-restore-app-{tag}");
+    let fresh = format!("rmt-restore-fresh-{tag}");
+    let objects = DockerObjects(vec![
+        ("volume", vol.clone()),
+        ("volume", fresh.clone()),
+        ("container", app.clone()),
+    ]);
+    docker(&["volume", "create", &vol]);
+    in_volume(&vol, script);
+    docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &app,
+        "-v",
+        &format!("{vol}:/data"),
+        crate::docker::IMAGE,
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done",
+    ]);
+    (objects, vol, app, fresh)
+}
+
+static TAGS: AtomicUsize = AtomicUsize::new(0);
 
 /// Docker objects of one test, removed when it ends (also on failure).
 struct DockerObjects(Vec<(&'static str, String)>);
@@ -763,34 +617,8 @@ fn a_volume_is_restored_with_its_container_stopped_and_started_again() {
     if !crate::docker::engine() {
         return;
     }
-    let tag = format!("{}-{}", std::process::id(), line!());
-    let vol = format!("rmt-restore-vol-{tag}");
-    let app = format!("rmt-restore-app-{tag}");
-    let fresh = format!("rmt-restore-fresh-{tag}");
-    let _objects = DockerObjects(vec![
-        ("volume", vol.clone()),
-        ("volume", fresh.clone()),
-        ("container", app.clone()),
-    ]);
-    docker(&["volume", "create", &vol]);
-    in_volume(
-        &vol,
-        "echo one > /data/a.txt; mkdir /data/sub; echo two > /data/sub/b.txt",
-    );
-    docker(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        &app,
-        "-v",
-        &format!("{vol}:/data"),
-        crate::docker::IMAGE,
-        "sh",
-        "-c",
-        "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done",
-    ]);
+    let (_objects, vol, app, fresh) =
+        app_on_a_volume("echo one > /data/a.txt; mkdir /data/sub; echo two > /data/sub/b.txt");
     let started = || {
         docker(&[
             "inspect",
@@ -817,17 +645,9 @@ fn a_volume_is_restored_with_its_container_stopped_and_started_again() {
         "echo changed > /data/a.txt; rm /data/sub/b.txt; echo new > /data/new.txt",
     );
 
-    s.run(&[
-        "restore",
-        "-s",
-        "app",
-        "--snapshot",
-        "latest",
-        "--volume",
-        &vol,
-    ])
-    .code(2)
-    .stderr_has("add `--yes` to confirm");
+    s.restore_latest("app", &["--volume", &vol])
+        .code(2)
+        .stderr_has("add `--yes` to confirm");
     let d = s.run(&[
         "--json",
         "restore",
@@ -857,20 +677,9 @@ fn a_volume_is_restored_with_its_container_stopped_and_started_again() {
     // Stream mode, into a fresh volume.
     s.simple(&service("stream"));
     s.run(&["run"]).succeeds();
-    s.run(&[
-        "restore",
-        "-s",
-        "app",
-        "--snapshot",
-        "latest",
-        "--volume",
-        &vol,
-        "--to-volume",
-        &fresh,
-        "--yes",
-    ])
-    .succeeds()
-    .stdout_has(&format!("of volume `{vol}` into Docker volume `{fresh}`"));
+    s.restore_latest("app", &["--volume", &vol, "--to-volume", &fresh, "--yes"])
+        .succeeds()
+        .stdout_has(&format!("of volume `{vol}` into Docker volume `{fresh}`"));
     assert_eq!(
         in_volume(&fresh, "cat /data/a.txt /data/sub/b.txt; ls /data"),
         "one\ntwo\na.txt\nsub"
@@ -881,30 +690,11 @@ fn a_volume_is_restored_with_its_container_stopped_and_started_again() {
 /// picking it stops the container, replaces the content, starts it again.
 #[test]
 fn interactive_volume_restore() {
-    use expectrl::{Eof, Expect, Session};
+    use expectrl::{Eof, Expect};
     if !crate::docker::engine() {
         return;
     }
-    let tag = format!("{}-{}", std::process::id(), line!());
-    let vol = format!("rmt-restore-vol-{tag}");
-    let app = format!("rmt-restore-app-{tag}");
-    let _objects = DockerObjects(vec![("volume", vol.clone()), ("container", app.clone())]);
-    docker(&["volume", "create", &vol]);
-    in_volume(&vol, "echo one > /data/a.txt");
-    docker(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        &app,
-        "-v",
-        &format!("{vol}:/data"),
-        crate::docker::IMAGE,
-        "sh",
-        "-c",
-        "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done",
-    ]);
+    let (_objects, vol, app, _) = app_on_a_volume("echo one > /data/a.txt");
     let s = Scenario::new();
     s.write("pw", PASSWORD);
     s.simple(&format!(
@@ -914,15 +704,7 @@ fn interactive_volume_restore() {
     s.run(&["run"]).succeeds();
     in_volume(&vol, "echo changed > /data/a.txt");
 
-    let mut cmd = s.command();
-    cmd.env("TERM", "xterm").arg("restore");
-    let mut p = Session::spawn(cmd).unwrap_or_else(|e| panic!("spawn in a pty: {e}"));
-    p.set_expect_timeout(Some(Duration::from_secs(60)));
-    let step = |p: &mut expectrl::session::OsSession, want: &str, keys: &str| {
-        p.expect(want)
-            .unwrap_or_else(|e| panic!("waiting for {want:?}: {e}"));
-        p.send(keys).unwrap_or_else(|e| panic!("send: {e}"));
-    };
+    let mut p = restore_in_a_pty(&s, &[]);
     step(&mut p, "Snapshot (newest first)", "\r");
     step(&mut p, "Files or a Docker volume", "\x1b[B\r");
     step(&mut p, &format!("stopping `{app}` meanwhile"), "y");
@@ -939,11 +721,11 @@ fn interactive_volume_restore() {
 #[test]
 fn snapshots_without_the_service_tag_are_used_when_there_are_no_others() {
     let s = Scenario::new();
-    docs(&s, "");
+    let s = docs(s, "");
     let data = s.path("data/docs");
     s.restic("repo/docs", &["backup", "--quiet", &data.to_string_lossy()])
         .succeeds();
-    s.run(&["restore", "-s", "docs", "--snapshot", "latest", "-t", "out"])
+    s.restore_latest("docs", &["-t", "out"])
         .succeeds()
         .stderr_has("is tagged `service:docs`; using all its 1 snapshots");
     assert_eq!(
@@ -957,17 +739,11 @@ fn snapshots_without_the_service_tag_are_used_when_there_are_no_others() {
 #[test]
 fn cancelling_on_the_terminal_restores_nothing() {
     use expectrl::process::unix::WaitStatus;
-    use expectrl::{Eof, Expect, Session};
+    use expectrl::{Eof, Expect};
     let s = Scenario::new();
-    docs(&s, "");
+    let s = docs(s, "");
     let id = backup(&s);
-    let spawn = |args: &[&str]| {
-        let mut cmd = s.command();
-        cmd.env("TERM", "xterm").arg("restore").args(args);
-        let mut p = Session::spawn(cmd).unwrap_or_else(|e| panic!("spawn in a pty: {e}"));
-        p.set_expect_timeout(Some(Duration::from_secs(60)));
-        p
-    };
+    let spawn = |args: &[&str]| restore_in_a_pty(&s, args);
     let exit = |p: &mut expectrl::session::OsSession| match p.get_process().wait() {
         Ok(WaitStatus::Exited(_, code)) => code,
         other => panic!("restore did not exit normally: {other:?}"),

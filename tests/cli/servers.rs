@@ -3,18 +3,12 @@
 //! and killed when the guard drops. A server that cannot start fails the
 //! test: nothing is skipped.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-    l.local_addr()
-        .unwrap_or_else(|e| panic!("addr: {e}"))
-        .port()
-}
+use crate::harness::free_port;
 
 fn wait_for_port(port: u16, child: &mut Child, what: &str, log: &Path) {
     let start = Instant::now();

@@ -77,9 +77,10 @@ fn ok_warning_and_failed_services_give_exit_codes_0_3_and_1() {
             && reasons(broken).contains(" ago: pre-backup hook `dump` failed"),
         "{broken}"
     );
-    // Nothing was ever backed up: stale too, in words.
+    // Nothing was ever backed up, but it was configured just now: new,
+    // in words (the failure decides its state).
     assert!(
-        reasons(broken).contains("no successful snapshot recorded"),
+        reasons(broken).contains("never backed up (configured "),
         "{broken}"
     );
     let shaky = &find(&v, "shaky")["destinations"][0];

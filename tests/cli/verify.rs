@@ -31,10 +31,11 @@ fn backed_up_with(service_keys: &str, top: &str) -> Scenario {
         }
         std::fs::write(&p, data).unwrap_or_else(|e| panic!("write: {e}"));
     }
-    s.write("data/docs/notes/readme.txt", "the docs service\n");
-    s.config(&format!(
-        "[global]\nrestic_password_file = \"{{root}}/pw\"\nhost = \"testhost\"\nlock_wait_seconds = 2\n\n{top}\n[destinations.local]\ntype = \"local\"\npath = \"{{root}}/repo\"\n\n[services.docs]\ntargets = [\"local\"]\n{service_keys}\n[services.docs.config]\npaths = [\"{{root}}/data/docs\"]\n"
-    ));
+    let s = s
+        .file("data/docs/notes/readme.txt", "the docs service\n")
+        .global("host = \"testhost\"\nlock_wait_seconds = 2")
+        .service("docs", |d| d.keys(service_keys).path("{root}/data/docs"))
+        .sections(top);
     s.run(&["setup", "--no-schedule"]).succeeds();
     s.run(&["run"]).succeeds();
     s
@@ -336,7 +337,8 @@ fn a_drill_finds_a_restored_file_that_differs_from_the_unchanged_source() {
 /// A dump snapshot as the dump sources make them: one file from stdin,
 /// tagged with the service and `dump:NAME`.
 fn dump_snapshot(s: &Scenario, name: &str, content: &str) {
-    let mut child = Command::new("restic")
+    let mut child = s
+        .restic_command("repo/docs")
         .args([
             "backup",
             "--stdin",
@@ -349,9 +351,6 @@ fn dump_snapshot(s: &Scenario, name: &str, content: &str) {
             "--tag",
             &format!("dump:{name}"),
         ])
-        .env("RESTIC_REPOSITORY", s.path("repo/docs"))
-        .env("RESTIC_PASSWORD_FILE", s.path("pw"))
-        .env("XDG_CACHE_HOME", s.path("cache"))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

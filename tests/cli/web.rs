@@ -13,16 +13,8 @@ use reqwest::StatusCode;
 use reqwest::blocking::{Client, Response};
 use serde_json::Value;
 
-use crate::harness::Scenario;
+use crate::harness::{Scenario, free_port};
 use crate::receiver::Receiver;
-
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
-}
 
 /// `app` backs up `{root}/data/app` (a file, a sub folder) to `local`;
 /// `extra` goes into `[services.app.config]` (hooks). Set up and backed up
@@ -52,12 +44,36 @@ pub struct Server {
 
 impl Server {
     pub fn start(s: &Scenario) -> Server {
+        Server::start_under(s, &[])
+    }
+
+    /// Started through `wrapper` (a program and its arguments, e.g.
+    /// `prlimit --nofile=1024:1024`), which must exec the server.
+    pub fn start_under(s: &Scenario, wrapper: &[&str]) -> Server {
         let port = free_port();
         let log = s.path(&format!("serve-{port}.log"));
         let file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("log: {e}"));
-        let child = s
-            .command()
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        let mut cmd = s.command();
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")]);
+        if let Some((prog, args)) = wrapper.split_first() {
+            let mut w = std::process::Command::new(prog);
+            // `command()` starts from an empty environment.
+            w.env_clear()
+                .args(args)
+                .arg(cmd.get_program())
+                .args(cmd.get_args());
+            for (k, v) in cmd.get_envs() {
+                match v {
+                    Some(v) => w.env(k, v),
+                    None => w.env_remove(k),
+                };
+            }
+            if let Some(d) = cmd.get_current_dir() {
+                w.current_dir(d);
+            }
+            cmd = w;
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
@@ -249,6 +265,9 @@ fn every_api_route_needs_the_token_and_answers_what_the_cli_says() {
             .send()
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path} wrong token");
+        // The right token still works at once, and forgives the address
+        // (wrong tokens in a row are answered ever more slowly).
+        assert_eq!(srv.get("/api/status").status(), StatusCode::OK);
     }
     for path in [
         "/services/app/run",
@@ -1082,4 +1101,40 @@ fn a_large_download_is_streamed_not_held_in_memory() {
         grew < 32 * 1024,
         "the server grew by {grew} KiB for a 96 MiB download"
     );
+}
+
+#[test]
+fn a_damaged_history_is_moved_aside_and_the_dashboard_comes_up() {
+    let s = backed_up("");
+    let file = s.path("state/restic-manager/history.sqlite");
+    std::fs::write(&file, vec![0x5a; 8192]).unwrap_or_else(|e| panic!("write: {e}"));
+    let srv = Server::start(&s);
+    let log = srv.log();
+    assert!(
+        log.contains(&format!(
+            "warning: history database `{}` was damaged",
+            file.display()
+        )) && log.contains("started a new one"),
+        "serve says what it did: {log}"
+    );
+    let moved: Vec<_> = std::fs::read_dir(s.path("state/restic-manager"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("history.sqlite.damaged-")
+        })
+        .collect();
+    assert_eq!(moved.len(), 1, "the damaged file is kept aside");
+    let v = srv.json("/api/status");
+    assert!(v.to_string().contains("\"app\""), "{v}");
+    // A backup from the dashboard is recorded in the new database.
+    assert_eq!(
+        srv.post("/services/app/run", &[]).status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(srv.wait_job("app")["outcome"], "ok", "{}", srv.log());
+    assert_eq!(s.history().query("SELECT outcome FROM runs"), ["ok"]);
 }

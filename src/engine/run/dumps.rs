@@ -4,11 +4,12 @@
 //! results are target rows with `method = "dump"`, so history, retention
 //! and the run table treat them like any other snapshot.
 
-use super::{Runner, ServiceRun, failed_target, missing_password_file, ms};
+use super::{Runner, ServiceRun, TargetMethod, failed_target, missing_password_file, ms};
 use crate::config::Service;
-use crate::engine::Outcome;
-use crate::engine::runlog::RunLog;
+use crate::model::Outcome;
+use crate::restic::probe::Probes;
 use crate::restic::{ErrorClass, Repository};
+use crate::runlog::RunLog;
 use crate::sources::dump::{self, BackupRequest};
 
 /// True when the service backs up nothing but dumps: the file snapshot is
@@ -24,14 +25,21 @@ impl Runner<'_> {
     /// Runs every dump of `svc` into its targets. Returns false when the run
     /// was interrupted and should stop; a failed dump fails the service but
     /// the file backup still happens (it does not depend on the dump).
-    pub(super) async fn dumps(&self, svc: &Service, run: &mut ServiceRun, log: &RunLog) -> bool {
+    pub(super) async fn dumps(
+        &self,
+        svc: &Service,
+        run: &mut ServiceRun,
+        log: &RunLog,
+        probes: &Probes,
+    ) -> bool {
         if svc.dumps.is_empty() {
             return true;
         }
         // Targets whose repository cannot be described are reported by the
         // file backup step (or below, for a dumps-only service).
         let mut repos: Vec<Repository> = Vec::new();
-        for t in &svc.targets {
+        // Unreachable targets, likewise, by the file backup step.
+        for t in svc.targets.iter().filter(|t| probes.failed(t).is_none()) {
             let Some(dest) = self.config.destinations.get(t) else {
                 continue;
             };
@@ -71,7 +79,7 @@ impl Runner<'_> {
                     ErrorClass::Other,
                     String::new(),
                 );
-                tr.method = "dump";
+                tr.method = TargetMethod::Dump;
                 tr.dump = Some(d.name.clone());
                 tr.duration_ms = ms(t.duration);
                 tr.finished_after_ms = Some(ms(run.started.elapsed()));

@@ -3,7 +3,7 @@
 //! `restic backup --stdin` ([`backup_volume_stream`]).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{
     ContainerInfo, DockerClient, DockerError, VolumeMode, fallback_volume_path, readable_dir,
@@ -81,6 +81,16 @@ pub async fn prepare(
             return Ok(Some(out));
         }
     };
+    // A service from Docker labels was read when the command started; a
+    // container of it that is gone since is worth a word even when its
+    // volumes are still there to back up.
+    for name in &svc.labelled_by {
+        if let Err(DockerError::ContainerMissing { .. }) = client.container(name).await {
+            out.warnings.push(format!(
+                "container `{name}`, whose labels define this service, no longer exists (it was there when the labels were read)"
+            ));
+        }
+    }
     for v in &svc.volumes {
         let info = client.volume(v).await?;
         let readable = client.is_local() && readable_dir(&info.mountpoint);
@@ -127,8 +137,9 @@ pub async fn prepare(
 ///
 /// A tar that fails halfway must not leave a snapshot that looks good:
 /// restic is interrupted with SIGINT while its stdin is still open (restic
-/// then saves nothing), and only then is stdin closed. Timeouts and a
-/// shutdown stop restic the same way.
+/// then saves nothing), and only then is stdin closed (restic 0.17+ waits
+/// for it: `dump::stop_receiver`). Timeouts and a shutdown stop restic the
+/// same way.
 #[allow(clippy::too_many_arguments)]
 pub async fn backup_volume_stream(
     client: &DockerClient,
@@ -143,7 +154,6 @@ pub async fn backup_volume_stream(
 ) -> Result<crate::restic::ops::BackupResult, crate::restic::ops::OpError> {
     use crate::process::Ended;
     use crate::restic::ops::{BackupResult, OpError, failure};
-    use nix::sys::signal::Signal;
 
     let mut args: Vec<String> = vec![
         "backup".into(),
@@ -166,42 +176,61 @@ pub async fn backup_volume_stream(
         message,
         stderr: String::new(),
     };
-    let mut child = crate::process::spawn_piped(&call.spec, true, false)
+    if let Some(why) = restic
+        .version
+        .stdin_filename_problem(&stream_filename(volume))
+    {
+        return Err(op(
+            ErrorClass::Other,
+            format!("volume `{volume}` was not backed up: {why}"),
+        ));
+    }
+    // Bounded by `timeout` below; a restic reading stdin is not watched
+    // for stalls.
+    let mut spec = call.spec.stdin(crate::process::Stdin::Piped);
+    spec.stall = None;
+    let mut child = spec
+        .spawn()
         .map_err(|e| op(ErrorClass::ResticMissing, e.to_string()))?;
-    let Some(mut stdin) = child.stdin.take() else {
-        let ended = child.stop(Signal::SIGINT).await;
+    let Some(mut stdin) = child.take_stdin() else {
+        let ended = child.stop().await;
         let _ = child.output(ended).await;
         return Err(op(
             ErrorClass::Other,
             "restic's stdin could not be opened".into(),
         ));
     };
-    let started = Instant::now();
-    enum Stop {
-        Fed(Result<u64, DockerError>),
-        TimedOut,
-        Interrupted(i32),
-    }
-    let mut sd = shutdown.clone();
-    let stop = tokio::select! {
-        r = client.volume_to_tar(volume, image, &mut stdin) => Stop::Fed(r),
-        () = tokio::time::sleep(timeout) => Stop::TimedOut,
-        () = sd.wait() => Stop::Interrupted(shutdown.signal().unwrap_or(2)),
-    };
-    let (ended, docker_err) = match stop {
-        Stop::Fed(Ok(_)) => {
+    let deadline = tokio::time::Instant::now().checked_add(timeout);
+    let fed = crate::process::bounded(
+        client.volume_to_tar(volume, image, &mut stdin),
+        deadline,
+        shutdown,
+    )
+    .await;
+    let never = crate::process::Shutdown::never();
+    let (ended, docker_err) = match fed {
+        Ok(Ok(_)) => {
             drop(stdin);
-            let left = timeout.saturating_sub(started.elapsed());
-            let mut sd = shutdown.clone();
-            tokio::select! {
-                e = child.wait() => (e, None),
-                () = tokio::time::sleep(left) => (child.stop(Signal::SIGINT).await, Some(op(ErrorClass::Timeout, format!("restic ran out of time on `{}` and was stopped", repo.display)))),
-                () = sd.wait() => { let _ = child.stop(Signal::SIGINT).await; (Ended::Interrupted(shutdown.signal().unwrap_or(2)), None) }
+            match crate::process::bounded(child.wait(&never), deadline, shutdown).await {
+                Ok(e) => (e, None),
+                Err(Ended::TimedOut) => (
+                    child.stop().await,
+                    Some(op(
+                        ErrorClass::Timeout,
+                        format!(
+                            "restic ran out of time on `{}` and was stopped",
+                            repo.display
+                        ),
+                    )),
+                ),
+                Err(why) => {
+                    let _ = child.stop().await;
+                    (why, None)
+                }
             }
         }
-        Stop::Fed(Err(e)) => {
-            let ended = child.stop(Signal::SIGINT).await;
-            drop(stdin);
+        Ok(Err(e)) => {
+            let ended = crate::sources::dump::stop_receiver(&mut child, Some(stdin)).await;
             (
                 ended,
                 Some(op(
@@ -210,15 +239,9 @@ pub async fn backup_volume_stream(
                 )),
             )
         }
-        Stop::TimedOut => {
-            let _ = child.stop(Signal::SIGINT).await;
-            drop(stdin);
-            (Ended::TimedOut, None)
-        }
-        Stop::Interrupted(sig) => {
-            let _ = child.stop(Signal::SIGINT).await;
-            drop(stdin);
-            (Ended::Interrupted(sig), None)
+        Err(why) => {
+            let _ = crate::sources::dump::stop_receiver(&mut child, Some(stdin)).await;
+            (why, None)
         }
     };
     let out = child.output(ended).await;
@@ -230,14 +253,19 @@ pub async fn backup_volume_stream(
     if !warning && let Some(e) = failure(&out, repo) {
         return Err(e);
     }
-    let summary = crate::restic::output::backup_summary(&out.stdout).ok_or_else(|| OpError {
-        class: ErrorClass::Other,
-        message: format!(
-            "restic finished on `{}` but printed no backup summary for volume `{volume}`",
-            repo.display
-        ),
-        stderr: out.stderr.clone(),
-    })?;
+    let mut summary =
+        crate::restic::output::backup_summary(&out.stdout).ok_or_else(|| OpError {
+            class: ErrorClass::Other,
+            message: format!(
+                "restic finished on `{}` but printed no backup summary for volume `{volume}`",
+                repo.display
+            ),
+            stderr: out.stderr.clone(),
+        })?;
+    if let Some(id) = &summary.snapshot_id {
+        summary.snapshot_id =
+            Some(crate::restic::ops::full_snapshot_id(restic, repo, id, shutdown).await);
+    }
     Ok(BackupResult {
         warning,
         summary,

@@ -35,15 +35,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::restic::ErrorClass;
 
 mod backup;
+pub mod discover;
 mod restore;
 
 pub use backup::{ServiceDocker, backup_volume_stream, prepare};
 pub use restore::{VolumeRestore, restore_volume, restore_volume_direct, restore_volume_stream};
-
-/// The helper image used to stream volumes when none is configured. It
-/// needs `tar` (busybox's is enough). Hosts without registry access must
-/// set `docker_helper_image` to an image that is already present.
-pub const DEFAULT_HELPER_IMAGE: &str = "busybox:stable";
 
 /// Where Docker keeps named volumes on a standard Linux host: the fallback
 /// when the Engine API cannot be reached.
@@ -725,11 +721,15 @@ impl DockerClient {
                 }
             }
         }
-        let code = helper.wait().await;
-        helper.remove().await;
         if let Some(f) = failure {
+            // Nobody reads tar's output any more (restic exited): waiting
+            // for it would wait forever. Remove it (which kills it) first.
+            drop(io);
+            helper.remove().await;
             return Err(f);
         }
+        let code = helper.wait().await;
+        helper.remove().await;
         check_exit(code, volume, "tar -c", &stderr)?;
         Ok(written)
     }

@@ -86,7 +86,9 @@ pub async fn restore_volume_direct(
             staging.to_string_lossy().into_owned(),
         ],
     );
-    let out = crate::process::run(&call.spec, shutdown, |_| {}, |_| {})
+    let out = call
+        .spec
+        .run(shutdown, |_| {}, |_| {})
         .await
         .map_err(|e| OpError {
             class: ErrorClass::ResticMissing,
@@ -160,7 +162,6 @@ pub async fn restore_volume_stream(
 ) -> Result<u64, crate::restic::ops::OpError> {
     use crate::process::Ended;
     use crate::restic::ops::{OpError, failure};
-    use nix::sys::signal::Signal;
     client.volume(volume).await.map_err(|e| op_error(&e))?;
     if replace {
         client
@@ -170,13 +171,17 @@ pub async fn restore_volume_stream(
     }
     let file = format!("/{}", stream_filename(source_volume));
     let call = crate::restic::ResticCall::new(restic, repo, ["dump", snapshot, file.as_str()]);
-    let mut child = crate::process::spawn_piped(&call.spec, false, true).map_err(|e| OpError {
-        class: ErrorClass::ResticMissing,
-        message: e.to_string(),
-        stderr: String::new(),
-    })?;
-    let Some(mut stdout) = child.stdout.take() else {
-        let ended = child.stop(Signal::SIGINT).await;
+    let mut child = call
+        .spec
+        .stdout(crate::process::Out::Raw)
+        .spawn()
+        .map_err(|e| OpError {
+            class: ErrorClass::ResticMissing,
+            message: e.to_string(),
+            stderr: String::new(),
+        })?;
+    let Some(mut stdout) = child.take_stdout() else {
+        let ended = child.stop().await;
         let _ = child.output(ended).await;
         return Err(OpError {
             class: ErrorClass::Other,
@@ -184,15 +189,17 @@ pub async fn restore_volume_stream(
             stderr: String::new(),
         });
     };
-    let mut sd = shutdown.clone();
-    let res = tokio::select! {
-        r = client.tar_to_volume(volume, image, &mut stdout) => Some(r),
-        () = sd.wait() => None,
-    };
+    let res = crate::process::bounded(
+        client.tar_to_volume(volume, image, &mut stdout),
+        None,
+        shutdown,
+    )
+    .await
+    .ok();
     drop(stdout);
     let ended = match &res {
-        Some(Ok(_)) => child.wait().await,
-        _ => child.stop(Signal::SIGINT).await,
+        Some(Ok(_)) => child.wait(&crate::process::Shutdown::never()).await,
+        _ => child.stop().await,
     };
     let out = child.output(ended).await;
     // A restic that ended on its own (bad snapshot, path not in it) explains

@@ -1,4 +1,5 @@
-//! One log file per service run, size-capped and rotated.
+//! One log file per service run, size-capped and rotated. It sits below the
+//! engine because hooks and the engine both write to it.
 
 use std::fs::File;
 use std::io::Write;

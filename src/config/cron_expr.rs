@@ -2,8 +2,9 @@
 //! matches, so the systemd, launchd and Windows backends can each express it
 //! in their own calendar language.
 //!
-//! The config loader has already accepted the expression (croner); this
-//! parser only needs to understand the common subset (`*`, numbers, names,
+//! It lives in `config`, below `schedule`, because the config checks use it
+//! too (an expression that never fires). The config loader has already
+//! accepted the expression (croner); this parser only needs to understand the common subset (`*`, numbers, names,
 //! lists, ranges, steps). Extensions such as `L`, `W` or `#` are reported as
 //! "cannot be expressed" by the backends that need the sets.
 
