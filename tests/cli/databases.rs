@@ -14,24 +14,14 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::servers::free_port;
+use crate::harness::{free_port, installed, require_component};
 
 /// The database password every test server uses.
 pub const PASSWORD: &str = "pw-Zk83jqX1";
 
-/// Whether a required program exists; panics in CI, where every component
-/// must be installed (scripts/test-all.sh does it).
-pub fn available(program: &Path, package: &str) -> bool {
-    if program.exists() {
-        return true;
-    }
-    let msg = format!(
-        "`{}` is missing: `apt-get install {package}` (scripts/test-all.sh does)",
-        program.display()
-    );
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-    eprintln!("SKIPPED: {msg}");
-    false
+/// Whether a required program exists (see [`require_component`]).
+fn available(program: &Path, package: &str) -> bool {
+    require_component(package, installed(program, package))
 }
 
 fn chown(path: &Path, user: &str) {
@@ -205,19 +195,38 @@ impl Mariadb {
         }
         let dir = tempdir("rm-maria-");
         let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
-        chown(dir.path(), "mysql");
-        let out = Command::new("mariadb-install-db")
-            .args(["--no-defaults", "--user=mysql", "--skip-test-db"])
-            .arg(format!("--datadir={}", data.display()))
-            .arg("--auth-root-authentication-method=normal")
-            .output()
-            .unwrap_or_else(|e| panic!("mariadb-install-db: {e}"));
+        // A private tmpdir: the bootstrap's temporary tables otherwise go to
+        // the shared /tmp, where CI once saw one vanish under it ("Could not
+        // remove temporary table ... error: 2", then "Unknown table
+        // 'mysql.tmp_user_sys'") while other tests ran.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap_or_else(|e| panic!("{e}"));
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            let _ = std::fs::remove_dir_all(&data);
+            std::fs::create_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
+            chown(dir.path(), "mysql");
+            let out = Command::new("mariadb-install-db")
+                .args(["--no-defaults", "--user=mysql", "--skip-test-db"])
+                .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--tmpdir={}", tmp.display()))
+                .arg("--auth-root-authentication-method=normal")
+                .output()
+                .unwrap_or_else(|e| panic!("mariadb-install-db: {e}"));
+            if out.status.success() {
+                failures.clear();
+                break;
+            }
+            failures.push(format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
         assert!(
-            out.status.success(),
-            "mariadb-install-db failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            failures.is_empty(),
+            "mariadb-install-db failed 3 times:\n{}",
+            failures.join("\n---\n")
         );
         let port = free_port();
         let sock = dir.path().join("sock");
@@ -229,6 +238,7 @@ impl Mariadb {
             .arg(format!("--port={port}"))
             .arg(format!("--socket={}", sock.display()))
             .arg(format!("--pid-file={}", dir.path().join("pid").display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .args(["--innodb-buffer-pool-size=32M", "--skip-log-bin"])
             .stdin(Stdio::null())
             .stdout(log)
@@ -257,14 +267,30 @@ impl Mariadb {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-        let out = Command::new("mariadb")
+        // The statement goes on stdin: with `-e` the password would sit on a
+        // command line, where a concurrent test's argv watcher sees it.
+        let mut client = Command::new("mariadb")
             .args(["--no-defaults", "-u", "root"])
             .arg(format!("--socket={}", sock.display()))
-            .arg("-e")
-            .arg(format!(
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("mariadb: {e}"));
+        {
+            use std::io::Write;
+            let mut stdin = client
+                .stdin
+                .take()
+                .unwrap_or_else(|| panic!("mariadb: no stdin"));
+            write!(
+                stdin,
                 "CREATE USER 'tester'@'%' IDENTIFIED BY '{PASSWORD}'; GRANT ALL ON *.* TO 'tester'@'%' WITH GRANT OPTION;"
-            ))
-            .output()
+            )
+            .unwrap_or_else(|e| panic!("mariadb stdin: {e}"));
+        }
+        let out = client
+            .wait_with_output()
             .unwrap_or_else(|e| panic!("mariadb: {e}"));
         assert!(
             out.status.success(),
