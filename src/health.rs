@@ -647,9 +647,7 @@ pub async fn look(
                         class: ErrorClass::Unreachable,
                         message: dead.message(),
                     }),
-                    Some(d) => match Repository::new(d, &service, &config.settings.password)
-                        .and_then(Repository::with_secrets)
-                    {
+                    Some(d) => match Repository::open(d, &service, &config.settings.password) {
                         Err(e) => Err(LiveError {
                             class: ErrorClass::Config,
                             message: e.to_string(),

@@ -458,12 +458,13 @@ async fn execute(
             let r = crate::sources::docker::restore_volume(
                 restic,
                 repo,
-                &snapshot.id,
-                &snapshot.paths,
+                snapshot,
                 name,
-                into,
-                &service.docker_helper_image,
-                true,
+                &crate::sources::docker::VolumeInto {
+                    volume: into,
+                    image: &service.docker_helper_image,
+                    replace: true,
+                },
                 shutdown,
             )
             .await
@@ -585,9 +586,7 @@ async fn pick_destination(
             .destinations
             .get(t)
             .ok_or_else(|| format!("destination `{t}` is not defined"))?;
-        Repository::new(d, &s.name, &c.settings.password)
-            .and_then(Repository::with_secrets)
-            .map_err(|e| e.to_string())
+        Repository::open(d, &s.name, &c.settings.password).map_err(|e| e.to_string())
     };
     let chosen: Option<String> = match &a.destination {
         Some(d) if !s.targets.contains(d) => {

@@ -24,9 +24,7 @@ pub async fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
             let Some(d) = c.destinations.get(t) else {
                 continue;
             };
-            let (repo_display, res) = match Repository::new(d, &s.name, &c.settings.password)
-                .and_then(Repository::with_secrets)
-            {
+            let (repo_display, res) = match Repository::open(d, &s.name, &c.settings.password) {
                 Ok(r) => (
                     r.display.clone(),
                     ops::snapshots(&restic, &r, Some(&s.tag()), &shutdown)

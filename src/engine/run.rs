@@ -507,9 +507,7 @@ impl Runner<'_> {
                 let Some(dest) = self.config.destinations.get(t) else {
                     continue;
                 };
-                match Repository::new(dest, &svc.name, &self.config.settings.password)
-                    .and_then(Repository::with_secrets)
-                {
+                match Repository::open(dest, &svc.name, &self.config.settings.password) {
                     Ok(r) if let Some(dead) = probes.failed(t) => {
                         // Reported with the other targets' results below.
                         log.line(&format!("error: {}", dead.message()));
@@ -991,18 +989,16 @@ impl Runner<'_> {
                 docker::stream_filename(v)
             ));
             let res = self
-                .retry_locked(repo, log, run, || {
-                    docker::backup_volume_stream(
-                        client,
-                        self.restic,
-                        repo,
-                        v,
-                        &d.image,
-                        &self.config.settings.host,
-                        &tags,
-                        run.remaining(),
-                        &self.shutdown,
-                    )
+                .retry_locked(repo, log, run, || async {
+                    let what = docker::StreamBackup {
+                        volume: v,
+                        image: &d.image,
+                        host: &self.config.settings.host,
+                        tags: &tags,
+                        timeout: run.remaining(),
+                    };
+                    docker::backup_volume_stream(client, self.restic, repo, &what, &self.shutdown)
+                        .await
                 })
                 .await;
             match res {

@@ -131,9 +131,7 @@ pub async fn setup(
                 action: "failed".into(),
                 error: None,
             };
-            let repo = match Repository::new(dest, &svc.name, &s.password)
-                .and_then(Repository::with_secrets)
-            {
+            let repo = match Repository::open(dest, &svc.name, &s.password) {
                 Ok(r) => r,
                 Err(e) => {
                     entry.error = Some(e.to_string());

@@ -6,11 +6,13 @@ pub mod binary;
 pub mod command;
 pub mod error;
 pub mod install;
+pub mod ls;
 pub mod ops;
 pub mod output;
 pub mod probe;
 pub mod repo;
 pub mod rest_config;
+pub mod restore;
 
 pub use binary::{Lookup, Restic, Version};
 pub use command::ResticCall;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::error::{ErrorClass, classify, explain};
 use super::output::{self, BackupMessage, BackupStatus, BackupSummary, Snapshot};
 use super::{Repository, Restic, ResticCall};
-use crate::process::{self, Ended, Out, Output, Shutdown, Stdin};
+use crate::process::{self, Ended, Output, Shutdown, Stdin};
 
 /// A failed restic operation, classified.
 #[derive(Debug, Clone)]
@@ -101,11 +101,14 @@ fn stalled(out: &Output, repo: &Repository) -> String {
     msg
 }
 
-fn spawn_error(e: &process::SpawnError) -> OpError {
-    OpError {
-        class: ErrorClass::ResticMissing,
-        message: e.to_string(),
-        stderr: String::new(),
+/// restic could not be started: the one conversion every caller uses.
+impl From<process::SpawnError> for OpError {
+    fn from(e: process::SpawnError) -> Self {
+        OpError {
+            class: ErrorClass::ResticMissing,
+            message: e.to_string(),
+            stderr: String::new(),
+        }
     }
 }
 
@@ -120,7 +123,7 @@ async fn call(
     call.spec
         .run(shutdown, |_| {}, |_| {})
         .await
-        .map_err(|e| spawn_error(&e))
+        .map_err(OpError::from)
 }
 
 /// Whether the repository exists (restic can open its config).
@@ -157,7 +160,7 @@ pub async fn exists(
             run.await
         }
     }
-    .map_err(|e| spawn_error(&e))?;
+    .map_err(OpError::from)?;
     if no_bucket.load(std::sync::atomic::Ordering::Relaxed) && shutdown.signal().is_none() {
         return Ok(false);
     }
@@ -329,7 +332,7 @@ pub async fn backup(
             on_stderr,
         )
         .await
-        .map_err(|e| spawn_error(&e))?;
+        .map_err(OpError::from)?;
     let warning = out.ended == Ended::Exited(3);
     if !warning && let Some(e) = checked_failure(&out, repo).await {
         return Err(e);
@@ -352,6 +355,28 @@ pub async fn backup(
         stderr: out.stderr,
         duration: out.duration,
     })
+}
+
+/// `restic backup --stdin`: a backup of what arrives on restic's stdin
+/// (a dump, a streamed volume), stored as `filename`. stdin is piped; the
+/// caller bounds the run, since a restic reading stdin is not watched for
+/// stalls.
+pub fn backup_stdin(
+    restic: &Restic,
+    repo: &Repository,
+    host: &str,
+    tags: &[String],
+    filename: &str,
+) -> ResticCall {
+    let mut args: Vec<&str> = vec!["backup", "--json", "--quiet", "--host", host];
+    for t in tags {
+        args.extend(["--tag", t]);
+    }
+    args.extend(["--stdin", "--stdin-filename", filename]);
+    let mut call = ResticCall::new(restic, repo, args);
+    call.spec = call.spec.stdin(Stdin::Piped);
+    call.spec.stall = None;
+    call
 }
 
 /// What `forget` did.
@@ -515,7 +540,7 @@ pub async fn init_copy_target(
         .spec
         .run(shutdown, |_| {}, |_| {})
         .await
-        .map_err(|e| spawn_error(&e))?;
+        .map_err(OpError::from)?;
     match failure(&out, repo) {
         None => Ok(()),
         Some(mut e) => {
@@ -546,7 +571,7 @@ pub async fn copy(
         .spec
         .run(shutdown, |_| {}, |_| {})
         .await
-        .map_err(|e| spawn_error(&e))?;
+        .map_err(OpError::from)?;
     if let Some(e) = failure(&out, to) {
         return Err(e);
     }
@@ -658,206 +683,6 @@ pub fn check_result(stdout: &str, stderr: &str) -> CheckResult {
         }
     }
     r
-}
-
-/// One entry of `restic ls --json`.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
-pub struct LsNode {
-    pub path: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    #[serde(default)]
-    pub size: Option<u64>,
-    #[serde(default)]
-    pub mtime: Option<String>,
-    /// Go's `os.FileMode`: the permission bits are the low nine.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<u32>,
-}
-
-/// `restic ls --json SNAPSHOT`: every node (the leading snapshot line is
-/// skipped).
-pub async fn ls(
-    restic: &Restic,
-    repo: &Repository,
-    snapshot: &str,
-    timeout: Duration,
-    shutdown: &Shutdown,
-) -> Result<Vec<LsNode>, OpError> {
-    ls_args(restic, repo, &[snapshot], timeout, shutdown)
-        .await
-        .map(|(_, nodes)| nodes)
-}
-
-/// `restic ls --json latest --host HOST --tag TAG`: the ID of the newest
-/// such snapshot (from restic's leading snapshot line) and its nodes, in
-/// one restic start.
-pub async fn ls_latest(
-    restic: &Restic,
-    repo: &Repository,
-    host: &str,
-    tag: &str,
-    timeout: Duration,
-    shutdown: &Shutdown,
-) -> Result<(Option<String>, Vec<LsNode>), OpError> {
-    ls_args(
-        restic,
-        repo,
-        &["--host", host, "--tag", tag, "latest"],
-        timeout,
-        shutdown,
-    )
-    .await
-}
-
-async fn ls_args(
-    restic: &Restic,
-    repo: &Repository,
-    args: &[&str],
-    timeout: Duration,
-    shutdown: &Shutdown,
-) -> Result<(Option<String>, Vec<LsNode>), OpError> {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        id: String,
-    }
-    let mut all = vec!["ls", "--json", "--no-lock"];
-    all.extend_from_slice(args);
-    let mut c = ResticCall::new(restic, repo, all).timeout(timeout);
-    // A listing can be longer than the capture cap: collect it line by line.
-    c.spec.grace = Duration::from_secs(10);
-    let mut nodes = Vec::new();
-    let mut id = None;
-    let out = c
-        .spec
-        .run(
-            shutdown,
-            |line| {
-                // 0.14–0.16 tag nodes `struct_type`, 0.17+ both `struct_type`
-                // and `message_type`: either will do.
-                if line.contains("\"struct_type\":\"node\"")
-                    || line.contains("\"message_type\":\"node\"")
-                {
-                    if let Ok(n) = serde_json::from_str::<LsNode>(line) {
-                        nodes.push(n);
-                    }
-                } else if id.is_none()
-                    && (line.contains("\"struct_type\":\"snapshot\"")
-                        || line.contains("\"message_type\":\"snapshot\""))
-                    && let Ok(h) = serde_json::from_str::<Head>(line)
-                {
-                    id = Some(h.id);
-                }
-            },
-            |_| {},
-        )
-        .await
-        .map_err(|e| spawn_error(&e))?;
-    if let Some(e) = failure(&out, repo) {
-        return Err(e);
-    }
-    Ok((id, nodes))
-}
-
-/// `restic restore SNAPSHOT --target DIR --verify` (restic reads every
-/// restored file back and checks it against its blob hashes), limited to
-/// `include` when not empty.
-pub async fn restore(
-    restic: &Restic,
-    repo: &Repository,
-    snapshot: &str,
-    target: &Path,
-    include: &[String],
-    timeout: Duration,
-    shutdown: &Shutdown,
-) -> Result<(), OpError> {
-    let mut args: Vec<String> = vec![
-        "restore".into(),
-        snapshot.into(),
-        "--no-lock".into(),
-        "--verify".into(),
-        "--target".into(),
-        target.to_string_lossy().into_owned(),
-    ];
-    for i in include {
-        args.extend(["--include".into(), i.clone()]);
-    }
-    let c = ResticCall::new(restic, repo, args).timeout(timeout);
-    let out = c
-        .spec
-        .run(shutdown, |_| {}, |_| {})
-        .await
-        .map_err(|e| spawn_error(&e))?;
-    failure(&out, repo).map_or(Ok(()), Err)
-}
-
-/// `restic dump SNAPSHOT PATH`, its bytes handed to `on_chunk` as they come.
-pub async fn dump_stream(
-    restic: &Restic,
-    repo: &Repository,
-    snapshot: &str,
-    path: &str,
-    timeout: Duration,
-    shutdown: &Shutdown,
-    mut on_chunk: impl FnMut(&[u8]),
-) -> Result<(), OpError> {
-    let c = ResticCall::new(restic, repo, ["dump", "--no-lock", snapshot, path]).timeout(timeout);
-    let mut child = c
-        .spec
-        .stdout(Out::Raw)
-        .spawn()
-        .map_err(|e| spawn_error(&e))?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let deadline = child.deadline();
-    let read = process::bounded(
-        async {
-            while let Ok(n @ 1..) = child.read(&mut buf).await {
-                on_chunk(&buf[..n]);
-            }
-        },
-        deadline,
-        shutdown,
-    )
-    .await;
-    let ended = match read {
-        Ok(()) => child.wait(shutdown).await,
-        Err(why) => child.stop_for(why).await,
-    };
-    let out = child.output(ended).await;
-    failure(&out, repo).map_or(Ok(()), Err)
-}
-
-/// How `restic dump … | consumer` ended.
-#[derive(Debug)]
-pub struct DumpPipe {
-    /// restic's side.
-    pub dump: Result<(), OpError>,
-    /// The consumer's output (its stdout and stderr tails, how it ended).
-    pub consumer: Output,
-}
-
-/// `restic dump SNAPSHOT PATH | consumer` through an OS pipe.
-pub async fn dump_pipe(
-    restic: &Restic,
-    repo: &Repository,
-    snapshot: &str,
-    path: &str,
-    consumer: &process::Spec,
-    timeout: Duration,
-    shutdown: &Shutdown,
-) -> Result<DumpPipe, OpError> {
-    let c = ResticCall::new(restic, repo, ["dump", "--no-lock", snapshot, path]).timeout(timeout);
-    let (mut dump, mut consumer) = process::spawn_pipeline(
-        &c.spec.stdout(Out::Raw),
-        &consumer.clone().stdin(Stdin::Piped),
-    )
-    .map_err(|e| spawn_error(&e))?;
-    let (dump_ended, consumer_ended) = tokio::join!(dump.wait(shutdown), consumer.wait(shutdown));
-    let (dump, consumer) = tokio::join!(dump.output(dump_ended), consumer.output(consumer_ended));
-    Ok(DumpPipe {
-        dump: failure(&dump, repo).map_or(Ok(()), Err),
-        consumer,
-    })
 }
 
 #[cfg(test)]

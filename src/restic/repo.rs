@@ -342,6 +342,17 @@ impl Repository {
         })
     }
 
+    /// The repository of `service` on `dest` with its credential files
+    /// read: what every restic call needs. [`Repository::new`] alone is for
+    /// showing and validating, which must not read secrets.
+    pub fn open(
+        dest: &Destination,
+        service: &str,
+        global: &PasswordSource,
+    ) -> Result<Repository, RepoError> {
+        Repository::new(dest, service, global)?.with_secrets()
+    }
+
     /// Reads credential files into the environment restic will get.
     pub fn with_secrets(mut self) -> Result<Repository, RepoError> {
         for (var, key, file) in std::mem::take(&mut self.secret_files) {

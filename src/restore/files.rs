@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 use super::RestoreError;
 use crate::process::Shutdown;
 use crate::restic::error::last_line;
-use crate::restic::ops::failure;
 use crate::restic::output::Snapshot;
-use crate::restic::{ErrorClass, Repository, Restic, ResticCall};
+use crate::restic::{ErrorClass, Repository, Restic};
 
 /// Where files go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,29 +179,22 @@ pub async fn restore(
             )
         })?;
     }
-    let mut args: Vec<String> = vec![
-        "restore".into(),
-        snapshot.id.clone(),
-        "--target".into(),
-        target.root().to_string_lossy().into_owned(),
-    ];
-    for i in includes {
-        args.push("--include".into());
-        args.push(pattern(i));
-    }
-    let call = ResticCall::new(restic, repo, args);
-    let out = call
-        .spec
-        .run(shutdown, |_| {}, |_| {})
-        .await
-        .map_err(|e| RestoreError::failed(ErrorClass::ResticMissing, e.to_string()))?;
-    let Some(e) = failure(&out, repo) else {
+    let includes: Vec<String> = includes.iter().map(|i| pattern(i)).collect();
+    let what = crate::restic::restore::Restore {
+        snapshot: &snapshot.id,
+        target: target.root(),
+        includes: &includes,
+        no_lock: false,
+        verify: false,
+        timeout: None,
+    };
+    let Err(e) = crate::restic::restore::restore(restic, repo, &what, shutdown).await else {
         return Ok(());
     };
     let where_ = target.root().display();
     // restic 0.14 reports write errors per file ("ignoring error for …:
     // … no space left on device") and ends with "There were N errors".
-    let stderr = &out.stderr;
+    let stderr = &e.stderr;
     let lower = stderr.to_ascii_lowercase();
     let message = if lower.contains("no space left on device")
         || lower.contains("disk quota exceeded")

@@ -1,42 +1,39 @@
-//! What a snapshot holds, from `restic ls --json` read line by line (one
-//! JSON object per line; the first is the snapshot itself; 0.14 marks
-//! entries `"struct_type":"node"`, 0.17+ `"message_type":"node"`), without
-//! keeping the whole listing in memory: counts and bytes of what would be
-//! restored, the first entries for the preview, and for every `--include`
-//! whether the snapshot has it (restic 0.14 restores nothing, and exits 0,
-//! for a pattern that matches nothing).
+//! What a snapshot holds, from `restic ls --json` read line by line
+//! (`restic::ls`), without keeping the whole listing in memory: counts and
+//! bytes of what would be restored, the first entries for the preview, and
+//! for every `--include` whether the snapshot has it (restic 0.14 restores
+//! nothing, and exits 0, for a pattern that matches nothing). Also one
+//! folder of a snapshot, for the dashboard's file browser.
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::RestoreError;
 use crate::process::Shutdown;
-use crate::restic::ops::failure;
+use crate::restic::ls::{self, Line, Node};
+use crate::restic::ops::OpError;
 use crate::restic::output::Snapshot;
-use crate::restic::{ErrorClass, Repository, Restic, ResticCall};
+use crate::restic::{ErrorClass, Repository, Restic};
 
 /// How many entries the preview shows.
 pub const FIRST_ENTRIES: usize = 10;
 
-/// One entry of a snapshot.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-pub struct Entry {
-    pub path: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    #[serde(default)]
-    pub size: u64,
-}
-
-#[derive(Deserialize)]
-struct Line {
-    #[serde(default)]
-    struct_type: Option<String>,
-    #[serde(default)]
-    message_type: Option<String>,
-    #[serde(flatten)]
-    entry: Option<Entry>,
+/// The preview's entries as `--json` shows them: path, type and size (0
+/// for folders).
+fn preview_entries<S: serde::Serializer>(nodes: &[Node], s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Entry<'a> {
+        path: &'a str,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        size: u64,
+    }
+    s.collect_seq(nodes.iter().map(|n| Entry {
+        path: &n.path,
+        kind: &n.kind,
+        size: n.size.unwrap_or(0),
+    }))
 }
 
 /// A path the user asked for, and what the snapshot says about it.
@@ -64,7 +61,8 @@ pub struct Contents {
     /// Total size of those files.
     pub bytes: u64,
     /// The first entries that would be restored.
-    pub first: Vec<Entry>,
+    #[serde(serialize_with = "preview_entries")]
+    pub first: Vec<Node>,
     pub includes: Vec<Include>,
     /// Symlinks already in the target that restic would follow to write
     /// what the snapshot holds below them (snapshot paths).
@@ -151,26 +149,14 @@ impl Scan {
     }
 
     /// One line of restic's output.
-    pub fn feed(&mut self, line: &str) {
-        let line = line.trim();
-        if !line.starts_with('{') {
-            return;
+    pub fn feed(&mut self, line: Line) {
+        match line {
+            Line::Snapshot(_) => self.saw_snapshot = true,
+            Line::Node(n) => self.entry(n),
         }
-        let Ok(l) = serde_json::from_str::<Line>(line) else {
-            return;
-        };
-        let kind = l.struct_type.or(l.message_type).unwrap_or_default();
-        if kind == "snapshot" {
-            self.saw_snapshot = true;
-            return;
-        }
-        let Some(e) = l.entry.filter(|_| kind == "node") else {
-            return;
-        };
-        self.entry(e);
     }
 
-    fn entry(&mut self, e: Entry) {
+    fn entry(&mut self, e: Node) {
         if !self.roots.iter().any(|r| under(&e.path, r)) {
             return;
         }
@@ -205,11 +191,11 @@ impl Scan {
                 c.in_the_way.push(l.clone());
             }
         }
-        if e.kind == "dir" {
+        if e.is_dir() {
             c.dirs += 1;
         } else {
             c.files += 1;
-            c.bytes += e.size;
+            c.bytes += e.size.unwrap_or(0);
         }
         if c.first.len() < FIRST_ENTRIES {
             c.first.push(e);
@@ -314,20 +300,19 @@ pub async fn scan(
     shutdown: &Shutdown,
 ) -> Result<Contents, RestoreError> {
     let mut scan = Scan::new(snapshot, includes).with_links(links);
-    let call = ResticCall::new(
+    let what = ls::Ls {
+        snapshot: &snapshot.id,
+        ..ls::Ls::default()
+    };
+    let out = ls::run(
         restic,
         repo,
-        ["ls", "--json", "--no-lock", snapshot.id.as_str()],
+        &what,
+        Duration::from_secs(3600),
+        shutdown,
+        |l| scan.feed(l),
     )
-    .timeout(Duration::from_secs(3600));
-    let out = call
-        .spec
-        .run(shutdown, |l| scan.feed(l), |_| {})
-        .await
-        .map_err(|e| RestoreError::failed(ErrorClass::ResticMissing, e.to_string()))?;
-    if let Some(e) = failure(&out, repo) {
-        return Err(e.into());
-    }
+    .await?;
     if !scan.saw_snapshot() {
         // restic 0.14 exits 0 with "Ignoring …: no matching ID found".
         return Err(RestoreError::failed(
@@ -341,6 +326,177 @@ pub async fn scan(
         ));
     }
     Ok(scan.finish())
+}
+
+// ---------------------------------------------------------------------
+// One folder of a snapshot: the dashboard's file browser.
+
+/// Most entries one folder listing returns.
+pub const MAX_ENTRIES: usize = 5000;
+
+/// A folder of a snapshot.
+#[derive(Debug, Clone, Serialize)]
+pub struct Folder {
+    pub snapshot: Snapshot,
+    pub path: String,
+    /// Folders first, then by name.
+    pub entries: Vec<Node>,
+    /// More than [`MAX_ENTRIES`] entries; the rest are left out.
+    pub truncated: bool,
+}
+
+/// Why reading a snapshot's folder or file failed.
+#[derive(Debug)]
+pub enum ReadError {
+    /// No such snapshot, or no such path in it.
+    NotFound(String),
+    Failed(OpError),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::NotFound(m) => f.write_str(m),
+            ReadError::Failed(e) => f.write_str(&e.message),
+        }
+    }
+}
+
+impl From<OpError> for ReadError {
+    fn from(e: OpError) -> Self {
+        ReadError::Failed(e)
+    }
+}
+
+fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+/// `restic ls --json SNAPSHOT DIR`: the folder's direct entries, folders
+/// first. `NotFound` when the snapshot or the folder does not exist.
+/// `latest` means the newest snapshot tagged `tag`, even in a repository
+/// shared by several services.
+pub async fn folder(
+    restic: &Restic,
+    repo: &Repository,
+    snapshot: &str,
+    tag: &str,
+    dir: &str,
+) -> Result<Folder, ReadError> {
+    folder_finding(restic, repo, snapshot, tag, dir, None)
+        .await
+        .map(|(l, _)| l)
+}
+
+/// [`folder`], also returning the entry at `want` even when it lies beyond
+/// the first [`MAX_ENTRIES`] of its folder.
+async fn folder_finding(
+    restic: &Restic,
+    repo: &Repository,
+    snapshot: &str,
+    tag: &str,
+    dir: &str,
+    want: Option<&str>,
+) -> Result<(Folder, Option<Node>), ReadError> {
+    let what = ls::Ls {
+        snapshot,
+        host: None,
+        tag: (snapshot == "latest").then_some(tag),
+        dir: Some(dir),
+    };
+    let mut info: Option<Snapshot> = None;
+    let mut itself = None;
+    let mut entries = Vec::new();
+    let mut truncated = false;
+    let mut wanted = None;
+    ls::run(
+        restic,
+        repo,
+        &what,
+        Duration::from_secs(300),
+        &Shutdown::never(),
+        |line| match line {
+            Line::Snapshot(s) => {
+                if info.is_none() {
+                    info = Some(s);
+                }
+            }
+            Line::Node(e) => {
+                if want == Some(e.path.as_str()) {
+                    wanted = Some(e.clone());
+                }
+                if e.path == dir {
+                    itself = Some(e);
+                } else if parent(&e.path) == dir {
+                    if entries.len() < MAX_ENTRIES {
+                        entries.push(e);
+                    } else {
+                        truncated = true;
+                    }
+                }
+            }
+        },
+    )
+    .await?;
+    let Some(snapshot_info) = info else {
+        return Err(ReadError::NotFound(format!(
+            "no snapshot `{snapshot}` in `{}`",
+            repo.display
+        )));
+    };
+    if dir != "/" && itself.as_ref().is_none_or(|e| !e.is_dir()) {
+        return Err(ReadError::NotFound(format!(
+            "no folder `{dir}` in snapshot {}",
+            snapshot_info
+                .short_id
+                .as_deref()
+                .unwrap_or(&snapshot_info.id)
+        )));
+    }
+    entries.sort_by(|a, b| (!a.is_dir(), &a.name).cmp(&(!b.is_dir(), &b.name)));
+    Ok((
+        Folder {
+            snapshot: snapshot_info,
+            path: dir.to_string(),
+            entries,
+            truncated,
+        },
+        wanted,
+    ))
+}
+
+/// The entry at `path` (a file or folder), through its parent's listing.
+pub async fn stat(
+    restic: &Restic,
+    repo: &Repository,
+    snapshot: &str,
+    tag: &str,
+    path: &str,
+) -> Result<(Snapshot, Node), ReadError> {
+    if path == "/" {
+        let l = folder(restic, repo, snapshot, tag, "/").await?;
+        let root = Node {
+            name: "/".into(),
+            kind: "dir".into(),
+            path: "/".into(),
+            size: None,
+            mtime: None,
+            permissions: None,
+            mode: None,
+        };
+        return Ok((l.snapshot, root));
+    }
+    let (l, found) = folder_finding(restic, repo, snapshot, tag, parent(path), Some(path)).await?;
+    match found {
+        Some(e) => Ok((l.snapshot, e)),
+        None => Err(ReadError::NotFound(format!(
+            "no `{path}` in snapshot {}",
+            l.snapshot.short_id.as_deref().unwrap_or(&l.snapshot.id)
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -374,7 +530,7 @@ mod tests {
     fn run(includes: &[&str]) -> Contents {
         let inc: Vec<String> = includes.iter().map(ToString::to_string).collect();
         let mut s = Scan::new(&snap(), &inc);
-        for l in LS.lines() {
+        for l in LS.lines().filter_map(ls::parse) {
             s.feed(l);
         }
         assert!(s.saw_snapshot());

@@ -31,7 +31,7 @@ use crate::config::dump::{Connection, Dump, DumpSource, Flavor};
 use crate::process::{self, Child, Ended, Out, Shutdown, Spec, Stdin};
 use crate::restic::ops::{self, OpError};
 use crate::restic::output::{self, BackupSummary};
-use crate::restic::{ErrorClass, Repository, Restic, ResticCall};
+use crate::restic::{ErrorClass, Repository, Restic, restore};
 
 /// Bytes moved per read. A pipe hands out at most 64 KiB at a time; a
 /// larger buffer only helps with the Engine API's frames.
@@ -70,6 +70,16 @@ impl DumpError {
             class,
             message: message.into(),
             stderr: String::new(),
+        }
+    }
+}
+
+impl From<OpError> for DumpError {
+    fn from(e: OpError) -> Self {
+        DumpError {
+            class: e.class,
+            message: e.message,
+            stderr: e.stderr,
         }
     }
 }
@@ -847,20 +857,6 @@ struct Receiver<'a> {
     discarded: Vec<String>,
 }
 
-fn backup_args(host: &str, tags: &[String], filename: &str) -> Vec<String> {
-    let mut args: Vec<String> = vec!["backup".into(), "--json".into(), "--quiet".into()];
-    args.extend(["--host".into(), host.to_string()]);
-    for t in tags {
-        args.extend(["--tag".into(), t.clone()]);
-    }
-    args.extend([
-        "--stdin".into(),
-        "--stdin-filename".into(),
-        filename.to_string(),
-    ]);
-    args
-}
-
 /// How long a stopped restic may take to exit before its stdin is closed.
 /// restic 0.14 exits within milliseconds of the SIGINT.
 const STDIN_CLOSE_DELAY: Duration = Duration::from_millis(500);
@@ -955,10 +951,9 @@ pub async fn backup(
 
     let mut tags = req.tags.to_vec();
     tags.push(dump.tag());
-    let args = backup_args(req.host, &tags, &dump.filename);
     let mut receivers: Vec<Receiver<'_>> = Vec::new();
     for repo in req.repos {
-        let call = ResticCall::new(req.restic, repo, &args);
+        let call = ops::backup_stdin(req.restic, repo, req.host, &tags, &dump.filename);
         log(&format!(
             "dump `{}` → `{}`: {}",
             dump.name,
@@ -973,23 +968,14 @@ pub async fn backup(
             started: Instant::now(),
             discarded: Vec::new(),
         };
-        // Bounded by the dump's deadline, as before; a restic reading
-        // stdin is not watched for stalls.
-        let mut spec = call.spec.stdin(Stdin::Piped);
-        spec.stall = None;
-        match spec.spawn() {
+        // Bounded by the dump's deadline, as before.
+        match call.spec.spawn() {
             Ok(mut c) => {
                 widen_pipe(c.stdin());
                 r.child = Some(c);
                 r.broken = false;
             }
-            Err(e) => {
-                r.result = Some(Err(OpError {
-                    class: ErrorClass::ResticMissing,
-                    message: e.to_string(),
-                    stderr: String::new(),
-                }));
-            }
+            Err(e) => r.result = Some(Err(e.into())),
         }
         receivers.push(r);
     }
@@ -1229,22 +1215,16 @@ async fn discard_since(
     if ids.is_empty() {
         return Ok(ids);
     }
-    let mut args = vec!["forget".to_string()];
-    args.extend(ids.iter().cloned());
-    let call = ResticCall::new(restic, repo, args).timeout(Duration::from_secs(600));
-    let out = call
-        .spec
-        .run(&Shutdown::never(), |_| {}, |_| {})
-        .await
-        .map_err(|e| OpError {
-            class: ErrorClass::ResticMissing,
-            message: e.to_string(),
-            stderr: String::new(),
-        })?;
-    match ops::failure(&out, repo) {
-        None => Ok(ids.iter().map(|i| i.chars().take(8).collect()).collect()),
-        Some(e) => Err(e),
-    }
+    ops::forget_ids(
+        restic,
+        repo,
+        &ids,
+        false,
+        Duration::from_secs(600),
+        &Shutdown::never(),
+    )
+    .await?;
+    Ok(ids.iter().map(|i| i.chars().take(8).collect()).collect())
 }
 
 // ---------------------------------------------------------------------
@@ -1294,12 +1274,16 @@ pub async fn restore_dump(
     let started = Instant::now();
     let deadline =
         tokio::time::Instant::from_std(crate::config::checks::after(Instant::now(), timeout));
-    let mut args = vec!["dump".to_string()];
-    if snapshot == "latest" {
-        args.extend(["--tag".into(), dump.tag()]);
+    let tag = dump.tag();
+    let path = format!("/{}", dump.filename);
+    let call = restore::DumpFile {
+        snapshot,
+        path: &path,
+        tag: (snapshot == "latest").then_some(tag.as_str()),
+        no_lock: false,
+        timeout: None,
     }
-    args.extend([snapshot.to_string(), format!("/{}", dump.filename)]);
-    let call = ResticCall::new(restic, repo, &args);
+    .call(restic, repo);
 
     let (mut consumer, into) = match to {
         RestoreTo::File(path) => {
@@ -1338,7 +1322,7 @@ pub async fn restore_dump(
             (Consumer::Proc(p), d)
         }
     };
-    let mut source = match call.spec.stdout(Out::Raw).spawn() {
+    let mut source = match call.spec.spawn() {
         Ok(p) => {
             widen_pipe(p.stdout_pipe());
             p
@@ -1347,7 +1331,7 @@ pub async fn restore_dump(
             if let Consumer::Proc(mut p) = consumer {
                 p.stop().await;
             }
-            return Err(DumpError::new(ErrorClass::ResticMissing, e.to_string()));
+            return Err(OpError::from(e).into());
         }
     };
 

@@ -38,8 +38,10 @@ use super::{Verifier, VerifyReport};
 use crate::config::Service;
 use crate::config::dump::{Dump, DumpSource};
 use crate::process::Shutdown;
-use crate::restic::ops::{self, LsNode};
+use crate::restic::ls::{self, Node as LsNode};
+use crate::restic::ops;
 use crate::restic::output::Snapshot;
+use crate::restic::restore::{DumpFile, Restore};
 use crate::restic::{ErrorClass, Repository};
 use crate::sources::dump::{self, DrillCheck, DumpCommand, drill_check};
 
@@ -267,7 +269,7 @@ impl Drill<'_, '_> {
             v.retry_locked(self.repo, || {
                 ops::snapshots(v.restic, self.repo, Some(&tag), &v.shutdown)
             }),
-            ops::ls_latest(v.restic, self.repo, host, &tag, self.timeout, &v.shutdown)
+            ls::latest_nodes(v.restic, self.repo, host, &tag, self.timeout, &v.shutdown)
         );
         let list = match list {
             Ok(l) => l,
@@ -283,7 +285,7 @@ impl Drill<'_, '_> {
             (Some(s), Ok((Some(id), nodes))) if id == s.id => Some(Ok(nodes)),
             (Some(s), _) => Some(
                 v.retry_locked(self.repo, || {
-                    ops::ls(v.restic, self.repo, &s.id, self.timeout, &v.shutdown)
+                    ls::nodes(v.restic, self.repo, &s.id, self.timeout, &v.shutdown)
                 })
                 .await,
             ),
@@ -402,17 +404,17 @@ impl Drill<'_, '_> {
         } else {
             Vec::new()
         };
+        let what = Restore {
+            snapshot: &snap.id,
+            target: tmp,
+            includes: &include,
+            no_lock: true,
+            verify: true,
+            timeout: Some(self.timeout),
+        };
         if let Err(e) = v
             .retry_locked(self.repo, || {
-                ops::restore(
-                    v.restic,
-                    self.repo,
-                    &snap.id,
-                    tmp,
-                    &include,
-                    self.timeout,
-                    &v.shutdown,
-                )
+                crate::restic::restore::restore(v.restic, self.repo, &what, &v.shutdown)
             })
             .await
         {
@@ -496,24 +498,29 @@ impl Drill<'_, '_> {
         }
     }
 
+    /// `restic dump --no-lock` of one file, within the drill's timeout.
+    fn dump_of<'a>(&self, snapshot: &'a str, path: &'a str) -> DumpFile<'a> {
+        DumpFile {
+            snapshot,
+            path,
+            tag: None,
+            no_lock: true,
+            timeout: Some(self.timeout),
+        }
+    }
+
     /// `restic dump` of the same file must hash the same as the restore.
     async fn compare_dump(&self, snapshot: &str, path: &str, sum: &str, size: u64) -> Found {
         let v = self.verifier;
         let mut h = Sha256::new();
         let mut n: u64 = 0;
-        let res = ops::dump_stream(
-            v.restic,
-            self.repo,
-            snapshot,
-            path,
-            self.timeout,
-            &v.shutdown,
-            |c| {
+        let res = self
+            .dump_of(snapshot, path)
+            .stream(v.restic, self.repo, &v.shutdown, |c| {
                 h.update(c);
                 n += c.len() as u64;
-            },
-        )
-        .await;
+            })
+            .await;
         if let Err(e) = res {
             return Found::Bad(format!("`{path}`: `restic dump` failed: {}", e.message));
         }
@@ -534,7 +541,7 @@ impl Drill<'_, '_> {
         let mut out = json!({"name": name, "snapshot": s.short()});
         let nodes = match v
             .retry_locked(self.repo, || {
-                ops::ls(v.restic, self.repo, &s.id, self.timeout, &v.shutdown)
+                ls::nodes(v.restic, self.repo, &s.id, self.timeout, &v.shutdown)
             })
             .await
         {
@@ -647,16 +654,10 @@ impl Drill<'_, '_> {
             .env("RESTIC_MANAGER_DUMP", name)
             .env("RESTIC_MANAGER_SNAPSHOT", &s.id);
         spec.timeout = Some(self.timeout);
-        let res = ops::dump_pipe(
-            v.restic,
-            self.repo,
-            &s.id,
-            &file.path,
-            &spec,
-            self.timeout,
-            &v.shutdown,
-        )
-        .await;
+        let res = self
+            .dump_of(&s.id, &file.path)
+            .pipe(v.restic, self.repo, &spec, &v.shutdown)
+            .await;
         match res {
             Err(e) => {
                 let msg = format!("dump `{name}`: {}", e.message);
@@ -718,14 +719,9 @@ impl Drill<'_, '_> {
         let v = self.verifier;
         let mut n: u64 = 0;
         let mut last: Vec<u8> = Vec::new();
-        let res = ops::dump_stream(
-            v.restic,
-            self.repo,
-            &s.id,
-            &file.path,
-            self.timeout,
-            &v.shutdown,
-            |c| {
+        let res = self
+            .dump_of(&s.id, &file.path)
+            .stream(v.restic, self.repo, &v.shutdown, |c| {
                 n += c.len() as u64;
                 if completion.is_some() {
                     last.extend_from_slice(&c[c.len().saturating_sub(TAIL)..]);
@@ -733,9 +729,8 @@ impl Drill<'_, '_> {
                         last.drain(..last.len() - TAIL);
                     }
                 }
-            },
-        )
-        .await;
+            })
+            .await;
         out["bytes"] = json!(n);
         let msg = match res {
             Err(e) => {
@@ -994,10 +989,12 @@ mod tests {
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644))
             .unwrap_or_else(|e| panic!("{e}"));
         let node = |size, mode| LsNode {
+            name: "f.txt".into(),
             path: "/srv/f.txt".into(),
             kind: "file".into(),
             size: Some(size),
             mtime: None,
+            permissions: None,
             mode: Some(mode),
         };
         // The live source is elsewhere: only the metadata is compared.

@@ -377,8 +377,7 @@ impl Verifier<'_> {
                 format!("destination `{destination}` is not defined"),
             ));
         };
-        let repo = Repository::new(dest, &svc.name, &self.config.settings.password)
-            .and_then(Repository::with_secrets)
+        let repo = Repository::open(dest, &svc.name, &self.config.settings.password)
             .map_err(|e| (String::new(), e.to_string()))?;
         if let PasswordSource::File(f) = &repo.password
             && !f.exists()

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use super::auth::Authed;
 use super::jobs::{Job, JobKind, LiveProgress, Refused, Request};
 use super::pages::Failure;
-use super::{Shared, input, restic};
+use super::{Shared, input};
 use crate::engine::Progress;
 use crate::engine::run::Runner;
 use crate::error::Error;
@@ -204,8 +204,21 @@ async fn restore_job(
         let e = crate::restore::files::in_the_way(&folder, &links);
         return (Outcome::Failed, Some(e.message), None);
     }
-    match restic::restore(&st.restic, &repo, snapshot, path, target_dir, &st.shutdown).await {
-        Ok(()) => (
+    let includes = if path == "/" {
+        Vec::new()
+    } else {
+        vec![path.to_string()]
+    };
+    let what = crate::restic::restore::Restore {
+        snapshot,
+        target: target_dir,
+        includes: &includes,
+        no_lock: false,
+        verify: false,
+        timeout: Some(std::time::Duration::from_secs(24 * 3600)),
+    };
+    match crate::restic::restore::restore(&st.restic, &repo, &what, &st.shutdown).await {
+        Ok(_) => (
             Outcome::Ok,
             Some(format!(
                 "restored `{path}` from snapshot {} into `{target}`",
@@ -244,8 +257,7 @@ pub fn repository(
         .destinations
         .get(dest)
         .ok_or_else(|| Failure::not_found(format!("unknown destination `{dest}`")))?;
-    Repository::new(d, service, &st.config.settings.password)
-        .and_then(Repository::with_secrets)
+    Repository::open(d, service, &st.config.settings.password)
         .map_err(|e| Failure::internal(e.to_string()))
 }
 
@@ -384,7 +396,7 @@ async fn prepare_restore(st: &Shared, name: &str, f: &RestoreForm) -> Result<Job
     let repo = repository(st, name, f.destination.as_deref())?;
     // Resolves `latest` and short ids to the full id, and proves the path
     // exists, before any folder is made.
-    let (info, _) = restic::stat(&st.restic, &repo, &snapshot, &svc.tag(), &path)
+    let (info, _) = crate::restore::listing::stat(&st.restic, &repo, &snapshot, &svc.tag(), &path)
         .await
         .map_err(Failure::from_read)?;
     let folder = match f.folder.as_deref().map(str::trim).filter(|s| !s.is_empty()) {

@@ -13,9 +13,10 @@ use serde_json::{Value, json};
 
 use super::actions::repository;
 use super::pages::Failure;
-use super::{Shared, data, input, restic};
+use super::{Shared, data, input};
 use crate::process::{Output, Shutdown};
 use crate::restic::ops;
+use crate::restore::listing;
 
 /// A failure answered as JSON (`{"error": "..."}`) whatever its origin.
 pub struct ApiError(Failure);
@@ -186,7 +187,7 @@ pub async fn files(
     Query(q): Query<DestQuery>,
 ) -> ApiResult {
     let (snapshot, path, repo, tag) = locate(&st, &name, &snapshot, &q, "/")?;
-    let l = restic::ls(&st.restic, &repo, &snapshot, &tag, &path)
+    let l = listing::folder(&st.restic, &repo, &snapshot, &tag, &path)
         .await
         .map_err(Failure::from_read)?;
     ok(json!({
@@ -226,7 +227,7 @@ pub async fn download(
     Query(q): Query<DestQuery>,
 ) -> ApiResult {
     let (snapshot, path, repo, tag) = locate(&st, &name, &snapshot, &q, "")?;
-    let (info, entry) = restic::stat(&st.restic, &repo, &snapshot, &tag, &path)
+    let (info, entry) = listing::stat(&st.restic, &repo, &snapshot, &tag, &path)
         .await
         .map_err(Failure::from_read)?;
     if entry.kind != "file" {
@@ -236,7 +237,18 @@ pub async fn download(
         ))
         .into());
     }
-    let child = restic::dump(&st.restic, &repo, &info.id, &path).map_err(Failure::from_read)?;
+    // The full id from `stat`: the file read is the file checked. No
+    // timeout: the client decides how long to read, and dropping the child
+    // stops restic.
+    let child = crate::restic::restore::DumpFile {
+        snapshot: &info.id,
+        path: &path,
+        tag: None,
+        no_lock: true,
+        timeout: None,
+    }
+    .spawn(&st.restic, &repo)
+    .map_err(|e| Failure::from_read(e.into()))?;
     let stream = futures_util::stream::unfold(Some(child), |state| async move {
         let mut child = state?;
         let mut buf = vec![0u8; 64 * 1024];

@@ -11,7 +11,6 @@ pub mod data;
 mod input;
 pub mod jobs;
 pub mod pages;
-mod restic;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

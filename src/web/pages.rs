@@ -12,9 +12,10 @@ use serde::Deserialize;
 use super::auth::{Authed, COOKIE};
 use super::data::{self, RunView, ServiceView};
 use super::jobs::{Job, JobState};
-use super::{Shared, api, restic};
+use super::{Shared, api};
 use crate::model::{Outcome, RunStatus};
 use crate::output::{age, bytes, duration_ms, local_time};
+use crate::restore::listing;
 
 /// An error answered as a page (or as JSON for API clients).
 #[derive(Debug)]
@@ -45,10 +46,10 @@ impl Failure {
         Failure::internal(e.to_string())
     }
     /// restic's "no such snapshot/path" is a 404; anything else a 502.
-    pub fn from_read(e: restic::ReadError) -> Failure {
+    pub fn from_read(e: listing::ReadError) -> Failure {
         match e {
-            restic::ReadError::NotFound(m) => Failure::not_found(m),
-            restic::ReadError::Failed(e) => Failure::new(StatusCode::BAD_GATEWAY, e.message),
+            listing::ReadError::NotFound(m) => Failure::not_found(m),
+            listing::ReadError::Failed(e) => Failure::new(StatusCode::BAD_GATEWAY, e.message),
         }
     }
     #[must_use]
@@ -682,7 +683,7 @@ pub async fn browse(
     Extension(authed): Extension<Authed>,
 ) -> Result<Response, Failure> {
     let (snapshot, path, repo, tag) = api::locate(&st, &name, &snapshot, &q, "/")?;
-    let l = restic::ls(&st.restic, &repo, &snapshot, &tag, &path)
+    let l = listing::folder(&st.restic, &repo, &snapshot, &tag, &path)
         .await
         .map_err(Failure::from_read)?;
     let enc = url_encode(&name);
@@ -735,7 +736,7 @@ pub async fn browse(
                 }
             }
         }
-        @if l.truncated { p.error { "Only the first " (restic::MAX_ENTRIES) " entries are shown." } }
+        @if l.truncated { p.error { "Only the first " (listing::MAX_ENTRIES) " entries are shown." } }
         h2 { "Restore" }
         form.restore method="post" action=(format!("/services/{enc}/restore")) {
             input type="hidden" name="csrf" value=(authed.csrf());

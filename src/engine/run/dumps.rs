@@ -43,9 +43,7 @@ impl Runner<'_> {
             let Some(dest) = self.config.destinations.get(t) else {
                 continue;
             };
-            match Repository::new(dest, &svc.name, &self.config.settings.password)
-                .and_then(Repository::with_secrets)
-            {
+            match Repository::open(dest, &svc.name, &self.config.settings.password) {
                 Ok(r) if missing_password_file(&r).is_none() => repos.push(r),
                 _ => {}
             }

@@ -132,6 +132,17 @@ pub async fn prepare(
     Ok(Some(out))
 }
 
+/// One volume to stream into a repository: with `image` as the helper
+/// container, as this `host`, tagged `tags` (and `volume:<name>`).
+#[derive(Debug, Clone, Copy)]
+pub struct StreamBackup<'a> {
+    pub volume: &'a str,
+    pub image: &'a str,
+    pub host: &'a str,
+    pub tags: &'a [String],
+    pub timeout: Duration,
+}
+
 /// `restic backup --stdin` of one volume streamed by a helper container,
 /// tagged `volume:<name>` (plus `tags`), stored as `volumes/<name>.tar`.
 ///
@@ -140,37 +151,27 @@ pub async fn prepare(
 /// then saves nothing), and only then is stdin closed (restic 0.17+ waits
 /// for it: `dump::stop_receiver`). Timeouts and a shutdown stop restic the
 /// same way.
-#[allow(clippy::too_many_arguments)]
 pub async fn backup_volume_stream(
     client: &DockerClient,
     restic: &crate::restic::Restic,
     repo: &crate::restic::Repository,
-    volume: &str,
-    image: &str,
-    host: &str,
-    tags: &[String],
-    timeout: Duration,
+    what: &StreamBackup<'_>,
     shutdown: &crate::process::Shutdown,
 ) -> Result<crate::restic::ops::BackupResult, crate::restic::ops::OpError> {
     use crate::process::Ended;
     use crate::restic::ops::{BackupResult, OpError, failure};
 
-    let mut args: Vec<String> = vec![
-        "backup".into(),
-        "--json".into(),
-        "--quiet".into(),
-        "--host".into(),
-        host.to_string(),
-    ];
-    for t in tags.iter().cloned().chain([volume_tag(volume)]) {
-        args.extend(["--tag".into(), t]);
-    }
-    args.extend([
-        "--stdin".into(),
-        "--stdin-filename".into(),
-        stream_filename(volume),
-    ]);
-    let call = crate::restic::ResticCall::new(restic, repo, args);
+    let StreamBackup {
+        volume,
+        image,
+        host,
+        tags,
+        timeout,
+    } = *what;
+    let mut tags = tags.to_vec();
+    tags.push(volume_tag(volume));
+    let call =
+        crate::restic::ops::backup_stdin(restic, repo, host, &tags, &stream_filename(volume));
     let op = |class: ErrorClass, message: String| OpError {
         class,
         message,
@@ -185,13 +186,8 @@ pub async fn backup_volume_stream(
             format!("volume `{volume}` was not backed up: {why}"),
         ));
     }
-    // Bounded by `timeout` below; a restic reading stdin is not watched
-    // for stalls.
-    let mut spec = call.spec.stdin(crate::process::Stdin::Piped);
-    spec.stall = None;
-    let mut child = spec
-        .spawn()
-        .map_err(|e| op(ErrorClass::ResticMissing, e.to_string()))?;
+    // Bounded by `timeout` below.
+    let mut child = call.spec.spawn().map_err(OpError::from)?;
     let Some(mut stdin) = child.take_stdin() else {
         let ended = child.stop().await;
         let _ = child.output(ended).await;

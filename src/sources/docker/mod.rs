@@ -38,8 +38,10 @@ mod backup;
 pub mod discover;
 mod restore;
 
-pub use backup::{ServiceDocker, backup_volume_stream, prepare};
-pub use restore::{VolumeRestore, restore_volume, restore_volume_direct, restore_volume_stream};
+pub use backup::{ServiceDocker, StreamBackup, backup_volume_stream, prepare};
+pub use restore::{
+    VolumeInto, VolumeRestore, restore_volume, restore_volume_direct, restore_volume_stream,
+};
 
 /// Where Docker keeps named volumes on a standard Linux host: the fallback
 /// when the Engine API cannot be reached.

@@ -20,6 +20,15 @@ fn op_error(e: &DockerError) -> crate::restic::ops::OpError {
     }
 }
 
+/// The volume a restore writes: `volume`, through helper containers of
+/// `image`; with `replace`, what it held before is removed first.
+#[derive(Debug, Clone, Copy)]
+pub struct VolumeInto<'a> {
+    pub volume: &'a str,
+    pub image: &'a str,
+    pub replace: bool,
+}
+
 /// Restores a volume backed up in direct mode: `snapshot_path` (the
 /// volume's folder in the snapshot, see [`volume_path_in_snapshot`]) of
 /// `snapshot` goes into `volume`'s mountpoint. restic restores into a
@@ -31,18 +40,17 @@ fn op_error(e: &DockerError) -> crate::restic::ops::OpError {
 /// Needs the mountpoint readable and writable from this host (root); stop
 /// the containers using the volume first ([`DockerClient::containers_using_volume`],
 /// [`DockerClient::stop`]).
-#[allow(clippy::too_many_arguments)]
 pub async fn restore_volume_direct(
     client: &DockerClient,
     restic: &crate::restic::Restic,
     repo: &crate::restic::Repository,
     snapshot: &str,
     snapshot_path: &str,
-    volume: &str,
-    replace: bool,
+    into: &VolumeInto<'_>,
     shutdown: &crate::process::Shutdown,
 ) -> Result<(), crate::restic::ops::OpError> {
-    use crate::restic::ops::{OpError, failure};
+    use crate::restic::ops::OpError;
+    let (volume, replace) = (into.volume, into.replace);
     let info = client.volume(volume).await.map_err(|e| op_error(&e))?;
     let fail = |message: String| OpError {
         class: ErrorClass::PermissionDenied,
@@ -74,30 +82,20 @@ pub async fn restore_volume_direct(
         }
     }
     let _cleanup = Cleanup(staging.clone());
-    let call = crate::restic::ResticCall::new(
+    let out = crate::restic::restore::restore(
         restic,
         repo,
-        [
-            "restore".to_string(),
-            snapshot.to_string(),
-            "--include".to_string(),
-            snapshot_path.to_string(),
-            "--target".to_string(),
-            staging.to_string_lossy().into_owned(),
-        ],
-    );
-    let out = call
-        .spec
-        .run(shutdown, |_| {}, |_| {})
-        .await
-        .map_err(|e| OpError {
-            class: ErrorClass::ResticMissing,
-            message: e.to_string(),
-            stderr: String::new(),
-        })?;
-    if let Some(e) = failure(&out, repo) {
-        return Err(e);
-    }
+        &crate::restic::restore::Restore {
+            snapshot,
+            target: &staging,
+            includes: &[snapshot_path.to_string()],
+            no_lock: false,
+            verify: false,
+            timeout: None,
+        },
+        shutdown,
+    )
+    .await?;
     let restored = staging.join(snapshot_path.trim_start_matches('/'));
     let entries = std::fs::read_dir(&restored).map_err(|e| OpError {
         class: ErrorClass::SourceMissing,
@@ -148,20 +146,22 @@ pub async fn restore_volume_direct(
 /// container that extracts it into `volume` (`tar -x`). Returns the bytes
 /// extracted. With `replace`, the volume is emptied first (by the helper
 /// container). Stop the containers using the volume first.
-#[allow(clippy::too_many_arguments)]
 pub async fn restore_volume_stream(
     client: &DockerClient,
     restic: &crate::restic::Restic,
     repo: &crate::restic::Repository,
     snapshot: &str,
     source_volume: &str,
-    volume: &str,
-    image: &str,
-    replace: bool,
+    into: &VolumeInto<'_>,
     shutdown: &crate::process::Shutdown,
 ) -> Result<u64, crate::restic::ops::OpError> {
     use crate::process::Ended;
     use crate::restic::ops::{OpError, failure};
+    let VolumeInto {
+        volume,
+        image,
+        replace,
+    } = *into;
     client.volume(volume).await.map_err(|e| op_error(&e))?;
     if replace {
         client
@@ -170,16 +170,14 @@ pub async fn restore_volume_stream(
             .map_err(|e| op_error(&e))?;
     }
     let file = format!("/{}", stream_filename(source_volume));
-    let call = crate::restic::ResticCall::new(restic, repo, ["dump", snapshot, file.as_str()]);
-    let mut child = call
-        .spec
-        .stdout(crate::process::Out::Raw)
-        .spawn()
-        .map_err(|e| OpError {
-            class: ErrorClass::ResticMissing,
-            message: e.to_string(),
-            stderr: String::new(),
-        })?;
+    let mut child = crate::restic::restore::DumpFile {
+        snapshot,
+        path: &file,
+        tag: None,
+        no_lock: false,
+        timeout: None,
+    }
+    .spawn(restic, repo)?;
     let Some(mut stdout) = child.take_stdout() else {
         let ended = child.stop().await;
         let _ = child.output(ended).await;
@@ -240,20 +238,17 @@ pub struct VolumeRestore {
 /// the snapshot holds: `/volumes/<name>.tar` means stream), and starts
 /// those containers again, also when the restore failed.
 ///
-/// `snapshot_paths` are the snapshot's `paths` (from `restic snapshots`).
-/// With `replace`, the volume's current content is removed first.
-#[allow(clippy::too_many_arguments)]
+/// What the snapshot holds is read from its `paths`. With `into.replace`,
+/// the volume's current content is removed first.
 pub async fn restore_volume(
     restic: &crate::restic::Restic,
     repo: &crate::restic::Repository,
-    snapshot_id: &str,
-    snapshot_paths: &[String],
+    snapshot: &crate::restic::output::Snapshot,
     source_volume: &str,
-    into: &str,
-    image: &str,
-    replace: bool,
+    into: &VolumeInto<'_>,
     shutdown: &crate::process::Shutdown,
 ) -> Result<VolumeRestore, crate::restic::ops::OpError> {
+    let (snapshot_id, snapshot_paths) = (snapshot.id.as_str(), snapshot.paths.as_slice());
     let client = DockerClient::connect().await.map_err(|e| op_error(&e))?;
     let tar = format!("/{}", stream_filename(source_volume));
     let stream = snapshot_paths.contains(&tar);
@@ -273,16 +268,19 @@ pub async fn restore_volume(
                 .to_string(),
         )
     };
-    let created = match client.volume(into).await {
+    let created = match client.volume(into.volume).await {
         Ok(_) => false,
         Err(DockerError::VolumeMissing { .. }) => {
-            client.create_volume(into).await.map_err(|e| op_error(&e))?;
+            client
+                .create_volume(into.volume)
+                .await
+                .map_err(|e| op_error(&e))?;
             true
         }
         Err(e) => return Err(op_error(&e)),
     };
     let users = client
-        .containers_using_volume(into)
+        .containers_using_volume(into.volume)
         .await
         .map_err(|e| op_error(&e))?;
     let guard = match client.stop(&users).await {
@@ -295,17 +293,7 @@ pub async fn restore_volume(
     let restarted: Vec<String> = guard.containers().iter().map(|c| c.name.clone()).collect();
     let result = match &direct_path {
         Some(path) => {
-            restore_volume_direct(
-                &client,
-                restic,
-                repo,
-                snapshot_id,
-                path,
-                into,
-                replace,
-                shutdown,
-            )
-            .await
+            restore_volume_direct(&client, restic, repo, snapshot_id, path, into, shutdown).await
         }
         None => restore_volume_stream(
             &client,
@@ -314,8 +302,6 @@ pub async fn restore_volume(
             snapshot_id,
             source_volume,
             into,
-            image,
-            replace,
             shutdown,
         )
         .await
@@ -327,7 +313,7 @@ pub async fn restore_volume(
         return Err(op_error(e));
     }
     Ok(VolumeRestore {
-        volume: into.to_string(),
+        volume: into.volume.to_string(),
         mode: if stream { "stream" } else { "direct" },
         created,
         containers_restarted: restarted,
