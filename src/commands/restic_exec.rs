@@ -52,14 +52,24 @@ fn pick<'a>(
 
 /// The repository of `service` on `destination`, secrets not yet read.
 fn repository(config: &Config, service: &str, destination: &str) -> Result<Repository, Error> {
-    let dest = config.destinations.get(destination).ok_or_else(|| {
+    Repository::new(
+        destination_of(config, destination)?,
+        service,
+        &config.settings.password,
+    )
+    .map_err(|e| Error::Other(e.to_string()))
+}
+
+fn destination_of<'c>(
+    config: &'c Config,
+    destination: &str,
+) -> Result<&'c crate::config::Destination, Error> {
+    config.destinations.get(destination).ok_or_else(|| {
         Error::Usage(format!(
             "destination `{destination}` is not defined in `{}`",
             config.file.display()
         ))
-    })?;
-    Repository::new(dest, service, &config.settings.password)
-        .map_err(|e| Error::Other(e.to_string()))
+    })
 }
 
 /// `restic-manager restic …`.
@@ -73,9 +83,12 @@ pub async fn run(ctx: &Context, a: &ResticArgs) -> Result<i32, Error> {
         .as_deref()
         .ok_or_else(|| Error::Usage("name a service, or use `--list`".into()))?;
     let (svc, destination, defaulted) = pick(&config, service, a.destination.as_deref())?;
-    let repo = repository(&config, &svc.name, &destination)?
-        .with_secrets()
-        .map_err(|e| Error::Other(e.to_string()))?;
+    let repo = Repository::open(
+        destination_of(&config, &destination)?,
+        &svc.name,
+        &config.settings.password,
+    )
+    .map_err(|e| Error::Other(e.to_string()))?;
     let restic = ctx.restic(&config).await?;
     if defaulted && svc.targets.len() > 1 {
         ctx.printer.info(format!(

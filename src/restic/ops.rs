@@ -425,7 +425,6 @@ impl ForgetPlan {
 /// service tag), grouped by host and tags: the plan, nothing removed. The
 /// policy is evaluated only here; [`forget_ids`] then removes exactly what
 /// the plan listed.
-#[allow(clippy::too_many_arguments)]
 pub async fn forget_plan(
     restic: &Restic,
     repo: &Repository,
