@@ -354,6 +354,20 @@ fn rust_log_debug_shows_restic_calls_without_v() {
     );
 }
 
+/// A `RUST_LOG` that is not a filter is named and `-v`/`-q` apply.
+#[test]
+fn a_broken_rust_log_is_named_and_ignored() {
+    let s = docs_ready(Scenario::new(), "", "");
+    let done = s.run_env(&[("RUST_LOG", "restic_manager=[x")], &["-v", "run"]);
+    done.succeeds()
+        .stderr_has("warning: ignoring RUST_LOG `restic_manager=[x`: ");
+    assert!(
+        restic_backup_call(&done.stderr).is_some(),
+        "{}",
+        done.stderr
+    );
+}
+
 // ---- sources -----------------------------------------------------------
 
 #[test]
