@@ -34,7 +34,9 @@ pub struct GlobalArgs {
     /// Print machine-readable JSON on stdout instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
-    /// More detail on stderr (which config file, each step).
+    /// More detail on stderr (which config file, each step, each restic
+    /// call with its duration); -vv adds traces. $RUST_LOG, when set,
+    /// decides instead (e.g. RUST_LOG=restic_manager=debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Only errors; no progress or notes.

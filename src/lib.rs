@@ -10,6 +10,7 @@ pub mod error;
 pub mod health;
 pub mod history;
 pub mod hooks;
+pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod notify;

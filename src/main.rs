@@ -5,6 +5,7 @@ use clap::Parser;
 
 fn main() {
     let cli = restic_manager::cli::Cli::parse();
+    restic_manager::logging::init(cli.global.verbose, cli.global.quiet);
     // Orphans of our children (a hook's `setsid daemon &`) are re-parented
     // to us, so they can be found and stopped; see process::tree.
     if let Err(e) = restic_manager::process::become_subreaper() {

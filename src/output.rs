@@ -8,6 +8,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::engine::Progress;
+use crate::logging::TERMINAL;
 use crate::model::Outcome;
 use crate::restic::output::BackupStatus;
 
@@ -72,17 +73,19 @@ impl Printer {
         }
     }
 
-    /// Informational line on stderr (skipped with `-q`).
+    /// Informational line on stderr (skipped with `-q`), through the
+    /// terminal layer of [`crate::logging`].
     pub fn info(&self, s: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", s.as_ref());
+            tracing::info!(target: TERMINAL, "{}", s.as_ref());
         }
     }
 
-    /// Extra detail on stderr with `-v`.
+    /// Extra detail on stderr with `-v` (a debug event of the terminal
+    /// layer).
     pub fn verbose(&self, s: impl AsRef<str>) {
         if self.verbose > 0 && !self.quiet {
-            eprintln!("{}", s.as_ref());
+            tracing::debug!(target: TERMINAL, "{}", s.as_ref());
         }
     }
 

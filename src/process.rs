@@ -196,6 +196,10 @@ pub struct Spec {
     /// Watched by [`Child::wait`] when stdout is [`Out::Lines`]: raw bytes
     /// show no progress.
     pub stall: Option<Duration>,
+    /// When set, the child's command line with this note (restic: the
+    /// redacted repository), how it ended and how long it ran are logged
+    /// at debug level when it is done. Never a secret.
+    pub debug_note: Option<String>,
 }
 
 impl Spec {
@@ -212,6 +216,7 @@ impl Spec {
             stdin: Stdin::Null,
             stdout: Out::Lines,
             stall: None,
+            debug_note: None,
         }
     }
 

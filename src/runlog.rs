@@ -1,16 +1,28 @@
 //! One log file per service run, size-capped and rotated. It sits below the
 //! engine because hooks and the engine both write to it.
+//!
+//! The engine and hooks write the run's record with [`RunLog::line`]; the
+//! `tracing` events emitted while the run's [span](RunLog::span) is entered
+//! reach the same file through [`crate::logging`], at the detail that
+//! `log_level` asks for (restic calls with their durations at `debug`).
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+
+use tracing::Level;
 
 /// A run's log file. Writes never fail the run: a log that cannot be written
 /// is reported once and then ignored.
 pub struct RunLog {
     path: Option<PathBuf>,
-    inner: Mutex<Inner>,
+    inner: Arc<Mutex<Inner>>,
+    /// The key of this log in [`OPEN`], carried by [`RunLog::span`].
+    key: u64,
+    span: tracing::Span,
 }
 
 struct Inner {
@@ -18,6 +30,32 @@ struct Inner {
     written: u64,
     cap: u64,
     truncated: bool,
+    /// The finest `tracing` level written (`log_level`, never coarser than
+    /// info: the run's record is what `status` and notifications read).
+    detail: Level,
+}
+
+/// The open run logs, by key, for the events of their spans. Weak: a log
+/// closes when the run drops it.
+static OPEN: LazyLock<Mutex<BTreeMap<u64, Weak<Mutex<Inner>>>>> =
+    LazyLock::new(|| Mutex::new(BTreeMap::new()));
+static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+
+/// The span field that names a run log (see [`RunLog::span`]).
+pub const SPAN_FIELD: &str = "run_log";
+
+/// Writes an event of `level` to the open run log `key`, if its
+/// `log_level` asks for that much detail. Called by the logging layer.
+pub(crate) fn write_event(key: u64, level: Level, text: &str) {
+    let inner = OPEN
+        .lock()
+        .ok()
+        .and_then(|open| open.get(&key).and_then(Weak::upgrade));
+    let Some(inner) = inner else { return };
+    let Ok(mut g) = inner.lock() else { return };
+    if level <= g.detail {
+        g.write(text);
+    }
 }
 
 impl RunLog {
@@ -29,6 +67,7 @@ impl RunLog {
         run_id: i64,
         max_files: u32,
         max_size_mb: u64,
+        log_level: &str,
     ) -> (RunLog, Option<String>) {
         let sdir = dir.join(service);
         let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
@@ -45,30 +84,47 @@ impl RunLog {
         if file.is_some() {
             rotate(&sdir, max_files as usize);
         }
-        (
-            RunLog {
-                path,
-                inner: Mutex::new(Inner {
-                    file,
-                    written: 0,
-                    cap: max_size_mb.saturating_mul(1024 * 1024),
-                    truncated: false,
-                }),
+        // Validated with the configuration; info is the least a run log holds.
+        let detail = log_level.parse().unwrap_or(Level::INFO).max(Level::INFO);
+        let log = RunLog::open(
+            path,
+            Inner {
+                file,
+                written: 0,
+                cap: max_size_mb.saturating_mul(1024 * 1024),
+                truncated: false,
+                detail,
             },
-            warning,
-        )
+        );
+        (log, warning)
     }
 
     /// A log that writes nowhere.
     pub fn none() -> RunLog {
-        RunLog {
-            path: None,
-            inner: Mutex::new(Inner {
+        RunLog::open(
+            None,
+            Inner {
                 file: None,
                 written: 0,
                 cap: 0,
                 truncated: true,
-            }),
+                detail: Level::INFO,
+            },
+        )
+    }
+
+    fn open(path: Option<PathBuf>, inner: Inner) -> RunLog {
+        let inner = Arc::new(Mutex::new(inner));
+        let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut open) = OPEN.lock() {
+            open.insert(key, Arc::downgrade(&inner));
+        }
+        let span = tracing::info_span!("run", run_log = key);
+        RunLog {
+            path,
+            inner,
+            key,
+            span,
         }
     }
 
@@ -76,15 +132,37 @@ impl RunLog {
         self.path.as_deref()
     }
 
+    /// The span to run the service's work in (`Instrument::instrument`):
+    /// the `tracing` events inside it are written to this log.
+    pub fn span(&self) -> tracing::Span {
+        self.span.clone()
+    }
+
     /// Appends a timestamped line.
     pub fn line(&self, text: &str) {
-        let Ok(mut g) = self.inner.lock() else { return };
+        if let Ok(mut g) = self.inner.lock() {
+            g.write(text);
+        }
+    }
+}
+
+impl Drop for RunLog {
+    fn drop(&mut self) {
+        if let Ok(mut open) = OPEN.lock() {
+            open.remove(&self.key);
+        }
+    }
+}
+
+impl Inner {
+    fn write(&mut self, text: &str) {
         let Inner {
             file,
             written,
             cap,
             truncated,
-        } = &mut *g;
+            ..
+        } = self;
         let Some(f) = file.as_mut() else { return };
         if *truncated {
             return;

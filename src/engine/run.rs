@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 use serde::Serialize;
+use tracing::Instrument as _;
 
 use super::Progress;
 use super::lock::{LockError, ServiceLock};
@@ -264,6 +265,7 @@ impl Runner<'_> {
                     id,
                     settings.log_max_files,
                     settings.log_max_size_mb,
+                    &settings.log_level,
                 );
                 if let Some(w) = warning {
                     run.warn(w);
@@ -286,8 +288,13 @@ impl Runner<'_> {
 
         match ServiceLock::acquire(&settings.lock_directory, &svc.name) {
             Ok(lock) => {
-                self.stop_leftovers(svc, &mut run, &log).await;
-                self.locked(svc, &mut run, &log, probes).await;
+                // What is logged with `tracing` meanwhile goes to this log.
+                async {
+                    self.stop_leftovers(svc, &mut run, &log).await;
+                    self.locked(svc, &mut run, &log, probes).await;
+                }
+                .instrument(log.span())
+                .await;
                 drop(lock);
             }
             Err(e) => {

@@ -73,6 +73,10 @@ pub struct Child {
     drain_until: Option<tokio::time::Instant>,
     /// Whether the child was waited for.
     reaped: bool,
+    /// How it ended, once known.
+    ended: Option<Ended>,
+    /// The debug line's start ([`Spec::debug_note`]), when debug is on.
+    debug: Option<String>,
 }
 
 /// Where [`Spec::run`] gets each line as it is read.
@@ -228,6 +232,12 @@ fn start(
         err_task,
         drain_until: None,
         reaped: false,
+        ended: None,
+        debug: spec
+            .debug_note
+            .as_ref()
+            .filter(|_| tracing::enabled!(tracing::Level::DEBUG))
+            .map(|note| format!("`{}` ({note})", spec.display())),
     })
 }
 
@@ -412,6 +422,7 @@ impl Child {
         let why = match bounded(exited, self.deadline, shutdown).await {
             Ok(Some(ended)) => {
                 self.reaped = true;
+                self.ended = Some(ended);
                 return ended;
             }
             Ok(None) => Ended::Stalled,
@@ -457,6 +468,7 @@ impl Child {
     async fn reap(&mut self) -> Ended {
         let ended = ended_of(self.child.wait().await);
         self.reaped = true;
+        self.ended = Some(ended);
         ended
     }
 
@@ -488,6 +500,13 @@ impl Child {
 
 impl Drop for Child {
     fn drop(&mut self) {
+        if let Some(call) = self.debug.take() {
+            let how = self
+                .ended
+                .map_or_else(|| "stopped".to_string(), Ended::describe);
+            let secs = self.started.elapsed().as_secs_f64();
+            tracing::debug!("{call}: {how} after {secs:.3}s");
+        }
         if self.reaped {
             return;
         }

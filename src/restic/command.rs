@@ -62,6 +62,7 @@ impl ResticCall {
         spec.grace = Duration::from_secs(30);
         // restic ≥ 0.17 retries a dead destination for about 15 minutes.
         spec.stall = repo.stall;
+        spec.debug_note = Some(format!("repository `{}`", repo.display));
         ResticCall { spec }
     }
 

@@ -285,6 +285,89 @@ fn hook_output_lands_in_the_run_log() {
     assert!(text.contains("outcome: ok"), "{text}");
 }
 
+/// The run log of the only run so far.
+fn only_run_log(s: &Scenario) -> String {
+    let logs = s.history().query("SELECT log_file FROM runs");
+    assert_eq!(logs.len(), 1);
+    read(Path::new(&logs[0]))
+}
+
+/// A restic call's debug line: command line, redacted repository, how it
+/// ended and how long it took (`…restic … backup … (repository `…`): exit
+/// code 0 after 0.123s`).
+fn restic_backup_call(text: &str) -> Option<&str> {
+    text.lines().find(|l| {
+        l.contains("restic")
+            && l.contains(" backup ")
+            && l.contains("(repository `")
+            && l.contains("`): exit code 0 after ")
+            && l.ends_with('s')
+    })
+}
+
+#[test]
+fn log_level_debug_writes_each_restic_call_with_its_duration_to_the_run_log() {
+    let s = docs_ready(Scenario::new(), "", "").global("log_level = \"debug\"");
+    let done = s.run(&["run"]);
+    done.succeeds();
+    // stderr stays as it was: the run log's level is not the terminal's.
+    assert_eq!(restic_backup_call(&done.stderr), None, "{}", done.stderr);
+    let text = only_run_log(&s);
+    let line = restic_backup_call(&text).unwrap_or_else(|| panic!("no restic call:\n{text}"));
+    assert!(line.contains(" debug: `"), "{line}");
+    assert!(
+        line.contains(&format!("(repository `{}`)", s.path("repo/docs").display())),
+        "{line}"
+    );
+    // The run's record is all there as before.
+    assert!(text.contains("outcome: ok"), "{text}");
+}
+
+#[test]
+fn verbose_shows_each_restic_call_on_stderr_and_the_default_does_not() {
+    let s = docs_ready(Scenario::new(), "", "");
+    let done = s.run(&["-v", "run"]);
+    done.succeeds();
+    let line = restic_backup_call(&done.stderr)
+        .unwrap_or_else(|| panic!("no restic call on stderr:\n{}", done.stderr));
+    assert!(line.starts_with('`'), "{line}");
+    // The default log_level (info) keeps them out of the run log.
+    let text = only_run_log(&s);
+    assert_eq!(restic_backup_call(&text), None, "{text}");
+    assert!(!text.contains(" debug: "), "{text}");
+
+    let plain = s.run(&["run"]);
+    plain.succeeds();
+    assert_eq!(restic_backup_call(&plain.stderr), None, "{}", plain.stderr);
+}
+
+/// `RUST_LOG` decides what stderr shows when it is set.
+#[test]
+fn rust_log_debug_shows_restic_calls_without_v() {
+    let s = docs_ready(Scenario::new(), "", "");
+    let done = s.run_env(&[("RUST_LOG", "restic_manager=debug")], &["run"]);
+    done.succeeds();
+    assert!(
+        restic_backup_call(&done.stderr).is_some(),
+        "{}",
+        done.stderr
+    );
+}
+
+/// A `RUST_LOG` that is not a filter is named and `-v`/`-q` apply.
+#[test]
+fn a_broken_rust_log_is_named_and_ignored() {
+    let s = docs_ready(Scenario::new(), "", "");
+    let done = s.run_env(&[("RUST_LOG", "restic_manager=[x")], &["-v", "run"]);
+    done.succeeds()
+        .stderr_has("warning: ignoring RUST_LOG `restic_manager=[x`: ");
+    assert!(
+        restic_backup_call(&done.stderr).is_some(),
+        "{}",
+        done.stderr
+    );
+}
+
 // ---- sources -----------------------------------------------------------
 
 #[test]
