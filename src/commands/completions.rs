@@ -1,6 +1,8 @@
 //! `completions`: shell completion scripts generated from the clap
 //! definition, so they can never drift from the real flags.
 
+use crate::model::Exit;
+
 use std::io::Write;
 
 use clap::CommandFactory;
@@ -9,9 +11,9 @@ use clap_complete::Shell;
 use crate::cli::{Cli, CompletionShell, CompletionsArgs};
 use crate::error::Error;
 
-pub fn run(args: &CompletionsArgs) -> Result<i32, Error> {
+pub fn run(args: &CompletionsArgs) -> Result<Exit, Error> {
     write_stdout(&script(args.shell))?;
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
 /// The completion script for `shell`.

@@ -1,5 +1,7 @@
 //! `config show`: the resolved configuration, secrets redacted.
 
+use crate::model::Exit;
+
 use serde_json::{Value, json};
 
 use super::{Context, select};
@@ -129,7 +131,7 @@ fn human(v: &Value, indent: usize, out: &mut String) {
     }
 }
 
-pub fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
+pub fn run(ctx: &Context, f: &ServiceFilter) -> Result<Exit, Error> {
     let c = ctx.load_config_announcing(false)?;
     let services = select(&c, &f.services, false)?;
     let p = &ctx.printer;
@@ -168,7 +170,7 @@ pub fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
     let svc: Vec<Value> = services.iter().map(|s| service_json(&c, s)).collect();
     if p.json {
         p.json(&json!({"global": global, "services": svc, "warnings": c.warnings}));
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     let mut out = String::from("[global]\n");
     human(&global, 2, &mut out);
@@ -192,5 +194,5 @@ pub fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
     for w in &c.warnings {
         eprintln!("warning: {w}");
     }
-    Ok(0)
+    Ok(Exit::Ok)
 }

@@ -1,6 +1,8 @@
 //! `man`: roff man pages generated from the clap definition, so the page
 //! says exactly what `--help` says.
 
+use crate::model::Exit;
+
 use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
@@ -12,10 +14,10 @@ use super::completions::write_stdout;
 use crate::cli::{Cli, ManArgs};
 use crate::error::Error;
 
-pub fn run(ctx: &Context, args: &ManArgs) -> Result<i32, Error> {
+pub fn run(ctx: &Context, args: &ManArgs) -> Result<Exit, Error> {
     let Some(dir) = &args.out else {
         write_stdout(&main_page()?)?;
-        return Ok(0);
+        return Ok(Exit::Ok);
     };
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::Other(format!("cannot create `{}`: {e}", dir.display())))?;
@@ -28,7 +30,7 @@ pub fn run(ctx: &Context, args: &ManArgs) -> Result<i32, Error> {
             p.line(format!("wrote `{}`", f.display()));
         }
     }
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
 /// The page of `restic-manager` itself (section 1).

@@ -1,6 +1,8 @@
 //! One file per subcommand. Each orders the work and prints; the library
 //! does the work.
 
+use crate::model::Exit;
+
 mod completions;
 mod config_show;
 pub mod list;
@@ -152,7 +154,7 @@ pub fn select<'a>(
 }
 
 /// Runs the chosen command; returns the exit code.
-pub async fn dispatch(cli: Cli) -> Result<i32, Error> {
+pub async fn dispatch(cli: Cli) -> Result<Exit, Error> {
     let g = cli.global;
     let mut ctx = Context {
         env: Env::from_process(),

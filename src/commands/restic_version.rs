@@ -1,13 +1,15 @@
 //! `restic-version`: which restic runs, its version, why that one, and
 //! which version-specific paths restic-manager takes with it.
 
+use crate::model::Exit;
+
 use serde_json::json;
 
 use super::Context;
 use crate::error::Error;
 use crate::restic::install;
 
-pub async fn run(ctx: &Context) -> Result<i32, Error> {
+pub async fn run(ctx: &Context) -> Result<Exit, Error> {
     let config = ctx.optional_config()?;
     let r = ctx
         .restic_with(config.as_ref().map(|c| &c.settings))
@@ -31,7 +33,7 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
             },
             "paths": r.version.paths(),
         }));
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     p.line(format!("restic {}", r.version));
     if resolved == r.path {
@@ -63,5 +65,5 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
             path.detail
         ));
     }
-    Ok(0)
+    Ok(Exit::Ok)
 }

@@ -1,6 +1,8 @@
 //! `schedule show|install|remove`: the scheduler entries of every enabled
 //! service with a `schedule`.
 
+use crate::model::Exit;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -19,7 +21,7 @@ pub enum Action {
     Remove,
 }
 
-pub async fn run(ctx: &Context, action: Action, a: &ScheduleArgs) -> Result<i32, Error> {
+pub async fn run(ctx: &Context, action: Action, a: &ScheduleArgs) -> Result<Exit, Error> {
     let c = ctx.load_config()?;
     apply(ctx, &c, action, a).await
 }
@@ -41,7 +43,7 @@ pub async fn apply(
     c: &Config,
     action: Action,
     a: &ScheduleArgs,
-) -> Result<i32, Error> {
+) -> Result<Exit, Error> {
     let p = &ctx.printer;
     let origin = Origin::current(&c.file).map_err(Error::Other)?;
     let entries = schedule::entries(c, &origin);
@@ -94,7 +96,7 @@ pub async fn apply(
         }
     };
     print(ctx, c, backend, scope, action, dry, &entries, &r);
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
 #[allow(clippy::too_many_arguments)]

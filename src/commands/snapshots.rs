@@ -1,5 +1,7 @@
 //! `snapshots`: what restic itself holds, per service and destination.
 
+use crate::model::Exit;
+
 use serde_json::json;
 
 use super::{Context, select};
@@ -9,7 +11,7 @@ use crate::output::table;
 use crate::process::Shutdown;
 use crate::restic::{Repository, ops};
 
-pub async fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
+pub async fn run(ctx: &Context, f: &ServiceFilter) -> Result<Exit, Error> {
     let c = ctx.load_config()?;
     let services = select(&c, &f.services, false)?;
     let restic = ctx.restic(&c).await?;
@@ -105,5 +107,5 @@ pub async fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
             );
         }
     }
-    Ok(i32::from(failed > 0))
+    Ok(Exit::failed_if(failed > 0))
 }

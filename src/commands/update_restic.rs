@@ -1,5 +1,7 @@
 //! `update-restic`: move the managed restic to the latest release.
 
+use crate::model::Exit;
+
 use serde_json::json;
 
 use super::Context;
@@ -13,7 +15,7 @@ fn version(v: &str) -> Option<Version> {
     Version::parse(&format!("restic {v}"))
 }
 
-pub async fn run(ctx: &Context, a: &UpdateResticArgs) -> Result<i32, Error> {
+pub async fn run(ctx: &Context, a: &UpdateResticArgs) -> Result<Exit, Error> {
     let config = ctx.optional_config()?;
     let settings = config.as_ref().map(|c| &c.settings);
     let mirror = Mirror::resolve(settings).map_err(usage)?;
@@ -42,7 +44,7 @@ pub async fn run(ctx: &Context, a: &UpdateResticArgs) -> Result<i32, Error> {
                 Some(c) => format!("the managed restic {c} is up to date (latest release: {latest})"),
             });
         }
-        return Ok(if newer { 3 } else { 0 });
+        return Ok(if newer { Exit::Warning } else { Exit::Ok });
     }
     if let (Some(c), false) = (&current, newer) {
         if p.json {
@@ -54,7 +56,7 @@ pub async fn run(ctx: &Context, a: &UpdateResticArgs) -> Result<i32, Error> {
                 "the managed restic {c} is up to date (latest release: {latest}); nothing to do"
             ));
         }
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     install_and_report(ctx, settings, &client, &mirror, &latest, false).await
 }

@@ -1,5 +1,7 @@
 //! `validate`: every configuration error at once, or a summary.
 
+use crate::model::Exit;
+
 use serde_json::json;
 
 use super::Context;
@@ -8,7 +10,7 @@ use crate::config::{self, Config};
 use crate::error::Error;
 use crate::restic::Repository;
 
-pub fn run(ctx: &Context) -> Result<i32, Error> {
+pub fn run(ctx: &Context) -> Result<Exit, Error> {
     let p = &ctx.printer;
     let (file, why) =
         config::discover(&ctx.env, ctx.config_flag.as_ref()).map_err(Error::ConfigMissing)?;
@@ -45,7 +47,7 @@ pub fn run(ctx: &Context) -> Result<i32, Error> {
                     file.display()
                 );
             }
-            Ok(2)
+            Ok(Exit::Invalid)
         }
         Ok(c) => {
             let mut repos = Vec::new();
@@ -144,7 +146,7 @@ pub fn run(ctx: &Context) -> Result<i32, Error> {
                     }
                 }
             }
-            Ok(0)
+            Ok(Exit::Ok)
         }
     }
 }
