@@ -1,8 +1,6 @@
 //! `completions`: shell completion scripts generated from the clap
 //! definition, so they can never drift from the real flags.
 
-use crate::model::Exit;
-
 use std::io::Write;
 
 use clap::CommandFactory;
@@ -10,6 +8,7 @@ use clap_complete::Shell;
 
 use crate::cli::{Cli, CompletionShell, CompletionsArgs};
 use crate::error::Error;
+use crate::model::Exit;
 
 pub fn run(args: &CompletionsArgs) -> Result<Exit, Error> {
     write_stdout(&script(args.shell))?;

@@ -1,7 +1,5 @@
 //! `config show`: the resolved configuration, secrets redacted.
 
-use crate::model::Exit;
-
 use serde_json::{Value, json};
 
 use super::{Context, select};
@@ -9,6 +7,7 @@ use crate::cli::ServiceFilter;
 use crate::config::include::FileParts;
 use crate::config::{Config, PasswordSource, Service};
 use crate::error::Error;
+use crate::model::Exit;
 use crate::restic::Repository;
 
 const REDACTED: &str = "***";

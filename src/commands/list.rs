@@ -1,12 +1,11 @@
 //! `list`: services at a glance.
 
-use crate::model::Exit;
-
 use serde_json::{Value, json};
 
 use super::Context;
 use crate::config::Service;
 use crate::error::Error;
+use crate::model::Exit;
 use crate::output::table;
 
 /// What the service reads, in words (`volume:NAME`, `dump:NAME`,

@@ -1,8 +1,6 @@
 //! `man`: roff man pages generated from the clap definition, so the page
 //! says exactly what `--help` says.
 
-use crate::model::Exit;
-
 use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
@@ -13,6 +11,7 @@ use super::Context;
 use super::completions::write_stdout;
 use crate::cli::{Cli, ManArgs};
 use crate::error::Error;
+use crate::model::Exit;
 
 pub fn run(ctx: &Context, args: &ManArgs) -> Result<Exit, Error> {
     let Some(dir) = &args.out else {

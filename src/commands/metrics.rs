@@ -1,13 +1,12 @@
 //! `metrics`: the Prometheus text exposition on stdout; with `--push`, also
 //! written to `metrics_file` and pushed to the configured receivers.
 
-use crate::model::Exit;
-
 use super::Context;
 use crate::cli::MetricsArgs;
 use crate::error::Error;
 use crate::history::History;
 use crate::metrics;
+use crate::model::Exit;
 
 pub async fn run(ctx: &Context, a: &MetricsArgs) -> Result<Exit, Error> {
     let c = ctx.load_config()?;

@@ -1,8 +1,6 @@
 //! One file per subcommand. Each orders the work and prints; the library
 //! does the work.
 
-use crate::model::Exit;
-
 mod completions;
 mod config_show;
 pub mod list;
@@ -29,6 +27,7 @@ use crate::cli::{Cli, Command, ConfigCommand, ScheduleCommand};
 use crate::config::Settings;
 use crate::config::{self, Config, Env, Service, suggest};
 use crate::error::Error;
+use crate::model::Exit;
 use crate::output::Printer;
 use crate::restic::{Lookup, Restic};
 

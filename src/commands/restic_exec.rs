@@ -6,14 +6,13 @@
 //! pipes, signals and the exit code are restic's own: `key add` can prompt,
 //! `mount` can be stopped with Ctrl-C, `snapshots --json | jq` works.
 
-use crate::model::Exit;
-
 use serde::Serialize;
 
 use super::Context;
 use crate::cli::{EnvArgs, ResticArgs};
 use crate::config::{Config, PasswordSource, Service, suggest};
 use crate::error::Error;
+use crate::model::Exit;
 use crate::restic::{Repository, ResticCall};
 
 /// The service and the destination a command works on.

@@ -1,12 +1,11 @@
 //! `restic-version`: which restic runs, its version, why that one, and
 //! which version-specific paths restic-manager takes with it.
 
-use crate::model::Exit;
-
 use serde_json::json;
 
 use super::Context;
 use crate::error::Error;
+use crate::model::Exit;
 use crate::restic::install;
 
 pub async fn run(ctx: &Context) -> Result<Exit, Error> {

@@ -3,8 +3,6 @@
 //! `crate::restore` (files, dumps into a file or command) or the sources
 //! (volumes, dump presets) do the work.
 
-use crate::model::Exit;
-
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -15,6 +13,7 @@ use crate::cli::RestoreArgs;
 use crate::config::dump::{Dump, DumpSource};
 use crate::config::{Config, Service};
 use crate::error::Error;
+use crate::model::Exit;
 use crate::output::{Printer, bytes, table};
 use crate::process::Shutdown;
 use crate::restic::output::Snapshot;

@@ -1,12 +1,11 @@
 //! `serve`: the web dashboard (the work is in `web/`).
 
-use crate::model::Exit;
-
 use std::net::SocketAddr;
 
 use super::Context;
 use crate::cli::ServeArgs;
 use crate::error::Error;
+use crate::model::Exit;
 use crate::web::{self, ServeOptions};
 
 pub async fn run(ctx: &Context, a: &ServeArgs) -> Result<Exit, Error> {

@@ -1,11 +1,10 @@
 //! `setup`: directories, password, repositories.
 
-use crate::model::Exit;
-
 use super::Context;
 use crate::cli::SetupArgs;
 use crate::engine::setup::setup;
 use crate::error::Error;
+use crate::model::Exit;
 use crate::process::Shutdown;
 
 pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<Exit, Error> {

@@ -1,13 +1,12 @@
 //! `setup-restic`: install a verified restic release as the managed binary.
 
-use crate::model::Exit;
-
 use serde_json::json;
 
 use super::Context;
 use crate::cli::SetupResticArgs;
 use crate::config::Settings;
 use crate::error::Error;
+use crate::model::Exit;
 use crate::output;
 use crate::restic::install::{self, InstallError, Mirror};
 

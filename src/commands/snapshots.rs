@@ -1,12 +1,11 @@
 //! `snapshots`: what restic itself holds, per service and destination.
 
-use crate::model::Exit;
-
 use serde_json::json;
 
 use super::{Context, select};
 use crate::cli::ServiceFilter;
 use crate::error::Error;
+use crate::model::Exit;
 use crate::output::table;
 use crate::process::Shutdown;
 use crate::restic::{Repository, ops};

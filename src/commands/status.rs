@@ -1,13 +1,12 @@
 //! `status`: the health of each service and destination, from the history
 //! database (fast), or with `--live` from the repositories themselves.
 
-use crate::model::Exit;
-
 use super::{Context, select};
 use crate::cli::StatusArgs;
 use crate::error::Error;
 use crate::health::{self, ServiceHealth, Source, State};
 use crate::history::{History, HistoryError};
+use crate::model::Exit;
 use crate::output::{Printer, Tone, age, bytes, duration_ms, table};
 
 fn age_secs(now_ms: i64, ms: i64) -> u64 {

@@ -1,13 +1,12 @@
 //! `update-restic`: move the managed restic to the latest release.
 
-use crate::model::Exit;
-
 use serde_json::json;
 
 use super::Context;
 use super::setup_restic::{install_and_report, usage};
 use crate::cli::UpdateResticArgs;
 use crate::error::Error;
+use crate::model::Exit;
 use crate::restic::Version;
 use crate::restic::install::{self, Mirror};
 

@@ -1,13 +1,12 @@
 //! `validate`: every configuration error at once, or a summary.
 
-use crate::model::Exit;
-
 use serde_json::json;
 
 use super::Context;
 use crate::config::include::FileParts;
 use crate::config::{self, Config};
 use crate::error::Error;
+use crate::model::Exit;
 use crate::restic::Repository;
 
 pub fn run(ctx: &Context) -> Result<Exit, Error> {
