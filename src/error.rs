@@ -1,4 +1,4 @@
-//! The command-level error and the one table that maps errors to exit codes.
+//! The command-level error, and how it ends the process.
 
 use crate::config::Diagnostic;
 
@@ -36,11 +36,14 @@ fn render(d: &[Diagnostic]) -> String {
 }
 
 impl Error {
-    /// Exit code: 2 for usage and configuration errors, 1 otherwise.
-    pub fn code(&self) -> i32 {
+    /// How the command ends: invalid (2) for usage and configuration
+    /// errors, failed (1) otherwise.
+    pub fn exit(&self) -> crate::model::Exit {
         match self {
-            Error::Usage(_) | Error::Config(_) | Error::ConfigMissing(_) => 2,
-            _ => 1,
+            Error::Usage(_) | Error::Config(_) | Error::ConfigMissing(_) => {
+                crate::model::Exit::Invalid
+            }
+            _ => crate::model::Exit::Failed,
         }
     }
 }

@@ -36,7 +36,7 @@ use crate::config::{Config, Service};
 use crate::history::{
     DestinationFacts, History, HistoryError, HistoryReset, RunRow, TargetRecord, VerifyRow,
 };
-use crate::model::{ErrorClass, Outcome, RunStatus};
+use crate::model::{ErrorClass, Exit, Outcome, RunStatus};
 use crate::output::age;
 
 /// Without a schedule or `max_age`, a snapshot older than this is stale.
@@ -76,13 +76,13 @@ impl State {
         }
     }
 
-    /// `status`'s exit code for this state: 0 ok or new, 1 failed, 3
-    /// otherwise.
-    pub fn exit_code(self) -> i32 {
+    /// How `status` ends for this state: ok (0) when ok or new, failed (1),
+    /// warning (3) otherwise.
+    pub fn exit(self) -> Exit {
         match self {
-            State::Ok | State::New => 0,
-            State::Failed => 1,
-            _ => 3,
+            State::Ok | State::New => Exit::Ok,
+            State::Failed => Exit::Failed,
+            _ => Exit::Warning,
         }
     }
 }
@@ -200,15 +200,15 @@ pub struct ServiceHealth {
     pub history_reset: Option<HistoryReset>,
 }
 
-/// The worst state of the enabled services, as an exit code (0, 3 or 1).
-pub fn exit_code(services: &[ServiceHealth]) -> i32 {
+/// How `status` ends: the worst state of the enabled services.
+pub fn exit(services: &[ServiceHealth]) -> Exit {
     services
         .iter()
         .filter(|s| s.enabled)
         .map(|s| s.health.state)
         .max()
         .unwrap_or(State::Ok)
-        .exit_code()
+        .exit()
 }
 
 /// Health of every configured service, from history, as of `now`.
@@ -783,7 +783,7 @@ mod tests {
         assert!(State::Failed > State::Stale && State::Stale > State::Warning);
         assert!(State::Warning > State::Unverified && State::Unverified > State::Ok);
         assert!(State::Unverified > State::New && State::New > State::Ok);
-        let codes: Vec<i32> = State::ALL.iter().map(|s| s.exit_code()).collect();
+        let codes: Vec<i32> = State::ALL.iter().map(|s| s.exit().code()).collect();
         assert_eq!(codes, [0, 0, 3, 3, 3, 1]);
     }
 }

@@ -1,5 +1,5 @@
 //! Parses arguments, builds the one tokio runtime, runs the command and maps
-//! the result to an exit code.
+//! the result to an exit code: the only place that does.
 
 use clap::Parser;
 
@@ -26,10 +26,10 @@ fn main() {
         }
     };
     let code = match runtime.block_on(restic_manager::commands::dispatch(cli)) {
-        Ok(code) => code,
+        Ok(exit) => exit.code(),
         Err(e) => {
             eprintln!("error: {e}");
-            e.code()
+            e.exit().code()
         }
     };
     drop(runtime);

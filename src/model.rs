@@ -138,17 +138,60 @@ impl Outcome {
 
     /// The process exit code for this outcome (docs/architecture.md, "Invariants").
     pub fn exit_code(self) -> i32 {
-        match self {
-            Outcome::Ok => 0,
-            Outcome::Warning => 3,
-            Outcome::Failed => 1,
-            Outcome::Interrupted => 130,
-        }
+        Exit::from(self).code()
     }
 
     /// Whether a backup ended with a usable snapshot (`ok` or `warning`).
     pub fn succeeded(self) -> bool {
         matches!(self, Outcome::Ok | Outcome::Warning)
+    }
+}
+
+/// How a command ended. Commands return it and `main` turns it into the
+/// process exit code: [`Exit::code`] is the one place that knows the numbers
+/// (docs/errors.md, "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything done: 0.
+    Ok,
+    /// Done, with something to look at (a warning, a service that needs
+    /// attention, a newer restic): 3.
+    Warning,
+    /// Something failed: 1.
+    Failed,
+    /// Bad usage or an invalid configuration: 2.
+    Invalid,
+    /// Stopped by this signal: 128 + its number; 130 (SIGINT) when the
+    /// signal is not known.
+    Interrupted(Option<i32>),
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Warning => 3,
+            Exit::Failed => 1,
+            Exit::Invalid => 2,
+            Exit::Interrupted(sig) => 128 + sig.unwrap_or(2),
+        }
+    }
+
+    /// [`Exit::Failed`] when `failed`, else [`Exit::Ok`].
+    pub fn failed_if(failed: bool) -> Exit {
+        if failed { Exit::Failed } else { Exit::Ok }
+    }
+}
+
+impl From<Outcome> for Exit {
+    fn from(o: Outcome) -> Exit {
+        match o {
+            Outcome::Ok => Exit::Ok,
+            Outcome::Warning => Exit::Warning,
+            Outcome::Failed => Exit::Failed,
+            Outcome::Interrupted => Exit::Interrupted(None),
+        }
     }
 }
 
@@ -279,6 +322,20 @@ impl FromSql for RunStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_ending_has_its_documented_exit_code() {
+        let outcomes: Vec<i32> = [Outcome::Ok, Outcome::Warning, Outcome::Failed]
+            .into_iter()
+            .map(|o| Exit::from(o).code())
+            .collect();
+        assert_eq!(outcomes, [0, 3, 1]);
+        assert_eq!(Exit::Invalid.code(), 2);
+        assert_eq!(Exit::Interrupted(None).code(), 130);
+        assert_eq!(Exit::Interrupted(Some(15)).code(), 143);
+        assert_eq!(Exit::failed_if(true), Exit::Failed);
+        assert_eq!(Exit::failed_if(false), Exit::Ok);
+    }
 
     /// The texts existing history databases hold: never change one.
     #[test]

@@ -8,10 +8,11 @@ use clap_complete::Shell;
 
 use crate::cli::{Cli, CompletionShell, CompletionsArgs};
 use crate::error::Error;
+use crate::model::Exit;
 
-pub fn run(args: &CompletionsArgs) -> Result<i32, Error> {
+pub fn run(args: &CompletionsArgs) -> Result<Exit, Error> {
     write_stdout(&script(args.shell))?;
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
 /// The completion script for `shell`.

@@ -7,6 +7,7 @@ use crate::cli::ServiceFilter;
 use crate::config::include::FileParts;
 use crate::config::{Config, PasswordSource, Service};
 use crate::error::Error;
+use crate::model::Exit;
 use crate::restic::Repository;
 
 const REDACTED: &str = "***";
@@ -129,7 +130,7 @@ fn human(v: &Value, indent: usize, out: &mut String) {
     }
 }
 
-pub fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
+pub fn run(ctx: &Context, f: &ServiceFilter) -> Result<Exit, Error> {
     let c = ctx.load_config_announcing(false)?;
     let services = select(&c, &f.services, false)?;
     let p = &ctx.printer;
@@ -168,7 +169,7 @@ pub fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
     let svc: Vec<Value> = services.iter().map(|s| service_json(&c, s)).collect();
     if p.json {
         p.json(&json!({"global": global, "services": svc, "warnings": c.warnings}));
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     let mut out = String::from("[global]\n");
     human(&global, 2, &mut out);
@@ -192,5 +193,5 @@ pub fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
     for w in &c.warnings {
         eprintln!("warning: {w}");
     }
-    Ok(0)
+    Ok(Exit::Ok)
 }

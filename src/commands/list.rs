@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use super::Context;
 use crate::config::Service;
 use crate::error::Error;
+use crate::model::Exit;
 use crate::output::table;
 
 /// What the service reads, in words (`volume:NAME`, `dump:NAME`,
@@ -50,17 +51,17 @@ pub fn service_json(s: &Service) -> Value {
     v
 }
 
-pub fn run(ctx: &Context) -> Result<i32, Error> {
+pub fn run(ctx: &Context) -> Result<Exit, Error> {
     let c = ctx.load_config()?;
     let p = &ctx.printer;
     if p.json {
         let v: Vec<_> = c.services.iter().map(service_json).collect();
         p.json(&v);
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     if c.services.is_empty() {
         p.line("no services configured");
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     let rows: Vec<Vec<String>> = c
         .services
@@ -94,5 +95,5 @@ pub fn run(ctx: &Context) -> Result<i32, Error> {
             s.labelled_by.join(", ")
         ));
     }
-    Ok(0)
+    Ok(Exit::Ok)
 }

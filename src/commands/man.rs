@@ -11,11 +11,12 @@ use super::Context;
 use super::completions::write_stdout;
 use crate::cli::{Cli, ManArgs};
 use crate::error::Error;
+use crate::model::Exit;
 
-pub fn run(ctx: &Context, args: &ManArgs) -> Result<i32, Error> {
+pub fn run(ctx: &Context, args: &ManArgs) -> Result<Exit, Error> {
     let Some(dir) = &args.out else {
         write_stdout(&main_page()?)?;
-        return Ok(0);
+        return Ok(Exit::Ok);
     };
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::Other(format!("cannot create `{}`: {e}", dir.display())))?;
@@ -28,7 +29,7 @@ pub fn run(ctx: &Context, args: &ManArgs) -> Result<i32, Error> {
             p.line(format!("wrote `{}`", f.display()));
         }
     }
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
 /// The page of `restic-manager` itself (section 1).

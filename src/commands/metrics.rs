@@ -6,8 +6,9 @@ use crate::cli::MetricsArgs;
 use crate::error::Error;
 use crate::history::History;
 use crate::metrics;
+use crate::model::Exit;
 
-pub async fn run(ctx: &Context, a: &MetricsArgs) -> Result<i32, Error> {
+pub async fn run(ctx: &Context, a: &MetricsArgs) -> Result<Exit, Error> {
     let c = ctx.load_config()?;
     let history = History::open_read_only(&c.settings.state_directory)?;
     // The version is a label of `restic_manager_restic_info`; without a
@@ -32,8 +33,8 @@ pub async fn run(ctx: &Context, a: &MetricsArgs) -> Result<i32, Error> {
             eprintln!("warning: metrics: {w}");
         }
         if !warnings.is_empty() {
-            return Ok(3);
+            return Ok(Exit::Warning);
         }
     }
-    Ok(0)
+    Ok(Exit::Ok)
 }

@@ -27,6 +27,7 @@ use crate::cli::{Cli, Command, ConfigCommand, ScheduleCommand};
 use crate::config::Settings;
 use crate::config::{self, Config, Env, Service, suggest};
 use crate::error::Error;
+use crate::model::Exit;
 use crate::output::Printer;
 use crate::restic::{Lookup, Restic};
 
@@ -152,7 +153,7 @@ pub fn select<'a>(
 }
 
 /// Runs the chosen command; returns the exit code.
-pub async fn dispatch(cli: Cli) -> Result<i32, Error> {
+pub async fn dispatch(cli: Cli) -> Result<Exit, Error> {
     let g = cli.global;
     let mut ctx = Context {
         env: Env::from_process(),

@@ -7,11 +7,11 @@ use crate::cli::NotifyTestArgs;
 use crate::config::{load::list, suggest};
 use crate::error::Error;
 use crate::history::History;
-use crate::model::Outcome;
+use crate::model::{Exit, Outcome};
 use crate::notify::Dispatch;
 use crate::output::table;
 
-pub async fn test(ctx: &Context, a: &NotifyTestArgs) -> Result<i32, Error> {
+pub async fn test(ctx: &Context, a: &NotifyTestArgs) -> Result<Exit, Error> {
     let c = ctx.load_config()?;
     let p = &ctx.printer;
     let names = c.notify.names();
@@ -49,10 +49,10 @@ pub async fn test(ctx: &Context, a: &NotifyTestArgs) -> Result<i32, Error> {
             .collect();
         p.line(table(&["NOTIFIER", "TYPE", "RESULT", "DETAIL"], &rows));
     }
-    Ok(if failed { 1 } else { 0 })
+    Ok(Exit::failed_if(failed))
 }
 
-pub async fn check(ctx: &Context) -> Result<i32, Error> {
+pub async fn check(ctx: &Context) -> Result<Exit, Error> {
     let c = ctx.load_config()?;
     let p = &ctx.printer;
     let history = History::open_read_only(&c.settings.state_directory)?;
@@ -89,10 +89,10 @@ pub async fn check(ctx: &Context) -> Result<i32, Error> {
         p.line(table(&["SERVICE", "STALE", "NOTIFIED"], &rows));
     }
     Ok(if failed {
-        1
+        Exit::Failed
     } else if stale.is_empty() {
-        0
+        Exit::Ok
     } else {
-        3
+        Exit::Warning
     })
 }

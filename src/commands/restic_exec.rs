@@ -12,6 +12,7 @@ use super::Context;
 use crate::cli::{EnvArgs, ResticArgs};
 use crate::config::{Config, PasswordSource, Service, suggest};
 use crate::error::Error;
+use crate::model::Exit;
 use crate::restic::{Repository, ResticCall};
 
 /// The service and the destination a command works on.
@@ -73,7 +74,7 @@ fn destination_of<'c>(
 }
 
 /// `restic-manager restic …`.
-pub async fn run(ctx: &Context, a: &ResticArgs) -> Result<i32, Error> {
+pub async fn run(ctx: &Context, a: &ResticArgs) -> Result<Exit, Error> {
     let config = ctx.load_config()?;
     if a.list {
         return list(ctx, &config);
@@ -142,7 +143,7 @@ struct Resolved {
     default: bool,
 }
 
-fn list(ctx: &Context, config: &Config) -> Result<i32, Error> {
+fn list(ctx: &Context, config: &Config) -> Result<Exit, Error> {
     let mut rows = Vec::new();
     for svc in &config.services {
         for (i, d) in svc.targets.iter().enumerate() {
@@ -181,11 +182,11 @@ fn list(ctx: &Context, config: &Config) -> Result<i32, Error> {
     }
     if ctx.printer.json {
         ctx.printer.json(&rows);
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     if rows.is_empty() {
         ctx.printer.line("no services with targets");
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     let table: Vec<Vec<String>> = rows
         .iter()
@@ -226,7 +227,7 @@ fn list(ctx: &Context, config: &Config) -> Result<i32, Error> {
     ));
     ctx.printer
         .line("* the destination used when --destination is not given");
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
 /// The variable a credential file is exported as.
@@ -327,7 +328,7 @@ fn env_lines(config: &Config, service: &str, destination: &str) -> Result<Vec<St
 }
 
 /// `restic-manager env SERVICE`.
-pub fn env(ctx: &Context, a: &EnvArgs) -> Result<i32, Error> {
+pub fn env(ctx: &Context, a: &EnvArgs) -> Result<Exit, Error> {
     let config = ctx.load_config()?;
     let (svc, destination, defaulted) = pick(&config, &a.service, a.destination.as_deref())?;
     if defaulted && svc.targets.len() > 1 {
@@ -339,7 +340,7 @@ pub fn env(ctx: &Context, a: &EnvArgs) -> Result<i32, Error> {
     for l in env_lines(&config, &svc.name, &destination)? {
         println!("{l}");
     }
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
 #[cfg(test)]

@@ -5,9 +5,10 @@ use serde_json::json;
 
 use super::Context;
 use crate::error::Error;
+use crate::model::Exit;
 use crate::restic::install;
 
-pub async fn run(ctx: &Context) -> Result<i32, Error> {
+pub async fn run(ctx: &Context) -> Result<Exit, Error> {
     let config = ctx.optional_config()?;
     let r = ctx
         .restic_with(config.as_ref().map(|c| &c.settings))
@@ -31,7 +32,7 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
             },
             "paths": r.version.paths(),
         }));
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     p.line(format!("restic {}", r.version));
     if resolved == r.path {
@@ -63,5 +64,5 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
             path.detail
         ));
     }
-    Ok(0)
+    Ok(Exit::Ok)
 }

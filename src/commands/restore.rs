@@ -13,6 +13,7 @@ use crate::cli::RestoreArgs;
 use crate::config::dump::{Dump, DumpSource};
 use crate::config::{Config, Service};
 use crate::error::Error;
+use crate::model::Exit;
 use crate::output::{Printer, bytes, table};
 use crate::process::Shutdown;
 use crate::restic::output::Snapshot;
@@ -64,7 +65,7 @@ enum What {
     },
 }
 
-pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
+pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<Exit, Error> {
     let c = ctx.load_config()?;
     let p = &ctx.printer;
     let tty = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
@@ -192,7 +193,7 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
         } else {
             p.line(summary.preview());
         }
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     let destructive = destructive(&what, tty && !a.yes).await?;
     if !a.yes {
@@ -203,7 +204,7 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
                 .map_or_else(|| "Restore?".to_string(), |d| d.0.clone());
             if !ask_confirm(question, destructive.is_none()).await? {
                 p.info("nothing was restored");
-                return Ok(1);
+                return Ok(Exit::Failed);
             }
         } else if let Some((_, refusal)) = destructive {
             return Err(Error::Usage(refusal));
@@ -230,7 +231,7 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, Error> {
     } else {
         p.line(summary.done(&done));
     }
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
 /// For a restore that replaces data where it lives: the question to ask,

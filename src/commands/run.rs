@@ -9,14 +9,14 @@ use crate::engine::Progress;
 use crate::engine::run::{Runner, ServiceReport, resolve_sources};
 use crate::error::Error;
 use crate::history::History;
-use crate::model::Outcome;
+use crate::model::{Exit, Outcome};
 use crate::notify::{self, Dispatch};
 use crate::output::{PlainProgress, Printer, TermProgress, bytes, duration_ms, table};
 use crate::process::Shutdown;
 use crate::restic::ErrorClass;
 use crate::restic::Repository;
 
-pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
+pub async fn run(ctx: &Context, a: &RunArgs) -> Result<Exit, Error> {
     let c = match ctx.load_config() {
         Ok(c) => c,
         Err(e) => return Err(config_failed(ctx, a, e).await),
@@ -34,9 +34,9 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
         p.info("no enabled services to run");
         if let Some(e) = undiscovered {
             eprintln!("error: {e}");
-            return Ok(1);
+            return Ok(Exit::Failed);
         }
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     // Notifications: healthchecks `/start` before each service, a
     // long-running timer during it, the result after; failures before any
@@ -112,9 +112,9 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<i32, Error> {
     if let Some(e) = undiscovered {
         eprintln!("error: {e}");
     }
-    Ok(match (overall, shutdown.signal()) {
-        (Outcome::Interrupted, Some(sig)) => 128 + sig,
-        (o, _) => o.exit_code(),
+    Ok(match overall {
+        Outcome::Interrupted => Exit::Interrupted(shutdown.signal()),
+        o => Exit::from(o),
     })
 }
 
@@ -222,7 +222,7 @@ fn print_reports(p: &Printer, reports: &[ServiceReport]) {
     }
 }
 
-fn dry_run(c: &Config, services: &[&Service], p: &Printer) -> i32 {
+fn dry_run(c: &Config, services: &[&Service], p: &Printer) -> Exit {
     let mut plan = Vec::new();
     for s in services {
         let sources = resolve_sources(s);
@@ -280,10 +280,10 @@ fn dry_run(c: &Config, services: &[&Service], p: &Printer) -> i32 {
             }
         }
     }
-    let code = i32::from(!problems.is_empty());
+    let exit = Exit::failed_if(!problems.is_empty());
     if p.json {
         p.json(&json!({"dry_run": true, "ok": problems.is_empty(), "errors": problems, "services": plan}));
-        return code;
+        return exit;
     }
     let report = |problems: &[String]| {
         for e in problems {
@@ -299,7 +299,7 @@ fn dry_run(c: &Config, services: &[&Service], p: &Printer) -> i32 {
     };
     if p.quiet {
         report(&problems);
-        return code;
+        return exit;
     }
     p.line("dry run: nothing will be executed");
     for v in &plan {
@@ -353,5 +353,5 @@ fn dry_run(c: &Config, services: &[&Service], p: &Printer) -> i32 {
         }
     }
     report(&problems);
-    code
+    exit
 }

@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use super::Context;
 use crate::cli::ServeArgs;
 use crate::error::Error;
+use crate::model::Exit;
 use crate::web::{self, ServeOptions};
 
-pub async fn run(ctx: &Context, a: &ServeArgs) -> Result<i32, Error> {
+pub async fn run(ctx: &Context, a: &ServeArgs) -> Result<Exit, Error> {
     let c = ctx.load_config()?;
     let listen_text = a.listen.clone().unwrap_or_else(|| c.web.listen.clone());
     let listen: SocketAddr = listen_text.parse().map_err(|_| {

@@ -4,9 +4,10 @@ use super::Context;
 use crate::cli::SetupArgs;
 use crate::engine::setup::setup;
 use crate::error::Error;
+use crate::model::Exit;
 use crate::process::Shutdown;
 
-pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<i32, Error> {
+pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<Exit, Error> {
     let p = &ctx.printer;
     let c = ctx.load_config()?;
     // Schedules come with setup unless asked not to, and only when there is
@@ -63,7 +64,7 @@ pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<i32, Error> {
             p.info(n);
         }
         p.json(&r);
-        return Ok(i32::from(failed));
+        return Ok(Exit::failed_if(failed));
     }
     let would = if a.dry_run { "would create" } else { "created" };
     for d in &r.directories_created {
@@ -127,7 +128,7 @@ pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<i32, Error> {
         };
         return super::schedule::apply(ctx, &c, super::schedule::Action::Install, &args).await;
     }
-    Ok(i32::from(failed))
+    Ok(Exit::failed_if(failed))
 }
 
 /// Records in history that the enabled services exist: one without a

@@ -6,6 +6,7 @@ use super::Context;
 use crate::cli::SetupResticArgs;
 use crate::config::Settings;
 use crate::error::Error;
+use crate::model::Exit;
 use crate::output;
 use crate::restic::install::{self, InstallError, Mirror};
 
@@ -20,7 +21,7 @@ pub(super) fn usage(e: InstallError) -> Error {
     }
 }
 
-pub async fn run(ctx: &Context, a: &SetupResticArgs) -> Result<i32, Error> {
+pub async fn run(ctx: &Context, a: &SetupResticArgs) -> Result<Exit, Error> {
     let config = ctx.optional_config()?;
     let settings = config.as_ref().map(|c| &c.settings);
     let mirror = Mirror::resolve(settings).map_err(usage)?;
@@ -51,7 +52,7 @@ pub(super) async fn install_and_report(
     mirror: &Mirror,
     version: &str,
     force: bool,
-) -> Result<i32, Error> {
+) -> Result<Exit, Error> {
     let p = &ctx.printer;
     let bin_dir = ctx.env.managed_bin_dir();
     p.verbose(format!(
@@ -117,5 +118,5 @@ pub(super) async fn install_and_report(
             );
         }
     }
-    Ok(0)
+    Ok(Exit::Ok)
 }

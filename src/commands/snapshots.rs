@@ -5,11 +5,12 @@ use serde_json::json;
 use super::{Context, select};
 use crate::cli::ServiceFilter;
 use crate::error::Error;
+use crate::model::Exit;
 use crate::output::table;
 use crate::process::Shutdown;
 use crate::restic::{Repository, ops};
 
-pub async fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
+pub async fn run(ctx: &Context, f: &ServiceFilter) -> Result<Exit, Error> {
     let c = ctx.load_config()?;
     let services = select(&c, &f.services, false)?;
     let restic = ctx.restic(&c).await?;
@@ -103,5 +104,5 @@ pub async fn run(ctx: &Context, f: &ServiceFilter) -> Result<i32, Error> {
             );
         }
     }
-    Ok(i32::from(failed > 0))
+    Ok(Exit::failed_if(failed > 0))
 }

@@ -6,13 +6,14 @@ use crate::cli::StatusArgs;
 use crate::error::Error;
 use crate::health::{self, ServiceHealth, Source, State};
 use crate::history::{History, HistoryError};
+use crate::model::Exit;
 use crate::output::{Printer, Tone, age, bytes, duration_ms, table};
 
 fn age_secs(now_ms: i64, ms: i64) -> u64 {
     u64::try_from((now_ms - ms).max(0) / 1000).unwrap_or(0)
 }
 
-pub async fn run(ctx: &Context, a: &StatusArgs) -> Result<i32, Error> {
+pub async fn run(ctx: &Context, a: &StatusArgs) -> Result<Exit, Error> {
     let c = ctx.load_config()?;
     let services = select(&c, &a.filter.services, false)?;
     let p = &ctx.printer;
@@ -50,9 +51,9 @@ pub async fn run(ctx: &Context, a: &StatusArgs) -> Result<i32, Error> {
     };
     let now = chrono::Utc::now();
     let report = health::evaluate_services(&services, &history, now, live.as_ref())?;
-    let mut code = health::exit_code(&report);
-    if damaged && code == 0 {
-        code = 3;
+    let mut exit = health::exit(&report);
+    if damaged && exit == Exit::Ok {
+        exit = Exit::Warning;
     }
     let now_ms = now.timestamp_millis();
     if p.json {
@@ -78,7 +79,7 @@ pub async fn run(ctx: &Context, a: &StatusArgs) -> Result<i32, Error> {
             r.reason
         ));
     }
-    Ok(code)
+    Ok(exit)
 }
 
 fn state_text(p: &Printer, s: State) -> String {

@@ -6,6 +6,7 @@ use super::Context;
 use super::setup_restic::{install_and_report, usage};
 use crate::cli::UpdateResticArgs;
 use crate::error::Error;
+use crate::model::Exit;
 use crate::restic::Version;
 use crate::restic::install::{self, Mirror};
 
@@ -13,7 +14,7 @@ fn version(v: &str) -> Option<Version> {
     Version::parse(&format!("restic {v}"))
 }
 
-pub async fn run(ctx: &Context, a: &UpdateResticArgs) -> Result<i32, Error> {
+pub async fn run(ctx: &Context, a: &UpdateResticArgs) -> Result<Exit, Error> {
     let config = ctx.optional_config()?;
     let settings = config.as_ref().map(|c| &c.settings);
     let mirror = Mirror::resolve(settings).map_err(usage)?;
@@ -42,7 +43,7 @@ pub async fn run(ctx: &Context, a: &UpdateResticArgs) -> Result<i32, Error> {
                 Some(c) => format!("the managed restic {c} is up to date (latest release: {latest})"),
             });
         }
-        return Ok(if newer { 3 } else { 0 });
+        return Ok(if newer { Exit::Warning } else { Exit::Ok });
     }
     if let (Some(c), false) = (&current, newer) {
         if p.json {
@@ -54,7 +55,7 @@ pub async fn run(ctx: &Context, a: &UpdateResticArgs) -> Result<i32, Error> {
                 "the managed restic {c} is up to date (latest release: {latest}); nothing to do"
             ));
         }
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     install_and_report(ctx, settings, &client, &mirror, &latest, false).await
 }

@@ -6,9 +6,10 @@ use super::Context;
 use crate::config::include::FileParts;
 use crate::config::{self, Config};
 use crate::error::Error;
+use crate::model::Exit;
 use crate::restic::Repository;
 
-pub fn run(ctx: &Context) -> Result<i32, Error> {
+pub fn run(ctx: &Context) -> Result<Exit, Error> {
     let p = &ctx.printer;
     let (file, why) =
         config::discover(&ctx.env, ctx.config_flag.as_ref()).map_err(Error::ConfigMissing)?;
@@ -45,7 +46,7 @@ pub fn run(ctx: &Context) -> Result<i32, Error> {
                     file.display()
                 );
             }
-            Ok(2)
+            Ok(Exit::Invalid)
         }
         Ok(c) => {
             let mut repos = Vec::new();
@@ -144,7 +145,7 @@ pub fn run(ctx: &Context) -> Result<i32, Error> {
                     }
                 }
             }
-            Ok(0)
+            Ok(Exit::Ok)
         }
     }
 }

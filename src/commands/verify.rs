@@ -7,12 +7,12 @@ use crate::cli::VerifyArgs;
 use crate::config::suggest;
 use crate::error::Error;
 use crate::history::History;
-use crate::model::{Outcome, VerifyKind};
+use crate::model::{Exit, Outcome, VerifyKind};
 use crate::output::{Printer, bytes, duration_ms, table};
 use crate::process::Shutdown;
 use crate::verify::{Request, Verifier, VerifyReport, overall, spec};
 
-pub async fn run(ctx: &Context, a: &VerifyArgs) -> Result<i32, Error> {
+pub async fn run(ctx: &Context, a: &VerifyArgs) -> Result<Exit, Error> {
     let c = ctx.load_config()?;
     let subset = a
         .read_data_subset
@@ -43,7 +43,7 @@ pub async fn run(ctx: &Context, a: &VerifyArgs) -> Result<i32, Error> {
     });
     if !any_target {
         p.info("nothing to verify: no selected service backs up to the selected destinations");
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     let restic = ctx.restic(&c).await?;
     // As in `run`: a broken history never stops the verification.
@@ -98,9 +98,9 @@ pub async fn run(ctx: &Context, a: &VerifyArgs) -> Result<i32, Error> {
     } else {
         print_reports(p, &reports);
     }
-    Ok(match (worst, shutdown.signal()) {
-        (Outcome::Interrupted, Some(sig)) => 128 + sig,
-        (o, _) => o.exit_code(),
+    Ok(match worst {
+        Outcome::Interrupted => Exit::Interrupted(shutdown.signal()),
+        o => Exit::from(o),
     })
 }
 

@@ -7,6 +7,7 @@
 //! variables, a short PATH, another working directory) finds the same files
 //! the user's shell does.
 
+pub mod apply;
 pub mod cron;
 pub mod launchd;
 pub mod systemd;

@@ -198,7 +198,7 @@ pub async fn serve(
     token: String,
     opts: &ServeOptions,
     printer: crate::output::Printer,
-) -> Result<i32, Error> {
+) -> Result<crate::model::Exit, Error> {
     // As `run` does: a damaged database is moved aside and a new one
     // started, so the dashboard comes up (and says so) instead of failing.
     let opened = crate::history::History::open_for_run(&config.settings.state_directory);
@@ -266,5 +266,5 @@ pub async fn serve(
     // Whatever is still running got the shutdown too; let it finish its
     // post hooks and history records.
     tasks.await;
-    served.map(|()| 0)
+    served.map(|()| crate::model::Exit::Ok)
 }
