@@ -75,6 +75,23 @@ pub struct Dump {
 }
 
 impl Dump {
+    /// A dump no longer in the configuration, known only by its name: no
+    /// command, file name, restore or verify command of its own.
+    pub fn unconfigured(name: &str) -> Self {
+        Dump {
+            name: name.to_string(),
+            source: DumpSource::Command {
+                command: String::new(),
+            },
+            filename: String::new(),
+            container: None,
+            restore_command: None,
+            timeout_seconds: None,
+            verify_command: None,
+            verify_scratch_database: None,
+        }
+    }
+
     /// The restic tag that marks this dump's snapshots.
     pub fn tag(&self) -> String {
         format!("dump:{}", self.name)

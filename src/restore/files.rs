@@ -158,13 +158,15 @@ pub fn pattern(path: &str) -> String {
     s
 }
 
-/// `restic restore SNAPSHOT --target T [--include P]…`.
+/// `restic restore SNAPSHOT --target T [--include P]…`, stopped after
+/// `timeout` if one is given.
 pub async fn restore(
     restic: &Restic,
     repo: &Repository,
     snapshot: &Snapshot,
     target: &Target,
     includes: &[String],
+    timeout: Option<std::time::Duration>,
     shutdown: &Shutdown,
 ) -> Result<(), RestoreError> {
     if let Target::Folder(dir) = target {
@@ -186,7 +188,7 @@ pub async fn restore(
         includes: &includes,
         no_lock: false,
         verify: false,
-        timeout: None,
+        timeout,
     };
     let Err(e) = crate::restic::restore::restore(restic, repo, &what, shutdown).await else {
         return Ok(());

@@ -4,12 +4,17 @@
 //! paths before restic silently restores nothing), and the restore of
 //! files into a folder or back in place. Docker volumes and dumps are
 //! restored by their sources (`sources::docker`, `sources::dump`); this
-//! module picks the snapshot for them.
+//! module picks the snapshot for them. [`plan`] ties it together: a
+//! `Plan`, `prepare` (every check) and `execute`, shared by the `restore`
+//! command and the dashboard.
 
 pub mod files;
 pub mod listing;
+pub mod plan;
 pub mod select;
 pub mod volume;
+
+pub use plan::{Done, Plan, Sink, What, execute, prepare};
 
 use crate::restic::ErrorClass;
 use crate::restic::ops::OpError;

@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Verifier, VerifyReport};
 use crate::config::Service;
-use crate::config::dump::{Dump, DumpSource};
+use crate::config::dump::Dump;
 use crate::process::Shutdown;
 use crate::restic::ls::{self, Node as LsNode};
 use crate::restic::ops;
@@ -570,18 +570,7 @@ impl Drill<'_, '_> {
         let def = match self.svc.dumps.iter().find(|d| d.name == name) {
             Some(d) => d,
             None => {
-                unconfigured = Dump {
-                    name: name.to_string(),
-                    source: DumpSource::Command {
-                        command: String::new(),
-                    },
-                    filename: String::new(),
-                    container: None,
-                    restore_command: None,
-                    timeout_seconds: None,
-                    verify_command: None,
-                    verify_scratch_database: None,
-                };
+                unconfigured = Dump::unconfigured(name);
                 &unconfigured
             }
         };

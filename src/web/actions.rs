@@ -182,6 +182,9 @@ async fn verify_job(st: &Shared, req: &Request, deep: bool, drill: bool) -> JobE
     (crate::verify::overall(&reports), message, None)
 }
 
+/// The time limit of a restore started from the dashboard.
+const RESTORE_LIMIT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 async fn restore_job(
     st: &Shared,
     service: &str,
@@ -204,25 +207,45 @@ async fn restore_job(
         let e = crate::restore::files::in_the_way(&folder, &links);
         return (Outcome::Failed, Some(e.message), None);
     }
+    let Some(svc) = st.config.service(service) else {
+        return (Outcome::Failed, Some("unknown service".into()), None);
+    };
     let includes = if path == "/" {
         Vec::new()
     } else {
         vec![path.to_string()]
     };
-    let what = crate::restic::restore::Restore {
-        snapshot,
-        target: target_dir,
-        includes: &includes,
-        no_lock: false,
-        verify: false,
-        timeout: Some(std::time::Duration::from_secs(24 * 3600)),
+    // Checked when the job was accepted (the snapshot resolved to its full
+    // id, the path proven to exist, the folder new or empty), so the plan
+    // is built here rather than by `restore::prepare`.
+    let plan = crate::restore::Plan {
+        service: svc,
+        destination: destination.to_string(),
+        repo,
+        snapshot: crate::restic::output::Snapshot {
+            id: snapshot.to_string(),
+            short_id: None,
+            time: String::new(),
+            hostname: String::new(),
+            paths: Vec::new(),
+            tags: Vec::new(),
+            original: None,
+        },
+        what: crate::restore::What::Files {
+            target: folder,
+            includes,
+        },
+        overwrite: false,
+        limit: Some(RESTORE_LIMIT),
+        contents: Default::default(),
+        warnings: Vec::new(),
     };
-    match crate::restic::restore::restore(&st.restic, &repo, &what, &st.shutdown).await {
+    match crate::restore::execute(&st.restic, &plan, &st.shutdown).await {
         Ok(_) => (
             Outcome::Ok,
             Some(format!(
                 "restored `{path}` from snapshot {} into `{target}`",
-                &snapshot[..snapshot.len().min(8)]
+                plan.snapshot.short()
             )),
             None,
         ),
