@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::harness::{free_port, installed, require_component};
+use crate::harness::{free_port, installed, require_component, stdout_ok};
 
 /// The database password every test server uses.
 pub const PASSWORD: &str = "pw-Zk83jqX1";
@@ -55,17 +55,7 @@ fn run_as(user: &str, program: &Path, args: &[&str]) -> std::process::Output {
 
 /// The newest installed PostgreSQL server's `bin` folder.
 fn pg_bin() -> PathBuf {
-    let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
-        .collect();
-    versions.sort_unstable();
-    PathBuf::from(format!(
-        "/usr/lib/postgresql/{}/bin",
-        versions.last().copied().unwrap_or(15)
-    ))
+    crate::harness::pg_bin().unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"))
 }
 
 /// A private PostgreSQL cluster: superuser `postgres` with [`PASSWORD`]
@@ -141,19 +131,14 @@ impl Postgres {
     /// `psql` on `db` as `postgres` over TCP; returns the unaligned rows.
     #[track_caller]
     pub fn sql(&self, db: &str, sql: &str) -> String {
-        let out = Command::new("psql")
-            .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
-            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db])
-            .args(["-c", sql])
-            .env("PGPASSWORD", PASSWORD)
-            .output()
-            .unwrap_or_else(|e| panic!("psql: {e}"));
-        assert!(
-            out.status.success(),
-            "psql {sql:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        stdout_ok(
+            Command::new("psql")
+                .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
+                .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db])
+                .args(["-c", sql])
+                .env("PGPASSWORD", PASSWORD),
+            &format!("psql {sql:?}"),
+        )
     }
 
     /// The connection settings of a preset dump (without `password_file`).
@@ -303,18 +288,13 @@ impl Mariadb {
     /// `mariadb` as `tester` over TCP; returns the tab-separated rows.
     #[track_caller]
     pub fn sql(&self, sql: &str) -> String {
-        let out = Command::new("mariadb")
-            .args(["--no-defaults", "-N", "-B", "-h", "127.0.0.1"])
-            .args(["-P", &self.port.to_string(), "-u", "tester", "-e", sql])
-            .env("MYSQL_PWD", PASSWORD)
-            .output()
-            .unwrap_or_else(|e| panic!("mariadb: {e}"));
-        assert!(
-            out.status.success(),
-            "mariadb {sql:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        stdout_ok(
+            Command::new("mariadb")
+                .args(["--no-defaults", "-N", "-B", "-h", "127.0.0.1"])
+                .args(["-P", &self.port.to_string(), "-u", "tester", "-e", sql])
+                .env("MYSQL_PWD", PASSWORD),
+            &format!("mariadb {sql:?}"),
+        )
     }
 
     /// The connection settings of a preset dump (without `password_file`).

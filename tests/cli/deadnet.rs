@@ -339,21 +339,7 @@ fn a_dead_primary_never_keeps_the_containers_down_in_copy_mode() {
         return;
     }
     let app = Container(format!("rmt-deadnet-{}", std::process::id()));
-    let out = std::process::Command::new("docker")
-        .args(["run", "-d", "--network", "none", "--name", &app.0])
-        .arg(crate::docker::IMAGE)
-        .args([
-            "sh",
-            "-c",
-            "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done",
-        ])
-        .output()
-        .unwrap_or_else(|e| panic!("docker run: {e}"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::docker::detached(&app.0, &[], crate::docker::IDLE).succeeds();
     let s = Scenario::new();
     let s = dead_world(
         s,

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use crate::databases::{self, Mariadb, PASSWORD, Postgres};
-use crate::harness::{Done, Scenario, Service, watching_cmdlines};
+use crate::harness::{Done, Scenario, Service, output_ok, watching_cmdlines};
 
 /// The snapshots of `repo` carrying `tag`.
 fn tagged(s: &Scenario, repo: &str, tag: &str) -> Vec<Value> {
@@ -47,17 +47,12 @@ fn two_repos(first: &str, second: &str, f: impl FnOnce(Service) -> Service) -> S
 
 /// `restic dump latest FILE` of `repo` as raw bytes.
 fn restic_dump(s: &Scenario, repo: &str, file: &str) -> Vec<u8> {
-    let out = s
-        .restic_command(repo)
-        .args(["dump", "latest", file])
-        .output()
-        .unwrap_or_else(|e| panic!("restic dump: {e}"));
-    assert!(
-        out.status.success(),
-        "restic dump {file}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    let mut dump = s.restic_command(repo);
+    output_ok(
+        dump.args(["dump", "latest", file]),
+        &format!("restic dump {file}"),
+    )
+    .stdout
 }
 
 /// Restores dump `name` of `service` through the CLI with its preset's
@@ -402,8 +397,7 @@ fn postgres_dump_failing_halfway_leaves_no_snapshot_and_the_files_are_still_back
 
 #[test]
 fn a_service_with_only_dumps_is_valid_and_dump_mistakes_are_located() {
-    let s = Scenario::new();
-    s.write("pw", "x");
+    let s = Scenario::new().file("pw", "x");
     s.simple(
         "[services.app]\ntargets = [\"local\"]\n\n[[services.app.config.dumps]]\nname = \"db\"\ntype = \"postgres\"\ndatabase = \"app\"\n",
     );
@@ -453,13 +447,8 @@ fn a_dump_runs_inside_a_container_and_restores_into_it() {
         return;
     }
     let c = Container(format!("rmt-dump-{}", std::process::id()));
-    let out = Command::new("docker")
-        .args(["run", "-d", "--network", "none", "--name", &c.0])
-        .args([crate::docker::IMAGE, "sh", "-c"])
-        .arg("seq 1 100000 > /tmp/data; trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done")
-        .output()
-        .unwrap_or_else(|e| panic!("docker run: {e}"));
-    assert!(out.status.success(), "docker run: {out:?}");
+    let idle = format!("seq 1 100000 > /tmp/data; {}", crate::docker::IDLE);
+    crate::docker::detached(&c.0, &[], &idle).succeeds();
     let s = Scenario::new();
     s.write("pw", "repository password\n");
     s.write("dbpw", "in-the-exec-environment\n");

@@ -212,8 +212,7 @@ fn retention_guard_refuses_mass_forget_unless_allowed() {
 
 #[test]
 fn prune_never_forgets_without_pruning() {
-    let s = Scenario::new();
-    s.write("data/docs/a.txt", "alpha");
+    let s = Scenario::new().file("data/docs/a.txt", "alpha");
     s.simple(
         "[services.docs]\ntargets = [\"local\"]\nretention_last = 1\nprune = \"never\"\n[services.docs.config]\npaths = [\"{root}/data/docs\"]\n",
     );

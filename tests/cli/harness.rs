@@ -150,6 +150,25 @@ pub fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
+/// Runs `cmd`, which must succeed (`what` names it when it does not).
+#[track_caller]
+pub fn output_ok(cmd: &mut Command, what: &str) -> std::process::Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// [`output_ok`]'s standard output, trimmed.
+#[track_caller]
+pub fn stdout_ok(cmd: &mut Command, what: &str) -> String {
+    let out = output_ok(cmd, what);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// A file's text; fails the test when it cannot be read.
 #[track_caller]
 pub fn read(p: &Path) -> String {
@@ -214,17 +233,13 @@ pub fn template_repo() -> &'static Path {
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
         let pw = dir.join("pw");
         std::fs::write(&pw, PASSWORD).unwrap_or_else(|e| panic!("write: {e}"));
-        let out = Command::new("restic")
-            .args(["init", "--quiet"])
-            .env("RESTIC_REPOSITORY", dir.join("repo"))
-            .env("RESTIC_PASSWORD_FILE", &pw)
-            .env("XDG_CACHE_HOME", dir.join("cache"))
-            .output()
-            .unwrap_or_else(|e| panic!("restic init: {e}"));
-        assert!(
-            out.status.success(),
-            "restic init: {}",
-            String::from_utf8_lossy(&out.stderr)
+        output_ok(
+            Command::new("restic")
+                .args(["init", "--quiet"])
+                .env("RESTIC_REPOSITORY", dir.join("repo"))
+                .env("RESTIC_PASSWORD_FILE", &pw)
+                .env("XDG_CACHE_HOME", dir.join("cache")),
+            "restic init",
         );
         if std::fs::rename(&dir, &done).is_err() {
             // Another test process got there first.
@@ -718,17 +733,9 @@ pub mod db {
     impl Db {
         /// Rows of a query, columns separated by `|`.
         pub fn query(&self, sql: &str) -> Vec<String> {
-            let out = std::process::Command::new("sqlite3")
-                .arg(&self.0)
-                .arg(sql)
-                .output()
-                .unwrap_or_else(|e| {
-                    panic!("sqlite3 is not installed ({e}); `apt-get install sqlite3`")
-                });
-            assert!(
-                out.status.success(),
-                "sqlite3 failed: {}",
-                String::from_utf8_lossy(&out.stderr)
+            let out = super::output_ok(
+                std::process::Command::new("sqlite3").arg(&self.0).arg(sql),
+                "sqlite3 (`apt-get install sqlite3`)",
             );
             String::from_utf8_lossy(&out.stdout)
                 .lines()
@@ -829,6 +836,57 @@ impl Drop for Background {
         }
         let _ = child.wait();
     }
+}
+
+/// The newest PostgreSQL server installed on the host (its `bin` folder).
+pub fn pg_bin() -> Option<PathBuf> {
+    let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .collect();
+    versions.sort_unstable();
+    versions
+        .last()
+        .map(|v| PathBuf::from(format!("/usr/lib/postgresql/{v}/bin")))
+}
+
+/// `docker import` of the folder `root` as `image`: a tarball made with
+/// `tar_args` (before `-cf`), imported with `import_args` (`--change …`).
+pub fn import_image(
+    root: &Path,
+    tar_args: &[&str],
+    import_args: &[&str],
+    image: &str,
+) -> Result<(), String> {
+    let tar = root.with_extension("tar");
+    let ok = Command::new("tar")
+        .arg("-C")
+        .arg(root)
+        .args(tar_args)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return Err("tar of the image folder failed".into());
+    }
+    let out = Command::new("docker")
+        .arg("import")
+        .args(import_args)
+        .arg(&tar)
+        .arg(image)
+        .output()
+        .map_err(|e| format!("docker import: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "docker import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
 }
 
 /// A restic of the matrix, fetched by scripts/restic-versions.sh.

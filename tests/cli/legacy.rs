@@ -15,14 +15,14 @@
 //! (`MARIADB_ROOT_PASSWORD`, `POSTGRES_PASSWORD`, trust on the local socket).
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{Done, Scenario, require_component, watching_cmdlines};
+use crate::harness::{Done, Scenario, import_image, pg_bin, require_component, watching_cmdlines};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/original");
 
@@ -434,20 +434,6 @@ fn docker(args: &[&str]) -> Done {
     Done::from(out)
 }
 
-/// The newest PostgreSQL server installed on the host (`bin` folder).
-pub(crate) fn pg_bin() -> Option<PathBuf> {
-    let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
-        .collect();
-    versions.sort_unstable();
-    versions
-        .last()
-        .map(|v| PathBuf::from(format!("/usr/lib/postgresql/{v}/bin")))
-}
-
 /// Whether the engine, the host's MariaDB and PostgreSQL, and the image
 /// are there; in CI their absence fails the test.
 pub(crate) fn ready() -> bool {
@@ -513,24 +499,8 @@ fn build_image() -> Result<(), String> {
         "root:x:0:\nmysql:x:999:\npostgres:x:998:\n",
     )
     .map_err(e)?;
-    let tar = dir.path().join("root.tar");
     // The init scripts give the socket folders to the server users.
-    let ok = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .args(["--owner=0", "--group=0", "-cf"])
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        return Err("tar of the image folder failed".into());
-    }
-    let d = docker(&["import", &tar.to_string_lossy(), IMAGE]);
-    if d.code != 0 {
-        return Err(format!("docker import failed: {}", d.stderr));
-    }
-    Ok(())
+    import_image(&root, &["--owner=0", "--group=0"], &[], IMAGE)
 }
 
 /// Containers and volumes of the test, removed at the end (also on failure).

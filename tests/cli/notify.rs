@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{Done, Scenario, free_port, require_component};
+use crate::harness::{Done, Scenario, free_port, output_ok, require_component};
 use crate::receiver::{Receiver, Reply};
 
 /// The secret part of every URL: it must never be printed.
@@ -769,15 +769,9 @@ paths = ["/srv/docs"]
 
 /// `openssl ARGS` in `dir`; panics with its output when it fails.
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("openssl (Debian package `openssl`): {e}"));
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    output_ok(
+        Command::new("openssl").args(args).current_dir(dir),
+        &format!("openssl {args:?} (Debian package `openssl`)"),
     );
 }
 
@@ -1077,9 +1071,7 @@ fn an_untrusted_smtp_certificate_is_a_warning_that_points_to_ca_file() {
 
 #[test]
 fn a_ca_file_that_is_missing_or_holds_no_certificate_is_a_config_error() {
-    let s = Scenario::new();
-    s.write("not-a-cert.pem", "hello\n");
-    s.write(
+    let s = Scenario::new().file("not-a-cert.pem", "hello\n").file(
         "broken.pem",
         "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
     );

@@ -545,20 +545,8 @@ fn app_on_a_volume(script: &str) -> (DockerObjects, String, String, String) {
     ]);
     docker(&["volume", "create", &vol]);
     in_volume(&vol, script);
-    docker(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        &app,
-        "-v",
-        &format!("{vol}:/data"),
-        crate::docker::IMAGE,
-        "sh",
-        "-c",
-        "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done",
-    ]);
+    let mount = format!("{vol}:/data");
+    crate::docker::detached(&app, &["-v", &mount], crate::docker::IDLE).succeeds();
     (objects, vol, app, fresh)
 }
 
@@ -580,33 +568,17 @@ impl Drop for DockerObjects {
     }
 }
 
+/// `docker ARGS`, which must succeed; its output, trimmed.
 fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("docker {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let d = crate::docker::docker(args);
+    d.succeeds();
+    d.stdout.trim().to_string()
 }
 
-/// `sh -c SCRIPT` in a throw-away container with `volume` at `/data`.
+/// `sh -c SCRIPT` in a throw-away container with `volume` at `/data`; its
+/// output, trimmed.
 fn in_volume(volume: &str, script: &str) -> String {
-    docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        &format!("{volume}:/data"),
-        crate::docker::IMAGE,
-        "sh",
-        "-c",
-        script,
-    ])
+    crate::docker::sh_in(volume, script).trim().to_string()
 }
 
 /// A volume restored in place (its running container stopped and started

@@ -550,8 +550,7 @@ fn retention_keeps_the_newest_of_this_service_and_touches_nothing_else() {
 
 #[test]
 fn backup_script_runs_once_per_target_and_its_exit_code_decides() {
-    let s = Scenario::new();
-    s.write("data/docs/a.txt", "hello");
+    let s = Scenario::new().file("data/docs/a.txt", "hello");
     s.write(
         "legacy.sh",
         &format!(

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::harness::Scenario;
+use crate::harness::{Scenario, output_ok};
 
 /// crontab is per real user (root in CI), shared by every test that edits it.
 pub(crate) static CRONTAB: Mutex<()> = Mutex::new(());
@@ -216,14 +216,9 @@ fn systemd_units_are_generated_written_and_cleaned_up() {
         .output()
         .is_ok()
     {
-        let out = Command::new("systemd-analyze")
-            .args(["calendar", "Mon..Fri *-*-* 02:30:00"])
-            .output()
-            .unwrap_or_else(|e| panic!("systemd-analyze: {e}"));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        output_ok(
+            Command::new("systemd-analyze").args(["calendar", "Mon..Fri *-*-* 02:30:00"]),
+            "systemd-analyze calendar",
         );
         let out = Command::new("systemd-analyze")
             .arg("verify")

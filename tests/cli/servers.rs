@@ -62,12 +62,7 @@ pub struct Sshd {
 }
 
 fn run_ok(cmd: &mut Command, what: &str) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::harness::output_ok(cmd, what);
 }
 
 impl Sshd {

@@ -462,8 +462,7 @@ fn bad_arguments_are_usage_errors_with_the_fix() {
 
 #[test]
 fn verify_schedule_installs_a_verify_entry_next_to_the_backup() {
-    let s = Scenario::new();
-    s.write("data/docs/a.txt", "a");
+    let s = Scenario::new().file("data/docs/a.txt", "a");
     s.simple(
         "[profiles.nightly]\nschedule = \"30 2 * * *\"\nverify_schedule = \"0 4 * * 0\"\n\n[services.docs]\nprofile = \"nightly\"\ntargets = [\"local\"]\n[services.docs.config]\npaths = [\"{root}/data/docs\"]\n\n[services.wiki]\ntargets = [\"local\"]\nschedule = \"0 3 * * *\"\n[services.wiki.config]\npaths = [\"{root}/data/docs\"]\n",
     );

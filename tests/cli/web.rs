@@ -159,6 +159,27 @@ impl Server {
             .unwrap_or_else(|e| panic!("POST {path}: {e}"))
     }
 
+    /// Logs in through the form with a client that keeps cookies (and
+    /// gives up on a request after `timeout`); returns the client and the
+    /// login's answer, a redirect.
+    #[track_caller]
+    pub fn log_in(&self, timeout: Option<Duration>) -> (Client, Response) {
+        let mut b = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true);
+        if let Some(t) = timeout {
+            b = b.timeout(t);
+        }
+        let c = b.build().unwrap_or_else(|e| panic!("{e}"));
+        let r = c
+            .post(self.url("/login"))
+            .form(&[("token", self.token.as_str()), ("next", "/")])
+            .send()
+            .unwrap_or_else(|e| panic!("login: {e}"));
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        (c, r)
+    }
+
     /// Waits until the service's dashboard job is done; returns it.
     #[track_caller]
     pub fn wait_job(&self, service: &str) -> Value {
@@ -511,17 +532,7 @@ fn traversal_bad_ids_and_unknown_names_are_refused() {
 /// Logs in through the form; returns the client (with the cookie) and the
 /// session's CSRF token read from the overview page.
 fn login(srv: &Server) -> (Client, String, String) {
-    let c = Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let r = c
-        .post(srv.url("/login"))
-        .form(&[("token", srv.token.as_str()), ("next", "/")])
-        .send()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (c, r) = srv.log_in(None);
     let cookie = r
         .headers()
         .get("set-cookie")
