@@ -6,26 +6,19 @@
 //! page go to `target/screenshots/`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Map, Value, json};
 
-use crate::harness::{Scenario, free_port, require_component, runs};
+use crate::harness::{Reaped, Scenario, free_port, require_component, runs};
 use crate::web::{Server, backed_up};
 
 /// chromedriver, stopped when dropped.
 pub struct Driver {
-    child: Child,
+    _child: Reaped,
     pub url: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Starts chromedriver, or explains why it cannot: a failure in CI, a
@@ -45,7 +38,7 @@ pub fn driver() -> Option<Driver> {
         .spawn()
         .unwrap_or_else(|e| panic!("chromedriver: {e}"));
     let d = Driver {
-        child,
+        _child: Reaped(child),
         url: format!("http://127.0.0.1:{port}"),
     };
     let c = crate::web::client();

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Done, Scenario};
+use crate::harness::{Done, Scenario, spawn_piped};
 
 /// How long one `validate` may take before the case counts as a hang.
 const CASE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -16,12 +16,7 @@ const CASE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Runs `cmd` to completion or kills it after [`CASE_TIMEOUT`]; `None`
 /// when it hung.
 fn run_bounded(mut cmd: Command) -> Option<Done> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn: {e}"));
+    let mut child = spawn_piped(&mut cmd, Stdio::null(), "spawn");
     let mut out = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
     let mut err = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
     let reader = std::thread::spawn(move || {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::harness::{free_port, installed, require_component, stdout_ok};
+use crate::harness::{feed, free_port, installed, require_component, stdout_ok};
 
 /// The database password every test server uses.
 pub const PASSWORD: &str = "pw-Zk83jqX1";
@@ -254,7 +254,7 @@ impl Mariadb {
         }
         // The statement goes on stdin: with `-e` the password would sit on a
         // command line, where a concurrent test's argv watcher sees it.
-        let mut client = Command::new("mariadb")
+        let client = Command::new("mariadb")
             .args(["--no-defaults", "-u", "root"])
             .arg(format!("--socket={}", sock.display()))
             .stdin(std::process::Stdio::piped())
@@ -262,21 +262,10 @@ impl Mariadb {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("mariadb: {e}"));
-        {
-            use std::io::Write;
-            let mut stdin = client
-                .stdin
-                .take()
-                .unwrap_or_else(|| panic!("mariadb: no stdin"));
-            write!(
-                stdin,
-                "CREATE USER 'tester'@'%' IDENTIFIED BY '{PASSWORD}'; GRANT ALL ON *.* TO 'tester'@'%' WITH GRANT OPTION;"
-            )
-            .unwrap_or_else(|e| panic!("mariadb stdin: {e}"));
-        }
-        let out = client
-            .wait_with_output()
-            .unwrap_or_else(|e| panic!("mariadb: {e}"));
+        let grant = format!(
+            "CREATE USER 'tester'@'%' IDENTIFIED BY '{PASSWORD}'; GRANT ALL ON *.* TO 'tester'@'%' WITH GRANT OPTION;"
+        );
+        let out = feed(client, grant.as_bytes(), "mariadb");
         assert!(
             out.status.success(),
             "creating the test user failed: {}",

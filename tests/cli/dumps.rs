@@ -578,25 +578,20 @@ fn a_snapshot_that_still_appears_for_a_failed_dump_is_forgotten() {
 /// way the dump source does (one file from stdin, the same tags): a
 /// damaged dump for the drill to find.
 fn store_dump(s: &Scenario, service: &str, name: &str, file: &str, content: &[u8]) {
-    use std::io::Write;
-    let mut child = s
-        .restic_command(&format!("repo/{service}"))
-        .args(["backup", "--quiet", "--stdin", "--stdin-filename", file])
-        .args(["--tag", &format!("service:{service}")])
-        .args(["--tag", &format!("dump:{name}")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("restic: {e}"));
-    if let Some(mut w) = child.stdin.take() {
-        w.write_all(content)
-            .unwrap_or_else(|e| panic!("stdin: {e}"));
-    }
-    let out = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("restic: {e}"));
-    Done::from(out).succeeds();
+    let (svc, dump) = (format!("service:{service}"), format!("dump:{name}"));
+    s.restic_stdin(
+        &format!("repo/{service}"),
+        &[
+            "--quiet",
+            "--stdin-filename",
+            file,
+            "--tag",
+            &svc,
+            "--tag",
+            &dump,
+        ],
+        content,
+    );
 }
 
 /// `verify --drill --json` and the drill's entry for the service's first

@@ -169,6 +169,49 @@ pub fn stdout_ok(cmd: &mut Command, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Spawns `cmd` with `stdin` and its stdout and stderr piped.
+#[track_caller]
+pub fn spawn_piped(cmd: &mut Command, stdin: Stdio, what: &str) -> Child {
+    cmd.stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// Writes `input` to a child's stdin, closes it, and waits for the child.
+#[track_caller]
+pub fn feed(mut child: Child, input: &[u8], what: &str) -> std::process::Output {
+    use std::io::Write;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input)
+            .unwrap_or_else(|e| panic!("{what} stdin: {e}"));
+    }
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// A child process killed (and reaped) when the guard drops.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A program of the test venv: `$var` when set, else
+/// `target/test-venv/bin/NAME` (scripts/test-all.sh makes it).
+pub fn venv_bin(var: &str, name: &str) -> PathBuf {
+    std::env::var_os(var).map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/test-venv/bin/{name}")),
+        PathBuf::from,
+    )
+}
+
 /// A file's text; fails the test when it cannot be read.
 #[track_caller]
 pub fn read(p: &Path) -> String {
@@ -446,6 +489,38 @@ impl Done {
         self.has("stderr", &self.stderr, s)
     }
 
+    /// Every one of `wants` is on stderr.
+    #[track_caller]
+    pub fn stderr_has_all(&self, wants: &[&str]) -> &Self {
+        for w in wants {
+            self.stderr_has(w);
+        }
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_lacks(&self, s: &str) -> &Self {
+        assert!(
+            !self.stdout.contains(s),
+            "stdout has {s:?}:\n{}",
+            self.stdout
+        );
+        self
+    }
+
+    /// Some line of stdout starts with `start` and contains `has`.
+    #[track_caller]
+    pub fn stdout_line(&self, start: &str, has: &str) -> &Self {
+        assert!(
+            self.stdout
+                .lines()
+                .any(|l| l.starts_with(start) && l.contains(has)),
+            "no line starting with {start:?} holds {has:?}:\n{}",
+            self.stdout
+        );
+        self
+    }
+
     #[track_caller]
     fn has(&self, name: &str, stream: &str, s: &str) -> &Self {
         assert!(
@@ -705,6 +780,29 @@ impl Scenario {
             .env("RESTIC_PASSWORD_FILE", self.path("pw"))
             .env("XDG_CACHE_HOME", self.path("cache"));
         c
+    }
+
+    /// `restic backup --stdin ARGS` on a repository of the scenario, fed
+    /// `content`; it must succeed.
+    pub fn restic_stdin(&self, repo: &str, args: &[&str], content: &[u8]) {
+        use std::io::Write;
+        let mut child = self
+            .restic_command(repo)
+            .args(["backup", "--stdin"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("restic: {e}"));
+        if let Some(mut w) = child.stdin.take() {
+            w.write_all(content)
+                .unwrap_or_else(|e| panic!("stdin: {e}"));
+        }
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("restic: {e}"));
+        Done::from(out).succeeds();
     }
 
     /// restic's own snapshot list for a repository.

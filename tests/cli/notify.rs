@@ -540,15 +540,7 @@ fn long_running_is_sent_while_the_run_is_still_going() {
 
 /// The Python of the test venv (aiosmtpd), or `None` locally when missing.
 fn smtp_python() -> Option<PathBuf> {
-    let py = std::env::var_os("RM_TEST_PYTHON").map_or_else(
-        || {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/target/test-venv/bin/python"
-            ))
-        },
-        PathBuf::from,
-    );
+    let py = crate::harness::venv_bin("RM_TEST_PYTHON", "python");
     let ok = Command::new(&py)
         .args(["-c", "import aiosmtpd"])
         .output()
@@ -747,8 +739,7 @@ paths = ["/srv/docs"]
 "#,
     );
     let d = s.run(&["validate"]);
-    d.code(2);
-    for want in [
+    d.code(2).stderr_has_all(&[
         "notifier `a` has unknown type `discrod`; valid types are `discord`, `webhook`, `ntfy`, `healthchecks`, `email`; did you mean `discord`?",
         "ntfy notifier `b` needs `url` (or `url_file`, a file holding the URL): the topic URL, e.g. `https://ntfy.sh/my-backups`",
         "notifier `c`: `url` must start with https:// or http://",
@@ -757,9 +748,7 @@ paths = ["/srv/docs"]
         "email notifier `d` needs `from`",
         "email notifier `d` needs `to`",
         "notifier `e`: unknown `notify_on` event `stael`; did you mean `stale`?",
-    ] {
-        d.stderr_has(want);
-    }
+    ]);
     // The URL is not echoed: it may be a secret pasted in the wrong place.
     assert!(!d.stderr.contains("ftp://example.com/x"), "{}", d.stderr);
 }

@@ -337,33 +337,21 @@ fn a_drill_finds_a_restored_file_that_differs_from_the_unchanged_source() {
 /// A dump snapshot as the dump sources make them: one file from stdin,
 /// tagged with the service and `dump:NAME`.
 fn dump_snapshot(s: &Scenario, name: &str, content: &str) {
-    let mut child = s
-        .restic_command("repo/docs")
-        .args([
-            "backup",
-            "--stdin",
+    let (file, dump) = (format!("{name}.sql"), format!("dump:{name}"));
+    s.restic_stdin(
+        "repo/docs",
+        &[
             "--stdin-filename",
-            &format!("{name}.sql"),
+            &file,
             "--host",
             "testhost",
             "--tag",
             "service:docs",
             "--tag",
-            &format!("dump:{name}"),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("restic: {e}"));
-    if let Some(mut w) = child.stdin.take() {
-        w.write_all(content.as_bytes())
-            .unwrap_or_else(|e| panic!("stdin: {e}"));
-    }
-    let out = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("restic: {e}"));
-    Done::from(out).succeeds();
+            &dump,
+        ],
+        content.as_bytes(),
+    );
 }
 
 #[test]
@@ -475,11 +463,7 @@ fn verify_schedule_installs_a_verify_entry_next_to_the_backup() {
         .stdout_has("Environment=\"RESTIC_MANAGER_TRIGGER=systemd\"")
         .stdout_has("OnCalendar=Sun *-*-* 04:00:00");
     // Only the service with a verify_schedule gets one.
-    assert!(
-        !d.stdout.contains("restic-manager-wiki-verify"),
-        "{}",
-        d.stdout
-    );
+    d.stdout_lacks("restic-manager-wiki-verify");
     let v = s
         .run(&[
             "schedule",
