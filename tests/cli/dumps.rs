@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use crate::databases::{self, Mariadb, PASSWORD, Postgres};
-use crate::harness::{Done, Scenario, Service, output_ok, watching_cmdlines};
+use crate::harness::{Done, Scenario, Service, output_ok, str_has, watching_cmdlines};
 
 /// The snapshots of `repo` carrying `tag`.
 fn tagged(s: &Scenario, repo: &str, tag: &str) -> Vec<Value> {
@@ -662,12 +662,7 @@ fn postgres_dump_drills_read_the_whole_archive_load_a_scratch_copy_and_catch_a_c
     let (d, entry) = drill(&s);
     d.code(1);
     assert_eq!(entry["check"], "scratch_load", "{entry}");
-    assert!(
-        entry["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("the `scratch_load` check failed")),
-        "{entry}"
-    );
+    str_has(&entry["error"], "the `scratch_load` check failed");
     assert_eq!(
         pg.sql("postgres", scratch),
         "0",

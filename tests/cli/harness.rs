@@ -212,6 +212,67 @@ pub fn venv_bin(var: &str, name: &str) -> PathBuf {
     )
 }
 
+/// Bit rot: flips the bits `mask` of byte `at` of a file, keeping its size
+/// and modification time.
+#[track_caller]
+pub fn rot(p: &Path, at: usize, mask: u8) {
+    let mtime = std::fs::metadata(p)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("stat: {e}"));
+    let mut bytes = std::fs::read(p).unwrap_or_else(|e| panic!("read: {e}"));
+    bytes[at] ^= mask;
+    std::fs::write(p, bytes).unwrap_or_else(|e| panic!("write: {e}"));
+    std::fs::File::options()
+        .write(true)
+        .open(p)
+        .and_then(|h| h.set_modified(mtime))
+        .unwrap_or_else(|e| panic!("set mtime: {e}"));
+}
+
+/// The files of `dir` whose name ends in `.EXT`, sorted.
+#[track_caller]
+pub fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    files.sort();
+    files
+}
+
+/// `v` is a list of `n` strings that each contain `has`.
+#[track_caller]
+pub fn all_contain(v: &Value, n: usize, has: &str) {
+    let items = v.as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), n, "{v}");
+    assert!(
+        items
+            .iter()
+            .all(|t| t.as_str().is_some_and(|t| t.contains(has))),
+        "{v}"
+    );
+}
+
+/// `v` is a string that contains `has`.
+#[track_caller]
+pub fn str_has(v: &Value, has: &str) {
+    assert!(
+        v.as_str().is_some_and(|t| t.contains(has)),
+        "{v} lacks {has:?}"
+    );
+}
+
+/// A response header as text (empty when missing).
+pub fn header(r: &reqwest::blocking::Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
 /// A file's text; fails the test when it cannot be read.
 #[track_caller]
 pub fn read(p: &Path) -> String {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::harness::Scenario;
+use crate::harness::{Scenario, header};
 use crate::web::{Server, backed_up, client};
 
 /// POSTs the login form with `next`; returns the status and `Location`.
@@ -24,13 +24,7 @@ fn login_with_next(srv: &Server, next: &str) -> (StatusCode, String) {
         .form(&[("token", srv.token.as_str()), ("next", next)])
         .send()
         .unwrap_or_else(|e| panic!("POST /login: {e}"));
-    let loc = r
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    (r.status(), loc)
+    (r.status(), header(&r, "location"))
 }
 
 #[test]
@@ -278,12 +272,7 @@ fn every_api_error_is_json_and_bearer_is_case_insensitive() {
     let srv = Server::start(&s);
     let is_json_error = |r: reqwest::blocking::Response, want: StatusCode, has: &str| {
         assert_eq!(r.status(), want, "{:?}", r.url().path());
-        let kind = r
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let kind = header(&r, "content-type");
         assert!(kind.starts_with("application/json"), "{kind}");
         let v: Value = r.json().unwrap_or_else(|e| panic!("not JSON: {e}"));
         let msg = v["error"].as_str().unwrap_or_else(|| panic!("{v}"));

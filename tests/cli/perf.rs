@@ -514,18 +514,7 @@ fn a_drill_of_a_sample_starts_restic_four_times_whatever_its_size_and_lists_duri
 fn a_drill_confirms_a_source_mismatch_with_one_dump_of_that_file() {
     let s = drilled(6, "");
     // Bit rot: other content, same size and mtime.
-    let f = s.path("data/docs/f03.txt");
-    let mtime = std::fs::metadata(&f)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|e| panic!("stat: {e}"));
-    let mut bytes = std::fs::read(&f).unwrap_or_else(|e| panic!("read: {e}"));
-    bytes[100] ^= 0x20;
-    std::fs::write(&f, bytes).unwrap_or_else(|e| panic!("write: {e}"));
-    std::fs::File::options()
-        .write(true)
-        .open(&f)
-        .and_then(|h| h.set_modified(mtime))
-        .unwrap_or_else(|e| panic!("set mtime: {e}"));
+    crate::harness::rot(&s.path("data/docs/f03.txt"), 100, 0x20);
     clear(&s);
     let d = s.run(&["verify", "--drill"]);
     d.code(1)

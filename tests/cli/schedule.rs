@@ -2,13 +2,26 @@
 //! written, replaced and removed in the scenario's own unit folder.
 
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::harness::{Scenario, output_ok};
 
 /// crontab is per real user (root in CI), shared by every test that edits it.
-pub(crate) static CRONTAB: Mutex<()> = Mutex::new(());
+static CRONTAB: Mutex<()> = Mutex::new(());
+
+/// The crontab to this test alone (until the guard drops).
+pub(crate) fn crontab_lock() -> MutexGuard<'static, ()> {
+    CRONTAB
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// [`crontab_lock`], and the user's crontab put back however the test ends.
+fn own_crontab() -> (MutexGuard<'static, ()>, RestoreCrontab) {
+    let serial = crontab_lock();
+    (serial, RestoreCrontab(crontab_list()))
+}
 
 pub(crate) fn crontab_list() -> Option<String> {
     let out = Command::new("crontab")
@@ -66,10 +79,7 @@ pub(crate) fn ensure_cron_daemon() {
 
 #[test]
 fn cron_fires_a_real_backup_and_remove_restores_the_users_crontab() {
-    let _serial = CRONTAB
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let _restore = RestoreCrontab(crontab_list());
+    let _crontab = own_crontab();
     ensure_cron_daemon();
     let user_lines = "# my own jobs\n17 3 * * * /bin/true user-line\n";
     crontab_set(Some(user_lines));
@@ -135,10 +145,7 @@ fn cron_fires_a_real_backup_and_remove_restores_the_users_crontab() {
 
 #[test]
 fn renamed_service_leaves_the_crontab_on_the_next_install() {
-    let _serial = CRONTAB
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let _restore = RestoreCrontab(crontab_list());
+    let _crontab = own_crontab();
     crontab_set(Some("5 4 * * * /bin/true mine\n"));
     let s = Scenario::new();
     let svc = |name: &str| {
@@ -278,12 +285,6 @@ fn list_shows_the_next_runs() {
     s.simple("[services.wiki]\ntargets = [\"local\"]\nschedule = \"30 2 * * *\"\n[services.wiki.config]\npaths = [\"{root}/data\"]\n");
     let d = s.run(&["list", "--json"]);
     let v = d.succeeds().json();
-    let runs = v[0]["next_runs"].as_array().cloned().unwrap_or_default();
-    assert_eq!(runs.len(), 3, "{v}");
-    assert!(
-        runs.iter()
-            .all(|r| r.as_str().is_some_and(|t| t.contains("02:30:00"))),
-        "{v}"
-    );
+    crate::harness::all_contain(&v[0]["next_runs"], 3, "02:30:00");
     s.run(&["list"]).succeeds().stdout_has("NEXT RUN");
 }

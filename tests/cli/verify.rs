@@ -301,19 +301,7 @@ fn a_drill_finds_a_restored_file_that_differs_from_the_unchanged_source() {
     let s = backed_up("");
     // Bit rot: the content changes, size and mtime do not.
     let f = s.path("data/docs/part2.bin");
-    let mtime = std::fs::metadata(&f)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|e| panic!("stat: {e}"));
-    let mut bytes = std::fs::read(&f).unwrap_or_else(|e| panic!("read: {e}"));
-    bytes[1000] ^= 0xff;
-    std::fs::write(&f, bytes).unwrap_or_else(|e| panic!("write: {e}"));
-    let file = std::fs::File::options()
-        .write(true)
-        .open(&f)
-        .unwrap_or_else(|e| panic!("open: {e}"));
-    file.set_modified(mtime)
-        .unwrap_or_else(|e| panic!("set mtime: {e}"));
-    drop(file);
+    crate::harness::rot(&f, 1000, 0xff);
 
     let d = s.run(&["verify", "--drill"]);
     d.code(1)
