@@ -1249,12 +1249,11 @@ fn config_show_redacts_secrets() {
 fn list_shows_each_service() {
     let s = Scenario::new();
     s.config(&base(
-        r#"[destinations.offsite]
-type = "local"
-path = "/mnt/offsite"
+        r#"[destinations]
+offsite = { type = "local", path = "/mnt/offsite" }
 
-[profiles.nightly]
-schedule = "0 3 * * *"
+[profiles]
+nightly = { schedule = "0 3 * * *" }
 
 [services.web]
 profile = "nightly"

@@ -203,15 +203,9 @@ user = "root"
 #[test]
 fn the_original_keys_outside_their_strategy_are_refused() {
     let s = Scenario::new();
-    s.config(
-        r#"[global]
-restic_password_file = "{root}/pw"
-
-[destinations.local]
-type = "local"
-path = "{root}/repo"
-
-[services.photos]
+    // The preamble of `simple` takes lines 1 to 7.
+    s.simple(
+        r#"[services.photos]
 targets = ["local"]
 strategy = "generic"
 
@@ -359,13 +353,9 @@ restic_password_file = "pw"
 docker_base = "docker"
 state_directory = "state"
 
-[destinations.near]
-type = "local"
-path = "repos"
-
-[destinations.far]
-type = "local"
-url = "local:../far"
+[destinations]
+near = { type = "local", path = "repos" }
+far = { type = "local", url = "local:../far" }
 
 [services.app]
 targets = ["near", "far"]

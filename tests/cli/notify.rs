@@ -708,9 +708,10 @@ to = ["admin@example.org", "oncall@example.org"]
 
 #[test]
 fn notifier_mistakes_are_configuration_errors_with_the_fix() {
-    let s = Scenario::new();
-    s.simple(
-        r#"[notifiers.a]
+    let s = Scenario::new()
+        .service("docs", |d| d.path("/srv/docs"))
+        .sections(
+            r#"[notifiers.a]
 type = "discrod"
 
 [notifiers.b]
@@ -731,13 +732,8 @@ to = []
 type = "ntfy"
 url = "https://ntfy.sh/t"
 notify_on = ["stael"]
-
-[services.docs]
-targets = ["local"]
-[services.docs.config]
-paths = ["/srv/docs"]
 "#,
-    );
+        );
     let d = s.run(&["validate"]);
     d.code(2).stderr_has_all(&[
         "notifier `a` has unknown type `discrod`; valid types are `discord`, `webhook`, `ntfy`, `healthchecks`, `email`; did you mean `discord`?",

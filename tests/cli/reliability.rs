@@ -161,21 +161,13 @@ fn incompressible(dir: &Path, mb: usize) {
 
 #[test]
 fn kill_9_of_the_manager_takes_restic_with_it_and_the_next_run_never_overlaps() {
-    let s = Scenario::new();
+    let s = Scenario::new().file("pw", "secret\n").service("big", |b| {
+        b.path("{root}/data/big").config(
+            "[[services.big.config.pre_backup_hooks]]\nname = \"slow\"\ncommand = \"touch {root}/hook-started; sleep 1\"",
+        )
+    });
     let _sweep = Sweep(&s, "restic");
     incompressible(&s.path("data/big"), 300);
-    s.simple(
-        r#"
-[services.big]
-targets = ["local"]
-[services.big.config]
-paths = ["{root}/data/big"]
-[[services.big.config.pre_backup_hooks]]
-name = "slow"
-command = "touch {root}/hook-started; sleep 1"
-"#,
-    );
-    s.write("pw", "secret\n");
     s.run(&["setup"]).succeeds();
 
     // Watch for two `restic backup` of this scenario at once, for the whole test.
