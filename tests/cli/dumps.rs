@@ -10,7 +10,9 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use crate::databases::{self, Mariadb, PASSWORD, Postgres};
-use crate::harness::{Done, Scenario, Service, output_ok, str_has, watching_cmdlines};
+use crate::harness::{
+    Background, Done, Scenario, Service, output_ok, str_has, wait_until, watching_cmdlines,
+};
 
 /// The snapshots of `repo` carrying `tag`.
 fn tagged(s: &Scenario, repo: &str, tag: &str) -> Vec<Value> {
@@ -397,10 +399,9 @@ fn postgres_dump_failing_halfway_leaves_no_snapshot_and_the_files_are_still_back
 
 #[test]
 fn a_service_with_only_dumps_is_valid_and_dump_mistakes_are_located() {
-    let s = Scenario::new().file("pw", "x");
-    s.simple(
-        "[services.app]\ntargets = [\"local\"]\n\n[[services.app.config.dumps]]\nname = \"db\"\ntype = \"postgres\"\ndatabase = \"app\"\n",
-    );
+    let s = Scenario::new().file("pw", "x").service("app", |a| {
+        a.dump("db", "type = \"postgres\"\ndatabase = \"app\"")
+    });
     s.run(&["validate"]).succeeds();
     s.simple(
         "[services.app]\ntargets = [\"local\"]\n\n[[services.app.config.dumps]]\nname = \"db\"\ntype = \"postgress\"\n\n[[services.app.config.dumps]]\nname = \"x\"\ncommand = \"true\"\ndatabse = \"a\"\n",
@@ -493,28 +494,15 @@ fn a_dump_interrupted_by_sigterm_leaves_no_snapshot() {
         "head -c 5000000 /dev/zero; echo started > {root}/started; sleep 60",
         "",
     );
-    let child = s
-        .command()
-        .args(["run"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn: {e}"));
+    let child = Background::start(&s, &["run"]);
     let start = std::time::Instant::now();
-    while !s.path("started").exists() {
-        assert!(
-            start.elapsed().as_secs() < 30,
-            "the dump did not start within 30 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let out = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("wait: {e}"));
-    let done = Done::from(out);
+    wait_until(
+        "the dump to start",
+        std::time::Duration::from_secs(30),
+        || s.path("started").exists(),
+    );
+    child.signal("TERM");
+    let done = child.finish();
     done.code(143);
     done.stderr_has("dump `data` interrupted by signal 15");
     assert!(

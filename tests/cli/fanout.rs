@@ -212,10 +212,12 @@ fn retention_guard_refuses_mass_forget_unless_allowed() {
 
 #[test]
 fn prune_never_forgets_without_pruning() {
-    let s = Scenario::new().file("data/docs/a.txt", "alpha");
-    s.simple(
-        "[services.docs]\ntargets = [\"local\"]\nretention_last = 1\nprune = \"never\"\n[services.docs.config]\npaths = [\"{root}/data/docs\"]\n",
-    );
+    let s = Scenario::new()
+        .file("data/docs/a.txt", "alpha")
+        .service("docs", |d| {
+            d.keys("retention_last = 1\nprune = \"never\"")
+                .path("{root}/data/docs")
+        });
     s.run(&["setup"]).succeeds();
     s.run(&["run"]).succeeds();
     s.write("data/docs/a.txt", "beta, different data");
@@ -395,8 +397,7 @@ fn held_lock_is_waited_for_then_retention_succeeds() {
 
 #[test]
 fn held_lock_gives_up_after_lock_wait_seconds() {
-    let s = Scenario::new();
-    let s = with_retention(s, "lock_wait_seconds = 2");
+    let s = with_retention(Scenario::new(), "lock_wait_seconds = 2");
     let (holder, fifo) = live_lock(&s, "repo/docs");
     let d = s.run(&["run", "--json"]);
     release(holder, &fifo);

@@ -688,6 +688,13 @@ impl Scenario {
         self.write_model()
     }
 
+    /// Drops the services added so far (to configure others).
+    #[must_use]
+    pub fn without_services(mut self) -> Scenario {
+        self.model.services.clear();
+        self
+    }
+
     /// Drops the sections added so far (to configure others).
     #[must_use]
     pub fn without_sections(mut self) -> Scenario {
@@ -798,6 +805,16 @@ impl Scenario {
             .env("XDG_DATA_HOME", self.path("data"))
             .current_dir(self.root());
         c
+    }
+
+    /// `PATH:LINE:COL…` of the user's config file: where a message points.
+    pub fn in_config(&self, place: &str) -> String {
+        format!("{}:{place}", self.config_path().display())
+    }
+
+    /// Runs the binary with the words of `line` (split at white space).
+    pub fn run_line(&self, line: &str) -> Done {
+        self.run(&line.split_whitespace().collect::<Vec<_>>())
     }
 
     /// Runs the binary to completion.

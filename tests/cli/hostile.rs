@@ -419,9 +419,9 @@ fn restore_overwrite_refuses_symlinks_in_the_target_and_names_them() {
 
 #[test]
 fn snapshots_names_the_repository_it_could_not_read_instead_of_saying_no_snapshots() {
-    let s = Scenario::new();
-    s.write("data/app/a.txt", "a");
-    s.simple("[services.app]\ntargets = [\"local\"]\n\n[services.app.config]\npaths = [\"{root}/data/app\"]\n");
+    let s = Scenario::new()
+        .file("data/app/a.txt", "a")
+        .service("app", |a| a.path("{root}/data/app"));
     // No `setup`: the password exists, the repository does not.
     s.write("pw", "a password\n");
     let d = s.run(&["snapshots"]);
@@ -523,9 +523,9 @@ fn retention_refused_on_two_destinations_names_both() {
 
 #[test]
 fn quiet_prints_nothing_when_all_went_well() {
-    let s = Scenario::new();
-    s.write("data/app/a.txt", "a");
-    s.simple("[services.app]\ntargets = [\"local\"]\n\n[services.app.config]\npaths = [\"{root}/data/app\"]\n");
+    let s = Scenario::new()
+        .file("data/app/a.txt", "a")
+        .service("app", |a| a.path("{root}/data/app"));
     for args in [
         &["-q", "setup", "--no-schedule"][..],
         &["-q", "run"],

@@ -171,9 +171,8 @@ fn retention_that_removes_nothing_costs_one_restic_call() {
 
 #[test]
 fn retention_removes_exactly_the_planned_snapshots_even_when_a_backup_lands_in_between() {
-    let s = Scenario::new();
     let s = docs(
-        s,
+        Scenario::new(),
         &["d1"],
         "retention_last = 1\nretention_max_remove_percent = 100",
         "",

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Scenario, output_ok};
+use crate::harness::{Scenario, Service, output_ok};
 
 /// crontab is per real user (root in CI), shared by every test that edits it.
 static CRONTAB: Mutex<()> = Mutex::new(());
@@ -176,22 +176,12 @@ fn renamed_service_leaves_the_crontab_on_the_next_install() {
 
 #[test]
 fn systemd_units_are_generated_written_and_cleaned_up() {
-    let s = Scenario::new();
-    let cfg = |name: &str| {
-        format!(
-            "[global]\nrestic_password_file = \"{{root}}/pw\"\nschedule_jitter = 300\n\n[destinations.local]\ntype = \"local\"\npath = \"{{root}}/repo\"\n\n[services.{name}]\ntargets = [\"local\"]\nschedule = \"30 2 * * 1-5\"\n[services.{name}.config]\npaths = [\"{{root}}/data\"]\n"
-        )
-    };
-    s.config(&cfg("wiki"));
+    let weekdays = |w: Service| w.keys("schedule = \"30 2 * * 1-5\"").path("{root}/data");
+    let s = Scenario::new()
+        .global("schedule_jitter = 300")
+        .service("wiki", weekdays);
     let units = s.path("home/.config/systemd/user");
-    let d = s.run(&[
-        "schedule",
-        "install",
-        "--backend",
-        "systemd",
-        "--user",
-        "--dry-run",
-    ]);
+    let d = s.run_line("schedule install --backend systemd --user --dry-run");
     d.succeeds()
         .stdout_has(&format!(
             "# --- {}/restic-manager-wiki.timer",
@@ -243,7 +233,7 @@ fn systemd_units_are_generated_written_and_cleaned_up() {
     }
 
     // Renamed service: the old units go, the new ones come.
-    s.config(&cfg("docs"));
+    let s = s.without_services().service("docs", weekdays);
     s.run(&["schedule", "install", "--backend", "systemd", "--user"])
         .succeeds()
         .stdout_has("removed ");

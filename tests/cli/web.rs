@@ -980,9 +980,9 @@ fn restore_goes_into_a_new_folder_and_never_over_existing_files() {
 
 #[test]
 fn serve_refuses_the_network_without_a_token_and_makes_one_on_loopback() {
-    let s = Scenario::new();
-    s.write("data/app/a.txt", "a");
-    s.simple("[services.app]\ntargets = [\"local\"]\n[services.app.config]\npaths = [\"{root}/data/app\"]\n");
+    let s = Scenario::new()
+        .file("data/app/a.txt", "a")
+        .service("app", |a| a.path("{root}/data/app"));
     let token = s.path("state/restic-manager/web-token");
     let port = free_port();
     let d = s.run(&["serve", "--listen", &format!("0.0.0.0:{port}")]);
