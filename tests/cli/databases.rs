@@ -103,22 +103,11 @@ impl Postgres {
             dir.path().display()
         );
         let log = dir.path().join("log");
-        let out = run_as(
-            "postgres",
-            &bin.join("pg_ctl"),
-            &[
-                "-D",
-                &data.to_string_lossy(),
-                "-o",
-                &opts,
-                "-l",
-                &log.to_string_lossy(),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        );
+        let (data, log_s) = (data.to_string_lossy(), log.to_string_lossy());
+        let start = [
+            "-D", &data, "-o", &opts, "-l", &log_s, "-w", "-t", "60", "start",
+        ];
+        let out = run_as("postgres", &bin.join("pg_ctl"), &start);
         assert!(
             out.status.success(),
             "pg_ctl start failed: {}\n{}",

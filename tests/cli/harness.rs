@@ -273,6 +273,12 @@ pub fn header(r: &reqwest::blocking::Response, name: &str) -> String {
         .to_string()
 }
 
+/// `text` contains `needle`.
+#[track_caller]
+pub fn assert_has(text: &str, needle: &str) {
+    assert!(text.contains(needle), "{needle:?} is missing from:\n{text}");
+}
+
 /// A file's text; fails the test when it cannot be read.
 #[track_caller]
 pub fn read(p: &Path) -> String {

@@ -419,11 +419,11 @@ fn restore_overwrite_refuses_symlinks_in_the_target_and_names_them() {
 
 #[test]
 fn snapshots_names_the_repository_it_could_not_read_instead_of_saying_no_snapshots() {
+    // No `setup`: the password exists, the repository does not.
     let s = Scenario::new()
         .file("data/app/a.txt", "a")
+        .file("pw", "a password\n")
         .service("app", |a| a.path("{root}/data/app"));
-    // No `setup`: the password exists, the repository does not.
-    s.write("pw", "a password\n");
     let d = s.run(&["snapshots"]);
     d.code(1)
         .stderr_has("service `app` on `local`")

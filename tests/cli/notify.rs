@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{Done, Scenario, free_port, output_ok, require_component};
+use crate::harness::{
+    Background, Done, Scenario, free_port, output_ok, require_component, wait_until,
+};
 use crate::receiver::{Receiver, Reply};
 
 /// The secret part of every URL: it must never be printed.
@@ -225,26 +227,14 @@ fn a_refused_run_is_not_notified_and_a_repeated_hook_failure_is_held_back() {
             docs("{root}/data/docs")
         ),
     );
-    let mut first = s
-        .command()
-        .args(["run"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn: {e}"));
-    let start = Instant::now();
-    while !s.path("started").exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the pre hook never started"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let first = Background::start(&s, &["run"]);
+    wait_until("the pre hook to start", Duration::from_secs(20), || {
+        s.path("started").exists()
+    });
     // A second run while the first holds the service's lock.
     s.run(&["run"]).code(1);
     s.write("release", "");
-    let status = first.wait().unwrap_or_else(|e| panic!("wait: {e}"));
-    assert_eq!(status.code(), Some(1));
+    first.finish().code(1);
     // The same hook failure again, within rate_limit_minutes.
     s.run(&["run"]).code(1);
 
