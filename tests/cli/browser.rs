@@ -111,6 +111,13 @@ pub fn failed(what: &'static str) -> impl Fn(fantoccini::error::CmdError) -> Str
     move |err| format!("{what}: {err}")
 }
 
+/// Clicks the element `css` finds; `what` names it in an error.
+pub async fn click(c: &Client, css: &str, what: &'static str) -> Result<(), String> {
+    let found = c.find(Locator::Css(css)).await.map_err(failed(what))?;
+    found.click().await.map_err(failed(what))?;
+    Ok(())
+}
+
 /// Fills in the dashboard's login form (waiting up to 10 s for it) with
 /// `token` and sends it.
 pub async fn log_in(c: &Client, token: &str) -> Result<(), String> {
@@ -122,13 +129,7 @@ pub async fn log_in(c: &Client, token: &str) -> Result<(), String> {
         .await
         .map_err(e("login form"))?;
     field.send_keys(token).await.map_err(e("type token"))?;
-    c.find(Locator::Css("form.login button"))
-        .await
-        .map_err(e("button"))?
-        .click()
-        .await
-        .map_err(e("log in"))?;
-    Ok(())
+    click(c, "form.login button", "log in").await
 }
 
 fn screenshots_dir() -> PathBuf {
@@ -207,14 +208,8 @@ fn a_browser_logs_in_runs_a_backup_and_downloads_a_file() {
         std::fs::write(shots_dir.join("overview.png"), png).map_err(|x| x.to_string())?;
 
         // Start a backup and watch it finish on the live page.
-        c.find(Locator::Css(
-            "table.overview form[action='/services/app/run'] button",
-        ))
-        .await
-        .map_err(e("run button"))?
-        .click()
-        .await
-        .map_err(e("run"))?;
+        let run = "table.overview form[action='/services/app/run'] button";
+        click(&c, run, "run button").await?;
         let state = wait(10)
             .for_element(Locator::Css("#job-state"))
             .await
@@ -259,12 +254,7 @@ fn a_browser_logs_in_runs_a_backup_and_downloads_a_file() {
         std::fs::write(shots_dir.join("service.png"), png).map_err(|x| x.to_string())?;
 
         // Open the newest snapshot, go to the data folder, download.
-        c.find(Locator::Css("table.snapshots tbody tr a"))
-            .await
-            .map_err(e("snapshot link"))?
-            .click()
-            .await
-            .map_err(e("open snapshot"))?;
+        click(&c, "table.snapshots tbody tr a", "open snapshot").await?;
         wait(20)
             .for_element(Locator::Css("table.files"))
             .await

@@ -52,6 +52,14 @@ fn printed_toml(message: &str, marker: &str) -> String {
 
 /// The `warning: ` (or `error: `) messages of `stderr`, each with its
 /// continuation lines; the "N errors in" summary ends the last one.
+/// `validate` refuses the scenario's config: its path, and the errors.
+fn refused(s: &Scenario) -> (String, Vec<String>) {
+    let d = s.run(&["validate"]);
+    d.code(2);
+    let file = s.config_path().display().to_string();
+    (file, messages(&d.stderr, "error: "))
+}
+
 fn messages(stderr: &str, prefix: &str) -> Vec<String> {
     let mut out: Vec<Vec<&str>> = Vec::new();
     let mut open = false;
@@ -228,11 +236,9 @@ targets = ["local"]
 mariadb_user = "root"
 "#,
     );
-    let file = s.config_path().display().to_string();
-    let d = s.run(&["validate"]);
-    d.code(2);
+    let (file, errors) = refused(&s);
     assert_eq!(
-        messages(&d.stderr, "error: "),
+        errors,
         vec![
             format!(
                 "error: {file}:14:1: service `photos`: `postgres_container` belongs to the original tool's `strategy = \"immich\"`, and this service's strategy is `generic`; set `strategy = \"immich\"` to have it translated, or remove the key and describe the dump in `[[services.photos.config.dumps]]`"
@@ -861,18 +867,14 @@ command = "sync"
 working_dir = "app"
 "#,
     );
-    let file = s.config_path().display().to_string();
-    let d = s.run(&["validate"]);
-    d.code(2);
-    assert_eq!(
-        messages(&d.stderr, "error: "),
-        vec![
-            format!(
-                "error: {file}:12:10: service `app`: path `data` is relative, and relative paths are taken from `docker_base`, which is not set; set `[global] docker_base` or write an absolute path"
-            ),
-            format!(
-                "error: {file}:17:1: service `app`: hook `flush`: `working_dir` `app` is relative, and relative paths are taken from `docker_base`, which is not set; set `[global] docker_base` or write an absolute path"
-            ),
-        ]
-    );
+    let (file, errors) = refused(&s);
+    let want = vec![
+        format!(
+            "error: {file}:12:10: service `app`: path `data` is relative, and relative paths are taken from `docker_base`, which is not set; set `[global] docker_base` or write an absolute path"
+        ),
+        format!(
+            "error: {file}:17:1: service `app`: hook `flush`: `working_dir` `app` is relative, and relative paths are taken from `docker_base`, which is not set; set `[global] docker_base` or write an absolute path"
+        ),
+    ];
+    assert_eq!(errors, want);
 }

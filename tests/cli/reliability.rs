@@ -47,6 +47,16 @@ impl Drop for Sweep<'_> {
     }
 }
 
+/// Service `flaky` of a `status --json` (null when missing).
+fn flaky_of(status: &Done) -> serde_json::Value {
+    status
+        .json()
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["service"] == "flaky"))
+        .cloned()
+        .unwrap_or_default()
+}
+
 fn one_service(s: Scenario, sections: &str) -> Scenario {
     let s = s
         .file("data/app/a.txt", "hello")
@@ -426,10 +436,9 @@ fn quoted_after(text: &str, after: &str) -> String {
 
 #[test]
 fn a_damaged_history_is_moved_aside_and_the_backup_runs_anyway() {
-    let s = Scenario::new();
     let rx = crate::receiver::Receiver::start(&[]);
     let s = one_service(
-        s,
+        Scenario::new(),
         &format!(
             "[notifiers.hook]\ntype = \"webhook\"\nurl = \"{}\"\n",
             rx.url("/hook")
@@ -659,10 +668,9 @@ fn a_locked_history_holds_the_backup_up_for_seconds_not_forever() {
 
 #[test]
 fn a_refused_run_notifies_nothing_and_the_next_success_is_no_recovery() {
-    let s = Scenario::new();
     let rx = crate::receiver::Receiver::start(&[]);
     let s = one_service(
-        s,
+        Scenario::new(),
         &format!(
             r#"[[services.app.config.pre_backup_hooks]]
 name = "wait"
@@ -744,12 +752,7 @@ fn a_new_service_is_never_backed_up_not_stale_until_max_age_has_passed_since_it_
 
     let st = s.run(&["status", "--json"]);
     st.succeeds();
-    let v = st.json();
-    let flaky = v
-        .as_array()
-        .and_then(|a| a.iter().find(|x| x["service"] == "flaky"))
-        .cloned()
-        .unwrap_or_default();
+    let flaky = flaky_of(&st);
     assert_eq!(flaky["state"], "new", "{flaky}");
     assert_eq!(flaky["destinations"][0]["state"], "new", "{flaky}");
     let reason = flaky["destinations"][0]["reasons"][0]
@@ -771,12 +774,7 @@ fn a_new_service_is_never_backed_up_not_stale_until_max_age_has_passed_since_it_
         .query("UPDATE first_seen SET at = at - 27 * 3600 * 1000 WHERE service = 'flaky'");
     let st = s.run(&["status", "--json"]);
     st.code(3);
-    let v = st.json();
-    let flaky = v
-        .as_array()
-        .and_then(|a| a.iter().find(|x| x["service"] == "flaky"))
-        .cloned()
-        .unwrap_or_default();
+    let flaky = flaky_of(&st);
     assert_eq!(flaky["state"], "stale", "{flaky}");
     assert_eq!(
         flaky["destinations"][0]["reasons"][0],

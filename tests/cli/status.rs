@@ -40,6 +40,16 @@ fn find<'a>(v: &'a Value, service: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no service {service} in {v}"))
 }
 
+/// `status --json` exits with `code` and says `state` for `docs` on its
+/// destination; returns the reasons.
+#[track_caller]
+fn docs_state(s: &Scenario, code: i32, state: &str) -> String {
+    let v = states(s, &[], code);
+    let d = &find(&v, "docs")["destinations"][0];
+    assert_eq!(d["state"], state, "{d}");
+    reasons(d)
+}
+
 fn reasons(v: &Value) -> String {
     v["reasons"]
         .as_array()
@@ -116,18 +126,21 @@ fn ok_warning_and_failed_services_give_exit_codes_0_3_and_1() {
         .stdout_line("good ", " ok ");
 }
 
-#[test]
-fn a_snapshot_older_than_max_age_is_stale() {
-    let s = scenario(&[service("docs", "max_age = \"2s\"")]);
+/// Service `docs` with `keys`, set up and backed up once.
+fn backed_up(keys: &str) -> Scenario {
+    let s = scenario(&[service("docs", keys)]);
     s.run(&["setup"]).succeeds();
     s.run(&["run"]).succeeds();
+    s
+}
+
+#[test]
+fn a_snapshot_older_than_max_age_is_stale() {
+    let s = backed_up("max_age = \"2s\"");
     let v = states(&s, &[], 0);
     assert_eq!(find(&v, "docs")["destinations"][0]["max_age"], "2s");
     std::thread::sleep(std::time::Duration::from_millis(3100));
-    let v = states(&s, &[], 3);
-    let d = &find(&v, "docs")["destinations"][0];
-    assert_eq!(d["state"], "stale", "{d}");
-    let r = reasons(d);
+    let r = docs_state(&s, 3, "stale");
     assert!(
         r.starts_with("newest snapshot ") && r.ends_with("s ago, max_age 2s"),
         "{r}"
@@ -193,19 +206,14 @@ fn verified(s: &Scenario, service: &str, outcome: &str, secs: i64, message: &str
 
 #[test]
 fn unverified_after_verify_max_age_without_a_successful_verify() {
-    let s = scenario(&[service("docs", "verify_max_age = \"2s\"")]);
-    s.run(&["setup"]).succeeds();
-    s.run(&["run"]).succeeds();
+    let s = backed_up("verify_max_age = \"2s\"");
     // Never verified, but the repository is younger than verify_max_age:
     // a new service is given that long for its first verify.
     let v = states(&s, &[], 0);
     assert_eq!(find(&v, "docs")["state"], "ok");
     std::thread::sleep(std::time::Duration::from_millis(3100));
     // Still fresh enough (max_age 26h), but never verified.
-    let v = states(&s, &[], 3);
-    let d = &find(&v, "docs")["destinations"][0];
-    assert_eq!(d["state"], "unverified", "{d}");
-    let r = reasons(d);
+    let r = docs_state(&s, 3, "unverified");
     assert!(
         r.starts_with("never verified successfully, first snapshot ")
             && r.ends_with("s ago, verify_max_age 2s; run `restic-manager verify`"),
@@ -268,9 +276,7 @@ fn a_bad_max_age_is_a_config_error_with_its_location() {
 
 #[test]
 fn live_status_after_a_host_rebuild_trusts_the_repository() {
-    let s = scenario(&[service("docs", "")]);
-    s.run(&["setup"]).succeeds();
-    s.run(&["run"]).succeeds();
+    let s = backed_up("");
     let id = s.snapshots("repo/docs")[0]["id"]
         .as_str()
         .unwrap_or_default()
@@ -319,9 +325,7 @@ fn live_status_after_a_host_rebuild_trusts_the_repository() {
 
 #[test]
 fn live_status_reports_a_missing_snapshot_and_an_unreadable_repository() {
-    let s = scenario(&[service("docs", "")]);
-    s.run(&["setup"]).succeeds();
-    s.run(&["run"]).succeeds();
+    let s = backed_up("");
     s.run(&["run"]).succeeds();
     // Someone removes the newest snapshot behind restic-manager's back.
     let mut snaps = s.snapshots("repo/docs");
