@@ -119,9 +119,8 @@ fn assert_dead(all: &[Value]) {
 #[test]
 fn dead_destinations_fail_in_seconds_while_the_local_one_backs_up_on_every_restic() {
     for (version, binary) in versions() {
-        let s = Scenario::new();
         let s = dead_world(
-            s,
+            Scenario::new(),
             &format!("{binary}destination_connect_timeout_seconds = 3\n"),
             "",
             &["local", "rest_down", "s3_down", "hang"],
@@ -242,9 +241,8 @@ fn copy_mode_with_a_dead_primary_backs_up_to_the_next_target_and_copies_on() {
 fn the_default_connect_timeout_reports_a_silent_server_within_a_minute() {
     // No timeout configured: the default (15 s) applies, with restic 0.19,
     // which on its own would wait about 15 minutes.
-    let s = Scenario::new();
     let s = dead_world(
-        s,
+        Scenario::new(),
         &format!("restic_binary = \"{}\"\n", restic("0.19").display()),
         "",
         &["local"],
@@ -275,9 +273,8 @@ fn a_restic_that_only_retries_is_stopped_after_the_stall_timeout() {
     // The check is switched off for the destination, so restic itself
     // meets the refused connection and retries; the watchdog stops it.
     for version in ["0.18", "0.19"] {
-        let s = Scenario::new();
         let s = dead_world(
-            s,
+            Scenario::new(),
             &format!(
                 "restic_binary = \"{}\"\ndestination_stall_timeout_seconds = 3\n",
                 restic(version).display()
@@ -340,9 +337,8 @@ fn a_dead_primary_never_keeps_the_containers_down_in_copy_mode() {
     }
     let app = Container(format!("rmt-deadnet-{}", std::process::id()));
     crate::docker::detached(&app.0, &[], crate::docker::IDLE).succeeds();
-    let s = Scenario::new();
     let s = dead_world(
-        s,
+        Scenario::new(),
         &format!(
             "restic_binary = \"{}\"\ndestination_connect_timeout_seconds = 3\n\
              [destinations.second]\ntype = \"local\"\npath = \"{{root}}/second\"\n",

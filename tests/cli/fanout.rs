@@ -35,8 +35,7 @@ fn locks(s: &Scenario, repo: &str) -> usize {
 
 #[test]
 fn parallel_backs_up_every_target_independently() {
-    let s = Scenario::new();
-    let s = three(s, "max_parallel_destinations = 2", "");
+    let s = three(Scenario::new(), "max_parallel_destinations = 2", "");
     s.run(&["setup"]).succeeds();
     let d = s.run(&["run", "--json"]);
     d.succeeds();
@@ -64,8 +63,7 @@ fn parallel_backs_up_every_target_independently() {
 
 #[test]
 fn one_dead_destination_does_not_stop_the_others() {
-    let s = Scenario::new();
-    let s = three(s, "", "");
+    let s = three(Scenario::new(), "", "");
     s.run(&["setup"]).succeeds();
     // `b` disappears (a disk that is not mounted).
     std::fs::remove_dir_all(s.path("dest-b")).unwrap_or_else(|e| panic!("{e}"));
@@ -93,8 +91,7 @@ fn one_dead_destination_does_not_stop_the_others() {
 
 #[test]
 fn copy_replication_backs_up_once_and_copies_with_shared_chunker() {
-    let s = Scenario::new();
-    let s = three(s, "", "replication = \"copy\"");
+    let s = three(Scenario::new(), "", "replication = \"copy\"");
     s.run(&["setup"]).succeeds();
     // The copies were initialised with the primary's chunker parameters.
     let poly = |repo: &str| {
@@ -136,8 +133,7 @@ fn copy_replication_backs_up_once_and_copies_with_shared_chunker() {
 
 #[test]
 fn copy_falls_back_to_direct_backups_when_the_primary_fails() {
-    let s = Scenario::new();
-    let s = three(s, "", "replication = \"copy\"");
+    let s = three(Scenario::new(), "", "replication = \"copy\"");
     s.run(&["setup"]).succeeds();
     std::fs::remove_dir_all(s.path("dest-a")).unwrap_or_else(|e| panic!("{e}"));
     let d = s.run(&["run", "--json"]);
@@ -359,8 +355,7 @@ fn with_retention(s: Scenario, extra: &str) -> Scenario {
 
 #[test]
 fn held_lock_is_waited_for_then_retention_succeeds() {
-    let s = Scenario::new();
-    let s = with_retention(s, "");
+    let s = with_retention(Scenario::new(), "");
     // Four snapshots so that retention has something to remove.
     for _ in 0..3 {
         s.run(&["run"]).succeeds();
@@ -419,8 +414,7 @@ fn held_lock_gives_up_after_lock_wait_seconds() {
 
 #[test]
 fn stale_lock_from_a_killed_restic_is_removed() {
-    let s = Scenario::new();
-    let s = with_retention(s, "");
+    let s = with_retention(Scenario::new(), "");
     for _ in 0..3 {
         s.run(&["run"]).succeeds();
     }

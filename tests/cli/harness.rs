@@ -859,9 +859,15 @@ impl Scenario {
     /// Real restic set up for a repository of the scenario (password from
     /// `{root}/pw`), to add arguments to.
     pub fn restic_command(&self, repo: &str) -> Command {
+        self.restic_with_password(repo, "pw")
+    }
+
+    /// Real restic for a repository of the scenario with the password in
+    /// `password_file` (relative to the scenario folder).
+    pub fn restic_with_password(&self, repo: &str, password_file: &str) -> Command {
         let mut c = Command::new("restic");
         c.env("RESTIC_REPOSITORY", self.path(repo))
-            .env("RESTIC_PASSWORD_FILE", self.path("pw"))
+            .env("RESTIC_PASSWORD_FILE", self.path(password_file))
             .env("XDG_CACHE_HOME", self.path("cache"));
         c
     }

@@ -52,6 +52,14 @@ fn printed_toml(message: &str, marker: &str) -> String {
 
 /// The `warning: ` (or `error: `) messages of `stderr`, each with its
 /// continuation lines; the "N errors in" summary ends the last one.
+/// A scenario whose config is [`Scenario::simple`]'s preamble (lines 1 to
+/// 7) and `services`.
+fn with_services(services: &str) -> Scenario {
+    let s = Scenario::new();
+    s.simple(services);
+    s
+}
+
 /// `validate` refuses the scenario's config: its path, and the errors.
 fn refused(s: &Scenario) -> (String, Vec<String>) {
     let d = s.run(&["validate"]);
@@ -210,9 +218,7 @@ user = "root"
 
 #[test]
 fn the_original_keys_outside_their_strategy_are_refused() {
-    let s = Scenario::new();
-    // The preamble of `simple` takes lines 1 to 7.
-    s.simple(
+    let s = with_services(
         r#"[services.photos]
 targets = ["local"]
 strategy = "generic"
@@ -399,11 +405,9 @@ paths = ["app"]
     run(&["setup", "--no-schedule"]).succeeds();
     run(&["run"]).succeeds();
     for repo in ["site/repos/app", "far/app"] {
-        let out = Command::new("restic")
+        let out = s
+            .restic_with_password(repo, "site/pw")
             .args(["snapshots", "--json", "--no-lock"])
-            .env("RESTIC_REPOSITORY", s.path(repo))
-            .env("RESTIC_PASSWORD_FILE", s.path("site/pw"))
-            .env("XDG_CACHE_HOME", s.path("cache"))
             .output()
             .unwrap_or_else(|e| panic!("restic: {e}"));
         let snaps: Value = serde_json::from_slice(&out.stdout)
@@ -752,11 +756,9 @@ fn the_original_example_backs_up_mariadb_and_postgres_containers_and_restores_th
     // restic's own view: the dump is a snapshot tagged dump:NAME in the
     // service's repository, next to the file snapshot of volumes/library.
     let repo = |r: &str| -> Vec<Value> {
-        let out = Command::new("restic")
+        let out = s
+            .restic_with_password(r, "alex/backup-password")
             .args(["snapshots", "--json", "--no-lock"])
-            .env("RESTIC_REPOSITORY", s.path(r))
-            .env("RESTIC_PASSWORD_FILE", s.path("alex/backup-password"))
-            .env("XDG_CACHE_HOME", s.path("cache"))
             .output()
             .unwrap_or_else(|e| panic!("restic: {e}"));
         match serde_json::from_slice(&out.stdout) {
@@ -853,8 +855,7 @@ fn the_original_example_backs_up_mariadb_and_postgres_containers_and_restores_th
 /// taken from wherever the command happens to run.
 #[test]
 fn relative_service_data_needs_docker_base() {
-    let s = Scenario::new();
-    s.simple(
+    let s = with_services(
         r#"[services.app]
 targets = ["local"]
 

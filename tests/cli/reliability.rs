@@ -79,9 +79,8 @@ fn daemon_hook(command: &str, timeout: u32) -> String {
 
 #[test]
 fn hook_that_starts_a_daemon_is_bounded_by_its_timeout_and_the_daemon_is_stopped() {
-    let s = Scenario::new();
     let s = one_service(
-        s,
+        Scenario::new(),
         &format!(
             "{}[[services.app.config.post_backup_hooks]]\nname = \"after\"\ncommand = \"touch {{root}}/post-ran\"\n",
             daemon_hook("setsid sleep 1004 & sleep 1004", 2)
@@ -132,8 +131,10 @@ fn sigterm_stops_a_run_whose_hook_daemon_holds_the_pipes() {
 
 #[test]
 fn hook_that_exits_leaving_a_daemon_on_its_pipes_does_not_hold_the_backup() {
-    let s = Scenario::new();
-    let s = one_service(s, &daemon_hook("setsid sleep 1004 & echo started", 300));
+    let s = one_service(
+        Scenario::new(),
+        &daemon_hook("setsid sleep 1004 & echo started", 300),
+    );
     let _sweep = Sweep(&s, "sleep 1004");
     let (done, took) = Background::start(&s, &["run"]).finish_within(Duration::from_secs(60));
     done.succeeds();
@@ -264,8 +265,7 @@ fn kill_9_of_the_manager_takes_restic_with_it_and_the_next_run_never_overlaps() 
 
 #[test]
 fn a_process_left_by_an_earlier_killed_run_is_stopped_and_named() {
-    let s = Scenario::new();
-    let s = one_service(s, "");
+    let s = one_service(Scenario::new(), "");
     let _sweep = Sweep(&s, "sleep 1006");
     // What a manager killed where the parent-death signal does not exist
     // leaves behind: a child carrying that (dead) manager's mark.
@@ -321,9 +321,8 @@ fn sigterm_to_setup_leaves_no_restic_behind() {
 
 #[test]
 fn refused_overlapping_run_does_not_turn_health_failed_but_a_hung_holder_is_named() {
-    let s = Scenario::new();
     let s = one_service(
-        s,
+        Scenario::new(),
         r#"[[services.app.config.pre_backup_hooks]]
 name = "wait"
 command = "touch {root}/started; for i in $(seq 600); do [ -e {root}/release ] && break; sleep 0.1; done"
@@ -437,13 +436,11 @@ fn quoted_after(text: &str, after: &str) -> String {
 #[test]
 fn a_damaged_history_is_moved_aside_and_the_backup_runs_anyway() {
     let rx = crate::receiver::Receiver::start(&[]);
-    let s = one_service(
-        Scenario::new(),
-        &format!(
-            "[notifiers.hook]\ntype = \"webhook\"\nurl = \"{}\"\n",
-            rx.url("/hook")
-        ),
+    let hook = format!(
+        "[notifiers.hook]\ntype = \"webhook\"\nurl = \"{}\"\n",
+        rx.url("/hook")
     );
+    let s = one_service(Scenario::new(), &hook);
     s.run(&["run"]).succeeds();
     let file = history_file(&s);
     let garbage: Vec<u8> = (0..8192u32)
@@ -529,8 +526,7 @@ fn a_damaged_history_is_moved_aside_and_the_backup_runs_anyway() {
 
 #[test]
 fn a_read_only_history_is_read_by_status_metrics_and_snapshots_and_run_goes_on_unrecorded() {
-    let s = Scenario::new();
-    let s = one_service(s, "");
+    let s = one_service(Scenario::new(), "");
     s.run(&["run"]).succeeds();
     let dir = s.path("state/restic-manager");
     let file = history_file(&s);
@@ -568,8 +564,7 @@ fn a_read_only_history_is_read_by_status_metrics_and_snapshots_and_run_goes_on_u
 
 #[test]
 fn a_read_only_shm_left_behind_does_not_make_every_run_a_warning() {
-    let s = Scenario::new();
-    let s = one_service(s, "");
+    let s = one_service(Scenario::new(), "");
     s.run(&["run"]).succeeds();
     let file = history_file(&s);
     let shm = sidecar(&file, "-shm");
@@ -604,8 +599,7 @@ fn a_read_only_shm_left_behind_does_not_make_every_run_a_warning() {
 #[test]
 fn a_locked_history_holds_the_backup_up_for_seconds_not_forever() {
     use std::io::{BufRead, BufReader, Read, Write};
-    let s = Scenario::new();
-    let s = one_service(s, "");
+    let s = one_service(Scenario::new(), "");
     s.run(&["run"]).succeeds();
     let file = history_file(&s);
     // Another process holds the database exclusively (a `sqlite3` session

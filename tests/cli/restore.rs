@@ -45,8 +45,7 @@ fn inside(s: &Scenario, folder: &Path, rel: &str) -> PathBuf {
 
 #[test]
 fn latest_goes_to_a_new_folder_named_after_service_and_snapshot() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     let id = backup(&s);
     let d = s.restore_latest("docs", &[]);
     d.succeeds()
@@ -60,8 +59,7 @@ fn latest_goes_to_a_new_folder_named_after_service_and_snapshot() {
 
 #[test]
 fn a_given_id_restores_that_version_into_target() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     let first = backup(&s);
     s.write("data/docs/a.txt", "changed later");
     let second = backup(&s);
@@ -92,8 +90,7 @@ fn a_given_id_restores_that_version_into_target() {
 
 #[test]
 fn include_restores_just_that_file() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     backup(&s);
     let d = s.restore_latest("docs", &["-t", "one", "--include", "sub/b.txt"]);
     d.succeeds().stdout_has("restored 1 file,");
@@ -104,8 +101,7 @@ fn include_restores_just_that_file() {
 
 #[test]
 fn in_place_with_yes_brings_back_modified_and_deleted_files() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     backup(&s);
     s.write("data/docs/a.txt", "broken");
     std::fs::remove_file(s.path("data/docs/sub/b.txt")).unwrap_or_else(|e| panic!("rm: {e}"));
@@ -127,8 +123,7 @@ fn in_place_with_yes_brings_back_modified_and_deleted_files() {
 
 #[test]
 fn a_target_that_is_not_empty_needs_overwrite() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     backup(&s);
     s.write("busy/mine.txt", "mine");
     s.restore_latest("docs", &["-t", "busy"])
@@ -148,8 +143,7 @@ fn a_target_that_is_not_empty_needs_overwrite() {
 
 #[test]
 fn an_unknown_snapshot_lists_the_nearest_ids() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     let id = backup(&s);
     // Same first seven characters, a different last one.
     let last = if id.ends_with('0') { '1' } else { '0' };
@@ -164,8 +158,7 @@ fn an_unknown_snapshot_lists_the_nearest_ids() {
 
 #[test]
 fn a_path_that_is_not_in_the_snapshot_is_refused_with_suggestions() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     let id = backup(&s);
     s.restore_latest("docs", &["--include", "sub/a.txt"])
         .code(2)
@@ -179,9 +172,8 @@ fn a_path_that_is_not_in_the_snapshot_is_refused_with_suggestions() {
 
 #[test]
 fn without_a_terminal_a_missing_choice_names_the_flag_and_the_choices() {
-    let s = Scenario::new();
     let s = docs(
-        s,
+        Scenario::new(),
         "[services.wiki]\ntargets = [\"local\"]\n[services.wiki.config]\npaths = [\"{root}/data/docs\"]\n",
     );
     let id = backup(&s);
@@ -199,8 +191,7 @@ fn without_a_terminal_a_missing_choice_names_the_flag_and_the_choices() {
 
 #[test]
 fn preview_shows_counts_and_entries_and_writes_nothing() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     let id = backup(&s);
     let d = s.restore_latest("docs", &["--preview"]);
     d.succeeds()
@@ -258,8 +249,7 @@ fn dump_snapshot(s: &Scenario, name: &str, filename: &str, content: &str) {
 
 #[test]
 fn a_dump_streams_into_a_file_or_a_command() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     backup(&s);
     dump_snapshot(&s, "notes", "db/notes.sql", "CREATE TABLE t;\nINSERT 1;\n");
 
@@ -339,8 +329,7 @@ impl Drop for SmallDisk {
 
 #[test]
 fn not_enough_disk_space_is_reported_as_such() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     // 3 MiB that do not compress.
     let big: Vec<u8> = (0..3 * 1024 * 1024u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
@@ -364,9 +353,8 @@ fn not_enough_disk_space_is_reported_as_such() {
 #[test]
 fn interactive_restore_through_a_terminal() {
     use expectrl::{Eof, Expect};
-    let s = Scenario::new();
     let s = docs(
-        s,
+        Scenario::new(),
         "[services.aaa]\ntargets = [\"local\"]\n[services.aaa.config]\npaths = [\"{root}/data/docs\"]\n",
     );
     let first = backup(&s);
@@ -463,8 +451,7 @@ fn a_configured_dump_restores_through_its_restore_command_or_a_file() {
 /// `--destination` picks one, and an unknown one lists the targets.
 #[test]
 fn the_first_readable_destination_is_used_and_named() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     let id = backup(&s);
     s.config(&format!(
         "{}\n[destinations.gone]\ntype = \"local\"\npath = \"{{root}}/nowhere\"\n",
@@ -488,8 +475,7 @@ fn the_first_readable_destination_is_used_and_named() {
 #[test]
 fn interactive_dump_restore_into_a_file() {
     use expectrl::{Eof, Expect};
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     backup(&s);
     dump_snapshot(&s, "notes", "notes.sql", "CREATE TABLE t;\n");
 
@@ -692,8 +678,7 @@ fn interactive_volume_restore() {
 /// service's own repository are still found.
 #[test]
 fn snapshots_without_the_service_tag_are_used_when_there_are_no_others() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     let data = s.path("data/docs");
     s.restic("repo/docs", &["backup", "--quiet", &data.to_string_lossy()])
         .succeeds();
@@ -712,8 +697,7 @@ fn snapshots_without_the_service_tag_are_used_when_there_are_no_others() {
 fn cancelling_on_the_terminal_restores_nothing() {
     use expectrl::process::unix::WaitStatus;
     use expectrl::{Eof, Expect};
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     let id = backup(&s);
     let spawn = |args: &[&str]| restore_in_a_pty(&s, args);
     let exit = |p: &mut expectrl::session::OsSession| match p.get_process().wait() {
