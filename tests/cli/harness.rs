@@ -933,6 +933,25 @@ pub mod db {
     }
 }
 
+/// Calls `f` every `every` until it gives a value; fails the test with
+/// `why()` once `limit` has passed.
+#[track_caller]
+pub fn poll<T>(
+    limit: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> Option<T>,
+    why: impl Fn() -> String,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "{}", why());
+        std::thread::sleep(every);
+    }
+}
+
 /// Polls until `cond` holds; panics with `what` after `limit`.
 #[track_caller]
 pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {

@@ -172,10 +172,7 @@ fn a_path_that_is_not_in_the_snapshot_is_refused_with_suggestions() {
 
 #[test]
 fn without_a_terminal_a_missing_choice_names_the_flag_and_the_choices() {
-    let s = docs(
-        Scenario::new(),
-        "[services.wiki]\ntargets = [\"local\"]\n[services.wiki.config]\npaths = [\"{root}/data/docs\"]\n",
-    );
+    let s = docs(Scenario::new(), "").service("wiki", |w| w.path("{root}/data/docs"));
     let id = backup(&s);
     s.run(&["restore"])
         .code(2)
@@ -353,10 +350,7 @@ fn not_enough_disk_space_is_reported_as_such() {
 #[test]
 fn interactive_restore_through_a_terminal() {
     use expectrl::{Eof, Expect};
-    let s = docs(
-        Scenario::new(),
-        "[services.aaa]\ntargets = [\"local\"]\n[services.aaa.config]\npaths = [\"{root}/data/docs\"]\n",
-    );
+    let s = docs(Scenario::new(), "").service("aaa", |w| w.path("{root}/data/docs"));
     let first = backup(&s);
     s.write("data/docs/sub/b.txt", "newer");
     let id = backup(&s);
@@ -372,9 +366,7 @@ fn interactive_restore_through_a_terminal() {
     p.expect(id.as_str())
         .unwrap_or_else(|e| panic!("newest snapshot in the table: {e}"));
     // Its size, from the run history (restic 0.14 keeps none).
-    p.expect("10 B")
-        .unwrap_or_else(|e| panic!("size column: {e}"));
-    p.send(ENTER).unwrap_or_else(|e| panic!("send: {e}"));
+    step(&mut p, "10 B", ENTER);
     step(&mut p, "What to restore", &format!("{DOWN}{ENTER}"));
     step(&mut p, "Path (absolute", &format!("sub/b.txt{ENTER}"));
     step(&mut p, "Another path", ENTER);
@@ -706,9 +698,7 @@ fn cancelling_on_the_terminal_restores_nothing() {
     };
 
     let mut p = spawn(&[]);
-    p.expect("Snapshot (newest first)")
-        .unwrap_or_else(|e| panic!("table: {e}"));
-    p.send("\x1b").unwrap_or_else(|e| panic!("send: {e}"));
+    step(&mut p, "Snapshot (newest first)", "\x1b");
     p.expect("cancelled; nothing was restored")
         .unwrap_or_else(|e| panic!("cancel: {e}"));
     p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));
@@ -719,9 +709,7 @@ fn cancelling_on_the_terminal_restores_nothing() {
     let mut p = spawn(&["-s", "docs", "--snapshot", "latest", "--in-place"]);
     p.expect("would restore 2 files")
         .unwrap_or_else(|e| panic!("preview: {e}"));
-    p.expect("replacing what is there now?")
-        .unwrap_or_else(|e| panic!("question: {e}"));
-    p.send("n").unwrap_or_else(|e| panic!("send: {e}"));
+    step(&mut p, "replacing what is there now?", "n");
     p.expect("nothing was restored")
         .unwrap_or_else(|e| panic!("declined: {e}"));
     p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));

@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use reqwest::blocking::{Client, Response};
 use serde_json::Value;
 
-use crate::harness::{Scenario, free_port};
+use crate::harness::{Scenario, free_port, poll};
 use crate::receiver::Receiver;
 
 /// `app` backs up `{root}/data/app` (a file, a sub folder) to `local`;
@@ -183,19 +183,18 @@ impl Server {
     /// Waits until the service's dashboard job is done; returns it.
     #[track_caller]
     pub fn wait_job(&self, service: &str) -> Value {
-        let start = Instant::now();
-        loop {
-            let j = self.json(&format!("/api/services/{service}/job"));
-            if j["state"] == "done" {
-                return j;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(90),
-                "job did not finish: {j}\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let last = std::cell::RefCell::new(Value::Null);
+        poll(
+            Duration::from_secs(90),
+            Duration::from_millis(100),
+            || {
+                let j = self.json(&format!("/api/services/{service}/job"));
+                let done = (j["state"] == "done").then(|| j.clone());
+                *last.borrow_mut() = j;
+                done
+            },
+            || format!("job did not finish: {}\n{}", last.borrow(), self.log()),
+        )
     }
 
     /// Sends `sig` and waits for the exit status.
@@ -203,18 +202,12 @@ impl Server {
         let mut ch = self.child.take().unwrap_or_else(|| panic!("not running"));
         let pid = nix::unistd::Pid::from_raw(i32::try_from(ch.id()).unwrap_or(0));
         let _ = nix::sys::signal::kill(pid, sig);
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(st)) = ch.try_wait() {
-                return st;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "serve did not stop:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        poll(
+            Duration::from_secs(60),
+            Duration::from_millis(50),
+            || ch.try_wait().ok().flatten(),
+            || format!("serve did not stop:\n{}", self.log()),
+        )
     }
 }
 
