@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use expectrl::session::OsSession;
 
-use crate::harness::{PASSWORD, Scenario, read, require_component};
+use crate::harness::{Done, PASSWORD, Scenario, read, require_component};
 
 /// Service `docs` backing up `{root}/data/docs` (a.txt, sub/b.txt) to
 /// `local`, plus `extra` after its config (keys or whole services); the
@@ -22,6 +22,13 @@ fn docs(s: Scenario, extra: &str) -> Scenario {
         .file("data/docs/sub/b.txt", "world")
         .service("docs", |d| d.path("{root}/data/docs").config(extra))
         .repos(&["repo/docs"])
+}
+
+/// `--json restore -s docs ARGS`.
+fn json_restore(s: &Scenario, args: &[&str]) -> Done {
+    let mut all = vec!["--json", "restore", "-s", "docs"];
+    all.extend_from_slice(args);
+    s.run(&all)
 }
 
 /// Backs up `docs` and returns the new snapshot's short id.
@@ -65,16 +72,7 @@ fn a_given_id_restores_that_version_into_target() {
     let second = backup(&s);
     assert_ne!(first, second);
     let target = s.path("out");
-    let d = s.run(&[
-        "--json",
-        "restore",
-        "-s",
-        "docs",
-        "--snapshot",
-        &first[..6],
-        "--target",
-        "out",
-    ]);
+    let d = json_restore(&s, &["--snapshot", &first[..6], "--target", "out"]);
     d.succeeds();
     assert_eq!(read(&inside(&s, &target, "data/docs/a.txt")), "hello");
     let j = d.json();
@@ -250,18 +248,17 @@ fn a_dump_streams_into_a_file_or_a_command() {
     backup(&s);
     dump_snapshot(&s, "notes", "db/notes.sql", "CREATE TABLE t;\nINSERT 1;\n");
 
-    let d = s.run(&[
-        "--json",
-        "restore",
-        "-s",
-        "docs",
-        "--snapshot",
-        "latest",
-        "--dump",
-        "notes",
-        "--to-file",
-        "notes.sql",
-    ]);
+    let d = json_restore(
+        &s,
+        &[
+            "--snapshot",
+            "latest",
+            "--dump",
+            "notes",
+            "--to-file",
+            "notes.sql",
+        ],
+    );
     d.succeeds();
     assert_eq!(read(&s.path("notes.sql")), "CREATE TABLE t;\nINSERT 1;\n");
     assert_eq!(d.json()["bytes"], 26);
@@ -361,8 +358,7 @@ fn interactive_restore_through_a_terminal() {
     const ENTER: &str = "\r";
     // Services in file order: docs, aaa.
     step(&mut p, "Service to restore from", ENTER);
-    p.expect("Snapshot (newest first)")
-        .unwrap_or_else(|e| panic!("snapshot table: {e}"));
+    sees(&mut p, "Snapshot (newest first)");
     p.expect(id.as_str())
         .unwrap_or_else(|e| panic!("newest snapshot in the table: {e}"));
     // Its size, from the run history (restic 0.14 keeps none).
@@ -371,11 +367,9 @@ fn interactive_restore_through_a_terminal() {
     step(&mut p, "Path (absolute", &format!("sub/b.txt{ENTER}"));
     step(&mut p, "Another path", ENTER);
     step(&mut p, "Restore to", ENTER);
-    p.expect("would restore 1 file,")
-        .unwrap_or_else(|e| panic!("preview: {e}"));
+    sees(&mut p, "would restore 1 file,");
     step(&mut p, "Restore?", "y");
-    p.expect("restored 1 file,")
-        .unwrap_or_else(|e| panic!("result: {e}"));
+    sees(&mut p, "restored 1 file,");
     p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));
 
     let folder = s.path(&format!("restore-docs-{id}"));
@@ -472,17 +466,14 @@ fn interactive_dump_restore_into_a_file() {
     dump_snapshot(&s, "notes", "notes.sql", "CREATE TABLE t;\n");
 
     let mut p = restore_in_a_pty(&s, &[]);
-    p.expect("service: docs (the only one)")
-        .unwrap_or_else(|e| panic!("service: {e}"));
+    sees(&mut p, "service: docs (the only one)");
     // Newest first: the dump.
     step(&mut p, "dump:notes", "\r");
     step(&mut p, "Restore dump `notes`", "\r");
     step(&mut p, "File", "out.sql\r");
-    p.expect("would restore dump `notes` into `")
-        .unwrap_or_else(|e| panic!("preview: {e}"));
+    sees(&mut p, "would restore dump `notes` into `");
     step(&mut p, "Restore?", "y");
-    p.expect("restored dump `notes`")
-        .unwrap_or_else(|e| panic!("result: {e}"));
+    sees(&mut p, "restored dump `notes`");
     p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));
     assert_eq!(read(&s.path("out.sql")), "CREATE TABLE t;\n");
 }
@@ -494,6 +485,13 @@ fn restore_in_a_pty(s: &Scenario, args: &[&str]) -> OsSession {
     let mut p = expectrl::Session::spawn(cmd).unwrap_or_else(|e| panic!("spawn in a pty: {e}"));
     p.set_expect_timeout(Some(Duration::from_secs(60)));
     p
+}
+
+/// Waits for `want` on the terminal.
+fn sees(p: &mut OsSession, want: &str) {
+    use expectrl::Expect;
+    p.expect(want)
+        .unwrap_or_else(|e| panic!("waiting for {want:?}: {e}"));
 }
 
 /// Waits for `want` on the terminal, then types `keys`.
@@ -699,19 +697,16 @@ fn cancelling_on_the_terminal_restores_nothing() {
 
     let mut p = spawn(&[]);
     step(&mut p, "Snapshot (newest first)", "\x1b");
-    p.expect("cancelled; nothing was restored")
-        .unwrap_or_else(|e| panic!("cancel: {e}"));
+    sees(&mut p, "cancelled; nothing was restored");
     p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));
     assert_eq!(exit(&mut p), 1);
 
     // All flags given but `--in-place`: the terminal is asked, "n" stops it.
     s.write("data/docs/a.txt", "mine");
     let mut p = spawn(&["-s", "docs", "--snapshot", "latest", "--in-place"]);
-    p.expect("would restore 2 files")
-        .unwrap_or_else(|e| panic!("preview: {e}"));
+    sees(&mut p, "would restore 2 files");
     step(&mut p, "replacing what is there now?", "n");
-    p.expect("nothing was restored")
-        .unwrap_or_else(|e| panic!("declined: {e}"));
+    sees(&mut p, "nothing was restored");
     p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));
     assert_eq!(exit(&mut p), 1);
     assert_eq!(read(&s.path("data/docs/a.txt")), "mine");

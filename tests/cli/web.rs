@@ -237,6 +237,16 @@ pub fn client() -> Client {
         .unwrap_or_else(|e| panic!("client: {e}"))
 }
 
+/// `r` sends the browser to `to`.
+#[track_caller]
+fn redirects(r: &Response, to: &str) {
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers().get("location").and_then(|v| v.to_str().ok()),
+        Some(to)
+    );
+}
+
 fn newest_snapshot(s: &Scenario) -> String {
     let snaps = s.snapshots("repo/app");
     snaps
@@ -299,11 +309,7 @@ fn every_api_route_needs_the_token_and_answers_what_the_cli_says() {
         .get(srv.url("/services/app"))
         .send()
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        r.headers().get("location").and_then(|v| v.to_str().ok()),
-        Some("/login?next=/services/app")
-    );
+    redirects(&r, "/login?next=/services/app");
 
     // /api/status tells what `status --json` tells.
     let cli = s.run(&["status", "--json"]).json();
@@ -432,10 +438,12 @@ fn traversal_bad_ids_and_unknown_names_are_refused() {
         }
     }
     // A path that is simply not in the snapshot: 404.
-    let r = srv.get("/api/snapshots/app/latest/download?path=/etc/passwd");
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = srv.get(&format!("/api/snapshots/app/latest/files?path={data}/nope"));
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    for path in [
+        "/api/snapshots/app/latest/download?path=/etc/passwd".to_string(),
+        format!("/api/snapshots/app/latest/files?path={data}/nope"),
+    ] {
+        assert_eq!(srv.get(&path).status(), StatusCode::NOT_FOUND, "{path}");
+    }
 
     // Snapshot ids: hex of 8–64 characters or `latest`.
     for id in [
@@ -452,8 +460,8 @@ fn traversal_bad_ids_and_unknown_names_are_refused() {
     // Valid but unknown: 404, not 500.
     let r = srv.get("/api/snapshots/app/deadbeef/files?path=/");
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "{:?}", r.text());
-    let r = srv.get("/api/snapshots/app/deadbeefdeadbeef/download?path=/x");
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let unknown = "/api/snapshots/app/deadbeefdeadbeef/download?path=/x";
+    assert_eq!(srv.get(unknown).status(), StatusCode::NOT_FOUND);
 
     // Unknown services and destinations: 404 on every route.
     for path in [
@@ -631,11 +639,7 @@ fn browser_session_needs_csrf_for_every_action() {
         .form(&[("csrf", csrf.as_str())])
         .send()
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        r.headers().get("location").and_then(|v| v.to_str().ok()),
-        Some("/services/app/job")
-    );
+    redirects(&r, "/services/app/job");
     let job = srv.wait_job("app");
     assert_eq!(job["outcome"], "ok", "{job}");
     let live = session
