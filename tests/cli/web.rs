@@ -237,6 +237,14 @@ pub fn client() -> Client {
         .unwrap_or_else(|e| panic!("client: {e}"))
 }
 
+/// The body of a GET of `url` by client `c`.
+fn text_of(c: &Client, url: String) -> String {
+    c.get(url)
+        .send()
+        .and_then(Response::text)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// `r` sends the browser to `to`.
 #[track_caller]
 fn redirects(r: &Response, to: &str) {
@@ -540,11 +548,7 @@ fn login(srv: &Server) -> (Client, String, String) {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let page = c
-        .get(srv.url("/"))
-        .send()
-        .and_then(Response::text)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let page = text_of(&c, srv.url("/"));
     let csrf = page
         .split("name=\"csrf\" value=\"")
         .nth(1)
@@ -580,22 +584,14 @@ fn browser_session_needs_csrf_for_every_action() {
     assert!(!cookie.contains(&srv.token), "{cookie}");
 
     // The overview shows the real backup.
-    let page = session
-        .get(srv.url("/"))
-        .send()
-        .and_then(Response::text)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let page = text_of(&session, srv.url("/"));
     assert!(page.contains("href=\"/services/app\""), "{page}");
     assert!(page.contains("badge ok"), "{page}");
     assert!(page.contains("<svg class=\"spark\""), "{page}");
     // No page shows the token or the repository password.
     let pw = std::fs::read_to_string(s.path("pw")).unwrap_or_default();
     for path in ["/", "/services/app", "/services/app/runs/1"] {
-        let p = session
-            .get(srv.url(path))
-            .send()
-            .and_then(Response::text)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let p = text_of(&session, srv.url(path));
         assert!(!p.contains(&srv.token), "token on {path}");
         assert!(!p.contains(pw.trim()), "password on {path}");
     }
@@ -642,11 +638,7 @@ fn browser_session_needs_csrf_for_every_action() {
     redirects(&r, "/services/app/job");
     let job = srv.wait_job("app");
     assert_eq!(job["outcome"], "ok", "{job}");
-    let live = session
-        .get(srv.url("/services/app/job"))
-        .send()
-        .and_then(Response::text)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let live = text_of(&session, srv.url("/services/app/job"));
     assert!(live.contains("Finished."), "{live}");
 
     // Logging out ends the session.
