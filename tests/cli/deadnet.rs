@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{Scenario, free_port};
+use crate::harness::{Done, Scenario, free_port};
 
 /// restic 0.18 and 0.19 as Debian ships them (scripts/restic-versions.sh).
 /// Missing is a failure, never a skip.
@@ -116,6 +116,18 @@ fn assert_dead(all: &[Value]) {
     }
 }
 
+/// Runs the binary with `args`: it fails (exit 1) within `limit` seconds
+/// (`what` names it when it does not).
+#[track_caller]
+fn fails_within(s: &Scenario, args: &[&str], limit: u64, what: &str) -> (Done, Duration) {
+    let t = Instant::now();
+    let d = s.run(args);
+    let took = t.elapsed();
+    d.code(1);
+    assert!(took < Duration::from_secs(limit), "{what} took {took:?}");
+    (d, took)
+}
+
 #[test]
 fn dead_destinations_fail_in_seconds_while_the_local_one_backs_up_on_every_restic() {
     for (version, binary) in versions() {
@@ -136,14 +148,7 @@ fn dead_destinations_fail_in_seconds_while_the_local_one_backs_up_on_every_resti
             t.elapsed()
         );
 
-        let t = Instant::now();
-        let d = s.run(&["run", "--json"]);
-        let took = t.elapsed();
-        d.code(1);
-        assert!(
-            took < Duration::from_secs(20),
-            "{version}: run took {took:?}"
-        );
+        let (d, _) = fails_within(&s, &["run", "--json"], 20, &format!("{version}: run"));
         let v = d.json();
         let all = targets(&v);
         let local = target(&all, "local");
@@ -153,13 +158,11 @@ fn dead_destinations_fail_in_seconds_while_the_local_one_backs_up_on_every_resti
         assert_eq!(v["services"][0]["error_class"], "unreachable", "{version}");
 
         // `status --live` asks every destination and answers as fast.
-        let t = Instant::now();
-        let d = s.run(&["status", "--live", "--json"]);
-        let took = t.elapsed();
-        d.code(1);
-        assert!(
-            took < Duration::from_secs(20),
-            "{version}: status --live took {took:?}"
+        let (d, _) = fails_within(
+            &s,
+            &["status", "--live", "--json"],
+            20,
+            &format!("{version}: status --live"),
         );
         let v = d.json();
         let dests = v[0]["destinations"].as_array().cloned().unwrap_or_default();
@@ -175,14 +178,7 @@ fn dead_destinations_fail_in_seconds_while_the_local_one_backs_up_on_every_resti
         assert_eq!(target(&dests, "local")["state"], "ok", "{version}");
 
         // `verify` likewise checks the local repository and reports the rest.
-        let t = Instant::now();
-        let d = s.run(&["verify", "--json"]);
-        let took = t.elapsed();
-        d.code(1);
-        assert!(
-            took < Duration::from_secs(20),
-            "{version}: verify took {took:?}"
-        );
+        let (d, _) = fails_within(&s, &["verify", "--json"], 20, &format!("{version}: verify"));
         let v = d.json();
         let all = v["verifies"].as_array().cloned().unwrap_or_default();
         assert_eq!(target(&all, "local")["outcome"], "ok", "{version}");
@@ -211,11 +207,7 @@ fn copy_mode_with_a_dead_primary_backs_up_to_the_next_target_and_copies_on() {
         &["rest_down", "local", "hang", "second"],
     );
     let _ = s.run(&["setup"]);
-    let t = Instant::now();
-    let d = s.run(&["run", "--json"]);
-    let took = t.elapsed();
-    d.code(1);
-    assert!(took < Duration::from_secs(20), "run took {took:?}");
+    let (d, _) = fails_within(&s, &["run", "--json"], 20, "run");
     let v = d.json();
     let all = targets(&v);
     // `local` took the dead primary's place; `second` got a copy of it.
@@ -250,11 +242,7 @@ fn the_default_connect_timeout_reports_a_silent_server_within_a_minute() {
     s.run(&["setup"]).succeeds();
     let text = std::fs::read_to_string(s.config_path()).unwrap_or_default();
     s.config(&text.replace("targets = [\"local\"]", "targets = [\"local\", \"hang\"]"));
-    let t = Instant::now();
-    let d = s.run(&["run", "--json"]);
-    let took = t.elapsed();
-    d.code(1);
-    assert!(took < Duration::from_secs(60), "run took {took:?}");
+    let (d, took) = fails_within(&s, &["run", "--json"], 60, "run");
     assert!(
         took >= Duration::from_secs(14),
         "the default is 15 s; took {took:?}"
@@ -288,14 +276,7 @@ fn a_restic_that_only_retries_is_stopped_after_the_stall_timeout() {
             "[destinations.rest_down]\nconnect_timeout_seconds = 0\n",
         ));
         let _ = s.run(&["setup"]);
-        let t = Instant::now();
-        let d = s.run(&["run", "--json"]);
-        let took = t.elapsed();
-        d.code(1);
-        assert!(
-            took < Duration::from_secs(30),
-            "{version}: run took {took:?}"
-        );
+        let (d, _) = fails_within(&s, &["run", "--json"], 30, &format!("{version}: run"));
         let all = targets(&d.json());
         assert_eq!(target(&all, "local")["outcome"], "ok", "{version}");
         let dead = target(&all, "rest_down");
@@ -356,11 +337,7 @@ fn a_dead_primary_never_keeps_the_containers_down_in_copy_mode() {
         ),
     ));
     let _ = s.run(&["setup"]);
-    let t = Instant::now();
-    let d = s.run(&["run", "--json"]);
-    let took = t.elapsed();
-    d.code(1);
-    assert!(took < Duration::from_secs(30), "run took {took:?}");
+    let (d, _) = fails_within(&s, &["run", "--json"], 30, "run");
     let v = d.json();
     let svc = &v["services"][0];
     assert_eq!(svc["containers_stopped"][0], app.0.as_str(), "{svc}");

@@ -134,10 +134,7 @@ fn all_postgres_databases_through_pg_dumpall() {
     s.run(&["run"]).succeeds();
     one_dump_snapshot(&s, "repo/pg", "pg", "all", "all.sql");
     // A drill wants pg_dumpall's completion comment at the end.
-    let (d, entry) = drill(&s);
-    d.succeeds();
-    assert_eq!(entry["check"], "pg_dumpall_complete", "{entry}");
-    assert_eq!(entry["outcome"], "ok", "{entry}");
+    drill_ok(&s, "pg_dumpall_complete");
     let whole = restic_dump(&s, "repo/pg", "/all.sql");
     pg.sql("postgres", "DROP DATABASE a1");
     pg.sql("postgres", "DROP DATABASE b2");
@@ -602,6 +599,25 @@ fn drill_classes(s: &Scenario) -> Vec<String> {
     )
 }
 
+/// The config of service `shop` with a `kind` dump of database `shop`
+/// (connection settings `conn`) and `extra` keys.
+fn shop_config(kind: &'static str, conn: String) -> impl Fn(&str) -> String {
+    move |extra| {
+        format!(
+            "[services.shop]\ntargets = [\"local\"]\n\n[[services.shop.config.dumps]]\nname = \"shop\"\ntype = \"{kind}\"\ndatabase = \"shop\"\n{conn}\npassword_file = \"{{root}}/dbpw\"\n{extra}\n"
+        )
+    }
+}
+
+/// A drill that succeeds with `check`.
+#[track_caller]
+fn drill_ok(s: &Scenario, check: &str) {
+    let (d, entry) = drill(s);
+    d.succeeds();
+    assert_eq!(entry["check"], check, "{entry}");
+    assert_eq!(entry["outcome"], "ok", "{entry}");
+}
+
 #[test]
 fn postgres_dump_drills_read_the_whole_archive_load_a_scratch_copy_and_catch_a_cut_dump() {
     let Some(pg) = Postgres::start() else { return };
@@ -610,20 +626,12 @@ fn postgres_dump_drills_read_the_whole_archive_load_a_scratch_copy_and_catch_a_c
         "shop",
         "CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 5000) g",
     );
-    let config = |extra: &str| {
-        format!(
-            "[services.shop]\ntargets = [\"local\"]\n\n[[services.shop.config.dumps]]\nname = \"shop\"\ntype = \"postgres\"\ndatabase = \"shop\"\n{}\npassword_file = \"{{root}}/dbpw\"\n{extra}\n",
-            pg.toml()
-        )
-    };
+    let config = shop_config("postgres", pg.toml());
     let s = ready(&config(""));
     s.run(&["run"]).succeeds();
 
     // The preset: pg_restore reads the whole archive.
-    let (d, entry) = drill(&s);
-    d.succeeds();
-    assert_eq!(entry["check"], "pg_restore", "{entry}");
-    assert_eq!(entry["outcome"], "ok", "{entry}");
+    drill_ok(&s, "pg_restore");
     s.run(&["verify", "--drill"])
         .succeeds()
         .stdout_has("dump shop (pg_restore)");
@@ -631,10 +639,7 @@ fn postgres_dump_drills_read_the_whole_archive_load_a_scratch_copy_and_catch_a_c
     // A scratch load: into `shop_drill`, dropped afterwards; the real
     // database is untouched.
     s.simple(&config("verify_scratch_database = \"shop_drill\""));
-    let (d, entry) = drill(&s);
-    d.succeeds();
-    assert_eq!(entry["check"], "scratch_load", "{entry}");
-    assert_eq!(entry["outcome"], "ok", "{entry}");
+    drill_ok(&s, "scratch_load");
     let scratch = "SELECT count(*) FROM pg_database WHERE datname = 'shop_drill'";
     assert_eq!(
         pg.sql("postgres", scratch),
@@ -684,18 +689,10 @@ fn mariadb_dump_drills_need_the_completion_line_and_load_a_scratch_copy() {
     db.sql(
         "CREATE DATABASE shop; USE shop; CREATE TABLE items (id INT PRIMARY KEY, name TEXT) ENGINE=InnoDB; INSERT INTO items SELECT seq, CONCAT('item ', seq) FROM seq_1_to_3000;",
     );
-    let config = |extra: &str| {
-        format!(
-            "[services.shop]\ntargets = [\"local\"]\n\n[[services.shop.config.dumps]]\nname = \"shop\"\ntype = \"mariadb\"\ndatabase = \"shop\"\n{}\npassword_file = \"{{root}}/dbpw\"\n{extra}\n",
-            db.toml()
-        )
-    };
+    let config = shop_config("mariadb", db.toml());
     let s = ready(&config(""));
     s.run(&["run"]).succeeds();
-    let (d, entry) = drill(&s);
-    d.succeeds();
-    assert_eq!(entry["check"], "mariadb_dump_complete", "{entry}");
-    assert_eq!(entry["outcome"], "ok", "{entry}");
+    drill_ok(&s, "mariadb_dump_complete");
 
     // The load goes into the scratch database only: rows deleted from the
     // live one since the dump stay deleted.
@@ -750,10 +747,7 @@ fn sqlite_dump_drills_load_it_into_memory_and_check_its_integrity() {
     );
     s.run(&["setup"]).succeeds();
     s.run(&["run"]).succeeds();
-    let (d, entry) = drill(&s);
-    d.succeeds();
-    assert_eq!(entry["check"], "sqlite_load", "{entry}");
-    assert_eq!(entry["outcome"], "ok", "{entry}");
+    drill_ok(&s, "sqlite_load");
 
     // Cut between two statements: each still loads, but the transaction
     // never commits.
