@@ -79,12 +79,9 @@ fn one_dump_snapshot(s: &Scenario, repo: &str, service: &str, name: &str, file: 
 
 #[test]
 fn postgres_database_round_trip_without_the_password_on_a_command_line() {
-    let Some(pg) = Postgres::start() else { return };
-    pg.sql("postgres", "CREATE DATABASE shop");
-    pg.sql(
-        "shop",
-        "CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 5000) g",
-    );
+    let Some(pg) = postgres_with("shop", SHOP_ITEMS) else {
+        return;
+    };
     let s = ready(&format!(
         "[services.shop]\ntargets = [\"local\"]\n\n[[services.shop.config.dumps]]\nname = \"shop\"\ntype = \"postgres\"\ndatabase = \"shop\"\n{}\npassword_file = \"{{root}}/dbpw\"\n",
         pg.toml()
@@ -370,12 +367,12 @@ fn a_dump_whose_background_child_holds_its_output_ends_with_the_command() {
 
 #[test]
 fn postgres_dump_failing_halfway_leaves_no_snapshot_and_the_files_are_still_backed_up() {
-    let Some(pg) = Postgres::start() else { return };
-    pg.sql("postgres", "CREATE DATABASE big");
-    pg.sql(
+    let Some(pg) = postgres_with(
         "big",
         "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 200000) g",
-    );
+    ) else {
+        return;
+    };
     let command = format!(
         "command = \"PGPASSWORD=$(cat {{root}}/dbpw) pg_dump -h 127.0.0.1 -p {} -U postgres big; exit 1\"",
         pg.port
@@ -599,6 +596,18 @@ fn drill_classes(s: &Scenario) -> Vec<String> {
     )
 }
 
+/// Table `items` of database `shop`: 5000 rows.
+const SHOP_ITEMS: &str = "CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 5000) g";
+
+/// A PostgreSQL server with database `db` made by `sql`; `None` (the test
+/// returns) where PostgreSQL is missing outside CI.
+fn postgres_with(db: &str, sql: &str) -> Option<Postgres> {
+    let pg = Postgres::start()?;
+    pg.sql("postgres", &format!("CREATE DATABASE {db}"));
+    pg.sql(db, sql);
+    Some(pg)
+}
+
 /// The config of service `shop` with a `kind` dump of database `shop`
 /// (connection settings `conn`) and `extra` keys.
 fn shop_config(kind: &'static str, conn: String) -> impl Fn(&str) -> String {
@@ -620,12 +629,9 @@ fn drill_ok(s: &Scenario, check: &str) {
 
 #[test]
 fn postgres_dump_drills_read_the_whole_archive_load_a_scratch_copy_and_catch_a_cut_dump() {
-    let Some(pg) = Postgres::start() else { return };
-    pg.sql("postgres", "CREATE DATABASE shop");
-    pg.sql(
-        "shop",
-        "CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 5000) g",
-    );
+    let Some(pg) = postgres_with("shop", SHOP_ITEMS) else {
+        return;
+    };
     let config = shop_config("postgres", pg.toml());
     let s = ready(&config(""));
     s.run(&["run"]).succeeds();
