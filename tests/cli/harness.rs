@@ -520,8 +520,17 @@ pub fn watching_cmdlines<T>(secrets: &[&str], f: impl FnOnce() -> T) -> (T, Vec<
             }
             (leaks, saw_backup)
         });
+        // Stops the watcher also when `f` panics: the scope would otherwise
+        // wait for it forever and the test would hang instead of failing.
+        struct Stop<'a>(&'a AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let stopper = Stop(&stop);
         let out = f();
-        stop.store(true, Ordering::Relaxed);
+        drop(stopper);
         let (leaks, saw_backup) = watcher
             .join()
             .unwrap_or_else(|_| panic!("cmdline watcher panicked"));
