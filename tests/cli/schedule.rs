@@ -17,10 +17,11 @@ pub(crate) fn crontab_lock() -> MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// [`crontab_lock`], and the user's crontab put back however the test ends.
-fn own_crontab() -> (MutexGuard<'static, ()>, RestoreCrontab) {
+/// The user's crontab, put back however the test ends, and then
+/// [`crontab_lock`] released (a tuple drops its first field first).
+fn own_crontab() -> (RestoreCrontab, MutexGuard<'static, ()>) {
     let serial = crontab_lock();
-    (serial, RestoreCrontab(crontab_list()))
+    (RestoreCrontab(crontab_list()), serial)
 }
 
 pub(crate) fn crontab_list() -> Option<String> {
