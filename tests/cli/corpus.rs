@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Done, Scenario};
+use crate::harness::{Done, Scenario, spawn_piped};
 
 /// How long one `validate` may take before the case counts as a hang.
 const CASE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -16,12 +16,7 @@ const CASE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Runs `cmd` to completion or kills it after [`CASE_TIMEOUT`]; `None`
 /// when it hung.
 fn run_bounded(mut cmd: Command) -> Option<Done> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn: {e}"));
+    let mut child = spawn_piped(&mut cmd, Stdio::null(), "spawn");
     let mut out = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
     let mut err = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
     let reader = std::thread::spawn(move || {
@@ -99,13 +94,7 @@ fn corpus_dir() -> PathBuf {
 #[test]
 fn every_corpus_file_is_refused_with_its_message() {
     let s = Scenario::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus_dir())
-        .unwrap_or_else(|e| panic!("tests/corpus: {e}"))
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
+    let files = crate::harness::files_with_ext(&corpus_dir(), "toml");
     assert!(files.len() >= 150, "only {} corpus files", files.len());
     let failures = in_parallel(&files, |f| {
         let name = f.display().to_string();
@@ -308,24 +297,34 @@ fn numeric_config(v: &ValueOf) -> String {
     ] {
         put(&mut svc, key);
     }
-    let mut hook = String::from(
-        "\n[[services.web.config.pre_backup_hooks]]\nname = \"prepare\"\ncommand = \"true\"\n",
-    );
-    put(&mut hook, "hook.timeout_seconds");
-    let mut dump = String::from(
-        "\n[[services.web.config.dumps]]\nname = \"notes\"\ncommand = \"echo notes\"\n",
-    );
-    put(&mut dump, "dump.timeout_seconds");
-    let mut notif = String::from("\n[notifications]\nnotify_on = [\"failure\"]\n");
-    put(&mut notif, "rate_limit_minutes");
-    let mut notifier = String::from(
-        "\n[notifiers.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\nnotify_on = [\"failure\"]\n",
-    );
-    put(&mut notifier, "notifier.timeout_seconds");
-    let mut sftp = String::from(
-        "\n[destinations.nas]\ntype = \"sftp\"\nhost = \"127.0.0.1\"\npath = \"/backup\"\n",
-    );
-    put(&mut sftp, "port");
+    // Each table with the key that `put` sets in it.
+    let [hook, dump, notif, notifier, sftp] = [
+        (
+            "\n[[services.web.config.pre_backup_hooks]]\nname = \"prepare\"\ncommand = \"true\"\n",
+            "hook.timeout_seconds",
+        ),
+        (
+            "\n[[services.web.config.dumps]]\nname = \"notes\"\ncommand = \"echo notes\"\n",
+            "dump.timeout_seconds",
+        ),
+        (
+            "\n[notifications]\nnotify_on = [\"failure\"]\n",
+            "rate_limit_minutes",
+        ),
+        (
+            "\n[notifiers.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\nnotify_on = [\"failure\"]\n",
+            "notifier.timeout_seconds",
+        ),
+        (
+            "\n[destinations.nas]\ntype = \"sftp\"\nhost = \"127.0.0.1\"\npath = \"/backup\"\n",
+            "port",
+        ),
+    ]
+    .map(|(table, key)| {
+        let mut text = String::from(table);
+        put(&mut text, key);
+        text
+    });
     format!(
         "{g}\n[destinations.local]\ntype = \"local\"\npath = \"{{root}}/repo\"\n{sftp}{svc}\n[services.web.config]\npaths = [\"{{root}}/src\"]\n{hook}{dump}{notif}{notifier}"
     )

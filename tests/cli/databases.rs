@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::harness::{free_port, installed, require_component};
+use crate::harness::{feed, free_port, installed, require_component, stdout_ok};
 
 /// The database password every test server uses.
 pub const PASSWORD: &str = "pw-Zk83jqX1";
@@ -55,17 +55,7 @@ fn run_as(user: &str, program: &Path, args: &[&str]) -> std::process::Output {
 
 /// The newest installed PostgreSQL server's `bin` folder.
 fn pg_bin() -> PathBuf {
-    let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
-        .collect();
-    versions.sort_unstable();
-    PathBuf::from(format!(
-        "/usr/lib/postgresql/{}/bin",
-        versions.last().copied().unwrap_or(15)
-    ))
+    crate::harness::pg_bin().unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"))
 }
 
 /// A private PostgreSQL cluster: superuser `postgres` with [`PASSWORD`]
@@ -113,22 +103,11 @@ impl Postgres {
             dir.path().display()
         );
         let log = dir.path().join("log");
-        let out = run_as(
-            "postgres",
-            &bin.join("pg_ctl"),
-            &[
-                "-D",
-                &data.to_string_lossy(),
-                "-o",
-                &opts,
-                "-l",
-                &log.to_string_lossy(),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        );
+        let (data, log_s) = (data.to_string_lossy(), log.to_string_lossy());
+        let start = [
+            "-D", &data, "-o", &opts, "-l", &log_s, "-w", "-t", "60", "start",
+        ];
+        let out = run_as("postgres", &bin.join("pg_ctl"), &start);
         assert!(
             out.status.success(),
             "pg_ctl start failed: {}\n{}",
@@ -141,19 +120,14 @@ impl Postgres {
     /// `psql` on `db` as `postgres` over TCP; returns the unaligned rows.
     #[track_caller]
     pub fn sql(&self, db: &str, sql: &str) -> String {
-        let out = Command::new("psql")
-            .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
-            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db])
-            .args(["-c", sql])
-            .env("PGPASSWORD", PASSWORD)
-            .output()
-            .unwrap_or_else(|e| panic!("psql: {e}"));
-        assert!(
-            out.status.success(),
-            "psql {sql:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        stdout_ok(
+            Command::new("psql")
+                .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
+                .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db])
+                .args(["-c", sql])
+                .env("PGPASSWORD", PASSWORD),
+            &format!("psql {sql:?}"),
+        )
     }
 
     /// The connection settings of a preset dump (without `password_file`).
@@ -269,7 +243,7 @@ impl Mariadb {
         }
         // The statement goes on stdin: with `-e` the password would sit on a
         // command line, where a concurrent test's argv watcher sees it.
-        let mut client = Command::new("mariadb")
+        let client = Command::new("mariadb")
             .args(["--no-defaults", "-u", "root"])
             .arg(format!("--socket={}", sock.display()))
             .stdin(std::process::Stdio::piped())
@@ -277,21 +251,10 @@ impl Mariadb {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("mariadb: {e}"));
-        {
-            use std::io::Write;
-            let mut stdin = client
-                .stdin
-                .take()
-                .unwrap_or_else(|| panic!("mariadb: no stdin"));
-            write!(
-                stdin,
-                "CREATE USER 'tester'@'%' IDENTIFIED BY '{PASSWORD}'; GRANT ALL ON *.* TO 'tester'@'%' WITH GRANT OPTION;"
-            )
-            .unwrap_or_else(|e| panic!("mariadb stdin: {e}"));
-        }
-        let out = client
-            .wait_with_output()
-            .unwrap_or_else(|e| panic!("mariadb: {e}"));
+        let grant = format!(
+            "CREATE USER 'tester'@'%' IDENTIFIED BY '{PASSWORD}'; GRANT ALL ON *.* TO 'tester'@'%' WITH GRANT OPTION;"
+        );
+        let out = feed(client, grant.as_bytes(), "mariadb");
         assert!(
             out.status.success(),
             "creating the test user failed: {}",
@@ -303,18 +266,13 @@ impl Mariadb {
     /// `mariadb` as `tester` over TCP; returns the tab-separated rows.
     #[track_caller]
     pub fn sql(&self, sql: &str) -> String {
-        let out = Command::new("mariadb")
-            .args(["--no-defaults", "-N", "-B", "-h", "127.0.0.1"])
-            .args(["-P", &self.port.to_string(), "-u", "tester", "-e", sql])
-            .env("MYSQL_PWD", PASSWORD)
-            .output()
-            .unwrap_or_else(|e| panic!("mariadb: {e}"));
-        assert!(
-            out.status.success(),
-            "mariadb {sql:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        stdout_ok(
+            Command::new("mariadb")
+                .args(["--no-defaults", "-N", "-B", "-h", "127.0.0.1"])
+                .args(["-P", &self.port.to_string(), "-u", "tester", "-e", sql])
+                .env("MYSQL_PWD", PASSWORD),
+            &format!("mariadb {sql:?}"),
+        )
     }
 
     /// The connection settings of a preset dump (without `password_file`).

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{Scenario, free_port};
+use crate::harness::{Done, Scenario, free_port};
 
 /// restic 0.18 and 0.19 as Debian ships them (scripts/restic-versions.sh).
 /// Missing is a failure, never a skip.
@@ -116,12 +116,23 @@ fn assert_dead(all: &[Value]) {
     }
 }
 
+/// Runs the binary with `args`: it fails (exit 1) within `limit` seconds
+/// (`what` names it when it does not).
+#[track_caller]
+fn fails_within(s: &Scenario, args: &[&str], limit: u64, what: &str) -> (Done, Duration) {
+    let t = Instant::now();
+    let d = s.run(args);
+    let took = t.elapsed();
+    d.code(1);
+    assert!(took < Duration::from_secs(limit), "{what} took {took:?}");
+    (d, took)
+}
+
 #[test]
 fn dead_destinations_fail_in_seconds_while_the_local_one_backs_up_on_every_restic() {
     for (version, binary) in versions() {
-        let s = Scenario::new();
         let s = dead_world(
-            s,
+            Scenario::new(),
             &format!("{binary}destination_connect_timeout_seconds = 3\n"),
             "",
             &["local", "rest_down", "s3_down", "hang"],
@@ -137,14 +148,7 @@ fn dead_destinations_fail_in_seconds_while_the_local_one_backs_up_on_every_resti
             t.elapsed()
         );
 
-        let t = Instant::now();
-        let d = s.run(&["run", "--json"]);
-        let took = t.elapsed();
-        d.code(1);
-        assert!(
-            took < Duration::from_secs(20),
-            "{version}: run took {took:?}"
-        );
+        let (d, _) = fails_within(&s, &["run", "--json"], 20, &format!("{version}: run"));
         let v = d.json();
         let all = targets(&v);
         let local = target(&all, "local");
@@ -154,13 +158,11 @@ fn dead_destinations_fail_in_seconds_while_the_local_one_backs_up_on_every_resti
         assert_eq!(v["services"][0]["error_class"], "unreachable", "{version}");
 
         // `status --live` asks every destination and answers as fast.
-        let t = Instant::now();
-        let d = s.run(&["status", "--live", "--json"]);
-        let took = t.elapsed();
-        d.code(1);
-        assert!(
-            took < Duration::from_secs(20),
-            "{version}: status --live took {took:?}"
+        let (d, _) = fails_within(
+            &s,
+            &["status", "--live", "--json"],
+            20,
+            &format!("{version}: status --live"),
         );
         let v = d.json();
         let dests = v[0]["destinations"].as_array().cloned().unwrap_or_default();
@@ -176,14 +178,7 @@ fn dead_destinations_fail_in_seconds_while_the_local_one_backs_up_on_every_resti
         assert_eq!(target(&dests, "local")["state"], "ok", "{version}");
 
         // `verify` likewise checks the local repository and reports the rest.
-        let t = Instant::now();
-        let d = s.run(&["verify", "--json"]);
-        let took = t.elapsed();
-        d.code(1);
-        assert!(
-            took < Duration::from_secs(20),
-            "{version}: verify took {took:?}"
-        );
+        let (d, _) = fails_within(&s, &["verify", "--json"], 20, &format!("{version}: verify"));
         let v = d.json();
         let all = v["verifies"].as_array().cloned().unwrap_or_default();
         assert_eq!(target(&all, "local")["outcome"], "ok", "{version}");
@@ -212,11 +207,7 @@ fn copy_mode_with_a_dead_primary_backs_up_to_the_next_target_and_copies_on() {
         &["rest_down", "local", "hang", "second"],
     );
     let _ = s.run(&["setup"]);
-    let t = Instant::now();
-    let d = s.run(&["run", "--json"]);
-    let took = t.elapsed();
-    d.code(1);
-    assert!(took < Duration::from_secs(20), "run took {took:?}");
+    let (d, _) = fails_within(&s, &["run", "--json"], 20, "run");
     let v = d.json();
     let all = targets(&v);
     // `local` took the dead primary's place; `second` got a copy of it.
@@ -242,9 +233,8 @@ fn copy_mode_with_a_dead_primary_backs_up_to_the_next_target_and_copies_on() {
 fn the_default_connect_timeout_reports_a_silent_server_within_a_minute() {
     // No timeout configured: the default (15 s) applies, with restic 0.19,
     // which on its own would wait about 15 minutes.
-    let s = Scenario::new();
     let s = dead_world(
-        s,
+        Scenario::new(),
         &format!("restic_binary = \"{}\"\n", restic("0.19").display()),
         "",
         &["local"],
@@ -252,11 +242,7 @@ fn the_default_connect_timeout_reports_a_silent_server_within_a_minute() {
     s.run(&["setup"]).succeeds();
     let text = std::fs::read_to_string(s.config_path()).unwrap_or_default();
     s.config(&text.replace("targets = [\"local\"]", "targets = [\"local\", \"hang\"]"));
-    let t = Instant::now();
-    let d = s.run(&["run", "--json"]);
-    let took = t.elapsed();
-    d.code(1);
-    assert!(took < Duration::from_secs(60), "run took {took:?}");
+    let (d, took) = fails_within(&s, &["run", "--json"], 60, "run");
     assert!(
         took >= Duration::from_secs(14),
         "the default is 15 s; took {took:?}"
@@ -275,9 +261,8 @@ fn a_restic_that_only_retries_is_stopped_after_the_stall_timeout() {
     // The check is switched off for the destination, so restic itself
     // meets the refused connection and retries; the watchdog stops it.
     for version in ["0.18", "0.19"] {
-        let s = Scenario::new();
         let s = dead_world(
-            s,
+            Scenario::new(),
             &format!(
                 "restic_binary = \"{}\"\ndestination_stall_timeout_seconds = 3\n",
                 restic(version).display()
@@ -291,14 +276,7 @@ fn a_restic_that_only_retries_is_stopped_after_the_stall_timeout() {
             "[destinations.rest_down]\nconnect_timeout_seconds = 0\n",
         ));
         let _ = s.run(&["setup"]);
-        let t = Instant::now();
-        let d = s.run(&["run", "--json"]);
-        let took = t.elapsed();
-        d.code(1);
-        assert!(
-            took < Duration::from_secs(30),
-            "{version}: run took {took:?}"
-        );
+        let (d, _) = fails_within(&s, &["run", "--json"], 30, &format!("{version}: run"));
         let all = targets(&d.json());
         assert_eq!(target(&all, "local")["outcome"], "ok", "{version}");
         let dead = target(&all, "rest_down");
@@ -339,24 +317,9 @@ fn a_dead_primary_never_keeps_the_containers_down_in_copy_mode() {
         return;
     }
     let app = Container(format!("rmt-deadnet-{}", std::process::id()));
-    let out = std::process::Command::new("docker")
-        .args(["run", "-d", "--network", "none", "--name", &app.0])
-        .arg(crate::docker::IMAGE)
-        .args([
-            "sh",
-            "-c",
-            "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done",
-        ])
-        .output()
-        .unwrap_or_else(|e| panic!("docker run: {e}"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let s = Scenario::new();
+    crate::docker::detached(&app.0, &[], crate::docker::IDLE).succeeds();
     let s = dead_world(
-        s,
+        Scenario::new(),
         &format!(
             "restic_binary = \"{}\"\ndestination_connect_timeout_seconds = 3\n\
              [destinations.second]\ntype = \"local\"\npath = \"{{root}}/second\"\n",
@@ -374,11 +337,7 @@ fn a_dead_primary_never_keeps_the_containers_down_in_copy_mode() {
         ),
     ));
     let _ = s.run(&["setup"]);
-    let t = Instant::now();
-    let d = s.run(&["run", "--json"]);
-    let took = t.elapsed();
-    d.code(1);
-    assert!(took < Duration::from_secs(30), "run took {took:?}");
+    let (d, _) = fails_within(&s, &["run", "--json"], 30, "run");
     let v = d.json();
     let svc = &v["services"][0];
     assert_eq!(svc["containers_stopped"][0], app.0.as_str(), "{svc}");

@@ -237,9 +237,7 @@ fn install_script_deploys_for_an_unprivileged_user_without_sudo() {
     user_env.extend(mirror.env());
     let as_user = |args: &[&str]| user.run(&installed, args, &user_env, &home);
     // The user's crontab is put back however the test ends.
-    let _serial = crate::schedule::CRONTAB
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = crate::schedule::crontab_lock();
     let _cleanup = UserCrontab::new(&user);
     as_user(&["--help"])
         .succeeds()

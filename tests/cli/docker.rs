@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Done, Scenario, require_component, root, wait_until};
+use crate::harness::{Done, Scenario, import_image, require_component, root, wait_until};
 
 /// The test image (built once per test process, reused across runs).
 pub(crate) const IMAGE: &str = "restic-manager-test-busybox:1";
@@ -25,6 +25,39 @@ pub(crate) fn docker(args: &[&str]) -> Done {
         .output()
         .unwrap_or_else(|e| panic!("docker {args:?}: {e}"));
     Done::from(out)
+}
+
+/// The script of a container that idles until it is stopped. PID 1
+/// ignores SIGTERM unless it traps it; a real service exits on it, so this
+/// one does too (`docker stop` is quick).
+pub(crate) const IDLE: &str = "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done";
+
+/// `docker run -d --network none --name NAME ARGS… IMAGE sh -c SCRIPT`.
+pub(crate) fn detached(name: &str, args: &[&str], script: &str) -> Done {
+    let mut all = vec!["run", "-d", "--network", "none", "--name", name];
+    all.extend_from_slice(args);
+    all.extend([IMAGE, "sh", "-c", script]);
+    docker(&all)
+}
+
+/// Runs `script` in a throw-away container with `volume` at `/data`; its
+/// output.
+pub(crate) fn sh_in(volume: &str, script: &str) -> String {
+    let mount = format!("{volume}:/data");
+    let d = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &mount,
+        IMAGE,
+        "sh",
+        "-c",
+        script,
+    ]);
+    d.succeeds();
+    d.stdout
 }
 
 /// Whether the engine is usable; in CI its absence fails the test.
@@ -66,29 +99,7 @@ fn build_image() -> Result<(), String> {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))
             .map_err(|e| e.to_string())?;
     }
-    let tar = dir.path().join("img.tar");
-    let ok = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        return Err("tar of the image folder failed".into());
-    }
-    let d = docker(&[
-        "import",
-        "--change",
-        "ENV PATH=/bin",
-        &tar.to_string_lossy(),
-        IMAGE,
-    ]);
-    if d.code != 0 {
-        return Err(format!("docker import failed: {}", d.stderr));
-    }
-    Ok(())
+    import_image(&root, &[], &["--change", "ENV PATH=/bin"], IMAGE)
 }
 
 /// Unique names for machine-global Docker objects.
@@ -137,42 +148,19 @@ impl Objects {
 
     /// Runs `script` in a throw-away container with `volume` at `/data`.
     pub(crate) fn sh(&self, volume: &str, script: &str) -> String {
-        let d = docker(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "-v",
-            &format!("{volume}:/data"),
-            IMAGE,
-            "sh",
-            "-c",
-            script,
-        ]);
-        d.succeeds();
-        d.stdout
+        sh_in(volume, script)
     }
 
     /// A long-running "application" on `volume` that appends a line to
     /// `/data/starts` each time it starts.
     fn app(&mut self, volume: &str) -> String {
         let c = unique("app");
-        docker(&[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--name",
+        let mount = format!("{volume}:/data");
+        detached(
             &c,
-            "-v",
-            &format!("{volume}:/data"),
-            IMAGE,
-            "sh",
-            "-c",
-            // PID 1 ignores SIGTERM unless it traps it; a real service
-            // exits on it, so this one does too (`docker stop` is quick).
-            "trap 'exit 0' TERM; echo started >> /data/starts; while :; do sleep 1 & wait $!; done",
-        ])
+            &["-v", &mount],
+            &format!("echo started >> /data/starts; {IDLE}"),
+        )
         .succeeds();
         self.containers.push(c.clone());
         wait_until(
@@ -697,23 +685,9 @@ fn a_compose_projects_running_containers_are_stopped_and_started_again() {
     let mut members = Vec::new();
     for _ in 0..2 {
         let c = unique("svc");
-        docker(&[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--name",
-            &c,
-            "--label",
-            &format!("com.docker.compose.project={project}"),
-            "-v",
-            &format!("{vol}:/data"),
-            IMAGE,
-            "sh",
-            "-c",
-            "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done",
-        ])
-        .succeeds();
+        let label = format!("com.docker.compose.project={project}");
+        let mount = format!("{vol}:/data");
+        detached(&c, &["--label", &label, "-v", &mount], IDLE).succeeds();
         objs.containers.push(c.clone());
         members.push(c);
     }
@@ -836,20 +810,11 @@ fn a_second_signal_while_docker_is_still_stopping_a_container_starts_it_after_th
     let vol = objs.volume(1, 1);
     // An application that takes 3 s to shut down, and says when it starts to.
     let app = unique("slow");
-    docker(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
+    detached(
         &app,
-        "-v",
-        &format!("{vol}:/data"),
-        IMAGE,
-        "sh",
-        "-c",
+        &["-v", &format!("{vol}:/data")],
         "trap 'echo stopping > /data/stopping; sleep 3; exit 0' TERM; while :; do sleep 1 & wait $!; done",
-    ])
+    )
     .succeeds();
     objs.containers.push(app.clone());
     let marker = std::path::PathBuf::from(mountpoint(&vol)).join("stopping");

@@ -17,14 +17,7 @@ fn manual() -> Vec<PathBuf> {
         root().join("bench/README.md"),
         root().join("examples/README.md"),
     ];
-    let mut docs: Vec<PathBuf> = std::fs::read_dir(root().join("docs"))
-        .unwrap_or_else(|e| panic!("read docs/: {e}"))
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "md"))
-        .collect();
-    docs.sort();
-    files.extend(docs);
+    files.extend(crate::harness::files_with_ext(&root().join("docs"), "md"));
     files
 }
 

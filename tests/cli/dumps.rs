@@ -10,7 +10,9 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use crate::databases::{self, Mariadb, PASSWORD, Postgres};
-use crate::harness::{Done, Scenario, Service, watching_cmdlines};
+use crate::harness::{
+    Background, Done, Scenario, Service, output_ok, str_has, wait_until, watching_cmdlines,
+};
 
 /// The snapshots of `repo` carrying `tag`.
 fn tagged(s: &Scenario, repo: &str, tag: &str) -> Vec<Value> {
@@ -47,17 +49,12 @@ fn two_repos(first: &str, second: &str, f: impl FnOnce(Service) -> Service) -> S
 
 /// `restic dump latest FILE` of `repo` as raw bytes.
 fn restic_dump(s: &Scenario, repo: &str, file: &str) -> Vec<u8> {
-    let out = s
-        .restic_command(repo)
-        .args(["dump", "latest", file])
-        .output()
-        .unwrap_or_else(|e| panic!("restic dump: {e}"));
-    assert!(
-        out.status.success(),
-        "restic dump {file}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    let mut dump = s.restic_command(repo);
+    output_ok(
+        dump.args(["dump", "latest", file]),
+        &format!("restic dump {file}"),
+    )
+    .stdout
 }
 
 /// Restores dump `name` of `service` through the CLI with its preset's
@@ -82,12 +79,9 @@ fn one_dump_snapshot(s: &Scenario, repo: &str, service: &str, name: &str, file: 
 
 #[test]
 fn postgres_database_round_trip_without_the_password_on_a_command_line() {
-    let Some(pg) = Postgres::start() else { return };
-    pg.sql("postgres", "CREATE DATABASE shop");
-    pg.sql(
-        "shop",
-        "CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 5000) g",
-    );
+    let Some(pg) = postgres_with("shop", SHOP_ITEMS) else {
+        return;
+    };
     let s = ready(&format!(
         "[services.shop]\ntargets = [\"local\"]\n\n[[services.shop.config.dumps]]\nname = \"shop\"\ntype = \"postgres\"\ndatabase = \"shop\"\n{}\npassword_file = \"{{root}}/dbpw\"\n",
         pg.toml()
@@ -137,10 +131,7 @@ fn all_postgres_databases_through_pg_dumpall() {
     s.run(&["run"]).succeeds();
     one_dump_snapshot(&s, "repo/pg", "pg", "all", "all.sql");
     // A drill wants pg_dumpall's completion comment at the end.
-    let (d, entry) = drill(&s);
-    d.succeeds();
-    assert_eq!(entry["check"], "pg_dumpall_complete", "{entry}");
-    assert_eq!(entry["outcome"], "ok", "{entry}");
+    drill_ok(&s, "pg_dumpall_complete");
     let whole = restic_dump(&s, "repo/pg", "/all.sql");
     pg.sql("postgres", "DROP DATABASE a1");
     pg.sql("postgres", "DROP DATABASE b2");
@@ -376,12 +367,12 @@ fn a_dump_whose_background_child_holds_its_output_ends_with_the_command() {
 
 #[test]
 fn postgres_dump_failing_halfway_leaves_no_snapshot_and_the_files_are_still_backed_up() {
-    let Some(pg) = Postgres::start() else { return };
-    pg.sql("postgres", "CREATE DATABASE big");
-    pg.sql(
+    let Some(pg) = postgres_with(
         "big",
         "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 200000) g",
-    );
+    ) else {
+        return;
+    };
     let command = format!(
         "command = \"PGPASSWORD=$(cat {{root}}/dbpw) pg_dump -h 127.0.0.1 -p {} -U postgres big; exit 1\"",
         pg.port
@@ -402,11 +393,9 @@ fn postgres_dump_failing_halfway_leaves_no_snapshot_and_the_files_are_still_back
 
 #[test]
 fn a_service_with_only_dumps_is_valid_and_dump_mistakes_are_located() {
-    let s = Scenario::new();
-    s.write("pw", "x");
-    s.simple(
-        "[services.app]\ntargets = [\"local\"]\n\n[[services.app.config.dumps]]\nname = \"db\"\ntype = \"postgres\"\ndatabase = \"app\"\n",
-    );
+    let s = Scenario::new().file("pw", "x").service("app", |a| {
+        a.dump("db", "type = \"postgres\"\ndatabase = \"app\"")
+    });
     s.run(&["validate"]).succeeds();
     s.simple(
         "[services.app]\ntargets = [\"local\"]\n\n[[services.app.config.dumps]]\nname = \"db\"\ntype = \"postgress\"\n\n[[services.app.config.dumps]]\nname = \"x\"\ncommand = \"true\"\ndatabse = \"a\"\n",
@@ -453,13 +442,8 @@ fn a_dump_runs_inside_a_container_and_restores_into_it() {
         return;
     }
     let c = Container(format!("rmt-dump-{}", std::process::id()));
-    let out = Command::new("docker")
-        .args(["run", "-d", "--network", "none", "--name", &c.0])
-        .args([crate::docker::IMAGE, "sh", "-c"])
-        .arg("seq 1 100000 > /tmp/data; trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done")
-        .output()
-        .unwrap_or_else(|e| panic!("docker run: {e}"));
-    assert!(out.status.success(), "docker run: {out:?}");
+    let idle = format!("seq 1 100000 > /tmp/data; {}", crate::docker::IDLE);
+    crate::docker::detached(&c.0, &[], &idle).succeeds();
     let s = Scenario::new();
     s.write("pw", "repository password\n");
     s.write("dbpw", "in-the-exec-environment\n");
@@ -504,28 +488,15 @@ fn a_dump_interrupted_by_sigterm_leaves_no_snapshot() {
         "head -c 5000000 /dev/zero; echo started > {root}/started; sleep 60",
         "",
     );
-    let child = s
-        .command()
-        .args(["run"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn: {e}"));
+    let child = Background::start(&s, &["run"]);
     let start = std::time::Instant::now();
-    while !s.path("started").exists() {
-        assert!(
-            start.elapsed().as_secs() < 30,
-            "the dump did not start within 30 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let out = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("wait: {e}"));
-    let done = Done::from(out);
+    wait_until(
+        "the dump to start",
+        std::time::Duration::from_secs(30),
+        || s.path("started").exists(),
+    );
+    child.signal("TERM");
+    let done = child.finish();
     done.code(143);
     done.stderr_has("dump `data` interrupted by signal 15");
     assert!(
@@ -589,25 +560,20 @@ fn a_snapshot_that_still_appears_for_a_failed_dump_is_forgotten() {
 /// way the dump source does (one file from stdin, the same tags): a
 /// damaged dump for the drill to find.
 fn store_dump(s: &Scenario, service: &str, name: &str, file: &str, content: &[u8]) {
-    use std::io::Write;
-    let mut child = s
-        .restic_command(&format!("repo/{service}"))
-        .args(["backup", "--quiet", "--stdin", "--stdin-filename", file])
-        .args(["--tag", &format!("service:{service}")])
-        .args(["--tag", &format!("dump:{name}")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("restic: {e}"));
-    if let Some(mut w) = child.stdin.take() {
-        w.write_all(content)
-            .unwrap_or_else(|e| panic!("stdin: {e}"));
-    }
-    let out = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("restic: {e}"));
-    Done::from(out).succeeds();
+    let (svc, dump) = (format!("service:{service}"), format!("dump:{name}"));
+    s.restic_stdin(
+        &format!("repo/{service}"),
+        &[
+            "--quiet",
+            "--stdin-filename",
+            file,
+            "--tag",
+            &svc,
+            "--tag",
+            &dump,
+        ],
+        content,
+    );
 }
 
 /// `verify --drill --json` and the drill's entry for the service's first
@@ -630,28 +596,48 @@ fn drill_classes(s: &Scenario) -> Vec<String> {
     )
 }
 
+/// Table `items` of database `shop`: 5000 rows.
+const SHOP_ITEMS: &str = "CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 5000) g";
+
+/// A PostgreSQL server with database `db` made by `sql`; `None` (the test
+/// returns) where PostgreSQL is missing outside CI.
+fn postgres_with(db: &str, sql: &str) -> Option<Postgres> {
+    let pg = Postgres::start()?;
+    pg.sql("postgres", &format!("CREATE DATABASE {db}"));
+    pg.sql(db, sql);
+    Some(pg)
+}
+
+/// The config of service `shop` with a `kind` dump of database `shop`
+/// (connection settings `conn`) and `extra` keys.
+fn shop_config(kind: &'static str, conn: String) -> impl Fn(&str) -> String {
+    move |extra| {
+        format!(
+            "[services.shop]\ntargets = [\"local\"]\n\n[[services.shop.config.dumps]]\nname = \"shop\"\ntype = \"{kind}\"\ndatabase = \"shop\"\n{conn}\npassword_file = \"{{root}}/dbpw\"\n{extra}\n"
+        )
+    }
+}
+
+/// A drill that succeeds with `check`.
+#[track_caller]
+fn drill_ok(s: &Scenario, check: &str) {
+    let (d, entry) = drill(s);
+    d.succeeds();
+    assert_eq!(entry["check"], check, "{entry}");
+    assert_eq!(entry["outcome"], "ok", "{entry}");
+}
+
 #[test]
 fn postgres_dump_drills_read_the_whole_archive_load_a_scratch_copy_and_catch_a_cut_dump() {
-    let Some(pg) = Postgres::start() else { return };
-    pg.sql("postgres", "CREATE DATABASE shop");
-    pg.sql(
-        "shop",
-        "CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 5000) g",
-    );
-    let config = |extra: &str| {
-        format!(
-            "[services.shop]\ntargets = [\"local\"]\n\n[[services.shop.config.dumps]]\nname = \"shop\"\ntype = \"postgres\"\ndatabase = \"shop\"\n{}\npassword_file = \"{{root}}/dbpw\"\n{extra}\n",
-            pg.toml()
-        )
+    let Some(pg) = postgres_with("shop", SHOP_ITEMS) else {
+        return;
     };
+    let config = shop_config("postgres", pg.toml());
     let s = ready(&config(""));
     s.run(&["run"]).succeeds();
 
     // The preset: pg_restore reads the whole archive.
-    let (d, entry) = drill(&s);
-    d.succeeds();
-    assert_eq!(entry["check"], "pg_restore", "{entry}");
-    assert_eq!(entry["outcome"], "ok", "{entry}");
+    drill_ok(&s, "pg_restore");
     s.run(&["verify", "--drill"])
         .succeeds()
         .stdout_has("dump shop (pg_restore)");
@@ -659,10 +645,7 @@ fn postgres_dump_drills_read_the_whole_archive_load_a_scratch_copy_and_catch_a_c
     // A scratch load: into `shop_drill`, dropped afterwards; the real
     // database is untouched.
     s.simple(&config("verify_scratch_database = \"shop_drill\""));
-    let (d, entry) = drill(&s);
-    d.succeeds();
-    assert_eq!(entry["check"], "scratch_load", "{entry}");
-    assert_eq!(entry["outcome"], "ok", "{entry}");
+    drill_ok(&s, "scratch_load");
     let scratch = "SELECT count(*) FROM pg_database WHERE datname = 'shop_drill'";
     assert_eq!(
         pg.sql("postgres", scratch),
@@ -678,12 +661,7 @@ fn postgres_dump_drills_read_the_whole_archive_load_a_scratch_copy_and_catch_a_c
     let (d, entry) = drill(&s);
     d.code(1);
     assert_eq!(entry["check"], "scratch_load", "{entry}");
-    assert!(
-        entry["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("the `scratch_load` check failed")),
-        "{entry}"
-    );
+    str_has(&entry["error"], "the `scratch_load` check failed");
     assert_eq!(
         pg.sql("postgres", scratch),
         "0",
@@ -717,18 +695,10 @@ fn mariadb_dump_drills_need_the_completion_line_and_load_a_scratch_copy() {
     db.sql(
         "CREATE DATABASE shop; USE shop; CREATE TABLE items (id INT PRIMARY KEY, name TEXT) ENGINE=InnoDB; INSERT INTO items SELECT seq, CONCAT('item ', seq) FROM seq_1_to_3000;",
     );
-    let config = |extra: &str| {
-        format!(
-            "[services.shop]\ntargets = [\"local\"]\n\n[[services.shop.config.dumps]]\nname = \"shop\"\ntype = \"mariadb\"\ndatabase = \"shop\"\n{}\npassword_file = \"{{root}}/dbpw\"\n{extra}\n",
-            db.toml()
-        )
-    };
+    let config = shop_config("mariadb", db.toml());
     let s = ready(&config(""));
     s.run(&["run"]).succeeds();
-    let (d, entry) = drill(&s);
-    d.succeeds();
-    assert_eq!(entry["check"], "mariadb_dump_complete", "{entry}");
-    assert_eq!(entry["outcome"], "ok", "{entry}");
+    drill_ok(&s, "mariadb_dump_complete");
 
     // The load goes into the scratch database only: rows deleted from the
     // live one since the dump stay deleted.
@@ -783,10 +753,7 @@ fn sqlite_dump_drills_load_it_into_memory_and_check_its_integrity() {
     );
     s.run(&["setup"]).succeeds();
     s.run(&["run"]).succeeds();
-    let (d, entry) = drill(&s);
-    d.succeeds();
-    assert_eq!(entry["check"], "sqlite_load", "{entry}");
-    assert_eq!(entry["outcome"], "ok", "{entry}");
+    drill_ok(&s, "sqlite_load");
 
     // Cut between two statements: each still loads, but the transaction
     // never commits.

@@ -7,6 +7,16 @@ use std::time::{Duration, Instant};
 use crate::harness::{Scenario, free_port};
 
 /// Three local destinations `a`, `b`, `c` under `{root}/dest-X`.
+/// `run --json` after the destination folder `dest` went away: it fails;
+/// the report.
+#[track_caller]
+fn failed_run_without(s: &Scenario, dest: &str) -> serde_json::Value {
+    std::fs::remove_dir_all(s.path(dest)).unwrap_or_else(|e| panic!("{e}"));
+    let d = s.run(&["run", "--json"]);
+    d.code(1);
+    d.json()
+}
+
 fn three(s: Scenario, global: &str, service: &str) -> Scenario {
     s.file("data/docs/a.txt", "alpha")
         .file("data/docs/sub/b.txt", "beta")
@@ -35,8 +45,7 @@ fn locks(s: &Scenario, repo: &str) -> usize {
 
 #[test]
 fn parallel_backs_up_every_target_independently() {
-    let s = Scenario::new();
-    let s = three(s, "max_parallel_destinations = 2", "");
+    let s = three(Scenario::new(), "max_parallel_destinations = 2", "");
     s.run(&["setup"]).succeeds();
     let d = s.run(&["run", "--json"]);
     d.succeeds();
@@ -64,14 +73,10 @@ fn parallel_backs_up_every_target_independently() {
 
 #[test]
 fn one_dead_destination_does_not_stop_the_others() {
-    let s = Scenario::new();
-    let s = three(s, "", "");
+    let s = three(Scenario::new(), "", "");
     s.run(&["setup"]).succeeds();
     // `b` disappears (a disk that is not mounted).
-    std::fs::remove_dir_all(s.path("dest-b")).unwrap_or_else(|e| panic!("{e}"));
-    let d = s.run(&["run", "--json"]);
-    d.code(1);
-    let v = d.json();
+    let v = failed_run_without(&s, "dest-b");
     let t = &v["services"][0]["targets"];
     assert_eq!(t[0]["outcome"], "ok");
     assert_eq!(t[1]["outcome"], "failed");
@@ -93,8 +98,7 @@ fn one_dead_destination_does_not_stop_the_others() {
 
 #[test]
 fn copy_replication_backs_up_once_and_copies_with_shared_chunker() {
-    let s = Scenario::new();
-    let s = three(s, "", "replication = \"copy\"");
+    let s = three(Scenario::new(), "", "replication = \"copy\"");
     s.run(&["setup"]).succeeds();
     // The copies were initialised with the primary's chunker parameters.
     let poly = |repo: &str| {
@@ -136,13 +140,9 @@ fn copy_replication_backs_up_once_and_copies_with_shared_chunker() {
 
 #[test]
 fn copy_falls_back_to_direct_backups_when_the_primary_fails() {
-    let s = Scenario::new();
-    let s = three(s, "", "replication = \"copy\"");
+    let s = three(Scenario::new(), "", "replication = \"copy\"");
     s.run(&["setup"]).succeeds();
-    std::fs::remove_dir_all(s.path("dest-a")).unwrap_or_else(|e| panic!("{e}"));
-    let d = s.run(&["run", "--json"]);
-    d.code(1);
-    let v = d.json();
+    let v = failed_run_without(&s, "dest-a");
     let warnings = v["services"][0]["warnings"].to_string();
     assert!(
         warnings.contains("backed up directly instead of copied"),
@@ -174,8 +174,8 @@ fn per_destination_retention_overrides_the_service_policy() {
         s.write("data/docs/a.txt", &format!("version {i}"));
         s.run(&["run"]).succeeds();
     }
-    assert_eq!(s.snapshots("near/docs").len(), 1);
-    assert_eq!(s.snapshots("far/docs").len(), 3);
+    let kept = |repo: &str| s.snapshots(repo).len();
+    assert_eq!((kept("near/docs"), kept("far/docs")), (1, 3));
 }
 
 #[test]
@@ -212,11 +212,12 @@ fn retention_guard_refuses_mass_forget_unless_allowed() {
 
 #[test]
 fn prune_never_forgets_without_pruning() {
-    let s = Scenario::new();
-    s.write("data/docs/a.txt", "alpha");
-    s.simple(
-        "[services.docs]\ntargets = [\"local\"]\nretention_last = 1\nprune = \"never\"\n[services.docs.config]\npaths = [\"{root}/data/docs\"]\n",
-    );
+    let s = Scenario::new()
+        .file("data/docs/a.txt", "alpha")
+        .service("docs", |d| {
+            d.keys("retention_last = 1\nprune = \"never\"")
+                .path("{root}/data/docs")
+        });
     s.run(&["setup"]).succeeds();
     s.run(&["run"]).succeeds();
     s.write("data/docs/a.txt", "beta, different data");
@@ -358,8 +359,7 @@ fn with_retention(s: Scenario, extra: &str) -> Scenario {
 
 #[test]
 fn held_lock_is_waited_for_then_retention_succeeds() {
-    let s = Scenario::new();
-    let s = with_retention(s, "");
+    let s = with_retention(Scenario::new(), "");
     // Four snapshots so that retention has something to remove.
     for _ in 0..3 {
         s.run(&["run"]).succeeds();
@@ -396,8 +396,7 @@ fn held_lock_is_waited_for_then_retention_succeeds() {
 
 #[test]
 fn held_lock_gives_up_after_lock_wait_seconds() {
-    let s = Scenario::new();
-    let s = with_retention(s, "lock_wait_seconds = 2");
+    let s = with_retention(Scenario::new(), "lock_wait_seconds = 2");
     let (holder, fifo) = live_lock(&s, "repo/docs");
     let d = s.run(&["run", "--json"]);
     release(holder, &fifo);
@@ -419,8 +418,7 @@ fn held_lock_gives_up_after_lock_wait_seconds() {
 
 #[test]
 fn stale_lock_from_a_killed_restic_is_removed() {
-    let s = Scenario::new();
-    let s = with_retention(s, "");
+    let s = with_retention(Scenario::new(), "");
     for _ in 0..3 {
         s.run(&["run"]).succeeds();
     }

@@ -150,6 +150,135 @@ pub fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
+/// Runs `cmd`, which must succeed (`what` names it when it does not).
+#[track_caller]
+pub fn output_ok(cmd: &mut Command, what: &str) -> std::process::Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// [`output_ok`]'s standard output, trimmed.
+#[track_caller]
+pub fn stdout_ok(cmd: &mut Command, what: &str) -> String {
+    let out = output_ok(cmd, what);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Spawns `cmd` with `stdin` and its stdout and stderr piped.
+#[track_caller]
+pub fn spawn_piped(cmd: &mut Command, stdin: Stdio, what: &str) -> Child {
+    cmd.stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// Writes `input` to a child's stdin, closes it, and waits for the child.
+#[track_caller]
+pub fn feed(mut child: Child, input: &[u8], what: &str) -> std::process::Output {
+    use std::io::Write;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input)
+            .unwrap_or_else(|e| panic!("{what} stdin: {e}"));
+    }
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// A child process killed (and reaped) when the guard drops.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A program of the test venv: `$var` when set, else
+/// `target/test-venv/bin/NAME` (scripts/test-all.sh makes it).
+pub fn venv_bin(var: &str, name: &str) -> PathBuf {
+    std::env::var_os(var).map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/test-venv/bin/{name}")),
+        PathBuf::from,
+    )
+}
+
+/// Bit rot: flips the bits `mask` of byte `at` of a file, keeping its size
+/// and modification time.
+#[track_caller]
+pub fn rot(p: &Path, at: usize, mask: u8) {
+    let mtime = std::fs::metadata(p)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("stat: {e}"));
+    let mut bytes = std::fs::read(p).unwrap_or_else(|e| panic!("read: {e}"));
+    bytes[at] ^= mask;
+    std::fs::write(p, bytes).unwrap_or_else(|e| panic!("write: {e}"));
+    std::fs::File::options()
+        .write(true)
+        .open(p)
+        .and_then(|h| h.set_modified(mtime))
+        .unwrap_or_else(|e| panic!("set mtime: {e}"));
+}
+
+/// The files of `dir` whose name ends in `.EXT`, sorted.
+#[track_caller]
+pub fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    files.sort();
+    files
+}
+
+/// `v` is a list of `n` strings that each contain `has`.
+#[track_caller]
+pub fn all_contain(v: &Value, n: usize, has: &str) {
+    let items = v.as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), n, "{v}");
+    assert!(
+        items
+            .iter()
+            .all(|t| t.as_str().is_some_and(|t| t.contains(has))),
+        "{v}"
+    );
+}
+
+/// `v` is a string that contains `has`.
+#[track_caller]
+pub fn str_has(v: &Value, has: &str) {
+    assert!(
+        v.as_str().is_some_and(|t| t.contains(has)),
+        "{v} lacks {has:?}"
+    );
+}
+
+/// A response header as text (empty when missing).
+pub fn header(r: &reqwest::blocking::Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// `text` contains `needle`.
+#[track_caller]
+pub fn assert_has(text: &str, needle: &str) {
+    assert!(text.contains(needle), "{needle:?} is missing from:\n{text}");
+}
+
 /// A file's text; fails the test when it cannot be read.
 #[track_caller]
 pub fn read(p: &Path) -> String {
@@ -214,17 +343,13 @@ pub fn template_repo() -> &'static Path {
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
         let pw = dir.join("pw");
         std::fs::write(&pw, PASSWORD).unwrap_or_else(|e| panic!("write: {e}"));
-        let out = Command::new("restic")
-            .args(["init", "--quiet"])
-            .env("RESTIC_REPOSITORY", dir.join("repo"))
-            .env("RESTIC_PASSWORD_FILE", &pw)
-            .env("XDG_CACHE_HOME", dir.join("cache"))
-            .output()
-            .unwrap_or_else(|e| panic!("restic init: {e}"));
-        assert!(
-            out.status.success(),
-            "restic init: {}",
-            String::from_utf8_lossy(&out.stderr)
+        output_ok(
+            Command::new("restic")
+                .args(["init", "--quiet"])
+                .env("RESTIC_REPOSITORY", dir.join("repo"))
+                .env("RESTIC_PASSWORD_FILE", &pw)
+                .env("XDG_CACHE_HOME", dir.join("cache")),
+            "restic init",
         );
         if std::fs::rename(&dir, &done).is_err() {
             // Another test process got there first.
@@ -395,8 +520,17 @@ pub fn watching_cmdlines<T>(secrets: &[&str], f: impl FnOnce() -> T) -> (T, Vec<
             }
             (leaks, saw_backup)
         });
+        // Stops the watcher also when `f` panics: the scope would otherwise
+        // wait for it forever and the test would hang instead of failing.
+        struct Stop<'a>(&'a AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let stopper = Stop(&stop);
         let out = f();
-        stop.store(true, Ordering::Relaxed);
+        drop(stopper);
         let (leaks, saw_backup) = watcher
             .join()
             .unwrap_or_else(|_| panic!("cmdline watcher panicked"));
@@ -429,6 +563,38 @@ impl Done {
     #[track_caller]
     pub fn stderr_has(&self, s: &str) -> &Self {
         self.has("stderr", &self.stderr, s)
+    }
+
+    /// Every one of `wants` is on stderr.
+    #[track_caller]
+    pub fn stderr_has_all(&self, wants: &[&str]) -> &Self {
+        for w in wants {
+            self.stderr_has(w);
+        }
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_lacks(&self, s: &str) -> &Self {
+        assert!(
+            !self.stdout.contains(s),
+            "stdout has {s:?}:\n{}",
+            self.stdout
+        );
+        self
+    }
+
+    /// Some line of stdout starts with `start` and contains `has`.
+    #[track_caller]
+    pub fn stdout_line(&self, start: &str, has: &str) -> &Self {
+        assert!(
+            self.stdout
+                .lines()
+                .any(|l| l.starts_with(start) && l.contains(has)),
+            "no line starting with {start:?} holds {has:?}:\n{}",
+            self.stdout
+        );
+        self
     }
 
     #[track_caller]
@@ -535,6 +701,13 @@ impl Scenario {
         self.model.sections.push_str(toml);
         self.model.sections.push('\n');
         self.write_model()
+    }
+
+    /// Drops the services added so far (to configure others).
+    #[must_use]
+    pub fn without_services(mut self) -> Scenario {
+        self.model.services.clear();
+        self
     }
 
     /// Drops the sections added so far (to configure others).
@@ -649,6 +822,16 @@ impl Scenario {
         c
     }
 
+    /// `PATH:LINE:COL…` of the user's config file: where a message points.
+    pub fn in_config(&self, place: &str) -> String {
+        format!("{}:{place}", self.config_path().display())
+    }
+
+    /// Runs the binary with the words of `line` (split at white space).
+    pub fn run_line(&self, line: &str) -> Done {
+        self.run(&line.split_whitespace().collect::<Vec<_>>())
+    }
+
     /// Runs the binary to completion.
     pub fn run(&self, args: &[&str]) -> Done {
         self.run_env(&[], args)
@@ -685,11 +868,40 @@ impl Scenario {
     /// Real restic set up for a repository of the scenario (password from
     /// `{root}/pw`), to add arguments to.
     pub fn restic_command(&self, repo: &str) -> Command {
+        self.restic_with_password(repo, "pw")
+    }
+
+    /// Real restic for a repository of the scenario with the password in
+    /// `password_file` (relative to the scenario folder).
+    pub fn restic_with_password(&self, repo: &str, password_file: &str) -> Command {
         let mut c = Command::new("restic");
         c.env("RESTIC_REPOSITORY", self.path(repo))
-            .env("RESTIC_PASSWORD_FILE", self.path("pw"))
+            .env("RESTIC_PASSWORD_FILE", self.path(password_file))
             .env("XDG_CACHE_HOME", self.path("cache"));
         c
+    }
+
+    /// `restic backup --stdin ARGS` on a repository of the scenario, fed
+    /// `content`; it must succeed.
+    pub fn restic_stdin(&self, repo: &str, args: &[&str], content: &[u8]) {
+        use std::io::Write;
+        let mut child = self
+            .restic_command(repo)
+            .args(["backup", "--stdin"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("restic: {e}"));
+        if let Some(mut w) = child.stdin.take() {
+            w.write_all(content)
+                .unwrap_or_else(|e| panic!("stdin: {e}"));
+        }
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("restic: {e}"));
+        Done::from(out).succeeds();
     }
 
     /// restic's own snapshot list for a repository.
@@ -718,23 +930,34 @@ pub mod db {
     impl Db {
         /// Rows of a query, columns separated by `|`.
         pub fn query(&self, sql: &str) -> Vec<String> {
-            let out = std::process::Command::new("sqlite3")
-                .arg(&self.0)
-                .arg(sql)
-                .output()
-                .unwrap_or_else(|e| {
-                    panic!("sqlite3 is not installed ({e}); `apt-get install sqlite3`")
-                });
-            assert!(
-                out.status.success(),
-                "sqlite3 failed: {}",
-                String::from_utf8_lossy(&out.stderr)
+            let out = super::output_ok(
+                std::process::Command::new("sqlite3").arg(&self.0).arg(sql),
+                "sqlite3 (`apt-get install sqlite3`)",
             );
             String::from_utf8_lossy(&out.stdout)
                 .lines()
                 .map(str::to_string)
                 .collect()
         }
+    }
+}
+
+/// Calls `f` every `every` until it gives a value; fails the test with
+/// `why()` once `limit` has passed.
+#[track_caller]
+pub fn poll<T>(
+    limit: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> Option<T>,
+    why: impl Fn() -> String,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "{}", why());
+        std::thread::sleep(every);
     }
 }
 
@@ -829,6 +1052,57 @@ impl Drop for Background {
         }
         let _ = child.wait();
     }
+}
+
+/// The newest PostgreSQL server installed on the host (its `bin` folder).
+pub fn pg_bin() -> Option<PathBuf> {
+    let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .collect();
+    versions.sort_unstable();
+    versions
+        .last()
+        .map(|v| PathBuf::from(format!("/usr/lib/postgresql/{v}/bin")))
+}
+
+/// `docker import` of the folder `root` as `image`: a tarball made with
+/// `tar_args` (before `-cf`), imported with `import_args` (`--change …`).
+pub fn import_image(
+    root: &Path,
+    tar_args: &[&str],
+    import_args: &[&str],
+    image: &str,
+) -> Result<(), String> {
+    let tar = root.with_extension("tar");
+    let ok = Command::new("tar")
+        .arg("-C")
+        .arg(root)
+        .args(tar_args)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return Err("tar of the image folder failed".into());
+    }
+    let out = Command::new("docker")
+        .arg("import")
+        .args(import_args)
+        .arg(&tar)
+        .arg(image)
+        .output()
+        .map_err(|e| format!("docker import: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "docker import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
 }
 
 /// A restic of the matrix, fetched by scripts/restic-versions.sh.

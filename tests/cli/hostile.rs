@@ -12,10 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use reqwest::blocking::Client;
 use serde_json::Value;
 
-use crate::harness::Scenario;
+use crate::harness::{Scenario, header};
 use crate::web::{Server, backed_up, client};
 
 /// POSTs the login form with `next`; returns the status and `Location`.
@@ -25,13 +24,7 @@ fn login_with_next(srv: &Server, next: &str) -> (StatusCode, String) {
         .form(&[("token", srv.token.as_str()), ("next", next)])
         .send()
         .unwrap_or_else(|e| panic!("POST /login: {e}"));
-    let loc = r
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    (r.status(), loc)
+    (r.status(), header(&r, "location"))
 }
 
 #[test]
@@ -107,80 +100,40 @@ fn chromium_stays_on_the_dashboard_after_a_login_with_a_hostile_next() {
     let srv = Server::start(&s);
     let (evil, hits) = evil_site(Duration::from_secs(60));
     let profile = s.path("chromium-profile");
-    let caps = serde_json::json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run",
-                format!("--host-resolver-rules=MAP evil.example 127.0.0.1:{evil}, EXCLUDE 127.0.0.1"),
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        },
-    });
-    let Value::Object(caps) = caps else {
-        panic!("capabilities")
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let caps = crate::browser::chromium(
+        &profile,
+        &[format!(
+            "--host-resolver-rules=MAP evil.example 127.0.0.1:{evil}, EXCLUDE 127.0.0.1"
+        )],
+        Value::Null,
+    );
     let base = srv.base.clone();
     let token = srv.token.clone();
-    let landed: Result<Vec<String>, String> = rt.block_on(async {
-        use fantoccini::{ClientBuilder, Locator};
-        let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&driver.url)
-            .await
-            .map_err(|e| format!("WebDriver session: {e}"))?;
-        let r = async {
-            let e = |what: &'static str| {
-                move |err: fantoccini::error::CmdError| format!("{what}: {err}")
-            };
-            let mut landed = Vec::new();
-            for next in [
-                "%2F%09%2Fevil.example%2Fsteal",
-                "%2F%5Cevil.example%2Fsteal",
-            ] {
-                c.goto(&format!("{base}/login?next={next}"))
-                    .await
-                    .map_err(e("open"))?;
-                let field = c
-                    .wait()
-                    .at_most(Duration::from_secs(10))
-                    .for_element(Locator::Css("input#token"))
-                    .await
-                    .map_err(e("login form"))?;
-                field.send_keys(&token).await.map_err(e("type token"))?;
-                c.find(Locator::Css("form.login button"))
-                    .await
-                    .map_err(e("button"))?
-                    .click()
-                    .await
-                    .map_err(e("log in"))?;
-                // Wherever the redirect went, it has loaded by now.
-                let start = Instant::now();
-                loop {
-                    let url = c.current_url().await.map_err(e("url"))?;
-                    if !url.path().starts_with("/login")
-                        || start.elapsed() > Duration::from_secs(10)
-                    {
-                        landed.push(url.to_string());
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+    let landed = crate::browser::in_session(&driver, caps, |c| async move {
+        let e = crate::browser::failed;
+        let mut landed = Vec::new();
+        for next in [
+            "%2F%09%2Fevil.example%2Fsteal",
+            "%2F%5Cevil.example%2Fsteal",
+        ] {
+            c.goto(&format!("{base}/login?next={next}"))
+                .await
+                .map_err(e("open"))?;
+            crate::browser::log_in(&c, &token).await?;
+            // Wherever the redirect went, it has loaded by now.
+            let start = Instant::now();
+            loop {
+                let url = c.current_url().await.map_err(e("url"))?;
+                if !url.path().starts_with("/login") || start.elapsed() > Duration::from_secs(10) {
+                    landed.push(url.to_string());
+                    break;
                 }
-                // Log out for the next round.
-                c.delete_all_cookies().await.map_err(e("cookies"))?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Ok(landed)
+            // Log out for the next round.
+            c.delete_all_cookies().await.map_err(e("cookies"))?;
         }
-        .await;
-        let _ = c.close().await;
-        r
+        Ok(landed)
     });
     let landed = landed.unwrap_or_else(|e| panic!("{e}\n{}", srv.log()));
     let hits = hits.load(Ordering::SeqCst);
@@ -239,18 +192,7 @@ fn an_idle_connection_flood_does_not_lock_out_the_logged_in_user() {
     let s = backed_up("");
     // The usual limit of 1024 open files, which the server cannot raise.
     let srv = Server::start_under(&s, &["prlimit", "--nofile=1024:1024"]);
-    let c = Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let r = c
-        .post(srv.url("/login"))
-        .form(&[("token", srv.token.as_str()), ("next", "/")])
-        .send()
-        .unwrap_or_else(|e| panic!("login: {e}"));
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (c, _) = srv.log_in(Some(Duration::from_secs(10)));
 
     let sockets = flood(&srv.base, 1100);
     assert!(sockets.len() >= 1000, "only {} connections", sockets.len());
@@ -330,12 +272,7 @@ fn every_api_error_is_json_and_bearer_is_case_insensitive() {
     let srv = Server::start(&s);
     let is_json_error = |r: reqwest::blocking::Response, want: StatusCode, has: &str| {
         assert_eq!(r.status(), want, "{:?}", r.url().path());
-        let kind = r
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let kind = header(&r, "content-type");
         assert!(kind.starts_with("application/json"), "{kind}");
         let v: Value = r.json().unwrap_or_else(|e| panic!("not JSON: {e}"));
         let msg = v["error"].as_str().unwrap_or_else(|| panic!("{v}"));
@@ -482,22 +419,20 @@ fn restore_overwrite_refuses_symlinks_in_the_target_and_names_them() {
 
 #[test]
 fn snapshots_names_the_repository_it_could_not_read_instead_of_saying_no_snapshots() {
-    let s = Scenario::new();
-    s.write("data/app/a.txt", "a");
-    s.simple("[services.app]\ntargets = [\"local\"]\n\n[services.app.config]\npaths = [\"{root}/data/app\"]\n");
     // No `setup`: the password exists, the repository does not.
-    s.write("pw", "a password\n");
+    let s = Scenario::new()
+        .file("data/app/a.txt", "a")
+        .file("pw", "a password\n")
+        .service("app", |a| a.path("{root}/data/app"));
     let d = s.run(&["snapshots"]);
     d.code(1)
         .stderr_has("service `app` on `local`")
         .stderr_has(&format!("{}", s.path("repo/app").display()))
         .stderr_has("does not exist")
         .stderr_has("1 of 1 repositories could not be read");
-    assert!(
-        !d.stdout.contains("no snapshots"),
-        "stdout claims there are no snapshots while the repository could not be read:\n{}",
-        d.stdout
-    );
+    // It never claims there are no snapshots while a repository could not
+    // be read.
+    d.stdout_lacks("no snapshots");
 }
 
 #[test]
@@ -588,9 +523,9 @@ fn retention_refused_on_two_destinations_names_both() {
 
 #[test]
 fn quiet_prints_nothing_when_all_went_well() {
-    let s = Scenario::new();
-    s.write("data/app/a.txt", "a");
-    s.simple("[services.app]\ntargets = [\"local\"]\n\n[services.app.config]\npaths = [\"{root}/data/app\"]\n");
+    let s = Scenario::new()
+        .file("data/app/a.txt", "a")
+        .service("app", |a| a.path("{root}/data/app"));
     for args in [
         &["-q", "setup", "--no-schedule"][..],
         &["-q", "run"],

@@ -19,7 +19,7 @@ restic_password_file = "{root}/pw"
 [destinations.local]
 type = "local"
 path = "{root}/repo"
-
+# the service that included files sit next to
 [services.web]
 targets = ["local"]
 [services.web.config]

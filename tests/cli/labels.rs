@@ -12,7 +12,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::docker::{IMAGE, Objects, docker, engine, running, unique};
+use crate::docker::{IDLE, IMAGE, Objects, detached, docker, engine, running, unique};
 use crate::harness::Scenario;
 
 /// The config: a local destination, discovery on with `prefix` (`None`:
@@ -27,30 +27,15 @@ fn config(s: &Scenario, prefix: Option<&str>, extra: &str) {
 /// A long-running container with `labels` and `mounts` (`-v` values).
 fn labelled(objs: &mut Objects, labels: &[(String, String)], mounts: &[String]) -> String {
     let c = unique("lbl");
-    let mut args: Vec<String> = ["run", "-d", "--network", "none", "--name", &c]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let mut args: Vec<String> = Vec::new();
     for (k, v) in labels {
-        args.push("--label".into());
-        args.push(format!("{k}={v}"));
+        args.extend(["--label".into(), format!("{k}={v}")]);
     }
     for m in mounts {
-        args.push("-v".into());
-        args.push(m.clone());
+        args.extend(["-v".into(), m.clone()]);
     }
-    args.extend(
-        [
-            IMAGE,
-            "sh",
-            "-c",
-            "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done",
-        ]
-        .iter()
-        .map(ToString::to_string),
-    );
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    docker(&refs).succeeds();
+    detached(&c, &refs, IDLE).succeeds();
     objs.containers.push(c.clone());
     c
 }
@@ -630,7 +615,7 @@ fn a_postgres_dump_label_uses_the_containers_own_password() {
     let c = unique("pg");
     let path = format!(
         "{}:/usr/local/bin:/usr/bin:/usr/sbin",
-        crate::legacy::pg_bin().unwrap_or_default().display()
+        crate::harness::pg_bin().unwrap_or_default().display()
     );
     // PostgreSQL like the official image (POSTGRES_PASSWORD for TCP); the
     // service has only the dump, every key of it from labels.

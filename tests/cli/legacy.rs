@@ -15,14 +15,14 @@
 //! (`MARIADB_ROOT_PASSWORD`, `POSTGRES_PASSWORD`, trust on the local socket).
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{Done, Scenario, require_component, watching_cmdlines};
+use crate::harness::{Done, Scenario, import_image, pg_bin, require_component, watching_cmdlines};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/original");
 
@@ -52,6 +52,22 @@ fn printed_toml(message: &str, marker: &str) -> String {
 
 /// The `warning: ` (or `error: `) messages of `stderr`, each with its
 /// continuation lines; the "N errors in" summary ends the last one.
+/// A scenario whose config is [`Scenario::simple`]'s preamble (lines 1 to
+/// 7) and `services`.
+fn with_services(services: &str) -> Scenario {
+    let s = Scenario::new();
+    s.simple(services);
+    s
+}
+
+/// `validate` refuses the scenario's config: its path, and the errors.
+fn refused(s: &Scenario) -> (String, Vec<String>) {
+    let d = s.run(&["validate"]);
+    d.code(2);
+    let file = s.config_path().display().to_string();
+    (file, messages(&d.stderr, "error: "))
+}
+
 fn messages(stderr: &str, prefix: &str) -> Vec<String> {
     let mut out: Vec<Vec<&str>> = Vec::new();
     let mut open = false;
@@ -202,16 +218,8 @@ user = "root"
 
 #[test]
 fn the_original_keys_outside_their_strategy_are_refused() {
-    let s = Scenario::new();
-    s.config(
-        r#"[global]
-restic_password_file = "{root}/pw"
-
-[destinations.local]
-type = "local"
-path = "{root}/repo"
-
-[services.photos]
+    let s = with_services(
+        r#"[services.photos]
 targets = ["local"]
 strategy = "generic"
 
@@ -234,11 +242,9 @@ targets = ["local"]
 mariadb_user = "root"
 "#,
     );
-    let file = s.config_path().display().to_string();
-    let d = s.run(&["validate"]);
-    d.code(2);
+    let (file, errors) = refused(&s);
     assert_eq!(
-        messages(&d.stderr, "error: "),
+        errors,
         vec![
             format!(
                 "error: {file}:14:1: service `photos`: `postgres_container` belongs to the original tool's `strategy = \"immich\"`, and this service's strategy is `generic`; set `strategy = \"immich\"` to have it translated, or remove the key and describe the dump in `[[services.photos.config.dumps]]`"
@@ -359,13 +365,9 @@ restic_password_file = "pw"
 docker_base = "docker"
 state_directory = "state"
 
-[destinations.near]
-type = "local"
-path = "repos"
-
-[destinations.far]
-type = "local"
-url = "local:../far"
+[destinations]
+near = { type = "local", path = "repos" }
+far = { type = "local", url = "local:../far" }
 
 [services.app]
 targets = ["near", "far"]
@@ -403,11 +405,9 @@ paths = ["app"]
     run(&["setup", "--no-schedule"]).succeeds();
     run(&["run"]).succeeds();
     for repo in ["site/repos/app", "far/app"] {
-        let out = Command::new("restic")
+        let out = s
+            .restic_with_password(repo, "site/pw")
             .args(["snapshots", "--json", "--no-lock"])
-            .env("RESTIC_REPOSITORY", s.path(repo))
-            .env("RESTIC_PASSWORD_FILE", s.path("site/pw"))
-            .env("XDG_CACHE_HOME", s.path("cache"))
             .output()
             .unwrap_or_else(|e| panic!("restic: {e}"));
         let snaps: Value = serde_json::from_slice(&out.stdout)
@@ -432,20 +432,6 @@ fn docker(args: &[&str]) -> Done {
         .output()
         .unwrap_or_else(|e| panic!("docker {args:?}: {e}"));
     Done::from(out)
-}
-
-/// The newest PostgreSQL server installed on the host (`bin` folder).
-pub(crate) fn pg_bin() -> Option<PathBuf> {
-    let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
-        .collect();
-    versions.sort_unstable();
-    versions
-        .last()
-        .map(|v| PathBuf::from(format!("/usr/lib/postgresql/{v}/bin")))
 }
 
 /// Whether the engine, the host's MariaDB and PostgreSQL, and the image
@@ -513,24 +499,8 @@ fn build_image() -> Result<(), String> {
         "root:x:0:\nmysql:x:999:\npostgres:x:998:\n",
     )
     .map_err(e)?;
-    let tar = dir.path().join("root.tar");
     // The init scripts give the socket folders to the server users.
-    let ok = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .args(["--owner=0", "--group=0", "-cf"])
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        return Err("tar of the image folder failed".into());
-    }
-    let d = docker(&["import", &tar.to_string_lossy(), IMAGE]);
-    if d.code != 0 {
-        return Err(format!("docker import failed: {}", d.stderr));
-    }
-    Ok(())
+    import_image(&root, &["--owner=0", "--group=0"], &[], IMAGE)
 }
 
 /// Containers and volumes of the test, removed at the end (also on failure).
@@ -786,11 +756,9 @@ fn the_original_example_backs_up_mariadb_and_postgres_containers_and_restores_th
     // restic's own view: the dump is a snapshot tagged dump:NAME in the
     // service's repository, next to the file snapshot of volumes/library.
     let repo = |r: &str| -> Vec<Value> {
-        let out = Command::new("restic")
+        let out = s
+            .restic_with_password(r, "alex/backup-password")
             .args(["snapshots", "--json", "--no-lock"])
-            .env("RESTIC_REPOSITORY", s.path(r))
-            .env("RESTIC_PASSWORD_FILE", s.path("alex/backup-password"))
-            .env("XDG_CACHE_HOME", s.path("cache"))
             .output()
             .unwrap_or_else(|e| panic!("restic: {e}"));
         match serde_json::from_slice(&out.stdout) {
@@ -887,8 +855,7 @@ fn the_original_example_backs_up_mariadb_and_postgres_containers_and_restores_th
 /// taken from wherever the command happens to run.
 #[test]
 fn relative_service_data_needs_docker_base() {
-    let s = Scenario::new();
-    s.simple(
+    let s = with_services(
         r#"[services.app]
 targets = ["local"]
 
@@ -901,18 +868,14 @@ command = "sync"
 working_dir = "app"
 "#,
     );
-    let file = s.config_path().display().to_string();
-    let d = s.run(&["validate"]);
-    d.code(2);
-    assert_eq!(
-        messages(&d.stderr, "error: "),
-        vec![
-            format!(
-                "error: {file}:12:10: service `app`: path `data` is relative, and relative paths are taken from `docker_base`, which is not set; set `[global] docker_base` or write an absolute path"
-            ),
-            format!(
-                "error: {file}:17:1: service `app`: hook `flush`: `working_dir` `app` is relative, and relative paths are taken from `docker_base`, which is not set; set `[global] docker_base` or write an absolute path"
-            ),
-        ]
-    );
+    let (file, errors) = refused(&s);
+    let want = vec![
+        format!(
+            "error: {file}:12:10: service `app`: path `data` is relative, and relative paths are taken from `docker_base`, which is not set; set `[global] docker_base` or write an absolute path"
+        ),
+        format!(
+            "error: {file}:17:1: service `app`: hook `flush`: `working_dir` `app` is relative, and relative paths are taken from `docker_base`, which is not set; set `[global] docker_base` or write an absolute path"
+        ),
+    ];
+    assert_eq!(errors, want);
 }

@@ -154,21 +154,14 @@ pub fn promtool(text: &str) -> Option<String> {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn();
-    let mut child = match child {
+    let child = match child {
         Ok(c) => c,
         Err(e) => {
             require_component("promtool", Err(promtool_missing(&e)));
             return None;
         }
     };
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(text.as_bytes())
-            .unwrap_or_else(|e| panic!("write to promtool: {e}"));
-    }
-    let out = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("promtool: {e}"));
+    let out = crate::harness::feed(child, text.as_bytes(), "promtool");
     assert!(
         out.status.success(),
         "promtool rejected the metrics:\n{}{}\n--- metrics:\n{text}",

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{Done, Scenario, free_port, require_component};
+use crate::harness::{
+    Background, Done, Scenario, free_port, output_ok, require_component, wait_until,
+};
 use crate::receiver::{Receiver, Reply};
 
 /// The secret part of every URL: it must never be printed.
@@ -225,26 +227,14 @@ fn a_refused_run_is_not_notified_and_a_repeated_hook_failure_is_held_back() {
             docs("{root}/data/docs")
         ),
     );
-    let mut first = s
-        .command()
-        .args(["run"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn: {e}"));
-    let start = Instant::now();
-    while !s.path("started").exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the pre hook never started"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let first = Background::start(&s, &["run"]);
+    wait_until("the pre hook to start", Duration::from_secs(20), || {
+        s.path("started").exists()
+    });
     // A second run while the first holds the service's lock.
     s.run(&["run"]).code(1);
     s.write("release", "");
-    let status = first.wait().unwrap_or_else(|e| panic!("wait: {e}"));
-    assert_eq!(status.code(), Some(1));
+    first.finish().code(1);
     // The same hook failure again, within rate_limit_minutes.
     s.run(&["run"]).code(1);
 
@@ -540,15 +530,7 @@ fn long_running_is_sent_while_the_run_is_still_going() {
 
 /// The Python of the test venv (aiosmtpd), or `None` locally when missing.
 fn smtp_python() -> Option<PathBuf> {
-    let py = std::env::var_os("RM_TEST_PYTHON").map_or_else(
-        || {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/target/test-venv/bin/python"
-            ))
-        },
-        PathBuf::from,
-    );
+    let py = crate::harness::venv_bin("RM_TEST_PYTHON", "python");
     let ok = Command::new(&py)
         .args(["-c", "import aiosmtpd"])
         .output()
@@ -716,9 +698,10 @@ to = ["admin@example.org", "oncall@example.org"]
 
 #[test]
 fn notifier_mistakes_are_configuration_errors_with_the_fix() {
-    let s = Scenario::new();
-    s.simple(
-        r#"[notifiers.a]
+    let s = Scenario::new()
+        .service("docs", |d| d.path("/srv/docs"))
+        .sections(
+            r#"[notifiers.a]
 type = "discrod"
 
 [notifiers.b]
@@ -739,16 +722,10 @@ to = []
 type = "ntfy"
 url = "https://ntfy.sh/t"
 notify_on = ["stael"]
-
-[services.docs]
-targets = ["local"]
-[services.docs.config]
-paths = ["/srv/docs"]
 "#,
-    );
+        );
     let d = s.run(&["validate"]);
-    d.code(2);
-    for want in [
+    d.code(2).stderr_has_all(&[
         "notifier `a` has unknown type `discrod`; valid types are `discord`, `webhook`, `ntfy`, `healthchecks`, `email`; did you mean `discord`?",
         "ntfy notifier `b` needs `url` (or `url_file`, a file holding the URL): the topic URL, e.g. `https://ntfy.sh/my-backups`",
         "notifier `c`: `url` must start with https:// or http://",
@@ -757,9 +734,7 @@ paths = ["/srv/docs"]
         "email notifier `d` needs `from`",
         "email notifier `d` needs `to`",
         "notifier `e`: unknown `notify_on` event `stael`; did you mean `stale`?",
-    ] {
-        d.stderr_has(want);
-    }
+    ]);
     // The URL is not echoed: it may be a secret pasted in the wrong place.
     assert!(!d.stderr.contains("ftp://example.com/x"), "{}", d.stderr);
 }
@@ -769,15 +744,9 @@ paths = ["/srv/docs"]
 
 /// `openssl ARGS` in `dir`; panics with its output when it fails.
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("openssl (Debian package `openssl`): {e}"));
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    output_ok(
+        Command::new("openssl").args(args).current_dir(dir),
+        &format!("openssl {args:?} (Debian package `openssl`)"),
     );
 }
 
@@ -1077,9 +1046,7 @@ fn an_untrusted_smtp_certificate_is_a_warning_that_points_to_ca_file() {
 
 #[test]
 fn a_ca_file_that_is_missing_or_holds_no_certificate_is_a_config_error() {
-    let s = Scenario::new();
-    s.write("not-a-cert.pem", "hello\n");
-    s.write(
+    let s = Scenario::new().file("not-a-cert.pem", "hello\n").file(
         "broken.pem",
         "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
     );

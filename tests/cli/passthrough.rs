@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{Done, Scenario, watching_cmdlines};
+use crate::harness::{Done, Scenario, feed, spawn_piped, watching_cmdlines};
 use crate::servers::{self, Sshd};
 
 /// Two local destinations, `nas` (first) and `usb`, a service `wiki`
@@ -115,30 +115,18 @@ fn a_failing_restic_command_gives_restics_own_exit_code_and_words() {
     assert_ne!(ours.code, 0);
     assert_eq!(ours.code, bare.code, "{ours:?}");
     // stdin passes through: `backup --stdin` stores what we pipe in.
-    let mut child = s
-        .command()
-        .args([
-            "restic",
-            "wiki",
-            "--",
-            "backup",
-            "--stdin",
-            "--stdin-filename",
-            "piped.txt",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn: {e}"));
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
-        stdin
-            .write_all(b"through the pipe\n")
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let mut cmd = s.command();
+    cmd.args([
+        "restic",
+        "wiki",
+        "--",
+        "backup",
+        "--stdin",
+        "--stdin-filename",
+        "piped.txt",
+    ]);
+    let child = spawn_piped(&mut cmd, Stdio::piped(), "restic-manager restic");
+    let out = feed(child, b"through the pipe\n", "restic-manager restic");
     assert!(
         out.status.success(),
         "{}",

@@ -89,6 +89,17 @@ fn calls(s: &Scenario) -> Vec<String> {
         .collect()
 }
 
+/// A `run --json` after [`clear`], whose restic calls must be `steps`;
+/// returns the retention report.
+#[track_caller]
+fn retention_run(s: &Scenario, want: &[&str]) -> serde_json::Value {
+    clear(s);
+    let d = s.run(&["run", "--json"]);
+    d.succeeds();
+    assert_eq!(steps(s), want, "{:?}", calls(s));
+    d.json()["services"][0]["targets"][0]["retention"].clone()
+}
+
 fn clear(s: &Scenario) {
     let _ = std::fs::remove_file(s.path("calls"));
 }
@@ -137,23 +148,13 @@ fn ids(s: &Scenario, repo: &str) -> Vec<String> {
 
 #[test]
 fn retention_that_removes_nothing_costs_one_restic_call() {
-    let s = Scenario::new();
-    let s = docs(s, &["d1"], "retention_last = 3", "");
+    let s = docs(Scenario::new(), &["d1"], "retention_last = 3", "");
     for _ in 0..2 {
-        clear(&s);
-        let d = s.run(&["run", "--json"]);
-        d.succeeds();
-        let r = &d.json()["services"][0]["targets"][0]["retention"];
+        let r = retention_run(&s, &["d1 backup", "d1 forget-plan"]);
         assert_eq!(
             (r["removed"].as_u64(), r["pruned"].as_bool()),
             (Some(0), Some(false)),
             "{r}"
-        );
-        assert_eq!(
-            steps(&s),
-            ["d1 backup", "d1 forget-plan"],
-            "{:?}",
-            calls(&s)
         );
         let log = last_log(&s);
         assert_eq!(
@@ -161,9 +162,9 @@ fn retention_that_removes_nothing_costs_one_restic_call() {
             1,
             "the run log names the one retention call: {log}"
         );
-        assert!(
-            log.contains("calling `restic forget --dry-run --keep-last 3` on `d1`"),
-            "{log}"
+        crate::harness::assert_has(
+            &log,
+            "calling `restic forget --dry-run --keep-last 3` on `d1`",
         );
     }
     assert_eq!(s.snapshots("d1/docs").len(), 2);
@@ -171,9 +172,8 @@ fn retention_that_removes_nothing_costs_one_restic_call() {
 
 #[test]
 fn retention_removes_exactly_the_planned_snapshots_even_when_a_backup_lands_in_between() {
-    let s = Scenario::new();
     let s = docs(
-        s,
+        Scenario::new(),
         &["d1"],
         "retention_last = 1\nretention_max_remove_percent = 100",
         "",
@@ -228,9 +228,8 @@ fn retention_removes_exactly_the_planned_snapshots_even_when_a_backup_lands_in_b
 
 #[test]
 fn each_destination_gets_its_retention_right_after_its_own_backup() {
-    let s = Scenario::new();
     let s = docs(
-        s,
+        Scenario::new(),
         &["d1", "d2", "d3"],
         "retention_last = 3\nmax_parallel_destinations = 1",
         "[[services.docs.config.post_backup_hooks]]\nname = \"mark\"\ncommand = \"echo post >> {root}/calls\"\n",
@@ -312,34 +311,17 @@ fn a_scheduled_prune_runs_once_per_occurrence_and_alone_when_nothing_is_removed(
         "retention_last = 5\nretention_max_remove_percent = 100\nprune = \"0 0 1 1 *\"",
         "",
     );
-    clear(&s);
-    let d = s.run(&["run", "--json"]);
-    d.succeeds();
-    let r = &d.json()["services"][0]["targets"][0]["retention"];
+    // A due prune with nothing to forget is one `restic prune`.
+    let r = retention_run(&s, &["d1 backup", "d1 forget-plan", "d1 prune"]);
     assert_eq!(
         (r["removed"].as_u64(), r["pruned"].as_bool()),
         (Some(0), Some(true)),
         "{r}"
     );
-    assert_eq!(
-        steps(&s),
-        ["d1 backup", "d1 forget-plan", "d1 prune"],
-        "a due prune with nothing to forget is one `restic prune`: {:?}",
-        calls(&s)
-    );
     assert!(last_log(&s).contains("calling `restic prune` on `d1`"));
 
-    clear(&s);
-    let d = s.run(&["run", "--json"]);
-    d.succeeds();
-    let r = &d.json()["services"][0]["targets"][0]["retention"];
+    let r = retention_run(&s, &["d1 backup", "d1 forget-plan"]);
     assert_eq!(r["pruned"], false, "pruned once per occurrence: {r}");
-    assert_eq!(
-        steps(&s),
-        ["d1 backup", "d1 forget-plan"],
-        "{:?}",
-        calls(&s)
-    );
 
     // Snapshots removed while no prune is due: forgotten, not pruned.
     let cfg = std::fs::read_to_string(s.config_path()).unwrap_or_default();
@@ -349,18 +331,9 @@ fn a_scheduled_prune_runs_once_per_occurrence_and_alone_when_nothing_is_removed(
     )
     .unwrap_or_else(|e| panic!("write config: {e}"));
     s.write("data/docs/a.txt", "beta");
-    clear(&s);
-    let d = s.run(&["run", "--json"]);
-    d.succeeds();
-    let r = &d.json()["services"][0]["targets"][0]["retention"];
+    let r = retention_run(&s, &["d1 backup", "d1 forget-plan", "d1 forget-ids"]);
     assert!(r["removed"].as_u64() > Some(0), "{r}");
     assert_eq!(r["pruned"], false, "{r}");
-    assert_eq!(
-        steps(&s),
-        ["d1 backup", "d1 forget-plan", "d1 forget-ids"],
-        "{:?}",
-        calls(&s)
-    );
     let removal = calls(&s)
         .into_iter()
         .find(|c| c.starts_with("d1 forget") && !c.contains("--dry-run"))
@@ -371,9 +344,8 @@ fn a_scheduled_prune_runs_once_per_occurrence_and_alone_when_nothing_is_removed(
 
 #[test]
 fn in_copy_mode_each_copy_gets_its_retention_and_the_primary_after_the_copies() {
-    let s = Scenario::new();
     let s = docs(
-        s,
+        Scenario::new(),
         &["d1", "d2", "d3"],
         "retention_last = 3\nmax_parallel_destinations = 1",
         "replication = \"copy\"\n",
@@ -402,9 +374,8 @@ fn in_copy_mode_each_copy_gets_its_retention_and_the_primary_after_the_copies() 
 
 #[test]
 fn the_guard_still_refuses_a_plan_that_empties_a_group_or_removes_too_much() {
-    let s = Scenario::new();
     let s = docs(
-        s,
+        Scenario::new(),
         &["d1"],
         "retention_last = 2\nretention_max_remove_percent = 100",
         "",
@@ -460,8 +431,7 @@ fn the_guard_still_refuses_a_plan_that_empties_a_group_or_removes_too_much() {
 
 /// `docs` with `files` files of 50 KB in `d1`, backed up once.
 fn drilled(files: usize, service: &str) -> Scenario {
-    let s = Scenario::new();
-    let s = docs(s, &["d1"], "", service);
+    let s = docs(Scenario::new(), &["d1"], "", service);
     for i in 0..files {
         let data: String = (0..50_000)
             .map(|n| char::from(b'a' + ((n * 7 + i * 13) % 26) as u8))
@@ -514,18 +484,7 @@ fn a_drill_of_a_sample_starts_restic_four_times_whatever_its_size_and_lists_duri
 fn a_drill_confirms_a_source_mismatch_with_one_dump_of_that_file() {
     let s = drilled(6, "");
     // Bit rot: other content, same size and mtime.
-    let f = s.path("data/docs/f03.txt");
-    let mtime = std::fs::metadata(&f)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|e| panic!("stat: {e}"));
-    let mut bytes = std::fs::read(&f).unwrap_or_else(|e| panic!("read: {e}"));
-    bytes[100] ^= 0x20;
-    std::fs::write(&f, bytes).unwrap_or_else(|e| panic!("write: {e}"));
-    std::fs::File::options()
-        .write(true)
-        .open(&f)
-        .and_then(|h| h.set_modified(mtime))
-        .unwrap_or_else(|e| panic!("set mtime: {e}"));
+    crate::harness::rot(&s.path("data/docs/f03.txt"), 100, 0x20);
     clear(&s);
     let d = s.run(&["verify", "--drill"]);
     d.code(1)

@@ -85,6 +85,14 @@ impl Receiver {
             .clone()
     }
 
+    /// The body (JSON) of the one request whose path starts with `prefix`.
+    #[track_caller]
+    pub fn one(&self, prefix: &str) -> Value {
+        let at = self.at(prefix);
+        assert_eq!(at.len(), 1, "{:?}", self.all());
+        at[0].json()
+    }
+
     /// Requests whose path starts with `prefix`, in arrival order.
     pub fn at(&self, prefix: &str) -> Vec<Request> {
         self.all()

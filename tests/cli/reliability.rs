@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{Background, Done, Scenario, chmod, root, wait_until};
+use crate::harness::{Background, Done, Scenario, chmod, root, spawn_piped, wait_until};
 
 /// Processes started from this scenario (their environment has its HOME)
 /// whose command line contains `needle`, as `pid cmdline`.
@@ -47,6 +47,16 @@ impl Drop for Sweep<'_> {
     }
 }
 
+/// Service `flaky` of a `status --json` (null when missing).
+fn flaky_of(status: &Done) -> serde_json::Value {
+    status
+        .json()
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["service"] == "flaky"))
+        .cloned()
+        .unwrap_or_default()
+}
+
 fn one_service(s: Scenario, sections: &str) -> Scenario {
     let s = s
         .file("data/app/a.txt", "hello")
@@ -69,9 +79,8 @@ fn daemon_hook(command: &str, timeout: u32) -> String {
 
 #[test]
 fn hook_that_starts_a_daemon_is_bounded_by_its_timeout_and_the_daemon_is_stopped() {
-    let s = Scenario::new();
     let s = one_service(
-        s,
+        Scenario::new(),
         &format!(
             "{}[[services.app.config.post_backup_hooks]]\nname = \"after\"\ncommand = \"touch {{root}}/post-ran\"\n",
             daemon_hook("setsid sleep 1004 & sleep 1004", 2)
@@ -122,8 +131,10 @@ fn sigterm_stops_a_run_whose_hook_daemon_holds_the_pipes() {
 
 #[test]
 fn hook_that_exits_leaving_a_daemon_on_its_pipes_does_not_hold_the_backup() {
-    let s = Scenario::new();
-    let s = one_service(s, &daemon_hook("setsid sleep 1004 & echo started", 300));
+    let s = one_service(
+        Scenario::new(),
+        &daemon_hook("setsid sleep 1004 & echo started", 300),
+    );
     let _sweep = Sweep(&s, "sleep 1004");
     let (done, took) = Background::start(&s, &["run"]).finish_within(Duration::from_secs(60));
     done.succeeds();
@@ -161,21 +172,13 @@ fn incompressible(dir: &Path, mb: usize) {
 
 #[test]
 fn kill_9_of_the_manager_takes_restic_with_it_and_the_next_run_never_overlaps() {
-    let s = Scenario::new();
+    let s = Scenario::new().file("pw", "secret\n").service("big", |b| {
+        b.path("{root}/data/big").config(
+            "[[services.big.config.pre_backup_hooks]]\nname = \"slow\"\ncommand = \"touch {root}/hook-started; sleep 1\"",
+        )
+    });
     let _sweep = Sweep(&s, "restic");
     incompressible(&s.path("data/big"), 300);
-    s.simple(
-        r#"
-[services.big]
-targets = ["local"]
-[services.big.config]
-paths = ["{root}/data/big"]
-[[services.big.config.pre_backup_hooks]]
-name = "slow"
-command = "touch {root}/hook-started; sleep 1"
-"#,
-    );
-    s.write("pw", "secret\n");
     s.run(&["setup"]).succeeds();
 
     // Watch for two `restic backup` of this scenario at once, for the whole test.
@@ -262,8 +265,7 @@ command = "touch {root}/hook-started; sleep 1"
 
 #[test]
 fn a_process_left_by_an_earlier_killed_run_is_stopped_and_named() {
-    let s = Scenario::new();
-    let s = one_service(s, "");
+    let s = one_service(Scenario::new(), "");
     let _sweep = Sweep(&s, "sleep 1006");
     // What a manager killed where the parent-death signal does not exist
     // leaves behind: a child carrying that (dead) manager's mark.
@@ -319,9 +321,8 @@ fn sigterm_to_setup_leaves_no_restic_behind() {
 
 #[test]
 fn refused_overlapping_run_does_not_turn_health_failed_but_a_hung_holder_is_named() {
-    let s = Scenario::new();
     let s = one_service(
-        s,
+        Scenario::new(),
         r#"[[services.app.config.pre_backup_hooks]]
 name = "wait"
 command = "touch {root}/started; for i in $(seq 600); do [ -e {root}/release ] && break; sleep 0.1; done"
@@ -434,15 +435,12 @@ fn quoted_after(text: &str, after: &str) -> String {
 
 #[test]
 fn a_damaged_history_is_moved_aside_and_the_backup_runs_anyway() {
-    let s = Scenario::new();
     let rx = crate::receiver::Receiver::start(&[]);
-    let s = one_service(
-        s,
-        &format!(
-            "[notifiers.hook]\ntype = \"webhook\"\nurl = \"{}\"\n",
-            rx.url("/hook")
-        ),
+    let hook = format!(
+        "[notifiers.hook]\ntype = \"webhook\"\nurl = \"{}\"\n",
+        rx.url("/hook")
     );
+    let s = one_service(Scenario::new(), &hook);
     s.run(&["run"]).succeeds();
     let file = history_file(&s);
     let garbage: Vec<u8> = (0..8192u32)
@@ -528,8 +526,7 @@ fn a_damaged_history_is_moved_aside_and_the_backup_runs_anyway() {
 
 #[test]
 fn a_read_only_history_is_read_by_status_metrics_and_snapshots_and_run_goes_on_unrecorded() {
-    let s = Scenario::new();
-    let s = one_service(s, "");
+    let s = one_service(Scenario::new(), "");
     s.run(&["run"]).succeeds();
     let dir = s.path("state/restic-manager");
     let file = history_file(&s);
@@ -567,8 +564,7 @@ fn a_read_only_history_is_read_by_status_metrics_and_snapshots_and_run_goes_on_u
 
 #[test]
 fn a_read_only_shm_left_behind_does_not_make_every_run_a_warning() {
-    let s = Scenario::new();
-    let s = one_service(s, "");
+    let s = one_service(Scenario::new(), "");
     s.run(&["run"]).succeeds();
     let file = history_file(&s);
     let shm = sidecar(&file, "-shm");
@@ -603,22 +599,18 @@ fn a_read_only_shm_left_behind_does_not_make_every_run_a_warning() {
 #[test]
 fn a_locked_history_holds_the_backup_up_for_seconds_not_forever() {
     use std::io::{BufRead, BufReader, Read, Write};
-    let s = Scenario::new();
-    let s = one_service(s, "");
+    let s = one_service(Scenario::new(), "");
     s.run(&["run"]).succeeds();
     let file = history_file(&s);
     // Another process holds the database exclusively (a `sqlite3` session
     // left open in the middle of a write). It waits out a reader that
     // happens to look at the file at the same moment (`.timeout`), stops at
     // the first error (`-bail`), and says when it holds the lock.
-    let mut holder = Command::new("sqlite3")
-        .arg("-bail")
-        .arg(&file)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("sqlite3: {e}"));
+    let mut holder = spawn_piped(
+        Command::new("sqlite3").arg("-bail").arg(&file),
+        Stdio::piped(),
+        "sqlite3",
+    );
     let mut stdin = holder.stdin.take().unwrap_or_else(|| panic!("stdin"));
     stdin
         .write_all(
@@ -670,10 +662,9 @@ fn a_locked_history_holds_the_backup_up_for_seconds_not_forever() {
 
 #[test]
 fn a_refused_run_notifies_nothing_and_the_next_success_is_no_recovery() {
-    let s = Scenario::new();
     let rx = crate::receiver::Receiver::start(&[]);
     let s = one_service(
-        s,
+        Scenario::new(),
         &format!(
             r#"[[services.app.config.pre_backup_hooks]]
 name = "wait"
@@ -706,9 +697,7 @@ url = "{hc}"
     s.history()
         .query("UPDATE runs SET started_at = started_at - 10800000 WHERE outcome = 'running'");
     s.run(&["run"]).code(1).stderr_has("it may be hung");
-    let hook = rx.at("/hook");
-    assert_eq!(hook.len(), 1, "{:?}", rx.all());
-    let body = hook[0].json();
+    let body = rx.one("/hook");
     assert_eq!(body["event"], "failure");
     assert_eq!(body["outcome"], "refused");
     assert_eq!(body["error_class"], "already_running");
@@ -757,12 +746,7 @@ fn a_new_service_is_never_backed_up_not_stale_until_max_age_has_passed_since_it_
 
     let st = s.run(&["status", "--json"]);
     st.succeeds();
-    let v = st.json();
-    let flaky = v
-        .as_array()
-        .and_then(|a| a.iter().find(|x| x["service"] == "flaky"))
-        .cloned()
-        .unwrap_or_default();
+    let flaky = flaky_of(&st);
     assert_eq!(flaky["state"], "new", "{flaky}");
     assert_eq!(flaky["destinations"][0]["state"], "new", "{flaky}");
     let reason = flaky["destinations"][0]["reasons"][0]
@@ -776,26 +760,15 @@ fn a_new_service_is_never_backed_up_not_stale_until_max_age_has_passed_since_it_
     );
     let t = s.run(&["status"]);
     t.succeeds()
-        .stdout_has("flaky/local: never backed up (configured ");
-    assert!(
-        t.stdout
-            .lines()
-            .any(|l| l.starts_with("flaky ") && l.contains(" new ")),
-        "{}",
-        t.stdout
-    );
+        .stdout_has("flaky/local: never backed up (configured ")
+        .stdout_line("flaky ", " new ");
 
     // 27 hours after `setup` first saw it, still no snapshot: stale now.
     s.history()
         .query("UPDATE first_seen SET at = at - 27 * 3600 * 1000 WHERE service = 'flaky'");
     let st = s.run(&["status", "--json"]);
     st.code(3);
-    let v = st.json();
-    let flaky = v
-        .as_array()
-        .and_then(|a| a.iter().find(|x| x["service"] == "flaky"))
-        .cloned()
-        .unwrap_or_default();
+    let flaky = flaky_of(&st);
     assert_eq!(flaky["state"], "stale", "{flaky}");
     assert_eq!(
         flaky["destinations"][0]["reasons"][0],

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use expectrl::session::OsSession;
 
-use crate::harness::{PASSWORD, Scenario, read, require_component};
+use crate::harness::{Done, PASSWORD, Scenario, read, require_component};
 
 /// Service `docs` backing up `{root}/data/docs` (a.txt, sub/b.txt) to
 /// `local`, plus `extra` after its config (keys or whole services); the
@@ -22,6 +22,13 @@ fn docs(s: Scenario, extra: &str) -> Scenario {
         .file("data/docs/sub/b.txt", "world")
         .service("docs", |d| d.path("{root}/data/docs").config(extra))
         .repos(&["repo/docs"])
+}
+
+/// `--json restore -s docs ARGS`.
+fn json_restore(s: &Scenario, args: &[&str]) -> Done {
+    let mut all = vec!["--json", "restore", "-s", "docs"];
+    all.extend_from_slice(args);
+    s.run(&all)
 }
 
 /// Backs up `docs` and returns the new snapshot's short id.
@@ -45,8 +52,7 @@ fn inside(s: &Scenario, folder: &Path, rel: &str) -> PathBuf {
 
 #[test]
 fn latest_goes_to_a_new_folder_named_after_service_and_snapshot() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     let id = backup(&s);
     let d = s.restore_latest("docs", &[]);
     d.succeeds()
@@ -60,23 +66,13 @@ fn latest_goes_to_a_new_folder_named_after_service_and_snapshot() {
 
 #[test]
 fn a_given_id_restores_that_version_into_target() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     let first = backup(&s);
     s.write("data/docs/a.txt", "changed later");
     let second = backup(&s);
     assert_ne!(first, second);
     let target = s.path("out");
-    let d = s.run(&[
-        "--json",
-        "restore",
-        "-s",
-        "docs",
-        "--snapshot",
-        &first[..6],
-        "--target",
-        "out",
-    ]);
+    let d = json_restore(&s, &["--snapshot", &first[..6], "--target", "out"]);
     d.succeeds();
     assert_eq!(read(&inside(&s, &target, "data/docs/a.txt")), "hello");
     let j = d.json();
@@ -92,8 +88,7 @@ fn a_given_id_restores_that_version_into_target() {
 
 #[test]
 fn include_restores_just_that_file() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     backup(&s);
     let d = s.restore_latest("docs", &["-t", "one", "--include", "sub/b.txt"]);
     d.succeeds().stdout_has("restored 1 file,");
@@ -104,8 +99,7 @@ fn include_restores_just_that_file() {
 
 #[test]
 fn in_place_with_yes_brings_back_modified_and_deleted_files() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     backup(&s);
     s.write("data/docs/a.txt", "broken");
     std::fs::remove_file(s.path("data/docs/sub/b.txt")).unwrap_or_else(|e| panic!("rm: {e}"));
@@ -127,8 +121,7 @@ fn in_place_with_yes_brings_back_modified_and_deleted_files() {
 
 #[test]
 fn a_target_that_is_not_empty_needs_overwrite() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     backup(&s);
     s.write("busy/mine.txt", "mine");
     s.restore_latest("docs", &["-t", "busy"])
@@ -148,8 +141,7 @@ fn a_target_that_is_not_empty_needs_overwrite() {
 
 #[test]
 fn an_unknown_snapshot_lists_the_nearest_ids() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     let id = backup(&s);
     // Same first seven characters, a different last one.
     let last = if id.ends_with('0') { '1' } else { '0' };
@@ -164,8 +156,7 @@ fn an_unknown_snapshot_lists_the_nearest_ids() {
 
 #[test]
 fn a_path_that_is_not_in_the_snapshot_is_refused_with_suggestions() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     let id = backup(&s);
     s.restore_latest("docs", &["--include", "sub/a.txt"])
         .code(2)
@@ -179,11 +170,7 @@ fn a_path_that_is_not_in_the_snapshot_is_refused_with_suggestions() {
 
 #[test]
 fn without_a_terminal_a_missing_choice_names_the_flag_and_the_choices() {
-    let s = Scenario::new();
-    let s = docs(
-        s,
-        "[services.wiki]\ntargets = [\"local\"]\n[services.wiki.config]\npaths = [\"{root}/data/docs\"]\n",
-    );
+    let s = docs(Scenario::new(), "").service("wiki", |w| w.path("{root}/data/docs"));
     let id = backup(&s);
     s.run(&["restore"])
         .code(2)
@@ -199,8 +186,7 @@ fn without_a_terminal_a_missing_choice_names_the_flag_and_the_choices() {
 
 #[test]
 fn preview_shows_counts_and_entries_and_writes_nothing() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     let id = backup(&s);
     let d = s.restore_latest("docs", &["--preview"]);
     d.succeeds()
@@ -258,23 +244,21 @@ fn dump_snapshot(s: &Scenario, name: &str, filename: &str, content: &str) {
 
 #[test]
 fn a_dump_streams_into_a_file_or_a_command() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     backup(&s);
     dump_snapshot(&s, "notes", "db/notes.sql", "CREATE TABLE t;\nINSERT 1;\n");
 
-    let d = s.run(&[
-        "--json",
-        "restore",
-        "-s",
-        "docs",
-        "--snapshot",
-        "latest",
-        "--dump",
-        "notes",
-        "--to-file",
-        "notes.sql",
-    ]);
+    let d = json_restore(
+        &s,
+        &[
+            "--snapshot",
+            "latest",
+            "--dump",
+            "notes",
+            "--to-file",
+            "notes.sql",
+        ],
+    );
     d.succeeds();
     assert_eq!(read(&s.path("notes.sql")), "CREATE TABLE t;\nINSERT 1;\n");
     assert_eq!(d.json()["bytes"], 26);
@@ -339,8 +323,7 @@ impl Drop for SmallDisk {
 
 #[test]
 fn not_enough_disk_space_is_reported_as_such() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     // 3 MiB that do not compress.
     let big: Vec<u8> = (0..3 * 1024 * 1024u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
@@ -364,11 +347,7 @@ fn not_enough_disk_space_is_reported_as_such() {
 #[test]
 fn interactive_restore_through_a_terminal() {
     use expectrl::{Eof, Expect};
-    let s = Scenario::new();
-    let s = docs(
-        s,
-        "[services.aaa]\ntargets = [\"local\"]\n[services.aaa.config]\npaths = [\"{root}/data/docs\"]\n",
-    );
+    let s = docs(Scenario::new(), "").service("aaa", |w| w.path("{root}/data/docs"));
     let first = backup(&s);
     s.write("data/docs/sub/b.txt", "newer");
     let id = backup(&s);
@@ -379,23 +358,18 @@ fn interactive_restore_through_a_terminal() {
     const ENTER: &str = "\r";
     // Services in file order: docs, aaa.
     step(&mut p, "Service to restore from", ENTER);
-    p.expect("Snapshot (newest first)")
-        .unwrap_or_else(|e| panic!("snapshot table: {e}"));
+    sees(&mut p, "Snapshot (newest first)");
     p.expect(id.as_str())
         .unwrap_or_else(|e| panic!("newest snapshot in the table: {e}"));
     // Its size, from the run history (restic 0.14 keeps none).
-    p.expect("10 B")
-        .unwrap_or_else(|e| panic!("size column: {e}"));
-    p.send(ENTER).unwrap_or_else(|e| panic!("send: {e}"));
+    step(&mut p, "10 B", ENTER);
     step(&mut p, "What to restore", &format!("{DOWN}{ENTER}"));
     step(&mut p, "Path (absolute", &format!("sub/b.txt{ENTER}"));
     step(&mut p, "Another path", ENTER);
     step(&mut p, "Restore to", ENTER);
-    p.expect("would restore 1 file,")
-        .unwrap_or_else(|e| panic!("preview: {e}"));
+    sees(&mut p, "would restore 1 file,");
     step(&mut p, "Restore?", "y");
-    p.expect("restored 1 file,")
-        .unwrap_or_else(|e| panic!("result: {e}"));
+    sees(&mut p, "restored 1 file,");
     p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));
 
     let folder = s.path(&format!("restore-docs-{id}"));
@@ -463,8 +437,7 @@ fn a_configured_dump_restores_through_its_restore_command_or_a_file() {
 /// `--destination` picks one, and an unknown one lists the targets.
 #[test]
 fn the_first_readable_destination_is_used_and_named() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     let id = backup(&s);
     s.config(&format!(
         "{}\n[destinations.gone]\ntype = \"local\"\npath = \"{{root}}/nowhere\"\n",
@@ -488,23 +461,19 @@ fn the_first_readable_destination_is_used_and_named() {
 #[test]
 fn interactive_dump_restore_into_a_file() {
     use expectrl::{Eof, Expect};
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     backup(&s);
     dump_snapshot(&s, "notes", "notes.sql", "CREATE TABLE t;\n");
 
     let mut p = restore_in_a_pty(&s, &[]);
-    p.expect("service: docs (the only one)")
-        .unwrap_or_else(|e| panic!("service: {e}"));
+    sees(&mut p, "service: docs (the only one)");
     // Newest first: the dump.
     step(&mut p, "dump:notes", "\r");
     step(&mut p, "Restore dump `notes`", "\r");
     step(&mut p, "File", "out.sql\r");
-    p.expect("would restore dump `notes` into `")
-        .unwrap_or_else(|e| panic!("preview: {e}"));
+    sees(&mut p, "would restore dump `notes` into `");
     step(&mut p, "Restore?", "y");
-    p.expect("restored dump `notes`")
-        .unwrap_or_else(|e| panic!("result: {e}"));
+    sees(&mut p, "restored dump `notes`");
     p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));
     assert_eq!(read(&s.path("out.sql")), "CREATE TABLE t;\n");
 }
@@ -516,6 +485,13 @@ fn restore_in_a_pty(s: &Scenario, args: &[&str]) -> OsSession {
     let mut p = expectrl::Session::spawn(cmd).unwrap_or_else(|e| panic!("spawn in a pty: {e}"));
     p.set_expect_timeout(Some(Duration::from_secs(60)));
     p
+}
+
+/// Waits for `want` on the terminal.
+fn sees(p: &mut OsSession, want: &str) {
+    use expectrl::Expect;
+    p.expect(want)
+        .unwrap_or_else(|e| panic!("waiting for {want:?}: {e}"));
 }
 
 /// Waits for `want` on the terminal, then types `keys`.
@@ -545,20 +521,8 @@ fn app_on_a_volume(script: &str) -> (DockerObjects, String, String, String) {
     ]);
     docker(&["volume", "create", &vol]);
     in_volume(&vol, script);
-    docker(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        &app,
-        "-v",
-        &format!("{vol}:/data"),
-        crate::docker::IMAGE,
-        "sh",
-        "-c",
-        "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done",
-    ]);
+    let mount = format!("{vol}:/data");
+    crate::docker::detached(&app, &["-v", &mount], crate::docker::IDLE).succeeds();
     (objects, vol, app, fresh)
 }
 
@@ -580,33 +544,17 @@ impl Drop for DockerObjects {
     }
 }
 
+/// `docker ARGS`, which must succeed; its output, trimmed.
 fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("docker {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let d = crate::docker::docker(args);
+    d.succeeds();
+    d.stdout.trim().to_string()
 }
 
-/// `sh -c SCRIPT` in a throw-away container with `volume` at `/data`.
+/// `sh -c SCRIPT` in a throw-away container with `volume` at `/data`; its
+/// output, trimmed.
 fn in_volume(volume: &str, script: &str) -> String {
-    docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        &format!("{volume}:/data"),
-        crate::docker::IMAGE,
-        "sh",
-        "-c",
-        script,
-    ])
+    crate::docker::sh_in(volume, script).trim().to_string()
 }
 
 /// A volume restored in place (its running container stopped and started
@@ -720,8 +668,7 @@ fn interactive_volume_restore() {
 /// service's own repository are still found.
 #[test]
 fn snapshots_without_the_service_tag_are_used_when_there_are_no_others() {
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     let data = s.path("data/docs");
     s.restic("repo/docs", &["backup", "--quiet", &data.to_string_lossy()])
         .succeeds();
@@ -740,8 +687,7 @@ fn snapshots_without_the_service_tag_are_used_when_there_are_no_others() {
 fn cancelling_on_the_terminal_restores_nothing() {
     use expectrl::process::unix::WaitStatus;
     use expectrl::{Eof, Expect};
-    let s = Scenario::new();
-    let s = docs(s, "");
+    let s = docs(Scenario::new(), "");
     let id = backup(&s);
     let spawn = |args: &[&str]| restore_in_a_pty(&s, args);
     let exit = |p: &mut expectrl::session::OsSession| match p.get_process().wait() {
@@ -750,24 +696,17 @@ fn cancelling_on_the_terminal_restores_nothing() {
     };
 
     let mut p = spawn(&[]);
-    p.expect("Snapshot (newest first)")
-        .unwrap_or_else(|e| panic!("table: {e}"));
-    p.send("\x1b").unwrap_or_else(|e| panic!("send: {e}"));
-    p.expect("cancelled; nothing was restored")
-        .unwrap_or_else(|e| panic!("cancel: {e}"));
+    step(&mut p, "Snapshot (newest first)", "\x1b");
+    sees(&mut p, "cancelled; nothing was restored");
     p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));
     assert_eq!(exit(&mut p), 1);
 
     // All flags given but `--in-place`: the terminal is asked, "n" stops it.
     s.write("data/docs/a.txt", "mine");
     let mut p = spawn(&["-s", "docs", "--snapshot", "latest", "--in-place"]);
-    p.expect("would restore 2 files")
-        .unwrap_or_else(|e| panic!("preview: {e}"));
-    p.expect("replacing what is there now?")
-        .unwrap_or_else(|e| panic!("question: {e}"));
-    p.send("n").unwrap_or_else(|e| panic!("send: {e}"));
-    p.expect("nothing was restored")
-        .unwrap_or_else(|e| panic!("declined: {e}"));
+    sees(&mut p, "would restore 2 files");
+    step(&mut p, "replacing what is there now?", "n");
+    sees(&mut p, "nothing was restored");
     p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));
     assert_eq!(exit(&mut p), 1);
     assert_eq!(read(&s.path("data/docs/a.txt")), "mine");

@@ -101,9 +101,8 @@ fn tags(snapshot: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn failing_pre_hook_skips_the_backup_but_post_hooks_still_run() {
-    let s = Scenario::new();
     let s = docs_ready(
-        s,
+        Scenario::new(),
         "",
         &format!(
             "[[services.docs.config.pre_backup_hooks]]\nname = \"stop-db\"\ncommand = \"exit 7\"\n{RECORD_OUTCOME}"
@@ -123,9 +122,8 @@ fn failing_pre_hook_skips_the_backup_but_post_hooks_still_run() {
 
 #[test]
 fn failing_pre_hook_with_continue_on_error_still_backs_up_with_a_warning() {
-    let s = Scenario::new();
     let s = docs_ready(
-        s,
+        Scenario::new(),
         "",
         &format!(
             "[[services.docs.config.pre_backup_hooks]]\nname = \"flush\"\ncommand = \"exit 4\"\ncontinue_on_error = true\n{RECORD_OUTCOME}"
@@ -140,9 +138,8 @@ fn failing_pre_hook_with_continue_on_error_still_backs_up_with_a_warning() {
 
 #[test]
 fn failing_post_hook_fails_the_service_after_the_backup() {
-    let s = Scenario::new();
     let s = docs_ready(
-        s,
+        Scenario::new(),
         "",
         "[[services.docs.config.post_backup_hooks]]\nname = \"start-db\"\ncommand = \"exit 5\"\n",
     );
@@ -160,9 +157,8 @@ fn failing_post_hook_fails_the_service_after_the_backup() {
 
 #[test]
 fn failing_post_hook_with_continue_on_error_is_a_warning() {
-    let s = Scenario::new();
     let s = docs_ready(
-        s,
+        Scenario::new(),
         "",
         "[[services.docs.config.post_backup_hooks]]\nname = \"notify\"\ncommand = \"exit 5\"\ncontinue_on_error = true\n",
     );
@@ -258,9 +254,8 @@ command = "printf '%s\n' \"$RESTIC_MANAGER_SERVICE\" \"$RESTIC_MANAGER_OUTCOME\"
 
 #[test]
 fn hook_output_lands_in_the_run_log() {
-    let s = Scenario::new();
     let s = docs_ready(
-        s,
+        Scenario::new(),
         "",
         "[[services.docs.config.pre_backup_hooks]]\nname = \"say\"\ncommand = \"echo hello from the hook; echo oops from the hook >&2\"\n",
     );
@@ -533,8 +528,7 @@ fn password_never_reaches_argv_json_logs_or_history() {
 
 #[test]
 fn history_records_the_run_and_each_destination_as_restic_saw_it() {
-    let s = Scenario::new();
-    let s = docs_ready(s, "", "");
+    let s = docs_ready(Scenario::new(), "", "");
     s.run(&["run"]).succeeds().stdout_has("docs");
     let snaps = s.snapshots("repo/docs");
     assert_eq!(snaps.len(), 1);
@@ -633,8 +627,7 @@ fn retention_keeps_the_newest_of_this_service_and_touches_nothing_else() {
 
 #[test]
 fn backup_script_runs_once_per_target_and_its_exit_code_decides() {
-    let s = Scenario::new();
-    s.write("data/docs/a.txt", "hello");
+    let s = Scenario::new().file("data/docs/a.txt", "hello");
     s.write(
         "legacy.sh",
         &format!(
@@ -694,8 +687,7 @@ fn legacy_service(s: Scenario, service_keys: &str) -> Scenario {
 
 #[test]
 fn backup_script_is_not_confused_by_restic_variables_in_the_callers_environment() {
-    let s = Scenario::new();
-    let s = legacy_service(s, "");
+    let s = legacy_service(Scenario::new(), "");
     // Left over in a shell or a cron environment; restic 0.14 refuses a
     // password file together with a password command, and a repository
     // together with a repository file.
@@ -713,8 +705,7 @@ fn backup_script_is_not_confused_by_restic_variables_in_the_callers_environment(
 
 #[test]
 fn backup_script_out_of_time_leaves_no_restic_lock() {
-    let s = Scenario::new();
-    let s = legacy_service(s, "timeout_seconds = 3");
+    let s = legacy_service(Scenario::new(), "timeout_seconds = 3");
     make_restic_hang(&s, "data/docs");
     s.run(&["run"])
         .code(1)
@@ -733,9 +724,8 @@ fn backup_script_out_of_time_leaves_no_restic_lock() {
 
 #[test]
 fn dry_run_prints_the_plan_and_runs_nothing() {
-    let s = Scenario::new();
     let s = docs(
-        s,
+        Scenario::new(),
         "retention_last = 3",
         "[[services.docs.config.pre_backup_hooks]]\nname = \"mark\"\ncommand = \"touch {root}/pre-ran\"\n[[services.docs.config.post_backup_hooks]]\nname = \"unmark\"\ncommand = \"touch {root}/post-ran\"\n",
     );
@@ -770,8 +760,7 @@ fn dry_run_prints_the_plan_and_runs_nothing() {
 
 #[test]
 fn unknown_service_is_a_usage_error_with_a_suggestion() {
-    let s = Scenario::new();
-    let s = docs_ready(s, "", "");
+    let s = docs_ready(Scenario::new(), "", "");
     s.run(&["run", "--service", "doc"])
         .code(2)
         .stderr_has("error: unknown service `doc`; did you mean `docs`?");
@@ -783,8 +772,7 @@ fn unknown_service_is_a_usage_error_with_a_suggestion() {
 
 #[test]
 fn run_before_setup_says_to_run_setup() {
-    let s = Scenario::new();
-    let s = docs(s, "", "");
+    let s = docs(Scenario::new(), "", "");
     // Nothing exists yet: neither the password file nor the repository.
     // restic itself would only say "Resolving password failed".
     s.run(&["run"]).code(1).stderr_has(&format!(
@@ -808,8 +796,7 @@ fn run_before_setup_says_to_run_setup() {
 
 #[test]
 fn sigterm_mid_backup_stops_restic_cleanly_and_runs_post_hooks() {
-    let s = Scenario::new();
-    let s = docs(s, "", RECORD_OUTCOME);
+    let s = docs(Scenario::new(), "", RECORD_OUTCOME);
     let fifo = make_restic_hang(&s, "data/docs");
     let s = s.ready(&["repo/docs"]);
 
@@ -854,9 +841,8 @@ fn sigterm_mid_backup_stops_restic_cleanly_and_runs_post_hooks() {
 
 #[test]
 fn ctrl_c_during_a_pre_hook_stops_it_and_still_runs_post_hooks() {
-    let s = Scenario::new();
     let s = docs_ready(
-        s,
+        Scenario::new(),
         "",
         &format!(
             "[[services.docs.config.pre_backup_hooks]]\nname = \"dump\"\ncommand = \"touch {{root}}/started; for i in $(seq 300); do sleep 0.1; done; touch {{root}}/finished\"\n{RECORD_OUTCOME}"
@@ -907,8 +893,7 @@ fn service_timeout_stops_a_slow_pre_hook() {
 
 #[test]
 fn service_timeout_stops_restic_without_leaving_a_lock() {
-    let s = Scenario::new();
-    let s = docs(s, "timeout_seconds = 3", "");
+    let s = docs(Scenario::new(), "timeout_seconds = 3", "");
     make_restic_hang(&s, "data/docs");
     let s = s.ready(&["repo/docs"]);
     let start = Instant::now();

@@ -2,13 +2,27 @@
 //! written, replaced and removed in the scenario's own unit folder.
 
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::harness::Scenario;
+use crate::harness::{Scenario, Service, output_ok};
 
 /// crontab is per real user (root in CI), shared by every test that edits it.
-pub(crate) static CRONTAB: Mutex<()> = Mutex::new(());
+static CRONTAB: Mutex<()> = Mutex::new(());
+
+/// The crontab to this test alone (until the guard drops).
+pub(crate) fn crontab_lock() -> MutexGuard<'static, ()> {
+    CRONTAB
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The user's crontab, put back however the test ends, and then
+/// [`crontab_lock`] released (a tuple drops its first field first).
+fn own_crontab() -> (RestoreCrontab, MutexGuard<'static, ()>) {
+    let serial = crontab_lock();
+    (RestoreCrontab(crontab_list()), serial)
+}
 
 pub(crate) fn crontab_list() -> Option<String> {
     let out = Command::new("crontab")
@@ -66,10 +80,7 @@ pub(crate) fn ensure_cron_daemon() {
 
 #[test]
 fn cron_fires_a_real_backup_and_remove_restores_the_users_crontab() {
-    let _serial = CRONTAB
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let _restore = RestoreCrontab(crontab_list());
+    let _crontab = own_crontab();
     ensure_cron_daemon();
     let user_lines = "# my own jobs\n17 3 * * * /bin/true user-line\n";
     crontab_set(Some(user_lines));
@@ -135,10 +146,7 @@ fn cron_fires_a_real_backup_and_remove_restores_the_users_crontab() {
 
 #[test]
 fn renamed_service_leaves_the_crontab_on_the_next_install() {
-    let _serial = CRONTAB
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let _restore = RestoreCrontab(crontab_list());
+    let _crontab = own_crontab();
     crontab_set(Some("5 4 * * * /bin/true mine\n"));
     let s = Scenario::new();
     let svc = |name: &str| {
@@ -169,22 +177,12 @@ fn renamed_service_leaves_the_crontab_on_the_next_install() {
 
 #[test]
 fn systemd_units_are_generated_written_and_cleaned_up() {
-    let s = Scenario::new();
-    let cfg = |name: &str| {
-        format!(
-            "[global]\nrestic_password_file = \"{{root}}/pw\"\nschedule_jitter = 300\n\n[destinations.local]\ntype = \"local\"\npath = \"{{root}}/repo\"\n\n[services.{name}]\ntargets = [\"local\"]\nschedule = \"30 2 * * 1-5\"\n[services.{name}.config]\npaths = [\"{{root}}/data\"]\n"
-        )
-    };
-    s.config(&cfg("wiki"));
+    let weekdays = |w: Service| w.keys("schedule = \"30 2 * * 1-5\"").path("{root}/data");
+    let s = Scenario::new()
+        .global("schedule_jitter = 300")
+        .service("wiki", weekdays);
     let units = s.path("home/.config/systemd/user");
-    let d = s.run(&[
-        "schedule",
-        "install",
-        "--backend",
-        "systemd",
-        "--user",
-        "--dry-run",
-    ]);
+    let d = s.run_line("schedule install --backend systemd --user --dry-run");
     d.succeeds()
         .stdout_has(&format!(
             "# --- {}/restic-manager-wiki.timer",
@@ -216,14 +214,9 @@ fn systemd_units_are_generated_written_and_cleaned_up() {
         .output()
         .is_ok()
     {
-        let out = Command::new("systemd-analyze")
-            .args(["calendar", "Mon..Fri *-*-* 02:30:00"])
-            .output()
-            .unwrap_or_else(|e| panic!("systemd-analyze: {e}"));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        output_ok(
+            Command::new("systemd-analyze").args(["calendar", "Mon..Fri *-*-* 02:30:00"]),
+            "systemd-analyze calendar",
         );
         let out = Command::new("systemd-analyze")
             .arg("verify")
@@ -241,7 +234,7 @@ fn systemd_units_are_generated_written_and_cleaned_up() {
     }
 
     // Renamed service: the old units go, the new ones come.
-    s.config(&cfg("docs"));
+    let s = s.without_services().service("docs", weekdays);
     s.run(&["schedule", "install", "--backend", "systemd", "--user"])
         .succeeds()
         .stdout_has("removed ");
@@ -283,12 +276,6 @@ fn list_shows_the_next_runs() {
     s.simple("[services.wiki]\ntargets = [\"local\"]\nschedule = \"30 2 * * *\"\n[services.wiki.config]\npaths = [\"{root}/data\"]\n");
     let d = s.run(&["list", "--json"]);
     let v = d.succeeds().json();
-    let runs = v[0]["next_runs"].as_array().cloned().unwrap_or_default();
-    assert_eq!(runs.len(), 3, "{v}");
-    assert!(
-        runs.iter()
-            .all(|r| r.as_str().is_some_and(|t| t.contains("02:30:00"))),
-        "{v}"
-    );
+    crate::harness::all_contain(&v[0]["next_runs"], 3, "02:30:00");
     s.run(&["list"]).succeeds().stdout_has("NEXT RUN");
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::free_port;
+use crate::harness::{Reaped, free_port, venv_bin};
 
 fn wait_for_port(port: u16, child: &mut Child, what: &str, log: &Path) {
     let start = Instant::now();
@@ -42,15 +42,8 @@ fn spawn(cmd: &mut Command, log: &Path, what: &str) -> Child {
 
 /// A running server process, killed on drop.
 pub struct Server {
-    child: Child,
+    _child: Reaped,
     pub port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A private sshd with generated host and client keys.
@@ -62,12 +55,7 @@ pub struct Sshd {
 }
 
 fn run_ok(cmd: &mut Command, what: &str) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::harness::output_ok(cmd, what);
 }
 
 impl Sshd {
@@ -121,7 +109,10 @@ impl Sshd {
         .trim()
         .to_string();
         Sshd {
-            server: Server { child, port },
+            server: Server {
+                _child: Reaped(child),
+                port,
+            },
             user,
             client_key: dir.join("client_key"),
             known_hosts: dir.join("known_hosts"),
@@ -132,15 +123,7 @@ impl Sshd {
 /// The moto S3 server (`moto[server]` from PyPI, installed by
 /// scripts/test-all.sh into target/test-venv).
 pub fn moto(dir: &Path) -> Server {
-    let bin = std::env::var_os("RM_MOTO_SERVER").map_or_else(
-        || {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/target/test-venv/bin/moto_server"
-            ))
-        },
-        PathBuf::from,
-    );
+    let bin = venv_bin("RM_MOTO_SERVER", "moto_server");
     let port = free_port();
     std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
     let log = dir.join("moto.log");
@@ -150,7 +133,10 @@ pub fn moto(dir: &Path) -> Server {
         "moto_server",
     );
     wait_for_port(port, &mut child, "moto_server", &log);
-    Server { child, port }
+    Server {
+        _child: Reaped(child),
+        port,
+    }
 }
 
 /// `rclone serve restic` on a folder, optionally with basic auth.
@@ -172,5 +158,8 @@ pub fn rclone_rest(dir: &Path, auth: Option<(&str, &str)>) -> Server {
     }
     let mut child = spawn(&mut cmd, &log, "rclone serve restic");
     wait_for_port(port, &mut child, "rclone serve restic", &log);
-    Server { child, port }
+    Server {
+        _child: Reaped(child),
+        port,
+    }
 }

@@ -40,6 +40,16 @@ fn find<'a>(v: &'a Value, service: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no service {service} in {v}"))
 }
 
+/// `status --json` exits with `code` and says `state` for `docs` on its
+/// destination; returns the reasons.
+#[track_caller]
+fn docs_state(s: &Scenario, code: i32, state: &str) -> String {
+    let v = states(s, &[], code);
+    let d = &find(&v, "docs")["destinations"][0];
+    assert_eq!(d["state"], state, "{d}");
+    reasons(d)
+}
+
 fn reasons(v: &Value) -> String {
     v["reasons"]
         .as_array()
@@ -112,28 +122,25 @@ fn ok_warning_and_failed_services_give_exit_codes_0_3_and_1() {
     t.code(1)
         .stdout_has("SERVICE  HEALTH")
         .stdout_has("broken/local: last run failed ")
-        .stdout_has(" ago: pre-backup hook `dump` failed");
-    assert!(
-        t.stdout
-            .lines()
-            .any(|l| l.starts_with("good ") && l.contains(" ok ")),
-        "{}",
-        t.stdout
-    );
+        .stdout_has(" ago: pre-backup hook `dump` failed")
+        .stdout_line("good ", " ok ");
+}
+
+/// Service `docs` with `keys`, set up and backed up once.
+fn backed_up(keys: &str) -> Scenario {
+    let s = scenario(&[service("docs", keys)]);
+    s.run(&["setup"]).succeeds();
+    s.run(&["run"]).succeeds();
+    s
 }
 
 #[test]
 fn a_snapshot_older_than_max_age_is_stale() {
-    let s = scenario(&[service("docs", "max_age = \"2s\"")]);
-    s.run(&["setup"]).succeeds();
-    s.run(&["run"]).succeeds();
+    let s = backed_up("max_age = \"2s\"");
     let v = states(&s, &[], 0);
     assert_eq!(find(&v, "docs")["destinations"][0]["max_age"], "2s");
     std::thread::sleep(std::time::Duration::from_millis(3100));
-    let v = states(&s, &[], 3);
-    let d = &find(&v, "docs")["destinations"][0];
-    assert_eq!(d["state"], "stale", "{d}");
-    let r = reasons(d);
+    let r = docs_state(&s, 3, "stale");
     assert!(
         r.starts_with("newest snapshot ") && r.ends_with("s ago, max_age 2s"),
         "{r}"
@@ -199,19 +206,14 @@ fn verified(s: &Scenario, service: &str, outcome: &str, secs: i64, message: &str
 
 #[test]
 fn unverified_after_verify_max_age_without_a_successful_verify() {
-    let s = scenario(&[service("docs", "verify_max_age = \"2s\"")]);
-    s.run(&["setup"]).succeeds();
-    s.run(&["run"]).succeeds();
+    let s = backed_up("verify_max_age = \"2s\"");
     // Never verified, but the repository is younger than verify_max_age:
     // a new service is given that long for its first verify.
     let v = states(&s, &[], 0);
     assert_eq!(find(&v, "docs")["state"], "ok");
     std::thread::sleep(std::time::Duration::from_millis(3100));
     // Still fresh enough (max_age 26h), but never verified.
-    let v = states(&s, &[], 3);
-    let d = &find(&v, "docs")["destinations"][0];
-    assert_eq!(d["state"], "unverified", "{d}");
-    let r = reasons(d);
+    let r = docs_state(&s, 3, "unverified");
     assert!(
         r.starts_with("never verified successfully, first snapshot ")
             && r.ends_with("s ago, verify_max_age 2s; run `restic-manager verify`"),
@@ -238,11 +240,9 @@ fn unverified_after_verify_max_age_without_a_successful_verify() {
     let v = states(&s, &[], 1);
     let d = &find(&v, "docs")["destinations"][0];
     assert_eq!(d["state"], "failed");
-    assert!(
-        reasons(d).contains("last verify failed ")
-            && reasons(d).contains("s ago: pack 1234abcd is missing"),
-        "{d}"
-    );
+    let why = reasons(d);
+    assert!(why.contains("last verify failed "), "{d}");
+    assert!(why.contains("s ago: pack 1234abcd is missing"), "{d}");
 }
 
 #[test]
@@ -269,17 +269,14 @@ fn verify_max_age_off_and_disabled_services_do_not_count() {
 fn a_bad_max_age_is_a_config_error_with_its_location() {
     let s = scenario(&[service("docs", "max_age = \"26\"")]);
     let d = s.run(&["status"]);
-    d.code(2).stderr_has(&format!(
-        "{}:11:1: service `docs`: `max_age`: `26` is not a duration; write a number with a unit: s, m (minutes), h, d or w, e.g. `26h`, `3d`, `1d12h`, or `off`",
-        s.config_path().display()
+    d.code(2).stderr_has(&s.in_config(
+        "11:1: service `docs`: `max_age`: `26` is not a duration; write a number with a unit: s, m (minutes), h, d or w, e.g. `26h`, `3d`, `1d12h`, or `off`",
     ));
 }
 
 #[test]
 fn live_status_after_a_host_rebuild_trusts_the_repository() {
-    let s = scenario(&[service("docs", "")]);
-    s.run(&["setup"]).succeeds();
-    s.run(&["run"]).succeeds();
+    let s = backed_up("");
     let id = s.snapshots("repo/docs")[0]["id"]
         .as_str()
         .unwrap_or_default()
@@ -328,9 +325,7 @@ fn live_status_after_a_host_rebuild_trusts_the_repository() {
 
 #[test]
 fn live_status_reports_a_missing_snapshot_and_an_unreadable_repository() {
-    let s = scenario(&[service("docs", "")]);
-    s.run(&["setup"]).succeeds();
-    s.run(&["run"]).succeeds();
+    let s = backed_up("");
     s.run(&["run"]).succeeds();
     // Someone removes the newest snapshot behind restic-manager's back.
     let mut snaps = s.snapshots("repo/docs");

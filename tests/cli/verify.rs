@@ -301,19 +301,7 @@ fn a_drill_finds_a_restored_file_that_differs_from_the_unchanged_source() {
     let s = backed_up("");
     // Bit rot: the content changes, size and mtime do not.
     let f = s.path("data/docs/part2.bin");
-    let mtime = std::fs::metadata(&f)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|e| panic!("stat: {e}"));
-    let mut bytes = std::fs::read(&f).unwrap_or_else(|e| panic!("read: {e}"));
-    bytes[1000] ^= 0xff;
-    std::fs::write(&f, bytes).unwrap_or_else(|e| panic!("write: {e}"));
-    let file = std::fs::File::options()
-        .write(true)
-        .open(&f)
-        .unwrap_or_else(|e| panic!("open: {e}"));
-    file.set_modified(mtime)
-        .unwrap_or_else(|e| panic!("set mtime: {e}"));
-    drop(file);
+    crate::harness::rot(&f, 1000, 0xff);
 
     let d = s.run(&["verify", "--drill"]);
     d.code(1)
@@ -337,33 +325,21 @@ fn a_drill_finds_a_restored_file_that_differs_from_the_unchanged_source() {
 /// A dump snapshot as the dump sources make them: one file from stdin,
 /// tagged with the service and `dump:NAME`.
 fn dump_snapshot(s: &Scenario, name: &str, content: &str) {
-    let mut child = s
-        .restic_command("repo/docs")
-        .args([
-            "backup",
-            "--stdin",
+    let (file, dump) = (format!("{name}.sql"), format!("dump:{name}"));
+    s.restic_stdin(
+        "repo/docs",
+        &[
             "--stdin-filename",
-            &format!("{name}.sql"),
+            &file,
             "--host",
             "testhost",
             "--tag",
             "service:docs",
             "--tag",
-            &format!("dump:{name}"),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("restic: {e}"));
-    if let Some(mut w) = child.stdin.take() {
-        w.write_all(content.as_bytes())
-            .unwrap_or_else(|e| panic!("stdin: {e}"));
-    }
-    let out = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("restic: {e}"));
-    Done::from(out).succeeds();
+            &dump,
+        ],
+        content.as_bytes(),
+    );
 }
 
 #[test]
@@ -462,8 +438,7 @@ fn bad_arguments_are_usage_errors_with_the_fix() {
 
 #[test]
 fn verify_schedule_installs_a_verify_entry_next_to_the_backup() {
-    let s = Scenario::new();
-    s.write("data/docs/a.txt", "a");
+    let s = Scenario::new().file("data/docs/a.txt", "a");
     s.simple(
         "[profiles.nightly]\nschedule = \"30 2 * * *\"\nverify_schedule = \"0 4 * * 0\"\n\n[services.docs]\nprofile = \"nightly\"\ntargets = [\"local\"]\n[services.docs.config]\npaths = [\"{root}/data/docs\"]\n\n[services.wiki]\ntargets = [\"local\"]\nschedule = \"0 3 * * *\"\n[services.wiki.config]\npaths = [\"{root}/data/docs\"]\n",
     );
@@ -476,11 +451,7 @@ fn verify_schedule_installs_a_verify_entry_next_to_the_backup() {
         .stdout_has("Environment=\"RESTIC_MANAGER_TRIGGER=systemd\"")
         .stdout_has("OnCalendar=Sun *-*-* 04:00:00");
     // Only the service with a verify_schedule gets one.
-    assert!(
-        !d.stdout.contains("restic-manager-wiki-verify"),
-        "{}",
-        d.stdout
-    );
+    d.stdout_lacks("restic-manager-wiki-verify");
     let v = s
         .run(&[
             "schedule",

@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use reqwest::blocking::{Client, Response};
 use serde_json::Value;
 
-use crate::harness::{Scenario, free_port};
+use crate::harness::{Scenario, free_port, poll};
 use crate::receiver::Receiver;
 
 /// `app` backs up `{root}/data/app` (a file, a sub folder) to `local`;
@@ -159,22 +159,42 @@ impl Server {
             .unwrap_or_else(|e| panic!("POST {path}: {e}"))
     }
 
+    /// Logs in through the form with a client that keeps cookies (and
+    /// gives up on a request after `timeout`); returns the client and the
+    /// login's answer, a redirect.
+    #[track_caller]
+    pub fn log_in(&self, timeout: Option<Duration>) -> (Client, Response) {
+        let mut b = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true);
+        if let Some(t) = timeout {
+            b = b.timeout(t);
+        }
+        let c = b.build().unwrap_or_else(|e| panic!("{e}"));
+        let r = c
+            .post(self.url("/login"))
+            .form(&[("token", self.token.as_str()), ("next", "/")])
+            .send()
+            .unwrap_or_else(|e| panic!("login: {e}"));
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        (c, r)
+    }
+
     /// Waits until the service's dashboard job is done; returns it.
     #[track_caller]
     pub fn wait_job(&self, service: &str) -> Value {
-        let start = Instant::now();
-        loop {
-            let j = self.json(&format!("/api/services/{service}/job"));
-            if j["state"] == "done" {
-                return j;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(90),
-                "job did not finish: {j}\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let last = std::cell::RefCell::new(Value::Null);
+        poll(
+            Duration::from_secs(90),
+            Duration::from_millis(100),
+            || {
+                let j = self.json(&format!("/api/services/{service}/job"));
+                let done = (j["state"] == "done").then(|| j.clone());
+                *last.borrow_mut() = j;
+                done
+            },
+            || format!("job did not finish: {}\n{}", last.borrow(), self.log()),
+        )
     }
 
     /// Sends `sig` and waits for the exit status.
@@ -182,18 +202,12 @@ impl Server {
         let mut ch = self.child.take().unwrap_or_else(|| panic!("not running"));
         let pid = nix::unistd::Pid::from_raw(i32::try_from(ch.id()).unwrap_or(0));
         let _ = nix::sys::signal::kill(pid, sig);
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(st)) = ch.try_wait() {
-                return st;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "serve did not stop:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        poll(
+            Duration::from_secs(60),
+            Duration::from_millis(50),
+            || ch.try_wait().ok().flatten(),
+            || format!("serve did not stop:\n{}", self.log()),
+        )
     }
 }
 
@@ -221,6 +235,24 @@ pub fn client() -> Client {
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap_or_else(|e| panic!("client: {e}"))
+}
+
+/// The body of a GET of `url` by client `c`.
+fn text_of(c: &Client, url: String) -> String {
+    c.get(url)
+        .send()
+        .and_then(Response::text)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `r` sends the browser to `to`.
+#[track_caller]
+fn redirects(r: &Response, to: &str) {
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers().get("location").and_then(|v| v.to_str().ok()),
+        Some(to)
+    );
 }
 
 fn newest_snapshot(s: &Scenario) -> String {
@@ -285,11 +317,7 @@ fn every_api_route_needs_the_token_and_answers_what_the_cli_says() {
         .get(srv.url("/services/app"))
         .send()
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        r.headers().get("location").and_then(|v| v.to_str().ok()),
-        Some("/login?next=/services/app")
-    );
+    redirects(&r, "/login?next=/services/app");
 
     // /api/status tells what `status --json` tells.
     let cli = s.run(&["status", "--json"]).json();
@@ -418,10 +446,12 @@ fn traversal_bad_ids_and_unknown_names_are_refused() {
         }
     }
     // A path that is simply not in the snapshot: 404.
-    let r = srv.get("/api/snapshots/app/latest/download?path=/etc/passwd");
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = srv.get(&format!("/api/snapshots/app/latest/files?path={data}/nope"));
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    for path in [
+        "/api/snapshots/app/latest/download?path=/etc/passwd".to_string(),
+        format!("/api/snapshots/app/latest/files?path={data}/nope"),
+    ] {
+        assert_eq!(srv.get(&path).status(), StatusCode::NOT_FOUND, "{path}");
+    }
 
     // Snapshot ids: hex of 8–64 characters or `latest`.
     for id in [
@@ -438,8 +468,8 @@ fn traversal_bad_ids_and_unknown_names_are_refused() {
     // Valid but unknown: 404, not 500.
     let r = srv.get("/api/snapshots/app/deadbeef/files?path=/");
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "{:?}", r.text());
-    let r = srv.get("/api/snapshots/app/deadbeefdeadbeef/download?path=/x");
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let unknown = "/api/snapshots/app/deadbeefdeadbeef/download?path=/x";
+    assert_eq!(srv.get(unknown).status(), StatusCode::NOT_FOUND);
 
     // Unknown services and destinations: 404 on every route.
     for path in [
@@ -511,28 +541,14 @@ fn traversal_bad_ids_and_unknown_names_are_refused() {
 /// Logs in through the form; returns the client (with the cookie) and the
 /// session's CSRF token read from the overview page.
 fn login(srv: &Server) -> (Client, String, String) {
-    let c = Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let r = c
-        .post(srv.url("/login"))
-        .form(&[("token", srv.token.as_str()), ("next", "/")])
-        .send()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (c, r) = srv.log_in(None);
     let cookie = r
         .headers()
         .get("set-cookie")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let page = c
-        .get(srv.url("/"))
-        .send()
-        .and_then(Response::text)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let page = text_of(&c, srv.url("/"));
     let csrf = page
         .split("name=\"csrf\" value=\"")
         .nth(1)
@@ -568,22 +584,14 @@ fn browser_session_needs_csrf_for_every_action() {
     assert!(!cookie.contains(&srv.token), "{cookie}");
 
     // The overview shows the real backup.
-    let page = session
-        .get(srv.url("/"))
-        .send()
-        .and_then(Response::text)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let page = text_of(&session, srv.url("/"));
     assert!(page.contains("href=\"/services/app\""), "{page}");
     assert!(page.contains("badge ok"), "{page}");
     assert!(page.contains("<svg class=\"spark\""), "{page}");
     // No page shows the token or the repository password.
     let pw = std::fs::read_to_string(s.path("pw")).unwrap_or_default();
     for path in ["/", "/services/app", "/services/app/runs/1"] {
-        let p = session
-            .get(srv.url(path))
-            .send()
-            .and_then(Response::text)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let p = text_of(&session, srv.url(path));
         assert!(!p.contains(&srv.token), "token on {path}");
         assert!(!p.contains(pw.trim()), "password on {path}");
     }
@@ -627,18 +635,10 @@ fn browser_session_needs_csrf_for_every_action() {
         .form(&[("csrf", csrf.as_str())])
         .send()
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        r.headers().get("location").and_then(|v| v.to_str().ok()),
-        Some("/services/app/job")
-    );
+    redirects(&r, "/services/app/job");
     let job = srv.wait_job("app");
     assert_eq!(job["outcome"], "ok", "{job}");
-    let live = session
-        .get(srv.url("/services/app/job"))
-        .send()
-        .and_then(Response::text)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let live = text_of(&session, srv.url("/services/app/job"));
     assert!(live.contains("Finished."), "{live}");
 
     // Logging out ends the session.
@@ -892,9 +892,7 @@ fn a_failing_dashboard_backup_is_notified_like_a_cli_one() {
     );
     let job = srv.wait_job("app");
     assert_eq!(job["outcome"], "failed", "{job}");
-    let hook = rx.at("/hook");
-    assert_eq!(hook.len(), 1, "{:?}", rx.all());
-    let body = hook[0].json();
+    let body = rx.one("/hook");
     assert_eq!(body["event"], "failure");
     assert_eq!(body["kind"], "backup");
     assert_eq!(body["service"], "app");
@@ -971,9 +969,9 @@ fn restore_goes_into_a_new_folder_and_never_over_existing_files() {
 
 #[test]
 fn serve_refuses_the_network_without_a_token_and_makes_one_on_loopback() {
-    let s = Scenario::new();
-    s.write("data/app/a.txt", "a");
-    s.simple("[services.app]\ntargets = [\"local\"]\n[services.app.config]\npaths = [\"{root}/data/app\"]\n");
+    let s = Scenario::new()
+        .file("data/app/a.txt", "a")
+        .service("app", |a| a.path("{root}/data/app"));
     let token = s.path("state/restic-manager/web-token");
     let port = free_port();
     let d = s.run(&["serve", "--listen", &format!("0.0.0.0:{port}")]);
