@@ -312,7 +312,7 @@ fn sigterm_to_setup_leaves_no_restic_behind() {
     });
     setup.signal("TERM");
     let _ = setup.finish_within(Duration::from_secs(20));
-    wait_until("restic to die with setup", Duration::from_secs(5), || {
+    wait_until("restic to die with setup", Duration::from_secs(30), || {
         scenario_processes(&s, "sleep 1007").is_empty()
     });
 }
