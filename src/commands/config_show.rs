@@ -6,9 +6,9 @@ use super::{Context, select};
 use crate::cli::ServiceFilter;
 use crate::config::include::FileParts;
 use crate::config::{Config, PasswordSource, Service};
+use crate::engine::plan::{self, TargetPlan};
 use crate::error::Error;
 use crate::model::Exit;
-use crate::restic::Repository;
 
 const REDACTED: &str = "***";
 
@@ -35,22 +35,26 @@ pub fn service_json(c: &Config, s: &Service) -> Value {
             })
             .collect::<Vec<_>>()
     };
-    let repos: Vec<Value> = s
-        .targets
-        .iter()
-        .filter_map(|t| c.destinations.get(t))
-        .map(
-            |d| match Repository::new(d, &s.name, &c.settings.password) {
-                Ok(r) => json!({
-                    "destination": d.name,
-                    "type": d.kind,
-                    "repository": r.display,
-                    "password": password(&r.password),
-                    "retention": d.retention.or(&s.retention).forget_args().join(" "),
-                }),
-                Err(e) => json!({"destination": d.name, "error": e.to_string()}),
-            },
-        )
+    let repos: Vec<Value> = plan::targets(c, s)
+        .into_iter()
+        .map(|t| match t {
+            TargetPlan::Ready {
+                destination,
+                repository,
+                retention,
+                kind,
+                password: pw,
+            } => json!({
+                "destination": destination,
+                "type": kind,
+                "repository": repository,
+                "password": password(&pw),
+                "retention": retention.join(" "),
+            }),
+            TargetPlan::Broken { destination, error } => {
+                json!({"destination": destination, "error": error})
+            }
+        })
         .collect();
     let mut v = json!({
         "name": s.name,
@@ -64,7 +68,7 @@ pub fn service_json(c: &Config, s: &Service) -> Value {
         "paths": s.paths,
         "volumes": s.volumes,
         "excludes": s.excludes,
-        "tags": std::iter::once(s.tag()).chain(s.tags.iter().cloned()).collect::<Vec<_>>(),
+        "tags": plan::tags(s),
         "host": c.settings.host,
         "retention": s.retention,
         "timeout_seconds": s.timeout_seconds,
@@ -84,7 +88,7 @@ pub fn service_json(c: &Config, s: &Service) -> Value {
 
 /// With `[docker] discover`: where each key came from (`file` or a label
 /// on a container), and the containers whose labels the service has.
-pub fn with_origins(v: &mut Value, s: &Service) {
+fn with_origins(v: &mut Value, s: &Service) {
     if let Value::Object(m) = v
         && !s.origins.is_empty()
     {

@@ -1,6 +1,6 @@
 //! `notify test [NAME]` and `notify check`.
 
-use serde_json::json;
+use serde::Serialize;
 
 use super::Context;
 use crate::cli::NotifyTestArgs;
@@ -8,8 +8,22 @@ use crate::config::{load::list, suggest};
 use crate::error::Error;
 use crate::history::History;
 use crate::model::{Exit, Outcome};
-use crate::notify::Dispatch;
+use crate::notify::{Delivery, Dispatch, StaleService};
 use crate::output::table;
+
+/// `notify test --json`.
+#[derive(Serialize)]
+struct TestDoc<'a> {
+    notifiers: &'a [Delivery],
+    ok: bool,
+}
+
+/// `notify check --json`.
+#[derive(Serialize)]
+struct CheckDoc<'a> {
+    notifications: &'a [Delivery],
+    stale: &'a [StaleService],
+}
 
 pub async fn test(ctx: &Context, a: &NotifyTestArgs) -> Result<Exit, Error> {
     let c = ctx.load_config()?;
@@ -34,7 +48,10 @@ pub async fn test(ctx: &Context, a: &NotifyTestArgs) -> Result<Exit, Error> {
     let results = dispatch.test(a.name.as_deref()).await;
     let failed = results.iter().any(|d| !d.ok());
     if p.json {
-        p.json(&json!({"ok": !failed, "notifiers": results}));
+        p.json(&TestDoc {
+            notifiers: &results,
+            ok: !failed,
+        });
     } else {
         let rows: Vec<Vec<String>> = results
             .iter()
@@ -63,7 +80,10 @@ pub async fn check(ctx: &Context) -> Result<Exit, Error> {
         .map_err(Error::from)?;
     let failed = deliveries.iter().any(|d| !d.ok());
     if p.json {
-        p.json(&json!({"stale": stale, "notifications": deliveries}));
+        p.json(&CheckDoc {
+            notifications: &deliveries,
+            stale: &stale,
+        });
     } else if stale.is_empty() {
         p.line("no stale services: every enabled service has a recent successful backup");
     } else {

@@ -1,12 +1,13 @@
 //! `run`: back up services now.
 
-use serde_json::json;
+use serde::Serialize;
 
 use super::{Context, select};
 use crate::cli::RunArgs;
 use crate::config::{Config, Service};
 use crate::engine::Progress;
-use crate::engine::run::{Runner, ServiceReport, resolve_sources};
+use crate::engine::plan::{Plan, ServicePlan, TargetPlan};
+use crate::engine::run::{Runner, ServiceReport};
 use crate::error::Error;
 use crate::history::History;
 use crate::model::{Exit, Outcome};
@@ -14,7 +15,6 @@ use crate::notify::{self, Dispatch};
 use crate::output::{PlainProgress, Printer, TermProgress, bytes, duration_ms, table};
 use crate::process::Shutdown;
 use crate::restic::ErrorClass;
-use crate::restic::Repository;
 
 pub async fn run(ctx: &Context, a: &RunArgs) -> Result<Exit, Error> {
     let c = match ctx.load_config() {
@@ -101,11 +101,12 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<Exit, Error> {
         overall = overall.worst(Outcome::Failed);
     }
     if p.json {
-        let mut v = json!({"outcome": overall, "services": reports, "notifications": deliveries});
-        if let Some(e) = undiscovered {
-            v["discovery_error"] = json!(e);
-        }
-        p.json(&v);
+        p.json(&RunDoc {
+            discovery_error: undiscovered,
+            notifications: &deliveries,
+            outcome: overall,
+            services: &reports,
+        });
     } else {
         print_reports(p, &reports);
     }
@@ -116,6 +117,17 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<Exit, Error> {
         Outcome::Interrupted => Exit::Interrupted(shutdown.signal()),
         o => Exit::from(o),
     })
+}
+
+/// `run --json`.
+#[derive(Serialize)]
+struct RunDoc<'a> {
+    /// Docker could not be asked for the services its labels define.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    discovery_error: Option<&'a str>,
+    notifications: &'a [notify::Delivery],
+    outcome: Outcome,
+    services: &'a [ServiceReport],
 }
 
 /// Tells the notifiers that could still be read that the configuration is
@@ -222,67 +234,28 @@ fn print_reports(p: &Printer, reports: &[ServiceReport]) {
     }
 }
 
+/// `run --dry-run --json`.
+#[derive(Serialize)]
+struct DryRun<'a> {
+    dry_run: bool,
+    errors: &'a [String],
+    ok: bool,
+    services: &'a Plan,
+}
+
 fn dry_run(c: &Config, services: &[&Service], p: &Printer) -> Exit {
-    let mut plan = Vec::new();
-    for s in services {
-        let sources = resolve_sources(s);
-        let repos: Vec<_> = s
-            .targets
-            .iter()
-            .filter_map(|t| c.destinations.get(t))
-            .map(
-                |d| match Repository::new(d, &s.name, &c.settings.password) {
-                    Ok(r) => json!({
-                        "destination": d.name,
-                        "repository": r.display,
-                        "retention": d.retention.or(&s.retention).forget_args(),
-                    }),
-                    Err(e) => json!({"destination": d.name, "error": e.to_string()}),
-                },
-            )
-            .collect();
-        let mut tags = vec![s.tag()];
-        tags.extend(s.tags.iter().cloned());
-        plan.push(json!({
-            "service": s.name,
-            "pre_backup_hooks": s.pre_backup_hooks.iter().map(|h| &h.name).collect::<Vec<_>>(),
-            "post_backup_hooks": s.post_backup_hooks.iter().map(|h| &h.name).collect::<Vec<_>>(),
-            "sources": sources.as_ref().ok(),
-            "source_error": sources.as_ref().err(),
-            "backup_script": s.backup_script,
-            "dumps": s.dumps.iter().map(|d| json!({
-                "name": d.name,
-                "type": d.kind(),
-                "filename": d.filename,
-                "container": d.container,
-                "tag": d.tag(),
-            })).collect::<Vec<_>>(),
-            "excludes": s.excludes,
-            "host": c.settings.host,
-            "tags": tags,
-            "targets": repos,
-        }));
-    }
+    let plan = Plan::new(c, services);
     // What the real run would fail on: a dry run that finds it says so,
     // on stderr and in its exit code, not only in the plan.
-    let mut problems = Vec::new();
-    for v in &plan {
-        let svc = v["service"].as_str().unwrap_or("?");
-        if let Some(e) = v["source_error"].as_str() {
-            problems.push(format!("{svc}: {e}"));
-        }
-        for t in v["targets"].as_array().into_iter().flatten() {
-            if let Some(e) = t["error"].as_str() {
-                problems.push(format!(
-                    "{svc}: destination `{}`: {e}",
-                    t["destination"].as_str().unwrap_or("?")
-                ));
-            }
-        }
-    }
+    let problems = plan.problems();
     let exit = Exit::failed_if(!problems.is_empty());
     if p.json {
-        p.json(&json!({"dry_run": true, "ok": problems.is_empty(), "errors": problems, "services": plan}));
+        p.json(&DryRun {
+            dry_run: true,
+            errors: &problems,
+            ok: problems.is_empty(),
+            services: &plan,
+        });
         return exit;
     }
     let report = |problems: &[String]| {
@@ -302,56 +275,54 @@ fn dry_run(c: &Config, services: &[&Service], p: &Printer) -> Exit {
         return exit;
     }
     p.line("dry run: nothing will be executed");
-    for v in &plan {
-        p.line(format!(
-            "\nservice {}",
-            v["service"].as_str().unwrap_or("?")
-        ));
-        for h in v["pre_backup_hooks"].as_array().into_iter().flatten() {
-            p.line(format!("  pre hook  {}", h.as_str().unwrap_or("?")));
-        }
-        match (v["sources"].as_array(), v["source_error"].as_str()) {
-            (_, Some(e)) => p.line(format!("  sources   ERROR: {e}")),
-            (Some(src), _) => p.line(format!(
-                "  sources   {}",
-                src.iter()
-                    .filter_map(|x| x.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            )),
-            _ => {}
-        }
-        for d in v["dumps"].as_array().into_iter().flatten() {
-            p.line(format!(
-                "  dump      {} ({}) → /{}",
-                d["name"].as_str().unwrap_or("?"),
-                d["type"].as_str().unwrap_or("?"),
-                d["filename"].as_str().unwrap_or("?")
-            ));
-        }
-        for t in v["targets"].as_array().into_iter().flatten() {
-            p.line(format!(
-                "  backup →  {}: {}",
-                t["destination"].as_str().unwrap_or("?"),
-                t["repository"]
-                    .as_str()
-                    .or(t["error"].as_str())
-                    .unwrap_or("?")
-            ));
-            let keep: Vec<&str> = t["retention"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|x| x.as_str())
-                .collect();
-            if !keep.is_empty() {
-                p.line(format!("  forget    --prune {}", keep.join(" ")));
-            }
-        }
-        for h in v["post_backup_hooks"].as_array().into_iter().flatten() {
-            p.line(format!("  post hook {}", h.as_str().unwrap_or("?")));
-        }
+    for s in &plan.services {
+        print_service_plan(p, s);
     }
     report(&problems);
     exit
+}
+
+fn print_service_plan(p: &Printer, s: &ServicePlan) {
+    p.line(format!("\nservice {}", s.service));
+    for h in &s.pre_backup_hooks {
+        p.line(format!("  pre hook  {h}"));
+    }
+    match (&s.sources, &s.source_error) {
+        (_, Some(e)) => p.line(format!("  sources   ERROR: {e}")),
+        (Some(src), _) => p.line(format!(
+            "  sources   {}",
+            src.iter()
+                .map(|x| x.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        )),
+        _ => {}
+    }
+    for d in &s.dumps {
+        p.line(format!(
+            "  dump      {} ({}) → /{}",
+            d.name, d.kind, d.filename
+        ));
+    }
+    for t in &s.targets {
+        match t {
+            TargetPlan::Ready {
+                destination,
+                repository,
+                retention,
+                ..
+            } => {
+                p.line(format!("  backup →  {destination}: {repository}"));
+                if !retention.is_empty() {
+                    p.line(format!("  forget    --prune {}", retention.join(" ")));
+                }
+            }
+            TargetPlan::Broken { destination, error } => {
+                p.line(format!("  backup →  {destination}: {error}"));
+            }
+        }
+    }
+    for h in &s.post_backup_hooks {
+        p.line(format!("  post hook {h}"));
+    }
 }

@@ -1,14 +1,13 @@
 //! `snapshots`: what restic itself holds, per service and destination.
 
-use serde_json::json;
-
 use super::{Context, select};
 use crate::cli::ServiceFilter;
 use crate::error::Error;
 use crate::model::Exit;
 use crate::output::table;
 use crate::process::Shutdown;
-use crate::restic::{Repository, ops};
+use crate::restic::Repository;
+use crate::restic::ops::SnapshotGroup;
 
 pub async fn run(ctx: &Context, f: &ServiceFilter) -> Result<Exit, Error> {
     let c = ctx.load_config()?;
@@ -25,19 +24,13 @@ pub async fn run(ctx: &Context, f: &ServiceFilter) -> Result<Exit, Error> {
             let Some(d) = c.destinations.get(t) else {
                 continue;
             };
-            let (repo_display, res) = match Repository::open(d, &s.name, &c.settings.password) {
-                Ok(r) => (
-                    r.display.clone(),
-                    ops::snapshots(&restic, &r, Some(&s.tag()), &shutdown)
-                        .await
-                        .map_err(|e| e.message),
-                ),
-                Err(e) => (String::new(), Err(e.to_string())),
-            };
-            match res {
-                Ok(list) => {
+            let repo =
+                Repository::open(d, &s.name, &c.settings.password).map_err(|e| e.to_string());
+            let g = SnapshotGroup::read(&restic, &s.name, &s.tag(), t, repo, &shutdown).await;
+            match &g.error {
+                None => {
                     read += 1;
-                    for snap in &list {
+                    for snap in &g.snapshots {
                         rows.push(vec![
                             s.name.clone(),
                             t.clone(),
@@ -48,24 +41,23 @@ pub async fn run(ctx: &Context, f: &ServiceFilter) -> Result<Exit, Error> {
                             snap.tags.join(","),
                         ]);
                     }
-                    groups.push(json!({"service": s.name, "destination": t, "repository": repo_display, "snapshots": list, "error": null}));
                 }
-                Err(e) => {
+                Some(e) => {
                     failed += 1;
                     if !p.json {
-                        let repo = if repo_display.is_empty() {
+                        let repo = if g.repository.is_empty() {
                             String::new()
                         } else {
-                            format!(" (repository `{repo_display}`)")
+                            format!(" (repository `{}`)", g.repository)
                         };
                         eprintln!(
                             "error: cannot list the snapshots of service `{}` on `{t}`{repo}: {e}",
                             s.name
                         );
                     }
-                    groups.push(json!({"service": s.name, "destination": t, "repository": repo_display, "snapshots": [], "error": e}));
                 }
             }
+            groups.push(g);
         }
     }
     if p.json {

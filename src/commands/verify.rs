@@ -1,6 +1,6 @@
 //! `verify`: check repositories, read their data, run restore drills.
 
-use serde_json::json;
+use serde::Serialize;
 
 use super::{Context, select};
 use crate::cli::VerifyArgs;
@@ -11,6 +11,14 @@ use crate::model::{Exit, Outcome, VerifyKind};
 use crate::output::{Printer, bytes, duration_ms, table};
 use crate::process::Shutdown;
 use crate::verify::{Request, Verifier, VerifyReport, overall, spec};
+
+/// `verify --json`.
+#[derive(Serialize)]
+struct VerifyDoc<'a> {
+    notifications: &'a [crate::notify::Delivery],
+    outcome: Outcome,
+    verifies: &'a [VerifyReport],
+}
 
 pub async fn run(ctx: &Context, a: &VerifyArgs) -> Result<Exit, Error> {
     let c = ctx.load_config()?;
@@ -94,7 +102,11 @@ pub async fn run(ctx: &Context, a: &VerifyArgs) -> Result<Exit, Error> {
         worst
     };
     if p.json {
-        p.json(&json!({"outcome": worst, "verifies": reports, "notifications": deliveries}));
+        p.json(&VerifyDoc {
+            notifications: &deliveries,
+            outcome: worst,
+            verifies: &reports,
+        });
     } else {
         print_reports(p, &reports);
     }

@@ -3,6 +3,7 @@
 
 pub mod lock;
 pub mod notified;
+pub mod plan;
 pub mod run;
 pub mod setup;
 pub mod signals;

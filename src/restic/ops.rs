@@ -225,6 +225,55 @@ pub async fn snapshots(
     })
 }
 
+/// One service's snapshots in one destination, as `snapshots --json` and
+/// the dashboard's `/api/snapshots/NAME` give them (fields in the order
+/// the document always had).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SnapshotGroup {
+    pub destination: String,
+    /// Why the repository could not be read (then `snapshots` is empty).
+    pub error: Option<String>,
+    /// The location with credentials replaced by `***` (empty when the
+    /// repository could not be opened).
+    pub repository: String,
+    pub service: String,
+    pub snapshots: Vec<Snapshot>,
+}
+
+impl SnapshotGroup {
+    /// Reads the snapshots carrying `tag` (a service's tag) from `repo`,
+    /// the repository of `destination` or why it could not be opened.
+    pub async fn read(
+        restic: &Restic,
+        service: &str,
+        tag: &str,
+        destination: &str,
+        repo: Result<Repository, String>,
+        shutdown: &Shutdown,
+    ) -> SnapshotGroup {
+        let (repository, res) = match repo {
+            Ok(r) => (
+                r.display.clone(),
+                snapshots(restic, &r, Some(tag), shutdown)
+                    .await
+                    .map_err(|e| e.message),
+            ),
+            Err(e) => (String::new(), Err(e)),
+        };
+        let (snapshots, error) = match res {
+            Ok(list) => (list, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        SnapshotGroup {
+            destination: destination.to_string(),
+            error,
+            repository,
+            service: service.to_string(),
+            snapshots,
+        }
+    }
+}
+
 /// The full 64-character id of a snapshot restic named by its short id:
 /// restic 0.14's backup summary and `copy`'s `snapshot 1a2b3c4d saved` on
 /// every version. `--json` and history always hold the full id, whatever

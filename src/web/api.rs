@@ -9,13 +9,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::actions::repository;
 use super::pages::Failure;
 use super::{Shared, data, input};
 use crate::process::{Output, Shutdown};
-use crate::restic::ops;
+use crate::restic::ops::SnapshotGroup;
 use crate::restore::listing;
 
 /// A failure answered as JSON (`{"error": "..."}`) whatever its origin.
@@ -121,7 +121,7 @@ pub async fn snapshot_groups(
     st: &Shared,
     name: &str,
     destination: Option<&str>,
-) -> Result<Vec<Value>, Failure> {
+) -> Result<Vec<SnapshotGroup>, Failure> {
     let Some(svc) = st.config.service(name) else {
         return Err(Failure::not_found(format!("unknown service `{name}`")));
     };
@@ -138,24 +138,11 @@ pub async fn snapshot_groups(
         .iter()
         .filter(|t| destination.is_none_or(|d| d == t.as_str()))
     {
-        let (display, res) = match repository(st, name, Some(t)) {
-            Ok(r) => (
-                r.display.clone(),
-                ops::snapshots(&st.restic, &r, Some(&svc.tag()), &Shutdown::never())
-                    .await
-                    .map_err(|e| e.message),
-            ),
-            Err(e) => (String::new(), Err(e.message)),
-        };
-        groups.push(match res {
-            Ok(mut list) => {
-                list.sort_by(|a, b| b.time.cmp(&a.time));
-                json!({"service": name, "destination": t, "repository": display, "snapshots": list, "error": null})
-            }
-            Err(e) => {
-                json!({"service": name, "destination": t, "repository": display, "snapshots": [], "error": e})
-            }
-        });
+        let repo = repository(st, name, Some(t)).map_err(|e| e.message);
+        let mut g =
+            SnapshotGroup::read(&st.restic, name, &svc.tag(), t, repo, &Shutdown::never()).await;
+        g.snapshots.sort_by(|a, b| b.time.cmp(&a.time));
+        groups.push(g);
     }
     Ok(groups)
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{Config, Service};
+use crate::engine::plan::ServiceSummary;
 use crate::health::{self, ServiceHealth, State};
 use crate::history::{History, HistoryError, RunRow, TargetRecord, VerifyRow, now_ms};
 use crate::model::{ErrorClass, RunStatus};
@@ -200,7 +201,7 @@ pub fn services_json(h: &History, c: &Config) -> Result<Value, HistoryError> {
     let report = health::evaluate(c, h, now)?;
     let mut out = Vec::new();
     for (s, r) in c.services.iter().zip(&report) {
-        let mut v = crate::commands::list::service_json(s);
+        let mut v = serde_json::to_value(ServiceSummary::new(s)).unwrap_or(Value::Null);
         let health = health::service_json(r, now.timestamp_millis());
         if let (Some(obj), Value::Object(extra)) = (v.as_object_mut(), health) {
             for k in ["state", "reasons", "last_run", "destinations"] {

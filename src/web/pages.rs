@@ -488,21 +488,19 @@ pub async fn service(
         }
         h2 { "Snapshots" }
         @for g in &groups {
-            h3 { (g["destination"].as_str().unwrap_or("?")) " " span.muted { (g["repository"].as_str().unwrap_or("")) } }
-            @if let Some(e) = g["error"].as_str() { p.error { (e) } }
-            @let snaps = g["snapshots"].as_array().cloned().unwrap_or_default();
-            @if snaps.is_empty() && g["error"].is_null() { p.muted { "No snapshots." } }
-            @if !snaps.is_empty() {
+            h3 { (g.destination) " " span.muted { (g.repository) } }
+            @if let Some(e) = &g.error { p.error { (e) } }
+            @if g.snapshots.is_empty() && g.error.is_none() { p.muted { "No snapshots." } }
+            @if !g.snapshots.is_empty() {
                 table.snapshots {
                     thead { tr { th { "ID" } th { "Time" } th { "Host" } th { "Paths" } } }
                     tbody {
-                        @for s in snaps.iter().take(50) {
-                            @let id = s["id"].as_str().unwrap_or("");
+                        @for s in g.snapshots.iter().take(50) {
                             tr {
-                                td { a href=(format!("/services/{enc}/snapshots/{id}?destination={}", url_encode(g["destination"].as_str().unwrap_or("")))) { code { (id.chars().take(8).collect::<String>()) } } }
-                                td { (iso_local(s["time"].as_str())) }
-                                td { (s["hostname"].as_str().unwrap_or("")) }
-                                td { (s["paths"].as_array().map(|p| p.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ")).unwrap_or_default()) }
+                                td { a href=(format!("/services/{enc}/snapshots/{}?destination={}", s.id, url_encode(&g.destination))) { code { (s.id.chars().take(8).collect::<String>()) } } }
+                                td { (iso_local(Some(s.time.as_str()))) }
+                                td { (s.hostname) }
+                                td { (s.paths.join(" ")) }
                             }
                         }
                     }
