@@ -199,6 +199,28 @@ fn scratch_problem(scratch: &str, d: &DumpRaw, source: &DumpSource) -> Option<St
     None
 }
 
+/// Where one dump entry's errors go: its config path and the service name
+/// that prefixes every message.
+struct Errors<'a> {
+    service: &'a str,
+    at: String,
+    errors: &'a mut Vec<(String, String)>,
+}
+
+impl Errors<'_> {
+    fn err(&mut self, key: Option<&str>, msg: String) {
+        let path = key.map_or_else(|| self.at.clone(), |k| format!("{}.{k}", self.at));
+        self.errors
+            .push((path, format!("service `{}`: {msg}", self.service)));
+    }
+}
+
+/// What resolving one entry needs besides the entry itself.
+struct Inputs<'a> {
+    docker_base: Option<&'a Path>,
+    env: &'a Env,
+}
+
 /// Resolves a service's dump entries. `base` is the config path of the
 /// list (e.g. `services.db.config.dumps`) for error locations; errors come
 /// back as (config path, message) pairs.
@@ -211,249 +233,16 @@ pub fn resolve(
 ) -> (Vec<Dump>, Vec<(String, String)>) {
     let mut out: Vec<Dump> = Vec::new();
     let mut errors = Vec::new();
+    let inputs = Inputs { docker_base, env };
     for (i, d) in raw.iter().enumerate() {
-        let at = format!("{base}.{i}");
-        let mut err = |key: Option<&str>, msg: String| {
-            let path = key.map_or_else(|| at.clone(), |k| format!("{at}.{k}"));
-            errors.push((path, format!("service `{service}`: {msg}")));
+        let mut e = Errors {
+            service,
+            at: format!("{base}.{i}"),
+            errors: &mut errors,
         };
-        let Some(name) = d.name.clone().filter(|n| !n.trim().is_empty()) else {
-            err(
-                None,
-                format!(
-                    "dump #{} has no `name`; add one, e.g. `name = \"app-db\"` (it becomes the snapshot tag `dump:NAME`)",
-                    i + 1
-                ),
-            );
-            continue;
-        };
-        if !valid_name(&name) {
-            err(
-                Some("name"),
-                format!(
-                    "dump name `{name}` may only contain letters, digits, `-`, `_` and `.` (at most 64)"
-                ),
-            );
-            continue;
+        if let Some(dump) = entry(i, d, &out, &inputs, &mut e) {
+            out.push(dump);
         }
-        if out.iter().any(|o| o.name == name) {
-            err(
-                Some("name"),
-                format!("dump name `{name}` is used twice; names must be unique within a service"),
-            );
-            continue;
-        }
-        let what = format!("dump `{name}`");
-        if d.timeout_seconds == Some(0) {
-            err(
-                Some("timeout_seconds"),
-                format!("{what}: `timeout_seconds` must be greater than 0"),
-            );
-        }
-        let set_server_keys: Vec<&str> = SERVER_KEYS
-            .iter()
-            .copied()
-            .filter(|k| match *k {
-                "database" => d.database.is_some(),
-                "user" => d.user.is_some(),
-                "host" => d.host.is_some(),
-                "port" => d.port.is_some(),
-                _ => d.password_file.is_some(),
-            })
-            .collect();
-        let connection = || -> Result<Connection, String> {
-            let password_file = match &d.password_file {
-                Some(p) => Some(expand(p, env, docker_base)?),
-                None => None,
-            };
-            Ok(Connection {
-                user: d.user.clone(),
-                host: d.host.clone(),
-                port: d.port,
-                password_file,
-            })
-        };
-        let source = match (d.kind.as_deref(), &d.command) {
-            (Some(_), Some(_)) => {
-                err(
-                    Some("command"),
-                    format!(
-                        "{what} has both `type` and `command`; use a preset (`type`) or your own `command`, not both"
-                    ),
-                );
-                continue;
-            }
-            (None, None) => {
-                err(
-                    None,
-                    format!(
-                        "{what} needs `type` (one of {}) or a `command` whose output is the dump",
-                        DUMP_TYPES.join(", ")
-                    ),
-                );
-                continue;
-            }
-            (None, Some(c)) => {
-                if c.trim().is_empty() {
-                    err(Some("command"), format!("{what}: `command` is empty"));
-                    continue;
-                }
-                if let Some(k) = set_server_keys.first().or(d.path.as_ref().map(|_| &"path")) {
-                    err(
-                        Some(k),
-                        format!(
-                            "{what}: `{k}` applies only to a preset (`type`); a `command` dump gets its settings from the command itself"
-                        ),
-                    );
-                }
-                DumpSource::Command { command: c.clone() }
-            }
-            (Some(kind @ ("postgres" | "mariadb" | "mysql")), None) => {
-                if d.path.is_some() {
-                    err(
-                        Some("path"),
-                        format!(
-                            "{what}: `path` applies only to `type = \"sqlite\"`; a {kind} dump is set with `database`, `user`, `host`, `port`"
-                        ),
-                    );
-                }
-                let connection = match connection() {
-                    Ok(c) => c,
-                    Err(e) => {
-                        err(
-                            Some("password_file"),
-                            format!("{what}: `password_file` {e}"),
-                        );
-                        continue;
-                    }
-                };
-                if d.database.as_ref().is_some_and(|x| x.trim().is_empty()) {
-                    err(
-                        Some("database"),
-                        format!(
-                            "{what}: `database` is empty; name a database, or remove the key to dump all of them"
-                        ),
-                    );
-                }
-                let database = d.database.clone();
-                match kind {
-                    "postgres" => DumpSource::Postgres {
-                        database,
-                        connection,
-                    },
-                    "mysql" => DumpSource::Mariadb {
-                        flavor: Flavor::Mysql,
-                        database,
-                        connection,
-                    },
-                    _ => DumpSource::Mariadb {
-                        flavor: Flavor::Mariadb,
-                        database,
-                        connection,
-                    },
-                }
-            }
-            (Some("sqlite"), None) => {
-                if let Some(k) = set_server_keys.first() {
-                    err(
-                        Some(k),
-                        format!(
-                            "{what}: `{k}` does not apply to `type = \"sqlite\"`; set `path` to the database file"
-                        ),
-                    );
-                }
-                let Some(p) = d.path.as_deref().filter(|p| !p.trim().is_empty()) else {
-                    err(
-                        None,
-                        format!(
-                            "{what}: `type = \"sqlite\"` needs `path`, the database file, e.g. `path = \"/srv/app/app.db\"`"
-                        ),
-                    );
-                    continue;
-                };
-                // Inside a container the path is the container's own.
-                let path = if d.container.is_some() {
-                    Ok(PathBuf::from(p))
-                } else {
-                    expand(p, env, docker_base)
-                };
-                match path {
-                    Ok(path) => DumpSource::Sqlite { path },
-                    Err(e) => {
-                        err(Some("path"), format!("{what}: `path` {e}"));
-                        continue;
-                    }
-                }
-            }
-            (Some(other), None) => {
-                let hint = super::suggest(other, DUMP_TYPES)
-                    .map(|s| format!("; did you mean `{s}`?"))
-                    .unwrap_or_default();
-                err(
-                    Some("type"),
-                    format!(
-                        "{what}: unknown dump type `{other}`; valid types are {}{hint}",
-                        DUMP_TYPES.join(", ")
-                    ),
-                );
-                continue;
-            }
-        };
-        let filename = match &d.filename {
-            Some(f) => {
-                let f = f.trim_start_matches('/');
-                if f.is_empty()
-                    || f.ends_with('/')
-                    || f.split('/').any(|c| c.is_empty() || c == "." || c == "..")
-                {
-                    err(
-                        Some("filename"),
-                        format!(
-                            "{what}: `filename` `{f}` is not a file path; use a name like `app.sql` or `db/app.sql`"
-                        ),
-                    );
-                    continue;
-                }
-                f.to_string()
-            }
-            None => default_filename(&name, &source),
-        };
-        if let Some(c) = &d.container
-            && c.trim().is_empty()
-        {
-            err(Some("container"), format!("{what}: `container` is empty"));
-        }
-        if let Some(c) = &d.restore_command
-            && c.trim().is_empty()
-        {
-            err(
-                Some("restore_command"),
-                format!("{what}: `restore_command` is empty; remove it to use the preset's"),
-            );
-        }
-        if let Some(c) = &d.verify_command
-            && c.trim().is_empty()
-        {
-            err(
-                Some("verify_command"),
-                format!("{what}: `verify_command` is empty; remove it to use the preset's check"),
-            );
-        }
-        if let Some(scratch) = &d.verify_scratch_database
-            && let Some(msg) = scratch_problem(scratch, d, &source)
-        {
-            err(Some("verify_scratch_database"), format!("{what}: {msg}"));
-        }
-        out.push(Dump {
-            name,
-            source,
-            filename,
-            container: d.container.clone(),
-            restore_command: d.restore_command.clone(),
-            timeout_seconds: d.timeout_seconds,
-            verify_command: d.verify_command.clone(),
-            verify_scratch_database: d.verify_scratch_database.clone(),
-        });
     }
     let mut files: Vec<&str> = out.iter().map(|d| d.filename.as_str()).collect();
     files.sort_unstable();
@@ -467,6 +256,304 @@ pub fn resolve(
         ));
     }
     (out, errors)
+}
+
+/// Resolves entry `i`; `None` when it has an error that stops it.
+fn entry(
+    i: usize,
+    d: &DumpRaw,
+    taken: &[Dump],
+    inputs: &Inputs<'_>,
+    e: &mut Errors<'_>,
+) -> Option<Dump> {
+    let name = entry_name(i, d, taken, e)?;
+    let what = format!("dump `{name}`");
+    if d.timeout_seconds == Some(0) {
+        e.err(
+            Some("timeout_seconds"),
+            format!("{what}: `timeout_seconds` must be greater than 0"),
+        );
+    }
+    let source = source(d, &what, inputs, e)?;
+    let filename = filename(d, &name, &source, &what, e)?;
+    check_optional(d, &source, &what, e);
+    Some(Dump {
+        name,
+        source,
+        filename,
+        container: d.container.clone(),
+        restore_command: d.restore_command.clone(),
+        timeout_seconds: d.timeout_seconds,
+        verify_command: d.verify_command.clone(),
+        verify_scratch_database: d.verify_scratch_database.clone(),
+    })
+}
+
+/// The entry's `name`: present, well-formed and not taken.
+fn entry_name(i: usize, d: &DumpRaw, taken: &[Dump], e: &mut Errors<'_>) -> Option<String> {
+    let Some(name) = d.name.clone().filter(|n| !n.trim().is_empty()) else {
+        e.err(
+            None,
+            format!(
+                "dump #{} has no `name`; add one, e.g. `name = \"app-db\"` (it becomes the snapshot tag `dump:NAME`)",
+                i + 1
+            ),
+        );
+        return None;
+    };
+    if !valid_name(&name) {
+        e.err(
+            Some("name"),
+            format!(
+                "dump name `{name}` may only contain letters, digits, `-`, `_` and `.` (at most 64)"
+            ),
+        );
+        return None;
+    }
+    if taken.iter().any(|o| o.name == name) {
+        e.err(
+            Some("name"),
+            format!("dump name `{name}` is used twice; names must be unique within a service"),
+        );
+        return None;
+    }
+    Some(name)
+}
+
+/// The server keys (`database`, `user`, …) the entry sets.
+fn set_server_keys(d: &DumpRaw) -> Vec<&'static str> {
+    SERVER_KEYS
+        .iter()
+        .copied()
+        .filter(|k| match *k {
+            "database" => d.database.is_some(),
+            "user" => d.user.is_some(),
+            "host" => d.host.is_some(),
+            "port" => d.port.is_some(),
+            _ => d.password_file.is_some(),
+        })
+        .collect()
+}
+
+/// What produces the dump: a preset (`type`) or a `command`.
+fn source(d: &DumpRaw, what: &str, inputs: &Inputs<'_>, e: &mut Errors<'_>) -> Option<DumpSource> {
+    match (d.kind.as_deref(), &d.command) {
+        (Some(_), Some(_)) => {
+            e.err(
+                Some("command"),
+                format!(
+                    "{what} has both `type` and `command`; use a preset (`type`) or your own `command`, not both"
+                ),
+            );
+            None
+        }
+        (None, None) => {
+            e.err(
+                None,
+                format!(
+                    "{what} needs `type` (one of {}) or a `command` whose output is the dump",
+                    DUMP_TYPES.join(", ")
+                ),
+            );
+            None
+        }
+        (None, Some(c)) => command_source(d, c, what, e),
+        (Some(kind @ ("postgres" | "mariadb" | "mysql")), None) => {
+            server_source(d, kind, what, inputs, e)
+        }
+        (Some("sqlite"), None) => sqlite_source(d, what, inputs, e),
+        (Some(other), None) => {
+            let hint = super::suggest(other, DUMP_TYPES)
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            e.err(
+                Some("type"),
+                format!(
+                    "{what}: unknown dump type `{other}`; valid types are {}{hint}",
+                    DUMP_TYPES.join(", ")
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A `command` dump: the preset keys do not apply.
+fn command_source(d: &DumpRaw, c: &str, what: &str, e: &mut Errors<'_>) -> Option<DumpSource> {
+    if c.trim().is_empty() {
+        e.err(Some("command"), format!("{what}: `command` is empty"));
+        return None;
+    }
+    let server_keys = set_server_keys(d);
+    if let Some(k) = server_keys.first().or(d.path.as_ref().map(|_| &"path")) {
+        e.err(
+            Some(k),
+            format!(
+                "{what}: `{k}` applies only to a preset (`type`); a `command` dump gets its settings from the command itself"
+            ),
+        );
+    }
+    Some(DumpSource::Command {
+        command: c.to_string(),
+    })
+}
+
+/// A PostgreSQL or MariaDB/MySQL preset.
+fn server_source(
+    d: &DumpRaw,
+    kind: &str,
+    what: &str,
+    inputs: &Inputs<'_>,
+    e: &mut Errors<'_>,
+) -> Option<DumpSource> {
+    if d.path.is_some() {
+        e.err(
+            Some("path"),
+            format!(
+                "{what}: `path` applies only to `type = \"sqlite\"`; a {kind} dump is set with `database`, `user`, `host`, `port`"
+            ),
+        );
+    }
+    let password_file = match &d.password_file {
+        Some(p) => match expand(p, inputs.env, inputs.docker_base) {
+            Ok(p) => Some(p),
+            Err(msg) => {
+                e.err(
+                    Some("password_file"),
+                    format!("{what}: `password_file` {msg}"),
+                );
+                return None;
+            }
+        },
+        None => None,
+    };
+    let connection = Connection {
+        user: d.user.clone(),
+        host: d.host.clone(),
+        port: d.port,
+        password_file,
+    };
+    if d.database.as_ref().is_some_and(|x| x.trim().is_empty()) {
+        e.err(
+            Some("database"),
+            format!(
+                "{what}: `database` is empty; name a database, or remove the key to dump all of them"
+            ),
+        );
+    }
+    let database = d.database.clone();
+    Some(match kind {
+        "postgres" => DumpSource::Postgres {
+            database,
+            connection,
+        },
+        "mysql" => DumpSource::Mariadb {
+            flavor: Flavor::Mysql,
+            database,
+            connection,
+        },
+        _ => DumpSource::Mariadb {
+            flavor: Flavor::Mariadb,
+            database,
+            connection,
+        },
+    })
+}
+
+/// A SQLite preset: a database file, not a server.
+fn sqlite_source(
+    d: &DumpRaw,
+    what: &str,
+    inputs: &Inputs<'_>,
+    e: &mut Errors<'_>,
+) -> Option<DumpSource> {
+    if let Some(k) = set_server_keys(d).first() {
+        e.err(
+            Some(k),
+            format!(
+                "{what}: `{k}` does not apply to `type = \"sqlite\"`; set `path` to the database file"
+            ),
+        );
+    }
+    let Some(p) = d.path.as_deref().filter(|p| !p.trim().is_empty()) else {
+        e.err(
+            None,
+            format!(
+                "{what}: `type = \"sqlite\"` needs `path`, the database file, e.g. `path = \"/srv/app/app.db\"`"
+            ),
+        );
+        return None;
+    };
+    // Inside a container the path is the container's own.
+    let path = if d.container.is_some() {
+        Ok(PathBuf::from(p))
+    } else {
+        expand(p, inputs.env, inputs.docker_base)
+    };
+    match path {
+        Ok(path) => Some(DumpSource::Sqlite { path }),
+        Err(msg) => {
+            e.err(Some("path"), format!("{what}: `path` {msg}"));
+            None
+        }
+    }
+}
+
+/// The file name the dump gets in the snapshot.
+fn filename(
+    d: &DumpRaw,
+    name: &str,
+    source: &DumpSource,
+    what: &str,
+    e: &mut Errors<'_>,
+) -> Option<String> {
+    let Some(f) = &d.filename else {
+        return Some(default_filename(name, source));
+    };
+    let f = f.trim_start_matches('/');
+    if f.is_empty()
+        || f.ends_with('/')
+        || f.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        e.err(
+            Some("filename"),
+            format!(
+                "{what}: `filename` `{f}` is not a file path; use a name like `app.sql` or `db/app.sql`"
+            ),
+        );
+        return None;
+    }
+    Some(f.to_string())
+}
+
+/// The keys that only refine a dump: set but empty is an error.
+fn check_optional(d: &DumpRaw, source: &DumpSource, what: &str, e: &mut Errors<'_>) {
+    if let Some(c) = &d.container
+        && c.trim().is_empty()
+    {
+        e.err(Some("container"), format!("{what}: `container` is empty"));
+    }
+    if let Some(c) = &d.restore_command
+        && c.trim().is_empty()
+    {
+        e.err(
+            Some("restore_command"),
+            format!("{what}: `restore_command` is empty; remove it to use the preset's"),
+        );
+    }
+    if let Some(c) = &d.verify_command
+        && c.trim().is_empty()
+    {
+        e.err(
+            Some("verify_command"),
+            format!("{what}: `verify_command` is empty; remove it to use the preset's check"),
+        );
+    }
+    if let Some(scratch) = &d.verify_scratch_database
+        && let Some(msg) = scratch_problem(scratch, d, source)
+    {
+        e.err(Some("verify_scratch_database"), format!("{what}: {msg}"));
+    }
 }
 
 #[cfg(test)]

@@ -314,145 +314,200 @@ fn absorb(
     env: &Env,
     errors: &mut Vec<Diagnostic>,
 ) -> FileParts {
-    let iloc = Arc::new(iloc);
     let dir = inc
         .file
         .parent()
         .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
-    let anchor = |p: &mut Option<String>| {
-        if let Some(v) = p.as_mut() {
-            *v = from_config_dir(v, &dir, env).to_string_lossy().into_owned();
-        }
+    let mut m = Merge {
+        raw,
+        loc,
+        defs,
+        iloc: Arc::new(iloc),
+        dir,
+        env,
+        number,
+        errors,
+        taken: Vec::new(),
+        part: FileParts {
+            file: inc.file.clone(),
+            ..FileParts::default()
+        },
     };
-    let anchor_dumps = |s: &mut ServiceRaw| {
+    m.destinations(&inc);
+    m.profiles(&inc);
+    m.notifiers(&inc);
+    m.services(inc.services, inc.array_form);
+    m.dropped(&inc.dropped_keys_in);
+    m.part
+}
+
+/// One included file being merged into the main file's configuration.
+struct Merge<'a> {
+    raw: &'a mut RawConfig,
+    loc: &'a mut Locator,
+    defs: &'a mut Defs,
+    /// The included file's locator.
+    iloc: Arc<Locator>,
+    /// The included file's folder, which its relative paths start from.
+    dir: PathBuf,
+    env: &'a Env,
+    number: usize,
+    errors: &'a mut Vec<Diagnostic>,
+    /// (prefix in the included file, prefix in the merged configuration)
+    taken: Vec<(String, String)>,
+    part: FileParts,
+}
+
+impl Merge<'_> {
+    /// Makes a relative path absolute from the included file's folder.
+    fn anchor(&self, p: &mut Option<String>) {
+        if let Some(v) = p.as_mut() {
+            *v = from_config_dir(v, &self.dir, self.env)
+                .to_string_lossy()
+                .into_owned();
+        }
+    }
+
+    fn anchor_dumps(&self, s: &mut ServiceRaw) {
         for d in s
             .config
             .iter_mut()
             .flat_map(|c| c.dumps.iter_mut().flatten())
         {
-            anchor(&mut d.password_file);
+            self.anchor(&mut d.password_file);
         }
-    };
-    let mut part = FileParts {
-        file: inc.file.clone(),
-        ..FileParts::default()
-    };
-    // (prefix in the included file, prefix in the merged configuration)
-    let mut taken: Vec<(String, String)> = Vec::new();
-    let mut named = |kind: &'static str, table: &str, name: &str, errors: &mut Vec<Diagnostic>| {
+    }
+
+    /// Records `[table.name]`; false (and an error) when the name is taken.
+    fn named(&mut self, kind: &'static str, table: &str, name: &str) -> bool {
         let path = format!("{table}.{name}");
-        if let Some(e) = defs.define(kind, name, iloc.at(&path, "")) {
-            errors.push(e);
+        if let Some(e) = self.defs.define(kind, name, self.iloc.at(&path, "")) {
+            self.errors.push(e);
             return false;
         }
-        loc.route(path.clone(), path.clone(), Arc::clone(&iloc));
-        taken.push((path.clone(), path));
+        self.loc
+            .route(path.clone(), path.clone(), Arc::clone(&self.iloc));
+        self.taken.push((path.clone(), path));
         true
-    };
+    }
 
-    for name in names(inc.destinations.keys(), &inc.broken_destinations) {
-        if !named("destination", "destinations", &name, errors) {
-            continue;
-        }
-        match inc.destinations.get(&name) {
-            Some(d) => {
-                let d = super::resolve::expand_destination(d, &dir, env);
-                raw.destinations.insert(name.clone(), d);
+    fn destinations(&mut self, inc: &RawConfig) {
+        for name in names(inc.destinations.keys(), &inc.broken_destinations) {
+            if !self.named("destination", "destinations", &name) {
+                continue;
             }
-            None => {
-                raw.broken_destinations.insert(name.clone());
-            }
-        }
-        part.destinations.push(name);
-    }
-    for name in names(inc.profiles.keys(), &inc.broken_profiles) {
-        if !named("profile", "profiles", &name, errors) {
-            continue;
-        }
-        match inc.profiles.get(&name) {
-            Some(p) => {
-                let mut p = p.clone();
-                anchor_dumps(&mut p);
-                raw.profiles.insert(name.clone(), p);
-            }
-            None => {
-                raw.broken_profiles.insert(name.clone());
-            }
-        }
-        part.profiles.push(name);
-    }
-    for name in names(inc.notifiers.keys(), &inc.broken_notifiers) {
-        if !named("notifier", "notifiers", &name, errors) {
-            continue;
-        }
-        match inc.notifiers.get(&name) {
-            Some(n) => {
-                let mut n: NotifierRaw = n.clone();
-                for f in [
-                    &mut n.url_file,
-                    &mut n.token_file,
-                    &mut n.password_file,
-                    &mut n.ca_file,
-                ] {
-                    anchor(f);
+            match inc.destinations.get(&name) {
+                Some(d) => {
+                    let d = super::resolve::expand_destination(d, &self.dir, self.env);
+                    self.raw.destinations.insert(name.clone(), d);
                 }
-                raw.notifiers.insert(name.clone(), n);
-            }
-            None => {
-                raw.broken_notifiers.insert(name.clone());
-            }
-        }
-        part.notifiers.push(name);
-    }
-
-    for (name, mut s, path) in inc.services {
-        if inc.array_form && s.name.is_none() {
-            errors.push(iloc.at(&path, "a `[[services]]` entry needs a `name` key"));
-            continue;
-        }
-        if let Some(e) = defs.define("service", &name, iloc.at(&path, "")) {
-            errors.push(e);
-            continue;
-        }
-        // The main file decides the form the resolver checks; an included
-        // service is made to look written in that form.
-        let merged = if raw.array_form {
-            if !inc.array_form {
-                if s.name.is_some() {
-                    errors.push(iloc.at(
-                        &format!("{path}.name"),
-                        format!("service `{name}` sets `name`; in the `[services.NAME]` form the table header is the name, so remove the `name` key"),
-                    ));
+                None => {
+                    self.raw.broken_destinations.insert(name.clone());
                 }
-                s.name = Some(name.clone());
             }
-            // Not `services.N`: the main file's entries that did not parse
-            // left gaps in its numbering, so any `N` may still be taken.
-            format!("included.{number}.{path}")
-        } else {
-            if inc.array_form {
-                s.name = None;
-            }
-            format!("services.{name}")
-        };
-        anchor_dumps(&mut s);
-        loc.route(merged.clone(), path.clone(), Arc::clone(&iloc));
-        taken.push((path, merged.clone()));
-        raw.services.push((name.clone(), s, merged));
-        part.services.push(name);
+            self.part.destinations.push(name);
+        }
     }
 
-    // Tables that lost an unknown key, under their merged names.
-    for d in &inc.dropped_keys_in {
-        for (theirs, ours) in &taken {
-            if let Some(rest) = d.strip_prefix(theirs.as_str())
-                && (rest.is_empty() || rest.starts_with('.'))
-            {
-                raw.dropped_keys_in.insert(format!("{ours}{rest}"));
+    fn profiles(&mut self, inc: &RawConfig) {
+        for name in names(inc.profiles.keys(), &inc.broken_profiles) {
+            if !self.named("profile", "profiles", &name) {
+                continue;
+            }
+            match inc.profiles.get(&name) {
+                Some(p) => {
+                    let mut p = p.clone();
+                    self.anchor_dumps(&mut p);
+                    self.raw.profiles.insert(name.clone(), p);
+                }
+                None => {
+                    self.raw.broken_profiles.insert(name.clone());
+                }
+            }
+            self.part.profiles.push(name);
+        }
+    }
+
+    fn notifiers(&mut self, inc: &RawConfig) {
+        for name in names(inc.notifiers.keys(), &inc.broken_notifiers) {
+            if !self.named("notifier", "notifiers", &name) {
+                continue;
+            }
+            match inc.notifiers.get(&name) {
+                Some(n) => {
+                    let mut n: NotifierRaw = n.clone();
+                    for f in [
+                        &mut n.url_file,
+                        &mut n.token_file,
+                        &mut n.password_file,
+                        &mut n.ca_file,
+                    ] {
+                        self.anchor(f);
+                    }
+                    self.raw.notifiers.insert(name.clone(), n);
+                }
+                None => {
+                    self.raw.broken_notifiers.insert(name.clone());
+                }
+            }
+            self.part.notifiers.push(name);
+        }
+    }
+
+    fn services(&mut self, services: Vec<(String, ServiceRaw, String)>, array_form: bool) {
+        let iloc = Arc::clone(&self.iloc);
+        for (name, mut s, path) in services {
+            if array_form && s.name.is_none() {
+                self.errors
+                    .push(iloc.at(&path, "a `[[services]]` entry needs a `name` key"));
+                continue;
+            }
+            if let Some(e) = self.defs.define("service", &name, iloc.at(&path, "")) {
+                self.errors.push(e);
+                continue;
+            }
+            // The main file decides the form the resolver checks; an included
+            // service is made to look written in that form.
+            let merged = if self.raw.array_form {
+                if !array_form {
+                    if s.name.is_some() {
+                        self.errors.push(iloc.at(
+                            &format!("{path}.name"),
+                            format!("service `{name}` sets `name`; in the `[services.NAME]` form the table header is the name, so remove the `name` key"),
+                        ));
+                    }
+                    s.name = Some(name.clone());
+                }
+                // Not `services.N`: the main file's entries that did not parse
+                // left gaps in its numbering, so any `N` may still be taken.
+                format!("included.{}.{path}", self.number)
+            } else {
+                if array_form {
+                    s.name = None;
+                }
+                format!("services.{name}")
+            };
+            self.anchor_dumps(&mut s);
+            self.loc
+                .route(merged.clone(), path.clone(), Arc::clone(&iloc));
+            self.taken.push((path, merged.clone()));
+            self.raw.services.push((name.clone(), s, merged));
+            self.part.services.push(name);
+        }
+    }
+
+    /// Tables that lost an unknown key, under their merged names.
+    fn dropped(&mut self, dropped_keys_in: &BTreeSet<String>) {
+        for d in dropped_keys_in {
+            for (theirs, ours) in &self.taken {
+                if let Some(rest) = d.strip_prefix(theirs.as_str())
+                    && (rest.is_empty() || rest.starts_with('.'))
+                {
+                    self.raw.dropped_keys_in.insert(format!("{ours}{rest}"));
+                }
             }
         }
     }
-    part
 }
 
 /// The files a pattern matches, sorted. `~/` is the home folder and a

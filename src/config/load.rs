@@ -278,141 +278,13 @@ fn parse(file: &Path, source: &str, included: bool) -> Result<Parsed, Vec<Diagno
             errors.push(loc.at_span(Some(key.span()), msg));
             continue;
         }
-        match name.as_str() {
-            "include" => raw.include = super::include::patterns(&loc, value, &mut errors),
-            "global" => match section::<GlobalRaw>(
-                &loc,
-                "[global]",
-                value,
-                &mut errors,
-                &mut raw.dropped_keys_in,
-            ) {
-                Some(g) => raw.global = g,
-                // Without `[global]`, every path and default would be
-                // guessed: stop here rather than report follow-on errors.
-                None => fatal = true,
-            },
-            "notifications" => {
-                raw.notifications = section::<NotificationsRaw>(
-                    &loc,
-                    "[notifications]",
-                    value,
-                    &mut errors,
-                    &mut raw.dropped_keys_in,
-                );
-            }
-            "metrics" => {
-                raw.metrics = section::<super::schema::MetricsRaw>(
-                    &loc,
-                    "[metrics]",
-                    value,
-                    &mut errors,
-                    &mut raw.dropped_keys_in,
-                );
-            }
-            "web" => {
-                raw.web = section::<super::schema::WebRaw>(
-                    &loc,
-                    "[web]",
-                    value,
-                    &mut errors,
-                    &mut raw.dropped_keys_in,
-                );
-            }
-            "docker" => {
-                raw.docker = section::<super::schema::DockerRaw>(
-                    &loc,
-                    "[docker]",
-                    value,
-                    &mut errors,
-                    &mut raw.dropped_keys_in,
-                );
-            }
-            "notifiers" => {
-                // A broken `notifiers` shape is reported; it is not worth
-                // skipping every other check for.
-                let tables = named_tables(&loc, "notifiers", value, &mut errors);
-                for (n, v) in tables.into_iter().flatten() {
-                    let header = format!("[notifiers.{n}]");
-                    match section::<NotifierRaw>(
-                        &loc,
-                        &header,
-                        v,
-                        &mut errors,
-                        &mut raw.dropped_keys_in,
-                    ) {
-                        Some(d) => {
-                            raw.notifiers.insert(n, d);
-                        }
-                        None => {
-                            raw.broken_notifiers.insert(n);
-                        }
-                    }
-                }
-            }
-            "profiles" => match named_tables(&loc, "profiles", value, &mut errors) {
-                Some(tables) => {
-                    for (n, v) in tables {
-                        let header = format!("[profiles.{n}]");
-                        match section::<ServiceRaw>(
-                            &loc,
-                            &header,
-                            v,
-                            &mut errors,
-                            &mut raw.dropped_keys_in,
-                        ) {
-                            Some(p) => {
-                                raw.profiles.insert(n, p);
-                            }
-                            None => {
-                                // Whatever a service would inherit from it
-                                // is unknown: no "missing" errors for that.
-                                raw.dropped_keys_in.insert(format!("profiles.{n}"));
-                                raw.broken_profiles.insert(n);
-                            }
-                        }
-                    }
-                }
-                None => fatal = true,
-            },
-            "destinations" => match named_tables(&loc, "destinations", value, &mut errors) {
-                Some(tables) => {
-                    for (n, v) in tables {
-                        let header = format!("[destinations.{n}]");
-                        match section::<DestinationRaw>(
-                            &loc,
-                            &header,
-                            v,
-                            &mut errors,
-                            &mut raw.dropped_keys_in,
-                        ) {
-                            Some(d) => {
-                                raw.destinations.insert(n, d);
-                            }
-                            None => {
-                                raw.broken_destinations.insert(n);
-                            }
-                        }
-                    }
-                }
-                None => fatal = true,
-            },
-            "services" => {
-                if !services(&loc, source, value, &mut raw, &mut errors) {
-                    fatal = true;
-                }
-            }
-            other => {
-                let mut msg = format!("unknown section `{other}`");
-                if let Some(s) =
-                    suggest(other, TOP_LEVEL_KEYS).or_else(|| suggest(other, &["include"]))
-                {
-                    msg.push_str(&format!("; did you mean `{s}`?"));
-                } else {
-                    msg.push_str(&format!("; valid sections are {}", list(TOP_LEVEL_KEYS)));
-                }
-                errors.push(loc.at_span(Some(key.span()), msg));
-            }
+        let top = Top {
+            loc: &loc,
+            source,
+            key: key.span(),
+        };
+        if !top.section(&name, value, &mut raw, &mut errors) {
+            fatal = true;
         }
     }
 
@@ -422,6 +294,129 @@ fn parse(file: &Path, source: &str, included: bool) -> Result<Parsed, Vec<Diagno
     } else {
         Ok((raw, loc, errors))
     }
+}
+
+/// One top-level key of a file being parsed.
+struct Top<'a> {
+    loc: &'a Locator,
+    source: &'a str,
+    /// Where the key's name is, for "unknown section".
+    key: Range<usize>,
+}
+
+impl Top<'_> {
+    /// Reads the section `name` into `raw`. False when the file cannot be
+    /// resolved sensibly without it (the caller stops after parsing).
+    fn section(
+        &self,
+        name: &str,
+        value: Spanned<DeValue<'_>>,
+        raw: &mut RawConfig,
+        errors: &mut Vec<Diagnostic>,
+    ) -> bool {
+        let loc = self.loc;
+        let dropped = &mut raw.dropped_keys_in;
+        match name {
+            "include" => raw.include = super::include::patterns(loc, value, errors),
+            "global" => match section::<GlobalRaw>(loc, "[global]", value, errors, dropped) {
+                Some(g) => raw.global = g,
+                // Without `[global]`, every path and default would be
+                // guessed: stop here rather than report follow-on errors.
+                None => return false,
+            },
+            "notifications" => {
+                raw.notifications = section(loc, "[notifications]", value, errors, dropped);
+            }
+            "metrics" => raw.metrics = section(loc, "[metrics]", value, errors, dropped),
+            "web" => raw.web = section(loc, "[web]", value, errors, dropped),
+            "docker" => raw.docker = section(loc, "[docker]", value, errors, dropped),
+            "notifiers" => {
+                // A broken `notifiers` shape is reported; it is not worth
+                // skipping every other check for.
+                let named = named_sections::<NotifierRaw>(loc, "notifiers", value, errors, dropped);
+                for (n, d) in named.into_iter().flatten() {
+                    match d {
+                        Some(d) => {
+                            raw.notifiers.insert(n, d);
+                        }
+                        None => {
+                            raw.broken_notifiers.insert(n);
+                        }
+                    }
+                }
+            }
+            "profiles" => {
+                let Some(named) =
+                    named_sections::<ServiceRaw>(loc, "profiles", value, errors, dropped)
+                else {
+                    return false;
+                };
+                for (n, p) in named {
+                    match p {
+                        Some(p) => {
+                            raw.profiles.insert(n, p);
+                        }
+                        None => {
+                            // Whatever a service would inherit from it
+                            // is unknown: no "missing" errors for that.
+                            raw.dropped_keys_in.insert(format!("profiles.{n}"));
+                            raw.broken_profiles.insert(n);
+                        }
+                    }
+                }
+            }
+            "destinations" => {
+                let Some(named) =
+                    named_sections::<DestinationRaw>(loc, "destinations", value, errors, dropped)
+                else {
+                    return false;
+                };
+                for (n, d) in named {
+                    match d {
+                        Some(d) => {
+                            raw.destinations.insert(n, d);
+                        }
+                        None => {
+                            raw.broken_destinations.insert(n);
+                        }
+                    }
+                }
+            }
+            "services" => return services(loc, self.source, value, raw, errors),
+            other => errors.push(loc.at_span(Some(self.key.clone()), unknown_section(other))),
+        }
+        true
+    }
+}
+
+/// "unknown section", with a did-you-mean or the list of valid ones.
+fn unknown_section(other: &str) -> String {
+    let mut msg = format!("unknown section `{other}`");
+    if let Some(s) = suggest(other, TOP_LEVEL_KEYS).or_else(|| suggest(other, &["include"])) {
+        msg.push_str(&format!("; did you mean `{s}`?"));
+    } else {
+        msg.push_str(&format!("; valid sections are {}", list(TOP_LEVEL_KEYS)));
+    }
+    msg
+}
+
+/// `[KIND.NAME]` tables, each read by [`section`] (`None` for one that
+/// could not be read). `None` when `KIND` is not a table of tables.
+fn named_sections<T: DeserializeOwned>(
+    loc: &Locator,
+    kind: &str,
+    value: Spanned<DeValue<'_>>,
+    errors: &mut Vec<Diagnostic>,
+    dropped: &mut BTreeSet<String>,
+) -> Option<Vec<(String, Option<T>)>> {
+    let tables = named_tables(loc, kind, value, errors)?;
+    let mut out = Vec::with_capacity(tables.len());
+    for (n, v) in tables {
+        let header = format!("[{kind}.{n}]");
+        let s = section::<T>(loc, &header, v, errors, dropped);
+        out.push((n, s));
+    }
+    Some(out)
 }
 
 /// Backtick-quoted, comma-separated list of names.

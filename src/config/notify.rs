@@ -379,6 +379,41 @@ fn notifier(
         };
         errors.push(loc.at(&p, msg));
     };
+    let kind = notifier_type(name, r, &mut err)?;
+    let ok = common_keys(name, kind, r, &mut err);
+    let timeout = Duration::from_secs(r.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS));
+    let url = if kind == "email" {
+        None
+    } else {
+        notifier_url(name, kind, r, abs, &mut err)
+    };
+    let kind = match kind {
+        "discord" => NotifierKind::Discord { url: url? },
+        "healthchecks" => NotifierKind::Healthchecks { url: url? },
+        "webhook" => NotifierKind::Webhook {
+            url: url?,
+            headers: r.headers.clone().unwrap_or_default(),
+        },
+        "ntfy" => NotifierKind::Ntfy {
+            url: url?,
+            token_file: r.token_file.as_deref().map(abs),
+        },
+        _ => NotifierKind::Email(email(name, r, abs, &mut err)?),
+    };
+    ok.then(|| Notifier {
+        name: name.to_string(),
+        notify_on: r.notify_on.clone(),
+        timeout,
+        kind,
+    })
+}
+
+/// The notifier's `type`, one of [`NOTIFIER_TYPES`].
+fn notifier_type<'r>(
+    name: &str,
+    r: &'r NotifierRaw,
+    err: &mut dyn FnMut(&str, String),
+) -> Option<&'r str> {
     let Some(kind) = r.kind.as_deref() else {
         err(
             "",
@@ -400,6 +435,12 @@ fn notifier(
         err("type", msg);
         return None;
     }
+    Some(kind)
+}
+
+/// The keys every type shares: which keys apply, `notify_on`,
+/// `timeout_seconds`. False when one of them is wrong.
+fn common_keys(name: &str, kind: &str, r: &NotifierRaw, err: &mut dyn FnMut(&str, String)) -> bool {
     let mut ok = true;
     let allowed = type_keys(kind);
     for key in set_keys(r) {
@@ -434,69 +475,54 @@ fn notifier(
         );
         ok = false;
     }
-    let timeout = Duration::from_secs(r.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS));
+    ok
+}
 
-    let url = if kind == "email" {
-        None
-    } else {
-        match (&r.url, &r.url_file) {
-            (Some(_), Some(_)) => {
+/// `url` or `url_file` of a notifier that posts to a URL.
+fn notifier_url(
+    name: &str,
+    kind: &str,
+    r: &NotifierRaw,
+    abs: &dyn Fn(&str) -> PathBuf,
+    err: &mut dyn FnMut(&str, String),
+) -> Option<Secret> {
+    match (&r.url, &r.url_file) {
+        (Some(_), Some(_)) => {
+            err(
+                "url_file",
+                format!("notifier `{name}`: set either `url` or `url_file`, not both"),
+            );
+            None
+        }
+        (Some(u), None) => {
+            if u.starts_with("https://") || u.starts_with("http://") {
+                Some(Secret::Inline(u.trim_end_matches('/').to_string()))
+            } else {
+                // Not echoed: it may be a secret pasted in the wrong place.
                 err(
-                    "url_file",
-                    format!("notifier `{name}`: set either `url` or `url_file`, not both"),
-                );
-                None
-            }
-            (Some(u), None) => {
-                if u.starts_with("https://") || u.starts_with("http://") {
-                    Some(Secret::Inline(u.trim_end_matches('/').to_string()))
-                } else {
-                    // Not echoed: it may be a secret pasted in the wrong place.
-                    err(
-                        "url",
-                        format!("notifier `{name}`: `url` must start with https:// or http://"),
-                    );
-                    None
-                }
-            }
-            (None, Some(f)) => Some(Secret::File(abs(f))),
-            (None, None) => {
-                err(
-                    "",
-                    format!(
-                        "{kind} notifier `{name}` needs `url` (or `url_file`, a file holding the URL){}",
-                        match kind {
-                            "discord" => ": the channel's webhook URL",
-                            "webhook" => ": where the JSON is POSTed",
-                            "ntfy" => ": the topic URL, e.g. `https://ntfy.sh/my-backups`",
-                            _ => ": the check's ping URL, e.g. `https://hc-ping.com/UUID`",
-                        }
-                    ),
+                    "url",
+                    format!("notifier `{name}`: `url` must start with https:// or http://"),
                 );
                 None
             }
         }
-    };
-
-    let kind = match kind {
-        "discord" => NotifierKind::Discord { url: url? },
-        "healthchecks" => NotifierKind::Healthchecks { url: url? },
-        "webhook" => NotifierKind::Webhook {
-            url: url?,
-            headers: r.headers.clone().unwrap_or_default(),
-        },
-        "ntfy" => NotifierKind::Ntfy {
-            url: url?,
-            token_file: r.token_file.as_deref().map(abs),
-        },
-        _ => NotifierKind::Email(email(name, r, abs, &mut err)?),
-    };
-    ok.then(|| Notifier {
-        name: name.to_string(),
-        notify_on: r.notify_on.clone(),
-        timeout,
-        kind,
-    })
+        (None, Some(f)) => Some(Secret::File(abs(f))),
+        (None, None) => {
+            err(
+                "",
+                format!(
+                    "{kind} notifier `{name}` needs `url` (or `url_file`, a file holding the URL){}",
+                    match kind {
+                        "discord" => ": the channel's webhook URL",
+                        "webhook" => ": where the JSON is POSTed",
+                        "ntfy" => ": the topic URL, e.g. `https://ntfy.sh/my-backups`",
+                        _ => ": the check's ping URL, e.g. `https://hc-ping.com/UUID`",
+                    }
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn email(

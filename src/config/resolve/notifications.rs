@@ -1,7 +1,7 @@
 //! `notify_on` and `[notifications]`: the events that notify.
 
 use super::service::ServiceCx;
-use super::{Ctx, DEFAULT_NOTIFY_ON, pick};
+use super::{Ctx, DEFAULT_NOTIFY_ON};
 use crate::config::load::{RawConfig, list};
 use crate::config::schema::NOTIFY_EVENTS;
 use crate::config::suggest;
@@ -42,22 +42,8 @@ pub(super) fn of_service(
     v: &ServiceCx<'_>,
     cx: &mut Ctx<'_>,
 ) -> (Vec<String>, Option<Vec<String>>) {
-    let ServiceCx {
-        name,
-        s,
-        spath,
-        pr,
-        pp,
-        raw,
-        ..
-    } = *v;
-    let (notify, path) = pick(
-        &s.notify_on,
-        pr.map(|p| &p.notify_on),
-        spath,
-        pp,
-        "notify_on",
-    );
+    let ServiceCx { name, raw, .. } = *v;
+    let (notify, path) = v.pick("notify_on", |r| &r.notify_on);
     let notify_on = match notify {
         Some(v) => {
             check_notify_on(&format!("service `{name}`"), v, &path, cx);
@@ -70,13 +56,7 @@ pub(super) fn of_service(
             .unwrap_or_else(|| DEFAULT_NOTIFY_ON.iter().map(ToString::to_string).collect()),
     };
 
-    let (notifiers, path) = pick(
-        &s.notifiers,
-        pr.map(|p| &p.notifiers),
-        spath,
-        pp,
-        "notifiers",
-    );
+    let (notifiers, path) = v.pick("notifiers", |r| &r.notifiers);
     if let Some(list) = notifiers {
         let found = crate::config::notify::check_service_notifiers(
             &format!("service `{name}`"),

@@ -1,7 +1,7 @@
 //! Retention: service → profile → global, and each destination's own.
 
 use super::service::ServiceCx;
-use super::{Ctx, pick, valid_within, within_msg};
+use super::{Ctx, valid_within, within_msg};
 use crate::config::Retention;
 use crate::config::schema::{DestinationRaw, GlobalRaw, ServiceRaw};
 
@@ -64,24 +64,12 @@ pub(super) fn destination_retention(d: &DestinationRaw) -> Retention {
 /// A service's retention: each `retention_*` key from the service, else
 /// its profile, else `[global]`.
 pub(super) fn of_service(v: &ServiceCx<'_>, cx: &mut Ctx<'_>) -> Retention {
-    let ServiceCx {
-        s,
-        spath,
-        pr,
-        pp,
-        g,
-        ..
-    } = *v;
+    let ServiceCx { s, pr, g, .. } = *v;
     let retention = service_retention(s)
         .or(&pr.map(service_retention).unwrap_or_default())
         .or(&global_retention(g));
-    if let (Some(w), path) = pick(
-        &s.retention_within,
-        pr.map(|p| &p.retention_within),
-        spath,
-        pp,
-        "retention_within",
-    ) && !valid_within(w)
+    if let (Some(w), path) = v.pick("retention_within", |r| &r.retention_within)
+        && !valid_within(w)
     {
         cx.err(&path, within_msg(w));
     }

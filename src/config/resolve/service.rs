@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Ctx, STRATEGIES, docker, dumps, hooks, notifications, pick, retention, schedule};
+use super::{Ctx, STRATEGIES, docker, dumps, hooks, notifications, retention, schedule};
 use super::{sources, targets, verify};
 use crate::config::load::{RawConfig, list};
 use crate::config::schema::{GlobalRaw, ServiceConfigRaw, ServiceRaw};
@@ -45,7 +45,17 @@ pub(super) struct ServiceCx<'a> {
     pub(super) env: &'a Env,
 }
 
-impl ServiceCx<'_> {
+impl<'a> ServiceCx<'a> {
+    /// `key` from the service, else its profile, with the config path it
+    /// was set at (the service's table when neither sets it).
+    pub(super) fn pick<T>(
+        &self,
+        key: &str,
+        field: impl Fn(&'a ServiceRaw) -> &'a Option<T>,
+    ) -> (Option<&'a T>, String) {
+        super::pick(field(self.s), self.pr.map(&field), self.spath, self.pp, key)
+    }
+
     /// `services.NAME.config.KEY`.
     pub(super) fn cfg_key(&self, k: &str) -> String {
         format!("{}.config.{k}", self.spath)
@@ -175,15 +185,8 @@ fn profile<'a>(
 }
 
 fn strategy(v: &ServiceCx<'_>, cx: &mut Ctx<'_>) -> String {
-    let ServiceCx {
-        name,
-        s,
-        spath,
-        pr,
-        pp,
-        ..
-    } = *v;
-    let (strategy, path) = pick(&s.strategy, pr.map(|p| &p.strategy), spath, pp, "strategy");
+    let ServiceCx { name, .. } = *v;
+    let (strategy, path) = v.pick("strategy", |r| &r.strategy);
     let strategy = strategy.cloned().unwrap_or_else(|| "generic".to_string());
     if !STRATEGIES.contains(&strategy.as_str()) {
         // `appwrite` and `immich` were translated by `config::legacy`.
@@ -199,21 +202,8 @@ fn strategy(v: &ServiceCx<'_>, cx: &mut Ctx<'_>) -> String {
 
 /// `timeout_seconds`: service → profile → `default_timeout_seconds`.
 fn timeout(v: &ServiceCx<'_>, cx: &mut Ctx<'_>) -> u64 {
-    let ServiceCx {
-        name,
-        s,
-        spath,
-        pr,
-        pp,
-        ..
-    } = *v;
-    let (timeout, path) = pick(
-        &s.timeout_seconds,
-        pr.map(|p| &p.timeout_seconds),
-        spath,
-        pp,
-        "timeout_seconds",
-    );
+    let ServiceCx { name, .. } = *v;
+    let (timeout, path) = v.pick("timeout_seconds", |r| &r.timeout_seconds);
     if timeout == Some(&0) {
         cx.err(
             &path,

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::service::ServiceCx;
-use super::{Ctx, parse_replication, pick};
+use super::{Ctx, parse_replication};
 use crate::config::load::list;
 use crate::config::{Destination, Replication, suggest};
 
@@ -20,13 +20,12 @@ pub(super) fn targets(v: &ServiceCx<'_>, cx: &mut Ctx<'_>) -> Vec<String> {
         s,
         spath,
         pr,
-        pp,
         named_profile,
         raw,
         destinations,
         ..
     } = *v;
-    let (targets, tpath) = pick(&s.targets, pr.map(|p| &p.targets), spath, pp, "targets");
+    let (targets, tpath) = v.pick("targets", |r| &r.targets);
     let targets = targets.cloned().unwrap_or_default();
     if targets.is_empty() {
         let from = match (&s.targets, &s.profile) {
@@ -73,22 +72,8 @@ pub(super) fn targets(v: &ServiceCx<'_>, cx: &mut Ctx<'_>) -> Vec<String> {
 /// `replication`: service → profile → global → `parallel`; `copy` needs a
 /// second target to copy to.
 pub(super) fn replication(v: &ServiceCx<'_>, targets: usize, cx: &mut Ctx<'_>) -> Replication {
-    let ServiceCx {
-        name,
-        s,
-        spath,
-        pr,
-        pp,
-        g,
-        ..
-    } = *v;
-    let (rep, path) = pick(
-        &s.replication,
-        pr.map(|p| &p.replication),
-        spath,
-        pp,
-        "replication",
-    );
+    let ServiceCx { name, g, .. } = *v;
+    let (rep, path) = v.pick("replication", |r| &r.replication);
     let replication = match rep.or(g.replication.as_ref()).map(|r| parse_replication(r)) {
         None => Replication::Parallel,
         Some(Ok(r)) => r,

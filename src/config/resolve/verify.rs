@@ -54,36 +54,16 @@ pub(super) fn verify_settings(
     v: &ServiceCx<'_>,
     cx: &mut Ctx<'_>,
 ) -> crate::config::VerifySettings {
-    let ServiceCx {
-        name,
-        s,
-        spath,
-        pr,
-        pp,
-        g,
-        ..
-    } = *v;
-    let mut v = crate::config::VerifySettings::default();
-    let (sched, path) = pick(
-        &s.verify_schedule,
-        pr.map(|p| &p.verify_schedule),
-        spath,
-        pp,
-        "verify_schedule",
-    );
+    let ServiceCx { name, g, .. } = *v;
+    let mut out = crate::config::VerifySettings::default();
+    let (sched, path) = v.pick("verify_schedule", |r| &r.verify_schedule);
     if let Some(expr) = sched
         && let Err(e) = check_cron(expr)
     {
         cx.err(&path, format!("service `{name}`: `verify_schedule`: {e}"));
     }
-    v.schedule = sched.or(g.verify_schedule.as_ref()).cloned();
-    let (rot, path) = pick(
-        &s.verify_rotation,
-        pr.map(|p| &p.verify_rotation),
-        spath,
-        pp,
-        "verify_rotation",
-    );
+    out.schedule = sched.or(g.verify_schedule.as_ref()).cloned();
+    let (rot, path) = v.pick("verify_rotation", |r| &r.verify_rotation);
     if let Some(r) = rot
         && !(1..=256).contains(r)
     {
@@ -92,39 +72,27 @@ pub(super) fn verify_settings(
             format!("service `{name}`: `verify_rotation` must be between 1 and 256 (restic reads subset n/N of the packs), not {r}"),
         );
     }
-    v.rotation = rot
+    out.rotation = rot
         .or(g.verify_rotation.as_ref())
         .copied()
-        .unwrap_or(v.rotation)
+        .unwrap_or(out.rotation)
         .clamp(1, 256);
-    let (files, path) = pick(
-        &s.drill_sample_files,
-        pr.map(|p| &p.drill_sample_files),
-        spath,
-        pp,
-        "drill_sample_files",
-    );
+    let (files, path) = v.pick("drill_sample_files", |r| &r.drill_sample_files);
     if files == Some(&0) {
         cx.err(
             &path,
             format!("service `{name}`: `drill_sample_files` must be at least 1"),
         );
     }
-    v.drill_sample_files = files
+    out.drill_sample_files = files
         .or(g.drill_sample_files.as_ref())
         .copied()
-        .unwrap_or(v.drill_sample_files)
+        .unwrap_or(out.drill_sample_files)
         .max(1);
-    let (cmd, path) = pick(
-        &s.verify_command,
-        pr.map(|p| &p.verify_command),
-        spath,
-        pp,
-        "verify_command",
-    );
+    let (cmd, path) = v.pick("verify_command", |r| &r.verify_command);
     if cmd.is_some_and(|c| c.trim().is_empty()) {
         cx.err(&path, format!("service `{name}`: `verify_command` is empty; remove it or give a command such as `pg_restore --list`"));
     }
-    v.command = cmd.cloned();
-    v
+    out.command = cmd.cloned();
+    out
 }

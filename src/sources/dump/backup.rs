@@ -1,0 +1,433 @@
+//! A dump streamed once into `restic backup --stdin`, fanned out to one
+//! restic per target, and stopped in the order that keeps a failed dump
+//! out of every repository.
+
+use crate::config::dump::{Dump, DumpSource};
+use crate::process::{self, Child, Ended, Shutdown};
+use crate::restic::ops::{self, OpError};
+use crate::restic::output::{self, BackupSummary};
+use crate::restic::{ErrorClass, Repository, Restic};
+use nix::sys::signal::Signal;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+
+use super::presets::{dump_command, sqlite_dump_complete};
+use super::producer::Producer;
+use super::{CHUNK, DumpError, last_line, widen_pipe};
+
+/// One dump into several repositories.
+pub struct BackupRequest<'a> {
+    pub restic: &'a Restic,
+    pub dump: &'a Dump,
+    pub repos: &'a [&'a Repository],
+    pub host: &'a str,
+    /// The service's tags; `dump:NAME` is added.
+    pub tags: &'a [String],
+    /// The service's remaining time (a dump's `timeout_seconds` may be
+    /// shorter).
+    pub timeout: Duration,
+}
+
+/// What one target got.
+#[derive(Debug, Clone)]
+pub struct TargetResult {
+    pub destination: String,
+    pub repository: String,
+    pub result: Result<BackupSummary, OpError>,
+    pub duration: Duration,
+    /// Snapshots of a failed dump the safety net forgot.
+    pub discarded: Vec<String>,
+}
+
+/// The outcome of one dump.
+#[derive(Debug, Clone)]
+pub struct DumpRun {
+    /// Bytes the dump produced.
+    pub bytes: u64,
+    pub duration: Duration,
+    /// The dump itself failed (its targets then have no snapshot).
+    pub failure: Option<DumpError>,
+    pub targets: Vec<TargetResult>,
+    /// The command as shown in logs.
+    pub command: String,
+}
+
+/// A restic that receives the dump.
+struct Receiver<'a> {
+    repo: &'a Repository,
+    child: Option<Child>,
+    broken: bool,
+    result: Option<Result<BackupSummary, OpError>>,
+    started: Instant,
+    discarded: Vec<String>,
+}
+
+/// How long a stopped restic may take to exit before its stdin is closed.
+/// restic 0.14 exits within milliseconds of the SIGINT.
+const STDIN_CLOSE_DELAY: Duration = Duration::from_millis(500);
+
+/// How long restic may take to clean up (remove its lock) once stopped.
+const RECEIVER_GRACE: Duration = Duration::from_secs(30);
+
+/// Stops a restic that reads a failed dump on its stdin, so that it saves
+/// no snapshot, in seconds, on every version. The SIGINT comes first,
+/// while the stdin is still open: restic 0.14 takes an end of input for a
+/// finished dump and would save what arrived, but on SIGINT it exits at
+/// once without saving. restic 0.17 and later cancel on the SIGINT but go
+/// on waiting for the end of their input (until killed: +30 s), so the
+/// stdin is closed when restic has not exited after [`STDIN_CLOSE_DELAY`];
+/// a cancelled restic saves nothing then (seen with 0.18.0 and 0.19.1).
+/// Should a snapshot appear anyway, `discard_since` forgets it.
+/// `stdin` is restic's stdin when the caller holds it apart from `child`.
+pub(crate) async fn stop_receiver(
+    child: &mut Child,
+    stdin: Option<tokio::process::ChildStdin>,
+) -> Ended {
+    let stdin = stdin.or_else(|| child.take_stdin());
+    child.signal(Signal::SIGINT);
+    if let Some(ended) = child.exit_within(STDIN_CLOSE_DELAY).await {
+        return ended;
+    }
+    drop(stdin);
+    child.kill_after(RECEIVER_GRACE).await
+}
+
+/// Writes `data` to every receiver that still reads, concurrently; a
+/// receiver whose pipe broke (restic exited) is left out from then on.
+async fn fan_out(data: &[u8], receivers: &mut [Receiver<'_>]) {
+    let writes = receivers
+        .iter_mut()
+        .filter(|r| !r.broken)
+        .map(|r| async move {
+            let ok = match r.child.as_mut().and_then(Child::stdin) {
+                Some(w) => w.write_all(data).await.is_ok(),
+                None => false,
+            };
+            if !ok {
+                r.broken = true;
+            }
+        });
+    futures_util::future::join_all(writes).await;
+}
+
+enum Pumped {
+    Eof,
+    ReadFailed(std::io::Error),
+    NoReceivers,
+}
+
+/// Runs the dump once and streams it into `restic backup --stdin` on every
+/// repository. `log` receives progress lines for the run log.
+pub async fn backup(
+    req: &BackupRequest<'_>,
+    shutdown: &Shutdown,
+    log: &(dyn Fn(&str) + Sync),
+) -> DumpRun {
+    let dump = req.dump;
+    let started = Instant::now();
+    let since = chrono::Utc::now();
+    let limit = dump
+        .timeout_seconds
+        .map_or(req.timeout, |s| Duration::from_secs(s).min(req.timeout));
+    let deadline =
+        tokio::time::Instant::from_std(crate::config::checks::after(Instant::now(), limit));
+    let mut run = DumpRun {
+        bytes: 0,
+        duration: Duration::ZERO,
+        failure: None,
+        targets: Vec::new(),
+        command: String::new(),
+    };
+    let cmd = match dump_command(dump) {
+        Ok(c) => c,
+        Err(e) => {
+            run.failure = Some(e);
+            return run;
+        }
+    };
+    run.command = cmd.display();
+    if let Some(why) = req.restic.version.stdin_filename_problem(&dump.filename) {
+        run.failure = Some(DumpError::new(
+            ErrorClass::Other,
+            format!("dump `{}` was not run: {why}", dump.name),
+        ));
+        return run;
+    }
+
+    let mut tags = req.tags.to_vec();
+    tags.push(dump.tag());
+    let mut receivers: Vec<Receiver<'_>> = Vec::new();
+    for repo in req.repos {
+        let call = ops::backup_stdin(req.restic, repo, req.host, &tags, &dump.filename);
+        log(&format!(
+            "dump `{}` → `{}`: {}",
+            dump.name,
+            repo.destination,
+            call.display(repo)
+        ));
+        let mut r = Receiver {
+            repo,
+            child: None,
+            broken: true,
+            result: None,
+            started: Instant::now(),
+            discarded: Vec::new(),
+        };
+        // Bounded by the dump's deadline, as before.
+        match call.spec.spawn() {
+            Ok(mut c) => {
+                widen_pipe(c.stdin());
+                r.child = Some(c);
+                r.broken = false;
+            }
+            Err(e) => r.result = Some(Err(e.into())),
+        }
+        receivers.push(r);
+    }
+
+    let mut failure: Option<DumpError> = None;
+    if receivers.iter().all(|r| r.broken) {
+        // No restic started: do not run the dump at all.
+    } else {
+        match Producer::start(&cmd, dump.container.as_deref(), false).await {
+            Err(e) => failure = Some(e),
+            Ok(mut producer) => {
+                let what = producer.describe(&cmd);
+                log(&format!("dump `{}`: running {what}", dump.name));
+                let mut buf = vec![0u8; CHUNK];
+                let mut bytes: u64 = 0;
+                // The last bytes of the dump, for formats that say at the
+                // end whether they are complete.
+                let mut last: Vec<u8> = Vec::new();
+                let pumped = process::bounded(
+                    async {
+                        loop {
+                            let n = match producer.read(&mut buf).await {
+                                Ok(0) => return Pumped::Eof,
+                                Ok(n) => n,
+                                Err(e) => return Pumped::ReadFailed(e),
+                            };
+                            bytes += n as u64;
+                            last.extend_from_slice(&buf[n.saturating_sub(64)..n]);
+                            if last.len() > 128 {
+                                last.drain(..last.len() - 64);
+                            }
+                            fan_out(&buf[..n], &mut receivers).await;
+                            if receivers.iter().all(|r| r.broken) {
+                                return Pumped::NoReceivers;
+                            }
+                        }
+                    },
+                    Some(deadline),
+                    shutdown,
+                )
+                .await;
+                run.bytes = bytes;
+                let ended = match pumped {
+                    Ok(Pumped::Eof) => {
+                        match process::bounded(producer.wait(), Some(deadline), shutdown).await {
+                            Ok(e) => e,
+                            Err(why) => {
+                                producer.stop().await;
+                                why
+                            }
+                        }
+                    }
+                    Ok(Pumped::ReadFailed(e)) => {
+                        producer.stop().await;
+                        failure = Some(DumpError::new(
+                            ErrorClass::DumpFailed,
+                            format!("dump `{}`: reading its output failed: {e}", dump.name),
+                        ));
+                        Ended::Exited(-1)
+                    }
+                    Ok(Pumped::NoReceivers) => {
+                        // Every restic failed; their errors say why. The
+                        // dump has nowhere to go.
+                        producer.stop().await;
+                        Ended::Exited(0)
+                    }
+                    Err(why) => {
+                        producer.stop().await;
+                        why
+                    }
+                };
+                let stderr = producer.finish(ended).await;
+                for l in stderr.lines() {
+                    log(&format!("dump `{}` ! {l}", dump.name));
+                }
+                if failure.is_none()
+                    && ended.success()
+                    && matches!(dump.source, DumpSource::Sqlite { .. })
+                    && !sqlite_dump_complete(&last)
+                {
+                    failure = Some(DumpError {
+                        class: ErrorClass::DumpFailed,
+                        message: format!(
+                            "dump `{}` is incomplete: sqlite3 reported an error inside the dump (it ends with `{}`, not `COMMIT;`)",
+                            dump.name,
+                            last_line(&String::from_utf8_lossy(&last))
+                        ),
+                        stderr: stderr.clone(),
+                    });
+                }
+                if failure.is_none() && !ended.success() {
+                    let (class, how) = match ended {
+                        Ended::TimedOut => (
+                            ErrorClass::DumpFailed,
+                            format!("ran out of time after {}s", limit.as_secs()),
+                        ),
+                        Ended::Interrupted(s) => (
+                            ErrorClass::Interrupted,
+                            format!("interrupted by signal {s}"),
+                        ),
+                        other => (
+                            ErrorClass::DumpFailed,
+                            format!("failed ({})", other.describe()),
+                        ),
+                    };
+                    let last = last_line(&stderr);
+                    failure = Some(DumpError {
+                        class,
+                        message: if last.is_empty() {
+                            format!("dump `{}` {how}: {what}", dump.name)
+                        } else {
+                            format!("dump `{}` {how}: {last}", dump.name)
+                        },
+                        stderr,
+                    });
+                }
+            }
+        }
+    }
+
+    // Finish every restic: on success close its stdin and let it save the
+    // snapshot; on failure stop it first, with its stdin still open.
+    let ok = failure.is_none();
+    let finish = receivers.iter_mut().map(|r| async {
+        let Some(mut child) = r.child.take() else {
+            return;
+        };
+        let ended = if ok && !r.broken {
+            drop(child.take_stdin());
+            match process::bounded(child.wait(&Shutdown::never()), Some(deadline), shutdown).await {
+                Ok(e) => e,
+                Err(why) => {
+                    child.stop().await;
+                    why
+                }
+            }
+        } else if r.broken {
+            child.wait(&Shutdown::never()).await
+        } else {
+            stop_receiver(&mut child, None).await;
+            Ended::Interrupted(2)
+        };
+        let out = child.output(ended).await;
+        let stopped_by_us = !ok && !r.broken;
+        r.result = Some(if stopped_by_us {
+            let f = failure.as_ref();
+            Err(OpError {
+                class: f.map_or(ErrorClass::DumpFailed, |f| f.class),
+                message: format!(
+                    "no snapshot: {}",
+                    f.map_or("the dump failed", |f| f.message.as_str())
+                ),
+                stderr: out.stderr,
+            })
+        } else if let Some(e) = ops::checked_failure(&out, r.repo).await {
+            Err(e)
+        } else if let Some(mut summary) = output::backup_summary(&out.stdout) {
+            if let Some(id) = &summary.snapshot_id {
+                summary.snapshot_id =
+                    Some(ops::full_snapshot_id(req.restic, r.repo, id, &Shutdown::never()).await);
+            }
+            Ok(summary)
+        } else {
+            Err(OpError {
+                class: ErrorClass::Other,
+                message: format!(
+                    "restic finished on `{}` but printed no backup summary: {}",
+                    r.repo.display,
+                    last_line(&out.stderr)
+                ),
+                stderr: out.stderr.clone(),
+            })
+        });
+        // The second safety net, and stale locks after a stop we caused.
+        if !ok || !matches!(out.ended, Ended::Exited(_)) {
+            let _ = ops::unlock_stale(req.restic, r.repo).await;
+        }
+        if !ok {
+            match discard_since(req.restic, r.repo, &dump.tag(), req.host, since).await {
+                Ok(ids) => r.discarded = ids,
+                Err(e) => log(&format!(
+                    "dump `{}`: could not check `{}` for a stray snapshot: {}",
+                    dump.name, r.repo.destination, e.message
+                )),
+            }
+        }
+    });
+    futures_util::future::join_all(finish).await;
+
+    for r in receivers {
+        if !r.discarded.is_empty() {
+            log(&format!(
+                "dump `{}`: forgot snapshot(s) {} on `{}` made from the failed dump",
+                dump.name,
+                r.discarded.join(", "),
+                r.repo.destination
+            ));
+        }
+        run.targets.push(TargetResult {
+            destination: r.repo.destination.clone(),
+            repository: r.repo.display.clone(),
+            result: r.result.unwrap_or_else(|| {
+                Err(OpError {
+                    class: ErrorClass::Other,
+                    message: "restic did not run".into(),
+                    stderr: String::new(),
+                })
+            }),
+            duration: r.started.elapsed(),
+            discarded: r.discarded,
+        });
+    }
+    run.failure = failure;
+    run.duration = started.elapsed();
+    run
+}
+
+/// Forgets this host's snapshots tagged `tag` made at or after `since`:
+/// what a failed dump may have left despite the SIGINT.
+async fn discard_since(
+    restic: &Restic,
+    repo: &Repository,
+    tag: &str,
+    host: &str,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<String>, OpError> {
+    let list = ops::snapshots(restic, repo, Some(tag), &Shutdown::never()).await?;
+    let ids: Vec<String> = list
+        .iter()
+        .filter(|s| s.hostname == host)
+        .filter(|s| {
+            chrono::DateTime::parse_from_rfc3339(&s.time)
+                .is_ok_and(|t| t.with_timezone(&chrono::Utc) >= since)
+        })
+        .map(|s| s.id.clone())
+        .collect();
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    ops::forget_ids(
+        restic,
+        repo,
+        &ids,
+        false,
+        Duration::from_secs(600),
+        &Shutdown::never(),
+    )
+    .await?;
+    Ok(ids.iter().map(|i| i.chars().take(8).collect()).collect())
+}
