@@ -39,16 +39,7 @@ pub(super) struct Inner {
 
 impl Dispatch {
     pub fn new(config: &Config, printer: Printer) -> Dispatch {
-        let default_on = config
-            .notifications
-            .as_ref()
-            .and_then(|n| n.notify_on.clone())
-            .unwrap_or_else(|| {
-                crate::config::resolve::DEFAULT_NOTIFY_ON
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect()
-            });
+        let default_on = default_notify_on(config.notifications.as_ref());
         Dispatch::from_parts(
             config.notify.clone(),
             default_on,
@@ -637,16 +628,7 @@ pub async fn config_failure(
     if notify.notifiers.is_empty() {
         return Vec::new();
     }
-    let default_on = raw
-        .notifications
-        .as_ref()
-        .and_then(|n| n.notify_on.clone())
-        .unwrap_or_else(|| {
-            crate::config::resolve::DEFAULT_NOTIFY_ON
-                .iter()
-                .map(ToString::to_string)
-                .collect()
-        });
+    let default_on = default_notify_on(raw.notifications.as_ref());
     let host = raw.global.host.clone().unwrap_or_else(|| {
         nix::unistd::gethostname()
             .ok()
@@ -656,4 +638,15 @@ pub async fn config_failure(
     Dispatch::from_parts(notify, default_on, host, printer)
         .config_failed(message)
         .await
+}
+
+/// The events notifiers hear of when they do not say: the original tool's
+/// `[notifications] notify_on`, or [`crate::config::resolve::DEFAULT_NOTIFY_ON`].
+fn default_notify_on(n: Option<&crate::config::schema::NotificationsRaw>) -> Vec<String> {
+    n.and_then(|n| n.notify_on.clone()).unwrap_or_else(|| {
+        crate::config::resolve::DEFAULT_NOTIFY_ON
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    })
 }
