@@ -5,11 +5,17 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+/// What a holder writes into the lock file when it lets go normally: its
+/// children have all ended by then. A file that still holds a pid belonged
+/// to a holder that was killed (or to a version before this mark).
+const RELEASED: &str = "released";
+
 /// A held service lock; released on drop.
 #[derive(Debug)]
 pub struct ServiceLock {
-    _file: File,
+    file: File,
     pub path: PathBuf,
+    previous_released: bool,
 }
 
 /// Why a lock was not taken.
@@ -50,11 +56,42 @@ impl ServiceLock {
             }
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
+        let mut before = String::new();
+        // Unreadable (not text): treated like a pid, the careful side.
+        let _ = file.read_to_string(&mut before);
+        // A new (empty) file says nothing: the lock directory may have
+        // been emptied (a user's runtime directory goes at logout) while
+        // something an earlier run started still runs.
+        let previous_released = before.trim() == RELEASED;
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
         write!(file, "{}", std::process::id()).map_err(io)?;
         file.flush().map_err(io)?;
-        Ok(ServiceLock { _file: file, path })
+        Ok(ServiceLock {
+            file,
+            path,
+            previous_released,
+        })
+    }
+
+    /// Whether the previous holder let go normally, so nothing it started
+    /// can still run: the search for leftovers (every process on the
+    /// machine) can be skipped.
+    pub fn previous_released(&self) -> bool {
+        self.previous_released
+    }
+}
+
+impl Drop for ServiceLock {
+    fn drop(&mut self) {
+        // A panic may unwind past children still running: leave the pid,
+        // so the next holder looks for leftovers.
+        if std::thread::panicking() {
+            return;
+        }
+        let _ = self.file.set_len(0);
+        let _ = self.file.rewind();
+        let _ = self.file.write_all(RELEASED.as_bytes());
     }
 }
 
@@ -81,7 +118,9 @@ fn holder_pid(file: &mut File) -> Option<String> {
         let mut pid = String::new();
         if file.rewind().is_ok() && file.read_to_string(&mut pid).is_ok() {
             let pid = pid.trim();
-            if !pid.is_empty() {
+            // `released`: the holder is letting go at this instant and
+            // has no pid left to name.
+            if !pid.is_empty() && pid != RELEASED {
                 return Some(pid.to_string());
             }
         }
@@ -93,6 +132,24 @@ fn holder_pid(file: &mut File) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_holder_that_let_go_normally_vouches_for_no_leftovers() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let first = ServiceLock::acquire(dir.path(), "wiki").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!first.previous_released(), "a new lock file vouches for nothing");
+        drop(first);
+        let file = dir.path().join("wiki.lock");
+        assert_eq!(std::fs::read_to_string(&file).ok().as_deref(), Some(RELEASED));
+        assert!(!held(dir.path(), "wiki"));
+        let second = ServiceLock::acquire(dir.path(), "wiki").unwrap_or_else(|e| panic!("{e}"));
+        assert!(second.previous_released());
+        drop(second);
+        // A holder killed with SIGKILL never says goodbye: its pid stays.
+        std::fs::write(&file, "4242").unwrap_or_else(|e| panic!("{e}"));
+        let third = ServiceLock::acquire(dir.path(), "wiki").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!third.previous_released());
+    }
 
     #[test]
     fn second_lock_reports_holder_pid() {
