@@ -423,12 +423,11 @@ impl<'a> Job<'_, 'a> {
         let out = child.output(ended).await;
         let stopped_by_us = !ok && !r.broken;
         r.result = Some(if stopped_by_us {
-            let f = failure;
             Err(OpError {
-                class: f.map_or(ErrorClass::DumpFailed, |f| f.class),
+                class: failure.map_or(ErrorClass::DumpFailed, |f| f.class),
                 message: format!(
                     "no snapshot: {}",
-                    f.map_or("the dump failed", |f| f.message.as_str())
+                    failure.map_or("the dump failed", |f| f.message.as_str())
                 ),
                 stderr: out.stderr,
             })
