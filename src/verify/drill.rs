@@ -376,17 +376,7 @@ impl Drill<'_, '_> {
             }
         };
         let all: Vec<&LsNode> = nodes.iter().filter(|n| n.kind == "file").collect();
-        let want = self.svc.verify.drill_sample_files as usize;
-        let sampled = all.len() > want;
-        let sample: Vec<&LsNode> = if sampled {
-            let mut pool: Vec<&LsNode> =
-                all.iter().copied().filter(|n| !has_glob(&n.path)).collect();
-            pool.shuffle(&mut rand::rng());
-            pool.truncate(want);
-            pool
-        } else {
-            all.clone()
-        };
+        let (sample, sampled) = self.sample(&all);
         detail.insert("files_in_snapshot".into(), json!(all.len()));
         detail.insert("sampled".into(), json!(sampled));
         if sample.is_empty() {
@@ -439,6 +429,19 @@ impl Drill<'_, '_> {
                 .await
                 .unwrap_or_default()
         };
+        self.judge_files(r, snap, checks, detail).await;
+    }
+
+    /// Counts what comparing the restored files found, confirms a content
+    /// mismatch with `restic dump`, and records it all in `detail`.
+    async fn judge_files(
+        &self,
+        r: &mut VerifyReport,
+        snap: &Snapshot,
+        checks: Vec<FileCheck>,
+        detail: &mut serde_json::Map<String, serde_json::Value>,
+    ) {
+        let v = self.verifier;
         let (mut bytes, mut live_same, mut live_changed, mut live_missing) =
             (0u64, 0u64, 0u64, 0u64);
         let mut bad: Vec<String> = Vec::new();
@@ -496,6 +499,24 @@ impl Drill<'_, '_> {
                 ),
             );
         }
+    }
+
+    /// The files to restore: all of them, or a random sample of
+    /// `drill_sample_files` (then true) without glob characters in their
+    /// path (restic's `--include` would read them as patterns).
+    fn sample<'n>(&self, all: &[&'n LsNode]) -> (Vec<&'n LsNode>, bool) {
+        let want = self.svc.verify.drill_sample_files as usize;
+        let sampled = all.len() > want;
+        let sample: Vec<&LsNode> = if sampled {
+            let mut pool: Vec<&LsNode> =
+                all.iter().copied().filter(|n| !has_glob(&n.path)).collect();
+            pool.shuffle(&mut rand::rng());
+            pool.truncate(want);
+            pool
+        } else {
+            all.to_vec()
+        };
+        (sample, sampled)
     }
 
     /// `restic dump --no-lock` of one file, within the drill's timeout.
