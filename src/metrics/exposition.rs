@@ -132,8 +132,17 @@ fn families() -> Vec<(&'static str, &'static str, &'static str, Getter)> {
 pub fn prometheus(f: &Figures) -> String {
     let mut out = String::new();
     let mut fam = Family { out: &mut out };
-    let host = f.host.as_str();
+    restic_info(&mut fam, f);
+    health(&mut fam, f);
+    outcomes(&mut fam, f);
+    gauges(&mut fam, f);
+    runs(&mut fam, f);
+    out
+}
 
+/// The restic binary and this program's version.
+fn restic_info(fam: &mut Family<'_>, f: &Figures) {
+    let host = f.host.as_str();
     fam.header(
         "restic_manager_restic_info",
         "gauge",
@@ -148,7 +157,11 @@ pub fn prometheus(f: &Figures) -> String {
         ],
         "1",
     );
+}
 
+/// One series per health state and service on each destination.
+fn health(fam: &mut Family<'_>, f: &Figures) {
+    let host = f.host.as_str();
     fam.header(
         "restic_manager_health",
         "gauge",
@@ -168,7 +181,11 @@ pub fn prometheus(f: &Figures) -> String {
             );
         }
     }
+}
 
+/// The newest run's and verify's outcome, one series per outcome.
+fn outcomes(fam: &mut Family<'_>, f: &Figures) {
+    let host = f.host.as_str();
     for (name, help, pick) in [
         (
             "restic_manager_last_run_outcome",
@@ -202,7 +219,11 @@ pub fn prometheus(f: &Figures) -> String {
             }
         }
     }
+}
 
+/// The per-destination gauges of [`families`].
+fn gauges(fam: &mut Family<'_>, f: &Figures) {
+    let host = f.host.as_str();
     for (name, kind, help, get) in families() {
         let values: Vec<(&Row, String)> = f
             .rows
@@ -225,7 +246,11 @@ pub fn prometheus(f: &Figures) -> String {
             );
         }
     }
+}
 
+/// The long-running threshold, the runs still going and the run counts.
+fn runs(fam: &mut Family<'_>, f: &Figures) {
+    let host = f.host.as_str();
     fam.header(
         "restic_manager_long_running_threshold_seconds",
         "gauge",
@@ -269,7 +294,6 @@ pub fn prometheus(f: &Figures) -> String {
             );
         }
     }
-    out
 }
 
 /// A tag key or value, or the measurement: `,`, `=` and spaces escaped.

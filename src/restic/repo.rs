@@ -402,6 +402,14 @@ mod tests {
         }
     }
 
+    /// A destination given by its `url` only.
+    fn url(u: &str) -> DestinationRaw {
+        DestinationRaw {
+            url: Some(u.into()),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn repository_locations_per_type() {
         let pw = PasswordSource::File(PathBuf::from("/pw"));
@@ -414,20 +422,10 @@ mod tests {
                 },
                 "/srv/backup/wiki",
             ),
-            (
-                "local",
-                DestinationRaw {
-                    url: Some("/srv/backup".into()),
-                    ..Default::default()
-                },
-                "/srv/backup/wiki",
-            ),
+            ("local", url("/srv/backup"), "/srv/backup/wiki"),
             (
                 "sftp",
-                DestinationRaw {
-                    url: Some("sftp://u@h:23/backups".into()),
-                    ..Default::default()
-                },
+                url("sftp://u@h:23/backups"),
                 "sftp://u@h:23/backups/wiki",
             ),
             (
@@ -452,10 +450,7 @@ mod tests {
             ),
             (
                 "s3",
-                DestinationRaw {
-                    url: Some("s3:https://host/bucket".into()),
-                    ..Default::default()
-                },
+                url("s3:https://host/bucket"),
                 "s3:https://host/bucket/wiki",
             ),
             (
@@ -467,30 +462,9 @@ mod tests {
                 },
                 "b2:bk:hosts/a/wiki",
             ),
-            (
-                "b2",
-                DestinationRaw {
-                    url: Some("b2:bucket:prefix".into()),
-                    ..Default::default()
-                },
-                "b2:bucket:prefix/wiki",
-            ),
-            (
-                "rest",
-                DestinationRaw {
-                    url: Some("http://h:8000/".into()),
-                    ..Default::default()
-                },
-                "rest:http://h:8000/wiki",
-            ),
-            (
-                "rest",
-                DestinationRaw {
-                    url: Some("rest:http://h:8000".into()),
-                    ..Default::default()
-                },
-                "rest:http://h:8000/wiki",
-            ),
+            ("b2", url("b2:bucket:prefix"), "b2:bucket:prefix/wiki"),
+            ("rest", url("http://h:8000/"), "rest:http://h:8000/wiki"),
+            ("rest", url("rest:http://h:8000"), "rest:http://h:8000/wiki"),
             (
                 "rclone",
                 DestinationRaw {
@@ -512,38 +486,14 @@ mod tests {
                 "sftp:u@h:/b/wiki",
             ),
             // The backend prefix is added when a `url` lacks it.
-            (
-                "sftp",
-                DestinationRaw {
-                    url: Some("u@h:/b".into()),
-                    ..Default::default()
-                },
-                "sftp:u@h:/b/wiki",
-            ),
+            ("sftp", url("u@h:/b"), "sftp:u@h:/b/wiki"),
             (
                 "s3",
-                DestinationRaw {
-                    url: Some("s3.amazonaws.com/bucket".into()),
-                    ..Default::default()
-                },
+                url("s3.amazonaws.com/bucket"),
                 "s3:s3.amazonaws.com/bucket/wiki",
             ),
-            (
-                "b2",
-                DestinationRaw {
-                    url: Some("bucket:prefix".into()),
-                    ..Default::default()
-                },
-                "b2:bucket:prefix/wiki",
-            ),
-            (
-                "rclone",
-                DestinationRaw {
-                    url: Some("rclone:remote:x".into()),
-                    ..Default::default()
-                },
-                "rclone:remote:x/wiki",
-            ),
+            ("b2", url("bucket:prefix"), "b2:bucket:prefix/wiki"),
+            ("rclone", url("rclone:remote:x"), "rclone:remote:x/wiki"),
             (
                 "rest",
                 DestinationRaw {

@@ -41,7 +41,7 @@ use crate::process::Shutdown;
 use crate::restic::ls::{self, Node as LsNode};
 use crate::restic::ops;
 use crate::restic::output::Snapshot;
-use crate::restic::restore::{DumpFile, Restore};
+use crate::restic::restore::{DumpFile, DumpPipe, Restore};
 use crate::restic::{ErrorClass, Repository};
 use crate::sources::dump::{self, DrillCheck, DumpCommand, drill_check};
 
@@ -376,17 +376,7 @@ impl Drill<'_, '_> {
             }
         };
         let all: Vec<&LsNode> = nodes.iter().filter(|n| n.kind == "file").collect();
-        let want = self.svc.verify.drill_sample_files as usize;
-        let sampled = all.len() > want;
-        let sample: Vec<&LsNode> = if sampled {
-            let mut pool: Vec<&LsNode> =
-                all.iter().copied().filter(|n| !has_glob(&n.path)).collect();
-            pool.shuffle(&mut rand::rng());
-            pool.truncate(want);
-            pool
-        } else {
-            all.clone()
-        };
+        let (sample, sampled) = self.sample(&all);
         detail.insert("files_in_snapshot".into(), json!(all.len()));
         detail.insert("sampled".into(), json!(sampled));
         if sample.is_empty() {
@@ -439,6 +429,19 @@ impl Drill<'_, '_> {
                 .await
                 .unwrap_or_default()
         };
+        self.judge_files(r, snap, checks, detail).await;
+    }
+
+    /// Counts what comparing the restored files found, confirms a content
+    /// mismatch with `restic dump`, and records it all in `detail`.
+    async fn judge_files(
+        &self,
+        r: &mut VerifyReport,
+        snap: &Snapshot,
+        checks: Vec<FileCheck>,
+        detail: &mut serde_json::Map<String, serde_json::Value>,
+    ) {
+        let v = self.verifier;
         let (mut bytes, mut live_same, mut live_changed, mut live_missing) =
             (0u64, 0u64, 0u64, 0u64);
         let mut bad: Vec<String> = Vec::new();
@@ -498,6 +501,24 @@ impl Drill<'_, '_> {
         }
     }
 
+    /// The files to restore: all of them, or a random sample of
+    /// `drill_sample_files` (then true) without glob characters in their
+    /// path (restic's `--include` would read them as patterns).
+    fn sample<'n>(&self, all: &[&'n LsNode]) -> (Vec<&'n LsNode>, bool) {
+        let want = self.svc.verify.drill_sample_files as usize;
+        let sampled = all.len() > want;
+        let sample: Vec<&LsNode> = if sampled {
+            let mut pool: Vec<&LsNode> =
+                all.iter().copied().filter(|n| !has_glob(&n.path)).collect();
+            pool.shuffle(&mut rand::rng());
+            pool.truncate(want);
+            pool
+        } else {
+            all.to_vec()
+        };
+        (sample, sampled)
+    }
+
     /// `restic dump --no-lock` of one file, within the drill's timeout.
     fn dump_of<'a>(&self, snapshot: &'a str, path: &'a str) -> DumpFile<'a> {
         DumpFile {
@@ -539,47 +560,18 @@ impl Drill<'_, '_> {
     async fn dump(&self, r: &mut VerifyReport, name: &str, s: &Snapshot) -> serde_json::Value {
         let v = self.verifier;
         let mut out = json!({"name": name, "snapshot": s.short()});
-        let nodes = match v
-            .retry_locked(self.repo, || {
-                ls::nodes(v.restic, self.repo, &s.id, self.timeout, &v.shutdown)
-            })
-            .await
-        {
-            Ok(n) => n,
-            Err(e) => {
-                let msg = format!(
-                    "dump `{name}`: cannot list snapshot {}: {}",
-                    s.short(),
-                    e.message
-                );
-                out["error"] = json!(msg);
-                r.fail(e.class, msg);
+        let file = match self.dump_file(name, s).await {
+            Ok(f) => f,
+            Err((class, msg)) => {
+                fail_dump(r, &mut out, class, msg);
                 return out;
             }
         };
-        let Some(file) = nodes.iter().find(|n| n.kind == "file") else {
-            let msg = format!("dump `{name}`: snapshot {} holds no file", s.short());
-            out["error"] = json!(msg);
-            r.fail(ErrorClass::DrillMismatch, msg);
-            return out;
-        };
         out["path"] = json!(file.path);
-        // The dump's definition decides the check; a dump no longer in the
-        // configuration gets the service's `verify_command` or a read-back.
-        let unconfigured;
-        let def = match self.svc.dumps.iter().find(|d| d.name == name) {
-            Some(d) => d,
-            None => {
-                unconfigured = Dump::unconfigured(name);
-                &unconfigured
-            }
-        };
-        let check = match drill_check(def, self.svc.verify.command.as_deref()) {
+        let check = match self.dump_check(name) {
             Ok(c) => c,
-            Err(e) => {
-                let msg = format!("dump `{name}`: {}", e.message);
-                out["error"] = json!(msg);
-                r.fail(e.class, msg);
+            Err((class, msg)) => {
+                fail_dump(r, &mut out, class, msg);
                 return out;
             }
         };
@@ -592,7 +584,7 @@ impl Drill<'_, '_> {
                 self.note(&format!(
                     "dump `{name}`: reading it back (check `read_back`; set `verify_command` for a real check)"
                 ));
-                self.read_back(r, name, s, file, None, &mut out).await;
+                self.read_back(r, name, s, &file, None, &mut out).await;
                 return out;
             }
             DrillCheck::Completion {
@@ -603,7 +595,7 @@ impl Drill<'_, '_> {
                 self.note(&format!(
                     "dump `{name}`: reading it back and looking for {tool}'s completion line (check `{check}`)"
                 ));
-                self.read_back(r, name, s, file, Some((marker, tool)), &mut out)
+                self.read_back(r, name, s, &file, Some((marker, tool)), &mut out)
                     .await;
                 return out;
             }
@@ -633,8 +625,7 @@ impl Drill<'_, '_> {
             let msg = format!(
                 "dump `{name}`: {what} needs `{program}`, which is not on PATH; install it (the database's client package) or set `verify_command` for the dump"
             );
-            out["error"] = json!(msg);
-            r.fail(ErrorClass::Config, msg);
+            fail_dump(r, &mut out, ErrorClass::Config, msg);
             return out;
         }
         let mut spec = cmd
@@ -648,50 +639,57 @@ impl Drill<'_, '_> {
             .pipe(v.restic, self.repo, &spec, &v.shutdown)
             .await;
         match res {
-            Err(e) => {
-                let msg = format!("dump `{name}`: {}", e.message);
-                out["error"] = json!(msg);
-                r.fail(e.class, msg);
-            }
-            Ok(p) if matches!(p.consumer.ended, crate::process::Ended::Interrupted(_)) => {
-                let msg = format!("dump `{name}`: interrupted while streaming it into {what}");
-                out["error"] = json!(msg);
-                r.fail(ErrorClass::Interrupted, msg);
-            }
-            Ok(p) if !p.consumer.ended.success() => {
-                let why = if user {
-                    crate::restic::error::last_line(&p.consumer.stderr)
-                } else {
-                    reason(&p.consumer.stderr)
-                };
-                let msg = format!(
-                    "dump `{name}` (snapshot {}): {what} failed ({}): {why}",
-                    s.short(),
-                    p.consumer.ended.describe()
-                );
-                out["error"] = json!(msg);
-                // A broken dump makes restic fail too (broken pipe): the
-                // check's verdict is the one that explains it, unless
-                // restic found the repository damaged.
-                match p.dump {
-                    Err(e) if e.class == ErrorClass::RepositoryDamaged => {
-                        r.fail(e.class, e.message)
-                    }
-                    _ if user => r.fail(ErrorClass::VerifyCommandFailed, msg),
-                    _ => r.fail(ErrorClass::DumpDamaged, msg),
-                }
-            }
-            Ok(p) => {
-                if let Err(e) = p.dump {
-                    let msg = format!("dump `{name}`: `restic dump` failed: {}", e.message);
-                    out["error"] = json!(msg);
-                    r.fail(e.class, msg);
-                } else {
-                    out["outcome"] = json!("ok");
-                }
-            }
+            Err(e) => fail_dump(
+                r,
+                &mut out,
+                e.class,
+                format!("dump `{name}`: {}", e.message),
+            ),
+            Ok(p) => judge_pipe(r, &mut out, name, s, &what, user, p),
         }
         out
+    }
+
+    /// The file of dump `name` in snapshot `s`, or why there is none.
+    async fn dump_file(&self, name: &str, s: &Snapshot) -> Result<LsNode, (ErrorClass, String)> {
+        let v = self.verifier;
+        let nodes = v
+            .retry_locked(self.repo, || {
+                ls::nodes(v.restic, self.repo, &s.id, self.timeout, &v.shutdown)
+            })
+            .await
+            .map_err(|e| {
+                (
+                    e.class,
+                    format!(
+                        "dump `{name}`: cannot list snapshot {}: {}",
+                        s.short(),
+                        e.message
+                    ),
+                )
+            })?;
+        nodes.into_iter().find(|n| n.kind == "file").ok_or_else(|| {
+            (
+                ErrorClass::DrillMismatch,
+                format!("dump `{name}`: snapshot {} holds no file", s.short()),
+            )
+        })
+    }
+
+    /// How dump `name` is checked. Its definition decides; a dump no
+    /// longer in the configuration gets the service's `verify_command` or
+    /// a read-back.
+    fn dump_check(&self, name: &str) -> Result<DrillCheck, (ErrorClass, String)> {
+        let unconfigured;
+        let def = match self.svc.dumps.iter().find(|d| d.name == name) {
+            Some(d) => d,
+            None => {
+                unconfigured = Dump::unconfigured(name);
+                &unconfigured
+            }
+        };
+        drill_check(def, self.svc.verify.command.as_deref())
+            .map_err(|e| (e.class, format!("dump `{name}`: {}", e.message)))
     }
 
     /// Reads dump `name` back whole, compares its size with restic's
@@ -751,6 +749,54 @@ impl Drill<'_, '_> {
             },
         };
         out["error"] = json!(msg);
+    }
+}
+
+/// Records a failed dump check in the report and in its detail `out`.
+fn fail_dump(r: &mut VerifyReport, out: &mut serde_json::Value, class: ErrorClass, msg: String) {
+    out["error"] = json!(msg);
+    r.fail(class, msg);
+}
+
+/// Judges how dump `name` of snapshot `s`, streamed into `what` (the
+/// configured `verify_command` when `user`), went once both sides ran.
+fn judge_pipe(
+    r: &mut VerifyReport,
+    out: &mut serde_json::Value,
+    name: &str,
+    s: &Snapshot,
+    what: &str,
+    user: bool,
+    p: DumpPipe,
+) {
+    if matches!(p.consumer.ended, crate::process::Ended::Interrupted(_)) {
+        let msg = format!("dump `{name}`: interrupted while streaming it into {what}");
+        fail_dump(r, out, ErrorClass::Interrupted, msg);
+    } else if !p.consumer.ended.success() {
+        let why = if user {
+            crate::restic::error::last_line(&p.consumer.stderr)
+        } else {
+            reason(&p.consumer.stderr)
+        };
+        let msg = format!(
+            "dump `{name}` (snapshot {}): {what} failed ({}): {why}",
+            s.short(),
+            p.consumer.ended.describe()
+        );
+        out["error"] = json!(msg);
+        // A broken dump makes restic fail too (broken pipe): the check's
+        // verdict is the one that explains it, unless restic found the
+        // repository damaged.
+        match p.dump {
+            Err(e) if e.class == ErrorClass::RepositoryDamaged => r.fail(e.class, e.message),
+            _ if user => r.fail(ErrorClass::VerifyCommandFailed, msg),
+            _ => r.fail(ErrorClass::DumpDamaged, msg),
+        }
+    } else if let Err(e) = p.dump {
+        let msg = format!("dump `{name}`: `restic dump` failed: {}", e.message);
+        fail_dump(r, out, e.class, msg);
+    } else {
+        out["outcome"] = json!("ok");
     }
 }
 

@@ -152,6 +152,129 @@ fn done_downloading(dir: &Path, name: &str) -> bool {
     dir.join(name).is_file() && !partial
 }
 
+/// The overview shows the real backup, healthy; screenshot it.
+async fn overview_shows_the_backup(c: &Client, shots_dir: &Path) -> Result<(), String> {
+    let e = failed;
+    let wait = |t: u64| c.wait().at_most(Duration::from_secs(t));
+    let table = wait(10)
+        .for_element(Locator::Css("table.overview"))
+        .await
+        .map_err(e("overview"))?;
+    let text = table.text().await.map_err(e("overview text"))?;
+    if !text.contains("app") || !text.contains("local:") {
+        return Err(format!("overview lacks the service: {text}"));
+    }
+    let health = c
+        .find(Locator::Css(
+            "table.overview tbody tr td:nth-child(2) .badge",
+        ))
+        .await
+        .map_err(e("badge"))?;
+    if health.text().await.map_err(e("badge text"))? != "ok" {
+        return Err("service is not shown healthy".into());
+    }
+    let png = c.screenshot().await.map_err(e("screenshot"))?;
+    std::fs::write(shots_dir.join("overview.png"), png).map_err(|x| x.to_string())?;
+    Ok(())
+}
+
+/// Start a backup and watch it finish on the live page.
+async fn run_and_watch_it_finish(c: &Client) -> Result<(), String> {
+    let e = failed;
+    let wait = |t: u64| c.wait().at_most(Duration::from_secs(t));
+    let run = "table.overview form[action='/services/app/run'] button";
+    click(c, run, "run button").await?;
+    let state = wait(10)
+        .for_element(Locator::Css("#job-state"))
+        .await
+        .map_err(e("live page"))?;
+    let first = state.text().await.map_err(e("state"))?;
+    if first != "running" {
+        return Err(format!(
+            "the live page did not show the run in progress: {first}"
+        ));
+    }
+    // app.js reloads the page when the job is done.
+    wait(90)
+        .for_element(Locator::Css("#job-done"))
+        .await
+        .map_err(e("run to finish"))?;
+    let outcome = c
+        .find(Locator::Css("#job-outcome .badge"))
+        .await
+        .map_err(e("outcome"))?
+        .text()
+        .await
+        .map_err(e("outcome text"))?;
+    if outcome != "ok" {
+        return Err(format!("the run ended {outcome}"));
+    }
+    Ok(())
+}
+
+/// The service page lists both runs; screenshot it.
+async fn service_page_lists_both_runs(
+    c: &Client,
+    base: &str,
+    shots_dir: &Path,
+) -> Result<(), String> {
+    let e = failed;
+    c.find(Locator::Css("a#job-run"))
+        .await
+        .map_err(e("run link"))?;
+    c.goto(&format!("{base}/services/app"))
+        .await
+        .map_err(e("service page"))?;
+    let runs = c
+        .find_all(Locator::Css("table.runs tbody tr"))
+        .await
+        .map_err(e("runs"))?;
+    if runs.len() != 2 {
+        return Err(format!("{} runs on the service page, want 2", runs.len()));
+    }
+    let png = c.screenshot().await.map_err(e("screenshot"))?;
+    std::fs::write(shots_dir.join("service.png"), png).map_err(|x| x.to_string())?;
+    Ok(())
+}
+
+/// Open the newest snapshot, go to the data folder (`data`), download
+/// `hello.txt` into `downloads_dir`.
+async fn download_from_the_snapshot(
+    c: &Client,
+    data: &str,
+    downloads_dir: &Path,
+) -> Result<(), String> {
+    let e = failed;
+    let wait = |t: u64| c.wait().at_most(Duration::from_secs(t));
+    click(c, "table.snapshots tbody tr a", "open snapshot").await?;
+    wait(20)
+        .for_element(Locator::Css("table.files"))
+        .await
+        .map_err(e("browser"))?;
+    let url = c.current_url().await.map_err(e("url"))?;
+    let folder = format!(
+        "{}&path={data}",
+        url.as_str().split("&path=").next().unwrap_or(url.as_str())
+    );
+    c.goto(&folder).await.map_err(e("data folder"))?;
+    let link = wait(20)
+        .for_element(Locator::XPath(
+            "//table[contains(@class,'files')]//a[text()='hello.txt']",
+        ))
+        .await
+        .map_err(e("file link"))?;
+    link.click().await.map_err(e("download"))?;
+    // The session must stay open until Chromium has saved the file.
+    let start = Instant::now();
+    while !done_downloading(downloads_dir, "hello.txt") {
+        if start.elapsed() > Duration::from_secs(30) {
+            return Err("hello.txt was not downloaded".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 #[test]
 fn a_browser_logs_in_runs_a_backup_and_downloads_a_file() {
     let Some(driver) = driver() else { return };
@@ -179,107 +302,14 @@ fn a_browser_logs_in_runs_a_backup_and_downloads_a_file() {
     let downloads_dir = &downloads;
     let shots_dir = &shots;
     let result: Result<(), String> = in_session(&driver, caps, |c| async move {
-        let e = failed;
-        let wait = |t: u64| c.wait().at_most(Duration::from_secs(t));
-
         // Not logged in: the dashboard sends us to the login form.
-        c.goto(&format!("{base}/")).await.map_err(e("open"))?;
+        c.goto(&format!("{base}/")).await.map_err(failed("open"))?;
         log_in(&c, &token).await?;
 
-        // The overview with the real backup.
-        let table = wait(10)
-            .for_element(Locator::Css("table.overview"))
-            .await
-            .map_err(e("overview"))?;
-        let text = table.text().await.map_err(e("overview text"))?;
-        if !text.contains("app") || !text.contains("local:") {
-            return Err(format!("overview lacks the service: {text}"));
-        }
-        let health = c
-            .find(Locator::Css(
-                "table.overview tbody tr td:nth-child(2) .badge",
-            ))
-            .await
-            .map_err(e("badge"))?;
-        if health.text().await.map_err(e("badge text"))? != "ok" {
-            return Err("service is not shown healthy".into());
-        }
-        let png = c.screenshot().await.map_err(e("screenshot"))?;
-        std::fs::write(shots_dir.join("overview.png"), png).map_err(|x| x.to_string())?;
-
-        // Start a backup and watch it finish on the live page.
-        let run = "table.overview form[action='/services/app/run'] button";
-        click(&c, run, "run button").await?;
-        let state = wait(10)
-            .for_element(Locator::Css("#job-state"))
-            .await
-            .map_err(e("live page"))?;
-        let first = state.text().await.map_err(e("state"))?;
-        if first != "running" {
-            return Err(format!(
-                "the live page did not show the run in progress: {first}"
-            ));
-        }
-        // app.js reloads the page when the job is done.
-        wait(90)
-            .for_element(Locator::Css("#job-done"))
-            .await
-            .map_err(e("run to finish"))?;
-        let outcome = c
-            .find(Locator::Css("#job-outcome .badge"))
-            .await
-            .map_err(e("outcome"))?
-            .text()
-            .await
-            .map_err(e("outcome text"))?;
-        if outcome != "ok" {
-            return Err(format!("the run ended {outcome}"));
-        }
-
-        // The service page lists both runs; screenshot it.
-        c.find(Locator::Css("a#job-run"))
-            .await
-            .map_err(e("run link"))?;
-        c.goto(&format!("{base}/services/app"))
-            .await
-            .map_err(e("service page"))?;
-        let runs = c
-            .find_all(Locator::Css("table.runs tbody tr"))
-            .await
-            .map_err(e("runs"))?;
-        if runs.len() != 2 {
-            return Err(format!("{} runs on the service page, want 2", runs.len()));
-        }
-        let png = c.screenshot().await.map_err(e("screenshot"))?;
-        std::fs::write(shots_dir.join("service.png"), png).map_err(|x| x.to_string())?;
-
-        // Open the newest snapshot, go to the data folder, download.
-        click(&c, "table.snapshots tbody tr a", "open snapshot").await?;
-        wait(20)
-            .for_element(Locator::Css("table.files"))
-            .await
-            .map_err(e("browser"))?;
-        let url = c.current_url().await.map_err(e("url"))?;
-        let folder = format!(
-            "{}&path={data}",
-            url.as_str().split("&path=").next().unwrap_or(url.as_str())
-        );
-        c.goto(&folder).await.map_err(e("data folder"))?;
-        let link = wait(20)
-            .for_element(Locator::XPath(
-                "//table[contains(@class,'files')]//a[text()='hello.txt']",
-            ))
-            .await
-            .map_err(e("file link"))?;
-        link.click().await.map_err(e("download"))?;
-        // The session must stay open until Chromium has saved the file.
-        let start = Instant::now();
-        while !done_downloading(downloads_dir, "hello.txt") {
-            if start.elapsed() > Duration::from_secs(30) {
-                return Err("hello.txt was not downloaded".into());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        overview_shows_the_backup(&c, shots_dir).await?;
+        run_and_watch_it_finish(&c).await?;
+        service_page_lists_both_runs(&c, &base, shots_dir).await?;
+        download_from_the_snapshot(&c, &data, downloads_dir).await?;
         Ok(())
     });
     if let Err(e) = result {

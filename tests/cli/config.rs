@@ -161,6 +161,12 @@ comand = "docker compose stop"
                 "12:58: unknown key `continue_on_eror` in `[[services.web.config.post_backup_hooks]]`; did you mean `continue_on_error`?",
             ],
         ),
+    ]);
+}
+
+#[test]
+fn unknown_keys_of_destinations_profiles_notifications_and_array_forms() {
+    check_cases(vec![
         (
             "destination",
             base(&format!(

@@ -115,34 +115,9 @@ fn install_script_deploys_for_an_unprivileged_user_without_sudo() {
         .unwrap_or_else(|e| panic!("tempdir: {e}"));
     set_mode(dir.path(), 0o755);
 
-    // What a user has after cloning: the scripts, the example config, and
-    // (via RM_BIN) a binary; all readable by that user, none writable.
-    let kit = dir.path().join("kit");
-    let root = Path::new(ROOT);
-    copy(
-        &root.join("scripts/install.sh"),
-        &kit.join("scripts/install.sh"),
-        0o755,
-    );
-    copy(
-        &root.join("scripts/lib.sh"),
-        &kit.join("scripts/lib.sh"),
-        0o644,
-    );
-    copy(
-        &root.join("config.example.toml"),
-        &kit.join("config.example.toml"),
-        0o644,
-    );
+    let kit = unpack_kit(dir.path());
     let bin = kit.join("bin/restic-manager");
-    copy(Path::new(env!("CARGO_BIN_EXE_restic-manager")), &bin, 0o755);
-
-    let home = dir.path().join("home");
-    std::fs::create_dir(&home).unwrap_or_else(|e| panic!("mkdir home: {e}"));
-    std::os::unix::fs::chown(&home, Some(user.uid), Some(user.gid))
-        .unwrap_or_else(|e| panic!("chown home: {e}"));
-    set_mode(&home, 0o700);
-
+    let home = user_home(dir.path(), &user);
     let local_bin = home.join(".local/bin");
     let system_path = "/usr/local/bin:/usr/bin:/bin".to_string();
     let env = |path: &str| {
@@ -169,35 +144,10 @@ fn install_script_deploys_for_an_unprivileged_user_without_sudo() {
         "{first:?}"
     );
 
+    assert_first_install(&user, &home, &bin);
     let installed = local_bin.join("restic-manager");
     let config = home.join(".config/restic-manager/config.toml");
     let completion = home.join(".local/share/bash-completion/completions/restic-manager");
-    let man_page = home.join(".local/share/man/man1/restic-manager.1");
-    assert_eq!(
-        std::fs::read(&installed).ok(),
-        std::fs::read(&bin).ok(),
-        "the binary lands in ~/.local/bin"
-    );
-    assert_eq!(read(&config), read(&root.join("config.example.toml")));
-    assert!(read(&completion).contains("complete -F"), "bash completion");
-    assert!(read(&man_page).contains(".TH restic-manager 1"), "man page");
-    assert!(
-        home.join(".local/share/man/man1/restic-manager-run.1")
-            .is_file()
-    );
-    for f in [&installed, &config, &completion, &man_page] {
-        let m = std::fs::metadata(f).unwrap_or_else(|e| panic!("stat {}: {e}", f.display()));
-        assert_eq!(m.uid(), user.uid, "{} belongs to the user", f.display());
-    }
-    assert_eq!(
-        std::fs::metadata(&installed).map(|m| m.mode() & 0o777).ok(),
-        Some(0o755)
-    );
-    assert_eq!(
-        std::fs::metadata(&config).map(|m| m.mode() & 0o777).ok(),
-        Some(0o600),
-        "the config may hold secrets"
-    );
 
     // The user describes their own backup; a second run (now with
     // ~/.local/bin on PATH) keeps it, warns no more, and refreshes the rest.
@@ -267,6 +217,85 @@ fn install_script_deploys_for_an_unprivileged_user_without_sudo() {
     assert_eq!(repo.uid(), user.uid, "the repository belongs to the user");
 
     // cron fires a real backup for that user, with the managed restic.
+    assert_cron_ran(&home);
+    as_user(&["schedule", "remove"]).succeeds();
+}
+
+/// What a user has after cloning, under `dir/kit`: the scripts, the
+/// example config, and (via RM_BIN) a binary; all readable by that user,
+/// none writable.
+fn unpack_kit(dir: &Path) -> PathBuf {
+    let kit = dir.join("kit");
+    let root = Path::new(ROOT);
+    copy(
+        &root.join("scripts/install.sh"),
+        &kit.join("scripts/install.sh"),
+        0o755,
+    );
+    copy(
+        &root.join("scripts/lib.sh"),
+        &kit.join("scripts/lib.sh"),
+        0o644,
+    );
+    copy(
+        &root.join("config.example.toml"),
+        &kit.join("config.example.toml"),
+        0o644,
+    );
+    let bin = kit.join("bin/restic-manager");
+    copy(Path::new(env!("CARGO_BIN_EXE_restic-manager")), &bin, 0o755);
+    kit
+}
+
+/// The user's empty HOME, `dir/home`.
+fn user_home(dir: &Path, user: &User) -> PathBuf {
+    let home = dir.join("home");
+    std::fs::create_dir(&home).unwrap_or_else(|e| panic!("mkdir home: {e}"));
+    std::os::unix::fs::chown(&home, Some(user.uid), Some(user.gid))
+        .unwrap_or_else(|e| panic!("chown home: {e}"));
+    set_mode(&home, 0o700);
+    home
+}
+
+/// What the first run of the script installed for `user` in `home`: the
+/// binary `bin`, the example config, the completion and the man pages,
+/// all the user's.
+fn assert_first_install(user: &User, home: &Path, bin: &Path) {
+    let root = Path::new(ROOT);
+    let local_bin = home.join(".local/bin");
+    let installed = local_bin.join("restic-manager");
+    let config = home.join(".config/restic-manager/config.toml");
+    let completion = home.join(".local/share/bash-completion/completions/restic-manager");
+    let man_page = home.join(".local/share/man/man1/restic-manager.1");
+    assert_eq!(
+        std::fs::read(&installed).ok(),
+        std::fs::read(bin).ok(),
+        "the binary lands in ~/.local/bin"
+    );
+    assert_eq!(read(&config), read(&root.join("config.example.toml")));
+    assert!(read(&completion).contains("complete -F"), "bash completion");
+    assert!(read(&man_page).contains(".TH restic-manager 1"), "man page");
+    assert!(
+        home.join(".local/share/man/man1/restic-manager-run.1")
+            .is_file()
+    );
+    for f in [&installed, &config, &completion, &man_page] {
+        let m = std::fs::metadata(f).unwrap_or_else(|e| panic!("stat {}: {e}", f.display()));
+        assert_eq!(m.uid(), user.uid, "{} belongs to the user", f.display());
+    }
+    assert_eq!(
+        std::fs::metadata(&installed).map(|m| m.mode() & 0o777).ok(),
+        Some(0o755)
+    );
+    assert_eq!(
+        std::fs::metadata(&config).map(|m| m.mode() & 0o777).ok(),
+        Some(0o600),
+        "the config may hold secrets"
+    );
+}
+
+/// cron ran a backup of `docs` (outcome `ok`) within 130 s.
+fn assert_cron_ran(home: &Path) {
     let db = crate::harness::db::Db(home.join(".local/state/restic-manager/history.sqlite"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(130);
     let mut runs = Vec::new();
@@ -285,7 +314,6 @@ fn install_script_deploys_for_an_unprivileged_user_without_sudo() {
         Some("ok"),
         "no cron run within 130 s; job log:\n{job_log}"
     );
-    as_user(&["schedule", "remove"]).succeeds();
 }
 
 /// The test user's crontab: emptied at the end (as root for `rmtest`;

@@ -276,20 +276,12 @@ fn dashboard_queries(dash: &Value) -> Vec<(String, String)> {
     out
 }
 
-#[test]
-fn the_grafana_dashboard_reads_only_what_the_tool_exports() {
-    let text = std::fs::read_to_string(contrib("grafana/restic-manager.json"))
-        .unwrap_or_else(|e| panic!("read dashboard: {e}"));
-    let dash: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON: {e}"));
-    let exported = families(&real_exposition());
-    assert!(
-        exported.contains_key("restic_manager_health")
-            && exported.contains_key("restic_manager_last_verify_outcome"),
-        "the real run exported too little: {exported:?}"
-    );
-
-    // Variables: each is defined once, its query reads an exported metric
-    // with the label it asks for, and every `$name` used anywhere exists.
+/// The dashboard's variables, each checked: defined once, its query reads
+/// an exported metric with the label it asks for.
+fn dashboard_variables(
+    dash: &Value,
+    exported: &BTreeMap<String, BTreeSet<String>>,
+) -> BTreeSet<String> {
     let mut defined = BTreeSet::new();
     for v in dash["templating"]["list"].as_array().into_iter().flatten() {
         let name = v["name"]
@@ -319,6 +311,67 @@ fn the_grafana_dashboard_reads_only_what_the_tool_exports() {
             "variable {name}: {metric} has no label {label} (it has {labels:?})"
         );
     }
+    defined
+}
+
+/// Every panel query is valid PromQL: promtool parses them as recording
+/// rules, the variables replaced by what "All" sends.
+fn check_promql(dash: &Value) {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let mut yaml = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, (_, expr)) in dashboard_queries(dash).iter().enumerate() {
+        let e = expr
+            .replace("$host", ".*")
+            .replace("$service", ".*")
+            .replace("$destination", ".*");
+        let quoted = serde_json::to_string(&e).unwrap_or_else(|e| panic!("{e}"));
+        yaml.push_str(&format!(
+            "      - record: dashboard_query_{i}\n        expr: {quoted}\n"
+        ));
+    }
+    std::fs::write(tmp.path().join("dash.yml"), &yaml).unwrap_or_else(|e| panic!("{e}"));
+    if let Some((ok, out)) = promtool(&["check", "rules", "dash.yml"], tmp.path()) {
+        assert!(ok, "a dashboard query is not valid PromQL:\n{out}\n{yaml}");
+    }
+}
+
+/// The `expr:` of each alert rule in `rules` (YAML), joined into one line.
+fn rule_exprs(rules: &str) -> Vec<String> {
+    let mut exprs = Vec::new();
+    let mut current: Option<String> = None;
+    for line in rules.lines() {
+        let t = line.trim();
+        if let Some(e) = t.strip_prefix("expr:") {
+            if let Some(c) = current.take() {
+                exprs.push(c);
+            }
+            current = Some(e.trim().trim_start_matches('>').to_string());
+        } else if current.is_some() && (t.starts_with("labels:") || t.starts_with("for:")) {
+            exprs.extend(current.take());
+        } else if let Some(c) = current.as_mut() {
+            c.push(' ');
+            c.push_str(t);
+        }
+    }
+    exprs.extend(current);
+    exprs
+}
+
+#[test]
+fn the_grafana_dashboard_reads_only_what_the_tool_exports() {
+    let text = std::fs::read_to_string(contrib("grafana/restic-manager.json"))
+        .unwrap_or_else(|e| panic!("read dashboard: {e}"));
+    let dash: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON: {e}"));
+    let exported = families(&real_exposition());
+    assert!(
+        exported.contains_key("restic_manager_health")
+            && exported.contains_key("restic_manager_last_verify_outcome"),
+        "the real run exported too little: {exported:?}"
+    );
+
+    // Variables: each is defined once, its query reads an exported metric
+    // with the label it asks for, and every `$name` used anywhere exists.
+    let defined = dashboard_variables(&dash, &exported);
     let mut used = BTreeSet::new();
     let mut queries = dashboard_queries(&dash);
     queries.extend(
@@ -379,46 +432,13 @@ fn the_grafana_dashboard_reads_only_what_the_tool_exports() {
         "the dashboard does not show {missing:?}"
     );
 
-    // Every panel query is valid PromQL: promtool parses them as recording
-    // rules, the variables replaced by what "All" sends.
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let mut yaml = String::from("groups:\n  - name: dashboard\n    rules:\n");
-    for (i, (_, expr)) in dashboard_queries(&dash).iter().enumerate() {
-        let e = expr
-            .replace("$host", ".*")
-            .replace("$service", ".*")
-            .replace("$destination", ".*");
-        let quoted = serde_json::to_string(&e).unwrap_or_else(|e| panic!("{e}"));
-        yaml.push_str(&format!(
-            "      - record: dashboard_query_{i}\n        expr: {quoted}\n"
-        ));
-    }
-    std::fs::write(tmp.path().join("dash.yml"), &yaml).unwrap_or_else(|e| panic!("{e}"));
-    if let Some((ok, out)) = promtool(&["check", "rules", "dash.yml"], tmp.path()) {
-        assert!(ok, "a dashboard query is not valid PromQL:\n{out}\n{yaml}");
-    }
+    check_promql(&dash);
 
     // The alert rules read exported metrics too (and the Pushgateway's own
     // push_time_seconds).
     let rules = std::fs::read_to_string(contrib("prometheus/restic-manager.rules.yml"))
         .unwrap_or_else(|e| panic!("read rules: {e}"));
-    let mut exprs = Vec::new();
-    let mut current: Option<String> = None;
-    for line in rules.lines() {
-        let t = line.trim();
-        if let Some(e) = t.strip_prefix("expr:") {
-            if let Some(c) = current.take() {
-                exprs.push(c);
-            }
-            current = Some(e.trim().trim_start_matches('>').to_string());
-        } else if current.is_some() && (t.starts_with("labels:") || t.starts_with("for:")) {
-            exprs.extend(current.take());
-        } else if let Some(c) = current.as_mut() {
-            c.push(' ');
-            c.push_str(t);
-        }
-    }
-    exprs.extend(current);
+    let exprs = rule_exprs(&rules);
     assert_eq!(exprs.len(), 7, "{exprs:?}");
     for e in &exprs {
         for m in metric_names(e) {

@@ -265,14 +265,10 @@ fn newest_snapshot(s: &Scenario) -> String {
         .to_string()
 }
 
-#[test]
-fn every_api_route_needs_the_token_and_answers_what_the_cli_says() {
-    let s = backed_up("");
-    let srv = Server::start(&s);
+/// Every API route (`data`: the backed-up folder) answers 401 without the
+/// token or with a wrong one, and a page sends a browser to the login.
+fn refuses_a_missing_or_wrong_token(srv: &Server, data: &str) {
     let c = client();
-    let data = s.path("data/app").display().to_string();
-    let snap = newest_snapshot(&s);
-
     // Without a token, or with a wrong one: 401, and nothing but the error.
     for path in [
         "/api/status".to_string(),
@@ -318,6 +314,16 @@ fn every_api_route_needs_the_token_and_answers_what_the_cli_says() {
         .send()
         .unwrap_or_else(|e| panic!("{e}"));
     redirects(&r, "/login?next=/services/app");
+}
+
+#[test]
+fn every_api_route_needs_the_token_and_answers_what_the_cli_says() {
+    let s = backed_up("");
+    let srv = Server::start(&s);
+    let data = s.path("data/app").display().to_string();
+    let snap = newest_snapshot(&s);
+
+    refuses_a_missing_or_wrong_token(&srv, &data);
 
     // /api/status tells what `status --json` tells.
     let cli = s.run(&["status", "--json"]).json();

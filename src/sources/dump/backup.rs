@@ -3,7 +3,7 @@
 //! out of every repository.
 
 use crate::config::dump::{Dump, DumpSource};
-use crate::process::{self, Child, Ended, Shutdown};
+use crate::process::{self, Child, Ended, Output, Shutdown};
 use crate::restic::ops::{self, OpError};
 use crate::restic::output::{self, BackupSummary};
 use crate::restic::{ErrorClass, Repository, Restic};
@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
-use super::presets::{dump_command, sqlite_dump_complete};
+use super::presets::{DumpCommand, dump_command, sqlite_dump_complete};
 use super::producer::Producer;
 use super::{CHUNK, DumpError, last_line, widen_pipe};
 
@@ -125,12 +125,20 @@ pub async fn backup(
 ) -> DumpRun {
     let dump = req.dump;
     let started = Instant::now();
-    let since = chrono::Utc::now();
     let limit = dump
         .timeout_seconds
         .map_or(req.timeout, |s| Duration::from_secs(s).min(req.timeout));
-    let deadline =
-        tokio::time::Instant::from_std(crate::config::checks::after(Instant::now(), limit));
+    let job = Job {
+        req,
+        shutdown,
+        log,
+        since: chrono::Utc::now(),
+        limit,
+        deadline: tokio::time::Instant::from_std(crate::config::checks::after(
+            Instant::now(),
+            limit,
+        )),
+    };
     let mut run = DumpRun {
         bytes: 0,
         duration: Duration::ZERO,
@@ -154,163 +162,252 @@ pub async fn backup(
         return run;
     }
 
-    let mut tags = req.tags.to_vec();
-    tags.push(dump.tag());
-    let mut receivers: Vec<Receiver<'_>> = Vec::new();
-    for repo in req.repos {
-        let call = ops::backup_stdin(req.restic, repo, req.host, &tags, &dump.filename);
-        log(&format!(
-            "dump `{}` → `{}`: {}",
-            dump.name,
-            repo.destination,
-            call.display(repo)
-        ));
-        let mut r = Receiver {
-            repo,
-            child: None,
-            broken: true,
-            result: None,
-            started: Instant::now(),
-            discarded: Vec::new(),
-        };
-        // Bounded by the dump's deadline, as before.
-        match call.spec.spawn() {
-            Ok(mut c) => {
-                widen_pipe(c.stdin());
-                r.child = Some(c);
-                r.broken = false;
-            }
-            Err(e) => r.result = Some(Err(e.into())),
-        }
-        receivers.push(r);
-    }
-
-    let mut failure: Option<DumpError> = None;
-    if receivers.iter().all(|r| r.broken) {
+    let mut receivers = job.spawn_receivers();
+    let failure = if receivers.iter().all(|r| r.broken) {
         // No restic started: do not run the dump at all.
+        None
     } else {
-        match Producer::start(&cmd, dump.container.as_deref(), false).await {
-            Err(e) => failure = Some(e),
-            Ok(mut producer) => {
-                let what = producer.describe(&cmd);
-                log(&format!("dump `{}`: running {what}", dump.name));
-                let mut buf = vec![0u8; CHUNK];
-                let mut bytes: u64 = 0;
-                // The last bytes of the dump, for formats that say at the
-                // end whether they are complete.
-                let mut last: Vec<u8> = Vec::new();
-                let pumped = process::bounded(
-                    async {
-                        loop {
-                            let n = match producer.read(&mut buf).await {
-                                Ok(0) => return Pumped::Eof,
-                                Ok(n) => n,
-                                Err(e) => return Pumped::ReadFailed(e),
-                            };
-                            bytes += n as u64;
-                            last.extend_from_slice(&buf[n.saturating_sub(64)..n]);
-                            if last.len() > 128 {
-                                last.drain(..last.len() - 64);
-                            }
-                            fan_out(&buf[..n], &mut receivers).await;
-                            if receivers.iter().all(|r| r.broken) {
-                                return Pumped::NoReceivers;
-                            }
-                        }
-                    },
-                    Some(deadline),
-                    shutdown,
-                )
-                .await;
-                run.bytes = bytes;
-                let ended = match pumped {
-                    Ok(Pumped::Eof) => {
-                        match process::bounded(producer.wait(), Some(deadline), shutdown).await {
-                            Ok(e) => e,
-                            Err(why) => {
-                                producer.stop().await;
-                                why
-                            }
-                        }
-                    }
-                    Ok(Pumped::ReadFailed(e)) => {
-                        producer.stop().await;
-                        failure = Some(DumpError::new(
-                            ErrorClass::DumpFailed,
-                            format!("dump `{}`: reading its output failed: {e}", dump.name),
-                        ));
-                        Ended::Exited(-1)
-                    }
-                    Ok(Pumped::NoReceivers) => {
-                        // Every restic failed; their errors say why. The
-                        // dump has nowhere to go.
-                        producer.stop().await;
-                        Ended::Exited(0)
-                    }
-                    Err(why) => {
-                        producer.stop().await;
-                        why
-                    }
-                };
-                let stderr = producer.finish(ended).await;
-                for l in stderr.lines() {
-                    log(&format!("dump `{}` ! {l}", dump.name));
-                }
-                if failure.is_none()
-                    && ended.success()
-                    && matches!(dump.source, DumpSource::Sqlite { .. })
-                    && !sqlite_dump_complete(&last)
-                {
-                    failure = Some(DumpError {
-                        class: ErrorClass::DumpFailed,
-                        message: format!(
-                            "dump `{}` is incomplete: sqlite3 reported an error inside the dump (it ends with `{}`, not `COMMIT;`)",
-                            dump.name,
-                            last_line(&String::from_utf8_lossy(&last))
-                        ),
-                        stderr: stderr.clone(),
-                    });
-                }
-                if failure.is_none() && !ended.success() {
-                    let (class, how) = match ended {
-                        Ended::TimedOut => (
-                            ErrorClass::DumpFailed,
-                            format!("ran out of time after {}s", limit.as_secs()),
-                        ),
-                        Ended::Interrupted(s) => (
-                            ErrorClass::Interrupted,
-                            format!("interrupted by signal {s}"),
-                        ),
-                        other => (
-                            ErrorClass::DumpFailed,
-                            format!("failed ({})", other.describe()),
-                        ),
-                    };
-                    let last = last_line(&stderr);
-                    failure = Some(DumpError {
-                        class,
-                        message: if last.is_empty() {
-                            format!("dump `{}` {how}: {what}", dump.name)
-                        } else {
-                            format!("dump `{}` {how}: {last}", dump.name)
-                        },
-                        stderr,
-                    });
-                }
-            }
-        }
-    }
+        job.produce(&cmd, &mut receivers, &mut run.bytes).await
+    };
 
     // Finish every restic: on success close its stdin and let it save the
     // snapshot; on failure stop it first, with its stdin still open.
-    let ok = failure.is_none();
-    let finish = receivers.iter_mut().map(|r| async {
+    let finish = receivers
+        .iter_mut()
+        .map(|r| job.finish_receiver(r, failure.as_ref()));
+    futures_util::future::join_all(finish).await;
+
+    run.targets = receivers
+        .into_iter()
+        .map(|r| job.target_result(r))
+        .collect();
+    run.failure = failure;
+    run.duration = started.elapsed();
+    run
+}
+
+/// What the steps of one [`backup`] share.
+struct Job<'r, 'a> {
+    req: &'r BackupRequest<'a>,
+    shutdown: &'r Shutdown,
+    log: &'r (dyn Fn(&str) + Sync),
+    /// When the dump started; its snapshots made since are forgotten when
+    /// it fails.
+    since: chrono::DateTime<chrono::Utc>,
+    /// The dump's time limit.
+    limit: Duration,
+    /// When the dump and every restic must have finished.
+    deadline: tokio::time::Instant,
+}
+
+impl<'a> Job<'_, 'a> {
+    /// Starts `restic backup --stdin` on every repository; one that cannot
+    /// start is a broken receiver holding its error.
+    fn spawn_receivers(&self) -> Vec<Receiver<'a>> {
+        let (req, dump) = (self.req, self.req.dump);
+        let mut tags = req.tags.to_vec();
+        tags.push(dump.tag());
+        let mut receivers: Vec<Receiver<'a>> = Vec::new();
+        for repo in req.repos {
+            let call = ops::backup_stdin(req.restic, repo, req.host, &tags, &dump.filename);
+            (self.log)(&format!(
+                "dump `{}` → `{}`: {}",
+                dump.name,
+                repo.destination,
+                call.display(repo)
+            ));
+            let mut r = Receiver {
+                repo,
+                child: None,
+                broken: true,
+                result: None,
+                started: Instant::now(),
+                discarded: Vec::new(),
+            };
+            // Bounded by the dump's deadline, as before.
+            match call.spec.spawn() {
+                Ok(mut c) => {
+                    widen_pipe(c.stdin());
+                    r.child = Some(c);
+                    r.broken = false;
+                }
+                Err(e) => r.result = Some(Err(e.into())),
+            }
+            receivers.push(r);
+        }
+        receivers
+    }
+
+    /// Runs the dump and pumps its output into `receivers`, counting the
+    /// bytes in `bytes`; the dump's failure, if it failed.
+    async fn produce(
+        &self,
+        cmd: &DumpCommand,
+        receivers: &mut [Receiver<'_>],
+        bytes: &mut u64,
+    ) -> Option<DumpError> {
+        let dump = self.req.dump;
+        let mut producer = match Producer::start(cmd, dump.container.as_deref(), false).await {
+            Err(e) => return Some(e),
+            Ok(p) => p,
+        };
+        let what = producer.describe(cmd);
+        (self.log)(&format!("dump `{}`: running {what}", dump.name));
+        // The last bytes of the dump, for formats that say at the end
+        // whether they are complete.
+        let mut last: Vec<u8> = Vec::new();
+        let pumped = self.pump(&mut producer, receivers, bytes, &mut last).await;
+        let (ended, failure) = self.end_producer(&mut producer, pumped).await;
+        let stderr = producer.finish(ended).await;
+        for l in stderr.lines() {
+            (self.log)(&format!("dump `{}` ! {l}", dump.name));
+        }
+        failure.or_else(|| self.verdict(ended, &last, stderr, &what))
+    }
+
+    /// Copies the dump's output to every receiver until it ends, every
+    /// receiver is gone, the deadline passes or a signal arrives.
+    async fn pump(
+        &self,
+        producer: &mut Producer,
+        receivers: &mut [Receiver<'_>],
+        bytes: &mut u64,
+        last: &mut Vec<u8>,
+    ) -> Result<Pumped, Ended> {
+        let mut buf = vec![0u8; CHUNK];
+        process::bounded(
+            async {
+                loop {
+                    let n = match producer.read(&mut buf).await {
+                        Ok(0) => return Pumped::Eof,
+                        Ok(n) => n,
+                        Err(e) => return Pumped::ReadFailed(e),
+                    };
+                    *bytes += n as u64;
+                    last.extend_from_slice(&buf[n.saturating_sub(64)..n]);
+                    if last.len() > 128 {
+                        last.drain(..last.len() - 64);
+                    }
+                    fan_out(&buf[..n], receivers).await;
+                    if receivers.iter().all(|r| r.broken) {
+                        return Pumped::NoReceivers;
+                    }
+                }
+            },
+            Some(self.deadline),
+            self.shutdown,
+        )
+        .await
+    }
+
+    /// Waits for (or stops) the dump once the pump ended: how it ended,
+    /// and the failure when reading its output failed.
+    async fn end_producer(
+        &self,
+        producer: &mut Producer,
+        pumped: Result<Pumped, Ended>,
+    ) -> (Ended, Option<DumpError>) {
+        match pumped {
+            Ok(Pumped::Eof) => {
+                let ended =
+                    match process::bounded(producer.wait(), Some(self.deadline), self.shutdown)
+                        .await
+                    {
+                        Ok(e) => e,
+                        Err(why) => {
+                            producer.stop().await;
+                            why
+                        }
+                    };
+                (ended, None)
+            }
+            Ok(Pumped::ReadFailed(e)) => {
+                producer.stop().await;
+                let failure = DumpError::new(
+                    ErrorClass::DumpFailed,
+                    format!(
+                        "dump `{}`: reading its output failed: {e}",
+                        self.req.dump.name
+                    ),
+                );
+                (Ended::Exited(-1), Some(failure))
+            }
+            Ok(Pumped::NoReceivers) => {
+                // Every restic failed; their errors say why. The dump has
+                // nowhere to go.
+                producer.stop().await;
+                (Ended::Exited(0), None)
+            }
+            Err(why) => {
+                producer.stop().await;
+                (why, None)
+            }
+        }
+    }
+
+    /// Whether a dump that ended `ended`, whose output ended with `last`,
+    /// failed. `what` is the dump as shown to the user.
+    fn verdict(&self, ended: Ended, last: &[u8], stderr: String, what: &str) -> Option<DumpError> {
+        let dump = self.req.dump;
+        if ended.success()
+            && matches!(dump.source, DumpSource::Sqlite { .. })
+            && !sqlite_dump_complete(last)
+        {
+            return Some(DumpError {
+                class: ErrorClass::DumpFailed,
+                message: format!(
+                    "dump `{}` is incomplete: sqlite3 reported an error inside the dump (it ends with `{}`, not `COMMIT;`)",
+                    dump.name,
+                    last_line(&String::from_utf8_lossy(last))
+                ),
+                stderr,
+            });
+        }
+        if ended.success() {
+            return None;
+        }
+        let (class, how) = match ended {
+            Ended::TimedOut => (
+                ErrorClass::DumpFailed,
+                format!("ran out of time after {}s", self.limit.as_secs()),
+            ),
+            Ended::Interrupted(s) => (
+                ErrorClass::Interrupted,
+                format!("interrupted by signal {s}"),
+            ),
+            other => (
+                ErrorClass::DumpFailed,
+                format!("failed ({})", other.describe()),
+            ),
+        };
+        let last = last_line(&stderr);
+        Some(DumpError {
+            class,
+            message: if last.is_empty() {
+                format!("dump `{}` {how}: {what}", dump.name)
+            } else {
+                format!("dump `{}` {how}: {last}", dump.name)
+            },
+            stderr,
+        })
+    }
+
+    /// Lets one restic save its snapshot (the dump succeeded) or stops it
+    /// (`failure`), records its result, and cleans up after a failure.
+    async fn finish_receiver(&self, r: &mut Receiver<'_>, failure: Option<&DumpError>) {
         let Some(mut child) = r.child.take() else {
             return;
         };
+        let ok = failure.is_none();
         let ended = if ok && !r.broken {
             drop(child.take_stdin());
-            match process::bounded(child.wait(&Shutdown::never()), Some(deadline), shutdown).await {
+            match process::bounded(
+                child.wait(&Shutdown::never()),
+                Some(self.deadline),
+                self.shutdown,
+            )
+            .await
+            {
                 Ok(e) => e,
                 Err(why) => {
                     child.stop().await;
@@ -326,21 +423,35 @@ pub async fn backup(
         let out = child.output(ended).await;
         let stopped_by_us = !ok && !r.broken;
         r.result = Some(if stopped_by_us {
-            let f = failure.as_ref();
             Err(OpError {
-                class: f.map_or(ErrorClass::DumpFailed, |f| f.class),
+                class: failure.map_or(ErrorClass::DumpFailed, |f| f.class),
                 message: format!(
                     "no snapshot: {}",
-                    f.map_or("the dump failed", |f| f.message.as_str())
+                    failure.map_or("the dump failed", |f| f.message.as_str())
                 ),
                 stderr: out.stderr,
             })
-        } else if let Some(e) = ops::checked_failure(&out, r.repo).await {
+        } else {
+            self.saved(r.repo, &out).await
+        });
+        // The second safety net, and stale locks after a stop we caused.
+        if !ok || !matches!(out.ended, Ended::Exited(_)) {
+            let _ = ops::unlock_stale(self.req.restic, r.repo).await;
+        }
+        if !ok {
+            self.discard(r).await;
+        }
+    }
+
+    /// The snapshot a restic that was let finish saved, or its error.
+    async fn saved(&self, repo: &Repository, out: &Output) -> Result<BackupSummary, OpError> {
+        if let Some(e) = ops::checked_failure(out, repo).await {
             Err(e)
         } else if let Some(mut summary) = output::backup_summary(&out.stdout) {
             if let Some(id) = &summary.snapshot_id {
-                summary.snapshot_id =
-                    Some(ops::full_snapshot_id(req.restic, r.repo, id, &Shutdown::never()).await);
+                summary.snapshot_id = Some(
+                    ops::full_snapshot_id(self.req.restic, repo, id, &Shutdown::never()).await,
+                );
             }
             Ok(summary)
         } else {
@@ -348,38 +459,37 @@ pub async fn backup(
                 class: ErrorClass::Other,
                 message: format!(
                     "restic finished on `{}` but printed no backup summary: {}",
-                    r.repo.display,
+                    repo.display,
                     last_line(&out.stderr)
                 ),
                 stderr: out.stderr.clone(),
             })
-        });
-        // The second safety net, and stale locks after a stop we caused.
-        if !ok || !matches!(out.ended, Ended::Exited(_)) {
-            let _ = ops::unlock_stale(req.restic, r.repo).await;
         }
-        if !ok {
-            match discard_since(req.restic, r.repo, &dump.tag(), req.host, since).await {
-                Ok(ids) => r.discarded = ids,
-                Err(e) => log(&format!(
-                    "dump `{}`: could not check `{}` for a stray snapshot: {}",
-                    dump.name, r.repo.destination, e.message
-                )),
-            }
-        }
-    });
-    futures_util::future::join_all(finish).await;
+    }
 
-    for r in receivers {
+    /// Forgets what the failed dump may have left in `r`'s repository.
+    async fn discard(&self, r: &mut Receiver<'_>) {
+        let req = self.req;
+        match discard_since(req.restic, r.repo, &req.dump.tag(), req.host, self.since).await {
+            Ok(ids) => r.discarded = ids,
+            Err(e) => (self.log)(&format!(
+                "dump `{}`: could not check `{}` for a stray snapshot: {}",
+                req.dump.name, r.repo.destination, e.message
+            )),
+        }
+    }
+
+    /// What one receiver got, for the report.
+    fn target_result(&self, r: Receiver<'_>) -> TargetResult {
         if !r.discarded.is_empty() {
-            log(&format!(
+            (self.log)(&format!(
                 "dump `{}`: forgot snapshot(s) {} on `{}` made from the failed dump",
-                dump.name,
+                self.req.dump.name,
                 r.discarded.join(", "),
                 r.repo.destination
             ));
         }
-        run.targets.push(TargetResult {
+        TargetResult {
             destination: r.repo.destination.clone(),
             repository: r.repo.display.clone(),
             result: r.result.unwrap_or_else(|| {
@@ -391,11 +501,8 @@ pub async fn backup(
             }),
             duration: r.started.elapsed(),
             discarded: r.discarded,
-        });
+        }
     }
-    run.failure = failure;
-    run.duration = started.elapsed();
-    run
 }
 
 /// Forgets this host's snapshots tagged `tag` made at or after `since`:

@@ -2,10 +2,10 @@
 //! written to a file.
 
 use crate::config::dump::Dump;
-use crate::process::{self, Ended, Shutdown};
+use crate::process::{self, Child, Ended, Output, Shutdown};
 use crate::restic::ops::{self, OpError};
 use crate::restic::{ErrorClass, Repository, Restic, restore};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
@@ -55,8 +55,16 @@ pub async fn restore_dump(
     shutdown: &Shutdown,
 ) -> Result<Restored, DumpError> {
     let started = Instant::now();
-    let deadline =
-        tokio::time::Instant::from_std(crate::config::checks::after(Instant::now(), timeout));
+    let job = Job {
+        repo,
+        snapshot,
+        dump,
+        shutdown,
+        deadline: tokio::time::Instant::from_std(crate::config::checks::after(
+            Instant::now(),
+            timeout,
+        )),
+    };
     let tag = dump.tag();
     let path = format!("/{}", dump.filename);
     let call = restore::DumpFile {
@@ -68,7 +76,46 @@ pub async fn restore_dump(
     }
     .call(restic, repo);
 
-    let (mut consumer, into) = match to {
+    let (mut consumer, into) = open_consumer(to, dump).await?;
+    let mut source = match call.spec.spawn() {
+        Ok(p) => {
+            widen_pipe(p.stdout_pipe());
+            p
+        }
+        Err(e) => {
+            if let Consumer::Proc(mut p) = consumer {
+                p.stop().await;
+            }
+            return Err(OpError::from(e).into());
+        }
+    };
+
+    let mut bytes: u64 = 0;
+    let pumped = job.pump(&mut source, &mut consumer, &mut bytes).await;
+    let restic_ended = job.end_source(&mut source, &pumped).await;
+    let restic_out = source.output(restic_ended).await;
+    let consumer_gone = matches!(pumped, Ok(Ok(false)));
+    let restic_failure = (!consumer_gone && !restic_ended.success())
+        .then(|| job.restic_failure(restic_ended, &restic_out));
+
+    match consumer {
+        Consumer::File(f, path) => close_file(f, &path, restic_failure, consumer_gone).await?,
+        Consumer::Proc(p) => {
+            job.finish_consumer(p, restic_failure, consumer_gone, &into, bytes)
+                .await?;
+        }
+    }
+    Ok(Restored {
+        bytes,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        into,
+    })
+}
+
+/// Opens where the dump goes: the new file, or the started restore
+/// command; and how it is shown to the user.
+async fn open_consumer(to: &RestoreTo, dump: &Dump) -> Result<(Consumer, String), DumpError> {
+    Ok(match to {
         RestoreTo::File(path) => {
             let f = tokio::fs::OpenOptions::new()
                 .write(true)
@@ -104,70 +151,115 @@ pub async fn restore_dump(
             let d = p.describe(&cmd);
             (Consumer::Proc(p), d)
         }
-    };
-    let mut source = match call.spec.spawn() {
-        Ok(p) => {
-            widen_pipe(p.stdout_pipe());
-            p
-        }
-        Err(e) => {
-            if let Consumer::Proc(mut p) = consumer {
-                p.stop().await;
-            }
-            return Err(OpError::from(e).into());
-        }
-    };
+    })
+}
 
-    let mut buf = vec![0u8; CHUNK];
-    let mut bytes: u64 = 0;
-    // Ok(true): restic's output ended; Ok(false): the consumer stopped
-    // reading; Err: reading restic's output failed.
-    let pumped = process::bounded(
-        async {
-            loop {
-                let n = source.read(&mut buf).await?;
-                if n == 0 {
-                    return Ok::<bool, std::io::Error>(true);
-                }
-                bytes += n as u64;
-                let ok = match &mut consumer {
-                    Consumer::Proc(p) => p.write(&buf[..n]).await.is_ok(),
-                    Consumer::File(f, _) => f.write_all(&buf[..n]).await.is_ok(),
-                };
-                if !ok {
-                    return Ok(false);
-                }
-            }
-        },
-        Some(deadline),
-        shutdown,
-    )
-    .await;
-    let restic_ended = match &pumped {
-        Ok(Ok(true)) => {
-            match process::bounded(source.wait(&Shutdown::never()), Some(deadline), shutdown).await
-            {
-                Ok(e) => e,
-                Err(why) => {
-                    source.stop().await;
-                    why
-                }
-            }
-        }
-        Err(why) => {
-            source.stop().await;
-            *why
-        }
-        Ok(_) => {
-            source.stop().await;
-            Ended::Interrupted(2)
-        }
-    };
-    let restic_out = source.output(restic_ended).await;
-    let consumer_gone = matches!(pumped, Ok(Ok(false)));
-    let restic_failed = !consumer_gone && !restic_ended.success();
+/// Syncs and closes the restored file; removes it when restic failed
+/// (`restic_failure`, the error returned then), the copy stopped early
+/// (`gone`) or the sync failed.
+async fn close_file(
+    f: tokio::fs::File,
+    path: &Path,
+    restic_failure: Option<DumpError>,
+    gone: bool,
+) -> Result<(), DumpError> {
+    let synced = f.sync_all().await;
+    drop(f);
+    if restic_failure.is_some() || gone || synced.is_err() {
+        let _ = tokio::fs::remove_file(path).await;
+        return Err(restic_failure.unwrap_or_else(|| {
+            DumpError::new(
+                ErrorClass::NoSpace,
+                format!(
+                    "writing `{}` failed; the partial file was removed (disk full?)",
+                    path.display()
+                ),
+            )
+        }));
+    }
+    Ok(())
+}
 
-    let fail_restic = |ended: Ended| -> DumpError {
+/// What the steps of one [`restore_dump`] share.
+struct Job<'a> {
+    repo: &'a Repository,
+    snapshot: &'a str,
+    dump: &'a Dump,
+    shutdown: &'a Shutdown,
+    /// When the whole restore must have finished.
+    deadline: tokio::time::Instant,
+}
+
+impl Job<'_> {
+    /// Copies restic's output into the consumer, counting the bytes in
+    /// `bytes`. Ok(true): restic's output ended; Ok(false): the consumer
+    /// stopped reading; Err: reading restic's output failed.
+    async fn pump(
+        &self,
+        source: &mut Child,
+        consumer: &mut Consumer,
+        bytes: &mut u64,
+    ) -> Result<std::io::Result<bool>, Ended> {
+        let mut buf = vec![0u8; CHUNK];
+        process::bounded(
+            async {
+                loop {
+                    let n = source.read(&mut buf).await?;
+                    if n == 0 {
+                        return Ok::<bool, std::io::Error>(true);
+                    }
+                    *bytes += n as u64;
+                    let ok = match &mut *consumer {
+                        Consumer::Proc(p) => p.write(&buf[..n]).await.is_ok(),
+                        Consumer::File(f, _) => f.write_all(&buf[..n]).await.is_ok(),
+                    };
+                    if !ok {
+                        return Ok(false);
+                    }
+                }
+            },
+            Some(self.deadline),
+            self.shutdown,
+        )
+        .await
+    }
+
+    /// Waits for (or stops) restic once the pump ended: how it ended.
+    async fn end_source(
+        &self,
+        source: &mut Child,
+        pumped: &Result<std::io::Result<bool>, Ended>,
+    ) -> Ended {
+        match pumped {
+            Ok(Ok(true)) => {
+                match process::bounded(
+                    source.wait(&Shutdown::never()),
+                    Some(self.deadline),
+                    self.shutdown,
+                )
+                .await
+                {
+                    Ok(e) => e,
+                    Err(why) => {
+                        source.stop().await;
+                        why
+                    }
+                }
+            }
+            Err(why) => {
+                source.stop().await;
+                *why
+            }
+            Ok(_) => {
+                source.stop().await;
+                Ended::Interrupted(2)
+            }
+        }
+    }
+
+    /// The error of a `restic dump` that ended `ended` with `out`.
+    fn restic_failure(&self, ended: Ended, out: &Output) -> DumpError {
+        let (dump, repo, snapshot) = (self.dump, self.repo, self.snapshot);
         let mut e = match ended {
             Ended::TimedOut => DumpError::new(
                 ErrorClass::Timeout,
@@ -180,10 +272,10 @@ pub async fn restore_dump(
                     dump.name
                 ),
             ),
-            _ => match ops::failure(&restic_out, repo) {
+            _ => match ops::failure(out, repo) {
                 Some(op)
-                    if restic_out.stderr.contains("cannot dump file")
-                        || restic_out.stderr.contains("not found") =>
+                    if out.stderr.contains("cannot dump file")
+                        || out.stderr.contains("not found") =>
                 {
                     DumpError::new(
                         op.class,
@@ -191,7 +283,7 @@ pub async fn restore_dump(
                             "`/{}` is not in snapshot `{snapshot}` of `{}`: {}",
                             dump.filename,
                             repo.display,
-                            last_line(&restic_out.stderr)
+                            last_line(&out.stderr)
                         ),
                     )
                 }
@@ -201,81 +293,69 @@ pub async fn restore_dump(
                 None => DumpError::new(ErrorClass::Other, "`restic dump` failed"),
             },
         };
-        e.stderr = tail(&restic_out.stderr, STDERR_TAIL);
+        e.stderr = tail(&out.stderr, STDERR_TAIL);
         e
-    };
-
-    match consumer {
-        Consumer::File(f, path) => {
-            let synced = f.sync_all().await;
-            drop(f);
-            if restic_failed || consumer_gone || synced.is_err() {
-                let _ = tokio::fs::remove_file(&path).await;
-                return Err(if restic_failed {
-                    fail_restic(restic_ended)
-                } else {
-                    DumpError::new(
-                        ErrorClass::NoSpace,
-                        format!(
-                            "writing `{}` failed; the partial file was removed (disk full?)",
-                            path.display()
-                        ),
-                    )
-                });
-            }
-        }
-        Consumer::Proc(mut p) => {
-            if restic_failed {
-                // Stop the restore before it sees the end of its input: a
-                // truncated dump must not look complete to it either.
-                p.stop().await;
-                let _ = p.finish(Ended::Interrupted(15)).await;
-                return Err(fail_restic(restic_ended));
-            }
-            p.close_input().await;
-            let ended = match process::bounded(p.wait(), Some(deadline), shutdown).await {
-                Ok(e) => e,
-                Err(why) => {
-                    p.stop().await;
-                    why
-                }
-            };
-            let stderr = p.finish(ended).await;
-            if !ended.success() {
-                let last = last_line(&stderr);
-                return Err(DumpError {
-                    class: if matches!(ended, Ended::Interrupted(_)) {
-                        ErrorClass::Interrupted
-                    } else {
-                        ErrorClass::DumpFailed
-                    },
-                    message: format!(
-                        "restoring dump `{}` into {into} failed ({}){}",
-                        dump.name,
-                        ended.describe(),
-                        if last.is_empty() {
-                            String::new()
-                        } else {
-                            format!(": {last}")
-                        }
-                    ),
-                    stderr,
-                });
-            }
-            if consumer_gone {
-                return Err(DumpError::new(
-                    ErrorClass::DumpFailed,
-                    format!(
-                        "{into} stopped reading before the end of dump `{}` (exited 0 after {bytes} bytes)",
-                        dump.name
-                    ),
-                ));
-            }
-        }
     }
-    Ok(Restored {
-        bytes,
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        into,
-    })
+
+    /// Ends the restore command: stopped before it sees the end of its
+    /// input when restic failed (`restic_failure`, then returned), else
+    /// its input closed and its exit awaited. `gone`: it stopped reading
+    /// after `bytes`; `into` is how it is shown to the user.
+    async fn finish_consumer(
+        &self,
+        mut p: Producer,
+        restic_failure: Option<DumpError>,
+        gone: bool,
+        into: &str,
+        bytes: u64,
+    ) -> Result<(), DumpError> {
+        let dump = self.dump;
+        if let Some(e) = restic_failure {
+            // Stop the restore before it sees the end of its input: a
+            // truncated dump must not look complete to it either.
+            p.stop().await;
+            let _ = p.finish(Ended::Interrupted(15)).await;
+            return Err(e);
+        }
+        p.close_input().await;
+        let ended = match process::bounded(p.wait(), Some(self.deadline), self.shutdown).await {
+            Ok(e) => e,
+            Err(why) => {
+                p.stop().await;
+                why
+            }
+        };
+        let stderr = p.finish(ended).await;
+        if !ended.success() {
+            let last = last_line(&stderr);
+            return Err(DumpError {
+                class: if matches!(ended, Ended::Interrupted(_)) {
+                    ErrorClass::Interrupted
+                } else {
+                    ErrorClass::DumpFailed
+                },
+                message: format!(
+                    "restoring dump `{}` into {into} failed ({}){}",
+                    dump.name,
+                    ended.describe(),
+                    if last.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {last}")
+                    }
+                ),
+                stderr,
+            });
+        }
+        if gone {
+            return Err(DumpError::new(
+                ErrorClass::DumpFailed,
+                format!(
+                    "{into} stopped reading before the end of dump `{}` (exited 0 after {bytes} bytes)",
+                    dump.name
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
