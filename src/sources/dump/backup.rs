@@ -3,8 +3,9 @@
 //! out of every repository.
 
 use crate::config::dump::{Dump, DumpSource};
+use crate::model::Failure;
 use crate::process::{self, Child, Ended, Shutdown};
-use crate::restic::ops::{self, OpError};
+use crate::restic::ops;
 use crate::restic::output::{self, BackupSummary};
 use crate::restic::{ErrorClass, Repository, Restic};
 use nix::sys::signal::Signal;
@@ -13,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::presets::{dump_command, sqlite_dump_complete};
 use super::producer::Producer;
-use super::{CHUNK, DumpError, last_line, widen_pipe};
+use super::{CHUNK, last_line, widen_pipe};
 
 /// One dump into several repositories.
 pub struct BackupRequest<'a> {
@@ -33,7 +34,7 @@ pub struct BackupRequest<'a> {
 pub struct TargetResult {
     pub destination: String,
     pub repository: String,
-    pub result: Result<BackupSummary, OpError>,
+    pub result: Result<BackupSummary, Failure>,
     pub duration: Duration,
     /// Snapshots of a failed dump the safety net forgot.
     pub discarded: Vec<String>,
@@ -46,7 +47,7 @@ pub struct DumpRun {
     pub bytes: u64,
     pub duration: Duration,
     /// The dump itself failed (its targets then have no snapshot).
-    pub failure: Option<DumpError>,
+    pub failure: Option<Failure>,
     pub targets: Vec<TargetResult>,
     /// The command as shown in logs.
     pub command: String,
@@ -57,7 +58,7 @@ struct Receiver<'a> {
     repo: &'a Repository,
     child: Option<Child>,
     broken: bool,
-    result: Option<Result<BackupSummary, OpError>>,
+    result: Option<Result<BackupSummary, Failure>>,
     started: Instant,
     discarded: Vec<String>,
 }
@@ -147,7 +148,7 @@ pub async fn backup(
     };
     run.command = cmd.display();
     if let Some(why) = req.restic.version.stdin_filename_problem(&dump.filename) {
-        run.failure = Some(DumpError::new(
+        run.failure = Some(Failure::new(
             ErrorClass::Other,
             format!("dump `{}` was not run: {why}", dump.name),
         ));
@@ -185,7 +186,7 @@ pub async fn backup(
         receivers.push(r);
     }
 
-    let mut failure: Option<DumpError> = None;
+    let mut failure: Option<Failure> = None;
     if receivers.iter().all(|r| r.broken) {
         // No restic started: do not run the dump at all.
     } else {
@@ -235,7 +236,7 @@ pub async fn backup(
                     }
                     Ok(Pumped::ReadFailed(e)) => {
                         producer.stop().await;
-                        failure = Some(DumpError::new(
+                        failure = Some(Failure::new(
                             ErrorClass::DumpFailed,
                             format!("dump `{}`: reading its output failed: {e}", dump.name),
                         ));
@@ -261,15 +262,17 @@ pub async fn backup(
                     && matches!(dump.source, DumpSource::Sqlite { .. })
                     && !sqlite_dump_complete(&last)
                 {
-                    failure = Some(DumpError {
-                        class: ErrorClass::DumpFailed,
-                        message: format!(
-                            "dump `{}` is incomplete: sqlite3 reported an error inside the dump (it ends with `{}`, not `COMMIT;`)",
-                            dump.name,
-                            last_line(&String::from_utf8_lossy(&last))
-                        ),
-                        stderr: stderr.clone(),
-                    });
+                    failure = Some(
+                        Failure::new(
+                            ErrorClass::DumpFailed,
+                            format!(
+                                "dump `{}` is incomplete: sqlite3 reported an error inside the dump (it ends with `{}`, not `COMMIT;`)",
+                                dump.name,
+                                last_line(&String::from_utf8_lossy(&last))
+                            ),
+                        )
+                        .with_stderr(stderr.clone()),
+                    );
                 }
                 if failure.is_none() && !ended.success() {
                     let (class, how) = match ended {
@@ -287,15 +290,12 @@ pub async fn backup(
                         ),
                     };
                     let last = last_line(&stderr);
-                    failure = Some(DumpError {
-                        class,
-                        message: if last.is_empty() {
-                            format!("dump `{}` {how}: {what}", dump.name)
-                        } else {
-                            format!("dump `{}` {how}: {last}", dump.name)
-                        },
-                        stderr,
-                    });
+                    let message = if last.is_empty() {
+                        format!("dump `{}` {how}: {what}", dump.name)
+                    } else {
+                        format!("dump `{}` {how}: {last}", dump.name)
+                    };
+                    failure = Some(Failure::new(class, message).with_stderr(stderr));
                 }
             }
         }
@@ -327,14 +327,14 @@ pub async fn backup(
         let stopped_by_us = !ok && !r.broken;
         r.result = Some(if stopped_by_us {
             let f = failure.as_ref();
-            Err(OpError {
-                class: f.map_or(ErrorClass::DumpFailed, |f| f.class),
-                message: format!(
+            Err(Failure::new(
+                f.map_or(ErrorClass::DumpFailed, |f| f.class),
+                format!(
                     "no snapshot: {}",
                     f.map_or("the dump failed", |f| f.message.as_str())
                 ),
-                stderr: out.stderr,
-            })
+            )
+            .with_stderr(out.stderr))
         } else if let Some(e) = ops::checked_failure(&out, r.repo).await {
             Err(e)
         } else if let Some(mut summary) = output::backup_summary(&out.stdout) {
@@ -344,15 +344,15 @@ pub async fn backup(
             }
             Ok(summary)
         } else {
-            Err(OpError {
-                class: ErrorClass::Other,
-                message: format!(
+            Err(Failure::new(
+                ErrorClass::Other,
+                format!(
                     "restic finished on `{}` but printed no backup summary: {}",
                     r.repo.display,
                     last_line(&out.stderr)
                 ),
-                stderr: out.stderr.clone(),
-            })
+            )
+            .with_stderr(out.stderr.clone()))
         });
         // The second safety net, and stale locks after a stop we caused.
         if !ok || !matches!(out.ended, Ended::Exited(_)) {
@@ -382,13 +382,9 @@ pub async fn backup(
         run.targets.push(TargetResult {
             destination: r.repo.destination.clone(),
             repository: r.repo.display.clone(),
-            result: r.result.unwrap_or_else(|| {
-                Err(OpError {
-                    class: ErrorClass::Other,
-                    message: "restic did not run".into(),
-                    stderr: String::new(),
-                })
-            }),
+            result: r
+                .result
+                .unwrap_or_else(|| Err(Failure::new(ErrorClass::Other, "restic did not run"))),
             duration: r.started.elapsed(),
             discarded: r.discarded,
         });
@@ -406,7 +402,7 @@ async fn discard_since(
     tag: &str,
     host: &str,
     since: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<String>, OpError> {
+) -> Result<Vec<String>, Failure> {
     let list = ops::snapshots(restic, repo, Some(tag), &Shutdown::never()).await?;
     let ids: Vec<String> = list
         .iter()

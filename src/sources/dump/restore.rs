@@ -2,8 +2,9 @@
 //! written to a file.
 
 use crate::config::dump::Dump;
+use crate::model::Failure;
 use crate::process::{self, Ended, Shutdown};
-use crate::restic::ops::{self, OpError};
+use crate::restic::ops;
 use crate::restic::{ErrorClass, Repository, Restic, restore};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::presets::{DumpCommand, restore_command, with_password};
 use super::producer::Producer;
-use super::{CHUNK, DumpError, STDERR_TAIL, last_line, tail, widen_pipe};
+use super::{CHUNK, STDERR_TAIL, last_line, tail, widen_pipe};
 
 /// Where a restored dump goes.
 #[derive(Debug, Clone)]
@@ -53,7 +54,7 @@ pub async fn restore_dump(
     to: &RestoreTo,
     timeout: Duration,
     shutdown: &Shutdown,
-) -> Result<Restored, DumpError> {
+) -> Result<Restored, Failure> {
     let started = Instant::now();
     let deadline =
         tokio::time::Instant::from_std(crate::config::checks::after(Instant::now(), timeout));
@@ -76,7 +77,7 @@ pub async fn restore_dump(
                 .open(path)
                 .await
                 .map_err(|e| {
-                    DumpError::new(
+                    Failure::new(
                         if e.kind() == std::io::ErrorKind::AlreadyExists {
                             ErrorClass::Config
                         } else {
@@ -114,7 +115,7 @@ pub async fn restore_dump(
             if let Consumer::Proc(mut p) = consumer {
                 p.stop().await;
             }
-            return Err(OpError::from(e).into());
+            return Err(e.into());
         }
     };
 
@@ -167,13 +168,13 @@ pub async fn restore_dump(
     let consumer_gone = matches!(pumped, Ok(Ok(false)));
     let restic_failed = !consumer_gone && !restic_ended.success();
 
-    let fail_restic = |ended: Ended| -> DumpError {
+    let fail_restic = |ended: Ended| -> Failure {
         let mut e = match ended {
-            Ended::TimedOut => DumpError::new(
+            Ended::TimedOut => Failure::new(
                 ErrorClass::Timeout,
                 format!("restoring dump `{}` ran out of time", dump.name),
             ),
-            Ended::Interrupted(s) => DumpError::new(
+            Ended::Interrupted(s) => Failure::new(
                 ErrorClass::Interrupted,
                 format!(
                     "restoring dump `{}` was interrupted (signal {s})",
@@ -185,7 +186,7 @@ pub async fn restore_dump(
                     if restic_out.stderr.contains("cannot dump file")
                         || restic_out.stderr.contains("not found") =>
                 {
-                    DumpError::new(
+                    Failure::new(
                         op.class,
                         format!(
                             "`/{}` is not in snapshot `{snapshot}` of `{}`: {}",
@@ -195,10 +196,8 @@ pub async fn restore_dump(
                         ),
                     )
                 }
-                Some(op) => {
-                    DumpError::new(op.class, format!("`restic dump` failed: {}", op.message))
-                }
-                None => DumpError::new(ErrorClass::Other, "`restic dump` failed"),
+                Some(op) => Failure::new(op.class, format!("`restic dump` failed: {}", op.message)),
+                None => Failure::new(ErrorClass::Other, "`restic dump` failed"),
             },
         };
         e.stderr = tail(&restic_out.stderr, STDERR_TAIL);
@@ -214,7 +213,7 @@ pub async fn restore_dump(
                 return Err(if restic_failed {
                     fail_restic(restic_ended)
                 } else {
-                    DumpError::new(
+                    Failure::new(
                         ErrorClass::NoSpace,
                         format!(
                             "writing `{}` failed; the partial file was removed (disk full?)",
@@ -243,27 +242,25 @@ pub async fn restore_dump(
             let stderr = p.finish(ended).await;
             if !ended.success() {
                 let last = last_line(&stderr);
-                return Err(DumpError {
-                    class: if matches!(ended, Ended::Interrupted(_)) {
-                        ErrorClass::Interrupted
+                let class = if matches!(ended, Ended::Interrupted(_)) {
+                    ErrorClass::Interrupted
+                } else {
+                    ErrorClass::DumpFailed
+                };
+                let message = format!(
+                    "restoring dump `{}` into {into} failed ({}){}",
+                    dump.name,
+                    ended.describe(),
+                    if last.is_empty() {
+                        String::new()
                     } else {
-                        ErrorClass::DumpFailed
-                    },
-                    message: format!(
-                        "restoring dump `{}` into {into} failed ({}){}",
-                        dump.name,
-                        ended.describe(),
-                        if last.is_empty() {
-                            String::new()
-                        } else {
-                            format!(": {last}")
-                        }
-                    ),
-                    stderr,
-                });
+                        format!(": {last}")
+                    }
+                );
+                return Err(Failure::new(class, message).with_stderr(stderr));
             }
             if consumer_gone {
-                return Err(DumpError::new(
+                return Err(Failure::new(
                     ErrorClass::DumpFailed,
                     format!(
                         "{into} stopped reading before the end of dump `{}` (exited 0 after {bytes} bytes)",
