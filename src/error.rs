@@ -19,6 +19,9 @@ pub enum Error {
     Install(#[from] crate::restic::install::InstallError),
     #[error(transparent)]
     History(#[from] crate::history::HistoryError),
+    /// Work that failed (exit 1), or a choice that cannot work (exit 2).
+    #[error(transparent)]
+    Failure(#[from] crate::model::Failure),
     #[error("{0}")]
     Other(String),
 }
@@ -43,6 +46,7 @@ impl Error {
             Error::Usage(_) | Error::Config(_) | Error::ConfigMissing(_) => {
                 crate::model::Exit::Invalid
             }
+            Error::Failure(f) => f.exit(),
             _ => crate::model::Exit::Failed,
         }
     }

@@ -1,6 +1,7 @@
 //! The words every layer shares about finished work: how a run, target or
 //! verify ended ([`Outcome`], [`RunStatus`]), why it failed
-//! ([`ErrorClass`]) and what a verify read ([`VerifyKind`]).
+//! ([`ErrorClass`], and [`Failure`], the error that carries it) and what a
+//! verify read ([`VerifyKind`]).
 //!
 //! They sit below the engine, history, health, notify, metrics and the web
 //! so that all of them speak them without importing each other. Each type
@@ -242,6 +243,64 @@ text_enum! {
     }
 }
 
+/// Work that failed (a restic call, a dump, a restore), with its class and
+/// the next step for the user: what history records and what the command
+/// prints, the same text for every layer. `Display` is the message.
+///
+/// `usage` marks a choice that cannot work (a snapshot that does not
+/// exist, a target folder that is not empty): exit 2; the rest are
+/// failures: exit 1 ([`Failure::exit`]).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub class: ErrorClass,
+    /// The one-line message with the next step.
+    pub message: String,
+    /// The tail of the failing child's stderr (restic, a dump), for the
+    /// log and the report; empty when there was no child.
+    pub stderr: String,
+    /// A usage error (exit 2) rather than a failure (exit 1).
+    pub usage: bool,
+}
+
+impl Failure {
+    /// A failure of class `class` (exit 1).
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        Failure {
+            class,
+            message: message.into(),
+            stderr: String::new(),
+            usage: false,
+        }
+    }
+
+    /// A choice that cannot work (class `config`, exit 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            usage: true,
+            ..Failure::new(ErrorClass::Config, message)
+        }
+    }
+
+    /// The same failure, with the failing child's stderr.
+    #[must_use]
+    pub fn with_stderr(self, stderr: impl Into<String>) -> Self {
+        Failure {
+            stderr: stderr.into(),
+            ..self
+        }
+    }
+
+    /// How a command that stops on this failure ends.
+    pub fn exit(&self) -> Exit {
+        if self.usage {
+            Exit::Invalid
+        } else {
+            Exit::Failed
+        }
+    }
+}
+
 text_enum! {
     /// What one verification read: the structure (`check`), every pack
     /// (`read-data`), a part of them (`subset`), or a restore drill.
@@ -335,6 +394,31 @@ mod tests {
         assert_eq!(Exit::Interrupted(Some(15)).code(), 143);
         assert_eq!(Exit::failed_if(true), Exit::Failed);
         assert_eq!(Exit::failed_if(false), Exit::Ok);
+    }
+
+    #[test]
+    fn a_failure_shows_its_message_and_ends_by_its_kind() {
+        let usage = Failure::usage("snapshot `abc` not found");
+        assert_eq!(
+            (usage.to_string(), usage.class, usage.exit().code()),
+            (
+                "snapshot `abc` not found".to_string(),
+                ErrorClass::Config,
+                2
+            )
+        );
+        let failed = Failure::new(ErrorClass::Locked, "repository `r` is locked")
+            .with_stderr("unable to create lock");
+        assert_eq!(
+            (failed.to_string(), failed.class, failed.exit().code()),
+            (
+                "repository `r` is locked".to_string(),
+                ErrorClass::Locked,
+                1
+            )
+        );
+        assert_eq!(failed.stderr, "unable to create lock");
+        assert!(usage.stderr.is_empty() && !failed.usage);
     }
 
     /// The texts existing history databases hold: never change one.

@@ -137,10 +137,16 @@ mod tests {
     fn only_a_holder_that_let_go_normally_vouches_for_no_leftovers() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let first = ServiceLock::acquire(dir.path(), "wiki").unwrap_or_else(|e| panic!("{e}"));
-        assert!(!first.previous_released(), "a new lock file vouches for nothing");
+        assert!(
+            !first.previous_released(),
+            "a new lock file vouches for nothing"
+        );
         drop(first);
         let file = dir.path().join("wiki.lock");
-        assert_eq!(std::fs::read_to_string(&file).ok().as_deref(), Some(RELEASED));
+        assert_eq!(
+            std::fs::read_to_string(&file).ok().as_deref(),
+            Some(RELEASED)
+        );
         assert!(!held(dir.path(), "wiki"));
         let second = ServiceLock::acquire(dir.path(), "wiki").unwrap_or_else(|e| panic!("{e}"));
         assert!(second.previous_released());

@@ -15,9 +15,9 @@ use super::lock::{LockError, ServiceLock};
 use crate::config::{Config, PasswordSource, Replication, Service};
 use crate::history::{History, TargetRecord};
 use crate::hooks::{self, HookReport, Phase};
-use crate::model::Outcome;
+use crate::model::{Failure, Outcome};
 use crate::process::{self, Ended, Shutdown, Spec};
-use crate::restic::ops::{self, BackupArgs, ForgetResult, OpError};
+use crate::restic::ops::{self, BackupArgs, ForgetResult};
 use crate::restic::probe::{self, Probes};
 use crate::restic::{ErrorClass, Repository, Restic, ResticCall};
 use crate::runlog::RunLog;
@@ -1220,10 +1220,10 @@ impl Runner<'_> {
         log: &RunLog,
         run: &ServiceRun,
         mut op: F,
-    ) -> Result<T, OpError>
+    ) -> Result<T, Failure>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, OpError>>,
+        Fut: std::future::Future<Output = Result<T, Failure>>,
     {
         let started = Instant::now();
         let limit = Duration::from_secs(self.config.settings.lock_wait_seconds);
@@ -1442,7 +1442,7 @@ fn not_started_interrupted(repo: &Repository) -> TargetReport {
 impl TargetReport {
     /// Records a failed restic operation: interrupted when a signal stopped
     /// it, failed otherwise.
-    fn fail_with(&mut self, e: &OpError) {
+    fn fail_with(&mut self, e: &Failure) {
         self.outcome = if e.class == ErrorClass::Interrupted {
             Outcome::Interrupted
         } else {

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::ops::{OpError, failure};
+use super::ops::failure;
 use super::output::Snapshot;
 use super::{Repository, Restic, ResticCall};
+use crate::model::Failure;
 use crate::process::{Output, Shutdown};
 
 /// One file, folder or other node of a snapshot.
@@ -112,7 +113,7 @@ pub async fn run(
     timeout: Duration,
     shutdown: &Shutdown,
     mut on_line: impl FnMut(Line),
-) -> Result<Output, OpError> {
+) -> Result<Output, Failure> {
     let mut c = ResticCall::new(restic, repo, what.args()).timeout(timeout);
     // `--no-lock`: nothing to clean up when stopped.
     c.spec.grace = Duration::from_secs(10);
@@ -138,7 +139,7 @@ pub async fn nodes(
     id: &str,
     timeout: Duration,
     shutdown: &Shutdown,
-) -> Result<Vec<Node>, OpError> {
+) -> Result<Vec<Node>, Failure> {
     let what = Ls {
         snapshot: id,
         ..Ls::default()
@@ -157,7 +158,7 @@ pub async fn latest_nodes(
     tag: &str,
     timeout: Duration,
     shutdown: &Shutdown,
-) -> Result<(Option<String>, Vec<Node>), OpError> {
+) -> Result<(Option<String>, Vec<Node>), Failure> {
     let what = Ls {
         snapshot: "latest",
         host: Some(host),
@@ -173,7 +174,7 @@ async fn collect(
     what: &Ls<'_>,
     timeout: Duration,
     shutdown: &Shutdown,
-) -> Result<(Option<String>, Vec<Node>), OpError> {
+) -> Result<(Option<String>, Vec<Node>), Failure> {
     let mut nodes = Vec::new();
     let mut id = None;
     run(restic, repo, what, timeout, shutdown, |l| match l {

@@ -6,24 +6,11 @@ use std::time::Duration;
 use super::error::{ErrorClass, classify, explain};
 use super::output::{self, BackupMessage, BackupStatus, BackupSummary, Snapshot};
 use super::{Repository, Restic, ResticCall};
+use crate::model::Failure;
 use crate::process::{self, Ended, Output, Shutdown, Stdin};
 
-/// A failed restic operation, classified.
-#[derive(Debug, Clone)]
-pub struct OpError {
-    pub class: ErrorClass,
-    pub message: String,
-    pub stderr: String,
-}
-
-impl std::fmt::Display for OpError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
 /// Turns how restic ended into an error (or `None` on exit 0).
-pub fn failure(out: &Output, repo: &Repository) -> Option<OpError> {
+pub fn failure(out: &Output, repo: &Repository) -> Option<Failure> {
     if out.ended == Ended::Exited(0) {
         return None;
     }
@@ -55,17 +42,13 @@ pub fn failure(out: &Output, repo: &Repository) -> Option<OpError> {
         ),
         Ended::Stalled => (ErrorClass::Unreachable, stalled(out, repo)),
     };
-    Some(OpError {
-        class,
-        message,
-        stderr,
-    })
+    Some(Failure::new(class, message).with_stderr(stderr))
 }
 
 /// [`failure`], plus one question to a REST server when restic says
 /// "wrong password": a deleted REST repository reads that way on every
 /// restic version (see `rest_config`).
-pub async fn checked_failure(out: &Output, repo: &Repository) -> Option<OpError> {
+pub async fn checked_failure(out: &Output, repo: &Repository) -> Option<Failure> {
     let mut e = failure(out, repo)?;
     if e.class == ErrorClass::WrongPassword && super::rest_config::missing(repo).await {
         e.class = ErrorClass::RepositoryMissing;
@@ -102,13 +85,9 @@ fn stalled(out: &Output, repo: &Repository) -> String {
 }
 
 /// restic could not be started: the one conversion every caller uses.
-impl From<process::SpawnError> for OpError {
+impl From<process::SpawnError> for Failure {
     fn from(e: process::SpawnError) -> Self {
-        OpError {
-            class: ErrorClass::ResticMissing,
-            message: e.to_string(),
-            stderr: String::new(),
-        }
+        Failure::new(ErrorClass::ResticMissing, e.to_string())
     }
 }
 
@@ -118,12 +97,12 @@ async fn call(
     args: &[&str],
     timeout: Duration,
     shutdown: &Shutdown,
-) -> Result<Output, OpError> {
+) -> Result<Output, Failure> {
     let call = ResticCall::new(restic, repo, args.iter().copied()).timeout(timeout);
     call.spec
         .run(shutdown, |_| {}, |_| {})
         .await
-        .map_err(OpError::from)
+        .map_err(Failure::from)
 }
 
 /// Whether the repository exists (restic can open its config).
@@ -131,7 +110,7 @@ pub async fn exists(
     restic: &Restic,
     repo: &Repository,
     shutdown: &Shutdown,
-) -> Result<bool, OpError> {
+) -> Result<bool, Failure> {
     if let Some(p) = repo.local_path() {
         return Ok(p.join("config").is_file());
     }
@@ -160,7 +139,7 @@ pub async fn exists(
             run.await
         }
     }
-    .map_err(OpError::from)?;
+    .map_err(Failure::from)?;
     if no_bucket.load(std::sync::atomic::Ordering::Relaxed) && shutdown.signal().is_none() {
         return Ok(false);
     }
@@ -172,7 +151,7 @@ pub async fn exists(
 }
 
 /// `restic init`.
-pub async fn init(restic: &Restic, repo: &Repository, shutdown: &Shutdown) -> Result<(), OpError> {
+pub async fn init(restic: &Restic, repo: &Repository, shutdown: &Shutdown) -> Result<(), Failure> {
     let out = call(restic, repo, &["init"], Duration::from_secs(600), shutdown).await?;
     match failure(&out, repo) {
         None => Ok(()),
@@ -190,7 +169,7 @@ pub async fn init(restic: &Restic, repo: &Repository, shutdown: &Shutdown) -> Re
 /// `restic unlock` without `--remove-all`: removes only stale locks (made
 /// on this host by a process that is gone, or older than 30 minutes), never
 /// a live one, so it is safe while other restic processes work.
-pub async fn unlock_stale(restic: &Restic, repo: &Repository) -> Result<(), OpError> {
+pub async fn unlock_stale(restic: &Restic, repo: &Repository) -> Result<(), Failure> {
     // Runs after a stop we asked for, so a shutdown must not cut it short.
     let out = call(
         restic,
@@ -209,7 +188,7 @@ pub async fn snapshots(
     repo: &Repository,
     tag: Option<&str>,
     shutdown: &Shutdown,
-) -> Result<Vec<Snapshot>, OpError> {
+) -> Result<Vec<Snapshot>, Failure> {
     let mut args = vec!["snapshots", "--json", "--no-lock"];
     if let Some(t) = tag {
         args.extend(["--tag", t]);
@@ -218,11 +197,8 @@ pub async fn snapshots(
     if let Some(e) = checked_failure(&out, repo).await {
         return Err(e);
     }
-    output::snapshots(&out.stdout).map_err(|message| OpError {
-        class: ErrorClass::Other,
-        message,
-        stderr: out.stderr.clone(),
-    })
+    output::snapshots(&out.stdout)
+        .map_err(|message| Failure::new(ErrorClass::Other, message).with_stderr(out.stderr.clone()))
 }
 
 /// One service's snapshots in one destination, as `snapshots --json` and
@@ -348,7 +324,7 @@ pub async fn backup(
     shutdown: &Shutdown,
     mut on_status: impl FnMut(&BackupStatus),
     on_stderr: impl FnMut(&str),
-) -> Result<BackupResult, OpError> {
+) -> Result<BackupResult, Failure> {
     let mut args: Vec<String> = vec!["backup".into(), "--json".into()];
     if !a.progress {
         args.push("--quiet".into());
@@ -381,19 +357,21 @@ pub async fn backup(
             on_stderr,
         )
         .await
-        .map_err(OpError::from)?;
+        .map_err(Failure::from)?;
     let warning = out.ended == Ended::Exited(3);
     if !warning && let Some(e) = checked_failure(&out, repo).await {
         return Err(e);
     }
-    let mut summary = output::backup_summary(&out.stdout).ok_or_else(|| OpError {
-        class: ErrorClass::Other,
-        message: format!(
-            "restic finished on `{}` but printed no backup summary: {}",
-            repo.display,
-            super::error::last_line(&out.stderr)
-        ),
-        stderr: out.stderr.clone(),
+    let mut summary = output::backup_summary(&out.stdout).ok_or_else(|| {
+        Failure::new(
+            ErrorClass::Other,
+            format!(
+                "restic finished on `{}` but printed no backup summary: {}",
+                repo.display,
+                super::error::last_line(&out.stderr)
+            ),
+        )
+        .with_stderr(out.stderr.clone())
     })?;
     if let Some(id) = &summary.snapshot_id {
         summary.snapshot_id = Some(full_snapshot_id(restic, repo, id, shutdown).await);
@@ -482,7 +460,7 @@ pub async fn forget_plan(
     keep: &[String],
     timeout: Duration,
     shutdown: &Shutdown,
-) -> Result<ForgetPlan, OpError> {
+) -> Result<ForgetPlan, Failure> {
     let mut args: Vec<&str> = vec![
         "forget",
         "--json",
@@ -527,7 +505,7 @@ pub async fn forget_ids(
     prune: bool,
     timeout: Duration,
     shutdown: &Shutdown,
-) -> Result<(), OpError> {
+) -> Result<(), Failure> {
     let chunks: Vec<&[String]> = ids.chunks(IDS_PER_CALL).collect();
     for (i, chunk) in chunks.iter().enumerate() {
         let mut args: Vec<&str> = vec!["forget"];
@@ -549,7 +527,7 @@ pub async fn prune(
     repo: &Repository,
     timeout: Duration,
     shutdown: &Shutdown,
-) -> Result<(), OpError> {
+) -> Result<(), Failure> {
     let out = call(restic, repo, &["prune"], timeout, shutdown).await?;
     failure(&out, repo).map_or(Ok(()), Err)
 }
@@ -580,7 +558,7 @@ pub async fn init_copy_target(
     repo: &Repository,
     from: &Repository,
     shutdown: &Shutdown,
-) -> Result<(), OpError> {
+) -> Result<(), Failure> {
     let mut c = ResticCall::new(restic, repo, ["init", "--copy-chunker-params"])
         .timeout(Duration::from_secs(600));
     with_from(&mut c, from);
@@ -588,7 +566,7 @@ pub async fn init_copy_target(
         .spec
         .run(shutdown, |_| {}, |_| {})
         .await
-        .map_err(OpError::from)?;
+        .map_err(Failure::from)?;
     match failure(&out, repo) {
         None => Ok(()),
         Some(mut e) => {
@@ -612,14 +590,14 @@ pub async fn copy(
     tag: &str,
     timeout: Duration,
     shutdown: &Shutdown,
-) -> Result<Option<String>, OpError> {
+) -> Result<Option<String>, Failure> {
     let mut c = ResticCall::new(restic, to, ["copy", snapshot]).timeout(timeout);
     with_from(&mut c, from);
     let out = c
         .spec
         .run(shutdown, |_| {}, |_| {})
         .await
-        .map_err(OpError::from)?;
+        .map_err(Failure::from)?;
     if let Some(e) = failure(&out, to) {
         return Err(e);
     }
@@ -678,7 +656,7 @@ pub async fn check(
     read: Option<&str>,
     timeout: Duration,
     shutdown: &Shutdown,
-) -> Result<CheckResult, OpError> {
+) -> Result<CheckResult, Failure> {
     let subset;
     let mut args = vec!["check"];
     match read {

@@ -6,8 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::ops::{OpError, failure};
+use super::ops::failure;
 use super::{Repository, Restic, ResticCall};
+use crate::model::Failure;
 use crate::process::{self, Child, Out, Output, Shutdown, Stdin};
 
 /// One `restic restore`.
@@ -53,7 +54,7 @@ pub async fn restore(
     repo: &Repository,
     what: &Restore<'_>,
     shutdown: &Shutdown,
-) -> Result<Output, OpError> {
+) -> Result<Output, Failure> {
     let mut call = ResticCall::new(restic, repo, what.args());
     if let Some(t) = what.timeout {
         call = call.timeout(t);
@@ -100,7 +101,7 @@ impl DumpFile<'_> {
 
     /// Starts restic; its stdout is read through [`Child::read`] or
     /// [`Child::take_stdout`], and dropping the child stops it.
-    pub fn spawn(&self, restic: &Restic, repo: &Repository) -> Result<Child, OpError> {
+    pub fn spawn(&self, restic: &Restic, repo: &Repository) -> Result<Child, Failure> {
         Ok(self.call(restic, repo).spec.spawn()?)
     }
 
@@ -111,7 +112,7 @@ impl DumpFile<'_> {
         repo: &Repository,
         shutdown: &Shutdown,
         mut on_chunk: impl FnMut(&[u8]),
-    ) -> Result<(), OpError> {
+    ) -> Result<(), Failure> {
         let mut child = self.spawn(restic, repo)?;
         let mut buf = vec![0u8; 64 * 1024];
         let deadline = child.deadline();
@@ -140,7 +141,7 @@ impl DumpFile<'_> {
         repo: &Repository,
         consumer: &process::Spec,
         shutdown: &Shutdown,
-    ) -> Result<DumpPipe, OpError> {
+    ) -> Result<DumpPipe, Failure> {
         let c = self.call(restic, repo);
         let (mut dump, mut consumer) =
             process::spawn_pipeline(&c.spec, &consumer.clone().stdin(Stdin::Piped))?;
@@ -159,7 +160,7 @@ impl DumpFile<'_> {
 #[derive(Debug)]
 pub struct DumpPipe {
     /// restic's side.
-    pub dump: Result<(), OpError>,
+    pub dump: Result<(), Failure>,
     /// The consumer's output (its stdout and stderr tails, how it ended).
     pub consumer: Output,
 }

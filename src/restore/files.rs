@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::RestoreError;
+use crate::model::Failure;
 use crate::process::Shutdown;
 use crate::restic::error::last_line;
 use crate::restic::output::Snapshot;
@@ -38,11 +38,11 @@ pub fn default_folder(cwd: &Path, service: &str, snapshot: &Snapshot) -> PathBuf
 }
 
 /// Refuses a folder that has something in it, unless `overwrite`.
-pub fn check_folder(dir: &Path, overwrite: bool) -> Result<(), RestoreError> {
+pub fn check_folder(dir: &Path, overwrite: bool) -> Result<(), Failure> {
     match std::fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() && !overwrite {
-                return Err(RestoreError::usage(format!(
+                return Err(Failure::usage(format!(
                     "target `{}` is not empty; restoring there would overwrite files with the same names: pass `--overwrite` to restore into it anyway, or choose another `--target`",
                     dir.display()
                 )));
@@ -50,13 +50,11 @@ pub fn check_folder(dir: &Path, overwrite: bool) -> Result<(), RestoreError> {
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-            Err(RestoreError::usage(format!(
-                "target `{}` is a file, not a folder; choose another `--target`",
-                dir.display()
-            )))
-        }
-        Err(e) => Err(RestoreError::failed(
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Err(Failure::usage(format!(
+            "target `{}` is a file, not a folder; choose another `--target`",
+            dir.display()
+        ))),
+        Err(e) => Err(Failure::new(
             ErrorClass::PermissionDenied,
             format!("cannot read target `{}`: {e}", dir.display()),
         )),
@@ -112,7 +110,7 @@ fn walk(base: &Path, dir: &Path, found: &mut Vec<String>) {
 
 /// The refusal for symlinks in the way: each one where it is and where it
 /// points.
-pub fn in_the_way(target: &Target, links: &[String]) -> RestoreError {
+pub fn in_the_way(target: &Target, links: &[String]) -> Failure {
     const SHOWN: usize = 10;
     let root = target.root();
     let shown: Vec<String> = links
@@ -130,7 +128,7 @@ pub fn in_the_way(target: &Target, links: &[String]) -> RestoreError {
     } else {
         String::new()
     };
-    RestoreError::usage(format!(
+    Failure::usage(format!(
         "refusing to restore into `{}`: {} already there would be followed and restored files written where {} point{}: {}{more}; remove {} (or restore into a new folder) and try again",
         root.display(),
         if links.len() == 1 {
@@ -168,10 +166,10 @@ pub async fn restore(
     includes: &[String],
     timeout: Option<std::time::Duration>,
     shutdown: &Shutdown,
-) -> Result<(), RestoreError> {
+) -> Result<(), Failure> {
     if let Target::Folder(dir) = target {
         std::fs::create_dir_all(dir).map_err(|e| {
-            RestoreError::failed(
+            Failure::new(
                 if e.kind() == std::io::ErrorKind::PermissionDenied {
                     ErrorClass::PermissionDenied
                 } else {
@@ -201,7 +199,7 @@ pub async fn restore(
     let message = if lower.contains("no space left on device")
         || lower.contains("disk quota exceeded")
     {
-        return Err(RestoreError::failed(
+        return Err(Failure::new(
             ErrorClass::NoSpace,
             format!(
                 "not enough disk space in `{where_}` to restore snapshot `{}`: restic said `{}`; free space there, or restore less with `--include` (`--preview` shows the size)",
@@ -219,7 +217,7 @@ pub async fn restore(
     } else {
         e.message.clone()
     };
-    Err(RestoreError::failed(e.class, message))
+    Err(Failure::new(e.class, message))
 }
 
 /// restic's first per-file error line, or its most telling line.

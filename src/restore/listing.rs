@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::RestoreError;
+use crate::model::Failure;
 use crate::process::Shutdown;
 use crate::restic::ls::{self, Line, Node};
-use crate::restic::ops::OpError;
 use crate::restic::output::Snapshot;
 use crate::restic::{ErrorClass, Repository, Restic};
 
@@ -241,7 +240,7 @@ fn remember_near(inc: &mut Include, path: &str) {
 impl Contents {
     /// An error naming every include the snapshot does not have, with the
     /// nearest paths; `None` when all were found.
-    pub fn missing(&self, snapshot: &Snapshot) -> Option<RestoreError> {
+    pub fn missing(&self, snapshot: &Snapshot) -> Option<Failure> {
         let missing: Vec<&Include> = self.includes.iter().filter(|i| i.path.is_none()).collect();
         if missing.is_empty() {
             return None;
@@ -278,7 +277,7 @@ impl Contents {
                 );
             }
         }
-        Some(RestoreError::usage(msg))
+        Some(Failure::usage(msg))
     }
 
     /// The paths to hand restic as `--include`: the found ones.
@@ -298,7 +297,7 @@ pub async fn scan(
     includes: &[String],
     links: Vec<String>,
     shutdown: &Shutdown,
-) -> Result<Contents, RestoreError> {
+) -> Result<Contents, Failure> {
     let mut scan = Scan::new(snapshot, includes).with_links(links);
     let what = ls::Ls {
         snapshot: &snapshot.id,
@@ -315,7 +314,7 @@ pub async fn scan(
     .await?;
     if !scan.saw_snapshot() {
         // restic 0.14 exits 0 with "Ignoring …: no matching ID found".
-        return Err(RestoreError::failed(
+        return Err(Failure::new(
             ErrorClass::Other,
             format!(
                 "restic could not list snapshot `{}` in `{}`: {}",
@@ -350,7 +349,7 @@ pub struct Folder {
 pub enum ReadError {
     /// No such snapshot, or no such path in it.
     NotFound(String),
-    Failed(OpError),
+    Failed(Failure),
 }
 
 impl std::fmt::Display for ReadError {
@@ -362,8 +361,8 @@ impl std::fmt::Display for ReadError {
     }
 }
 
-impl From<OpError> for ReadError {
-    fn from(e: OpError) -> Self {
+impl From<Failure> for ReadError {
+    fn from(e: Failure) -> Self {
         ReadError::Failed(e)
     }
 }

@@ -9,12 +9,12 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::RestoreError;
 use super::files::{self, Target};
 use super::listing::{self, Contents};
 use super::select::{self as snap, Want};
 use crate::config::Service;
 use crate::config::dump::Dump;
+use crate::model::Failure;
 use crate::process::Shutdown;
 use crate::restic::output::Snapshot;
 use crate::restic::{ErrorClass, Repository, Restic};
@@ -66,7 +66,7 @@ pub struct Plan<'a> {
     /// What the snapshot holds of it (empty when not prepared).
     pub contents: Contents,
     /// Problems a preview reports instead of refusing.
-    pub warnings: Vec<RestoreError>,
+    pub warnings: Vec<Failure>,
 }
 
 /// What the restore reported beyond the listing's counts.
@@ -80,12 +80,12 @@ pub struct Done {
 /// The questions `prepare` may ask when a check fails; [`NoOne`] answers
 /// none of them.
 pub trait Ask {
-    type Error: From<RestoreError>;
+    type Error: From<Failure>;
     /// An `--include` path is not in `snapshot` (`problem`): other paths
     /// to try, or `None` to give up.
     fn includes_again(
         &mut self,
-        problem: &RestoreError,
+        problem: &Failure,
         snapshot: &Snapshot,
     ) -> impl Future<Output = Result<Option<Vec<String>>, Self::Error>>;
     /// Folder `dir` is not empty: restore into it anyway?
@@ -96,15 +96,15 @@ pub trait Ask {
 pub struct NoOne;
 
 impl Ask for NoOne {
-    type Error = RestoreError;
+    type Error = Failure;
     async fn includes_again(
         &mut self,
-        _: &RestoreError,
+        _: &Failure,
         _: &Snapshot,
-    ) -> Result<Option<Vec<String>>, RestoreError> {
+    ) -> Result<Option<Vec<String>>, Failure> {
         Ok(None)
     }
-    async fn overwrite(&mut self, _: &Path) -> Result<bool, RestoreError> {
+    async fn overwrite(&mut self, _: &Path) -> Result<bool, Failure> {
         Ok(false)
     }
 }
@@ -122,15 +122,13 @@ pub fn names(v: &[String]) -> String {
 }
 
 /// Refuses a volume the service does not back up.
-pub fn check_volume(service: &Service, want: &Want) -> Result<(), RestoreError> {
+pub fn check_volume(service: &Service, want: &Want) -> Result<(), Failure> {
     match want {
-        Want::Volume(v) if !service.volumes.iter().any(|x| x == v) => {
-            Err(RestoreError::usage(format!(
-                "service `{}` has no volume `{v}`; its volumes: {}",
-                service.name,
-                names(&service.volumes)
-            )))
-        }
+        Want::Volume(v) if !service.volumes.iter().any(|x| x == v) => Err(Failure::usage(format!(
+            "service `{}` has no volume `{v}`; its volumes: {}",
+            service.name,
+            names(&service.volumes)
+        ))),
         _ => Ok(()),
     }
 }
@@ -141,14 +139,14 @@ pub fn check_dump(
     want: &Want,
     dest: &str,
     list: &[Snapshot],
-) -> Result<(), RestoreError> {
+) -> Result<(), Failure> {
     match want {
         Want::Dump(d)
             if !service.dumps.iter().any(|x| x.name == *d)
                 && !list.iter().any(|x| snap::dump_name(x) == Some(d.as_str())) =>
         {
             let configured: Vec<String> = service.dumps.iter().map(|x| x.name.clone()).collect();
-            Err(RestoreError::usage(format!(
+            Err(Failure::usage(format!(
                 "service `{}` has no dump `{d}` (none configured, no snapshot tagged `dump:{d}` on `{dest}`); its dumps: {}",
                 service.name,
                 names(&configured)
@@ -166,14 +164,14 @@ pub fn resolve(
     list: &[Snapshot],
     given: &str,
     want: &Want,
-) -> Result<Snapshot, RestoreError> {
+) -> Result<Snapshot, Failure> {
     let where_ = format!("of service `{}` on `{dest}`", service.name);
     snap::resolve(list, given, want, &where_).cloned()
 }
 
 /// The refusal when no snapshot was given and no one can be asked.
-pub fn missing_snapshot(list: &[Snapshot], want: &Want) -> RestoreError {
-    RestoreError::usage(format!(
+pub fn missing_snapshot(list: &[Snapshot], want: &Want) -> Failure {
+    Failure::usage(format!(
         "missing `--snapshot ID|latest` (no terminal to ask on){}",
         snap::available(
             &list
@@ -272,7 +270,7 @@ pub async fn execute(
     restic: &Restic,
     plan: &Plan<'_>,
     shutdown: &Shutdown,
-) -> Result<Done, RestoreError> {
+) -> Result<Done, Failure> {
     let (repo, snapshot) = (&plan.repo, &plan.snapshot);
     match &plan.what {
         What::Files { target, includes } => {
@@ -287,7 +285,7 @@ pub async fn execute(
             // The file as this snapshot stores it: the configured
             // `filename` may have changed since.
             let file = snap::dump_file(snapshot).ok_or_else(|| {
-                RestoreError::usage(format!(
+                Failure::usage(format!(
                     "snapshot `{}` holds {} paths, not one dump file; is it a dump of `{name}`?",
                     snapshot.short(),
                     snapshot.paths.len()
@@ -300,7 +298,7 @@ pub async fn execute(
                 // No longer configured: into a file or a command still works.
                 (None, Some(_)) => Dump::unconfigured(name),
                 (None, None) => {
-                    return Err(RestoreError::usage(format!(
+                    return Err(Failure::usage(format!(
                         "dump `{name}` is not in the configuration of service `{}`, so its restore command is unknown; use `--to-file FILE` or `--to-command CMD`",
                         service.name
                     )));
@@ -313,13 +311,13 @@ pub async fn execute(
                 Some(Sink::File(f)) => {
                     if f.exists() {
                         if !plan.overwrite {
-                            return Err(RestoreError::usage(format!(
+                            return Err(Failure::usage(format!(
                                 "`{}` already exists; pass `--overwrite` to replace it, or choose another `--to-file`",
                                 f.display()
                             )));
                         }
                         std::fs::remove_file(f).map_err(|e| {
-                            RestoreError::failed(
+                            Failure::new(
                                 ErrorClass::Other,
                                 format!("cannot replace `{}`: {e}", f.display()),
                             )
@@ -337,8 +335,7 @@ pub async fn execute(
                 DUMP_TIMEOUT,
                 shutdown,
             )
-            .await
-            .map_err(|e| RestoreError::failed(e.class, e.message))?;
+            .await?;
             Ok(Done {
                 bytes: Some(r.bytes),
                 volume: None,

@@ -1,7 +1,8 @@
 //! Which snapshot: `latest` of the right kind, or an id (any unique
 //! prefix, as restic accepts); an unknown id lists the nearest ones.
 
-use super::{DUMP_TAG, RestoreError, VOLUME_TAG};
+use super::{DUMP_TAG, VOLUME_TAG};
+use crate::model::Failure;
 use crate::restic::output::Snapshot;
 
 /// What kind of snapshot a restore needs.
@@ -127,14 +128,14 @@ pub fn resolve<'a>(
     given: &str,
     want: &Want,
     where_: &str,
-) -> Result<&'a Snapshot, RestoreError> {
+) -> Result<&'a Snapshot, Failure> {
     let given = given.trim();
     if given.eq_ignore_ascii_case("latest") {
         return newest_first(list)
             .into_iter()
             .find(|s| matches(s, want))
             .ok_or_else(|| {
-                RestoreError::usage(format!(
+                Failure::usage(format!(
                     "there is no {} {where_}{}",
                     describe(want),
                     available(list)
@@ -149,7 +150,7 @@ pub fn resolve<'a>(
     };
     match found.as_slice() {
         [one] if matches(one, want) || *want == Want::Files => Ok(one),
-        [one] => Err(RestoreError::usage(format!(
+        [one] => Err(Failure::usage(format!(
             "snapshot `{}` {where_} is not a {} (its tags: {}); pick one with `--snapshot`, e.g. `latest`",
             one.short(),
             describe(want),
@@ -171,7 +172,7 @@ pub fn resolve<'a>(
                     msg.push_str(&line(s));
                 }
             }
-            Err(RestoreError::usage(msg))
+            Err(Failure::usage(msg))
         }
         many => {
             let mut msg = format!(
@@ -180,7 +181,7 @@ pub fn resolve<'a>(
             for s in many {
                 msg.push_str(&format!("\n  {}  {}", &s.id[..s.id.len().min(16)], time(s)));
             }
-            Err(RestoreError::usage(msg))
+            Err(Failure::usage(msg))
         }
     }
 }
@@ -290,9 +291,7 @@ mod tests {
         );
         let amb = r("aaaa").err().map(|e| e.message).unwrap_or_default();
         assert!(amb.contains("is ambiguous"), "{amb}");
-        let unknown = r("aaaa1112")
-            .err()
-            .unwrap_or_else(|| RestoreError::usage(""));
+        let unknown = r("aaaa1112").err().unwrap_or_else(|| Failure::usage(""));
         assert!(unknown.usage);
         assert!(
             unknown

@@ -2,15 +2,15 @@
 //! the volume (named in the confirmation). The restore itself, with its
 //! container stop and start, is `sources::docker::restore_volume`.
 
-use super::RestoreError;
+use crate::model::Failure;
 use crate::sources::docker::{DockerClient, DockerError};
 
-fn docker_error(e: &DockerError) -> RestoreError {
-    RestoreError::failed(e.class(), e.to_string())
+fn docker_error(e: &DockerError) -> Failure {
+    Failure::new(e.class(), e.to_string())
 }
 
 /// The containers using volume `volume`, by name (for the confirmation).
-pub async fn users(volume: &str) -> Result<Vec<String>, RestoreError> {
+pub async fn users(volume: &str) -> Result<Vec<String>, Failure> {
     let client = DockerClient::connect()
         .await
         .map_err(|e| docker_error(&e))?;

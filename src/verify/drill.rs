@@ -37,6 +37,7 @@ use sha2::{Digest, Sha256};
 use super::{Verifier, VerifyReport};
 use crate::config::Service;
 use crate::config::dump::Dump;
+use crate::model::Failure;
 use crate::process::Shutdown;
 use crate::restic::ls::{self, Node as LsNode};
 use crate::restic::ops;
@@ -207,8 +208,8 @@ fn live_path(snapshot_paths: &[String], node: &str) -> Option<PathBuf> {
 /// snapshot of each dump (or why they could not be listed), and the file
 /// snapshot's listing.
 pub struct Prepared {
-    chosen: Result<(Option<Snapshot>, BTreeMap<String, Snapshot>), ops::OpError>,
-    nodes: Option<Result<Vec<LsNode>, ops::OpError>>,
+    chosen: Result<(Option<Snapshot>, BTreeMap<String, Snapshot>), Failure>,
+    nodes: Option<Result<Vec<LsNode>, Failure>>,
 }
 
 /// The snapshots a drill restores: the newest file snapshot and the newest
@@ -359,7 +360,7 @@ impl Drill<'_, '_> {
         &self,
         r: &mut VerifyReport,
         snap: &Snapshot,
-        nodes: Result<Vec<LsNode>, ops::OpError>,
+        nodes: Result<Vec<LsNode>, Failure>,
         tmp: &Path,
         detail: &mut serde_json::Map<String, serde_json::Value>,
     ) {

@@ -20,9 +20,9 @@ use serde_json::json;
 use crate::config::{Config, PasswordSource, Service};
 use crate::engine::lock::{LockError, ServiceLock};
 use crate::history::{History, now_ms};
-use crate::model::{Outcome, VerifyKind};
+use crate::model::{Failure, Outcome, VerifyKind};
 use crate::process::Shutdown;
-use crate::restic::ops::{self, OpError};
+use crate::restic::ops;
 use crate::restic::{ErrorClass, Repository, Restic};
 
 /// How long a data-reading verify (read-data, a subset, a drill) may run.
@@ -397,10 +397,10 @@ impl Verifier<'_> {
     /// restic, removes stale locks (plain `unlock`: dead processes on this
     /// host, or older than 30 minutes) and retries with back-off for up to
     /// `lock_wait_seconds` (restic 0.14 has no `--retry-lock`).
-    async fn retry_locked<T, F, Fut>(&self, repo: &Repository, mut op: F) -> Result<T, OpError>
+    async fn retry_locked<T, F, Fut>(&self, repo: &Repository, mut op: F) -> Result<T, Failure>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, OpError>>,
+        Fut: std::future::Future<Output = Result<T, Failure>>,
     {
         let started = Instant::now();
         let limit = Duration::from_secs(self.config.settings.lock_wait_seconds);

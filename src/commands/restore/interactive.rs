@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use super::absolute;
 use crate::config::{Config, Service};
 use crate::error::Error;
+use crate::model::Failure;
 use crate::output::{Printer, bytes, table};
 use crate::restic::output::Snapshot;
-use crate::restore::RestoreError;
 use crate::restore::Sink;
 use crate::restore::files::Target;
 use crate::restore::plan::Ask;
@@ -25,7 +25,7 @@ impl Ask for Terminal<'_> {
 
     async fn includes_again(
         &mut self,
-        problem: &RestoreError,
+        problem: &Failure,
         snapshot: &Snapshot,
     ) -> Result<Option<Vec<String>>, Error> {
         self.printer.info(format!("error: {problem}"));

@@ -13,7 +13,7 @@ use super::{Context, select};
 use crate::cli::RestoreArgs;
 use crate::config::{Config, Service};
 use crate::error::Error;
-use crate::model::Exit;
+use crate::model::{Exit, Failure};
 use crate::output::Printer;
 use crate::process::Shutdown;
 use crate::restic::output::Snapshot;
@@ -21,21 +21,11 @@ use crate::restic::{Repository, Restic, ops};
 use crate::restore::files::{self, Target};
 use crate::restore::plan::{self, names};
 use crate::restore::select::{self as snap, Want};
-use crate::restore::{Plan, RestoreError, Sink, What};
+use crate::restore::{Plan, Sink, What};
 use interactive::{
     Terminal, ask_dump_sink, ask_includes, ask_select, ask_snapshot, ask_target, ask_volume,
 };
 use print::{Summary, spinner};
-
-impl From<RestoreError> for Error {
-    fn from(e: RestoreError) -> Self {
-        if e.usage {
-            Error::Usage(e.message)
-        } else {
-            Error::Other(e.message)
-        }
-    }
-}
 
 pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<Exit, Error> {
     let c = ctx.load_config()?;
@@ -338,9 +328,7 @@ async fn pick_destination(
     };
     if let Some(d) = chosen {
         let repo = open(&d).map_err(Error::Other)?;
-        let list = service_snapshots(restic, &repo, s, p, shutdown)
-            .await
-            .map_err(|e| Error::Other(e.message))?;
+        let list = service_snapshots(restic, &repo, s, p, shutdown).await?;
         return Ok((d, repo, list));
     }
     let mut problems = Vec::new();
@@ -386,7 +374,7 @@ async fn service_snapshots(
     s: &Service,
     p: &Printer,
     shutdown: &Shutdown,
-) -> Result<Vec<Snapshot>, ops::OpError> {
+) -> Result<Vec<Snapshot>, Failure> {
     let tagged = ops::snapshots(restic, repo, Some(&s.tag()), shutdown).await?;
     if !tagged.is_empty() {
         return Ok(tagged);

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use super::{Outcome, Runner, ServiceRun, TargetReport};
 use crate::config::{Prune, Retention, Service};
-use crate::restic::ops::{self, ForgetPlan, ForgetResult, OpError};
+use crate::model::Failure;
+use crate::restic::ops::{self, ForgetPlan, ForgetResult};
 use crate::restic::{ErrorClass, Repository};
 use crate::runlog::RunLog;
 
@@ -120,7 +121,7 @@ impl Runner<'_> {
         // service's budget: a skipped prune fills disks silently.
         let budget = run.remaining().max(Duration::from_secs(3600));
         let tag = svc.tag();
-        let opfail = |e: OpError| (e.class, e.message);
+        let opfail = |e: Failure| (e.class, e.message);
         let policy = keep.join(" ");
         log.line(&format!(
             "calling `restic forget --dry-run {policy}` on `{}`",

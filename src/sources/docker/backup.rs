@@ -9,6 +9,7 @@ use super::{
     ContainerInfo, DockerClient, DockerError, VolumeMode, fallback_volume_path, readable_dir,
     stream_filename, volume_tag,
 };
+use crate::model::Failure;
 use crate::restic::ErrorClass;
 
 /// What a service needs from Docker for one run, resolved after its pre
@@ -157,9 +158,9 @@ pub async fn backup_volume_stream(
     repo: &crate::restic::Repository,
     what: &StreamBackup<'_>,
     shutdown: &crate::process::Shutdown,
-) -> Result<crate::restic::ops::BackupResult, crate::restic::ops::OpError> {
+) -> Result<crate::restic::ops::BackupResult, Failure> {
     use crate::process::Ended;
-    use crate::restic::ops::{BackupResult, OpError, failure};
+    use crate::restic::ops::{BackupResult, failure};
 
     let StreamBackup {
         volume,
@@ -172,28 +173,23 @@ pub async fn backup_volume_stream(
     tags.push(volume_tag(volume));
     let call =
         crate::restic::ops::backup_stdin(restic, repo, host, &tags, &stream_filename(volume));
-    let op = |class: ErrorClass, message: String| OpError {
-        class,
-        message,
-        stderr: String::new(),
-    };
     if let Some(why) = restic
         .version
         .stdin_filename_problem(&stream_filename(volume))
     {
-        return Err(op(
+        return Err(Failure::new(
             ErrorClass::Other,
             format!("volume `{volume}` was not backed up: {why}"),
         ));
     }
     // Bounded by `timeout` below.
-    let mut child = call.spec.spawn().map_err(OpError::from)?;
+    let mut child = call.spec.spawn().map_err(Failure::from)?;
     let Some(mut stdin) = child.take_stdin() else {
         let ended = child.stop().await;
         let _ = child.output(ended).await;
-        return Err(op(
+        return Err(Failure::new(
             ErrorClass::Other,
-            "restic's stdin could not be opened".into(),
+            "restic's stdin could not be opened",
         ));
     };
     let deadline = tokio::time::Instant::now().checked_add(timeout);
@@ -211,7 +207,7 @@ pub async fn backup_volume_stream(
                 Ok(e) => (e, None),
                 Err(Ended::TimedOut) => (
                     child.stop().await,
-                    Some(op(
+                    Some(Failure::new(
                         ErrorClass::Timeout,
                         format!(
                             "restic ran out of time on `{}` and was stopped",
@@ -229,7 +225,7 @@ pub async fn backup_volume_stream(
             let ended = crate::sources::dump::stop_receiver(&mut child, Some(stdin)).await;
             (
                 ended,
-                Some(op(
+                Some(Failure::new(
                     e.class(),
                     format!("volume `{volume}` was not backed up: {e}"),
                 )),
@@ -249,15 +245,16 @@ pub async fn backup_volume_stream(
     if !warning && let Some(e) = failure(&out, repo) {
         return Err(e);
     }
-    let mut summary =
-        crate::restic::output::backup_summary(&out.stdout).ok_or_else(|| OpError {
-            class: ErrorClass::Other,
-            message: format!(
+    let mut summary = crate::restic::output::backup_summary(&out.stdout).ok_or_else(|| {
+        Failure::new(
+            ErrorClass::Other,
+            format!(
                 "restic finished on `{}` but printed no backup summary for volume `{volume}`",
                 repo.display
             ),
-            stderr: out.stderr.clone(),
-        })?;
+        )
+        .with_stderr(out.stderr.clone())
+    })?;
     if let Some(id) = &summary.snapshot_id {
         summary.snapshot_id =
             Some(crate::restic::ops::full_snapshot_id(restic, repo, id, shutdown).await);

@@ -10,14 +10,11 @@ use serde::Serialize;
 use super::{
     DockerClient, DockerError, list_or_none, readable_dir, stream_filename, volume_path_in_snapshot,
 };
+use crate::model::Failure;
 use crate::restic::ErrorClass;
 
-fn op_error(e: &DockerError) -> crate::restic::ops::OpError {
-    crate::restic::ops::OpError {
-        class: e.class(),
-        message: e.to_string(),
-        stderr: String::new(),
-    }
+fn op_error(e: &DockerError) -> Failure {
+    Failure::new(e.class(), e.to_string())
 }
 
 /// The volume a restore writes: `volume`, through helper containers of
@@ -48,15 +45,10 @@ pub async fn restore_volume_direct(
     snapshot_path: &str,
     into: &VolumeInto<'_>,
     shutdown: &crate::process::Shutdown,
-) -> Result<(), crate::restic::ops::OpError> {
-    use crate::restic::ops::OpError;
+) -> Result<(), Failure> {
     let (volume, replace) = (into.volume, into.replace);
     let info = client.volume(volume).await.map_err(|e| op_error(&e))?;
-    let fail = |message: String| OpError {
-        class: ErrorClass::PermissionDenied,
-        message,
-        stderr: String::new(),
-    };
+    let fail = |message: String| Failure::new(ErrorClass::PermissionDenied, message);
     let mp = info.mountpoint.clone();
     let Some(parent) = mp
         .parent()
@@ -97,12 +89,14 @@ pub async fn restore_volume_direct(
     )
     .await?;
     let restored = staging.join(snapshot_path.trim_start_matches('/'));
-    let entries = std::fs::read_dir(&restored).map_err(|e| OpError {
-        class: ErrorClass::SourceMissing,
-        message: format!(
-            "snapshot {snapshot} has nothing at `{snapshot_path}` ({e}); pick the snapshot that holds volume `{volume}`"
-        ),
-        stderr: out.stderr.clone(),
+    let entries = std::fs::read_dir(&restored).map_err(|e| {
+        Failure::new(
+            ErrorClass::SourceMissing,
+            format!(
+                "snapshot {snapshot} has nothing at `{snapshot_path}` ({e}); pick the snapshot that holds volume `{volume}`"
+            ),
+        )
+        .with_stderr(out.stderr.clone())
     })?;
     if replace {
         for old in std::fs::read_dir(&mp)
@@ -154,9 +148,9 @@ pub async fn restore_volume_stream(
     source_volume: &str,
     into: &VolumeInto<'_>,
     shutdown: &crate::process::Shutdown,
-) -> Result<u64, crate::restic::ops::OpError> {
+) -> Result<u64, Failure> {
     use crate::process::Ended;
-    use crate::restic::ops::{OpError, failure};
+    use crate::restic::ops::failure;
     let VolumeInto {
         volume,
         image,
@@ -181,11 +175,10 @@ pub async fn restore_volume_stream(
     let Some(mut stdout) = child.take_stdout() else {
         let ended = child.stop().await;
         let _ = child.output(ended).await;
-        return Err(OpError {
-            class: ErrorClass::Other,
-            message: "restic's output could not be read".into(),
-            stderr: String::new(),
-        });
+        return Err(Failure::new(
+            ErrorClass::Other,
+            "restic's output could not be read",
+        ));
     };
     let res = crate::process::bounded(
         client.tar_to_volume(volume, image, &mut stdout),
@@ -206,11 +199,11 @@ pub async fn restore_volume_stream(
     let restic_failed =
         failure(&out, repo).filter(|_| !matches!(ended, Ended::Exited(130) | Ended::Signaled(_)));
     match (res, restic_failed) {
-        (None, _) => Err(OpError {
-            class: ErrorClass::Interrupted,
-            message: format!("restore of volume `{volume}` interrupted; its content is incomplete"),
-            stderr: out.stderr,
-        }),
+        (None, _) => Err(Failure::new(
+            ErrorClass::Interrupted,
+            format!("restore of volume `{volume}` interrupted; its content is incomplete"),
+        )
+        .with_stderr(out.stderr)),
         (Some(_), Some(e)) => Err(e),
         (Some(Err(e)), None) => Err(op_error(&e)),
         (Some(Ok(n)), None) => Ok(n),
@@ -247,7 +240,7 @@ pub async fn restore_volume(
     source_volume: &str,
     into: &VolumeInto<'_>,
     shutdown: &crate::process::Shutdown,
-) -> Result<VolumeRestore, crate::restic::ops::OpError> {
+) -> Result<VolumeRestore, Failure> {
     let (snapshot_id, snapshot_paths) = (snapshot.id.as_str(), snapshot.paths.as_slice());
     let client = DockerClient::connect().await.map_err(|e| op_error(&e))?;
     let tar = format!("/{}", stream_filename(source_volume));
@@ -257,13 +250,14 @@ pub async fn restore_volume(
     } else {
         Some(
             volume_path_in_snapshot(snapshot_paths, source_volume)
-                .ok_or_else(|| crate::restic::ops::OpError {
-                    class: ErrorClass::SourceMissing,
-                    message: format!(
-                        "snapshot {snapshot_id} does not hold Docker volume `{source_volume}` (its paths: {})",
-                        list_or_none(snapshot_paths)
-                    ),
-                    stderr: String::new(),
+                .ok_or_else(|| {
+                    Failure::new(
+                        ErrorClass::SourceMissing,
+                        format!(
+                            "snapshot {snapshot_id} does not hold Docker volume `{source_volume}` (its paths: {})",
+                            list_or_none(snapshot_paths)
+                        ),
+                    )
                 })?
                 .to_string(),
         )

@@ -3,8 +3,9 @@
 //! out of every repository.
 
 use crate::config::dump::{Dump, DumpSource};
+use crate::model::Failure;
 use crate::process::{self, Child, Ended, Output, Shutdown};
-use crate::restic::ops::{self, OpError};
+use crate::restic::ops;
 use crate::restic::output::{self, BackupSummary};
 use crate::restic::{ErrorClass, Repository, Restic};
 use nix::sys::signal::Signal;
@@ -13,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::presets::{DumpCommand, dump_command, sqlite_dump_complete};
 use super::producer::Producer;
-use super::{CHUNK, DumpError, last_line, widen_pipe};
+use super::{CHUNK, last_line, widen_pipe};
 
 /// One dump into several repositories.
 pub struct BackupRequest<'a> {
@@ -33,7 +34,7 @@ pub struct BackupRequest<'a> {
 pub struct TargetResult {
     pub destination: String,
     pub repository: String,
-    pub result: Result<BackupSummary, OpError>,
+    pub result: Result<BackupSummary, Failure>,
     pub duration: Duration,
     /// Snapshots of a failed dump the safety net forgot.
     pub discarded: Vec<String>,
@@ -46,7 +47,7 @@ pub struct DumpRun {
     pub bytes: u64,
     pub duration: Duration,
     /// The dump itself failed (its targets then have no snapshot).
-    pub failure: Option<DumpError>,
+    pub failure: Option<Failure>,
     pub targets: Vec<TargetResult>,
     /// The command as shown in logs.
     pub command: String,
@@ -57,7 +58,7 @@ struct Receiver<'a> {
     repo: &'a Repository,
     child: Option<Child>,
     broken: bool,
-    result: Option<Result<BackupSummary, OpError>>,
+    result: Option<Result<BackupSummary, Failure>>,
     started: Instant,
     discarded: Vec<String>,
 }
@@ -155,7 +156,7 @@ pub async fn backup(
     };
     run.command = cmd.display();
     if let Some(why) = req.restic.version.stdin_filename_problem(&dump.filename) {
-        run.failure = Some(DumpError::new(
+        run.failure = Some(Failure::new(
             ErrorClass::Other,
             format!("dump `{}` was not run: {why}", dump.name),
         ));
@@ -245,7 +246,7 @@ impl<'a> Job<'_, 'a> {
         cmd: &DumpCommand,
         receivers: &mut [Receiver<'_>],
         bytes: &mut u64,
-    ) -> Option<DumpError> {
+    ) -> Option<Failure> {
         let dump = self.req.dump;
         let mut producer = match Producer::start(cmd, dump.container.as_deref(), false).await {
             Err(e) => return Some(e),
@@ -306,7 +307,7 @@ impl<'a> Job<'_, 'a> {
         &self,
         producer: &mut Producer,
         pumped: Result<Pumped, Ended>,
-    ) -> (Ended, Option<DumpError>) {
+    ) -> (Ended, Option<Failure>) {
         match pumped {
             Ok(Pumped::Eof) => {
                 let ended =
@@ -323,7 +324,7 @@ impl<'a> Job<'_, 'a> {
             }
             Ok(Pumped::ReadFailed(e)) => {
                 producer.stop().await;
-                let failure = DumpError::new(
+                let failure = Failure::new(
                     ErrorClass::DumpFailed,
                     format!(
                         "dump `{}`: reading its output failed: {e}",
@@ -347,13 +348,13 @@ impl<'a> Job<'_, 'a> {
 
     /// Whether a dump that ended `ended`, whose output ended with `last`,
     /// failed. `what` is the dump as shown to the user.
-    fn verdict(&self, ended: Ended, last: &[u8], stderr: String, what: &str) -> Option<DumpError> {
+    fn verdict(&self, ended: Ended, last: &[u8], stderr: String, what: &str) -> Option<Failure> {
         let dump = self.req.dump;
         if ended.success()
             && matches!(dump.source, DumpSource::Sqlite { .. })
             && !sqlite_dump_complete(last)
         {
-            return Some(DumpError {
+            return Some(Failure {
                 class: ErrorClass::DumpFailed,
                 message: format!(
                     "dump `{}` is incomplete: sqlite3 reported an error inside the dump (it ends with `{}`, not `COMMIT;`)",
@@ -361,6 +362,7 @@ impl<'a> Job<'_, 'a> {
                     last_line(&String::from_utf8_lossy(last))
                 ),
                 stderr,
+                usage: false,
             });
         }
         if ended.success() {
@@ -381,7 +383,7 @@ impl<'a> Job<'_, 'a> {
             ),
         };
         let last = last_line(&stderr);
-        Some(DumpError {
+        Some(Failure {
             class,
             message: if last.is_empty() {
                 format!("dump `{}` {how}: {what}", dump.name)
@@ -389,12 +391,13 @@ impl<'a> Job<'_, 'a> {
                 format!("dump `{}` {how}: {last}", dump.name)
             },
             stderr,
+            usage: false,
         })
     }
 
     /// Lets one restic save its snapshot (the dump succeeded) or stops it
     /// (`failure`), records its result, and cleans up after a failure.
-    async fn finish_receiver(&self, r: &mut Receiver<'_>, failure: Option<&DumpError>) {
+    async fn finish_receiver(&self, r: &mut Receiver<'_>, failure: Option<&Failure>) {
         let Some(mut child) = r.child.take() else {
             return;
         };
@@ -423,13 +426,14 @@ impl<'a> Job<'_, 'a> {
         let out = child.output(ended).await;
         let stopped_by_us = !ok && !r.broken;
         r.result = Some(if stopped_by_us {
-            Err(OpError {
+            Err(Failure {
                 class: failure.map_or(ErrorClass::DumpFailed, |f| f.class),
                 message: format!(
                     "no snapshot: {}",
                     failure.map_or("the dump failed", |f| f.message.as_str())
                 ),
                 stderr: out.stderr,
+                usage: false,
             })
         } else {
             self.saved(r.repo, &out).await
@@ -444,7 +448,7 @@ impl<'a> Job<'_, 'a> {
     }
 
     /// The snapshot a restic that was let finish saved, or its error.
-    async fn saved(&self, repo: &Repository, out: &Output) -> Result<BackupSummary, OpError> {
+    async fn saved(&self, repo: &Repository, out: &Output) -> Result<BackupSummary, Failure> {
         if let Some(e) = ops::checked_failure(out, repo).await {
             Err(e)
         } else if let Some(mut summary) = output::backup_summary(&out.stdout) {
@@ -455,7 +459,7 @@ impl<'a> Job<'_, 'a> {
             }
             Ok(summary)
         } else {
-            Err(OpError {
+            Err(Failure {
                 class: ErrorClass::Other,
                 message: format!(
                     "restic finished on `{}` but printed no backup summary: {}",
@@ -463,6 +467,7 @@ impl<'a> Job<'_, 'a> {
                     last_line(&out.stderr)
                 ),
                 stderr: out.stderr.clone(),
+                usage: false,
             })
         }
     }
@@ -493,10 +498,11 @@ impl<'a> Job<'_, 'a> {
             destination: r.repo.destination.clone(),
             repository: r.repo.display.clone(),
             result: r.result.unwrap_or_else(|| {
-                Err(OpError {
+                Err(Failure {
                     class: ErrorClass::Other,
                     message: "restic did not run".into(),
                     stderr: String::new(),
+                    usage: false,
                 })
             }),
             duration: r.started.elapsed(),
@@ -513,7 +519,7 @@ async fn discard_since(
     tag: &str,
     host: &str,
     since: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<String>, OpError> {
+) -> Result<Vec<String>, Failure> {
     let list = ops::snapshots(restic, repo, Some(tag), &Shutdown::never()).await?;
     let ids: Vec<String> = list
         .iter()

@@ -2,9 +2,9 @@
 //! database, or the configured `verify_command`.
 
 use crate::config::dump::{Dump, DumpSource, Flavor};
+use crate::model::Failure;
 use crate::restic::ErrorClass;
 
-use super::DumpError;
 use super::presets::{DumpCommand, connect_args, verify_command, with_password};
 
 /// How a restore drill checks a stored dump (see [`drill_check`]).
@@ -79,7 +79,7 @@ exit $rc"#;
 /// line of pg_dumpall and mariadb-dump, a load into an in-memory SQLite).
 /// A `command` dump is read back only. Passwords go to the environment as
 /// for the dump itself.
-pub fn drill_check(dump: &Dump, service_command: Option<&str>) -> Result<DrillCheck, DumpError> {
+pub fn drill_check(dump: &Dump, service_command: Option<&str>) -> Result<DrillCheck, Failure> {
     if let Some(c) = &dump.verify_command {
         return Ok(DrillCheck::Command {
             check: "verify_command",
@@ -130,7 +130,7 @@ pub fn drill_check(dump: &Dump, service_command: Option<&str>) -> Result<DrillCh
                 )
             }
             _ => {
-                return Err(DumpError::new(
+                return Err(Failure::new(
                     ErrorClass::Config,
                     format!(
                         "dump `{}`: `verify_scratch_database` applies only to postgres, mariadb and mysql dumps",

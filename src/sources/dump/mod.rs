@@ -21,9 +21,6 @@
 //! process inside a container), `backup` (the pump into restic) and
 //! `restore` (a stored dump back out).
 
-use crate::restic::ErrorClass;
-use crate::restic::ops::OpError;
-
 mod backup;
 mod check;
 mod presets;
@@ -57,36 +54,6 @@ fn widen_pipe(fd: Option<impl std::os::fd::AsFd>) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = fd;
-}
-
-/// A dump or restore that failed, classified.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct DumpError {
-    pub class: ErrorClass,
-    pub message: String,
-    /// The tail of the failing side's stderr.
-    pub stderr: String,
-}
-
-impl DumpError {
-    fn new(class: ErrorClass, message: impl Into<String>) -> Self {
-        DumpError {
-            class,
-            message: message.into(),
-            stderr: String::new(),
-        }
-    }
-}
-
-impl From<OpError> for DumpError {
-    fn from(e: OpError) -> Self {
-        DumpError {
-            class: e.class,
-            message: e.message,
-            stderr: e.stderr,
-        }
-    }
 }
 
 /// The last line of `text` that says something, for one-line messages.

@@ -2,11 +2,10 @@
 //! its password in the environment, never in argv.
 
 use crate::config::dump::{Connection, Dump, DumpSource, Flavor};
+use crate::model::Failure;
 use crate::process::Spec;
 use crate::restic::ErrorClass;
 use std::path::Path;
-
-use super::DumpError;
 
 /// A program and its environment. The environment may hold a password;
 /// argv never does, and only argv is ever shown.
@@ -53,9 +52,9 @@ impl DumpCommand {
 }
 
 /// Reads a password file's first line, for the child's environment.
-fn read_password(dump: &Dump, file: &Path) -> Result<String, DumpError> {
+fn read_password(dump: &Dump, file: &Path) -> Result<String, Failure> {
     let text = std::fs::read_to_string(file).map_err(|e| {
-        DumpError::new(
+        Failure::new(
             ErrorClass::Config,
             format!(
                 "dump `{}`: cannot read `password_file` `{}`: {e}; create it (mode 600) with the database password on the first line",
@@ -86,7 +85,7 @@ pub(super) fn connect_args(cmd: DumpCommand, c: &Connection, pg: bool) -> DumpCo
 }
 
 /// The password variable of a preset, filled from its `password_file`.
-pub(super) fn with_password(mut cmd: DumpCommand, dump: &Dump) -> Result<DumpCommand, DumpError> {
+pub(super) fn with_password(mut cmd: DumpCommand, dump: &Dump) -> Result<DumpCommand, Failure> {
     let (var, conn) = match &dump.source {
         DumpSource::Postgres { connection, .. } => ("PGPASSWORD", connection),
         DumpSource::Mariadb { connection, .. } => ("MYSQL_PWD", connection),
@@ -116,7 +115,7 @@ pub(super) fn sqlite_dump_complete(tail: &[u8]) -> bool {
 }
 
 /// The command whose stdout is the dump.
-pub fn dump_command(dump: &Dump) -> Result<DumpCommand, DumpError> {
+pub fn dump_command(dump: &Dump) -> Result<DumpCommand, Failure> {
     let cmd = match &dump.source {
         DumpSource::Postgres {
             database: Some(db),
@@ -175,7 +174,7 @@ pub fn dump_command(dump: &Dump) -> Result<DumpCommand, DumpError> {
 
 /// The preset's command that reads a dump on stdin and restores it (or the
 /// dump's `restore_command`).
-pub fn restore_command(dump: &Dump) -> Result<DumpCommand, DumpError> {
+pub fn restore_command(dump: &Dump) -> Result<DumpCommand, Failure> {
     if let Some(c) = &dump.restore_command {
         return with_password(DumpCommand::shell(c), dump);
     }
@@ -221,7 +220,7 @@ pub fn restore_command(dump: &Dump) -> Result<DumpCommand, DumpError> {
             DumpCommand::new(&["sqlite3", "-bail"]).arg(path.to_string_lossy())
         }
         DumpSource::Command { .. } => {
-            return Err(DumpError::new(
+            return Err(Failure::new(
                 ErrorClass::Config,
                 format!(
                     "dump `{}` is a `command` dump, so there is no preset restore command; set `restore_command` for it, or restore with `--to-command CMD` or `--to-file FILE`",

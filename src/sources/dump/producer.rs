@@ -1,6 +1,7 @@
 //! Producers and consumers: a local child or a process inside a container
 //! (through the Engine API), behind one interface the pump uses.
 
+use crate::model::Failure;
 use crate::process::{Child, Ended, Out, Shutdown, Stdin};
 use crate::restic::ErrorClass;
 use bollard::Docker;
@@ -14,7 +15,7 @@ use tokio::io::AsyncWrite;
 use tokio::io::AsyncWriteExt;
 
 use super::presets::DumpCommand;
-use super::{CHUNK, DumpError, STDERR_TAIL, tail, widen_pipe};
+use super::{CHUNK, STDERR_TAIL, tail, widen_pipe};
 
 type ExecOutput = Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
 
@@ -31,7 +32,7 @@ pub(super) struct Exec {
     eof: bool,
 }
 
-fn docker_error(container: &str, what: &str, e: &bollard::errors::Error) -> DumpError {
+fn docker_error(container: &str, what: &str, e: &bollard::errors::Error) -> Failure {
     use bollard::errors::Error as E;
     let (class, detail) = match e {
         E::DockerResponseServerError {
@@ -68,7 +69,7 @@ fn docker_error(container: &str, what: &str, e: &bollard::errors::Error) -> Dump
             (class, format!("{what}: {text}"))
         }
     };
-    DumpError::new(class, detail)
+    Failure::new(class, detail)
 }
 
 impl Exec {
@@ -76,7 +77,7 @@ impl Exec {
         container: &str,
         cmd: &DumpCommand,
         stdin: bool,
-    ) -> Result<Exec, DumpError> {
+    ) -> Result<Exec, Failure> {
         let host = crate::sources::docker::docker_host();
         let api = Docker::connect_with_host(&host)
             .map_err(|e| docker_error(container, "connecting to the Docker engine", &e))?;
@@ -128,7 +129,7 @@ impl Exec {
                 stderr: String::new(),
                 eof: false,
             }),
-            StartExecResults::Detached => Err(DumpError::new(
+            StartExecResults::Detached => Err(Failure::new(
                 ErrorClass::DockerFailed,
                 format!("the Docker engine did not attach to the exec in `{container}`"),
             )),
@@ -203,7 +204,7 @@ impl Producer {
         cmd: &DumpCommand,
         container: Option<&str>,
         stdin: bool,
-    ) -> Result<Producer, DumpError> {
+    ) -> Result<Producer, Failure> {
         match container {
             Some(c) => Ok(Producer::Exec(Box::new(Exec::start(c, cmd, stdin).await?))),
             None => cmd
@@ -217,7 +218,7 @@ impl Producer {
                     Producer::Local(Box::new(p))
                 })
                 .map_err(|e| {
-                    DumpError::new(
+                    Failure::new(
                         ErrorClass::DumpFailed,
                         format!("{e}; is it installed and on PATH?"),
                     )

@@ -2,8 +2,9 @@
 //! written to a file.
 
 use crate::config::dump::Dump;
+use crate::model::Failure;
 use crate::process::{self, Child, Ended, Output, Shutdown};
-use crate::restic::ops::{self, OpError};
+use crate::restic::ops;
 use crate::restic::{ErrorClass, Repository, Restic, restore};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::presets::{DumpCommand, restore_command, with_password};
 use super::producer::Producer;
-use super::{CHUNK, DumpError, STDERR_TAIL, last_line, tail, widen_pipe};
+use super::{CHUNK, STDERR_TAIL, last_line, tail, widen_pipe};
 
 /// Where a restored dump goes.
 #[derive(Debug, Clone)]
@@ -53,7 +54,7 @@ pub async fn restore_dump(
     to: &RestoreTo,
     timeout: Duration,
     shutdown: &Shutdown,
-) -> Result<Restored, DumpError> {
+) -> Result<Restored, Failure> {
     let started = Instant::now();
     let job = Job {
         repo,
@@ -86,7 +87,7 @@ pub async fn restore_dump(
             if let Consumer::Proc(mut p) = consumer {
                 p.stop().await;
             }
-            return Err(OpError::from(e).into());
+            return Err(e.into());
         }
     };
 
@@ -114,7 +115,7 @@ pub async fn restore_dump(
 
 /// Opens where the dump goes: the new file, or the started restore
 /// command; and how it is shown to the user.
-async fn open_consumer(to: &RestoreTo, dump: &Dump) -> Result<(Consumer, String), DumpError> {
+async fn open_consumer(to: &RestoreTo, dump: &Dump) -> Result<(Consumer, String), Failure> {
     Ok(match to {
         RestoreTo::File(path) => {
             let f = tokio::fs::OpenOptions::new()
@@ -123,7 +124,7 @@ async fn open_consumer(to: &RestoreTo, dump: &Dump) -> Result<(Consumer, String)
                 .open(path)
                 .await
                 .map_err(|e| {
-                    DumpError::new(
+                    Failure::new(
                         if e.kind() == std::io::ErrorKind::AlreadyExists {
                             ErrorClass::Config
                         } else {
@@ -160,15 +161,15 @@ async fn open_consumer(to: &RestoreTo, dump: &Dump) -> Result<(Consumer, String)
 async fn close_file(
     f: tokio::fs::File,
     path: &Path,
-    restic_failure: Option<DumpError>,
+    restic_failure: Option<Failure>,
     gone: bool,
-) -> Result<(), DumpError> {
+) -> Result<(), Failure> {
     let synced = f.sync_all().await;
     drop(f);
     if restic_failure.is_some() || gone || synced.is_err() {
         let _ = tokio::fs::remove_file(path).await;
         return Err(restic_failure.unwrap_or_else(|| {
-            DumpError::new(
+            Failure::new(
                 ErrorClass::NoSpace,
                 format!(
                     "writing `{}` failed; the partial file was removed (disk full?)",
@@ -258,14 +259,14 @@ impl Job<'_> {
     }
 
     /// The error of a `restic dump` that ended `ended` with `out`.
-    fn restic_failure(&self, ended: Ended, out: &Output) -> DumpError {
+    fn restic_failure(&self, ended: Ended, out: &Output) -> Failure {
         let (dump, repo, snapshot) = (self.dump, self.repo, self.snapshot);
         let mut e = match ended {
-            Ended::TimedOut => DumpError::new(
+            Ended::TimedOut => Failure::new(
                 ErrorClass::Timeout,
                 format!("restoring dump `{}` ran out of time", dump.name),
             ),
-            Ended::Interrupted(s) => DumpError::new(
+            Ended::Interrupted(s) => Failure::new(
                 ErrorClass::Interrupted,
                 format!(
                     "restoring dump `{}` was interrupted (signal {s})",
@@ -277,7 +278,7 @@ impl Job<'_> {
                     if out.stderr.contains("cannot dump file")
                         || out.stderr.contains("not found") =>
                 {
-                    DumpError::new(
+                    Failure::new(
                         op.class,
                         format!(
                             "`/{}` is not in snapshot `{snapshot}` of `{}`: {}",
@@ -287,10 +288,8 @@ impl Job<'_> {
                         ),
                     )
                 }
-                Some(op) => {
-                    DumpError::new(op.class, format!("`restic dump` failed: {}", op.message))
-                }
-                None => DumpError::new(ErrorClass::Other, "`restic dump` failed"),
+                Some(op) => Failure::new(op.class, format!("`restic dump` failed: {}", op.message)),
+                None => Failure::new(ErrorClass::Other, "`restic dump` failed"),
             },
         };
         e.stderr = tail(&out.stderr, STDERR_TAIL);
@@ -304,11 +303,11 @@ impl Job<'_> {
     async fn finish_consumer(
         &self,
         mut p: Producer,
-        restic_failure: Option<DumpError>,
+        restic_failure: Option<Failure>,
         gone: bool,
         into: &str,
         bytes: u64,
-    ) -> Result<(), DumpError> {
+    ) -> Result<(), Failure> {
         let dump = self.dump;
         if let Some(e) = restic_failure {
             // Stop the restore before it sees the end of its input: a
@@ -328,7 +327,7 @@ impl Job<'_> {
         let stderr = p.finish(ended).await;
         if !ended.success() {
             let last = last_line(&stderr);
-            return Err(DumpError {
+            return Err(Failure {
                 class: if matches!(ended, Ended::Interrupted(_)) {
                     ErrorClass::Interrupted
                 } else {
@@ -345,10 +344,11 @@ impl Job<'_> {
                     }
                 ),
                 stderr,
+                usage: false,
             });
         }
         if gone {
-            return Err(DumpError::new(
+            return Err(Failure::new(
                 ErrorClass::DumpFailed,
                 format!(
                     "{into} stopped reading before the end of dump `{}` (exited 0 after {bytes} bytes)",
