@@ -363,9 +363,7 @@ fn source(d: &DumpRaw, what: &str, inputs: &Inputs<'_>, e: &mut Errors<'_>) -> O
         }
         (Some("sqlite"), None) => sqlite_source(d, what, inputs, e),
         (Some(other), None) => {
-            let hint = super::suggest(other, DUMP_TYPES)
-                .map(|s| format!("; did you mean `{s}`?"))
-                .unwrap_or_default();
+            let hint = super::did_you_mean(other, DUMP_TYPES).unwrap_or_default();
             e.err(
                 Some("type"),
                 format!(

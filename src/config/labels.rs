@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::load::{Locator, RawConfig, list};
 use super::schema::{DUMP_TYPES, DumpRaw, ServiceConfigRaw, ServiceRaw};
-use super::{Diagnostic, suggest};
+use super::{Diagnostic, did_you_mean, did_you_mean_names, suggest};
 
 /// The label namespace when `[docker] label_prefix` is not set.
 pub const DEFAULT_PREFIX: &str = "restic-manager";
@@ -383,10 +383,10 @@ impl Merge<'_> {
                 .chain(std::iter::once(self.label("dump.TYPE")))
                 .collect();
             let valid_refs: Vec<&str> = valid.iter().map(String::as_str).collect();
-            match suggest(&self.label(k), &valid_refs) {
-                Some(s) => msg.push_str(&format!("; did you mean `{s}`?")),
-                None => msg.push_str(&format!("; valid labels are {}", list(&valid_refs))),
-            }
+            msg.push_str(
+                &did_you_mean(&self.label(k), &valid_refs)
+                    .unwrap_or_else(|| format!("; valid labels are {}", list(&valid_refs))),
+            );
             self.err(Some(&service), msg);
         }
 
@@ -508,16 +508,14 @@ impl Merge<'_> {
                     return None;
                 }
                 let names: Vec<&str> = self.raw.profiles.keys().map(String::as_str).collect();
-                Some(match suggest(v, &names) {
-                    Some(s) => format!("profile `{v}` is not defined; did you mean `{s}`?"),
-                    None if names.is_empty() => {
-                        format!("profile `{v}` is not defined; add a `[profiles.{v}]` table")
+                let hint = did_you_mean(v, &names).unwrap_or_else(|| {
+                    if names.is_empty() {
+                        format!("; add a `[profiles.{v}]` table")
+                    } else {
+                        format!("; defined profiles: {}", list(&names))
                     }
-                    None => format!(
-                        "profile `{v}` is not defined; defined profiles: {}",
-                        list(&names)
-                    ),
-                })
+                });
+                Some(format!("profile `{v}` is not defined{hint}"))
             }
             Key::Targets => {
                 let names: Vec<&str> = self.raw.destinations.keys().map(String::as_str).collect();
@@ -526,8 +524,8 @@ impl Merge<'_> {
                         && !self.raw.broken_destinations.contains(t)
                 })?;
                 let mut msg = format!("destination `{t}` is not defined");
-                match suggest(&t, &names) {
-                    Some(s) => msg.push_str(&format!("; did you mean `{s}`?")),
+                match did_you_mean(&t, &names) {
+                    Some(hint) => msg.push_str(&hint),
                     None if names.is_empty() => {
                         msg.push_str(&format!("; add a `[destinations.{t}]` table"));
                     }
@@ -637,13 +635,12 @@ impl Merge<'_> {
                 "container `{}`: label `{label}`: unknown dump type `{kind}`",
                 c.name
             );
-            match suggest(kind, DUMP_TYPES) {
-                Some(s) => msg.push_str(&format!(
-                    "; did you mean `{}`?",
-                    self.label(&format!("dump.{s}"))
-                )),
-                None => msg.push_str(&format!("; valid types are {}", list(DUMP_TYPES))),
-            }
+            // The hint names the whole label, the way the user wrote it.
+            let near = suggest(kind, DUMP_TYPES).map(|s| self.label(&format!("dump.{s}")));
+            msg.push_str(
+                &did_you_mean_names(near)
+                    .unwrap_or_else(|| format!("; valid types are {}", list(DUMP_TYPES))),
+            );
             self.err(Some(service), msg);
             return;
         }
@@ -789,12 +786,11 @@ fn parse_dump(kind: &str, value: &str, container: &str) -> Result<DumpRaw, Strin
                 }
                 other => {
                     let mut msg = format!("unknown key `{other}`");
-                    match suggest(other, DUMP_LABEL_KEYS) {
-                        Some(s) => msg.push_str(&format!("; did you mean `{s}`?")),
-                        None => {
-                            msg.push_str(&format!("; valid keys are {}", list(DUMP_LABEL_KEYS)))
-                        }
-                    }
+                    msg.push_str(
+                        &did_you_mean(other, DUMP_LABEL_KEYS).unwrap_or_else(|| {
+                            format!("; valid keys are {}", list(DUMP_LABEL_KEYS))
+                        }),
+                    );
                     return Err(msg);
                 }
             }

@@ -62,6 +62,21 @@ pub fn suggest<'a>(given: &str, valid: &[&'a str]) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// The "; did you mean `x`?" hint when `given` is a near miss of one of
+/// `valid`; `None` leaves the caller its own fallback (the valid list, a
+/// table to add).
+pub fn did_you_mean(given: &str, valid: &[&str]) -> Option<String> {
+    did_you_mean_names(suggest(given, valid))
+}
+
+/// The one wording of every "did you mean" hint:
+/// "; did you mean `a`?" or "; did you mean `a`, `b`?". `None` when there
+/// is nothing to name.
+pub fn did_you_mean_names<S: fmt::Display>(names: impl IntoIterator<Item = S>) -> Option<String> {
+    let names: Vec<String> = names.into_iter().map(|n| format!("`{n}`")).collect();
+    (!names.is_empty()).then(|| format!("; did you mean {}?", names.join(", ")))
+}
+
 /// Where the repository password comes from. Only ever handed to restic
 /// through its environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -524,4 +539,24 @@ pub fn discover(env: &Env, flag: Option<&PathBuf>) -> Result<(PathBuf, &'static 
         "no configuration file found (looked at {}); create one from `config.example.toml` or pass `--config PATH`",
         looked.join(", ")
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn did_you_mean_words_every_hint_alike() {
+        assert_eq!(
+            did_you_mean("postgress", &["postgres", "mariadb", "sqlite"]).as_deref(),
+            Some("; did you mean `postgres`?")
+        );
+        assert_eq!(did_you_mean("zzz", &["postgres", "mariadb"]), None);
+        assert_eq!(did_you_mean("x", &[]), None);
+        assert_eq!(
+            did_you_mean_names(["/a/b", "/a/c"]).as_deref(),
+            Some("; did you mean `/a/b`, `/a/c`?")
+        );
+        assert_eq!(did_you_mean_names(Vec::<String>::new()), None);
+    }
 }

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::load::{Locator, RawConfig, list};
 use super::schema::{NOTIFIER_TYPES, NOTIFY_EVENTS, NotifierRaw};
-use super::{Diagnostic, Env, suggest};
+use super::{Diagnostic, Env, did_you_mean};
 
 /// Default `rate_limit_minutes`.
 pub const DEFAULT_RATE_LIMIT_MINUTES: u64 = 60;
@@ -247,8 +247,8 @@ pub fn check_service_notifiers(
             continue;
         }
         let mut msg = format!("{owner} names notifier `{n}`, which is not defined");
-        if let Some(s) = suggest(n, &names) {
-            msg.push_str(&format!("; did you mean `{s}`?"));
+        if let Some(hint) = did_you_mean(n, &names) {
+            msg.push_str(&hint);
         } else if names.is_empty() {
             msg.push_str(&format!("; add a `[notifiers.{n}]` table"));
         } else {
@@ -429,9 +429,7 @@ fn notifier_type<'r>(
             "notifier `{name}` has unknown type `{kind}`; valid types are {}",
             list(NOTIFIER_TYPES)
         );
-        if let Some(s) = suggest(kind, NOTIFIER_TYPES) {
-            msg.push_str(&format!("; did you mean `{s}`?"));
-        }
+        msg.push_str(&did_you_mean(kind, NOTIFIER_TYPES).unwrap_or_default());
         err("type", msg);
         return None;
     }
@@ -458,12 +456,12 @@ fn common_keys(name: &str, kind: &str, r: &NotifierRaw, err: &mut dyn FnMut(&str
     if let Some(events) = &r.notify_on {
         for (i, v) in events.iter().enumerate() {
             if !NOTIFY_EVENTS.contains(&v.as_str()) {
-                let mut msg = format!("notifier `{name}`: unknown `notify_on` event `{v}`");
-                match suggest(v, NOTIFY_EVENTS) {
-                    Some(s) => msg.push_str(&format!("; did you mean `{s}`?")),
-                    None => msg.push_str(&format!("; valid events are {}", list(NOTIFY_EVENTS))),
-                }
-                err(&format!("notify_on.{i}"), msg);
+                let hint = did_you_mean(v, NOTIFY_EVENTS)
+                    .unwrap_or_else(|| format!("; valid events are {}", list(NOTIFY_EVENTS)));
+                err(
+                    &format!("notify_on.{i}"),
+                    format!("notifier `{name}`: unknown `notify_on` event `{v}`{hint}"),
+                );
                 ok = false;
             }
         }
@@ -541,9 +539,7 @@ fn email(
                 "notifier `{name}`: unknown `security` value `{other}`; valid values are {}",
                 list(SECURITY_VALUES)
             );
-            if let Some(s) = suggest(other, SECURITY_VALUES) {
-                msg.push_str(&format!("; did you mean `{s}`?"));
-            }
+            msg.push_str(&did_you_mean(other, SECURITY_VALUES).unwrap_or_default());
             err("security", msg);
             ok = false;
             Security::StartTls
