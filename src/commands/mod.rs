@@ -51,8 +51,8 @@ impl Context {
     /// the original tool were translated (commands that print the
     /// translations themselves do not).
     pub fn load_config_announcing(&self, announce: bool) -> Result<Config, Error> {
-        let (file, why) =
-            config::discover(&self.env, self.config_flag.as_ref()).map_err(Error::ConfigMissing)?;
+        let (file, why) = config::discover(&self.env, self.config_flag.as_ref())
+            .map_err(|e| Error::ConfigMissing(e.to_string()))?;
         self.printer
             .verbose(format!("using configuration `{}` ({why})", file.display()));
         let c = Config::load_with(&file, &self.env, &self.discovery).map_err(Error::Config)?;

@@ -502,7 +502,7 @@ impl Merge<'_> {
     /// Why a label value cannot be used, if it cannot.
     fn check_value(&self, key: Key, v: &str) -> Option<String> {
         match key {
-            Key::Schedule => super::resolve::check_cron(v).err(),
+            Key::Schedule => super::resolve::check_cron(v).err().map(|e| e.to_string()),
             Key::Profile => {
                 if self.raw.profiles.contains_key(v) || self.raw.broken_profiles.contains(v) {
                     return None;
@@ -747,9 +747,30 @@ impl Merge<'_> {
     }
 }
 
+/// Why a dump label's value cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DumpLabelError {
+    #[error("`{0}` is not `key=value`; write e.g. `database=wiki,user=wiki`")]
+    NotKeyValue(String),
+    #[error("`port={0}` is not a port number")]
+    Port(String),
+    #[error("`timeout_seconds={0}` is not a number")]
+    Timeout(String),
+    #[error(
+        "unknown key `{0}`{hint}",
+        hint = did_you_mean(.0, DUMP_LABEL_KEYS)
+            .unwrap_or_else(|| format!("; valid keys are {}", list(DUMP_LABEL_KEYS)))
+    )]
+    UnknownKey(String),
+    #[error(
+        "a sqlite dump needs the database file's path inside the container, e.g. `/data/app.db`"
+    )]
+    SqliteNeedsPath,
+}
+
 /// A dump label's value: `key=value` pairs separated by commas, or just the
 /// database (postgres, mariadb, mysql) or the file's path (sqlite).
-fn parse_dump(kind: &str, value: &str, container: &str) -> Result<DumpRaw, String> {
+fn parse_dump(kind: &str, value: &str, container: &str) -> Result<DumpRaw, DumpLabelError> {
     let mut d = DumpRaw {
         name: Some(format!("{container}-{kind}")),
         kind: Some(kind.to_string()),
@@ -760,9 +781,7 @@ fn parse_dump(kind: &str, value: &str, container: &str) -> Result<DumpRaw, Strin
     if value.contains('=') {
         for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let Some((k, v)) = pair.split_once('=') else {
-                return Err(format!(
-                    "`{pair}` is not `key=value`; write e.g. `database=wiki,user=wiki`"
-                ));
+                return Err(DumpLabelError::NotKeyValue(pair.to_string()));
             };
             let (k, v) = (k.trim(), v.trim().to_string());
             match k {
@@ -771,28 +790,15 @@ fn parse_dump(kind: &str, value: &str, container: &str) -> Result<DumpRaw, Strin
                 "user" => d.user = Some(v),
                 "host" => d.host = Some(v),
                 "port" => {
-                    d.port = Some(
-                        v.parse()
-                            .map_err(|_| format!("`port={v}` is not a port number"))?,
-                    );
+                    d.port = Some(v.parse().map_err(|_| DumpLabelError::Port(v.clone()))?);
                 }
                 "path" => d.path = Some(v),
                 "filename" => d.filename = Some(v),
                 "timeout_seconds" => {
-                    d.timeout_seconds = Some(
-                        v.parse()
-                            .map_err(|_| format!("`timeout_seconds={v}` is not a number"))?,
-                    );
+                    d.timeout_seconds =
+                        Some(v.parse().map_err(|_| DumpLabelError::Timeout(v.clone()))?);
                 }
-                other => {
-                    let mut msg = format!("unknown key `{other}`");
-                    msg.push_str(
-                        &did_you_mean(other, DUMP_LABEL_KEYS).unwrap_or_else(|| {
-                            format!("; valid keys are {}", list(DUMP_LABEL_KEYS))
-                        }),
-                    );
-                    return Err(msg);
-                }
+                other => return Err(DumpLabelError::UnknownKey(other.to_string())),
             }
         }
     } else if !value.is_empty() {
@@ -803,10 +809,7 @@ fn parse_dump(kind: &str, value: &str, container: &str) -> Result<DumpRaw, Strin
         }
     }
     if kind == "sqlite" && d.path.is_none() {
-        return Err(
-            "a sqlite dump needs the database file's path inside the container, e.g. `/data/app.db`"
-                .into(),
-        );
+        return Err(DumpLabelError::SqliteNeedsPath);
     }
     Ok(d)
 }
@@ -1132,7 +1135,8 @@ mod tests {
             ("postgres", "database=a,oops", "`oops` is not `key=value`"),
             ("mysql", "usr=a", "unknown key `usr`; did you mean `user`?"),
         ] {
-            let e = parse_dump(kind, value, "c").map_or_else(|e| e, |d| panic!("{d:?}"));
+            let e =
+                parse_dump(kind, value, "c").map_or_else(|e| e.to_string(), |d| panic!("{d:?}"));
             assert!(e.contains(want), "{e}");
         }
     }
