@@ -25,7 +25,7 @@ use std::path::PathBuf;
 
 use crate::cli::{Cli, Command, ConfigCommand, ScheduleCommand};
 use crate::config::Settings;
-use crate::config::{self, Config, Env, Service, suggest};
+use crate::config::{self, Config, Env, Service, did_you_mean};
 use crate::error::Error;
 use crate::model::Exit;
 use crate::output::Printer;
@@ -51,8 +51,8 @@ impl Context {
     /// the original tool were translated (commands that print the
     /// translations themselves do not).
     pub fn load_config_announcing(&self, announce: bool) -> Result<Config, Error> {
-        let (file, why) =
-            config::discover(&self.env, self.config_flag.as_ref()).map_err(Error::ConfigMissing)?;
+        let (file, why) = config::discover(&self.env, self.config_flag.as_ref())
+            .map_err(|e| Error::ConfigMissing(e.to_string()))?;
         self.printer
             .verbose(format!("using configuration `{}` ({why})", file.display()));
         let c = Config::load_with(&file, &self.env, &self.discovery).map_err(Error::Config)?;
@@ -139,8 +139,8 @@ pub fn select<'a>(
         .map(|n| {
             config.service(n).ok_or_else(|| {
                 let mut msg = format!("unknown service `{n}`");
-                match suggest(n, &all) {
-                    Some(s) => msg.push_str(&format!("; did you mean `{s}`?")),
+                match did_you_mean(n, &all) {
+                    Some(hint) => msg.push_str(&hint),
                     None if all.is_empty() => {
                         msg.push_str("; the configuration defines no services")
                     }

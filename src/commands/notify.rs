@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::Context;
 use crate::cli::NotifyTestArgs;
-use crate::config::{load::list, suggest};
+use crate::config::{did_you_mean, load::list};
 use crate::error::Error;
 use crate::history::History;
 use crate::model::{Exit, Outcome};
@@ -38,10 +38,9 @@ pub async fn test(ctx: &Context, a: &NotifyTestArgs) -> Result<Exit, Error> {
         && c.notify.get(n).is_none()
     {
         let mut msg = format!("unknown notifier `{n}`");
-        match suggest(n, &names) {
-            Some(s) => msg.push_str(&format!("; did you mean `{s}`?")),
-            None => msg.push_str(&format!("; notifiers are {}", list(&names))),
-        }
+        msg.push_str(
+            &did_you_mean(n, &names).unwrap_or_else(|| format!("; notifiers are {}", list(&names))),
+        );
         return Err(Error::Usage(msg));
     }
     let dispatch = Dispatch::new(&c, *p);

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::Context;
 use crate::cli::{EnvArgs, ResticArgs};
-use crate::config::{Config, PasswordSource, Service, suggest};
+use crate::config::{Config, PasswordSource, Service, did_you_mean};
 use crate::error::Error;
 use crate::model::Exit;
 use crate::restic::{Repository, ResticCall};
@@ -30,13 +30,9 @@ fn pick<'a>(
         Some(d) if targets.contains(&d) => Ok((svc, d.to_string(), false)),
         Some(d) => {
             let mut msg = format!("service `{}` has no target `{d}`", svc.name);
-            match suggest(d, &targets) {
-                Some(s) => msg.push_str(&format!("; did you mean `{s}`?")),
-                None => msg.push_str(&format!(
-                    "; its targets are {}",
-                    crate::config::load::list(&targets)
-                )),
-            }
+            msg.push_str(&did_you_mean(d, &targets).unwrap_or_else(|| {
+                format!("; its targets are {}", crate::config::load::list(&targets))
+            }));
             Err(Error::Usage(msg))
         }
         None => targets

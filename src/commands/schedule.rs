@@ -41,7 +41,7 @@ pub async fn apply(
     a: &ScheduleArgs,
 ) -> Result<Exit, Error> {
     let p = &ctx.printer;
-    let origin = Origin::current(&c.file).map_err(Error::Other)?;
+    let origin = Origin::current(&c.file).map_err(|e| Error::Other(e.to_string()))?;
     let entries = schedule::entries(c, &origin);
     let (backend, why) = a
         .backend
@@ -71,8 +71,8 @@ pub async fn apply(
     let r = schedule::apply::apply(&req, &entries)
         .await
         .map_err(|e| match e {
-            ApplyError::Unsupported(m) => Error::Usage(m),
-            ApplyError::Failed(m) => Error::Other(m),
+            ApplyError::Unsupported(e) => Error::Usage(e.to_string()),
+            ApplyError::Failed(e) => Error::Other(e.to_string()),
         })?;
     print(ctx, c, &req, &entries, &r);
     Ok(Exit::Ok)

@@ -11,8 +11,8 @@ use crate::restic::Repository;
 
 pub fn run(ctx: &Context) -> Result<Exit, Error> {
     let p = &ctx.printer;
-    let (file, why) =
-        config::discover(&ctx.env, ctx.config_flag.as_ref()).map_err(Error::ConfigMissing)?;
+    let (file, why) = config::discover(&ctx.env, ctx.config_flag.as_ref())
+        .map_err(|e| Error::ConfigMissing(e.to_string()))?;
     let loaded = Config::load_with(&file, &ctx.env, &ctx.discovery).and_then(|c| {
         // Without the engine the labelled services are missing: what would
         // run is not what the user configured.

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::{Context, select};
 use crate::cli::VerifyArgs;
-use crate::config::suggest;
+use crate::config::did_you_mean;
 use crate::error::Error;
 use crate::history::History;
 use crate::model::{Exit, Outcome, VerifyKind};
@@ -32,13 +32,9 @@ pub async fn run(ctx: &Context, a: &VerifyArgs) -> Result<Exit, Error> {
     for d in &a.destinations {
         if !c.destinations.contains_key(d) {
             let mut msg = format!("unknown destination `{d}`");
-            match suggest(d, &names) {
-                Some(s) => msg.push_str(&format!("; did you mean `{s}`?")),
-                None => msg.push_str(&format!(
-                    "; destinations are {}",
-                    crate::config::load::list(&names)
-                )),
-            }
+            msg.push_str(&did_you_mean(d, &names).unwrap_or_else(|| {
+                format!("; destinations are {}", crate::config::load::list(&names))
+            }));
             return Err(Error::Usage(msg));
         }
     }

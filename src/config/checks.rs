@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::Diagnostic;
 use super::load::Locator;
+use super::{Diagnostic, ValueError};
 
 /// The longest any configured duration in seconds may be: 30 days.
 pub const MAX_SECONDS: u64 = 30 * 86_400;
@@ -342,12 +342,10 @@ fn valid_scheme(s: &str) -> bool {
 }
 
 /// The parts of a repository `url` that would make restic misread it.
-fn check_url(kind: &str, url: &str) -> Result<(), String> {
+fn check_url(kind: &str, url: &str) -> Result<(), ValueError> {
     let Some(i) = url.find("://") else {
         if kind == "rest" {
-            return Err(format!(
-                "`url` `{url}` is not an http:// or https:// address; a rest destination needs the server's address, e.g. `rest:https://backup.example.com:8000/`"
-            ));
+            return Err(ValueError::RestUrl(url.to_string()));
         }
         return Ok(());
     };
@@ -355,17 +353,20 @@ fn check_url(kind: &str, url: &str) -> Result<(), String> {
     // `rest:http`, `s3:https`: restic's backend prefix, then the scheme.
     for part in schemes.split(':') {
         if !valid_scheme(part) {
-            return Err(format!(
-                "`url` `{url}` has an invalid scheme `{part}`; a scheme starts with a letter and has only letters, digits, `+`, `-` and `.` (e.g. `sftp://`, `rest:https://`, `s3:https://`)"
-            ));
+            return Err(ValueError::UrlScheme {
+                url: url.to_string(),
+                scheme: part.to_string(),
+            });
         }
     }
     let inner = schemes.rsplit(':').next().unwrap_or(schemes);
     let http = matches!(inner, "http" | "https");
     if matches!(kind, "rest" | "s3") && !http {
-        return Err(format!(
-            "`url` `{url}` uses `{inner}://`; restic reaches a `{kind}` server over http:// or https://"
-        ));
+        return Err(ValueError::UrlNotHttp {
+            url: url.to_string(),
+            scheme: inner.to_string(),
+            kind: kind.to_string(),
+        });
     }
     Ok(())
 }
@@ -387,7 +388,7 @@ fn describe(c: char) -> String {
 /// 28-year calendar cycle (every weekday on every date, leap years
 /// included) matches its day-of-month, month and day-of-week fields.
 /// Expressions with extensions (`L`, `W`, `#`) are not judged.
-pub fn never_fires(expr: &str) -> Option<String> {
+pub fn never_fires(expr: &str) -> Option<ValueError> {
     use chrono::{Datelike, NaiveDate};
     let e = super::cron_expr::CronExpr::parse(expr).ok()?;
     let or = e.days_or();
@@ -402,9 +403,7 @@ pub fn never_fires(expr: &str) -> Option<String> {
         }
         day = day.succ_opt()?;
     }
-    Some(format!(
-        "cron expression `{expr}` never fires: no month has that day (e.g. the 31st of February); pick a day that exists, e.g. `0 3 28 2 *`"
-    ))
+    Some(ValueError::CronNeverFires(expr.to_string()))
 }
 
 /// Shortens every message for printing: a quoted value longer than

@@ -36,6 +36,35 @@ pub struct CronExpr {
     pub dow: Field,
 }
 
+/// Why [`CronExpr::parse`] did not understand an expression.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CronError {
+    #[error(
+        "cron expression `{expr}` has {count} fields; use 5 (minute hour day-of-month month day-of-week)"
+    )]
+    FieldCount { expr: String, count: usize },
+    #[error("cron expression `{expr}`: {field} field `{text}`: {problem}")]
+    Field {
+        expr: String,
+        /// `minute`, `hour`, `day-of-month`, `month` or `day-of-week`.
+        field: &'static str,
+        /// The field as written.
+        text: String,
+        problem: FieldProblem,
+    },
+}
+
+/// What is wrong inside one field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldProblem {
+    #[error("`{0}` is not a number or a name")]
+    NotAValue(String),
+    #[error("step `{0}` is not a positive number")]
+    BadStep(String),
+    #[error("`{item}` is outside {lo}-{hi} or runs backwards")]
+    OutOfRange { item: String, lo: u32, hi: u32 },
+}
+
 const MONTHS: [&str; 12] = [
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
 ];
@@ -43,17 +72,21 @@ const DAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
 impl CronExpr {
     /// Parses `expr`; the error names the field that is not understood.
-    pub fn parse(expr: &str) -> Result<CronExpr, String> {
+    pub fn parse(expr: &str) -> Result<CronExpr, CronError> {
         let parts: Vec<&str> = expr.split_whitespace().collect();
         if parts.len() != 5 {
-            return Err(format!(
-                "cron expression `{expr}` has {} fields; use 5 (minute hour day-of-month month day-of-week)",
-                parts.len()
-            ));
+            return Err(CronError::FieldCount {
+                expr: expr.to_string(),
+                count: parts.len(),
+            });
         }
-        let f = |i: usize, name: &str, lo: u32, hi: u32, names: &[&str], base: u32| {
-            parse_field(parts[i], lo, hi, names, base)
-                .map_err(|e| format!("cron expression `{expr}`: {name} field `{}`: {e}", parts[i]))
+        let f = |i: usize, field: &'static str, lo: u32, hi: u32, names: &[&str], base: u32| {
+            parse_field(parts[i], lo, hi, names, base).map_err(|problem| CronError::Field {
+                expr: expr.to_string(),
+                field,
+                text: parts[i].to_string(),
+                problem,
+            })
         };
         let mut dow = f(4, "day-of-week", 0, 7, &DAYS, 0)?;
         if dow.values.remove(&7) {
@@ -77,7 +110,7 @@ impl CronExpr {
     }
 }
 
-fn value(s: &str, names: &[&str], base: u32) -> Result<u32, String> {
+fn value(s: &str, names: &[&str], base: u32) -> Result<u32, FieldProblem> {
     if let Ok(n) = s.parse::<u32>() {
         return Ok(n);
     }
@@ -87,10 +120,16 @@ fn value(s: &str, names: &[&str], base: u32) -> Result<u32, String> {
         .position(|n| *n == lower)
         .and_then(|i| u32::try_from(i).ok())
         .map(|i| i + base)
-        .ok_or_else(|| format!("`{s}` is not a number or a name"))
+        .ok_or_else(|| FieldProblem::NotAValue(s.to_string()))
 }
 
-fn parse_field(text: &str, lo: u32, hi: u32, names: &[&str], base: u32) -> Result<Field, String> {
+fn parse_field(
+    text: &str,
+    lo: u32,
+    hi: u32,
+    names: &[&str],
+    base: u32,
+) -> Result<Field, FieldProblem> {
     let mut values = BTreeSet::new();
     for item in text.split(',') {
         let (range, step) = match item.split_once('/') {
@@ -99,7 +138,7 @@ fn parse_field(text: &str, lo: u32, hi: u32, names: &[&str], base: u32) -> Resul
                     .parse()
                     .ok()
                     .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("step `{s}` is not a positive number"))?;
+                    .ok_or_else(|| FieldProblem::BadStep(s.to_string()))?;
                 (r, step)
             }
             None => (item, 1),
@@ -114,7 +153,11 @@ fn parse_field(text: &str, lo: u32, hi: u32, names: &[&str], base: u32) -> Resul
             (a, if step > 1 { hi } else { a })
         };
         if a < lo || b > hi || a > b {
-            return Err(format!("`{item}` is outside {lo}-{hi} or runs backwards"));
+            return Err(FieldProblem::OutOfRange {
+                item: item.to_string(),
+                lo,
+                hi,
+            });
         }
         values.extend((a..=b).step_by(step as usize));
     }
@@ -145,5 +188,33 @@ mod tests {
         assert!(e.dow.all);
         assert!(CronExpr::parse("0 0 L * *").is_err());
         assert!(CronExpr::parse("0 0 5-1 * *").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        for (expr, want) in [
+            (
+                "0 0 * *",
+                "cron expression `0 0 * *` has 4 fields; use 5 (minute hour day-of-month month day-of-week)",
+            ),
+            (
+                "0 0 L * *",
+                "cron expression `0 0 L * *`: day-of-month field `L`: `L` is not a number or a name",
+            ),
+            (
+                "*/0 0 * * *",
+                "cron expression `*/0 0 * * *`: minute field `*/0`: step `0` is not a positive number",
+            ),
+            (
+                "0 0 5-1 * *",
+                "cron expression `0 0 5-1 * *`: day-of-month field `5-1`: `5-1` is outside 1-31 or runs backwards",
+            ),
+        ] {
+            assert_eq!(
+                CronExpr::parse(expr).map(|_| ()).map_err(|e| e.to_string()),
+                Err(want.to_string()),
+                "{expr}"
+            );
+        }
     }
 }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::Env;
 use super::schema::{DUMP_TYPES, DumpRaw};
+use super::{Env, ValueError};
 
 /// Which MariaDB-family client set to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -140,7 +140,7 @@ fn default_filename(name: &str, source: &DumpSource) -> String {
 /// Keys that belong to one preset only, for "key X does not apply" errors.
 const SERVER_KEYS: &[&str] = &["database", "user", "host", "port", "password_file"];
 
-fn expand(p: &str, env: &Env, docker_base: Option<&Path>) -> Result<PathBuf, String> {
+fn expand(p: &str, env: &Env, docker_base: Option<&Path>) -> Result<PathBuf, ValueError> {
     let pb = match (p.strip_prefix("~/"), env.home.as_ref()) {
         (Some(rest), Some(home)) => home.join(rest),
         _ => PathBuf::from(p),
@@ -150,9 +150,7 @@ fn expand(p: &str, env: &Env, docker_base: Option<&Path>) -> Result<PathBuf, Str
     }
     match docker_base {
         Some(b) => Ok(b.join(pb)),
-        None => Err(format!(
-            "`{p}` is relative, and relative paths are taken from `docker_base`, which is not set; set `[global] docker_base` or write an absolute path"
-        )),
+        None => Err(ValueError::RelativePath(p.to_string())),
     }
 }
 
@@ -363,9 +361,7 @@ fn source(d: &DumpRaw, what: &str, inputs: &Inputs<'_>, e: &mut Errors<'_>) -> O
         }
         (Some("sqlite"), None) => sqlite_source(d, what, inputs, e),
         (Some(other), None) => {
-            let hint = super::suggest(other, DUMP_TYPES)
-                .map(|s| format!("; did you mean `{s}`?"))
-                .unwrap_or_default();
+            let hint = super::did_you_mean(other, DUMP_TYPES).unwrap_or_default();
             e.err(
                 Some("type"),
                 format!(

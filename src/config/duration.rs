@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::ValueError;
+
 /// The longest age limit: 10 years.
 pub const MAX_AGE_SECONDS: u64 = 3650 * 86_400;
 
@@ -42,22 +44,15 @@ impl std::fmt::Display for AgeLimit {
 }
 
 /// Parses `26h`, `3d`, `1d12h`, `90m`, `1w`, `45s` or `off`.
-pub fn parse_age_limit(text: &str) -> Result<AgeLimit, String> {
+pub fn parse_age_limit(text: &str) -> Result<AgeLimit, ValueError> {
     let t = text;
     if t.trim() != t {
-        return Err(format!(
-            "`{text}` has spaces around it; write the duration alone, e.g. `{}`",
-            t.trim()
-        ));
+        return Err(ValueError::DurationSpaces(text.to_string()));
     }
     if t.eq_ignore_ascii_case("off") {
         return Ok(AgeLimit::Off);
     }
-    let bad = || {
-        format!(
-            "`{text}` is not a duration; write a number with a unit: s, m (minutes), h, d or w, e.g. `26h`, `3d`, `1d12h`, or `off`"
-        )
-    };
+    let bad = || ValueError::NotADuration(text.to_string());
     let mut total: u64 = 0;
     let mut num = String::new();
     let mut any = false;
@@ -86,14 +81,10 @@ pub fn parse_age_limit(text: &str) -> Result<AgeLimit, String> {
         return Err(bad());
     }
     if total > MAX_AGE_SECONDS {
-        return Err(format!(
-            "`{text}` is too long; the longest limit is `3650d` (10 years), or `off` to turn the check off"
-        ));
+        return Err(ValueError::DurationTooLong(text.to_string()));
     }
     if total == 0 {
-        return Err(format!(
-            "`{text}` is zero; give a positive duration, or `off` to turn the check off"
-        ));
+        return Err(ValueError::DurationZero(text.to_string()));
     }
     Ok(AgeLimit::After(Duration::from_secs(total)))
 }

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::load::{Locator, RawConfig, list};
 use super::schema::{DUMP_TYPES, DumpRaw, ServiceConfigRaw, ServiceRaw};
-use super::{Diagnostic, suggest};
+use super::{Diagnostic, did_you_mean, did_you_mean_names, suggest};
 
 /// The label namespace when `[docker] label_prefix` is not set.
 pub const DEFAULT_PREFIX: &str = "restic-manager";
@@ -383,10 +383,10 @@ impl Merge<'_> {
                 .chain(std::iter::once(self.label("dump.TYPE")))
                 .collect();
             let valid_refs: Vec<&str> = valid.iter().map(String::as_str).collect();
-            match suggest(&self.label(k), &valid_refs) {
-                Some(s) => msg.push_str(&format!("; did you mean `{s}`?")),
-                None => msg.push_str(&format!("; valid labels are {}", list(&valid_refs))),
-            }
+            msg.push_str(
+                &did_you_mean(&self.label(k), &valid_refs)
+                    .unwrap_or_else(|| format!("; valid labels are {}", list(&valid_refs))),
+            );
             self.err(Some(&service), msg);
         }
 
@@ -502,22 +502,20 @@ impl Merge<'_> {
     /// Why a label value cannot be used, if it cannot.
     fn check_value(&self, key: Key, v: &str) -> Option<String> {
         match key {
-            Key::Schedule => super::resolve::check_cron(v).err(),
+            Key::Schedule => super::resolve::check_cron(v).err().map(|e| e.to_string()),
             Key::Profile => {
                 if self.raw.profiles.contains_key(v) || self.raw.broken_profiles.contains(v) {
                     return None;
                 }
                 let names: Vec<&str> = self.raw.profiles.keys().map(String::as_str).collect();
-                Some(match suggest(v, &names) {
-                    Some(s) => format!("profile `{v}` is not defined; did you mean `{s}`?"),
-                    None if names.is_empty() => {
-                        format!("profile `{v}` is not defined; add a `[profiles.{v}]` table")
+                let hint = did_you_mean(v, &names).unwrap_or_else(|| {
+                    if names.is_empty() {
+                        format!("; add a `[profiles.{v}]` table")
+                    } else {
+                        format!("; defined profiles: {}", list(&names))
                     }
-                    None => format!(
-                        "profile `{v}` is not defined; defined profiles: {}",
-                        list(&names)
-                    ),
-                })
+                });
+                Some(format!("profile `{v}` is not defined{hint}"))
             }
             Key::Targets => {
                 let names: Vec<&str> = self.raw.destinations.keys().map(String::as_str).collect();
@@ -526,8 +524,8 @@ impl Merge<'_> {
                         && !self.raw.broken_destinations.contains(t)
                 })?;
                 let mut msg = format!("destination `{t}` is not defined");
-                match suggest(&t, &names) {
-                    Some(s) => msg.push_str(&format!("; did you mean `{s}`?")),
+                match did_you_mean(&t, &names) {
+                    Some(hint) => msg.push_str(&hint),
                     None if names.is_empty() => {
                         msg.push_str(&format!("; add a `[destinations.{t}]` table"));
                     }
@@ -637,13 +635,12 @@ impl Merge<'_> {
                 "container `{}`: label `{label}`: unknown dump type `{kind}`",
                 c.name
             );
-            match suggest(kind, DUMP_TYPES) {
-                Some(s) => msg.push_str(&format!(
-                    "; did you mean `{}`?",
-                    self.label(&format!("dump.{s}"))
-                )),
-                None => msg.push_str(&format!("; valid types are {}", list(DUMP_TYPES))),
-            }
+            // The hint names the whole label, the way the user wrote it.
+            let near = suggest(kind, DUMP_TYPES).map(|s| self.label(&format!("dump.{s}")));
+            msg.push_str(
+                &did_you_mean_names(near)
+                    .unwrap_or_else(|| format!("; valid types are {}", list(DUMP_TYPES))),
+            );
             self.err(Some(service), msg);
             return;
         }
@@ -750,9 +747,30 @@ impl Merge<'_> {
     }
 }
 
+/// Why a dump label's value cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DumpLabelError {
+    #[error("`{0}` is not `key=value`; write e.g. `database=wiki,user=wiki`")]
+    NotKeyValue(String),
+    #[error("`port={0}` is not a port number")]
+    Port(String),
+    #[error("`timeout_seconds={0}` is not a number")]
+    Timeout(String),
+    #[error(
+        "unknown key `{0}`{hint}",
+        hint = did_you_mean(.0, DUMP_LABEL_KEYS)
+            .unwrap_or_else(|| format!("; valid keys are {}", list(DUMP_LABEL_KEYS)))
+    )]
+    UnknownKey(String),
+    #[error(
+        "a sqlite dump needs the database file's path inside the container, e.g. `/data/app.db`"
+    )]
+    SqliteNeedsPath,
+}
+
 /// A dump label's value: `key=value` pairs separated by commas, or just the
 /// database (postgres, mariadb, mysql) or the file's path (sqlite).
-fn parse_dump(kind: &str, value: &str, container: &str) -> Result<DumpRaw, String> {
+fn parse_dump(kind: &str, value: &str, container: &str) -> Result<DumpRaw, DumpLabelError> {
     let mut d = DumpRaw {
         name: Some(format!("{container}-{kind}")),
         kind: Some(kind.to_string()),
@@ -763,9 +781,7 @@ fn parse_dump(kind: &str, value: &str, container: &str) -> Result<DumpRaw, Strin
     if value.contains('=') {
         for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let Some((k, v)) = pair.split_once('=') else {
-                return Err(format!(
-                    "`{pair}` is not `key=value`; write e.g. `database=wiki,user=wiki`"
-                ));
+                return Err(DumpLabelError::NotKeyValue(pair.to_string()));
             };
             let (k, v) = (k.trim(), v.trim().to_string());
             match k {
@@ -774,29 +790,15 @@ fn parse_dump(kind: &str, value: &str, container: &str) -> Result<DumpRaw, Strin
                 "user" => d.user = Some(v),
                 "host" => d.host = Some(v),
                 "port" => {
-                    d.port = Some(
-                        v.parse()
-                            .map_err(|_| format!("`port={v}` is not a port number"))?,
-                    );
+                    d.port = Some(v.parse().map_err(|_| DumpLabelError::Port(v.clone()))?);
                 }
                 "path" => d.path = Some(v),
                 "filename" => d.filename = Some(v),
                 "timeout_seconds" => {
-                    d.timeout_seconds = Some(
-                        v.parse()
-                            .map_err(|_| format!("`timeout_seconds={v}` is not a number"))?,
-                    );
+                    d.timeout_seconds =
+                        Some(v.parse().map_err(|_| DumpLabelError::Timeout(v.clone()))?);
                 }
-                other => {
-                    let mut msg = format!("unknown key `{other}`");
-                    match suggest(other, DUMP_LABEL_KEYS) {
-                        Some(s) => msg.push_str(&format!("; did you mean `{s}`?")),
-                        None => {
-                            msg.push_str(&format!("; valid keys are {}", list(DUMP_LABEL_KEYS)))
-                        }
-                    }
-                    return Err(msg);
-                }
+                other => return Err(DumpLabelError::UnknownKey(other.to_string())),
             }
         }
     } else if !value.is_empty() {
@@ -807,10 +809,7 @@ fn parse_dump(kind: &str, value: &str, container: &str) -> Result<DumpRaw, Strin
         }
     }
     if kind == "sqlite" && d.path.is_none() {
-        return Err(
-            "a sqlite dump needs the database file's path inside the container, e.g. `/data/app.db`"
-                .into(),
-        );
+        return Err(DumpLabelError::SqliteNeedsPath);
     }
     Ok(d)
 }
@@ -1136,7 +1135,8 @@ mod tests {
             ("postgres", "database=a,oops", "`oops` is not `key=value`"),
             ("mysql", "usr=a", "unknown key `usr`; did you mean `user`?"),
         ] {
-            let e = parse_dump(kind, value, "c").map_or_else(|e| e, |d| panic!("{d:?}"));
+            let e =
+                parse_dump(kind, value, "c").map_or_else(|e| e.to_string(), |d| panic!("{d:?}"));
             assert!(e.contains(want), "{e}");
         }
     }

@@ -18,7 +18,7 @@ use super::schema::{
     DestinationRaw, GlobalRaw, NotificationsRaw, NotifierRaw, SERVICE_CONFIG_KEYS, SERVICE_KEYS,
     ServiceRaw, TOP_LEVEL_KEYS,
 };
-use super::{Diagnostic, suggest};
+use super::{Diagnostic, did_you_mean};
 
 /// A parsed but not yet resolved configuration file.
 #[derive(Debug, Clone, Default)]
@@ -392,8 +392,10 @@ impl Top<'_> {
 /// "unknown section", with a did-you-mean or the list of valid ones.
 fn unknown_section(other: &str) -> String {
     let mut msg = format!("unknown section `{other}`");
-    if let Some(s) = suggest(other, TOP_LEVEL_KEYS).or_else(|| suggest(other, &["include"])) {
-        msg.push_str(&format!("; did you mean `{s}`?"));
+    if let Some(hint) =
+        did_you_mean(other, TOP_LEVEL_KEYS).or_else(|| did_you_mean(other, &["include"]))
+    {
+        msg.push_str(&hint);
     } else {
         msg.push_str(&format!("; valid sections are {}", list(TOP_LEVEL_KEYS)));
     }
@@ -517,8 +519,8 @@ fn explain_unknown(
         msg.push_str(
             "; `include` is a top-level key: move it above the first `[table]` header of the file",
         );
-    } else if let Some(s) = suggest(field, &valid) {
-        msg.push_str(&format!("; did you mean `{s}`?"));
+    } else if let Some(hint) = did_you_mean(field, &valid) {
+        msg.push_str(&hint);
     } else if is_service && SERVICE_CONFIG_KEYS.contains(&field) {
         msg.push_str(&format!(
             "; `{field}` belongs in the `[{name}.config]` table, below `{table}`"

@@ -62,6 +62,105 @@ pub fn suggest<'a>(given: &str, valid: &[&'a str]) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// The "; did you mean `x`?" hint when `given` is a near miss of one of
+/// `valid`; `None` leaves the caller its own fallback (the valid list, a
+/// table to add).
+pub fn did_you_mean(given: &str, valid: &[&str]) -> Option<String> {
+    did_you_mean_names(suggest(given, valid))
+}
+
+/// The one wording of every "did you mean" hint:
+/// "; did you mean `a`?" or "; did you mean `a`, `b`?". `None` when there
+/// is nothing to name.
+pub fn did_you_mean_names<S: fmt::Display>(names: impl IntoIterator<Item = S>) -> Option<String> {
+    let names: Vec<String> = names.into_iter().map(|n| format!("`{n}`")).collect();
+    (!names.is_empty()).then(|| format!("; did you mean {}?", names.join(", ")))
+}
+
+/// Why a single configuration value cannot be used. The resolver prefixes
+/// the owner (`service `wiki`: `) and turns it into a [`Diagnostic`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error(
+        "cron expression `{expr}` has {count} fields; use 5 (minute hour day-of-month month day-of-week), e.g. `30 2 * * *`"
+    )]
+    CronFieldCount { expr: String, count: usize },
+    #[error(
+        "invalid cron expression `{expr}`: the {field} field `{text}` is not valid (allowed: {allowed}, `*`, lists `a,b`, ranges `a-b`, steps `*/n`)"
+    )]
+    CronField {
+        expr: String,
+        field: &'static str,
+        text: String,
+        allowed: &'static str,
+    },
+    #[error(
+        "invalid cron expression `{0}`; use 5 fields (minute hour day-of-month month day-of-week), e.g. `30 2 * * *`"
+    )]
+    Cron(String),
+    #[error(
+        "cron expression `{0}` never fires: no month has that day (e.g. the 31st of February); pick a day that exists, e.g. `0 3 28 2 *`"
+    )]
+    CronNeverFires(String),
+    #[error(
+        "unknown `replication` value `{0}`; use `parallel` (an independent backup to each target) or `copy` (back up to the first target, then `restic copy` to the others)"
+    )]
+    Replication(String),
+    #[error("`prune` must be `always`, `never` or a cron expression: {0}")]
+    Prune(Box<ValueError>),
+    #[error("`volume_mode` must be \"auto\", \"direct\" or \"stream\", not `{0}`")]
+    VolumeMode(String),
+    #[error("`{0}` has spaces around it; write the duration alone, e.g. `{trimmed}`", trimmed = .0.trim())]
+    DurationSpaces(String),
+    #[error(
+        "`{0}` is not a duration; write a number with a unit: s, m (minutes), h, d or w, e.g. `26h`, `3d`, `1d12h`, or `off`"
+    )]
+    NotADuration(String),
+    #[error(
+        "`{0}` is too long; the longest limit is `3650d` (10 years), or `off` to turn the check off"
+    )]
+    DurationTooLong(String),
+    #[error("`{0}` is zero; give a positive duration, or `off` to turn the check off")]
+    DurationZero(String),
+    #[error(
+        "`{0}` is relative, and relative paths are taken from `docker_base`, which is not set; set `[global] docker_base` or write an absolute path"
+    )]
+    RelativePath(String),
+    #[error(
+        "`url` `{0}` is not an http:// or https:// address; a rest destination needs the server's address, e.g. `rest:https://backup.example.com:8000/`"
+    )]
+    RestUrl(String),
+    #[error(
+        "`url` `{url}` has an invalid scheme `{scheme}`; a scheme starts with a letter and has only letters, digits, `+`, `-` and `.` (e.g. `sftp://`, `rest:https://`, `s3:https://`)"
+    )]
+    UrlScheme { url: String, scheme: String },
+    #[error(
+        "`url` `{url}` uses `{scheme}://`; restic reaches a `{kind}` server over http:// or https://"
+    )]
+    UrlNotHttp {
+        url: String,
+        scheme: String,
+        kind: String,
+    },
+}
+
+/// No configuration file to load.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiscoverError {
+    /// The one place to look (`--config`, `$RESTIC_MANAGER_CONFIG`) has no
+    /// file.
+    #[error(
+        "configuration file `{}` (from {why}) does not exist; check the path, or create it from `config.example.toml`",
+        .file.display()
+    )]
+    Missing { file: PathBuf, why: &'static str },
+    #[error(
+        "no configuration file found (looked at {}); create one from `config.example.toml` or pass `--config PATH`",
+        .looked.iter().map(|f| format!("`{}`", f.display())).collect::<Vec<_>>().join(", ")
+    )]
+    NotFound { looked: Vec<PathBuf> },
+}
+
 /// Where the repository password comes from. Only ever handed to restic
 /// through its environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -320,14 +419,12 @@ pub enum VolumeMode {
 
 impl VolumeMode {
     /// Parses the config value.
-    pub fn parse(s: &str) -> Result<VolumeMode, String> {
+    pub fn parse(s: &str) -> Result<VolumeMode, ValueError> {
         match s {
             "auto" => Ok(VolumeMode::Auto),
             "direct" => Ok(VolumeMode::Direct),
             "stream" => Ok(VolumeMode::Stream),
-            other => Err(format!(
-                "`volume_mode` must be \"auto\", \"direct\" or \"stream\", not `{other}`"
-            )),
+            other => Err(ValueError::VolumeMode(other.to_string())),
         }
     }
 
@@ -499,15 +596,18 @@ fn finish(
 /// Finds the configuration file: `--config`, `$RESTIC_MANAGER_CONFIG`, the
 /// user's XDG file, then `/etc`. Returns the file and why it was chosen, or
 /// the list of places looked at.
-pub fn discover(env: &Env, flag: Option<&PathBuf>) -> Result<(PathBuf, &'static str), String> {
+pub fn discover(
+    env: &Env,
+    flag: Option<&PathBuf>,
+) -> Result<(PathBuf, &'static str), DiscoverError> {
     let candidates = env.config_candidates(flag);
     if candidates.len() == 1 {
         let (f, why) = &candidates[0];
         if !f.exists() {
-            return Err(format!(
-                "configuration file `{}` (from {why}) does not exist; check the path, or create it from `config.example.toml`",
-                f.display()
-            ));
+            return Err(DiscoverError::Missing {
+                file: f.clone(),
+                why,
+            });
         }
         return Ok((f.clone(), why));
     }
@@ -516,12 +616,120 @@ pub fn discover(env: &Env, flag: Option<&PathBuf>) -> Result<(PathBuf, &'static 
             return Ok((f.clone(), why));
         }
     }
-    let looked: Vec<String> = candidates
-        .iter()
-        .map(|(f, _)| format!("`{}`", f.display()))
-        .collect();
-    Err(format!(
-        "no configuration file found (looked at {}); create one from `config.example.toml` or pass `--config PATH`",
-        looked.join(", ")
-    ))
+    Err(DiscoverError::NotFound {
+        looked: candidates.into_iter().map(|(f, _)| f).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn did_you_mean_words_every_hint_alike() {
+        assert_eq!(
+            did_you_mean("postgress", &["postgres", "mariadb", "sqlite"]).as_deref(),
+            Some("; did you mean `postgres`?")
+        );
+        assert_eq!(did_you_mean("zzz", &["postgres", "mariadb"]), None);
+        assert_eq!(did_you_mean("x", &[]), None);
+        assert_eq!(
+            did_you_mean_names(["/a/b", "/a/c"]).as_deref(),
+            Some("; did you mean `/a/b`, `/a/c`?")
+        );
+        assert_eq!(did_you_mean_names(Vec::<String>::new()), None);
+    }
+
+    #[test]
+    fn value_errors_read_as_before() {
+        let field_count = resolve::check_cron("0 3 * *").err();
+        let never = resolve::check_cron("0 3 31 2 *").err();
+        let cases: Vec<(Option<ValueError>, &str)> = vec![
+            (
+                field_count,
+                "cron expression `0 3 * *` has 4 fields; use 5 (minute hour day-of-month month day-of-week), e.g. `30 2 * * *`",
+            ),
+            (
+                resolve::check_cron("0 25 * * *").err(),
+                "invalid cron expression `0 25 * * *`: the hour field `25` is not valid (allowed: 0-23, `*`, lists `a,b`, ranges `a-b`, steps `*/n`)",
+            ),
+            (
+                Some(ValueError::Cron("a b c d e".into())),
+                "invalid cron expression `a b c d e`; use 5 fields (minute hour day-of-month month day-of-week), e.g. `30 2 * * *`",
+            ),
+            (
+                never,
+                "cron expression `0 3 31 2 *` never fires: no month has that day (e.g. the 31st of February); pick a day that exists, e.g. `0 3 28 2 *`",
+            ),
+            (
+                resolve::parse_replication("mirror").err(),
+                "unknown `replication` value `mirror`; use `parallel` (an independent backup to each target) or `copy` (back up to the first target, then `restic copy` to the others)",
+            ),
+            (
+                resolve::parse_prune("weekly").err(),
+                "`prune` must be `always`, `never` or a cron expression: cron expression `weekly` has 1 fields; use 5 (minute hour day-of-month month day-of-week), e.g. `30 2 * * *`",
+            ),
+            (
+                VolumeMode::parse("copy").err(),
+                "`volume_mode` must be \"auto\", \"direct\" or \"stream\", not `copy`",
+            ),
+            (
+                duration::parse_age_limit(" 3d").err(),
+                "` 3d` has spaces around it; write the duration alone, e.g. `3d`",
+            ),
+            (
+                duration::parse_age_limit("3x").err(),
+                "`3x` is not a duration; write a number with a unit: s, m (minutes), h, d or w, e.g. `26h`, `3d`, `1d12h`, or `off`",
+            ),
+            (
+                duration::parse_age_limit("9999d").err(),
+                "`9999d` is too long; the longest limit is `3650d` (10 years), or `off` to turn the check off",
+            ),
+            (
+                duration::parse_age_limit("0h").err(),
+                "`0h` is zero; give a positive duration, or `off` to turn the check off",
+            ),
+            (
+                Some(ValueError::RelativePath("db.sqlite".into())),
+                "`db.sqlite` is relative, and relative paths are taken from `docker_base`, which is not set; set `[global] docker_base` or write an absolute path",
+            ),
+            (
+                Some(ValueError::RestUrl("host:8000".into())),
+                "`url` `host:8000` is not an http:// or https:// address; a rest destination needs the server's address, e.g. `rest:https://backup.example.com:8000/`",
+            ),
+            (
+                Some(ValueError::UrlScheme {
+                    url: "1s3://x".into(),
+                    scheme: "1s3".into(),
+                }),
+                "`url` `1s3://x` has an invalid scheme `1s3`; a scheme starts with a letter and has only letters, digits, `+`, `-` and `.` (e.g. `sftp://`, `rest:https://`, `s3:https://`)",
+            ),
+            (
+                Some(ValueError::UrlNotHttp {
+                    url: "s3:ftp://x".into(),
+                    scheme: "ftp".into(),
+                    kind: "s3".into(),
+                }),
+                "`url` `s3:ftp://x` uses `ftp://`; restic reaches a `s3` server over http:// or https://",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.map(|e| e.to_string()).as_deref(), Some(want));
+        }
+        assert_eq!(
+            DiscoverError::Missing {
+                file: "/c.toml".into(),
+                why: "--config",
+            }
+            .to_string(),
+            "configuration file `/c.toml` (from --config) does not exist; check the path, or create it from `config.example.toml`"
+        );
+        assert_eq!(
+            DiscoverError::NotFound {
+                looked: vec!["/a.toml".into(), "/b.toml".into()],
+            }
+            .to_string(),
+            "no configuration file found (looked at `/a.toml`, `/b.toml`); create one from `config.example.toml` or pass `--config PATH`"
+        );
+    }
 }

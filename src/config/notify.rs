@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::load::{Locator, RawConfig, list};
 use super::schema::{NOTIFIER_TYPES, NOTIFY_EVENTS, NotifierRaw};
-use super::{Diagnostic, Env, suggest};
+use super::{Diagnostic, Env, did_you_mean};
 
 /// Default `rate_limit_minutes`.
 pub const DEFAULT_RATE_LIMIT_MINUTES: u64 = 60;
@@ -25,6 +25,15 @@ pub const LEGACY_DISCORD: &str = "discord";
 /// Shown in place of a secret.
 pub const REDACTED: &str = "***";
 
+/// A secret's file could not be read (the error names the file, never the
+/// secret).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read `{}`: {source}", .path.display())]
+pub struct SecretError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
 /// A secret value: written in the file, or read from a file when needed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Secret {
@@ -34,12 +43,15 @@ pub enum Secret {
 
 impl Secret {
     /// The value; a file's content without surrounding whitespace.
-    pub fn read(&self) -> Result<String, String> {
+    pub fn read(&self) -> Result<String, SecretError> {
         match self {
             Secret::Inline(s) => Ok(s.clone()),
             Secret::File(p) => std::fs::read_to_string(p)
                 .map(|s| s.trim().to_string())
-                .map_err(|e| format!("cannot read `{}`: {e}", p.display())),
+                .map_err(|source| SecretError {
+                    path: p.clone(),
+                    source,
+                }),
         }
     }
 
@@ -247,8 +259,8 @@ pub fn check_service_notifiers(
             continue;
         }
         let mut msg = format!("{owner} names notifier `{n}`, which is not defined");
-        if let Some(s) = suggest(n, &names) {
-            msg.push_str(&format!("; did you mean `{s}`?"));
+        if let Some(hint) = did_you_mean(n, &names) {
+            msg.push_str(&hint);
         } else if names.is_empty() {
             msg.push_str(&format!("; add a `[notifiers.{n}]` table"));
         } else {
@@ -429,9 +441,7 @@ fn notifier_type<'r>(
             "notifier `{name}` has unknown type `{kind}`; valid types are {}",
             list(NOTIFIER_TYPES)
         );
-        if let Some(s) = suggest(kind, NOTIFIER_TYPES) {
-            msg.push_str(&format!("; did you mean `{s}`?"));
-        }
+        msg.push_str(&did_you_mean(kind, NOTIFIER_TYPES).unwrap_or_default());
         err("type", msg);
         return None;
     }
@@ -458,12 +468,12 @@ fn common_keys(name: &str, kind: &str, r: &NotifierRaw, err: &mut dyn FnMut(&str
     if let Some(events) = &r.notify_on {
         for (i, v) in events.iter().enumerate() {
             if !NOTIFY_EVENTS.contains(&v.as_str()) {
-                let mut msg = format!("notifier `{name}`: unknown `notify_on` event `{v}`");
-                match suggest(v, NOTIFY_EVENTS) {
-                    Some(s) => msg.push_str(&format!("; did you mean `{s}`?")),
-                    None => msg.push_str(&format!("; valid events are {}", list(NOTIFY_EVENTS))),
-                }
-                err(&format!("notify_on.{i}"), msg);
+                let hint = did_you_mean(v, NOTIFY_EVENTS)
+                    .unwrap_or_else(|| format!("; valid events are {}", list(NOTIFY_EVENTS)));
+                err(
+                    &format!("notify_on.{i}"),
+                    format!("notifier `{name}`: unknown `notify_on` event `{v}`{hint}"),
+                );
                 ok = false;
             }
         }
@@ -541,9 +551,7 @@ fn email(
                 "notifier `{name}`: unknown `security` value `{other}`; valid values are {}",
                 list(SECURITY_VALUES)
             );
-            if let Some(s) = suggest(other, SECURITY_VALUES) {
-                msg.push_str(&format!("; did you mean `{s}`?"));
-            }
+            msg.push_str(&did_you_mean(other, SECURITY_VALUES).unwrap_or_default());
             err("security", msg);
             ok = false;
             Security::StartTls
@@ -631,28 +639,63 @@ fn email(
     })
 }
 
+/// What a `ca_file` must hold, for the end of [`CaFileError`] messages.
+const CA_FILE_HINT: &str =
+    "it must hold the CA certificate(s) in PEM form (`-----BEGIN CERTIFICATE-----`)";
+
+/// Why an email notifier's `ca_file` cannot be used. Each message starts
+/// with the file's name and says what to put there.
+#[derive(Debug, thiserror::Error)]
+pub enum CaFileError {
+    #[error("`{}` cannot be read: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{}` contains no certificate; {CA_FILE_HINT}", .path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("`{}` is not valid PEM ({source}); {CA_FILE_HINT}", .path.display())]
+    NotPem {
+        path: PathBuf,
+        source: lettre::transport::smtp::Error,
+    },
+    #[error("`{}` holds a certificate that cannot be used ({source}); {CA_FILE_HINT}", .path.display())]
+    Unusable {
+        path: PathBuf,
+        source: lettre::transport::smtp::Error,
+    },
+}
+
 /// The CA certificates of an email notifier's `ca_file`, checked the way
-/// the TLS connection will use them. The error starts with the file's name
-/// and says what to put there.
-pub fn read_ca_file(path: &Path) -> Result<lettre::transport::smtp::client::Certificate, String> {
+/// the TLS connection will use them.
+pub fn read_ca_file(
+    path: &Path,
+) -> Result<lettre::transport::smtp::client::Certificate, CaFileError> {
     use lettre::transport::smtp::client::{Certificate, TlsParameters};
-    let shown = path.display();
-    let pem = std::fs::read(path).map_err(|e| format!("`{shown}` cannot be read: {e}"))?;
-    let hint = "it must hold the CA certificate(s) in PEM form (`-----BEGIN CERTIFICATE-----`)";
+    let path_buf = || path.to_path_buf();
+    let pem = std::fs::read(path).map_err(|source| CaFileError::Read {
+        path: path_buf(),
+        source,
+    })?;
     let count = String::from_utf8_lossy(&pem)
         .matches("-----BEGIN CERTIFICATE-----")
         .count();
     if count == 0 {
-        return Err(format!("`{shown}` contains no certificate; {hint}"));
+        return Err(CaFileError::NoCertificate { path: path_buf() });
     }
-    let cert = Certificate::from_pem(&pem)
-        .map_err(|e| format!("`{shown}` is not valid PEM ({e}); {hint}"))?;
+    let cert = Certificate::from_pem(&pem).map_err(|source| CaFileError::NotPem {
+        path: path_buf(),
+        source,
+    })?;
     // Adding the certificates to a trust store parses them: a damaged one
     // is reported now, not when the first failure should be sent.
     TlsParameters::builder("localhost".to_string())
         .add_root_certificate(cert.clone())
         .build()
-        .map_err(|e| format!("`{shown}` holds a certificate that cannot be used ({e}); {hint}"))?;
+        .map_err(|source| CaFileError::Unusable {
+            path: path_buf(),
+            source,
+        })?;
     Ok(cert)
 }
 

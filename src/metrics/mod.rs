@@ -232,7 +232,12 @@ pub async fn publish(
             file.display()
         ));
     }
-    warnings.extend(push::push_all(m, &figures).await);
+    warnings.extend(
+        push::push_all(m, &figures)
+            .await
+            .iter()
+            .map(ToString::to_string),
+    );
     warnings
 }
 

@@ -4,6 +4,7 @@
 //! warning. The InfluxDB token is read from `token_file` when sending and
 //! never printed.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Figures, influx_lines, prometheus};
@@ -13,8 +14,54 @@ use crate::restic::repo::redact_url;
 /// Per request.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Pushes to every configured receiver at once; returns the warnings.
-pub async fn push_all(m: &MetricsSettings, f: &Figures) -> Vec<String> {
+/// Why the figures did not reach a receiver. URLs are shown redacted; the
+/// InfluxDB token never.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(reqwest::Error),
+    /// `receiver` is `pushgateway` or `influxdb`; `url` is redacted.
+    #[error("{receiver} url `{url}` is not valid: {problem}")]
+    BadUrl {
+        receiver: &'static str,
+        url: String,
+        problem: String,
+    },
+    #[error("{receiver} url `{url}` cannot take a path")]
+    NoPath { receiver: &'static str, url: String },
+    #[error("influxdb: cannot read `token_file` `{}`: {source}; nothing was sent", .path.display())]
+    TokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The request got no answer; `source` is without its URL.
+    #[error("{receiver} `{url}`: {}", describe(.source))]
+    Request {
+        receiver: &'static str,
+        url: String,
+        source: reqwest::Error,
+    },
+    /// An answer other than success, with the start of its body.
+    #[error("{receiver} `{url}` answered HTTP {status}{}", colon(.body))]
+    Status {
+        receiver: &'static str,
+        url: String,
+        status: reqwest::StatusCode,
+        body: String,
+    },
+}
+
+/// `: body`, or nothing for an empty body.
+fn colon(body: &str) -> String {
+    if body.is_empty() {
+        String::new()
+    } else {
+        format!(": {body}")
+    }
+}
+
+/// Pushes to every configured receiver at once; returns the failures.
+pub async fn push_all(m: &MetricsSettings, f: &Figures) -> Vec<PushError> {
     if m.pushgateway.is_none() && m.influxdb.is_none() {
         return Vec::new();
     }
@@ -24,7 +71,7 @@ pub async fn push_all(m: &MetricsSettings, f: &Figures) -> Vec<String> {
         .build()
     {
         Ok(c) => c,
-        Err(e) => return vec![format!("cannot set up the HTTP client: {e}")],
+        Err(e) => return vec![PushError::Client(e)],
     };
     let pg = async {
         match &m.pushgateway {
@@ -42,55 +89,69 @@ pub async fn push_all(m: &MetricsSettings, f: &Figures) -> Vec<String> {
     a.into_iter().chain(b).collect()
 }
 
-fn describe(e: reqwest::Error) -> String {
+fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         format!("no answer within {} s", TIMEOUT.as_secs())
     } else if e.is_connect() {
         "cannot connect".to_string()
     } else {
-        // Without the URL: it is printed by the caller, redacted.
-        e.without_url().to_string()
+        e.to_string()
     }
 }
 
-async fn send(what: &str, shown: &str, req: reqwest::RequestBuilder) -> Result<(), String> {
+async fn send(
+    receiver: &'static str,
+    url: String,
+    req: reqwest::RequestBuilder,
+) -> Result<(), PushError> {
     match req.send().await {
-        Err(e) => Err(format!("{what} `{shown}`: {}", describe(e))),
+        Err(e) => Err(PushError::Request {
+            receiver,
+            url,
+            // Without the URL: the error shows it redacted.
+            source: e.without_url(),
+        }),
         Ok(resp) if resp.status().is_success() => Ok(()),
         Ok(resp) => {
             let status = resp.status();
             let body = resp.text().await.unwrap_or_default();
-            let body: String = body.trim().chars().take(200).collect();
-            Err(format!(
-                "{what} `{shown}` answered HTTP {status}{}",
-                if body.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {body}")
-                }
-            ))
+            Err(PushError::Status {
+                receiver,
+                url,
+                status,
+                body: body.trim().chars().take(200).collect(),
+            })
         }
     }
 }
 
 /// The group URL: `<url>/metrics/job/<job>/host/<host>`, each value
 /// percent-encoded as one path segment.
-pub fn pushgateway_url(p: &Pushgateway, host: &str) -> Result<reqwest::Url, String> {
-    let mut url = reqwest::Url::parse(&p.url)
-        .map_err(|e| format!("pushgateway url `{}` is not valid: {e}", redact_url(&p.url)))?;
+pub fn pushgateway_url(p: &Pushgateway, host: &str) -> Result<reqwest::Url, PushError> {
+    let mut url = parse("pushgateway", &p.url)?;
     url.path_segments_mut()
-        .map_err(|()| {
-            format!(
-                "pushgateway url `{}` cannot take a path",
-                redact_url(&p.url)
-            )
+        .map_err(|()| PushError::NoPath {
+            receiver: "pushgateway",
+            url: redact_url(&p.url),
         })?
         .pop_if_empty()
         .extend(["metrics", "job", &p.job, "host", host]);
     Ok(url)
 }
 
-async fn pushgateway(client: &reqwest::Client, p: &Pushgateway, f: &Figures) -> Result<(), String> {
+fn parse(receiver: &'static str, url: &str) -> Result<reqwest::Url, PushError> {
+    reqwest::Url::parse(url).map_err(|e| PushError::BadUrl {
+        receiver,
+        url: redact_url(url),
+        problem: e.to_string(),
+    })
+}
+
+async fn pushgateway(
+    client: &reqwest::Client,
+    p: &Pushgateway,
+    f: &Figures,
+) -> Result<(), PushError> {
     let url = pushgateway_url(p, &f.host)?;
     let shown = redact_url(url.as_str());
     // PUT replaces every metric of this host's group, so a service removed
@@ -99,12 +160,11 @@ async fn pushgateway(client: &reqwest::Client, p: &Pushgateway, f: &Figures) -> 
         .put(url)
         .header("Content-Type", "text/plain; version=0.0.4")
         .body(prometheus(f));
-    send("pushgateway", &shown, req).await
+    send("pushgateway", shown, req).await
 }
 
-async fn influxdb(client: &reqwest::Client, i: &Influxdb, f: &Figures) -> Result<(), String> {
-    let base = reqwest::Url::parse(&i.url)
-        .map_err(|e| format!("influxdb url `{}` is not valid: {e}", redact_url(&i.url)))?;
+async fn influxdb(client: &reqwest::Client, i: &Influxdb, f: &Figures) -> Result<(), PushError> {
+    let base = parse("influxdb", &i.url)?;
     let (path, query): (&str, Vec<(&str, &str)>) = match &i.target {
         InfluxTarget::V2 { org, bucket } => (
             "api/v2/write",
@@ -114,7 +174,10 @@ async fn influxdb(client: &reqwest::Client, i: &Influxdb, f: &Figures) -> Result
     };
     let mut url = base.clone();
     url.path_segments_mut()
-        .map_err(|()| format!("influxdb url `{}` cannot take a path", redact_url(&i.url)))?
+        .map_err(|()| PushError::NoPath {
+            receiver: "influxdb",
+            url: redact_url(&i.url),
+        })?
         .pop_if_empty()
         .extend(path.split('/'));
     url.query_pairs_mut().extend_pairs(query);
@@ -124,20 +187,71 @@ async fn influxdb(client: &reqwest::Client, i: &Influxdb, f: &Figures) -> Result
         .header("Content-Type", "text/plain; charset=utf-8")
         .body(influx_lines(f));
     if let Some(file) = &i.token_file {
-        let token = std::fs::read_to_string(file).map_err(|e| {
-            format!(
-                "influxdb: cannot read `token_file` `{}`: {e}; nothing was sent",
-                file.display()
-            )
+        let token = std::fs::read_to_string(file).map_err(|source| PushError::TokenFile {
+            path: file.clone(),
+            source,
         })?;
         req = req.header("Authorization", format!("Token {}", token.trim()));
     }
-    send("influxdb", &shown, req).await
+    send("influxdb", shown, req).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_errors_read_as_before() {
+        let p = Pushgateway {
+            url: "pg:9091".into(),
+            job: "j".into(),
+        };
+        let Err(e) = pushgateway_url(&p, "h") else {
+            panic!("`pg:9091` has no path to extend")
+        };
+        assert_eq!(
+            e.to_string(),
+            "pushgateway url `pg:9091` cannot take a path"
+        );
+        let Err(e) = parse("influxdb", "http://user:pw@[::1") else {
+            panic!("a broken URL was parsed")
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "influxdb url `{}` is not valid: invalid IPv6 address",
+                redact_url("http://user:pw@[::1")
+            )
+        );
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let gone = io.to_string();
+        assert_eq!(
+            PushError::TokenFile {
+                path: "/run/t".into(),
+                source: io,
+            }
+            .to_string(),
+            format!("influxdb: cannot read `token_file` `/run/t`: {gone}; nothing was sent")
+        );
+        for (body, want) in [
+            (
+                "",
+                "pushgateway `http://pg/***` answered HTTP 400 Bad Request",
+            ),
+            (
+                "bad line",
+                "pushgateway `http://pg/***` answered HTTP 400 Bad Request: bad line",
+            ),
+        ] {
+            let e = PushError::Status {
+                receiver: "pushgateway",
+                url: "http://pg/***".into(),
+                status: reqwest::StatusCode::BAD_REQUEST,
+                body: body.into(),
+            };
+            assert_eq!(e.to_string(), want);
+        }
+    }
 
     #[test]
     fn group_path_is_encoded() {
@@ -146,7 +260,9 @@ mod tests {
             job: "restic manager".into(),
         };
         assert_eq!(
-            pushgateway_url(&p, "h/1").map(|u| u.to_string()),
+            pushgateway_url(&p, "h/1")
+                .map(|u| u.to_string())
+                .map_err(|e| e.to_string()),
             Ok("http://pg:9091/base/metrics/job/restic%20manager/host/h%2F1".to_string())
         );
     }

@@ -10,13 +10,92 @@ use serde::Serialize;
 use super::dispatch::Dispatch;
 use super::message::{Event, Message};
 use super::{discord, email, healthchecks, ntfy, webhook};
-use crate::config::notify::{Notifier, NotifierKind};
+use crate::config::notify::{CaFileError, Notifier, NotifierKind, SecretError};
 
 /// Attempts per request.
 pub(super) const ATTEMPTS: u32 = 3;
 /// The longest `retry_after` honoured; a server asking for more is given up
 /// on (the run must not hang on a rate limit).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Why a notifier did not get a message. Never carries a URL or a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The URL could not be read from its file.
+    #[error("{0}")]
+    Url(SecretError),
+    #[error("token: {0}")]
+    Token(SecretError),
+    #[error("token file `{}` is empty", .0.display())]
+    EmptyToken(std::path::PathBuf),
+    /// The value is not shown: it may be a token.
+    #[error("header `{0}` is not a valid HTTP header")]
+    Header(String),
+    #[error("cannot encode the message: {0}")]
+    Encode(serde_json::Error),
+    #[error("no answer within {0} s")]
+    Timeout(u64),
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("request failed: {0}")]
+    Request(String),
+    #[error("HTTP 429 (rate limited)")]
+    RateLimited,
+    #[error("HTTP 429: rate limited for {0} s, longer than restic-manager waits")]
+    RateLimitedFor(u64),
+    /// Any other non-success status, with the start of the body.
+    #[error("HTTP {status}{}", snippet(.body))]
+    Status { status: u16, body: String },
+    #[error("`from` address `{address}`: {source}")]
+    From {
+        address: String,
+        source: lettre::address::AddressError,
+    },
+    #[error("`to` address `{address}`: {source}")]
+    To {
+        address: String,
+        source: lettre::address::AddressError,
+    },
+    #[error("cannot build the message: {0}")]
+    Build(lettre::error::Error),
+    #[error("{0}")]
+    CaFile(#[from] CaFileError),
+    #[error("SMTP server `{host}`: {source}")]
+    TlsSetup {
+        host: String,
+        source: lettre::transport::smtp::Error,
+    },
+    #[error("SMTP password: {0}")]
+    Password(SecretError),
+    /// `server` is `host:port (security)`.
+    #[error("SMTP {server}: {source}")]
+    Smtp {
+        server: String,
+        source: lettre::transport::smtp::Error,
+    },
+    #[error("SMTP {server}: the server's TLS certificate was refused ({why}); {hint}")]
+    CertificateRefused {
+        server: String,
+        why: String,
+        hint: String,
+    },
+    /// The last of [`ATTEMPTS`] failed attempts.
+    #[error("{last} (after {attempts} attempts)")]
+    GaveUp {
+        last: Box<DeliveryError>,
+        attempts: u32,
+    },
+}
+
+impl DeliveryError {
+    /// `self` as the last of `attempts` attempts.
+    pub(super) fn after(self, attempts: u32) -> DeliveryError {
+        DeliveryError::GaveUp {
+            last: Box::new(self),
+            attempts,
+        }
+    }
+}
 
 /// The result of one notifier for one message.
 #[derive(Debug, Clone, Serialize)]
@@ -77,7 +156,7 @@ impl Dispatch {
             };
             let (result, detail) = match res {
                 Ok(d) => (Delivered::Sent, d),
-                Err(e) => (Delivered::Failed, e),
+                Err(e) => (Delivered::Failed, e.to_string()),
             };
             Delivery {
                 notifier: n.name.clone(),
@@ -117,8 +196,8 @@ impl Dispatch {
 enum Attempt {
     Done(String),
     /// Worth another attempt, after this long (429's `retry_after`).
-    Retry(String, Option<Duration>),
-    Fatal(String),
+    Retry(DeliveryError, Option<Duration>),
+    Fatal(DeliveryError),
 }
 
 /// POSTs (or whatever `build` makes) with the notifier's timeout, up to
@@ -129,18 +208,18 @@ enum Attempt {
 pub(super) async fn http(
     n: &Notifier,
     build: impl Fn() -> reqwest::RequestBuilder,
-) -> (Result<String, String>, u32) {
-    let mut last = String::new();
-    for attempt in 1..=ATTEMPTS {
+) -> (Result<String, DeliveryError>, u32) {
+    let mut attempt = 1;
+    loop {
         let res = match build().timeout(n.timeout).send().await {
             Err(e) => {
                 let e = e.without_url();
                 let what = if e.is_timeout() {
-                    format!("no answer within {} s", n.timeout.as_secs())
+                    DeliveryError::Timeout(n.timeout.as_secs())
                 } else if e.is_connect() {
-                    format!("cannot connect: {}", root_cause(&e))
+                    DeliveryError::Connect(root_cause(&e))
                 } else {
-                    format!("request failed: {}", root_cause(&e))
+                    DeliveryError::Request(root_cause(&e))
                 };
                 Attempt::Retry(what, None)
             }
@@ -161,33 +240,34 @@ pub(super) async fn http(
                     let wait = body_wait.or(header_wait).unwrap_or(1.0).max(0.0);
                     let wait = Duration::from_secs_f64(wait.min(3600.0));
                     if wait > MAX_RETRY_AFTER {
-                        Attempt::Fatal(format!(
-                            "HTTP 429: rate limited for {} s, longer than restic-manager waits",
-                            wait.as_secs()
-                        ))
+                        Attempt::Fatal(DeliveryError::RateLimitedFor(wait.as_secs()))
                     } else {
-                        Attempt::Retry("HTTP 429 (rate limited)".to_string(), Some(wait))
+                        Attempt::Retry(DeliveryError::RateLimited, Some(wait))
                     }
-                } else if status.is_server_error() {
-                    Attempt::Retry(format!("HTTP {}{}", status.as_u16(), snippet(&body)), None)
                 } else {
-                    Attempt::Fatal(format!("HTTP {}{}", status.as_u16(), snippet(&body)))
+                    let e = DeliveryError::Status {
+                        status: status.as_u16(),
+                        body,
+                    };
+                    if status.is_server_error() {
+                        Attempt::Retry(e, None)
+                    } else {
+                        Attempt::Fatal(e)
+                    }
                 }
             }
         };
         match res {
             Attempt::Done(d) => return (Ok(d), attempt),
             Attempt::Fatal(e) => return (Err(e), attempt),
-            Attempt::Retry(e, wait) => {
-                last = e;
-                if attempt < ATTEMPTS {
-                    let wait = wait.unwrap_or(Duration::from_secs(u64::from(attempt)));
-                    tokio::time::sleep(wait).await;
-                }
+            Attempt::Retry(e, _) if attempt >= ATTEMPTS => return (Err(e.after(attempt)), attempt),
+            Attempt::Retry(_, wait) => {
+                let wait = wait.unwrap_or(Duration::from_secs(u64::from(attempt)));
+                tokio::time::sleep(wait).await;
+                attempt += 1;
             }
         }
     }
-    (Err(format!("{last} (after {ATTEMPTS} attempts)")), ATTEMPTS)
 }
 
 /// The innermost error message (hyper's "connection refused" rather than
@@ -211,8 +291,10 @@ fn snippet(body: &str) -> String {
 }
 
 /// The notifier's URL, or why it cannot be read (never the URL itself).
-pub(super) fn url_of(url: &crate::config::notify::Secret) -> Result<String, String> {
-    url.read().map(|u| u.trim_end_matches('/').to_string())
+pub(super) fn url_of(url: &crate::config::notify::Secret) -> Result<String, DeliveryError> {
+    url.read()
+        .map(|u| u.trim_end_matches('/').to_string())
+        .map_err(DeliveryError::Url)
 }
 
 /// Appends what each notifier did to the run's log file, so the log tells
@@ -235,6 +317,103 @@ pub fn log_deliveries(log_file: &Path, deliveries: &[Delivery]) {
             d.event.as_str(),
             d.result,
             d.detail
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_errors_read_as_before() {
+        let secret = || SecretError {
+            path: "/run/url".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        let gone = std::io::Error::from(std::io::ErrorKind::NotFound).to_string();
+        let long = format!("  {}  ", "x".repeat(300));
+        let cases = [
+            (DeliveryError::Url(secret()), format!("cannot read `/run/url`: {gone}")),
+            (DeliveryError::Token(secret()), format!("token: cannot read `/run/url`: {gone}")),
+            (
+                DeliveryError::EmptyToken("/run/t".into()),
+                "token file `/run/t` is empty".into(),
+            ),
+            (
+                DeliveryError::Header("X Bad".into()),
+                "header `X Bad` is not a valid HTTP header".into(),
+            ),
+            (DeliveryError::Timeout(10), "no answer within 10 s".into()),
+            (
+                DeliveryError::Connect("connection refused".into()),
+                "cannot connect: connection refused".into(),
+            ),
+            (
+                DeliveryError::Request("bad".into()),
+                "request failed: bad".into(),
+            ),
+            (
+                DeliveryError::RateLimitedFor(120),
+                "HTTP 429: rate limited for 120 s, longer than restic-manager waits".into(),
+            ),
+            (
+                DeliveryError::Status {
+                    status: 404,
+                    body: " \n".into(),
+                },
+                "HTTP 404".into(),
+            ),
+            (
+                DeliveryError::Status {
+                    status: 400,
+                    body: long,
+                },
+                format!("HTTP 400: {}", "x".repeat(200)),
+            ),
+            (
+                DeliveryError::Status {
+                    status: 503,
+                    body: "down".into(),
+                }
+                .after(ATTEMPTS),
+                "HTTP 503: down (after 3 attempts)".into(),
+            ),
+            (
+                DeliveryError::RateLimited.after(ATTEMPTS),
+                "HTTP 429 (rate limited) (after 3 attempts)".into(),
+            ),
+            (
+                DeliveryError::CertificateRefused {
+                    server: "mx:587 (starttls)".into(),
+                    why: "invalid peer certificate: UnknownIssuer".into(),
+                    hint: "set `ca_file`".into(),
+                },
+                "SMTP mx:587 (starttls): the server's TLS certificate was refused (invalid peer certificate: UnknownIssuer); set `ca_file`".into(),
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+        }
+        let bad = "not an address"
+            .parse::<lettre::message::Mailbox>()
+            .err()
+            .unwrap_or_else(|| panic!("parsed"));
+        assert_eq!(
+            DeliveryError::From {
+                address: "not an address".into(),
+                source: bad,
+            }
+            .to_string(),
+            format!("`from` address `not an address`: {bad}")
+        );
+        assert_eq!(
+            DeliveryError::To {
+                address: "x".into(),
+                source: bad,
+            }
+            .to_string(),
+            format!("`to` address `x`: {bad}")
         );
     }
 }

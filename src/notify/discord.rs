@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Message, http, url_of};
+use super::{DeliveryError, Message, http, url_of};
 use crate::config::notify::{Notifier, Secret};
 use crate::model::Outcome;
 
@@ -21,7 +21,7 @@ pub async fn send(
     n: &Notifier,
     url: &Secret,
     m: &Message,
-) -> (Result<String, String>, u32) {
+) -> (Result<String, DeliveryError>, u32) {
     let url = match url_of(url) {
         Ok(u) => u,
         Err(e) => return (Err(e), 0),

@@ -14,7 +14,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::{ATTEMPTS, Event, Message};
+use super::{ATTEMPTS, DeliveryError, Event, Message};
 use crate::config::notify::{Email, Notifier, Secret, Security, read_ca_file};
 
 /// `[restic-manager] docs on host: failed`.
@@ -31,19 +31,20 @@ pub fn subject(m: &Message) -> String {
     }
 }
 
-fn mail(e: &Email, m: &Message) -> Result<lettre::Message, String> {
-    let from: Mailbox = e
-        .from
-        .parse()
-        .map_err(|err| format!("`from` address `{}`: {err}", e.from))?;
+fn mail(e: &Email, m: &Message) -> Result<lettre::Message, DeliveryError> {
+    let from: Mailbox = e.from.parse().map_err(|source| DeliveryError::From {
+        address: e.from.clone(),
+        source,
+    })?;
     let mut b = lettre::Message::builder()
         .from(from)
         .subject(subject(m))
         .header(ContentType::TEXT_PLAIN);
     for t in &e.to {
-        let to: Mailbox = t
-            .parse()
-            .map_err(|err| format!("`to` address `{t}`: {err}"))?;
+        let to: Mailbox = t.parse().map_err(|source| DeliveryError::To {
+            address: t.clone(),
+            source,
+        })?;
         b = b.to(to);
     }
     let mut text = format!("{}\n\n{}", m.title, m.text(true));
@@ -56,12 +57,14 @@ fn mail(e: &Email, m: &Message) -> Result<lettre::Message, String> {
     // lettre cannot send that way gets its own choice of encoding.
     let body = Body::new_with_encoding(text.clone(), ContentTransferEncoding::EightBit)
         .unwrap_or_else(|_| Body::new(text));
-    b.body(body)
-        .map_err(|err| format!("cannot build the message: {err}"))
+    b.body(body).map_err(DeliveryError::Build)
 }
 
-fn transport(n: &Notifier, e: &Email) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
-    let server = |err: lettre::transport::smtp::Error| format!("SMTP server `{}`: {err}", e.host);
+fn transport(n: &Notifier, e: &Email) -> Result<AsyncSmtpTransport<Tokio1Executor>, DeliveryError> {
+    let server = |source| DeliveryError::TlsSetup {
+        host: e.host.clone(),
+        source,
+    };
     let builder = match e.security {
         Security::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.host),
         Security::StartTls | Security::Tls => {
@@ -83,7 +86,7 @@ fn transport(n: &Notifier, e: &Email) -> Result<AsyncSmtpTransport<Tokio1Executo
     if let (Some(user), Some(file)) = (&e.username, &e.password_file) {
         let password = Secret::File(file.clone())
             .read()
-            .map_err(|err| format!("SMTP password: {err}"))?;
+            .map_err(DeliveryError::Password)?;
         builder = builder.credentials(Credentials::new(user.clone(), password));
     }
     Ok(builder.build())
@@ -105,7 +108,7 @@ fn certificate_refused(err: &lettre::transport::smtp::Error) -> Option<String> {
     found
 }
 
-pub async fn send(n: &Notifier, e: &Email, m: &Message) -> (Result<String, String>, u32) {
+pub async fn send(n: &Notifier, e: &Email, m: &Message) -> (Result<String, DeliveryError>, u32) {
     let msg = match mail(e, m) {
         Ok(x) => x,
         Err(err) => return (Err(err), 0),
@@ -114,8 +117,9 @@ pub async fn send(n: &Notifier, e: &Email, m: &Message) -> (Result<String, Strin
         Ok(t) => t,
         Err(err) => return (Err(err), 0),
     };
-    let mut last = String::new();
-    for attempt in 1..=ATTEMPTS {
+    let server = format!("{}:{} ({})", e.host, e.port, e.security.as_str());
+    let mut attempt = 1;
+    loop {
         match t.send(msg.clone()).await {
             Ok(r) => {
                 let text: Vec<&str> = r.message().collect();
@@ -127,14 +131,12 @@ pub async fn send(n: &Notifier, e: &Email, m: &Message) -> (Result<String, Strin
                 );
             }
             Err(err) => {
-                last = format!(
-                    "SMTP {}:{} ({}): {err}",
-                    e.host,
-                    e.port,
-                    e.security.as_str()
-                );
                 let refused = certificate_refused(&err);
-                if let Some(why) = &refused {
+                // A 5xx answer, a refused certificate or a problem on our
+                // side (no common authentication mechanism, bad TLS set-up)
+                // will not get better by trying again.
+                let permanent = err.is_permanent() || err.is_client() || refused.is_some();
+                if let Some(why) = refused {
                     let hint = match &e.ca_file {
                         None => format!(
                             "if it is signed by your own CA, set `ca_file` to that CA's PEM certificate; the certificate must also name `{}` (the `host`)",
@@ -146,24 +148,22 @@ pub async fn send(n: &Notifier, e: &Email, m: &Message) -> (Result<String, Strin
                             e.host
                         ),
                     };
-                    last = format!(
-                        "SMTP {}:{} ({}): the server's TLS certificate was refused ({why}); {hint}",
-                        e.host,
-                        e.port,
-                        e.security.as_str()
-                    );
-                }
-                // A 5xx answer, a refused certificate or a problem on our
-                // side (no common authentication mechanism, bad TLS set-up)
-                // will not get better by trying again.
-                if err.is_permanent() || err.is_client() || refused.is_some() {
+                    let last = DeliveryError::CertificateRefused { server, why, hint };
                     return (Err(last), attempt);
                 }
-                if attempt < ATTEMPTS {
-                    tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+                let last = DeliveryError::Smtp {
+                    server: server.clone(),
+                    source: err,
+                };
+                if permanent {
+                    return (Err(last), attempt);
                 }
+                if attempt >= ATTEMPTS {
+                    return (Err(last.after(attempt)), attempt);
+                }
+                tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+                attempt += 1;
             }
         }
     }
-    (Err(format!("{last} (after {ATTEMPTS} attempts)")), ATTEMPTS)
 }

@@ -5,7 +5,7 @@
 //! check goes down and shows "exit status 3". `notify test` uses `<url>/log`,
 //! which records an event without changing the check's state.
 
-use super::{Event, Message, http, url_of};
+use super::{DeliveryError, Event, Message, http, url_of};
 use crate::config::notify::{Notifier, Secret};
 
 /// The path after the ping URL for an event (`""` for success).
@@ -24,7 +24,7 @@ pub async fn send(
     n: &Notifier,
     url: &Secret,
     m: &Message,
-) -> (Result<String, String>, u32) {
+) -> (Result<String, DeliveryError>, u32) {
     let base = match url_of(url) {
         Ok(u) => u,
         Err(e) => return (Err(e), 0),

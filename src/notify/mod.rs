@@ -27,7 +27,7 @@ pub mod state;
 mod webhook;
 
 use deliver::{ATTEMPTS, http, url_of};
-pub use deliver::{Delivered, Delivery, log_deliveries};
+pub use deliver::{Delivered, Delivery, DeliveryError, log_deliveries};
 pub use dispatch::{Dispatch, StaleService, config_failure};
 pub use message::{
     BackupResult, DestinationSummary, Event, Message, Reported, VerifyResult, destination_line,

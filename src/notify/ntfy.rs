@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{Event, Message, http, url_of};
+use super::{DeliveryError, Event, Message, http, url_of};
 use crate::config::notify::{Notifier, Secret};
 
 /// ntfy priorities: 1 min … 5 max (urgent).
@@ -47,7 +47,7 @@ pub async fn send(
     url: &Secret,
     token_file: Option<&Path>,
     m: &Message,
-) -> (Result<String, String>, u32) {
+) -> (Result<String, DeliveryError>, u32) {
     let url = match url_of(url) {
         Ok(u) => u,
         Err(e) => return (Err(e), 0),
@@ -55,8 +55,8 @@ pub async fn send(
     let token = match token_file {
         Some(f) => match Secret::File(f.to_path_buf()).read() {
             Ok(t) if !t.is_empty() => Some(t),
-            Ok(_) => return (Err(format!("token file `{}` is empty", f.display())), 0),
-            Err(e) => return (Err(format!("token: {e}")), 0),
+            Ok(_) => return (Err(DeliveryError::EmptyToken(f.to_path_buf())), 0),
+            Err(e) => return (Err(DeliveryError::Token(e)), 0),
         },
         None => None,
     };

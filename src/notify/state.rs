@@ -37,6 +37,18 @@ pub struct State {
     pub services: BTreeMap<String, ServiceState>,
 }
 
+/// Why the state could not be saved.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot encode the notification state: {0}")]
+    Encode(serde_json::Error),
+    #[error("cannot write the notification state `{}`: {source}", .path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// The locked state file; saved with [`Locked::save`], unlocked on drop.
 pub struct Locked {
     path: PathBuf,
@@ -110,9 +122,8 @@ impl Locked {
 
     /// Writes the state atomically: a temporary file in the same folder,
     /// synced, then renamed over the old one.
-    pub fn save(&self) -> Result<(), String> {
-        let text = serde_json::to_string_pretty(&self.state)
-            .map_err(|e| format!("cannot encode the notification state: {e}"))?;
+    pub fn save(&self) -> Result<(), StateError> {
+        let text = serde_json::to_string_pretty(&self.state).map_err(StateError::Encode)?;
         let tmp = self
             .path
             .with_extension(format!("tmp.{}", std::process::id()));
@@ -122,12 +133,12 @@ impl Locked {
             f.sync_all()?;
             std::fs::rename(&tmp, &self.path)
         };
-        write().map_err(|e| {
+        write().map_err(|source| {
             let _ = std::fs::remove_file(&tmp);
-            format!(
-                "cannot write the notification state `{}`: {e}",
-                self.path.display()
-            )
+            StateError::Write {
+                path: self.path.clone(),
+                source,
+            }
         })
     }
 }
@@ -137,8 +148,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn state_survives_a_round_trip_and_garbage_starts_afresh() -> Result<(), String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    fn state_survives_a_round_trip_and_garbage_starts_afresh()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
         let path = dir.path().join("sub/notify.json");
         {
             let (mut l, w) = Locked::open(&path);
@@ -151,7 +163,7 @@ mod tests {
         assert!(w.is_none());
         assert_eq!(l.service("docs").sent.get("failure:other"), Some(&42));
         drop(l);
-        std::fs::write(&path, "{not json").map_err(|e| e.to_string())?;
+        std::fs::write(&path, "{not json")?;
         let (l, w) = Locked::open(&path);
         assert!(w.is_some_and(|w| w.contains("not valid")));
         assert!(l.state.services.is_empty());

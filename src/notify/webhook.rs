@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Message, http, url_of};
+use super::{DeliveryError, Message, http, url_of};
 use crate::config::notify::{Notifier, Secret};
 
 pub async fn send(
@@ -12,7 +12,7 @@ pub async fn send(
     url: &Secret,
     headers: &BTreeMap<String, String>,
     m: &Message,
-) -> (Result<String, String>, u32) {
+) -> (Result<String, DeliveryError>, u32) {
     let url = match url_of(url) {
         Ok(u) => u,
         Err(e) => return (Err(e), 0),
@@ -26,12 +26,12 @@ pub async fn send(
                 map.insert(name, value);
             }
             // The value is not shown: it may be a token.
-            _ => return (Err(format!("header `{k}` is not a valid HTTP header")), 0),
+            _ => return (Err(DeliveryError::Header(k.clone())), 0),
         }
     }
     let body = match serde_json::to_string(m) {
         Ok(b) => b,
-        Err(e) => return (Err(format!("cannot encode the message: {e}")), 0),
+        Err(e) => return (Err(DeliveryError::Encode(e)), 0),
     };
     http(n, || {
         client

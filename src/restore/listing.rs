@@ -261,20 +261,11 @@ impl Contents {
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
-            if !i.near.is_empty() {
-                msg.push_str("; did you mean ");
-                msg.push_str(
-                    &i.near
-                        .iter()
-                        .map(|(_, p)| format!("`{p}`"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                );
-                msg.push('?');
-            } else {
-                msg.push_str(
+            match crate::config::did_you_mean_names(i.near.iter().map(|(_, p)| p)) {
+                Some(hint) => msg.push_str(&hint),
+                None => msg.push_str(
                     "; give a path as it was backed up (absolute, or relative to one of those)",
-                );
+                ),
             }
         }
         Some(Failure::usage(msg))

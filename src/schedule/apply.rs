@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{Backend, Entry, File, Scope, cron, launchd, systemd, windows};
+use super::{Backend, Entry, File, ScheduleError, Scope, cron, launchd, systemd, windows};
 
 /// What to do with the entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -28,10 +28,10 @@ pub enum ApplyError {
     /// option that does not apply, a schedule the backend cannot express):
     /// the user must ask differently.
     #[error("{0}")]
-    Unsupported(String),
+    Unsupported(ScheduleError),
     /// Reading or writing the scheduler's state failed.
     #[error("{0}")]
-    Failed(String),
+    Failed(#[from] ScheduleError),
 }
 
 /// One call of [`apply`].
@@ -107,13 +107,13 @@ pub async fn apply(req: &Request<'_>, entries: &[Entry]) -> Result<Report, Apply
 
 async fn cron_apply(req: &Request<'_>, entries: &[Entry]) -> Result<Report, ApplyError> {
     let (action, dry) = (req.action, req.dry_run);
-    let current = cron::read().await.map_err(ApplyError::Failed)?;
+    let current = cron::read().await?;
     let block = if action == Action::Remove {
         String::new()
     } else {
         cron::block(entries)
     };
-    let next = cron::merge(&current, &block).map_err(ApplyError::Failed)?;
+    let next = cron::merge(&current, &block)?;
     let mut r = Report {
         changed: next != current,
         installed: Some(cron::current_block(&current).unwrap_or_default() == block),
@@ -134,14 +134,14 @@ async fn cron_apply(req: &Request<'_>, entries: &[Entry]) -> Result<Report, Appl
     if !entries.is_empty() {
         // The redirect in each line fails if the folder is missing, and cron
         // would then mail (or drop) the output instead.
-        std::fs::create_dir_all(req.log_directory).map_err(|e| {
-            ApplyError::Failed(format!(
-                "cannot create the log directory `{}`: {e}; check its permissions or set `log_directory`",
-                req.log_directory.display()
-            ))
+        std::fs::create_dir_all(req.log_directory).map_err(|source| {
+            ScheduleError::LogDirectory {
+                path: req.log_directory.to_path_buf(),
+                source,
+            }
         })?;
     }
-    cron::write(&next).await.map_err(ApplyError::Failed)?;
+    cron::write(&next).await?;
     if !super::cron_daemon_running() {
         r.notes.push(
             "no `cron` daemon seems to be running; start it (e.g. `systemctl start cron` or `cron`) or the entries never fire".into(),
@@ -168,8 +168,8 @@ async fn systemd_apply(req: &Request<'_>, entries: &[Entry]) -> Result<Report, A
             .collect::<BTreeSet<_>>()
         {
             if let Some(Err(e)) = systemd::analyze_calendar(&cal).await {
-                return Err(ApplyError::Unsupported(format!(
-                    "{e}; report this as a bug and use `--backend cron` meanwhile"
+                return Err(ApplyError::Unsupported(ScheduleError::CalendarCheck(
+                    Box::new(e),
                 )));
             }
         }
@@ -199,34 +199,26 @@ async fn systemd_apply(req: &Request<'_>, entries: &[Entry]) -> Result<Report, A
     if running {
         for t in r.removed.iter().filter(|p| unit(p).ends_with(".timer")) {
             if let Err(e) = systemd::systemctl(scope, &["disable", "--now", &unit(t)]).await {
-                r.notes.push(e);
+                r.notes.push(e.to_string());
             }
         }
     }
     for f in &r.files {
-        super::write_atomic(&f.path, &f.content).map_err(|e| {
-            ApplyError::Failed(format!(
-                "cannot write `{}`: {e}; check the folder's permissions (system units need root)",
-                f.path.display()
-            ))
+        super::write_atomic(&f.path, &f.content).map_err(|source| ScheduleError::Write {
+            path: f.path.clone(),
+            source,
         })?;
     }
     for p in &r.removed {
-        std::fs::remove_file(p).map_err(|e| {
-            ApplyError::Failed(format!(
-                "cannot remove `{}`: {e}; remove it by hand",
-                p.display()
-            ))
+        std::fs::remove_file(p).map_err(|source| ScheduleError::Remove {
+            path: p.clone(),
+            source,
         })?;
     }
     if running {
-        systemd::systemctl(scope, &["daemon-reload"])
-            .await
-            .map_err(ApplyError::Failed)?;
+        systemd::systemctl(scope, &["daemon-reload"]).await?;
         for f in r.files.iter().filter(|f| unit(&f.path).ends_with(".timer")) {
-            systemd::systemctl(scope, &["enable", "--now", &unit(&f.path)])
-                .await
-                .map_err(ApplyError::Failed)?;
+            systemd::systemctl(scope, &["enable", "--now", &unit(&f.path)]).await?;
         }
     } else if !r.files.is_empty() {
         let user = if scope == Scope::User { " --user" } else { "" };
@@ -240,27 +232,17 @@ async fn systemd_apply(req: &Request<'_>, entries: &[Entry]) -> Result<Report, A
 /// launchd and Windows: generate everywhere, install only on their platform.
 fn foreign(
     backend: Backend,
-    platform: &str,
+    platform: &'static str,
     here: bool,
     files: Vec<File>,
     dry: bool,
 ) -> Result<Report, ApplyError> {
     if !dry {
-        let hint = if here {
-            format!(
-                "installing `{}` entries is not implemented yet",
-                backend.as_str()
-            )
-        } else {
-            format!(
-                "the `{}` backend only installs on {platform}",
-                backend.as_str()
-            )
-        };
-        return Err(ApplyError::Unsupported(format!(
-            "{hint}; `restic-manager schedule show --backend {}` prints the files to install by hand, or use `--backend cron`",
-            backend.as_str()
-        )));
+        return Err(ApplyError::Unsupported(ScheduleError::NotInstallable {
+            backend,
+            platform,
+            here,
+        }));
     }
     Ok(Report {
         files,

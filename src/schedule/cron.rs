@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::{Entry, sh_quote};
+use super::{Entry, ScheduleError, sh_quote};
 use crate::process::{self, Shutdown, Spec};
 
 pub const BEGIN: &str = "# BEGIN restic-manager (managed, do not edit)";
@@ -53,18 +53,14 @@ pub fn block(entries: &[Entry]) -> String {
 /// `current` with its managed block replaced by `block` (removed when
 /// `block` is empty). The block stays where it was; a new one goes at the
 /// end.
-pub fn merge(current: &str, block: &str) -> Result<String, String> {
+pub fn merge(current: &str, block: &str) -> Result<String, ScheduleError> {
     let lines: Vec<&str> = current.lines().collect();
     let begin = lines.iter().position(|l| l.trim_end() == BEGIN);
     let end = lines.iter().position(|l| l.trim_end() == END);
     let (before, after): (&[&str], &[&str]) = match (begin, end) {
         (Some(b), Some(e)) if b < e => (&lines[..b], &lines[e + 1..]),
         (None, None) => (&lines[..], &[]),
-        _ => {
-            return Err(format!(
-                "the crontab has a broken restic-manager block (`{BEGIN}` and `{END}` must both appear, in that order); fix it with `crontab -e` and try again"
-            ));
-        }
+        _ => return Err(ScheduleError::BrokenCrontab),
     };
     let mut out = String::new();
     for l in before {
@@ -93,41 +89,35 @@ fn crontab(args: &[&str]) -> Spec {
 }
 
 /// The user's crontab (`crontab -l`); "no crontab for USER" is empty.
-pub async fn read() -> Result<String, String> {
+pub async fn read() -> Result<String, ScheduleError> {
     let out = crontab(&["-l"])
         .run(&Shutdown::never(), |_| {}, |_| {})
         .await
-        .map_err(|e| {
-            format!("{e}; install cron (`apt-get install cron`) or use `--backend systemd`")
-        })?;
+        .map_err(ScheduleError::NoCrontab)?;
     if out.ended.success() {
         return Ok(out.stdout);
     }
     if out.stderr.contains("no crontab for") {
         return Ok(String::new());
     }
-    Err(format!(
-        "`crontab -l` failed ({}): {}",
-        out.ended.describe(),
-        out.stderr.trim()
-    ))
+    Err(ScheduleError::Command {
+        command: "crontab -l".into(),
+        ended: out.ended.describe(),
+        stderr: out.stderr.trim().to_string(),
+    })
 }
 
 /// Replaces the user's crontab (`crontab -`).
-pub async fn write(text: &str) -> Result<(), String> {
+pub async fn write(text: &str) -> Result<(), ScheduleError> {
     let spec = crontab(&["-"]).stdin(process::Stdin::Data(text.as_bytes().to_vec()));
-    let out = spec
-        .run(&Shutdown::never(), |_| {}, |_| {})
-        .await
-        .map_err(|e| e.to_string())?;
+    let out = spec.run(&Shutdown::never(), |_| {}, |_| {}).await?;
     if out.ended.success() {
         Ok(())
     } else {
-        Err(format!(
-            "`crontab -` refused the new crontab ({}): {}",
-            out.ended.describe(),
-            out.stderr.trim()
-        ))
+        Err(ScheduleError::CrontabRefused {
+            ended: out.ended.describe(),
+            stderr: out.stderr.trim().to_string(),
+        })
     }
 }
 
@@ -194,6 +184,11 @@ mod tests {
         let Err(e) = merge(&broken, "") else {
             panic!("a broken block was accepted")
         };
-        assert!(e.contains("crontab -e"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the crontab has a broken restic-manager block (`{BEGIN}` and `{END}` must both appear, in that order); fix it with `crontab -e` and try again"
+            )
+        );
     }
 }

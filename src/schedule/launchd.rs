@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::{Entry, File, Scope, xml_escape};
+use super::{Backend, Entry, File, ScheduleError, Scope, xml_escape};
 use crate::config::cron_expr::{CronExpr, Field};
 
 /// More dictionaries than this is not a schedule launchd should be given.
@@ -31,9 +31,11 @@ pub fn plist_dir(scope: Scope) -> PathBuf {
 }
 
 /// The `StartCalendarInterval` dictionaries, as key/value lists.
-pub fn intervals(expr: &str) -> Result<Vec<Vec<(&'static str, u32)>>, String> {
-    let e = CronExpr::parse(expr)
-        .map_err(|err| format!("{err}; it cannot be expressed as a launchd calendar interval"))?;
+pub fn intervals(expr: &str) -> Result<Vec<Vec<(&'static str, u32)>>, ScheduleError> {
+    let e = CronExpr::parse(expr).map_err(|source| ScheduleError::Inexpressible {
+        backend: Backend::Launchd,
+        source,
+    })?;
     let set = |f: &Field| (!f.all).then(|| f.values.clone());
     let fields = |dom: Option<BTreeSet<u32>>, dow: Option<BTreeSet<u32>>| {
         vec![
@@ -70,9 +72,10 @@ pub fn intervals(expr: &str) -> Result<Vec<Vec<(&'static str, u32)>>, String> {
                 })
                 .collect();
             if acc.len() > MAX_INTERVALS {
-                return Err(format!(
-                    "cron expression `{expr}` needs more than {MAX_INTERVALS} launchd calendar intervals; simplify the schedule"
-                ));
+                return Err(ScheduleError::TooManyIntervals {
+                    expr: expr.to_string(),
+                    max: MAX_INTERVALS,
+                });
             }
         }
         out.extend(acc);
@@ -85,8 +88,8 @@ fn string(s: &str) -> String {
 }
 
 /// The plist of one entry.
-pub fn plist(e: &Entry, dir: &Path) -> Result<File, String> {
-    let ivs = intervals(&e.schedule).map_err(|err| format!("service `{}`: {err}", e.service))?;
+pub fn plist(e: &Entry, dir: &Path) -> Result<File, ScheduleError> {
+    let ivs = intervals(&e.schedule).map_err(|err| err.of(&e.service))?;
     let mut s = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n<!-- Managed by restic-manager; do not edit. -->\n<plist version=\"1.0\">\n<dict>\n",
     );

@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::config::cron_expr::CronError;
+use crate::process::SpawnError;
 
 /// Which scheduler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -37,6 +39,140 @@ impl Backend {
             Backend::Launchd => "launchd",
             Backend::Windows => "windows",
         }
+    }
+}
+
+/// Why a schedule could not be turned into scheduler entries, or the
+/// entries could not be read, written or enabled.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    /// The cron expression uses something the backend has no equivalent of.
+    #[error("{source}; it cannot be expressed as {}", inexpressible_as(*.backend))]
+    Inexpressible { backend: Backend, source: CronError },
+    #[error(
+        "cron expression `{expr}` needs more than {max} launchd calendar intervals; simplify the schedule"
+    )]
+    TooManyIntervals { expr: String, max: usize },
+    #[error(
+        "cron expression `{expr}` needs {needed} Task Scheduler triggers (at most {max}); simplify the schedule"
+    )]
+    TooManyTriggers {
+        expr: String,
+        needed: usize,
+        max: usize,
+    },
+    #[error(
+        "cron expression `{expr}` restricts both day fields with a `*` step (meaning both must match), which Task Scheduler cannot express; simplify the schedule"
+    )]
+    BothDayFieldsStepped { expr: String },
+    #[error(
+        "service `{service}`: its name cannot be used in a systemd unit name (use letters, digits, `_`, `.` and `-`); rename it or use `--backend cron`"
+    )]
+    UnitName { service: String },
+    /// An error about one service's entry.
+    #[error("service `{service}`: {source}")]
+    Service {
+        service: String,
+        source: Box<ScheduleError>,
+    },
+    /// `systemd-analyze calendar` refuses an `OnCalendar=` value we made.
+    #[error("`systemd-analyze calendar '{spec}'` rejects it: {stderr}")]
+    CalendarRejected { spec: String, stderr: String },
+    /// Checking a generated calendar failed: our conversion is wrong.
+    #[error("{0}; report this as a bug and use `--backend cron` meanwhile")]
+    CalendarCheck(Box<ScheduleError>),
+    /// launchd and Windows entries are only written by hand for now.
+    #[error(
+        "{}; `restic-manager schedule show --backend {}` prints the files to install by hand, or use `--backend cron`",
+        not_installable(*.backend, .platform, *.here),
+        .backend.as_str()
+    )]
+    NotInstallable {
+        backend: Backend,
+        platform: &'static str,
+        /// Running on that platform (installing is not implemented yet).
+        here: bool,
+    },
+    #[error(
+        "the crontab has a broken restic-manager block (`{}` and `{}` must both appear, in that order); fix it with `crontab -e` and try again",
+        cron::BEGIN,
+        cron::END
+    )]
+    BrokenCrontab,
+    #[error("{0}; install cron (`apt-get install cron`) or use `--backend systemd`")]
+    NoCrontab(SpawnError),
+    #[error("{0}")]
+    Spawn(#[from] SpawnError),
+    /// A scheduler command (`crontab -l`, `systemctl …`) failed.
+    #[error("`{command}` failed ({ended}): {stderr}")]
+    Command {
+        command: String,
+        ended: String,
+        stderr: String,
+    },
+    #[error("`crontab -` refused the new crontab ({ended}): {stderr}")]
+    CrontabRefused { ended: String, stderr: String },
+    #[error(
+        "cannot create the log directory `{}`: {source}; check its permissions or set `log_directory`",
+        .path.display()
+    )]
+    LogDirectory {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot write `{}`: {source}; check the folder's permissions (system units need root)",
+        .path.display()
+    )]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot remove `{}`: {source}; remove it by hand", .path.display())]
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot find the path of the running `restic-manager` binary: {0}")]
+    NoProgram(std::io::Error),
+    #[error("cannot make the configuration path `{}` absolute: {source}", .path.display())]
+    ConfigPath {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ScheduleError {
+    /// Wraps `self` as being about `service`'s entry.
+    fn of(self, service: &str) -> ScheduleError {
+        ScheduleError::Service {
+            service: service.to_string(),
+            source: Box::new(self),
+        }
+    }
+}
+
+fn inexpressible_as(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Systemd => "a systemd `OnCalendar=`; use `--backend cron`",
+        Backend::Launchd => "a launchd calendar interval",
+        Backend::Windows => "a Task Scheduler trigger",
+        // Cron takes the expression as it is.
+        Backend::Cron => "a crontab line",
+    }
+}
+
+fn not_installable(backend: Backend, platform: &str, here: bool) -> String {
+    if here {
+        format!(
+            "installing `{}` entries is not implemented yet",
+            backend.as_str()
+        )
+    } else {
+        format!(
+            "the `{}` backend only installs on {platform}",
+            backend.as_str()
+        )
     }
 }
 
@@ -139,16 +275,13 @@ const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 impl Origin {
     /// The running binary, the configuration file made absolute, and the
     /// carried variables of the current process.
-    pub fn current(config_file: &Path) -> Result<Origin, String> {
-        let program = std::env::current_exe().map_err(|e| {
-            format!("cannot find the path of the running `restic-manager` binary: {e}")
-        })?;
-        let config_file = std::path::absolute(config_file).map_err(|e| {
-            format!(
-                "cannot make the configuration path `{}` absolute: {e}",
-                config_file.display()
-            )
-        })?;
+    pub fn current(config_file: &Path) -> Result<Origin, ScheduleError> {
+        let program = std::env::current_exe().map_err(ScheduleError::NoProgram)?;
+        let config_file =
+            std::path::absolute(config_file).map_err(|source| ScheduleError::ConfigPath {
+                path: config_file.to_path_buf(),
+                source,
+            })?;
         let mut env: Vec<(String, String)> = CARRIED_VARS
             .iter()
             .filter_map(|k| {
@@ -342,7 +475,99 @@ pub fn xml_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::cron_expr::CronExpr;
     use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn schedule_errors_read_as_before() {
+        let io = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let denied = io().to_string();
+        let cron_err = || {
+            CronExpr::parse("0 0 L * *")
+                .err()
+                .unwrap_or_else(|| panic!("`L` was understood"))
+        };
+        let cases: Vec<(ScheduleError, String)> = vec![
+            (
+                ScheduleError::Inexpressible { backend: Backend::Systemd, source: cron_err() }.of("wiki"),
+                "service `wiki`: cron expression `0 0 L * *`: day-of-month field `L`: `L` is not a number or a name; it cannot be expressed as a systemd `OnCalendar=`; use `--backend cron`".into(),
+            ),
+            (
+                ScheduleError::Inexpressible { backend: Backend::Launchd, source: cron_err() },
+                "cron expression `0 0 L * *`: day-of-month field `L`: `L` is not a number or a name; it cannot be expressed as a launchd calendar interval".into(),
+            ),
+            (
+                ScheduleError::Inexpressible { backend: Backend::Windows, source: cron_err() },
+                "cron expression `0 0 L * *`: day-of-month field `L`: `L` is not a number or a name; it cannot be expressed as a Task Scheduler trigger".into(),
+            ),
+            (
+                ScheduleError::TooManyIntervals { expr: "* * * * *".into(), max: 500 },
+                "cron expression `* * * * *` needs more than 500 launchd calendar intervals; simplify the schedule".into(),
+            ),
+            (
+                ScheduleError::TooManyTriggers { expr: "1,2 * * * *".into(), needed: 96, max: 48 }.of("wiki"),
+                "service `wiki`: cron expression `1,2 * * * *` needs 96 Task Scheduler triggers (at most 48); simplify the schedule".into(),
+            ),
+            (
+                ScheduleError::BothDayFieldsStepped { expr: "0 0 1 * */2".into() },
+                "cron expression `0 0 1 * */2` restricts both day fields with a `*` step (meaning both must match), which Task Scheduler cannot express; simplify the schedule".into(),
+            ),
+            (
+                ScheduleError::UnitName { service: "a b".into() },
+                "service `a b`: its name cannot be used in a systemd unit name (use letters, digits, `_`, `.` and `-`); rename it or use `--backend cron`".into(),
+            ),
+            (
+                ScheduleError::CalendarCheck(Box::new(ScheduleError::CalendarRejected {
+                    spec: "*-*-* 02:30:00".into(),
+                    stderr: "Failed to parse".into(),
+                })),
+                "`systemd-analyze calendar '*-*-* 02:30:00'` rejects it: Failed to parse; report this as a bug and use `--backend cron` meanwhile".into(),
+            ),
+            (
+                ScheduleError::NotInstallable { backend: Backend::Launchd, platform: "macOS", here: false },
+                "the `launchd` backend only installs on macOS; `restic-manager schedule show --backend launchd` prints the files to install by hand, or use `--backend cron`".into(),
+            ),
+            (
+                ScheduleError::NotInstallable { backend: Backend::Windows, platform: "Windows", here: true },
+                "installing `windows` entries is not implemented yet; `restic-manager schedule show --backend windows` prints the files to install by hand, or use `--backend cron`".into(),
+            ),
+            (
+                ScheduleError::NoCrontab(SpawnError { program: "crontab".into(), source: io() }),
+                format!("cannot start `crontab`: {denied}; install cron (`apt-get install cron`) or use `--backend systemd`"),
+            ),
+            (
+                ScheduleError::Command { command: "crontab -l".into(), ended: "exit code 1".into(), stderr: "boom".into() },
+                "`crontab -l` failed (exit code 1): boom".into(),
+            ),
+            (
+                ScheduleError::CrontabRefused { ended: "exit code 1".into(), stderr: "bad line".into() },
+                "`crontab -` refused the new crontab (exit code 1): bad line".into(),
+            ),
+            (
+                ScheduleError::LogDirectory { path: "/var/log/rm".into(), source: io() },
+                format!("cannot create the log directory `/var/log/rm`: {denied}; check its permissions or set `log_directory`"),
+            ),
+            (
+                ScheduleError::Write { path: "/u/x.timer".into(), source: io() },
+                format!("cannot write `/u/x.timer`: {denied}; check the folder's permissions (system units need root)"),
+            ),
+            (
+                ScheduleError::Remove { path: "/u/x.timer".into(), source: io() },
+                format!("cannot remove `/u/x.timer`: {denied}; remove it by hand"),
+            ),
+            (
+                ScheduleError::NoProgram(io()),
+                format!("cannot find the path of the running `restic-manager` binary: {denied}"),
+            ),
+            (
+                ScheduleError::ConfigPath { path: "c.toml".into(), source: io() },
+                format!("cannot make the configuration path `c.toml` absolute: {denied}"),
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+        }
+    }
 
     #[test]
     fn next_three_runs() {

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Entry, File, Scope};
+use super::{Backend, Entry, File, ScheduleError, Scope};
 use crate::config::cron_expr::{CronExpr, Field};
 use crate::process::{Shutdown, Spec};
 
@@ -20,15 +20,15 @@ pub const MARKER: &str =
 const PREFIX: &str = "restic-manager-";
 
 /// The unit name (without suffix) for a service.
-pub fn unit_name(service: &str) -> Result<String, String> {
+pub fn unit_name(service: &str) -> Result<String, ScheduleError> {
     if service.is_empty()
         || !service
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
     {
-        return Err(format!(
-            "service `{service}`: its name cannot be used in a systemd unit name (use letters, digits, `_`, `.` and `-`); rename it or use `--backend cron`"
-        ));
+        return Err(ScheduleError::UnitName {
+            service: service.to_string(),
+        });
     }
     Ok(format!("{PREFIX}{service}"))
 }
@@ -106,9 +106,10 @@ fn weekdays(days: &BTreeSet<u32>) -> String {
 
 /// `OnCalendar=` values for a cron expression. Usually one; two when both
 /// day fields are restricted (cron matches either, systemd would need both).
-pub fn on_calendar(expr: &str) -> Result<Vec<String>, String> {
-    let e = CronExpr::parse(expr).map_err(|err| {
-        format!("{err}; it cannot be expressed as a systemd `OnCalendar=`; use `--backend cron`")
+pub fn on_calendar(expr: &str) -> Result<Vec<String>, ScheduleError> {
+    let e = CronExpr::parse(expr).map_err(|source| ScheduleError::Inexpressible {
+        backend: Backend::Systemd,
+        source,
     })?;
     let time = format!("{}:{}:00", numeric(&e.hour, 23), numeric(&e.minute, 59));
     let month = numeric(&e.month, 12);
@@ -141,10 +142,9 @@ fn quote(s: &str, dollar: bool) -> String {
 }
 
 /// The `.service` and `.timer` of one entry.
-pub fn units(e: &Entry, dir: &Path, jitter: Option<u64>) -> Result<[File; 2], String> {
+pub fn units(e: &Entry, dir: &Path, jitter: Option<u64>) -> Result<[File; 2], ScheduleError> {
     let name = unit_name(&e.unit())?;
-    let calendars =
-        on_calendar(&e.schedule).map_err(|err| format!("service `{}`: {err}", e.service))?;
+    let calendars = on_calendar(&e.schedule).map_err(|err| err.of(&e.service))?;
     let mut exec = vec![quote(&e.program.to_string_lossy(), true)];
     exec.extend(e.args.iter().map(|a| quote(a, true)));
     let mut service = format!(
@@ -211,7 +211,7 @@ pub fn managed_units(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Runs `systemctl [--user] ARGS`.
-pub async fn systemctl(scope: Scope, args: &[&str]) -> Result<(), String> {
+pub async fn systemctl(scope: Scope, args: &[&str]) -> Result<(), ScheduleError> {
     let mut spec = Spec::new("systemctl");
     if scope == Scope::User {
         spec = spec.arg("--user");
@@ -219,38 +219,35 @@ pub async fn systemctl(scope: Scope, args: &[&str]) -> Result<(), String> {
     spec = spec.args(args.iter().copied());
     spec.timeout = Some(Duration::from_secs(60));
     let shown = spec.display();
-    let out = spec
-        .run(&Shutdown::never(), |_| {}, |_| {})
-        .await
-        .map_err(|e| e.to_string())?;
+    let out = spec.run(&Shutdown::never(), |_| {}, |_| {}).await?;
     if out.ended.success() {
         Ok(())
     } else {
-        Err(format!(
-            "`{shown}` failed ({}): {}",
-            out.ended.describe(),
-            out.stderr.trim()
-        ))
+        Err(ScheduleError::Command {
+            command: shown,
+            ended: out.ended.describe(),
+            stderr: out.stderr.trim().to_string(),
+        })
     }
 }
 
 /// Asks `systemd-analyze calendar` whether systemd accepts `spec`; `None`
 /// when the tool is not installed.
-pub async fn analyze_calendar(spec: &str) -> Option<Result<(), String>> {
+pub async fn analyze_calendar(spec: &str) -> Option<Result<(), ScheduleError>> {
     super::on_path("systemd-analyze")?;
     let mut s = Spec::new("systemd-analyze").args(["calendar", spec]);
     s.timeout = Some(Duration::from_secs(30));
     let out = match s.run(&Shutdown::never(), |_| {}, |_| {}).await {
         Ok(o) => o,
-        Err(e) => return Some(Err(e.to_string())),
+        Err(e) => return Some(Err(e.into())),
     };
     Some(if out.ended.success() {
         Ok(())
     } else {
-        Err(format!(
-            "`systemd-analyze calendar '{spec}'` rejects it: {}",
-            out.stderr.trim()
-        ))
+        Err(ScheduleError::CalendarRejected {
+            spec: spec.to_string(),
+            stderr: out.stderr.trim().to_string(),
+        })
     })
 }
 
@@ -285,7 +282,7 @@ mod tests {
             ("0 0 1 * */2", vec!["Tue,Thu,Sat,Sun *-*-01 00:00:00"]),
         ] {
             assert_eq!(
-                on_calendar(cron),
+                on_calendar(cron).map_err(|e| e.to_string()),
                 Ok(want.iter().map(ToString::to_string).collect()),
                 "{cron}"
             );
@@ -295,7 +292,7 @@ mod tests {
     #[test]
     fn inexpressible_expressions_say_so() {
         for cron in ["0 0 L * *", "0 0 * * 5#2", "0 0 15W * *"] {
-            let Err(e) = on_calendar(cron) else {
+            let Err(e) = on_calendar(cron).map_err(|e| e.to_string()) else {
                 panic!("{cron} was converted")
             };
             assert!(

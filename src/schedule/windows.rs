@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Entry, File, xml_escape};
+use super::{Backend, Entry, File, ScheduleError, xml_escape};
 use crate::config::cron_expr::{CronExpr, Field};
 
 /// Task Scheduler accepts at most 48 triggers per task.
@@ -84,7 +84,7 @@ fn days_of_week(d: &BTreeSet<u32>) -> String {
 }
 
 /// The `ScheduleBy…` elements, one per trigger family.
-fn day_rules(e: &CronExpr) -> Result<Vec<String>, String> {
+fn day_rules(e: &CronExpr) -> Result<Vec<String>, ScheduleError> {
     let by_dom = |dom: &Field| {
         let mut s = String::from("<ScheduleByMonth><DaysOfMonth>");
         for d in &dom.values {
@@ -119,10 +119,9 @@ fn day_rules(e: &CronExpr) -> Result<Vec<String>, String> {
         (true, false) => vec![by_dow(&e.dow.values)],
         (false, false) if e.days_or() => vec![by_dom(&e.dom), by_dow(&e.dow.values)],
         (false, false) => {
-            return Err(format!(
-                "cron expression `{}` restricts both day fields with a `*` step (meaning both must match), which Task Scheduler cannot express; simplify the schedule",
-                e.text
-            ));
+            return Err(ScheduleError::BothDayFieldsStepped {
+                expr: e.text.clone(),
+            });
         }
     })
 }
@@ -137,21 +136,23 @@ fn win_arg(a: &str) -> String {
 
 /// The task XML of one entry. Written as UTF-16 when installed, as
 /// `schtasks` expects.
-pub fn task_xml(e: &Entry, jitter: Option<u64>) -> Result<File, String> {
-    let ctx = |err: String| format!("service `{}`: {err}", e.service);
-    let x = CronExpr::parse(&e.schedule).map_err(|err| {
-        ctx(format!(
-            "{err}; it cannot be expressed as a Task Scheduler trigger"
-        ))
+pub fn task_xml(e: &Entry, jitter: Option<u64>) -> Result<File, ScheduleError> {
+    let x = CronExpr::parse(&e.schedule).map_err(|source| {
+        ScheduleError::Inexpressible {
+            backend: Backend::Windows,
+            source,
+        }
+        .of(&e.service)
     })?;
-    let rules = day_rules(&x).map_err(ctx)?;
+    let rules = day_rules(&x).map_err(|err| err.of(&e.service))?;
     let times = times(&x);
     if times.len() * rules.len() > MAX_TRIGGERS {
-        return Err(ctx(format!(
-            "cron expression `{}` needs {} Task Scheduler triggers (at most {MAX_TRIGGERS}); simplify the schedule",
-            e.schedule,
-            times.len() * rules.len()
-        )));
+        return Err(ScheduleError::TooManyTriggers {
+            expr: e.schedule.clone(),
+            needed: times.len() * rules.len(),
+            max: MAX_TRIGGERS,
+        }
+        .of(&e.service));
     }
     let mut triggers = String::new();
     for rule in &rules {

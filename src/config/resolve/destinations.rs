@@ -10,7 +10,7 @@ use super::{Ctx, valid_name, valid_within, within_msg};
 use crate::config::load::list;
 use crate::config::paths::{from_config_dir, program_from_config_dir};
 use crate::config::schema::{DESTINATION_TYPES, DestinationRaw};
-use crate::config::{Destination, Env, Settings, suggest};
+use crate::config::{Destination, Env, Settings, did_you_mean};
 
 /// Keys that only make sense for some destination types.
 fn type_keys(kind: &str) -> &'static [&'static str] {
@@ -100,9 +100,7 @@ pub(super) fn destinations(
                 "destination `{name}` has unknown type `{kind}`; valid types are {}",
                 list(DESTINATION_TYPES)
             );
-            if let Some(s) = suggest(&kind, DESTINATION_TYPES) {
-                msg.push_str(&format!("; did you mean `{s}`?"));
-            }
+            msg.push_str(&did_you_mean(&kind, DESTINATION_TYPES).unwrap_or_default());
             cx.err(&format!("{path}.type"), msg);
             continue;
         }

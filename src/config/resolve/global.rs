@@ -310,12 +310,12 @@ fn check_limits(g: &GlobalRaw, cx: &mut Ctx<'_>) {
     if let Some(r) = &g.replication
         && let Err(e) = parse_replication(r)
     {
-        cx.err("global.replication", e);
+        cx.err("global.replication", e.to_string());
     }
     if let Some(p) = &g.prune
         && let Err(e) = parse_prune(p)
     {
-        cx.err("global.prune", e);
+        cx.err("global.prune", e.to_string());
     }
 }
 

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use super::load::{Locator, RawConfig};
-use super::{Config, Diagnostic, Env, Prune, Replication};
+use super::{Config, Diagnostic, Env, Prune, Replication, ValueError};
 
 mod destinations;
 mod docker;
@@ -96,12 +96,13 @@ fn valid_within(s: &str) -> bool {
 }
 
 /// Checks a 5-field cron expression.
-pub fn check_cron(expr: &str) -> Result<(), String> {
-    let fields = expr.split_whitespace().count();
-    if fields != 5 {
-        return Err(format!(
-            "cron expression `{expr}` has {fields} fields; use 5 (minute hour day-of-month month day-of-week), e.g. `30 2 * * *`"
-        ));
+pub fn check_cron(expr: &str) -> Result<(), ValueError> {
+    let count = expr.split_whitespace().count();
+    if count != 5 {
+        return Err(ValueError::CronFieldCount {
+            expr: expr.to_string(),
+            count,
+        });
     }
     if croner::Cron::from_str(expr).is_ok() {
         return super::checks::never_fires(expr).map_or(Ok(()), Err);
@@ -109,19 +110,19 @@ pub fn check_cron(expr: &str) -> Result<(), String> {
     // croner says only "number out of bounds": find the field by checking
     // each one alone, the others `*`.
     let parts: Vec<&str> = expr.split_whitespace().collect();
-    for (i, (field, range)) in CRON_FIELDS.iter().enumerate() {
+    for (i, &(field, range)) in CRON_FIELDS.iter().enumerate() {
         let mut probe = ["*"; 5];
         probe[i] = parts[i];
         if croner::Cron::from_str(&probe.join(" ")).is_err() {
-            return Err(format!(
-                "invalid cron expression `{expr}`: the {field} field `{}` is not valid (allowed: {range}, `*`, lists `a,b`, ranges `a-b`, steps `*/n`)",
-                parts[i]
-            ));
+            return Err(ValueError::CronField {
+                expr: expr.to_string(),
+                field,
+                text: parts[i].to_string(),
+                allowed: range,
+            });
         }
     }
-    Err(format!(
-        "invalid cron expression `{expr}`; use 5 fields (minute hour day-of-month month day-of-week), e.g. `30 2 * * *`"
-    ))
+    Err(ValueError::Cron(expr.to_string()))
 }
 
 const CRON_FIELDS: [(&str, &str); 5] = [
@@ -243,24 +244,22 @@ pub fn resolve(raw: RawConfig, loc: &Locator, env: &Env) -> Result<Config, Vec<D
 }
 
 /// Parses `replication`.
-pub fn parse_replication(v: &str) -> Result<Replication, String> {
+pub fn parse_replication(v: &str) -> Result<Replication, ValueError> {
     match v {
         "parallel" => Ok(Replication::Parallel),
         "copy" => Ok(Replication::Copy),
-        other => Err(format!(
-            "unknown `replication` value `{other}`; use `parallel` (an independent backup to each target) or `copy` (back up to the first target, then `restic copy` to the others)"
-        )),
+        other => Err(ValueError::Replication(other.to_string())),
     }
 }
 
 /// Parses `prune`.
-pub fn parse_prune(v: &str) -> Result<Prune, String> {
+pub fn parse_prune(v: &str) -> Result<Prune, ValueError> {
     match v {
         "always" => Ok(Prune::Always),
         "never" => Ok(Prune::Never),
         expr => check_cron(expr)
             .map(|()| Prune::Schedule(expr.to_string()))
-            .map_err(|e| format!("`prune` must be `always`, `never` or a cron expression: {e}")),
+            .map_err(|e| ValueError::Prune(Box::new(e))),
     }
 }
 

@@ -2,20 +2,19 @@
 
 use super::service::ServiceCx;
 use super::{Ctx, DEFAULT_NOTIFY_ON};
+use crate::config::did_you_mean;
 use crate::config::load::{RawConfig, list};
 use crate::config::schema::NOTIFY_EVENTS;
-use crate::config::suggest;
 
 fn check_notify_on(owner: &str, values: &[String], path: &str, cx: &mut Ctx<'_>) {
     for (i, v) in values.iter().enumerate() {
         if !NOTIFY_EVENTS.contains(&v.as_str()) {
-            let mut msg = format!("{owner}: unknown `notify_on` event `{v}`");
-            if let Some(s) = suggest(v, NOTIFY_EVENTS) {
-                msg.push_str(&format!("; did you mean `{s}`?"));
-            } else {
-                msg.push_str(&format!("; valid events are {}", list(NOTIFY_EVENTS)));
-            }
-            cx.err(&format!("{path}.{i}"), msg);
+            let hint = did_you_mean(v, NOTIFY_EVENTS)
+                .unwrap_or_else(|| format!("; valid events are {}", list(NOTIFY_EVENTS)));
+            cx.err(
+                &format!("{path}.{i}"),
+                format!("{owner}: unknown `notify_on` event `{v}`{hint}"),
+            );
         }
     }
 }

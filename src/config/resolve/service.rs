@@ -11,7 +11,7 @@ use super::{Ctx, STRATEGIES, docker, dumps, hooks, notifications, retention, sch
 use super::{sources, targets, verify};
 use crate::config::load::{RawConfig, list};
 use crate::config::schema::{GlobalRaw, ServiceConfigRaw, ServiceRaw};
-use crate::config::{Destination, Env, Service, Settings, suggest};
+use crate::config::{Destination, Env, Service, Settings, did_you_mean};
 
 /// What every service is resolved against.
 pub(super) struct Shared<'a> {
@@ -169,8 +169,8 @@ fn profile<'a>(
             None => {
                 let names: Vec<&str> = raw.profiles.keys().map(String::as_str).collect();
                 let mut msg = format!("service `{name}` uses profile `{p}`, which is not defined");
-                if let Some(sug) = suggest(p, &names) {
-                    msg.push_str(&format!("; did you mean `{sug}`?"));
+                if let Some(hint) = did_you_mean(p, &names) {
+                    msg.push_str(&hint);
                 } else if names.is_empty() {
                     msg.push_str(&format!("; add a `[profiles.{p}]` table"));
                 } else {
@@ -190,11 +190,9 @@ fn strategy(v: &ServiceCx<'_>, cx: &mut Ctx<'_>) -> String {
     let strategy = strategy.cloned().unwrap_or_else(|| "generic".to_string());
     if !STRATEGIES.contains(&strategy.as_str()) {
         // `appwrite` and `immich` were translated by `config::legacy`.
-        let hint = suggest(&strategy, STRATEGIES).map_or_else(
-            || format!("valid values are {}", list(STRATEGIES)),
-            |s| format!("did you mean `{s}`?"),
-        );
-        let msg = format!("service `{name}`: unknown strategy `{strategy}`; {hint}");
+        let hint = did_you_mean(&strategy, STRATEGIES)
+            .unwrap_or_else(|| format!("; valid values are {}", list(STRATEGIES)));
+        let msg = format!("service `{name}`: unknown strategy `{strategy}`{hint}");
         cx.err(&path, msg);
     }
     strategy

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::service::ServiceCx;
 use super::{Ctx, parse_replication};
 use crate::config::load::list;
-use crate::config::{Destination, Replication, suggest};
+use crate::config::{Destination, Replication, did_you_mean};
 
 /// A destination name for examples in messages.
 fn dest_names_example(destinations: &BTreeMap<String, Destination>) -> &str {
@@ -56,8 +56,8 @@ pub(super) fn targets(v: &ServiceCx<'_>, cx: &mut Ctx<'_>) -> Vec<String> {
         {
             let mut msg =
                 format!("service `{name}` targets destination `{t}`, which is not defined");
-            if let Some(sug) = suggest(t, &dest_names) {
-                msg.push_str(&format!("; did you mean `{sug}`?"));
+            if let Some(hint) = did_you_mean(t, &dest_names) {
+                msg.push_str(&hint);
             } else if dest_names.is_empty() {
                 msg.push_str(&format!("; add a `[destinations.{t}]` table"));
             } else {
