@@ -24,12 +24,13 @@
 //! A service is as healthy as its worst destination. Disabled services are
 //! evaluated but do not count towards the exit code.
 
+pub mod json;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use crate::config::duration::{AgeLimit, format_duration};
 use crate::config::{Config, Service};
@@ -683,77 +684,6 @@ fn live_list(list: &[crate::restic::output::Snapshot]) -> Vec<LiveSnapshot> {
         .collect();
     out.sort_by_key(|s| std::cmp::Reverse(s.time_ms));
     out
-}
-
-fn rfc3339(ms: i64) -> Option<String> {
-    DateTime::from_timestamp_millis(ms).map(|d| d.to_rfc3339())
-}
-
-fn age_secs(now_ms: i64, ms: i64) -> u64 {
-    u64::try_from((now_ms - ms).max(0) / 1000).unwrap_or(0)
-}
-
-/// One service's health as `status --json` prints it (and the dashboard's
-/// `/api/status` serves it): the same words for the same history.
-pub fn service_json(s: &ServiceHealth, now_ms: i64) -> Value {
-    json!({
-        "service": s.service,
-        "enabled": s.enabled,
-        "state": s.health.state,
-        "reasons": s.health.reasons,
-        "last_run": s.last_run.as_ref().map(|r| json!({
-            "id": r.id,
-            "started_at": rfc3339(r.started_at),
-            "finished_at": r.finished_at.and_then(rfc3339),
-            "age_seconds": age_secs(now_ms, r.started_at),
-            "outcome": r.outcome,
-            "error_class": r.error_class,
-            "message": r.error_message,
-            "log_file": r.log_file,
-        })),
-        "destinations": s.destinations.iter().map(|d| destination_json(d, now_ms)).collect::<Vec<_>>(),
-        "history_reset": s.history_reset.as_ref().map(|r| json!({
-            "at": rfc3339(r.at_ms),
-            "age_seconds": age_secs(now_ms, r.at_ms),
-            "moved_to": r.moved_to,
-            "reason": r.reason,
-        })),
-    })
-}
-
-/// One destination of [`service_json`].
-pub fn destination_json(d: &DestinationHealth, now_ms: i64) -> Value {
-    let snap = d.newest_snapshot.as_ref();
-    let t = d.last_target.as_ref();
-    json!({
-        "destination": d.destination,
-        "state": d.health.state,
-        "reasons": d.health.reasons,
-        "snapshot_id": snap.map(|s| &s.id),
-        "snapshot_time": snap.and_then(|s| rfc3339(s.time_ms)),
-        "snapshot_age_seconds": snap.map(|s| age_secs(now_ms, s.time_ms)),
-        "snapshot_source": snap.map(|s| s.source),
-        "snapshot_host": snap.and_then(|s| s.hostname.as_ref()),
-        "snapshots_known": d.facts.as_ref().and_then(|f| f.snapshots_known),
-        "last_outcome": t.map(|t| &t.outcome),
-        "bytes_added": t.and_then(|t| t.bytes_added),
-        "files_new": t.and_then(|t| t.files_new),
-        "files_changed": t.and_then(|t| t.files_changed),
-        "duration_ms": t.map(|t| t.duration_ms),
-        "max_age": d.max_age.to_string(),
-        "max_age_from": d.max_age_from,
-        "verify_max_age": d.verify_max_age.to_string(),
-        "last_verify": d.last_verify.as_ref().map(|v| json!({
-            "kind": v.kind,
-            "outcome": v.outcome,
-            "started_at": rfc3339(v.started_at_ms),
-            "finished_at": v.finished_at_ms.and_then(rfc3339),
-            "error_class": v.error_class,
-            "message": v.error_message,
-        })),
-        "last_successful_verify_at": d.last_good_verify.as_ref().and_then(|v| rfc3339(v.finished_at_ms.unwrap_or(v.started_at_ms))),
-        "disagreements": d.disagreements,
-    })
 }
 
 #[cfg(test)]
