@@ -24,12 +24,13 @@
 //! A service is as healthy as its worst destination. Disabled services are
 //! evaluated but do not count towards the exit code.
 
+pub mod json;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use crate::config::duration::{AgeLimit, format_duration};
 use crate::config::{Config, Service};
@@ -360,187 +361,232 @@ fn same_snapshot(recorded: &str, s: &LiveSnapshot) -> bool {
 }
 
 fn destination(i: Inputs<'_>, live: Option<&LiveView>) -> DestinationHealth {
-    let now_ms = i.now_ms;
     let mut h = Health::ok();
-    let mut disagreements = Vec::new();
+    judge_run(&i, &mut h);
+    let seen = newest_snapshot(&i, live, &mut h);
+    if seen.reachable {
+        judge_age(&i, seen.newest.as_ref(), live.is_some(), &mut h);
+    }
+    judge_verify(&i, seen.first_snapshot_ms, &mut h);
+    DestinationHealth {
+        destination: i.destination.to_string(),
+        health: h,
+        last_target: i.target,
+        newest_snapshot: seen.newest,
+        first_snapshot_ms: seen.first_snapshot_ms,
+        facts: i.facts,
+        last_verify: i.last_verify,
+        last_good_verify: i.last_good_verify,
+        max_age: i.max_age,
+        max_age_from: i.max_age_from,
+        verify_max_age: i.verify_max_age,
+        disagreements: seen.disagreements,
+    }
+}
 
-    // 1. The newest finished run, here.
-    let run_when = i
-        .last_run
-        .map(|r| ago(now_ms, r.finished_at.unwrap_or(r.started_at)));
+/// Step 1: the newest finished run, here.
+fn judge_run(i: &Inputs<'_>, h: &mut Health) {
+    let Some(r) = i.last_run else {
+        return;
+    };
+    let when = ago(i.now_ms, r.finished_at.unwrap_or(r.started_at));
     // A run can end worse than all its targets (a hook failed, or it
     // stopped before any backup): that concerns every destination.
-    if let Some(r) = i.last_run.filter(|_| i.run_beyond_targets) {
-        let when = run_when.clone().unwrap_or_default();
-        match r.outcome.finished() {
-            Some(Outcome::Failed) => h.add(State::Failed, run_failed(r, now_ms)),
-            Some(Outcome::Warning) => h.add(
-                State::Warning,
-                match &r.error_message {
-                    Some(m) => format!("last run finished with warnings {when} ago: {m}"),
-                    None => format!("last run finished with warnings {when} ago"),
-                },
-            ),
-            Some(Outcome::Interrupted) => h.add(
+    if i.run_beyond_targets
+        && let Some(o) = r.outcome.finished()
+    {
+        judge_outcome(h, o, &when, r.error_message.as_deref());
+    }
+    if let Some(t) = &i.target {
+        judge_outcome(h, t.outcome, &when, t.error_message.as_deref());
+    }
+}
+
+/// The reason a run's (or a target's) outcome gives, if any.
+fn judge_outcome(h: &mut Health, outcome: Outcome, when: &str, message: Option<&str>) {
+    let (state, what) = match outcome {
+        Outcome::Failed => (State::Failed, "failed"),
+        Outcome::Warning => (State::Warning, "finished with warnings"),
+        Outcome::Interrupted => {
+            h.add(
                 State::Warning,
                 format!("last run was interrupted {when} ago"),
-            ),
-            Some(Outcome::Ok) | None => {}
+            );
+            return;
         }
-    }
-    if let (Some(t), Some(_)) = (&i.target, i.last_run) {
-        {
-            let when = run_when.clone().unwrap_or_default();
-            match t.outcome {
-                Outcome::Failed => h.add(
-                    State::Failed,
-                    match &t.error_message {
-                        Some(m) => format!("last run failed {when} ago: {m}"),
-                        None => format!("last run failed {when} ago"),
-                    },
-                ),
-                Outcome::Warning => h.add(
-                    State::Warning,
-                    match &t.error_message {
-                        Some(m) => format!("last run finished with warnings {when} ago: {m}"),
-                        None => format!("last run finished with warnings {when} ago"),
-                    },
-                ),
-                Outcome::Interrupted => h.add(
-                    State::Warning,
-                    format!("last run was interrupted {when} ago"),
-                ),
-                Outcome::Ok => {}
-            }
-        }
-    }
+        Outcome::Ok => return,
+    };
+    h.add(
+        state,
+        match message {
+            Some(m) => format!("last run {what} {when} ago: {m}"),
+            None => format!("last run {what} {when} ago"),
+        },
+    );
+}
 
-    // 2. The newest snapshot: from history, or from the repository.
+/// A destination's newest and first snapshot, and whether its repository
+/// could be read.
+struct Seen {
+    newest: Option<SnapshotSeen>,
+    first_snapshot_ms: Option<i64>,
+    reachable: bool,
+    disagreements: Vec<String>,
+}
+
+/// Step 2: the newest snapshot, from history or from the repository.
+fn newest_snapshot(i: &Inputs<'_>, live: Option<&LiveView>, h: &mut Health) -> Seen {
     let from_history = i
         .facts
         .as_ref()
         .and_then(|f| Some((f.newest_snapshot.clone()?, f.newest_snapshot_ms?)));
-    let mut first_snapshot_ms = i.facts.as_ref().and_then(|f| f.first_snapshot_ms);
-    let mut newest = from_history.as_ref().map(|(id, ms)| SnapshotSeen {
-        id: id.clone(),
-        time_ms: *ms,
-        source: Source::History,
-        hostname: None,
-    });
-    let mut reachable = true;
-    if let Some(view) = live {
-        match &view.result {
-            Err(e) => {
-                reachable = false;
+    let mut seen = Seen {
+        newest: from_history.as_ref().map(|(id, ms)| SnapshotSeen {
+            id: id.clone(),
+            time_ms: *ms,
+            source: Source::History,
+            hostname: None,
+        }),
+        first_snapshot_ms: i.facts.as_ref().and_then(|f| f.first_snapshot_ms),
+        reachable: true,
+        disagreements: Vec::new(),
+    };
+    let Some(view) = live else {
+        return seen;
+    };
+    match &view.result {
+        Err(e) => {
+            seen.reachable = false;
+            h.add(
+                State::Failed,
+                format!("repository cannot be read ({}): {}", e.class, e.message),
+            );
+        }
+        Ok(list) => {
+            let repo_newest = list.iter().max_by_key(|s| s.time_ms);
+            let history_id = from_history.as_ref().map(|(id, _)| id.as_str());
+            compare(i.now_ms, history_id, list, h, &mut seen.disagreements);
+            seen.newest = repo_newest.map(|s| SnapshotSeen {
+                id: s.id.clone(),
+                time_ms: s.time_ms,
+                source: Source::Repository,
+                hostname: Some(s.hostname.clone()),
+            });
+            seen.first_snapshot_ms = list.iter().map(|s| s.time_ms).min();
+        }
+    }
+    seen
+}
+
+/// Where the repository's snapshots (`list`) and history's newest one
+/// disagree; a snapshot history has that the repository lacks is a warning.
+fn compare(
+    now_ms: i64,
+    history_id: Option<&str>,
+    list: &[LiveSnapshot],
+    h: &mut Health,
+    disagreements: &mut Vec<String>,
+) {
+    let repo_newest = list.iter().max_by_key(|s| s.time_ms);
+    match (history_id, repo_newest) {
+        (None, Some(s)) => disagreements.push(format!(
+            "history records no snapshot here, but the repository has {} from {} ago (host `{}`); the history database may be new (rebuilt host?) or another host backs up here",
+            s.short_id,
+            ago(now_ms, s.time_ms),
+            s.hostname
+        )),
+        (Some(id), repo) if !list.iter().any(|s| same_snapshot(id, s)) => {
+            let also = repo.map_or_else(
+                || "the repository has no snapshots of this service".to_string(),
+                |s| format!("its newest is {} from {} ago", s.short_id, ago(now_ms, s.time_ms)),
+            );
+            let msg = format!(
+                "history's newest snapshot {} is not in the repository ({also}); it was removed, or the repository was replaced",
+                id.chars().take(8).collect::<String>()
+            );
+            h.add(State::Warning, msg.clone());
+            disagreements.push(msg);
+        }
+        (Some(id), Some(s)) if !same_snapshot(id, s) => {
+            disagreements.push(format!(
+                "the repository has a newer snapshot {} from {} ago (host `{}`) than history's {}",
+                s.short_id,
+                ago(now_ms, s.time_ms),
+                s.hostname,
+                id.chars().take(8).collect::<String>()
+            ));
+        }
+        _ => {}
+    }
+}
+
+/// Step 3, staleness: the newest snapshot's age against `max_age`, or,
+/// with none, how long ago the destination was configured.
+fn judge_age(i: &Inputs<'_>, newest: Option<&SnapshotSeen>, live: bool, h: &mut Health) {
+    let now_ms = i.now_ms;
+    match (newest, i.max_age) {
+        (None, limit) => {
+            let none = if live {
+                "the repository holds no snapshot of this service"
+            } else {
+                "no successful snapshot recorded"
+            };
+            // A service that never had a snapshot gets its max_age
+            // (26 h when `off`) from when it was first seen.
+            let grace = match limit {
+                AgeLimit::After(m) => m,
+                AgeLimit::Off => DEFAULT_MAX_AGE,
+            };
+            let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+            match i.first_seen_ms {
+                Some(at) if now_ms - at <= grace_ms => h.add(
+                    State::New,
+                    format!(
+                        "never backed up (configured {} ago); stale if still none {} after that",
+                        ago(now_ms, at),
+                        format_duration(grace)
+                    ),
+                ),
+                Some(at) => h.add(
+                    State::Stale,
+                    format!(
+                        "{none}; configured {} ago, max_age {}",
+                        ago(now_ms, at),
+                        format_duration(grace)
+                    ),
+                ),
+                // Never seen by `run` or `setup` (or history is new):
+                // nothing says it was configured recently.
+                None => h.add(State::Stale, none.to_string()),
+            }
+        }
+        (Some(n), AgeLimit::After(max)) => {
+            let age_ms = now_ms - n.time_ms;
+            if age_ms > i64::try_from(max.as_millis()).unwrap_or(i64::MAX) {
+                let from = match i.max_age_from {
+                    "schedule" => " (twice the schedule's interval)",
+                    "default" => " (default)",
+                    _ => "",
+                };
                 h.add(
-                    State::Failed,
-                    format!("repository cannot be read ({}): {}", e.class, e.message),
+                    State::Stale,
+                    format!(
+                        "newest snapshot {} ago, max_age {}{from}",
+                        ago(now_ms, n.time_ms),
+                        format_duration(max)
+                    ),
                 );
             }
-            Ok(list) => {
-                let repo_newest = list.iter().max_by_key(|s| s.time_ms);
-                match (&from_history, repo_newest) {
-                    (None, Some(s)) => disagreements.push(format!(
-                        "history records no snapshot here, but the repository has {} from {} ago (host `{}`); the history database may be new (rebuilt host?) or another host backs up here",
-                        s.short_id,
-                        ago(now_ms, s.time_ms),
-                        s.hostname
-                    )),
-                    (Some((id, _)), repo) if !list.iter().any(|s| same_snapshot(id, s)) => {
-                        let also = repo.map_or_else(
-                            || "the repository has no snapshots of this service".to_string(),
-                            |s| format!("its newest is {} from {} ago", s.short_id, ago(now_ms, s.time_ms)),
-                        );
-                        let msg = format!(
-                            "history's newest snapshot {} is not in the repository ({also}); it was removed, or the repository was replaced",
-                            id.chars().take(8).collect::<String>()
-                        );
-                        h.add(State::Warning, msg.clone());
-                        disagreements.push(msg);
-                    }
-                    (Some((id, _)), Some(s)) if !same_snapshot(id, s) => {
-                        disagreements.push(format!(
-                            "the repository has a newer snapshot {} from {} ago (host `{}`) than history's {}",
-                            s.short_id,
-                            ago(now_ms, s.time_ms),
-                            s.hostname,
-                            id.chars().take(8).collect::<String>()
-                        ));
-                    }
-                    _ => {}
-                }
-                newest = repo_newest.map(|s| SnapshotSeen {
-                    id: s.id.clone(),
-                    time_ms: s.time_ms,
-                    source: Source::Repository,
-                    hostname: Some(s.hostname.clone()),
-                });
-                first_snapshot_ms = list.iter().map(|s| s.time_ms).min();
-            }
         }
+        (Some(_), AgeLimit::Off) => {}
     }
+}
 
-    // 3. Staleness.
-    if reachable {
-        match (&newest, i.max_age) {
-            (None, limit) => {
-                let none = if live.is_some() {
-                    "the repository holds no snapshot of this service"
-                } else {
-                    "no successful snapshot recorded"
-                };
-                // A service that never had a snapshot gets its max_age
-                // (26 h when `off`) from when it was first seen.
-                let grace = match limit {
-                    AgeLimit::After(m) => m,
-                    AgeLimit::Off => DEFAULT_MAX_AGE,
-                };
-                let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
-                match i.first_seen_ms {
-                    Some(at) if now_ms - at <= grace_ms => h.add(
-                        State::New,
-                        format!(
-                            "never backed up (configured {} ago); stale if still none {} after that",
-                            ago(now_ms, at),
-                            format_duration(grace)
-                        ),
-                    ),
-                    Some(at) => h.add(
-                        State::Stale,
-                        format!(
-                            "{none}; configured {} ago, max_age {}",
-                            ago(now_ms, at),
-                            format_duration(grace)
-                        ),
-                    ),
-                    // Never seen by `run` or `setup` (or history is new):
-                    // nothing says it was configured recently.
-                    None => h.add(State::Stale, none.to_string()),
-                }
-            }
-            (Some(n), AgeLimit::After(max)) => {
-                let age_ms = now_ms - n.time_ms;
-                if age_ms > i64::try_from(max.as_millis()).unwrap_or(i64::MAX) {
-                    let from = match i.max_age_from {
-                        "schedule" => " (twice the schedule's interval)",
-                        "default" => " (default)",
-                        _ => "",
-                    };
-                    h.add(
-                        State::Stale,
-                        format!(
-                            "newest snapshot {} ago, max_age {}{from}",
-                            ago(now_ms, n.time_ms),
-                            format_duration(max)
-                        ),
-                    );
-                }
-            }
-            (Some(_), AgeLimit::Off) => {}
-        }
-    }
-
-    // 4. Verification.
+/// Step 4, verification: a successful verify within `verify_max_age`
+/// (counted from the first snapshot when there was none), and the newest
+/// verify's outcome.
+fn judge_verify(i: &Inputs<'_>, first_snapshot_ms: Option<i64>, h: &mut Health) {
+    let now_ms = i.now_ms;
     if let (AgeLimit::After(max), Some(first)) = (i.verify_max_age, first_snapshot_ms) {
         let max_ms = i64::try_from(max.as_millis()).unwrap_or(i64::MAX);
         let limit = format_duration(max);
@@ -591,21 +637,6 @@ fn destination(i: Inputs<'_>, live: Option<&LiveView>) -> DestinationHealth {
             ),
             Some(Outcome::Ok | Outcome::Interrupted) | None => {}
         }
-    }
-
-    DestinationHealth {
-        destination: i.destination.to_string(),
-        health: h,
-        last_target: i.target,
-        newest_snapshot: newest,
-        first_snapshot_ms,
-        facts: i.facts,
-        last_verify: i.last_verify,
-        last_good_verify: i.last_good_verify,
-        max_age: i.max_age,
-        max_age_from: i.max_age_from,
-        verify_max_age: i.verify_max_age,
-        disagreements,
     }
 }
 
@@ -683,77 +714,6 @@ fn live_list(list: &[crate::restic::output::Snapshot]) -> Vec<LiveSnapshot> {
         .collect();
     out.sort_by_key(|s| std::cmp::Reverse(s.time_ms));
     out
-}
-
-fn rfc3339(ms: i64) -> Option<String> {
-    DateTime::from_timestamp_millis(ms).map(|d| d.to_rfc3339())
-}
-
-fn age_secs(now_ms: i64, ms: i64) -> u64 {
-    u64::try_from((now_ms - ms).max(0) / 1000).unwrap_or(0)
-}
-
-/// One service's health as `status --json` prints it (and the dashboard's
-/// `/api/status` serves it): the same words for the same history.
-pub fn service_json(s: &ServiceHealth, now_ms: i64) -> Value {
-    json!({
-        "service": s.service,
-        "enabled": s.enabled,
-        "state": s.health.state,
-        "reasons": s.health.reasons,
-        "last_run": s.last_run.as_ref().map(|r| json!({
-            "id": r.id,
-            "started_at": rfc3339(r.started_at),
-            "finished_at": r.finished_at.and_then(rfc3339),
-            "age_seconds": age_secs(now_ms, r.started_at),
-            "outcome": r.outcome,
-            "error_class": r.error_class,
-            "message": r.error_message,
-            "log_file": r.log_file,
-        })),
-        "destinations": s.destinations.iter().map(|d| destination_json(d, now_ms)).collect::<Vec<_>>(),
-        "history_reset": s.history_reset.as_ref().map(|r| json!({
-            "at": rfc3339(r.at_ms),
-            "age_seconds": age_secs(now_ms, r.at_ms),
-            "moved_to": r.moved_to,
-            "reason": r.reason,
-        })),
-    })
-}
-
-/// One destination of [`service_json`].
-pub fn destination_json(d: &DestinationHealth, now_ms: i64) -> Value {
-    let snap = d.newest_snapshot.as_ref();
-    let t = d.last_target.as_ref();
-    json!({
-        "destination": d.destination,
-        "state": d.health.state,
-        "reasons": d.health.reasons,
-        "snapshot_id": snap.map(|s| &s.id),
-        "snapshot_time": snap.and_then(|s| rfc3339(s.time_ms)),
-        "snapshot_age_seconds": snap.map(|s| age_secs(now_ms, s.time_ms)),
-        "snapshot_source": snap.map(|s| s.source),
-        "snapshot_host": snap.and_then(|s| s.hostname.as_ref()),
-        "snapshots_known": d.facts.as_ref().and_then(|f| f.snapshots_known),
-        "last_outcome": t.map(|t| &t.outcome),
-        "bytes_added": t.and_then(|t| t.bytes_added),
-        "files_new": t.and_then(|t| t.files_new),
-        "files_changed": t.and_then(|t| t.files_changed),
-        "duration_ms": t.map(|t| t.duration_ms),
-        "max_age": d.max_age.to_string(),
-        "max_age_from": d.max_age_from,
-        "verify_max_age": d.verify_max_age.to_string(),
-        "last_verify": d.last_verify.as_ref().map(|v| json!({
-            "kind": v.kind,
-            "outcome": v.outcome,
-            "started_at": rfc3339(v.started_at_ms),
-            "finished_at": v.finished_at_ms.and_then(rfc3339),
-            "error_class": v.error_class,
-            "message": v.error_message,
-        })),
-        "last_successful_verify_at": d.last_good_verify.as_ref().and_then(|v| rfc3339(v.finished_at_ms.unwrap_or(v.started_at_ms))),
-        "disagreements": d.disagreements,
-    })
 }
 
 #[cfg(test)]

@@ -312,6 +312,27 @@ impl Progress for PlainProgress {
     }
 }
 
+/// Serializes `v` with the keys of every object in it sorted, as `json!`
+/// maps hold them: for a `--json` document that was built with `json!`
+/// and embeds a type whose fields are declared in another order
+/// (`#[serde(serialize_with = "output::sorted_keys")]`).
+pub fn sorted_keys<T: Serialize, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    serde_json::to_value(v)
+        .map_err(serde::ser::Error::custom)?
+        .serialize(s)
+}
+
+/// Panics unless every object in `v`'s JSON lists its keys sorted: the
+/// `--json` documents that were `json!` maps keep their byte order.
+#[cfg(test)]
+pub fn assert_sorted_keys<T: Serialize>(v: &T) {
+    let direct = serde_json::to_string(v).unwrap_or_else(|e| panic!("{e}"));
+    let sorted = serde_json::to_value(v)
+        .and_then(|v| serde_json::to_string(&v))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(direct, sorted, "keys out of order");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,99 +1,228 @@
 //! `config show`: the resolved configuration, secrets redacted.
 
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
 
 use super::{Context, select};
 use crate::cli::ServiceFilter;
 use crate::config::include::FileParts;
-use crate::config::{Config, PasswordSource, Service};
+use crate::config::{Config, Diagnostic, Hook, PasswordSource, Retention, Service};
 use crate::engine::plan::{self, TargetPlan};
 use crate::error::Error;
 use crate::model::Exit;
+use crate::output::sorted_keys;
 
 const REDACTED: &str = "***";
 
-fn password(p: &PasswordSource) -> Value {
-    match p {
-        PasswordSource::File(f) => json!({"file": f}),
-        PasswordSource::Command(_) => json!({"command": REDACTED}),
+// The document `config show --json` prints, and the human form walks.
+// Fields are declared in alphabetical order (embedded types sorted with
+// `sorted_keys`): it was built from `json!` maps, which sort their keys,
+// and stays byte for byte what it was.
+
+/// The resolved configuration, secrets replaced by `***`.
+#[derive(Debug, Serialize)]
+pub struct Shown<'a> {
+    pub global: Global<'a>,
+    pub services: Vec<ShownService<'a>>,
+    #[serde(serialize_with = "sorted_keys")]
+    pub warnings: &'a [Diagnostic],
+}
+
+/// `[global]` after defaults, and what the configuration includes.
+#[derive(Debug, Serialize)]
+pub struct Global<'a> {
+    default_timeout_seconds: u64,
+    /// With `[docker] discover` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    docker: Option<Docker<'a>>,
+    docker_base: Option<&'a Path>,
+    file: &'a Path,
+    hook_timeout_seconds: u64,
+    host: &'a str,
+    /// With `include` only: the included files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    included: Option<Vec<&'a Path>>,
+    lock_directory: &'a Path,
+    log_directory: &'a Path,
+    long_running_threshold_minutes: u64,
+    notifications: Option<Notifications<'a>>,
+    notifiers: Vec<Value>,
+    password: Password,
+    restic_binary: Option<&'a Path>,
+    state_directory: &'a Path,
+}
+
+/// Where restic's password comes from; a command is not shown.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Password {
+    File(PathBuf),
+    Command(&'static str),
+}
+
+impl Password {
+    fn new(p: &PasswordSource) -> Password {
+        match p {
+            PasswordSource::File(f) => Password::File(f.clone()),
+            PasswordSource::Command(_) => Password::Command(REDACTED),
+        }
     }
 }
 
-/// The resolved service as JSON, with secrets replaced by `***`.
-pub fn service_json(c: &Config, s: &Service) -> Value {
-    let hooks = |hs: &[crate::config::Hook]| {
-        hs.iter()
-            .map(|h| {
-                json!({
-                    "name": h.name,
-                    "command": h.command,
-                    "working_dir": h.working_dir,
-                    "timeout_seconds": h.timeout_seconds,
-                    "continue_on_error": h.continue_on_error,
-                    "env": h.env.keys().map(|k| (k.clone(), json!(REDACTED))).collect::<serde_json::Map<_, _>>(),
-                })
-            })
-            .collect::<Vec<_>>()
-    };
-    let repos: Vec<Value> = plan::targets(c, s)
-        .into_iter()
-        .map(|t| match t {
+/// The original tool's `[notifications]`.
+#[derive(Debug, Serialize)]
+struct Notifications<'a> {
+    cache_file: Option<&'a str>,
+    discord_webhook_url: Option<&'static str>,
+    notify_on: Option<&'a [String]>,
+    rate_limit_minutes: Option<u64>,
+}
+
+/// `[docker]` with `discover = true`.
+#[derive(Debug, Serialize)]
+struct Docker<'a> {
+    discover: bool,
+    label_prefix: &'a str,
+    labelled_containers: &'a [String],
+}
+
+/// One resolved service.
+#[derive(Debug, Serialize)]
+pub struct ShownService<'a> {
+    backup_script: Option<&'a str>,
+    description: Option<&'a str>,
+    enabled: bool,
+    excludes: &'a [String],
+    /// With `include` only, so a single file's output stays as it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<&'a Path>,
+    host: &'a str,
+    /// With `[docker] discover` (these two): the containers whose labels
+    /// the service has, and where each key came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labelled_by: Option<&'a [String]>,
+    name: &'a str,
+    notifiers: Option<&'a [String]>,
+    notify_on: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origins: Option<&'a BTreeMap<String, String>>,
+    paths: &'a [PathBuf],
+    post_backup_hooks: Vec<ShownHook<'a>>,
+    pre_backup_hooks: Vec<ShownHook<'a>>,
+    profile: Option<&'a str>,
+    repositories: Vec<ShownRepository>,
+    #[serde(serialize_with = "sorted_keys")]
+    retention: &'a Retention,
+    schedule: Option<&'a str>,
+    strategy: &'a str,
+    tags: Vec<String>,
+    targets: &'a [String],
+    timeout_seconds: u64,
+    volumes: &'a [String],
+}
+
+/// A hook, its environment's values replaced by `***`.
+#[derive(Debug, Serialize)]
+struct ShownHook<'a> {
+    command: &'a str,
+    continue_on_error: bool,
+    env: BTreeMap<&'a str, &'static str>,
+    name: &'a str,
+    timeout_seconds: u64,
+    working_dir: Option<&'a Path>,
+}
+
+/// A destination of a service: its repository, or why it cannot be opened.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum ShownRepository {
+    Ready {
+        destination: String,
+        password: Password,
+        repository: String,
+        /// The `--keep-*` arguments, space separated.
+        retention: String,
+        #[serde(rename = "type")]
+        kind: String,
+    },
+    Broken {
+        destination: String,
+        error: String,
+    },
+}
+
+impl<'a> ShownHook<'a> {
+    fn new(h: &'a Hook) -> ShownHook<'a> {
+        ShownHook {
+            command: &h.command,
+            continue_on_error: h.continue_on_error,
+            env: h.env.keys().map(|k| (k.as_str(), REDACTED)).collect(),
+            name: &h.name,
+            timeout_seconds: h.timeout_seconds,
+            working_dir: h.working_dir.as_deref(),
+        }
+    }
+}
+
+impl ShownRepository {
+    fn new(t: TargetPlan) -> ShownRepository {
+        match t {
             TargetPlan::Ready {
                 destination,
                 repository,
                 retention,
                 kind,
                 password: pw,
-            } => json!({
-                "destination": destination,
-                "type": kind,
-                "repository": repository,
-                "password": password(&pw),
-                "retention": retention.join(" "),
-            }),
+            } => ShownRepository::Ready {
+                destination,
+                password: Password::new(&pw),
+                repository,
+                retention: retention.join(" "),
+                kind,
+            },
             TargetPlan::Broken { destination, error } => {
-                json!({"destination": destination, "error": error})
+                ShownRepository::Broken { destination, error }
             }
-        })
-        .collect();
-    let mut v = json!({
-        "name": s.name,
-        "enabled": s.enabled,
-        "profile": s.profile,
-        "description": s.description,
-        "strategy": s.strategy,
-        "schedule": s.schedule,
-        "targets": s.targets,
-        "repositories": repos,
-        "paths": s.paths,
-        "volumes": s.volumes,
-        "excludes": s.excludes,
-        "tags": plan::tags(s),
-        "host": c.settings.host,
-        "retention": s.retention,
-        "timeout_seconds": s.timeout_seconds,
-        "notify_on": s.notify_on,
-        "notifiers": s.notifiers,
-        "pre_backup_hooks": hooks(&s.pre_backup_hooks),
-        "post_backup_hooks": hooks(&s.post_backup_hooks),
-        "backup_script": s.backup_script,
-    });
-    // Only with `include`, so a single file's output stays as it was.
-    if let Some(f) = &s.file {
-        v["file"] = json!(f);
+        }
     }
-    with_origins(&mut v, s);
-    v
 }
 
-/// With `[docker] discover`: where each key came from (`file` or a label
-/// on a container), and the containers whose labels the service has.
-fn with_origins(v: &mut Value, s: &Service) {
-    if let Value::Object(m) = v
-        && !s.origins.is_empty()
-    {
-        m.insert("origins".into(), json!(s.origins));
-        m.insert("labelled_by".into(), json!(s.labelled_by));
+impl<'a> ShownService<'a> {
+    /// The resolved service `s` of `c`.
+    pub fn new(c: &'a Config, s: &'a Service) -> ShownService<'a> {
+        let discovered = !s.origins.is_empty();
+        let hooks = |hs: &'a [Hook]| hs.iter().map(ShownHook::new).collect();
+        ShownService {
+            backup_script: s.backup_script.as_deref(),
+            description: s.description.as_deref(),
+            enabled: s.enabled,
+            excludes: &s.excludes,
+            file: s.file.as_deref(),
+            host: &c.settings.host,
+            labelled_by: discovered.then_some(s.labelled_by.as_slice()),
+            name: &s.name,
+            notifiers: s.notifiers.as_deref(),
+            notify_on: &s.notify_on,
+            origins: discovered.then_some(&s.origins),
+            paths: &s.paths,
+            post_backup_hooks: hooks(&s.post_backup_hooks),
+            pre_backup_hooks: hooks(&s.pre_backup_hooks),
+            profile: s.profile.as_deref(),
+            repositories: plan::targets(c, s)
+                .into_iter()
+                .map(ShownRepository::new)
+                .collect(),
+            retention: &s.retention,
+            schedule: s.schedule.as_deref(),
+            strategy: &s.strategy,
+            tags: plan::tags(s),
+            targets: &s.targets,
+            timeout_seconds: s.timeout_seconds,
+            volumes: &s.volumes,
+        }
     }
 }
 
@@ -134,63 +263,75 @@ fn human(v: &Value, indent: usize, out: &mut String) {
     }
 }
 
+impl<'a> Global<'a> {
+    /// The global part of `c`.
+    pub fn new(c: &'a Config) -> Global<'a> {
+        let s = &c.settings;
+        Global {
+            default_timeout_seconds: s.default_timeout_seconds,
+            docker: c.discovery.enabled.then(|| Docker {
+                discover: true,
+                label_prefix: &c.discovery.label_prefix,
+                labelled_containers: &c.discovery.containers,
+            }),
+            docker_base: s.docker_base.as_deref(),
+            file: &c.file,
+            hook_timeout_seconds: s.hook_timeout_seconds,
+            host: &s.host,
+            included: c
+                .files
+                .as_ref()
+                .map(|files| files.iter().skip(1).map(|f| f.file.as_path()).collect()),
+            lock_directory: &s.lock_directory,
+            log_directory: &s.log_directory,
+            long_running_threshold_minutes: s.long_running_threshold_minutes,
+            notifications: c.notifications.as_ref().map(|n| Notifications {
+                cache_file: n.cache_file.as_deref(),
+                discord_webhook_url: n.discord_webhook_url.as_ref().map(|_| REDACTED),
+                notify_on: n.notify_on.as_deref(),
+                rate_limit_minutes: n.rate_limit_minutes,
+            }),
+            notifiers: c
+                .notify
+                .notifiers
+                .iter()
+                .map(crate::config::notify::Notifier::describe)
+                .collect(),
+            password: Password::new(&s.password),
+            restic_binary: s.restic_binary.as_deref(),
+            state_directory: &s.state_directory,
+        }
+    }
+}
+
+fn to_value(v: &impl Serialize) -> Result<Value, Error> {
+    serde_json::to_value(v).map_err(|e| Error::Other(format!("cannot show the configuration: {e}")))
+}
+
 pub fn run(ctx: &Context, f: &ServiceFilter) -> Result<Exit, Error> {
     let c = ctx.load_config_announcing(false)?;
     let services = select(&c, &f.services, false)?;
     let p = &ctx.printer;
-    let s = &c.settings;
-    let mut global = json!({
-        "file": c.file,
-        "password": password(&s.password),
-        "state_directory": s.state_directory,
-        "log_directory": s.log_directory,
-        "lock_directory": s.lock_directory,
-        "docker_base": s.docker_base,
-        "host": s.host,
-        "restic_binary": s.restic_binary,
-        "default_timeout_seconds": s.default_timeout_seconds,
-        "hook_timeout_seconds": s.hook_timeout_seconds,
-        "long_running_threshold_minutes": s.long_running_threshold_minutes,
-        "notifications": c.notifications.as_ref().map(|n| json!({
-            "discord_webhook_url": n.discord_webhook_url.as_ref().map(|_| REDACTED),
-            "notify_on": n.notify_on,
-            "rate_limit_minutes": n.rate_limit_minutes,
-            "cache_file": n.cache_file,
-        })),
-        "notifiers": c.notify.notifiers.iter().map(crate::config::notify::Notifier::describe).collect::<Vec<_>>(),
-    });
-    if let Some(files) = &c.files {
-        global["included"] = json!(files.iter().skip(1).map(|f| &f.file).collect::<Vec<_>>());
-    }
-    if c.discovery.enabled
-        && let Value::Object(m) = &mut global
-    {
-        m.insert(
-            "docker".into(),
-            json!({"discover": true, "label_prefix": c.discovery.label_prefix, "labelled_containers": c.discovery.containers}),
-        );
-    }
-    let svc: Vec<Value> = services.iter().map(|s| service_json(&c, s)).collect();
+    let shown = Shown {
+        global: Global::new(&c),
+        services: services.iter().map(|s| ShownService::new(&c, s)).collect(),
+        warnings: &c.warnings,
+    };
     if p.json {
-        p.json(&json!({"global": global, "services": svc, "warnings": c.warnings}));
+        p.json(&shown);
         return Ok(Exit::Ok);
     }
+    // The human form walks the same document, keys sorted.
     let mut out = String::from("[global]\n");
-    human(&global, 2, &mut out);
-    for (v, s) in svc.iter().zip(&services) {
-        let from = s.file.as_ref().map_or_else(String::new, |f| {
+    human(&to_value(&shown.global)?, 2, &mut out);
+    for mut v in shown.services {
+        let from = v.file.map_or_else(String::new, |f| {
             format!("  # from {}", FileParts::short(f, &c.file))
         });
-        out.push_str(&format!(
-            "\n[services.{}]{from}\n",
-            v["name"].as_str().unwrap_or("?")
-        ));
+        out.push_str(&format!("\n[services.{}]{from}\n", v.name));
         // The header's comment names the file.
-        let mut v = v.clone();
-        if let Some(m) = v.as_object_mut() {
-            m.remove("file");
-        }
-        human(&v, 2, &mut out);
+        v.file = None;
+        human(&to_value(&v)?, 2, &mut out);
     }
     p.line(out.trim_end());
     // The modern form of what the original tool's settings became.
@@ -198,4 +339,58 @@ pub fn run(ctx: &Context, f: &ServiceFilter) -> Result<Exit, Error> {
         eprintln!("warning: {w}");
     }
     Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::paths::Env;
+
+    #[test]
+    fn the_document_keeps_its_sorted_keys() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let file = dir.path().join("config.toml");
+        let text = r#"[global]
+restic_password_file = "pw"
+[notifications]
+discord_webhook_url = "https://discord.example/hook"
+notify_on = ["failure"]
+[destinations.local]
+type = "local"
+path = "{dir}/repo"
+[services.wiki]
+targets = ["local"]
+schedule = "0 2 * * *"
+[services.wiki.config]
+paths = ["{dir}"]
+[[services.wiki.config.pre_backup_hooks]]
+name = "flush"
+command = "true"
+working_dir = "/tmp"
+env = { TOKEN = "secret" }
+"#
+        .replace("{dir}", &dir.path().display().to_string());
+        std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
+        let env = Env {
+            home: Some(dir.path().join("home")),
+            ..Env::default()
+        };
+        let c = Config::load(&file, &env).unwrap_or_else(|e| panic!("{e:?}"));
+        let shown = Shown {
+            global: Global::new(&c),
+            services: c
+                .services
+                .iter()
+                .map(|s| ShownService::new(&c, s))
+                .collect(),
+            warnings: &c.warnings,
+        };
+        crate::output::assert_sorted_keys(&shown);
+        let v = serde_json::to_value(&shown).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            v["services"][0]["pre_backup_hooks"][0]["env"]["TOKEN"],
+            "***"
+        );
+        assert_eq!(v["global"]["notifications"]["discord_webhook_url"], "***");
+    }
 }

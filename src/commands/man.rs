@@ -5,13 +5,19 @@ use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
 use clap_mangen::Man;
-use serde_json::json;
+use serde::Serialize;
 
 use super::Context;
 use super::completions::write_stdout;
 use crate::cli::{Cli, ManArgs};
 use crate::error::Error;
 use crate::model::Exit;
+
+/// `man --out DIR --json`: the pages written.
+#[derive(Debug, Serialize)]
+struct Written<'a> {
+    written: &'a [PathBuf],
+}
 
 pub fn run(ctx: &Context, args: &ManArgs) -> Result<Exit, Error> {
     let Some(dir) = &args.out else {
@@ -23,7 +29,7 @@ pub fn run(ctx: &Context, args: &ManArgs) -> Result<Exit, Error> {
     let written = write_pages(dir)?;
     let p = &ctx.printer;
     if p.json {
-        p.json(&json!({ "written": written }));
+        p.json(&Written { written: &written });
     } else {
         for f in &written {
             p.line(format!("wrote `{}`", f.display()));

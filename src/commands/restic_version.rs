@@ -1,12 +1,38 @@
 //! `restic-version`: which restic runs, its version, why that one, and
 //! which version-specific paths restic-manager takes with it.
 
-use serde_json::json;
+use std::path::Path;
+
+use serde::Serialize;
 
 use super::Context;
 use crate::error::Error;
 use crate::model::Exit;
+use crate::output::sorted_keys;
+use crate::restic::binary::VersionPath;
 use crate::restic::install;
+
+/// `restic-version --json`. Fields in alphabetical order (and the paths'
+/// sorted): it was a `json!` map, and stays byte for byte what it was.
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    managed: Managed<'a>,
+    path: &'a Path,
+    #[serde(serialize_with = "sorted_keys")]
+    paths: Vec<VersionPath>,
+    resolved: &'a Path,
+    source: &'static str,
+    version: String,
+    why: &'a str,
+}
+
+/// The managed binaries: the folder, the one in use, all installed.
+#[derive(Debug, Serialize)]
+struct Managed<'a> {
+    current: Option<&'a str>,
+    directory: &'a Path,
+    installed: &'a [String],
+}
 
 pub async fn run(ctx: &Context) -> Result<Exit, Error> {
     let config = ctx.optional_config()?;
@@ -19,19 +45,19 @@ pub async fn run(ctx: &Context) -> Result<Exit, Error> {
     let installed = install::installed(&bin_dir);
     let p = &ctx.printer;
     if p.json {
-        p.json(&json!({
-            "version": r.version.to_string(),
-            "path": r.path,
-            "resolved": resolved,
-            "source": r.source,
-            "why": r.why,
-            "managed": {
-                "directory": bin_dir,
-                "current": current,
-                "installed": installed,
+        p.json(&Report {
+            managed: Managed {
+                current: current.as_deref(),
+                directory: &bin_dir,
+                installed: &installed,
             },
-            "paths": r.version.paths(),
-        }));
+            path: &r.path,
+            paths: r.version.paths(),
+            resolved: &resolved,
+            source: r.source,
+            version: r.version.to_string(),
+            why: &r.why,
+        });
         return Ok(Exit::Ok);
     }
     p.line(format!("restic {}", r.version));

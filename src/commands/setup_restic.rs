@@ -1,6 +1,8 @@
 //! `setup-restic`: install a verified restic release as the managed binary.
 
-use serde_json::json;
+use std::path::Path;
+
+use serde::Serialize;
 
 use super::Context;
 use crate::cli::SetupResticArgs;
@@ -9,6 +11,32 @@ use crate::error::Error;
 use crate::model::Exit;
 use crate::output;
 use crate::restic::install::{self, InstallError, Mirror};
+
+/// `setup-restic --json` and `update-restic --json` after an install.
+/// Fields in alphabetical order: it was a `json!` map, and stays byte for
+/// byte what it was.
+#[derive(Debug, Serialize)]
+struct Installed<'a> {
+    downloaded: bool,
+    link: &'a Path,
+    path: &'a Path,
+    previous: Option<&'a str>,
+    switched: bool,
+    version: &'a str,
+}
+
+impl<'a> From<&'a install::Installed> for Installed<'a> {
+    fn from(i: &'a install::Installed) -> Installed<'a> {
+        Installed {
+            downloaded: i.downloaded,
+            link: &i.link,
+            path: &i.path,
+            previous: i.previous.as_deref(),
+            switched: i.switched,
+            version: &i.version,
+        }
+    }
+}
 
 /// A version given by the user that cannot be installed is a usage error.
 pub(super) fn usage(e: InstallError) -> Error {
@@ -75,14 +103,7 @@ pub(super) async fn install_and_report(
     }
     let done = result?;
     if p.json {
-        p.json(&json!({
-            "version": done.version,
-            "path": done.path,
-            "link": done.link,
-            "previous": done.previous,
-            "downloaded": done.downloaded,
-            "switched": done.switched,
-        }));
+        p.json(&Installed::from(&done));
     } else {
         let v = &done.version;
         let msg = match (done.downloaded, done.switched) {

@@ -4,6 +4,7 @@
 use super::{Context, select};
 use crate::cli::StatusArgs;
 use crate::error::Error;
+use crate::health::json::ServiceStatus;
 use crate::health::{self, ServiceHealth, Source, State};
 use crate::history::{History, HistoryError};
 use crate::model::Exit;
@@ -60,7 +61,7 @@ pub async fn run(ctx: &Context, a: &StatusArgs) -> Result<Exit, Error> {
         p.json(
             &report
                 .iter()
-                .map(|s| health::service_json(s, now_ms))
+                .map(|s| ServiceStatus::new(s, now_ms))
                 .collect::<Vec<_>>(),
         );
     } else if report.is_empty() {

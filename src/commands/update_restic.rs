@@ -1,6 +1,6 @@
 //! `update-restic`: move the managed restic to the latest release.
 
-use serde_json::json;
+use serde::Serialize;
 
 use super::Context;
 use super::setup_restic::{install_and_report, usage};
@@ -9,6 +9,26 @@ use crate::error::Error;
 use crate::model::Exit;
 use crate::restic::Version;
 use crate::restic::install::{self, Mirror};
+
+// The `--json` documents; fields in alphabetical order: they were `json!`
+// maps, and stay byte for byte what they were.
+
+/// `update-restic --check --json`.
+#[derive(Debug, Serialize)]
+struct Check<'a> {
+    current: Option<&'a str>,
+    latest: &'a str,
+    update_available: bool,
+}
+
+/// `update-restic --json` when the managed restic is the latest.
+#[derive(Debug, Serialize)]
+struct UpToDate<'a> {
+    downloaded: bool,
+    latest: &'a str,
+    switched: bool,
+    version: &'a str,
+}
 
 fn version(v: &str) -> Option<Version> {
     Version::parse(&format!("restic {v}"))
@@ -27,11 +47,11 @@ pub async fn run(ctx: &Context, a: &UpdateResticArgs) -> Result<Exit, Error> {
     let p = &ctx.printer;
     if a.check {
         if p.json {
-            p.json(&json!({
-                "current": current,
-                "latest": latest,
-                "update_available": newer,
-            }));
+            p.json(&Check {
+                current: current.as_deref(),
+                latest: &latest,
+                update_available: newer,
+            });
         } else {
             p.line(match &current {
                 None => format!(
@@ -47,9 +67,12 @@ pub async fn run(ctx: &Context, a: &UpdateResticArgs) -> Result<Exit, Error> {
     }
     if let (Some(c), false) = (&current, newer) {
         if p.json {
-            p.json(
-                &json!({"version": c, "latest": latest, "switched": false, "downloaded": false}),
-            );
+            p.json(&UpToDate {
+                downloaded: false,
+                latest: &latest,
+                switched: false,
+                version: c,
+            });
         } else {
             p.line(format!(
                 "the managed restic {c} is up to date (latest release: {latest}); nothing to do"

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::auth::Authed;
 use super::jobs::{Job, JobKind, LiveProgress, Refused, Request};
-use super::pages::Failure;
+use super::respond::Failure;
 use super::{Shared, input};
 use crate::engine::Progress;
 use crate::engine::run::Runner;

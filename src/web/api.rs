@@ -8,14 +8,16 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::actions::repository;
-use super::pages::Failure;
+use super::respond::Failure;
 use super::{Shared, data, input};
+use crate::output::sorted_keys;
 use crate::process::{Output, Shutdown};
+use crate::restic::ls::Node;
 use crate::restic::ops::SnapshotGroup;
+use crate::restic::output::Snapshot;
 use crate::restore::listing;
 
 /// A failure answered as JSON (`{"error": "..."}`) whatever its origin.
@@ -177,14 +179,29 @@ pub async fn files(
     let l = listing::folder(&st.restic, &repo, &snapshot, &tag, &path)
         .await
         .map_err(Failure::from_read)?;
-    ok(json!({
-        "service": name,
-        "destination": repo.destination,
-        "snapshot": l.snapshot,
-        "path": l.path,
-        "entries": l.entries,
-        "truncated": l.truncated,
-    }))
+    ok(FolderAnswer {
+        destination: &repo.destination,
+        entries: &l.entries,
+        path: &l.path,
+        service: &name,
+        snapshot: &l.snapshot,
+        truncated: l.truncated,
+    })
+}
+
+/// The answer of `/api/snapshots/NAME/ID/files`. Fields in alphabetical
+/// order (restic's snapshot and entries sorted too): it was a `json!` map,
+/// and stays byte for byte what it was.
+#[derive(Serialize)]
+struct FolderAnswer<'a> {
+    destination: &'a str,
+    #[serde(serialize_with = "sorted_keys")]
+    entries: &'a [Node],
+    path: &'a str,
+    service: &'a str,
+    #[serde(serialize_with = "sorted_keys")]
+    snapshot: &'a Snapshot,
+    truncated: bool,
 }
 
 /// A file name safe for `Content-Disposition`.
@@ -202,7 +219,7 @@ fn disposition(path: &str) -> String {
         .collect();
     format!(
         "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
-        super::pages::url_encode(name)
+        super::respond::url_encode(name)
     )
 }
 

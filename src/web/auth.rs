@@ -332,7 +332,7 @@ fn unauthorized(message: &str) -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer")],
-        axum::Json(serde_json::json!({ "error": message })),
+        super::respond::error_json(message),
     )
         .into_response()
 }
@@ -368,7 +368,7 @@ pub async fn require(State(st): State<Shared>, req: Request, next: Next) -> Resp
                 .uri()
                 .path_and_query()
                 .map_or("/", axum::http::uri::PathAndQuery::as_str);
-            let q = super::pages::url_encode(next);
+            let q = super::respond::url_encode(next);
             return Redirect::to(&format!("/login?next={q}")).into_response();
         }
         return unauthorized(
@@ -391,7 +391,7 @@ pub async fn require(State(st): State<Shared>, req: Request, next: Next) -> Resp
             .or_else(|| form_field(&bytes, "csrf"))
             .unwrap_or("");
         if !ct_eq(given.as_bytes(), csrf.as_bytes()) {
-            return super::pages::error_page(
+            return super::respond::error_page(
                 StatusCode::FORBIDDEN,
                 "missing or wrong CSRF token: reload the page and try again",
             );

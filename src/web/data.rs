@@ -3,14 +3,16 @@
 //! `status` tell the same story: health comes from `health.rs`, the JSON
 //! documents from the same functions as `status --json` and `list --json`.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::config::{Config, Service};
 use crate::engine::plan::ServiceSummary;
+use crate::health::json::{DestinationStatus, LastRun, ServiceStatus};
 use crate::health::{self, ServiceHealth, State};
 use crate::history::{History, HistoryError, RunRow, TargetRecord, VerifyRow, now_ms};
 use crate::model::{ErrorClass, RunStatus};
@@ -182,37 +184,78 @@ pub fn overview(h: &History, c: &Config) -> Result<Vec<ServiceView>, HistoryErro
 }
 
 /// Exactly the document of `restic-manager status --json`.
-pub fn status_json(h: &History, c: &Config) -> Result<Value, HistoryError> {
+pub fn status_json(h: &History, c: &Config) -> Result<Vec<ServiceStatus>, HistoryError> {
     let now = chrono::Utc::now();
     let report = health::evaluate(c, h, now)?;
-    Ok(Value::Array(
-        report
-            .iter()
-            .map(|s| health::service_json(s, now.timestamp_millis()))
-            .collect(),
-    ))
+    Ok(report
+        .iter()
+        .map(|s| ServiceStatus::new(s, now.timestamp_millis()))
+        .collect())
 }
 
-/// The document of `restic-manager list --json`, each service with its
-/// health as `status --json` has it (`state`, `reasons`, `last_run`,
-/// `destinations`).
-pub fn services_json(h: &History, c: &Config) -> Result<Value, HistoryError> {
+/// One service of `/api/services`: `list --json`'s [`ServiceSummary`] with
+/// its health as `status --json` has it (`state`, `reasons`, `last_run`,
+/// `destinations`). Fields in alphabetical order, as the document had them
+/// when it was merged from `json!` maps.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceWithHealth {
+    pub description: Option<String>,
+    pub destinations: Vec<DestinationStatus>,
+    pub enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labelled_by: Option<Vec<String>>,
+    pub last_run: Option<LastRun>,
+    pub name: String,
+    pub next_runs: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origins: Option<BTreeMap<String, String>>,
+    pub paths: Vec<PathBuf>,
+    pub profile: Option<String>,
+    pub reasons: Vec<String>,
+    pub schedule: Option<String>,
+    pub sources: Vec<String>,
+    pub state: State,
+    pub targets: Vec<String>,
+    pub volumes: Vec<String>,
+}
+
+impl ServiceWithHealth {
+    pub fn new(s: ServiceSummary, h: ServiceStatus) -> ServiceWithHealth {
+        ServiceWithHealth {
+            description: s.description,
+            destinations: h.destinations,
+            enabled: s.enabled,
+            labelled_by: s.labelled_by,
+            last_run: h.last_run,
+            name: s.name,
+            next_runs: s.next_runs,
+            origins: s.origins,
+            paths: s.paths,
+            profile: s.profile,
+            reasons: h.reasons,
+            schedule: s.schedule,
+            sources: s.sources,
+            state: h.state,
+            targets: s.targets,
+            volumes: s.volumes,
+        }
+    }
+}
+
+/// The document of `/api/services`: every service with its health.
+pub fn services_json(h: &History, c: &Config) -> Result<Vec<ServiceWithHealth>, HistoryError> {
     let now = chrono::Utc::now();
     let report = health::evaluate(c, h, now)?;
-    let mut out = Vec::new();
-    for (s, r) in c.services.iter().zip(&report) {
-        let mut v = serde_json::to_value(ServiceSummary::new(s)).unwrap_or(Value::Null);
-        let health = health::service_json(r, now.timestamp_millis());
-        if let (Some(obj), Value::Object(extra)) = (v.as_object_mut(), health) {
-            for k in ["state", "reasons", "last_run", "destinations"] {
-                if let Some(x) = extra.get(k) {
-                    obj.insert(k.to_string(), x.clone());
-                }
-            }
-        }
-        out.push(v);
-    }
-    Ok(Value::Array(out))
+    Ok(c.services
+        .iter()
+        .zip(&report)
+        .map(|(s, r)| {
+            ServiceWithHealth::new(
+                ServiceSummary::new(s),
+                ServiceStatus::new(r, now.timestamp_millis()),
+            )
+        })
+        .collect())
 }
 
 /// A run with its per-destination results.

@@ -11,6 +11,7 @@ pub mod data;
 mod input;
 pub mod jobs;
 pub mod pages;
+pub mod respond;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,11 +50,11 @@ impl AppState {
     pub async fn read<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&AppState, &crate::history::History) -> T + Send + 'static,
-    ) -> Result<T, pages::Failure> {
+    ) -> Result<T, respond::Failure> {
         let st = self.clone();
         tokio::task::spawn_blocking(move || st.db.with(|h| f(&st, h)))
             .await
-            .map_err(|e| pages::Failure::internal(format!("history read failed: {e}")))
+            .map_err(|e| respond::Failure::internal(format!("history read failed: {e}")))
     }
 }
 
@@ -145,7 +146,7 @@ async fn json_errors(req: Request, next: Next) -> Response {
     }
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::CONTENT_TYPE);
-    let body = axum::Json(serde_json::json!({ "error": message }));
+    let body = respond::error_json(&message);
     (parts, body).into_response()
 }
 

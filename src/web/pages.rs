@@ -6,140 +6,31 @@ use axum::Extension;
 use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::auth::{Authed, COOKIE};
-use super::data::{self, RunView, ServiceView};
+use super::data::{self, RunDetail, RunView, ServiceView};
 use super::jobs::{Job, JobState};
+use super::respond::{Failure, layout, url_encode};
 use super::{Shared, api};
+use crate::history::VerifyRow;
 use crate::model::{Outcome, RunStatus};
 use crate::output::{age, bytes, duration_ms, local_time};
+use crate::restic::ops::SnapshotGroup;
 use crate::restore::listing;
 
-/// An error answered as a page (or as JSON for API clients).
-#[derive(Debug)]
-pub struct Failure {
-    pub status: StatusCode,
-    pub message: String,
-    json: bool,
-}
-
-impl Failure {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Failure {
-        Failure {
-            status,
-            message: message.into(),
-            json: false,
-        }
-    }
-    pub fn not_found(m: impl Into<String>) -> Failure {
-        Failure::new(StatusCode::NOT_FOUND, m)
-    }
-    pub fn bad_request(m: impl Into<String>) -> Failure {
-        Failure::new(StatusCode::BAD_REQUEST, m)
-    }
-    pub fn internal(m: impl Into<String>) -> Failure {
-        Failure::new(StatusCode::INTERNAL_SERVER_ERROR, m)
-    }
-    pub fn history(e: crate::history::HistoryError) -> Failure {
-        Failure::internal(e.to_string())
-    }
-    /// restic's "no such snapshot/path" is a 404; anything else a 502.
-    pub fn from_read(e: listing::ReadError) -> Failure {
-        match e {
-            listing::ReadError::NotFound(m) => Failure::not_found(m),
-            listing::ReadError::Failed(e) => Failure::new(StatusCode::BAD_GATEWAY, e.message),
-        }
-    }
-    #[must_use]
-    pub fn json(mut self, json: bool) -> Failure {
-        self.json = json;
-        self
-    }
-}
-
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        if self.json {
-            (
-                self.status,
-                axum::Json(serde_json::json!({ "error": self.message })),
-            )
-                .into_response()
-        } else {
-            error_page(self.status, &self.message)
-        }
-    }
-}
-
-/// A plain error page.
-pub fn error_page(status: StatusCode, message: &str) -> Response {
-    let title = format!(
-        "{} {}",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    );
-    let body = layout(
-        &title,
-        None,
-        false,
-        html! {
-            h1 { (title) }
-            p.error { (message) }
-            p { a href="/" { "Back to the overview" } }
-        },
-    );
-    (status, Html(body.into_string())).into_response()
-}
-
-/// Percent-encodes everything but unreserved characters and `/`.
-pub fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn layout(title: &str, authed: Option<&Authed>, refresh: bool, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · restic-manager" }
-                link rel="stylesheet" href="/static/style.css";
-                @if refresh {
-                    noscript { meta http-equiv="refresh" content="2"; }
-                }
-                script src="/static/app.js" defer {}
-            }
-            body {
-                header {
-                    a.brand href="/" { "restic-manager" }
-                    @if let Some(a) = authed {
-                        @if let Authed::Session { .. } = a {
-                            form.inline method="post" action="/logout" {
-                                input type="hidden" name="csrf" value=(a.csrf());
-                                button type="submit" { "Log out" }
-                            }
-                        }
-                    }
-                }
-                main { (body) }
-            }
-        }
+/// The session's CSRF token for the frame's logout form (a Bearer client
+/// has no session to end).
+fn logout_csrf(authed: &Authed) -> Option<&str> {
+    match authed {
+        Authed::Session { csrf, .. } => Some(csrf),
+        Authed::Bearer => None,
     }
 }
 
 fn page(title: &str, authed: &Authed, body: Markup) -> Response {
-    Html(layout(title, Some(authed), false, body).into_string()).into_response()
+    Html(layout(title, logout_csrf(authed), false, body).into_string()).into_response()
 }
 
 fn badge(state: &str) -> Markup {
@@ -465,6 +356,17 @@ pub async fn service(
             "Schedule: " code { (svc.schedule.as_deref().unwrap_or("none")) }
             " · next run: " (iso_local(view.next_run.as_deref()))
         }
+        (destinations_table(&view, &enc))
+        (snapshots_section(&groups, &enc))
+        (runs_table(&runs, &enc))
+        (verifies_table(&verifies))
+    };
+    Ok(page(&name, &authed, body))
+}
+
+/// Each destination's health and newest snapshot.
+fn destinations_table(view: &ServiceView, enc: &str) -> Markup {
+    html! {
         h2 { "Destinations" }
         table {
             thead { tr { th { "Destination" } th { "Health" } th { "Newest snapshot" } th { "Age" } th { "Added" } th { "Duration" } } }
@@ -486,8 +388,14 @@ pub async fn service(
                 }
             }
         }
+    }
+}
+
+/// The newest snapshots in each destination, as restic listed them.
+fn snapshots_section(groups: &[SnapshotGroup], enc: &str) -> Markup {
+    html! {
         h2 { "Snapshots" }
-        @for g in &groups {
+        @for g in groups {
             h3 { (g.destination) " " span.muted { (g.repository) } }
             @if let Some(e) = &g.error { p.error { (e) } }
             @if g.snapshots.is_empty() && g.error.is_none() { p.muted { "No snapshots." } }
@@ -507,13 +415,19 @@ pub async fn service(
                 }
             }
         }
+    }
+}
+
+/// The newest runs.
+fn runs_table(runs: &[RunDetail], enc: &str) -> Markup {
+    html! {
         h2 { "Runs" }
         @if runs.is_empty() { p.muted { "No runs yet." } }
         @else {
             table.runs {
                 thead { tr { th { "Run" } th { "Started" } th { "Outcome" } th { "Duration" } th { "Message" } } }
                 tbody {
-                    @for r in &runs {
+                    @for r in runs {
                         tr {
                             td { a href=(format!("/services/{enc}/runs/{}", r.run.id)) { "#" (r.run.id) } }
                             td { (when(r.run.started_at_ms)) }
@@ -525,13 +439,19 @@ pub async fn service(
                 }
             }
         }
+    }
+}
+
+/// The newest verifications.
+fn verifies_table(verifies: &[VerifyRow]) -> Markup {
+    html! {
         h2 { "Verifications" }
         @if verifies.is_empty() { p.muted { "No verification yet." } }
         @else {
             table.verifies {
                 thead { tr { th { "Started" } th { "Destination" } th { "Kind" } th { "Trigger" } th { "Outcome" } th { "Message" } } }
                 tbody {
-                    @for v in &verifies {
+                    @for v in verifies {
                         tr {
                             td { (when(v.started_at_ms)) }
                             td { (v.destination) }
@@ -544,8 +464,7 @@ pub async fn service(
                 }
             }
         }
-    };
-    Ok(page(&name, &authed, body))
+    }
 }
 
 /// `GET /services/NAME/runs/ID`: one run with its log's tail.
@@ -667,7 +586,7 @@ pub async fn job(
         }
     };
     Ok(
-        Html(layout(&format!("{name} job"), Some(&authed), running, body).into_string())
+        Html(layout(&format!("{name} job"), logout_csrf(&authed), running, body).into_string())
             .into_response(),
     )
 }

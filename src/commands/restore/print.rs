@@ -2,10 +2,12 @@
 //! `--json`) and the spinner while it runs.
 
 use std::io::IsTerminal;
+use std::path::Path;
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use crate::output::{Printer, bytes};
+use crate::output::{Printer, bytes, sorted_keys};
+use crate::restic::ls::Node;
 use crate::restore::files::Target;
 use crate::restore::plan::names;
 use crate::restore::select as snap;
@@ -152,70 +154,182 @@ impl Summary<'_> {
         }
     }
 
-    pub(super) fn json(&self, preview: bool, done: Option<&Done>) -> Value {
+    pub(super) fn json<'s>(&'s self, preview: bool, done: Option<&'s Done>) -> Report<'s> {
         let c = &self.plan.contents;
-        let (kind, target, includes, dump, volume): (&str, Value, Vec<String>, Value, Value) =
-            match &self.plan.what {
-                What::Files { target, .. } => (
-                    "files",
-                    match target {
-                        Target::Folder(d) => json!(d),
-                        Target::InPlace => json!("/"),
-                    },
-                    c.include_paths(),
-                    Value::Null,
-                    Value::Null,
-                ),
-                What::Dump { name, sink } => (
-                    "dump",
-                    match sink {
-                        Some(Sink::File(f)) => json!(f),
-                        // The command may hold credentials: not echoed.
-                        Some(Sink::Command(_)) => json!("command"),
-                        None => json!("restore_command"),
-                    },
-                    Vec::new(),
-                    json!(name),
-                    Value::Null,
-                ),
-                What::Volume { name, into } => (
+        let (kind, target, includes, dump, volume) = match &self.plan.what {
+            What::Files { target, .. } => (
+                "files",
+                match target {
+                    Target::Folder(d) => Place::Path(d),
+                    Target::InPlace => Place::Word("/"),
+                },
+                c.include_paths(),
+                None,
+                None,
+            ),
+            What::Dump { name, sink } => (
+                "dump",
+                match sink {
+                    Some(Sink::File(f)) => Place::Path(f),
+                    // The command may hold credentials: not echoed.
+                    Some(Sink::Command(_)) => Place::Word("command"),
+                    None => Place::Word("restore_command"),
+                },
+                Vec::new(),
+                Some(name.as_str()),
+                None,
+            ),
+            What::Volume { name, into } => {
+                let v = done.and_then(|d| d.volume.as_ref());
+                (
                     "volume",
-                    json!(into),
+                    Place::Word(into),
                     Vec::new(),
-                    Value::Null,
-                    json!({
-                        "name": name,
-                        "into": into,
-                        "mode": done.and_then(|d| d.volume.as_ref()).map(|v| v.mode),
-                        "containers_restarted": done
-                            .and_then(|d| d.volume.as_ref())
-                            .map(|v| v.containers_restarted.clone()),
+                    None,
+                    Some(VolumeReport {
+                        containers_restarted: v.map(|v| v.containers_restarted.as_slice()),
+                        into,
+                        mode: v.map(|v| v.mode),
+                        name,
                     }),
-                ),
-            };
-        json!({
-            "preview": preview,
-            "service": self.plan.service.name,
-            "destination": self.plan.destination,
-            "repository": self.plan.repo.display,
-            "snapshot": {
-                "id": self.plan.snapshot.id,
-                "short_id": self.plan.snapshot.short(),
-                "time": self.plan.snapshot.time,
-                "hostname": self.plan.snapshot.hostname,
-                "paths": self.plan.snapshot.paths,
-                "tags": self.plan.snapshot.tags,
+                )
+            }
+        };
+        let snap = &self.plan.snapshot;
+        Report {
+            bytes: done.and_then(|d| d.bytes).unwrap_or(c.bytes),
+            destination: &self.plan.destination,
+            dirs: c.dirs,
+            dump,
+            files: c.files,
+            first_entries: &c.first,
+            in_place: matches!(
+                self.plan.what,
+                What::Files {
+                    target: Target::InPlace,
+                    ..
+                }
+            ),
+            includes,
+            kind,
+            preview,
+            repository: &self.plan.repo.display,
+            service: &self.plan.service.name,
+            snapshot: SnapshotReport {
+                hostname: &snap.hostname,
+                id: &snap.id,
+                paths: &snap.paths,
+                short_id: snap.short(),
+                tags: &snap.tags,
+                time: &snap.time,
             },
-            "kind": kind,
-            "target": target,
-            "in_place": matches!(self.plan.what, What::Files { target: Target::InPlace, .. }),
-            "includes": includes,
-            "dump": dump,
-            "volume": volume,
-            "files": c.files,
-            "dirs": c.dirs,
-            "bytes": done.and_then(|d| d.bytes).unwrap_or(c.bytes),
-            "first_entries": c.first,
-        })
+            target,
+            volume,
+        }
+    }
+}
+
+// `restore --json`. Fields in alphabetical order (the entries sorted with
+// `sorted_keys`): it was a `json!` map, and stays byte for byte what it was.
+
+/// What a restore would do (`preview`) or did.
+#[derive(Debug, Serialize)]
+pub(super) struct Report<'a> {
+    bytes: u64,
+    destination: &'a str,
+    dirs: u64,
+    /// The dump restored (dumps only).
+    dump: Option<&'a str>,
+    files: u64,
+    #[serde(serialize_with = "sorted_keys")]
+    first_entries: &'a [Node],
+    in_place: bool,
+    includes: Vec<String>,
+    /// `files`, `dump` or `volume`.
+    kind: &'static str,
+    preview: bool,
+    repository: &'a str,
+    service: &'a str,
+    snapshot: SnapshotReport<'a>,
+    target: Place<'a>,
+    /// The volume restored (volumes only).
+    volume: Option<VolumeReport<'a>>,
+}
+
+/// Where a restore writes: a path, or a word (`/` in place, `command`,
+/// `restore_command`, a volume's name).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(super) enum Place<'a> {
+    Path(&'a Path),
+    Word(&'a str),
+}
+
+/// The snapshot restored from.
+#[derive(Debug, Serialize)]
+pub(super) struct SnapshotReport<'a> {
+    hostname: &'a str,
+    id: &'a str,
+    paths: &'a [String],
+    short_id: &'a str,
+    tags: &'a [String],
+    time: &'a str,
+}
+
+/// A volume restore; `mode` and `containers_restarted` once it is done.
+#[derive(Debug, Serialize)]
+pub(super) struct VolumeReport<'a> {
+    containers_restarted: Option<&'a [String]>,
+    into: &'a str,
+    mode: Option<&'static str>,
+    name: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_report_keeps_its_sorted_keys() {
+        let node = Node {
+            name: "a".into(),
+            kind: "file".into(),
+            path: "/a".into(),
+            size: Some(1),
+            mtime: None,
+            permissions: None,
+            ..serde_json::from_str(r#"{"type": "file", "path": "/a"}"#)
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let report = Report {
+            bytes: 1,
+            destination: "nas",
+            dirs: 0,
+            dump: Some("db"),
+            files: 1,
+            first_entries: &[node],
+            in_place: false,
+            includes: vec!["/a".into()],
+            kind: "volume",
+            preview: true,
+            repository: "/srv/repo",
+            service: "wiki",
+            snapshot: SnapshotReport {
+                hostname: "box",
+                id: "0123456789abcdef",
+                paths: &[],
+                short_id: "01234567",
+                tags: &[],
+                time: "2026-01-01T00:00:00Z",
+            },
+            target: Place::Word("wiki_data"),
+            volume: Some(VolumeReport {
+                containers_restarted: Some(&[]),
+                into: "wiki_data",
+                mode: Some("direct"),
+                name: "wiki_data",
+            }),
+        };
+        crate::output::assert_sorted_keys(&report);
     }
 }
