@@ -4,7 +4,7 @@
 //! results are target rows with `method = "dump"`, so history, retention
 //! and the run table treat them like any other snapshot.
 
-use super::{Runner, ServiceRun, TargetMethod, failed_target, missing_password_file, ms};
+use super::{Runner, ServiceRun, Stopped, TargetMethod, failed_target, missing_password_file, ms};
 use crate::config::Service;
 use crate::model::Outcome;
 use crate::restic::probe::Probes;
@@ -22,18 +22,18 @@ pub(super) fn only_dumps(svc: &Service) -> bool {
 }
 
 impl Runner<'_> {
-    /// Runs every dump of `svc` into its targets. Returns false when the run
-    /// was interrupted and should stop; a failed dump fails the service but
-    /// the file backup still happens (it does not depend on the dump).
+    /// Runs every dump of `svc` into its targets. Stops the run when it
+    /// was interrupted; a failed dump fails the service but the file backup
+    /// still happens (it does not depend on the dump).
     pub(super) async fn dumps(
         &self,
         svc: &Service,
         run: &mut ServiceRun,
         log: &RunLog,
         probes: &Probes,
-    ) -> bool {
+    ) -> Result<(), Stopped> {
         if svc.dumps.is_empty() {
-            return true;
+            return Ok(());
         }
         // Targets whose repository cannot be described are reported by the
         // file backup step (or below, for a dumps-only service).
@@ -50,7 +50,7 @@ impl Runner<'_> {
         }
         let refs: Vec<&Repository> = repos.iter().collect();
         if refs.is_empty() {
-            return true;
+            return Ok(());
         }
         let mut tags = vec![svc.tag()];
         tags.extend(svc.tags.iter().cloned());
@@ -135,9 +135,9 @@ impl Runner<'_> {
                 run.fail(f.class, msg);
             }
             if self.interrupted(run) {
-                return false;
+                return Err(Stopped);
             }
         }
-        true
+        Ok(())
     }
 }
