@@ -319,3 +319,96 @@ impl Runner<'_> {
         tr
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn target() -> TargetReport {
+        failed_target("local", "/srv/repo", ErrorClass::Other, String::new())
+    }
+
+    fn summary(snapshot: Option<&str>, files_new: u64, data_added: u64) -> BackupSummary {
+        BackupSummary {
+            files_new,
+            files_changed: 1,
+            files_unmodified: 10,
+            data_added,
+            total_bytes_processed: 2 * data_added,
+            snapshot_id: snapshot.map(str::to_string),
+            ..BackupSummary::default()
+        }
+    }
+
+    #[test]
+    fn a_backup_that_could_not_read_everything_is_a_warning_counting_what_it_missed() {
+        let cases = [
+            // (restic exited 3, stderr, outcome, error)
+            (false, "", Outcome::Ok, None),
+            (
+                true,
+                "{\"message_type\":\"error\",\"item\":\"/a\"}\nerror: open /b: permission denied\nscanning\n",
+                Outcome::Warning,
+                Some("restic could not read 2 item(s); see the run log"),
+            ),
+            // Exit 3 without an error line restic printed: still one item.
+            (
+                true,
+                "",
+                Outcome::Warning,
+                Some("restic could not read 1 item(s); see the run log"),
+            ),
+        ];
+        for (warning, stderr, outcome, error) in cases {
+            let mut tr = target();
+            tr.backed_up(&BackupResult {
+                warning,
+                summary: summary(Some("abcdef0123456789"), 3, 100),
+                stderr: stderr.to_string(),
+                duration: Duration::from_secs(1),
+            });
+            assert_eq!(tr.outcome, outcome, "{stderr}");
+            assert_eq!(tr.error_class, None);
+            assert_eq!(tr.error.as_deref(), error, "{stderr}");
+            assert_eq!(tr.snapshot_id.as_deref(), Some("abcdef0123456789"));
+            assert_eq!(
+                (tr.files_new, tr.files_changed, tr.files_unmodified),
+                (Some(3), Some(1), Some(10))
+            );
+            assert_eq!((tr.bytes_added, tr.bytes_processed), (Some(100), Some(200)));
+        }
+    }
+
+    #[test]
+    fn streamed_volumes_add_up_on_their_target() {
+        // Only streamed volumes: the first one's snapshot is the target's.
+        let mut tr = target();
+        tr.add_volume("db", summary(Some("1111"), 1, 10));
+        tr.add_volume("media", summary(Some("2222"), 2, 20));
+        assert_eq!(tr.snapshot_id.as_deref(), Some("1111"));
+        assert_eq!(tr.files_new, Some(3));
+        assert_eq!(tr.files_changed, Some(2));
+        assert_eq!(tr.files_unmodified, Some(20));
+        assert_eq!((tr.bytes_added, tr.bytes_processed), (Some(30), Some(60)));
+        let volumes: Vec<(&str, Option<&str>)> = tr
+            .volume_snapshots
+            .iter()
+            .map(|v| (v.volume.as_str(), v.snapshot_id.as_deref()))
+            .collect();
+        assert_eq!(volumes, [("db", Some("1111")), ("media", Some("2222"))]);
+
+        // After a file snapshot: that one stays the target's.
+        let mut tr = target();
+        tr.backed_up(&BackupResult {
+            warning: false,
+            summary: summary(Some("0000"), 5, 50),
+            stderr: String::new(),
+            duration: Duration::from_secs(1),
+        });
+        tr.add_volume("db", summary(Some("1111"), 1, 10));
+        assert_eq!(tr.snapshot_id.as_deref(), Some("0000"));
+        assert_eq!((tr.files_new, tr.bytes_added), (Some(6), Some(60)));
+    }
+}
