@@ -3,12 +3,11 @@
 //! with every step recorded.
 //!
 //! This file holds the reports, the [`Runner`] and the order of the steps;
-//! each step lives in `run/`: [`hooks`] (pre and post), [`dumps`],
-//! [`sources`] (paths and Docker volumes), [`targets`] (which destination
-//! gets its snapshot how), [`backup`], [`copy`] and [`containers`] (one
-//! destination's snapshot), [`retention`], [`locks`] (restic's repository
-//! locks and what a killed run left behind) and [`record`] (history and the
-//! run log).
+//! each step lives in `run/`: `hooks` (pre and post), `dumps`, `sources`
+//! (paths and Docker volumes), `targets` (which destination gets its
+//! snapshot how), `backup`, `copy` and `containers` (one destination's
+//! snapshot), `retention`, `locks` (restic's repository locks and what a
+//! killed run left behind) and `record` (history and the run log).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
