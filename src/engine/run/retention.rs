@@ -11,7 +11,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::{Outcome, Runner, ServiceRun, TargetReport};
+use super::{Outcome, Runner, ServiceRun, TargetReport, failed_target};
 use crate::config::{Prune, Retention, Service};
 use crate::model::Failure;
 use crate::restic::ops::{self, ForgetPlan, ForgetResult};
@@ -102,6 +102,49 @@ impl Runner<'_> {
             Err((class, msg)) => {
                 tr.retention_error = Some(msg);
                 tr.retention_class = Some(class);
+            }
+        }
+    }
+
+    /// Retention on the destinations that got only dump snapshots in this
+    /// run (a dumps-only service: `results` of the backups and copies has
+    /// no row for them), after the dumps; recorded in their dump rows.
+    pub(super) async fn retain_after_dumps(
+        &self,
+        svc: &Service,
+        repos: &[&Repository],
+        results: &[TargetReport],
+        sem: &tokio::sync::Semaphore,
+        run: &mut ServiceRun,
+        log: &RunLog,
+    ) {
+        let dumps_only: Vec<&Repository> = repos
+            .iter()
+            .copied()
+            .filter(|r| !results.iter().any(|t| t.destination == r.destination))
+            .filter(|r| got_snapshot(run, &r.destination, None))
+            .collect();
+        let run_ref: &ServiceRun = run;
+        let jobs = dumps_only.iter().map(|repo| async move {
+            let _permit = sem.acquire().await.ok();
+            let mut tr = failed_target(
+                &repo.destination,
+                &repo.display,
+                ErrorClass::Other,
+                String::new(),
+            );
+            self.retain_after(svc, repo, &mut tr, run_ref, log).await;
+            tr
+        });
+        for done in futures_util::future::join_all(jobs).await {
+            account(run, &done);
+            if let Some(t) = run.report.targets.iter_mut().find(|t| {
+                t.destination == done.destination
+                    && matches!(t.outcome, Outcome::Ok | Outcome::Warning)
+            }) {
+                t.retention = done.retention;
+                t.retention_error = done.retention_error;
+                t.retention_class = done.retention_class;
             }
         }
     }

@@ -1,0 +1,123 @@
+//! Locks a service run meets besides its own: restic's repository locks
+//! (waited on with back-off, and the stale ones our stopped restic left
+//! removed) and the processes a killed earlier run left behind.
+
+use std::time::{Duration, Instant};
+
+use super::{Runner, ServiceRun};
+use crate::config::Service;
+use crate::model::Failure;
+use crate::process;
+use crate::restic::ops;
+use crate::restic::{ErrorClass, Repository};
+use crate::runlog::RunLog;
+
+impl Runner<'_> {
+    /// Stops what an earlier run of `svc` left running (its manager was
+    /// killed where children cannot follow it, e.g. without Linux's
+    /// parent-death signal): a restic still backing up to the same
+    /// repository would run alongside ours, and its snapshot would never
+    /// reach history. We hold the lock, so that run's manager is gone.
+    pub(super) async fn stop_leftovers(&self, svc: &Service, run: &mut ServiceRun, log: &RunLog) {
+        run.after_crash = run.report.run_id.is_some_and(|id| {
+            self.history
+                .previous_run_interrupted(&svc.name, id)
+                .unwrap_or(false)
+        });
+        let left = process::leftovers(&process::owner_of(
+            &svc.name,
+            &self.config.settings.lock_directory,
+        ));
+        if left.is_empty() {
+            return;
+        }
+        process::stop_leftovers(&left, Duration::from_secs(30)).await;
+        run.after_crash = true;
+        for l in &left {
+            let msg = format!(
+                "stopped `{}` (pid {}), left running by an earlier run of this service whose restic-manager (pid {}) ended without stopping it",
+                l.command, l.pid, l.manager_pid
+            );
+            log.line(&msg);
+            self.progress.note(&format!("{}: {msg}", svc.name));
+            run.warn(msg);
+        }
+    }
+
+    /// After we stopped restic ourselves (signal or timeout). restic 0.14
+    /// leaves its lock behind when SIGINT lands in the ~200 ms between
+    /// writing the lock and registering it for cleanup, and always after
+    /// the SIGKILL that follows the grace period; a stale exclusive lock
+    /// then blocks every later run. Plain `unlock` removes only stale locks
+    /// (this host, dead PID), never another process's live one.
+    pub(super) async fn clear_stale_locks(&self, repo: &Repository, log: &RunLog) {
+        match ops::unlock_stale(self.restic, repo).await {
+            Ok(()) => log.line(&format!(
+                "removed stale locks (if any) from `{}` after stopping restic",
+                repo.destination
+            )),
+            Err(e) => log.line(&format!(
+                "could not remove stale locks from `{}`: {}",
+                repo.destination, e.message
+            )),
+        }
+    }
+
+    /// Runs a restic operation; when the repository is locked, removes stale
+    /// locks (`restic unlock` only removes locks of dead processes on this
+    /// host, or older than 30 minutes) and retries with back-off for up to
+    /// `lock_wait_seconds`. restic 0.14 has no `--retry-lock`.
+    pub(super) async fn retry_locked<T, F, Fut>(
+        &self,
+        repo: &Repository,
+        log: &RunLog,
+        run: &ServiceRun,
+        mut op: F,
+    ) -> Result<T, Failure>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Failure>>,
+    {
+        let started = Instant::now();
+        let limit = Duration::from_secs(self.config.settings.lock_wait_seconds);
+        let mut attempt: u32 = 0;
+        loop {
+            match op().await {
+                Err(e) if e.class == ErrorClass::Locked => {
+                    let waited = started.elapsed();
+                    let left = limit.min(run.remaining()).saturating_sub(waited);
+                    if left.is_zero() {
+                        let mut e = e;
+                        e.message = format!(
+                            "{} (gave up after waiting {}s; `lock_wait_seconds` is {})",
+                            e.message,
+                            waited.as_secs(),
+                            limit.as_secs()
+                        );
+                        return Err(e);
+                    }
+                    self.clear_stale_locks(repo, log).await;
+                    let delay = if attempt == 0 {
+                        Duration::from_millis(200)
+                    } else {
+                        Duration::from_secs(5u64 << (attempt - 1).min(4))
+                            .min(Duration::from_secs(60))
+                    }
+                    .min(left);
+                    attempt += 1;
+                    log.line(&format!(
+                        "`{}` is locked by another restic process; retrying in {}s",
+                        repo.destination,
+                        delay.as_secs_f32()
+                    ));
+                    let mut sd = self.shutdown.clone();
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = sd.wait() => return Err(e),
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+}
