@@ -259,7 +259,8 @@ impl Runner<'_> {
             Ok(lock) => {
                 // What is logged with `tracing` meanwhile goes to this log.
                 async {
-                    self.stop_leftovers(svc, &mut run, &log).await;
+                    self.stop_leftovers(svc, &mut run, &log, lock.previous_released())
+                        .await;
                     self.locked(svc, &mut run, &log, probes).await;
                 }
                 .instrument(log.span())

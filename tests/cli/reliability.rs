@@ -264,6 +264,35 @@ fn kill_9_of_the_manager_takes_restic_with_it_and_the_next_run_never_overlaps() 
 }
 
 #[test]
+fn a_leftover_is_found_after_normal_runs_once_a_run_is_killed() {
+    let s = one_service(Scenario::new(), "");
+    let _sweep = Sweep(&s, "sleep 1008");
+    // Normal runs mark the lock as let go; a killed one leaves its pid.
+    s.run(&["run"]).code(0);
+    let lock = s.path("run/restic-manager/app.lock");
+    std::fs::write(&lock, "999999999").unwrap_or_else(|e| panic!("write {}: {e}", lock.display()));
+    let mut orphan = Command::new("sleep")
+        .arg("1008")
+        .env("HOME", s.path("home"))
+        .env(
+            "RESTIC_MANAGER_CHILD",
+            format!(
+                "999999999.1|0|app@{}",
+                s.path("run/restic-manager").display()
+            ),
+        )
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn: {e}"));
+    s.run(&["run"]).code(3).stderr_has(&format!(
+        "stopped `sleep 1008` (pid {}), left running by an earlier run of this service",
+        orphan.id()
+    ));
+    let st = orphan.wait().unwrap_or_else(|e| panic!("wait: {e}"));
+    assert!(!st.success(), "the leftover must have been stopped");
+    assert_eq!(s.snapshots("repo/app").len(), 2);
+}
+
+#[test]
 fn a_process_left_by_an_earlier_killed_run_is_stopped_and_named() {
     let s = one_service(Scenario::new(), "");
     let _sweep = Sweep(&s, "sleep 1006");

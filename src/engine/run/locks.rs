@@ -18,12 +18,24 @@ impl Runner<'_> {
     /// parent-death signal): a restic still backing up to the same
     /// repository would run alongside ours, and its snapshot would never
     /// reach history. We hold the lock, so that run's manager is gone.
-    pub(super) async fn stop_leftovers(&self, svc: &Service, run: &mut ServiceRun, log: &RunLog) {
+    /// When it let go of the lock normally (`previous_released`), every
+    /// child of it had ended: the search, which reads two files of every
+    /// process on the machine, is skipped.
+    pub(super) async fn stop_leftovers(
+        &self,
+        svc: &Service,
+        run: &mut ServiceRun,
+        log: &RunLog,
+        previous_released: bool,
+    ) {
         run.after_crash = run.report.run_id.is_some_and(|id| {
             self.history
                 .previous_run_interrupted(&svc.name, id)
                 .unwrap_or(false)
         });
+        if previous_released {
+            return;
+        }
         let left = process::leftovers(&process::owner_of(
             &svc.name,
             &self.config.settings.lock_directory,
