@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::auth::Authed;
 use super::jobs::{Job, JobKind, LiveProgress, Refused, Request};
-use super::respond::Failure;
+use super::respond::HttpFailure;
 use super::{Shared, input};
 use crate::engine::Progress;
 use crate::engine::run::Runner;
@@ -259,29 +259,29 @@ pub fn repository(
     st: &Shared,
     service: &str,
     destination: Option<&str>,
-) -> Result<Repository, Failure> {
+) -> Result<Repository, HttpFailure> {
     let svc = st
         .config
         .service(service)
-        .ok_or_else(|| Failure::not_found(format!("unknown service `{service}`")))?;
+        .ok_or_else(|| HttpFailure::not_found(format!("unknown service `{service}`")))?;
     let dest = match destination.filter(|d| !d.is_empty()) {
         Some(d) if svc.targets.iter().any(|t| t == d) => d,
         Some(d) => {
-            return Err(Failure::not_found(format!(
+            return Err(HttpFailure::not_found(format!(
                 "service `{service}` has no destination `{d}`"
             )));
         }
         None => svc.targets.first().map(String::as_str).ok_or_else(|| {
-            Failure::not_found(format!("service `{service}` has no destinations"))
+            HttpFailure::not_found(format!("service `{service}` has no destinations"))
         })?,
     };
     let d = st
         .config
         .destinations
         .get(dest)
-        .ok_or_else(|| Failure::not_found(format!("unknown destination `{dest}`")))?;
+        .ok_or_else(|| HttpFailure::not_found(format!("unknown destination `{dest}`")))?;
     Repository::open(d, service, &st.config.settings.password)
-        .map_err(|e| Failure::internal(e.to_string()))
+        .map_err(|e| HttpFailure::internal(e.to_string()))
 }
 
 fn started(authed: &Authed, job: &Job) -> Response {
@@ -303,16 +303,16 @@ fn started(authed: &Authed, job: &Job) -> Response {
 fn start(st: &Shared, authed: &Authed, name: &str, kind: JobKind) -> Response {
     let json = authed.wants_json();
     if st.config.service(name).is_none() {
-        return Failure::not_found(format!("unknown service `{name}`"))
+        return HttpFailure::not_found(format!("unknown service `{name}`"))
             .json(json)
             .into_response();
     }
     match st.jobs.start(name, kind) {
         Ok(job) => started(authed, &job),
-        Err(Refused::Busy(m)) => Failure::new(StatusCode::CONFLICT, m)
+        Err(Refused::Busy(m)) => HttpFailure::new(StatusCode::CONFLICT, m)
             .json(json)
             .into_response(),
-        Err(Refused::Stopping) => Failure::new(
+        Err(Refused::Stopping) => HttpFailure::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the server is shutting down",
         )
@@ -358,7 +358,7 @@ pub async fn verify(
         Ok(Form(f)) => f,
         Err(FormRejection::InvalidFormContentType(_)) => VerifyForm::default(),
         Err(e) => {
-            return Failure::bad_request(format!("bad verify form: {e}"))
+            return HttpFailure::bad_request(format!("bad verify form: {e}"))
                 .json(authed.wants_json())
                 .into_response();
         }
@@ -394,7 +394,7 @@ pub async fn restore(
     let f = match form {
         Ok(Form(f)) => f,
         Err(e) => {
-            return Failure::bad_request(format!(
+            return HttpFailure::bad_request(format!(
                 "bad restore form: {}; send `snapshot`, `path` and optionally `destination` and `folder`",
                 e.body_text()
             ))
@@ -408,22 +408,22 @@ pub async fn restore(
     }
 }
 
-async fn prepare_restore(st: &Shared, name: &str, f: &RestoreForm) -> Result<JobKind, Failure> {
-    let snapshot = input::snapshot_id(&f.snapshot).map_err(Failure::bad_request)?;
-    let path = input::snapshot_path(&f.path).map_err(Failure::bad_request)?;
-    input::literal_pattern(&path).map_err(Failure::bad_request)?;
+async fn prepare_restore(st: &Shared, name: &str, f: &RestoreForm) -> Result<JobKind, HttpFailure> {
+    let snapshot = input::snapshot_id(&f.snapshot).map_err(HttpFailure::bad_request)?;
+    let path = input::snapshot_path(&f.path).map_err(HttpFailure::bad_request)?;
+    input::literal_pattern(&path).map_err(HttpFailure::bad_request)?;
     let svc = st
         .config
         .service(name)
-        .ok_or_else(|| Failure::not_found(format!("unknown service `{name}`")))?;
+        .ok_or_else(|| HttpFailure::not_found(format!("unknown service `{name}`")))?;
     let repo = repository(st, name, f.destination.as_deref())?;
     // Resolves `latest` and short ids to the full id, and proves the path
     // exists, before any folder is made.
     let (info, _) = crate::restore::listing::stat(&st.restic, &repo, &snapshot, &svc.tag(), &path)
         .await
-        .map_err(Failure::from_read)?;
+        .map_err(HttpFailure::from_read)?;
     let folder = match f.folder.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(n) => input::folder_name(n).map_err(Failure::bad_request)?,
+        Some(n) => input::folder_name(n).map_err(HttpFailure::bad_request)?,
         None => format!(
             "{name}-{}-{}",
             &info.id[..info.id.len().min(8)],
@@ -432,7 +432,7 @@ async fn prepare_restore(st: &Shared, name: &str, f: &RestoreForm) -> Result<Job
     };
     let base = &st.config.web.restore_directory;
     std::fs::create_dir_all(base).map_err(|e| {
-        Failure::internal(format!(
+        HttpFailure::internal(format!(
             "cannot create the restore directory `{}`: {e}",
             base.display()
         ))
@@ -440,7 +440,7 @@ async fn prepare_restore(st: &Shared, name: &str, f: &RestoreForm) -> Result<Job
     let target = base.join(&folder);
     match std::fs::symlink_metadata(&target) {
         Ok(m) if !m.is_dir() => {
-            return Err(Failure::new(
+            return Err(HttpFailure::new(
                 StatusCode::CONFLICT,
                 format!(
                     "`{}` exists and is not a folder; choose another name",
@@ -453,7 +453,7 @@ async fn prepare_restore(st: &Shared, name: &str, f: &RestoreForm) -> Result<Job
                 .map(|mut d| d.next().is_none())
                 .unwrap_or(false);
             if !empty {
-                return Err(Failure::new(
+                return Err(HttpFailure::new(
                     StatusCode::CONFLICT,
                     format!(
                         "refusing to restore into `{}`: the folder is not empty; choose a new folder name",
@@ -462,8 +462,9 @@ async fn prepare_restore(st: &Shared, name: &str, f: &RestoreForm) -> Result<Job
                 ));
             }
         }
-        Err(_) => std::fs::create_dir(&target)
-            .map_err(|e| Failure::internal(format!("cannot create `{}`: {e}", target.display())))?,
+        Err(_) => std::fs::create_dir(&target).map_err(|e| {
+            HttpFailure::internal(format!("cannot create `{}`: {e}", target.display()))
+        })?,
     }
     Ok(JobKind::Restore {
         destination: repo.destination.clone(),

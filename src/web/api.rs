@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::actions::repository;
-use super::respond::Failure;
+use super::respond::HttpFailure;
 use super::{Shared, data, input};
 use crate::output::sorted_keys;
 use crate::process::{Output, Shutdown};
@@ -21,10 +21,10 @@ use crate::restic::output::Snapshot;
 use crate::restore::listing;
 
 /// A failure answered as JSON (`{"error": "..."}`) whatever its origin.
-pub struct ApiError(Failure);
+pub struct ApiError(HttpFailure);
 
-impl From<Failure> for ApiError {
-    fn from(f: Failure) -> ApiError {
+impl From<HttpFailure> for ApiError {
+    fn from(f: HttpFailure) -> ApiError {
         ApiError(f)
     }
 }
@@ -45,7 +45,7 @@ fn known(st: &Shared, name: &str) -> Result<(), ApiError> {
     if st.config.service(name).is_some() {
         Ok(())
     } else {
-        Err(Failure::not_found(format!("unknown service `{name}`")).into())
+        Err(HttpFailure::not_found(format!("unknown service `{name}`")).into())
     }
 }
 
@@ -54,7 +54,7 @@ pub async fn status(State(st): State<Shared>) -> ApiResult {
     let v = st
         .read(|st, h| data::status_json(h, &st.config))
         .await?
-        .map_err(Failure::history)?;
+        .map_err(HttpFailure::history)?;
     ok(v)
 }
 
@@ -63,7 +63,7 @@ pub async fn services(State(st): State<Shared>) -> ApiResult {
     let v = st
         .read(|st, h| data::services_json(h, &st.config))
         .await?
-        .map_err(Failure::history)?;
+        .map_err(HttpFailure::history)?;
     ok(v)
 }
 
@@ -73,7 +73,7 @@ pub async fn runs(State(st): State<Shared>, Path(name): Path<String>) -> ApiResu
     let v = st
         .read(move |_, h| data::runs(h, &name, 50))
         .await?
-        .map_err(Failure::history)?;
+        .map_err(HttpFailure::history)?;
     ok(v)
 }
 
@@ -123,14 +123,14 @@ pub async fn snapshot_groups(
     st: &Shared,
     name: &str,
     destination: Option<&str>,
-) -> Result<Vec<SnapshotGroup>, Failure> {
+) -> Result<Vec<SnapshotGroup>, HttpFailure> {
     let Some(svc) = st.config.service(name) else {
-        return Err(Failure::not_found(format!("unknown service `{name}`")));
+        return Err(HttpFailure::not_found(format!("unknown service `{name}`")));
     };
     if let Some(d) = destination
         && !svc.targets.iter().any(|t| t == d)
     {
-        return Err(Failure::not_found(format!(
+        return Err(HttpFailure::not_found(format!(
             "service `{name}` has no destination `{d}`"
         )));
     }
@@ -158,13 +158,13 @@ pub fn locate(
     snapshot: &str,
     q: &DestQuery,
     default_path: &str,
-) -> Result<(String, String, crate::restic::Repository, String), Failure> {
+) -> Result<(String, String, crate::restic::Repository, String), HttpFailure> {
     if st.config.service(name).is_none() {
-        return Err(Failure::not_found(format!("unknown service `{name}`")));
+        return Err(HttpFailure::not_found(format!("unknown service `{name}`")));
     }
-    let snapshot = input::snapshot_id(snapshot).map_err(Failure::bad_request)?;
+    let snapshot = input::snapshot_id(snapshot).map_err(HttpFailure::bad_request)?;
     let path = input::snapshot_path(q.path.as_deref().unwrap_or(default_path))
-        .map_err(Failure::bad_request)?;
+        .map_err(HttpFailure::bad_request)?;
     let repo = repository(st, name, q.destination.as_deref())?;
     Ok((snapshot, path, repo, format!("service:{name}")))
 }
@@ -178,7 +178,7 @@ pub async fn files(
     let (snapshot, path, repo, tag) = locate(&st, &name, &snapshot, &q, "/")?;
     let l = listing::folder(&st.restic, &repo, &snapshot, &tag, &path)
         .await
-        .map_err(Failure::from_read)?;
+        .map_err(HttpFailure::from_read)?;
     ok(FolderAnswer {
         destination: &repo.destination,
         entries: &l.entries,
@@ -233,9 +233,9 @@ pub async fn download(
     let (snapshot, path, repo, tag) = locate(&st, &name, &snapshot, &q, "")?;
     let (info, entry) = listing::stat(&st.restic, &repo, &snapshot, &tag, &path)
         .await
-        .map_err(Failure::from_read)?;
+        .map_err(HttpFailure::from_read)?;
     if entry.kind != "file" {
-        return Err(Failure::bad_request(format!(
+        return Err(HttpFailure::bad_request(format!(
             "`{path}` is a {}, not a file; download files one at a time, or restore the folder",
             entry.kind
         ))
@@ -252,7 +252,7 @@ pub async fn download(
         timeout: None,
     }
     .spawn(&st.restic, &repo)
-    .map_err(|e| Failure::from_read(e.into()))?;
+    .map_err(|e| HttpFailure::from_read(e.into()))?;
     let stream = futures_util::stream::unfold(Some(child), |state| async move {
         let mut child = state?;
         let mut buf = vec![0u8; 64 * 1024];
@@ -304,7 +304,7 @@ pub async fn metrics(State(st): State<Shared>) -> ApiResult {
                 .map(|f| crate::metrics::prometheus(&f))
         })
         .await?
-        .map_err(Failure::history)?;
+        .map_err(HttpFailure::history)?;
     Ok((
         StatusCode::OK,
         [(

@@ -50,11 +50,11 @@ impl AppState {
     pub async fn read<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&AppState, &crate::history::History) -> T + Send + 'static,
-    ) -> Result<T, respond::Failure> {
+    ) -> Result<T, respond::HttpFailure> {
         let st = self.clone();
         tokio::task::spawn_blocking(move || st.db.with(|h| f(&st, h)))
             .await
-            .map_err(|e| respond::Failure::internal(format!("history read failed: {e}")))
+            .map_err(|e| respond::HttpFailure::internal(format!("history read failed: {e}")))
     }
 }
 

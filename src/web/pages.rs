@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::auth::{Authed, COOKIE};
 use super::data::{self, RunDetail, RunView, ServiceView};
 use super::jobs::{Job, JobState};
-use super::respond::{Failure, layout, url_encode};
+use super::respond::{HttpFailure, layout, url_encode};
 use super::{Shared, api};
 use crate::history::VerifyRow;
 use crate::model::{Outcome, RunStatus};
@@ -200,7 +200,7 @@ pub async fn logout(State(st): State<Shared>, Extension(authed): Extension<Authe
 
 /// Any other path: 404.
 pub async fn not_found(Extension(authed): Extension<Authed>, uri: axum::http::Uri) -> Response {
-    Failure::not_found("no such page")
+    HttpFailure::not_found("no such page")
         .json(authed.wants_json() || uri.path().starts_with("/api/"))
         .into_response()
 }
@@ -261,11 +261,11 @@ fn overview_row(s: &ServiceView, csrf: &str, job: Option<&Job>) -> Markup {
 pub async fn overview(
     State(st): State<Shared>,
     Extension(authed): Extension<Authed>,
-) -> Result<Response, Failure> {
+) -> Result<Response, HttpFailure> {
     let services = st
         .read(|st, h| data::overview(h, &st.config))
         .await?
-        .map_err(Failure::history)?;
+        .map_err(HttpFailure::history)?;
     let body = html! {
         h1 { "Backups" }
         @if services.is_empty() {
@@ -304,9 +304,9 @@ pub async fn service(
     State(st): State<Shared>,
     Path(name): Path<String>,
     Extension(authed): Extension<Authed>,
-) -> Result<Response, Failure> {
+) -> Result<Response, HttpFailure> {
     let Some(svc) = st.config.service(&name) else {
-        return Err(Failure::not_found(format!("unknown service `{name}`")));
+        return Err(HttpFailure::not_found(format!("unknown service `{name}`")));
     };
     let n = name.clone();
     let (view, runs, verifies) = st
@@ -322,9 +322,9 @@ pub async fn service(
             ))
         })
         .await?
-        .map_err(Failure::history)?;
+        .map_err(HttpFailure::history)?;
     let Some(view) = view else {
-        return Err(Failure::not_found(format!("unknown service `{name}`")));
+        return Err(HttpFailure::not_found(format!("unknown service `{name}`")));
     };
     let groups = api::snapshot_groups(&st, &name, None).await?;
     let job = st.jobs.get(&name);
@@ -472,19 +472,19 @@ pub async fn run(
     State(st): State<Shared>,
     Path((name, id)): Path<(String, String)>,
     Extension(authed): Extension<Authed>,
-) -> Result<Response, Failure> {
+) -> Result<Response, HttpFailure> {
     if st.config.service(&name).is_none() {
-        return Err(Failure::not_found(format!("unknown service `{name}`")));
+        return Err(HttpFailure::not_found(format!("unknown service `{name}`")));
     }
     let Ok(id) = id.parse::<i64>() else {
-        return Err(Failure::not_found(format!("no run `{id}`")));
+        return Err(HttpFailure::not_found(format!("no run `{id}`")));
     };
     let n = name.clone();
     let detail = st
         .read(move |_, h| data::run(h, &n, id))
         .await?
-        .map_err(Failure::history)?
-        .ok_or_else(|| Failure::not_found(format!("service `{name}` has no run {id}")))?;
+        .map_err(HttpFailure::history)?
+        .ok_or_else(|| HttpFailure::not_found(format!("service `{name}` has no run {id}")))?;
     let log = detail
         .run
         .log_file
@@ -538,9 +538,9 @@ pub async fn job(
     State(st): State<Shared>,
     Path(name): Path<String>,
     Extension(authed): Extension<Authed>,
-) -> Result<Response, Failure> {
+) -> Result<Response, HttpFailure> {
     if st.config.service(&name).is_none() {
-        return Err(Failure::not_found(format!("unknown service `{name}`")));
+        return Err(HttpFailure::not_found(format!("unknown service `{name}`")));
     }
     let enc = url_encode(&name);
     let job = st.jobs.get(&name);
@@ -598,11 +598,11 @@ pub async fn browse(
     Path((name, snapshot)): Path<(String, String)>,
     Query(q): Query<api::DestQuery>,
     Extension(authed): Extension<Authed>,
-) -> Result<Response, Failure> {
+) -> Result<Response, HttpFailure> {
     let (snapshot, path, repo, tag) = api::locate(&st, &name, &snapshot, &q, "/")?;
     let l = listing::folder(&st.restic, &repo, &snapshot, &tag, &path)
         .await
-        .map_err(Failure::from_read)?;
+        .map_err(HttpFailure::from_read)?;
     let enc = url_encode(&name);
     let dest = url_encode(&repo.destination);
     let sid = &l.snapshot.id;

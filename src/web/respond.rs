@@ -1,5 +1,5 @@
 //! How the dashboard answers, shared by its pages, its API, its actions
-//! and its authentication: the page frame and error pages, `Failure`,
+//! and its authentication: the page frame and error pages, `HttpFailure`,
 //! `{"error": "..."}` for API clients, and percent-encoding for links.
 //! It imports no other part of `web`, so every handler module can use it.
 
@@ -24,47 +24,47 @@ pub fn error_json(message: &str) -> Json<ErrorBody<'_>> {
 
 /// An error answered as a page (or as JSON for API clients).
 #[derive(Debug)]
-pub struct Failure {
+pub struct HttpFailure {
     pub status: StatusCode,
     pub message: String,
     json: bool,
 }
 
-impl Failure {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Failure {
-        Failure {
+impl HttpFailure {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> HttpFailure {
+        HttpFailure {
             status,
             message: message.into(),
             json: false,
         }
     }
-    pub fn not_found(m: impl Into<String>) -> Failure {
-        Failure::new(StatusCode::NOT_FOUND, m)
+    pub fn not_found(m: impl Into<String>) -> HttpFailure {
+        HttpFailure::new(StatusCode::NOT_FOUND, m)
     }
-    pub fn bad_request(m: impl Into<String>) -> Failure {
-        Failure::new(StatusCode::BAD_REQUEST, m)
+    pub fn bad_request(m: impl Into<String>) -> HttpFailure {
+        HttpFailure::new(StatusCode::BAD_REQUEST, m)
     }
-    pub fn internal(m: impl Into<String>) -> Failure {
-        Failure::new(StatusCode::INTERNAL_SERVER_ERROR, m)
+    pub fn internal(m: impl Into<String>) -> HttpFailure {
+        HttpFailure::new(StatusCode::INTERNAL_SERVER_ERROR, m)
     }
-    pub fn history(e: crate::history::HistoryError) -> Failure {
-        Failure::internal(e.to_string())
+    pub fn history(e: crate::history::HistoryError) -> HttpFailure {
+        HttpFailure::internal(e.to_string())
     }
     /// restic's "no such snapshot/path" is a 404; anything else a 502.
-    pub fn from_read(e: listing::ReadError) -> Failure {
+    pub fn from_read(e: listing::ReadError) -> HttpFailure {
         match e {
-            listing::ReadError::NotFound(m) => Failure::not_found(m),
-            listing::ReadError::Failed(e) => Failure::new(StatusCode::BAD_GATEWAY, e.message),
+            listing::ReadError::NotFound(m) => HttpFailure::not_found(m),
+            listing::ReadError::Failed(e) => HttpFailure::new(StatusCode::BAD_GATEWAY, e.message),
         }
     }
     #[must_use]
-    pub fn json(mut self, json: bool) -> Failure {
+    pub fn json(mut self, json: bool) -> HttpFailure {
         self.json = json;
         self
     }
 }
 
-impl IntoResponse for Failure {
+impl IntoResponse for HttpFailure {
     fn into_response(self) -> Response {
         if self.json {
             (self.status, error_json(&self.message)).into_response()
