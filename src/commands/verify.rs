@@ -10,7 +10,7 @@ use crate::history::History;
 use crate::model::{Exit, Outcome, VerifyKind};
 use crate::output::{Printer, bytes, duration_ms, table};
 use crate::process::Shutdown;
-use crate::verify::{Request, Verifier, VerifyReport, overall, spec};
+use crate::verify::{Detail, DrillDetail, Request, Verifier, VerifyReport, overall, spec};
 
 /// `verify --json`.
 #[derive(Serialize)]
@@ -114,52 +114,50 @@ pub async fn run(ctx: &Context, a: &VerifyArgs) -> Result<Exit, Error> {
 
 /// What a report read, in a few words.
 fn read_summary(r: &VerifyReport) -> String {
-    let d = &r.detail;
-    let n = |k: &str| d.get(k).and_then(serde_json::Value::as_u64);
-    match r.kind {
-        VerifyKind::Drill => {
-            let mut parts = Vec::new();
-            if let Some(f) = n("files_checked") {
-                parts.push(format!(
-                    "{f} files, {}",
-                    bytes(n("bytes_restored").unwrap_or(0))
-                ));
-            }
-            if let Some(dumps) = d.get("dumps").and_then(serde_json::Value::as_array) {
-                // Which check each dump got, e.g. `dump shop (pg_restore)`.
-                let list: Vec<String> = dumps
-                    .iter()
-                    .map(|x| {
-                        format!(
-                            "{} ({})",
-                            x["name"].as_str().unwrap_or("?"),
-                            x["check"].as_str().unwrap_or("read_back")
-                        )
-                    })
-                    .collect();
-                parts.push(format!(
-                    "dump{} {}",
-                    if list.len() == 1 { "" } else { "s" },
-                    list.join(", ")
-                ));
-            }
-            if parts.is_empty() {
-                "-".into()
-            } else {
-                parts.join(", ")
-            }
-        }
-        _ => {
-            let what = match d.get("read").and_then(serde_json::Value::as_str) {
-                Some("none") | None => "structure".to_string(),
-                Some("all") => "all data".to_string(),
-                Some(s) => format!("subset {s}"),
+    match &r.detail {
+        Detail::Drill(d) => drill_summary(d),
+        Detail::Check(c) => {
+            let what = match c.read.as_str() {
+                "none" => "structure".to_string(),
+                "all" => "all data".to_string(),
+                s => format!("subset {s}"),
             };
-            match n("packs_read") {
+            match c.packs.as_ref().and_then(|p| p.packs_read) {
                 Some(p) => format!("{what} ({p} packs)"),
                 None => what,
             }
         }
+        // Failed before anything was read.
+        Detail::Empty {} if r.kind == VerifyKind::Drill => "-".into(),
+        Detail::Empty {} => "structure".into(),
+    }
+}
+
+/// What a drill restored and which check each dump got.
+fn drill_summary(d: &DrillDetail) -> String {
+    let mut parts = Vec::new();
+    if let Some(f) = d.files_checked {
+        parts.push(format!(
+            "{f} files, {}",
+            bytes(d.bytes_restored.unwrap_or(0))
+        ));
+    }
+    if let Some(dumps) = &d.dumps {
+        // Which check each dump got, e.g. `dump shop (pg_restore)`.
+        let list: Vec<String> = dumps
+            .iter()
+            .map(|x| format!("{} ({})", x.name, x.check.unwrap_or("read_back")))
+            .collect();
+        parts.push(format!(
+            "dump{} {}",
+            if list.len() == 1 { "" } else { "s" },
+            list.join(", ")
+        ));
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(", ")
     }
 }
 

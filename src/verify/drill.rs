@@ -31,13 +31,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rand::seq::SliceRandom;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{Verifier, VerifyReport};
+use super::{Detail, DrillDetail, DumpDetail, Verifier, VerifyReport};
 use crate::config::Service;
 use crate::config::dump::Dump;
-use crate::model::Failure;
+use crate::model::{Failure, Outcome};
 use crate::process::Shutdown;
 use crate::restic::ls::{self, Node as LsNode};
 use crate::restic::ops;
@@ -317,7 +316,10 @@ impl Drill<'_, '_> {
                 "no snapshot of service `{}` in `{}` to restore; run a backup first",
                 self.svc.name, self.repo.destination
             ));
-            r.detail = json!({"snapshot": null});
+            r.detail = Detail::Drill(DrillDetail {
+                snapshot: Some(None),
+                ..DrillDetail::default()
+            });
             return;
         }
         let base = v.config.settings.state_directory.join(TMP_DIR);
@@ -334,7 +336,7 @@ impl Drill<'_, '_> {
                 return;
             }
         };
-        let mut detail = serde_json::Map::new();
+        let mut detail = DrillDetail::default();
         if let (Some(s), Some(nodes)) = (&files, prepared.nodes) {
             self.files(r, s, nodes, &tmp.path, &mut detail).await;
         }
@@ -346,10 +348,10 @@ impl Drill<'_, '_> {
             dump_results.push(self.dump(r, name, s).await);
         }
         if !dumps.is_empty() {
-            detail.insert("dumps".into(), json!(dump_results));
+            detail.dumps = Some(dump_results);
         }
         drop(tmp);
-        r.detail = serde_json::Value::Object(detail);
+        r.detail = Detail::Drill(detail);
         if v.shutdown.signal().is_some() && r.error.is_none() {
             r.fail(ErrorClass::Interrupted, "interrupted during the drill");
         }
@@ -362,10 +364,10 @@ impl Drill<'_, '_> {
         snap: &Snapshot,
         nodes: Result<Vec<LsNode>, Failure>,
         tmp: &Path,
-        detail: &mut serde_json::Map<String, serde_json::Value>,
+        detail: &mut DrillDetail,
     ) {
         let v = self.verifier;
-        detail.insert("snapshot".into(), json!(snap.short()));
+        detail.snapshot = Some(Some(snap.short().to_string()));
         let nodes = match nodes {
             Ok(n) => n,
             Err(e) => {
@@ -378,10 +380,10 @@ impl Drill<'_, '_> {
         };
         let all: Vec<&LsNode> = nodes.iter().filter(|n| n.kind == "file").collect();
         let (sample, sampled) = self.sample(&all);
-        detail.insert("files_in_snapshot".into(), json!(all.len()));
-        detail.insert("sampled".into(), json!(sampled));
+        detail.files_in_snapshot = Some(all.len() as u64);
+        detail.sampled = Some(sampled);
         if sample.is_empty() {
-            detail.insert("files_checked".into(), json!(0));
+            detail.files_checked = Some(0);
             return;
         }
         self.note(&format!(
@@ -440,7 +442,7 @@ impl Drill<'_, '_> {
         r: &mut VerifyReport,
         snap: &Snapshot,
         checks: Vec<FileCheck>,
-        detail: &mut serde_json::Map<String, serde_json::Value>,
+        detail: &mut DrillDetail,
     ) {
         let v = self.verifier;
         let (mut bytes, mut live_same, mut live_changed, mut live_missing) =
@@ -473,17 +475,14 @@ impl Drill<'_, '_> {
                 }
             }
         }
-        detail.insert("files_checked".into(), json!(checked));
-        detail.insert("bytes_restored".into(), json!(bytes));
-        detail.insert("live_identical".into(), json!(live_same));
-        detail.insert("live_changed_since".into(), json!(live_changed));
-        detail.insert("live_missing".into(), json!(live_missing));
-        detail.insert("mismatches".into(), json!(bad.len()));
+        detail.files_checked = Some(checked);
+        detail.bytes_restored = Some(bytes);
+        detail.live_identical = Some(live_same);
+        detail.live_changed_since = Some(live_changed);
+        detail.live_missing = Some(live_missing);
+        detail.mismatches = Some(bad.len() as u64);
         if !bad.is_empty() {
-            detail.insert(
-                "mismatched_files".into(),
-                json!(bad.iter().take(MAX_LISTED).collect::<Vec<_>>()),
-            );
+            detail.mismatched_files = Some(bad.iter().take(MAX_LISTED).cloned().collect());
             let more = if bad.len() > 1 {
                 format!(" (and {} more; see the detail)", bad.len() - 1)
             } else {
@@ -558,9 +557,13 @@ impl Drill<'_, '_> {
     }
 
     /// Streams the dump `name` of snapshot `s` into `verify_command`.
-    async fn dump(&self, r: &mut VerifyReport, name: &str, s: &Snapshot) -> serde_json::Value {
+    async fn dump(&self, r: &mut VerifyReport, name: &str, s: &Snapshot) -> DumpDetail {
         let v = self.verifier;
-        let mut out = json!({"name": name, "snapshot": s.short()});
+        let mut out = DumpDetail {
+            name: name.to_string(),
+            snapshot: s.short().to_string(),
+            ..DumpDetail::default()
+        };
         let file = match self.dump_file(name, s).await {
             Ok(f) => f,
             Err((class, msg)) => {
@@ -568,7 +571,7 @@ impl Drill<'_, '_> {
                 return out;
             }
         };
-        out["path"] = json!(file.path);
+        out.path = Some(file.path.clone());
         let check = match self.dump_check(name) {
             Ok(c) => c,
             Err((class, msg)) => {
@@ -576,10 +579,10 @@ impl Drill<'_, '_> {
                 return out;
             }
         };
-        out["check"] = json!(check.name());
+        out.check = Some(check.name());
         // Whether a configured command ran, not its text: a command line
         // may hold a secret.
-        out["verify_command"] = json!(matches!(check, DrillCheck::Command { user: true, .. }));
+        out.verify_command = Some(matches!(check, DrillCheck::Command { user: true, .. }));
         let (cmd, user, needs) = match check {
             DrillCheck::ReadBack => {
                 self.note(&format!(
@@ -620,7 +623,7 @@ impl Drill<'_, '_> {
         let what = if user {
             "`verify_command`".to_string()
         } else {
-            format!("the `{}` check", out["check"].as_str().unwrap_or("?"))
+            format!("the `{}` check", out.check.unwrap_or("?"))
         };
         if let Some(program) = needs.iter().find(|p| crate::schedule::on_path(p).is_none()) {
             let msg = format!(
@@ -702,7 +705,7 @@ impl Drill<'_, '_> {
         s: &Snapshot,
         file: &LsNode,
         completion: Option<(&str, &str)>,
-        out: &mut serde_json::Value,
+        out: &mut DumpDetail,
     ) {
         let v = self.verifier;
         let mut n: u64 = 0;
@@ -719,7 +722,7 @@ impl Drill<'_, '_> {
                 }
             })
             .await;
-        out["bytes"] = json!(n);
+        out.bytes = Some(n);
         let msg = match res {
             Err(e) => {
                 let msg = format!("dump `{name}`: `restic dump` failed: {}", e.message);
@@ -744,18 +747,18 @@ impl Drill<'_, '_> {
                     msg
                 }
                 _ => {
-                    out["outcome"] = json!("ok");
+                    out.outcome = Some(Outcome::Ok);
                     return;
                 }
             },
         };
-        out["error"] = json!(msg);
+        out.error = Some(msg);
     }
 }
 
 /// Records a failed dump check in the report and in its detail `out`.
-fn fail_dump(r: &mut VerifyReport, out: &mut serde_json::Value, class: ErrorClass, msg: String) {
-    out["error"] = json!(msg);
+fn fail_dump(r: &mut VerifyReport, out: &mut DumpDetail, class: ErrorClass, msg: String) {
+    out.error = Some(msg.clone());
     r.fail(class, msg);
 }
 
@@ -763,7 +766,7 @@ fn fail_dump(r: &mut VerifyReport, out: &mut serde_json::Value, class: ErrorClas
 /// configured `verify_command` when `user`), went once both sides ran.
 fn judge_pipe(
     r: &mut VerifyReport,
-    out: &mut serde_json::Value,
+    out: &mut DumpDetail,
     name: &str,
     s: &Snapshot,
     what: &str,
@@ -784,7 +787,7 @@ fn judge_pipe(
             s.short(),
             p.consumer.ended.describe()
         );
-        out["error"] = json!(msg);
+        out.error = Some(msg.clone());
         // A broken dump makes restic fail too (broken pipe): the check's
         // verdict is the one that explains it, unless restic found the
         // repository damaged.
@@ -797,7 +800,7 @@ fn judge_pipe(
         let msg = format!("dump `{name}`: `restic dump` failed: {}", e.message);
         fail_dump(r, out, e.class, msg);
     } else {
-        out["outcome"] = json!("ok");
+        out.outcome = Some(Outcome::Ok);
     }
 }
 

@@ -9,13 +9,13 @@
 //! so the whole repository is read once every `verify_rotation` runs.
 //! Every result is a [`VerifyReport`], recorded in the `verifies` table.
 
+pub mod detail;
 pub mod drill;
 pub mod spec;
 
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::json;
 
 use crate::config::{Config, PasswordSource, Service};
 use crate::engine::lock::{LockError, ServiceLock};
@@ -24,6 +24,7 @@ use crate::model::{Failure, Outcome, VerifyKind};
 use crate::process::Shutdown;
 use crate::restic::ops;
 use crate::restic::{ErrorClass, Repository, Restic};
+pub use detail::{CheckDetail, Detail, DrillDetail, DumpDetail, Packs};
 
 /// How long a data-reading verify (read-data, a subset, a drill) may run.
 /// A structure check gets the service's own timeout.
@@ -64,7 +65,7 @@ pub struct VerifyReport {
     pub started_at_ms: i64,
     pub duration_ms: u64,
     /// What was read or compared (the `detail` JSON in history).
-    pub detail: serde_json::Value,
+    pub detail: Detail,
     /// The row in the history table `verifies`, when recorded.
     pub history_id: Option<i64>,
 }
@@ -76,6 +77,7 @@ impl VerifyReport {
         repository: &str,
         kind: VerifyKind,
         trigger: &str,
+        detail: Detail,
     ) -> Self {
         VerifyReport {
             service: svc.to_string(),
@@ -90,7 +92,7 @@ impl VerifyReport {
             warnings: Vec::new(),
             started_at_ms: now_ms(),
             duration_ms: 0,
-            detail: json!({}),
+            detail,
             history_id: None,
         }
     }
@@ -140,7 +142,14 @@ impl VerifyReport {
         class: ErrorClass,
         msg: String,
     ) -> Self {
-        let mut r = VerifyReport::new(svc, destination, repository, kind, trigger);
+        let mut r = VerifyReport::new(
+            svc,
+            destination,
+            repository,
+            kind,
+            trigger,
+            Detail::Empty {},
+        );
         r.fail(class, msg);
         r
     }
@@ -460,12 +469,7 @@ impl Verifier<'_> {
     /// Records how a verify ended.
     fn finish(&self, r: &mut VerifyReport, started: Instant) {
         r.duration_ms = ms(started.elapsed());
-        if let Some(obj) = r.detail.as_object_mut() {
-            obj.insert("duration_ms".into(), json!(r.duration_ms));
-            if !r.warnings.is_empty() {
-                obj.insert("warnings".into(), json!(r.warnings));
-            }
-        }
+        r.detail.finish(r.duration_ms, &r.warnings);
         if let Some(id) = r.history_id {
             let message = r.error.clone().or_else(|| r.warnings.first().cloned());
             if let Err(e) = self.history.finish_verify(
@@ -473,7 +477,7 @@ impl Verifier<'_> {
                 r.outcome,
                 r.error_class,
                 message.as_deref(),
-                Some(&r.detail.to_string()),
+                serde_json::to_string(&r.detail).ok().as_deref(),
             ) {
                 r.warnings.push(format!("history: {e}"));
             }
@@ -482,12 +486,23 @@ impl Verifier<'_> {
 
     async fn check(&self, svc: &Service, repo: &Repository) -> VerifyReport {
         let (kind, read) = self.check_mode(svc, &repo.destination);
+        let detail = CheckDetail {
+            read: match (kind, read.as_deref()) {
+                (VerifyKind::ReadData, _) => "all",
+                (_, Some(s)) => s,
+                _ => "none",
+            }
+            .to_string(),
+            restic_version: self.restic.version.to_string(),
+            ..CheckDetail::default()
+        };
         let mut r = VerifyReport::new(
             &svc.name,
             &repo.destination,
             &repo.display,
             kind,
             &self.request.trigger,
+            Detail::Check(detail),
         );
         if kind == VerifyKind::Subset {
             r.subset.clone_from(&read);
@@ -513,22 +528,14 @@ impl Verifier<'_> {
                 ops::check(self.restic, repo, read.as_deref(), timeout, &self.shutdown)
             })
             .await;
-        r.detail = json!({
-            "read": match (kind, read.as_deref()) {
-                (VerifyKind::ReadData, _) => "all",
-                (_, Some(s)) => s,
-                _ => "none",
-            },
-            "restic_version": self.restic.version.to_string(),
-        });
         match res {
             Ok(c) => {
-                if let Some(obj) = r.detail.as_object_mut() {
-                    obj.insert("packs_read".into(), json!(c.packs_read));
-                    obj.insert("packs_total".into(), json!(c.packs_total));
-                    if !c.notes.is_empty() {
-                        obj.insert("notes".into(), json!(c.notes));
-                    }
+                if let Detail::Check(d) = &mut r.detail {
+                    d.packs = Some(Packs {
+                        notes: c.notes,
+                        packs_read: c.packs_read,
+                        packs_total: c.packs_total,
+                    });
                 }
             }
             Err(e) => {
@@ -565,6 +572,7 @@ impl Verifier<'_> {
             &repo.display,
             VerifyKind::Drill,
             &self.request.trigger,
+            Detail::Drill(DrillDetail::default()),
         );
         let started = Instant::now();
         self.start(&mut r);
