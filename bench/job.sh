@@ -108,9 +108,11 @@ manager_job() {
 
 # paired LABEL MANAGER BARE [ARGS...]: REPS rounds, alternating which side
 # goes first, both sides called with ARGS; logs $LOGS/LABEL-mI.json and
-# $LOGS/LABEL-bI.log. Sets P_M and P_B (medians of wall time) and P_LOAD.
+# $LOGS/LABEL-bI.log. Sets P_M and P_B (medians of wall time), P_RR (the
+# median of the rounds' own ratios: drift of the machine between rounds
+# cancels out of it) and P_LOAD.
 paired() {
-    local label=$1 mfn=$2 bfn=$3 i ms=() bs=()
+    local label=$1 mfn=$2 bfn=$3 i ms=() bs=() rs=()
     shift 3
     load_mark "$label"
     for i in $(seq 1 "$REPS"); do
@@ -127,6 +129,8 @@ paired() {
         fi
     done
     load_since "$label" P_LOAD
+    for i in "${!ms[@]}"; do rs+=("$(ratio "${ms[$i]}" "${bs[$i]}")"); done
+    P_RR=$(median "${rs[@]}")
     P_M=$(median "${ms[@]}")
     P_B=$(median "${bs[@]}")
 }
@@ -149,7 +153,7 @@ measure_run() {
     done
     # manager_job ignores the arguments bare_job needs.
     paired "$label" manager_job bare_job "$n" "$keep"
-    R_M=$P_M R_B=$P_B R_LOAD=$P_LOAD
+    R_M=$P_M R_B=$P_B R_RR=$P_RR R_LOAD=$P_LOAD
     check_same_snapshot "$J/m/d1/$SERVICE" "$J/cache-m" "$J/b/d1/$SERVICE" "$J/cache-b"
     local mc bc
     mc=$(snapshot_count "$J/m/d1/$SERVICE" "$J/cache-m")
@@ -186,7 +190,7 @@ for n in 3 1; do
         v="-"
         if [[ $what == keep && $n == 3 ]]; then verdict "$r" 0.50 && v=$V; fi
         if [[ $what == keep && $n == 1 ]]; then verdict "$r" 1.03 && v=$V; fi
-        say "| run, $n destination(s), retention_last = $keep ($what; $R_KEPT snapshots kept): run vs sequential backup + forget | ${R_M} s | ${R_B} s | ${r}x | $v |"
+        say "| run, $n destination(s), retention_last = $keep ($what; $R_KEPT snapshots kept): run vs sequential backup + forget | ${R_M} s | ${R_B} s | ${r}x (rounds: ${R_RR}x) | $v |"
         LOADS+=("$label: $R_LOAD")
     done
 done
