@@ -263,16 +263,12 @@ fn kill_9_of_the_manager_takes_restic_with_it_and_the_next_run_never_overlaps() 
     );
 }
 
-#[test]
-fn a_leftover_is_found_after_normal_runs_once_a_run_is_killed() {
-    let s = one_service(Scenario::new(), "");
-    let _sweep = Sweep(&s, "sleep 1008");
-    // Normal runs mark the lock as let go; a killed one leaves its pid.
-    s.run(&["run"]).code(0);
-    let lock = s.path("run/restic-manager/app.lock");
-    std::fs::write(&lock, "999999999").unwrap_or_else(|e| panic!("write {}: {e}", lock.display()));
-    let mut orphan = Command::new("sleep")
-        .arg("1008")
+/// What a manager killed where the parent-death signal does not exist
+/// leaves behind: `sleep SECS` carrying that (dead, pid 999999999)
+/// manager's mark for service `app`.
+fn marked_orphan(s: &Scenario, secs: &str) -> std::process::Child {
+    Command::new("sleep")
+        .arg(secs)
         .env("HOME", s.path("home"))
         .env(
             "RESTIC_MANAGER_CHILD",
@@ -282,7 +278,18 @@ fn a_leftover_is_found_after_normal_runs_once_a_run_is_killed() {
             ),
         )
         .spawn()
-        .unwrap_or_else(|e| panic!("spawn: {e}"));
+        .unwrap_or_else(|e| panic!("spawn: {e}"))
+}
+
+#[test]
+fn a_leftover_is_found_after_normal_runs_once_a_run_is_killed() {
+    let s = one_service(Scenario::new(), "");
+    let _sweep = Sweep(&s, "sleep 1008");
+    // Normal runs mark the lock as let go; a killed one leaves its pid.
+    s.run(&["run"]).code(0);
+    let lock = s.path("run/restic-manager/app.lock");
+    std::fs::write(&lock, "999999999").unwrap_or_else(|e| panic!("write {}: {e}", lock.display()));
+    let mut orphan = marked_orphan(&s, "1008");
     s.run(&["run"]).code(3).stderr_has(&format!(
         "stopped `sleep 1008` (pid {}), left running by an earlier run of this service",
         orphan.id()
@@ -296,20 +303,7 @@ fn a_leftover_is_found_after_normal_runs_once_a_run_is_killed() {
 fn a_process_left_by_an_earlier_killed_run_is_stopped_and_named() {
     let s = one_service(Scenario::new(), "");
     let _sweep = Sweep(&s, "sleep 1006");
-    // What a manager killed where the parent-death signal does not exist
-    // leaves behind: a child carrying that (dead) manager's mark.
-    let mut orphan = Command::new("sleep")
-        .arg("1006")
-        .env("HOME", s.path("home"))
-        .env(
-            "RESTIC_MANAGER_CHILD",
-            format!(
-                "999999999.1|0|app@{}",
-                s.path("run/restic-manager").display()
-            ),
-        )
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn: {e}"));
+    let mut orphan = marked_orphan(&s, "1006");
     let done = s.run(&["run"]);
     done.code(3).stderr_has(&format!(
         "stopped `sleep 1006` (pid {}), left running by an earlier run of this service whose restic-manager (pid 999999999) ended without stopping it",
