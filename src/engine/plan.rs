@@ -252,11 +252,13 @@ pub fn next_runs(s: &Service) -> Vec<chrono::DateTime<chrono::Local>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::paths::Env;
 
-    fn config(text: &str) -> (tempfile::TempDir, Config) {
+    /// `text` (with `{dir}` standing for a fresh temporary folder) loaded
+    /// as a configuration; the folder lives as long as the guard.
+    pub(crate) fn config(text: &str) -> (tempfile::TempDir, Config) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let text = text.replace("{dir}", &dir.path().display().to_string());
         let file = dir.path().join("config.toml");

@@ -265,7 +265,6 @@ impl Runner<'_> {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::config::paths::Env;
 
     const CONFIG: &str = r#"[global]
 restic_password_file = "pw"
@@ -298,16 +297,7 @@ path = "{dir}/db.sqlite"
 "#;
 
     fn config() -> (tempfile::TempDir, Config) {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let text = CONFIG.replace("{dir}", &dir.path().display().to_string());
-        let file = dir.path().join("config.toml");
-        std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
-        let env = Env {
-            home: Some(dir.path().join("home")),
-            ..Env::default()
-        };
-        let c = Config::load(&file, &env).unwrap_or_else(|e| panic!("{e:?}"));
-        (dir, c)
+        crate::engine::plan::tests::config(CONFIG)
     }
 
     #[test]
