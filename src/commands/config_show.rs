@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::{Context, select};
 use crate::cli::ServiceFilter;
 use crate::config::include::FileParts;
+use crate::config::notify::{Notifier, NotifierKind};
 use crate::config::{Config, Diagnostic, Hook, PasswordSource, Retention, Service};
 use crate::engine::plan::{self, TargetPlan};
 use crate::error::Error;
@@ -49,7 +50,7 @@ pub struct Global<'a> {
     log_directory: &'a Path,
     long_running_threshold_minutes: u64,
     notifications: Option<Notifications<'a>>,
-    notifiers: Vec<Value>,
+    notifiers: Vec<ShownNotifier<'a>>,
     password: Password,
     restic_binary: Option<&'a Path>,
     state_directory: &'a Path,
@@ -87,6 +88,56 @@ struct Docker<'a> {
     discover: bool,
     label_prefix: &'a str,
     labelled_containers: &'a [String],
+}
+
+/// A notifier, secrets redacted: URLs keep their scheme and host, header
+/// values are `***`. One variant per set of keys, each with the keys every
+/// type shares, in alphabetical order.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum ShownNotifier<'a> {
+    /// `discord` and `healthchecks`.
+    Url {
+        name: &'a str,
+        notify_on: Option<&'a [String]>,
+        timeout_seconds: u64,
+        #[serde(rename = "type")]
+        kind: &'static str,
+        url: String,
+    },
+    Webhook {
+        headers: BTreeMap<&'a str, &'static str>,
+        name: &'a str,
+        notify_on: Option<&'a [String]>,
+        timeout_seconds: u64,
+        #[serde(rename = "type")]
+        kind: &'static str,
+        url: String,
+    },
+    Ntfy {
+        name: &'a str,
+        notify_on: Option<&'a [String]>,
+        timeout_seconds: u64,
+        token_file: Option<&'a Path>,
+        #[serde(rename = "type")]
+        kind: &'static str,
+        url: String,
+    },
+    Email {
+        ca_file: Option<&'a Path>,
+        from: &'a str,
+        host: &'a str,
+        name: &'a str,
+        notify_on: Option<&'a [String]>,
+        password_file: Option<&'a Path>,
+        port: u16,
+        security: &'static str,
+        timeout_seconds: u64,
+        to: &'a [String],
+        #[serde(rename = "type")]
+        kind: &'static str,
+        username: Option<&'a str>,
+    },
 }
 
 /// One resolved service.
@@ -186,6 +237,56 @@ impl ShownRepository {
             TargetPlan::Broken { destination, error } => {
                 ShownRepository::Broken { destination, error }
             }
+        }
+    }
+}
+
+impl<'a> ShownNotifier<'a> {
+    fn new(n: &'a Notifier) -> ShownNotifier<'a> {
+        let name = n.name.as_str();
+        let notify_on = n.notify_on.as_deref();
+        let timeout_seconds = n.timeout.as_secs();
+        let kind = n.kind.type_name();
+        match &n.kind {
+            NotifierKind::Discord { url } | NotifierKind::Healthchecks { url } => {
+                ShownNotifier::Url {
+                    name,
+                    notify_on,
+                    timeout_seconds,
+                    kind,
+                    url: url.describe(),
+                }
+            }
+            NotifierKind::Webhook { url, headers } => ShownNotifier::Webhook {
+                headers: headers.keys().map(|k| (k.as_str(), REDACTED)).collect(),
+                name,
+                notify_on,
+                timeout_seconds,
+                kind,
+                url: url.describe(),
+            },
+            NotifierKind::Ntfy { url, token_file } => ShownNotifier::Ntfy {
+                name,
+                notify_on,
+                timeout_seconds,
+                token_file: token_file.as_deref(),
+                kind,
+                url: url.describe(),
+            },
+            NotifierKind::Email(e) => ShownNotifier::Email {
+                ca_file: e.ca_file.as_deref(),
+                from: &e.from,
+                host: &e.host,
+                name,
+                notify_on,
+                password_file: e.password_file.as_deref(),
+                port: e.port,
+                security: e.security.as_str(),
+                timeout_seconds,
+                to: &e.to,
+                kind,
+                username: e.username.as_deref(),
+            },
         }
     }
 }
@@ -291,12 +392,7 @@ impl<'a> Global<'a> {
                 notify_on: n.notify_on.as_deref(),
                 rate_limit_minutes: n.rate_limit_minutes,
             }),
-            notifiers: c
-                .notify
-                .notifiers
-                .iter()
-                .map(crate::config::notify::Notifier::describe)
-                .collect(),
+            notifiers: c.notify.notifiers.iter().map(ShownNotifier::new).collect(),
             password: Password::new(&s.password),
             restic_binary: s.restic_binary.as_deref(),
             state_directory: &s.state_directory,
@@ -392,5 +488,127 @@ env = { TOKEN = "secret" }
             "***"
         );
         assert_eq!(v["global"]["notifications"]["discord_webhook_url"], "***");
+    }
+
+    /// A notifier of each type shows the keys and values it had when it was
+    /// a `json!` map (keys sorted), and none of its secrets.
+    #[test]
+    fn notifiers_keep_their_keys_and_hide_their_secrets() {
+        use std::time::Duration;
+
+        use crate::config::notify::{Email, Secret, Security};
+
+        let notifier = |name: &str, notify_on: Option<&[&str]>, kind| Notifier {
+            name: name.to_string(),
+            notify_on: notify_on.map(|v| v.iter().map(ToString::to_string).collect()),
+            timeout: Duration::from_secs(10),
+            kind,
+        };
+        let inline = |u: &str| Secret::Inline(u.to_string());
+        let cases = [
+            (
+                notifier(
+                    "chat",
+                    None,
+                    NotifierKind::Discord {
+                        url: inline("https://discord.com/api/webhooks/1/SECRET-TOKEN"),
+                    },
+                ),
+                r#"{"name":"chat","notify_on":null,"timeout_seconds":10,"type":"discord","url":"https://discord.com/***"}"#,
+            ),
+            (
+                Notifier {
+                    timeout: Duration::from_secs(5),
+                    ..notifier(
+                        "hc",
+                        Some(&["failure"]),
+                        NotifierKind::Healthchecks {
+                            url: Secret::File(PathBuf::from("/etc/rm/hc-url")),
+                        },
+                    )
+                },
+                r#"{"name":"hc","notify_on":["failure"],"timeout_seconds":5,"type":"healthchecks","url":"file /etc/rm/hc-url"}"#,
+            ),
+            (
+                notifier(
+                    "hook",
+                    None,
+                    NotifierKind::Webhook {
+                        url: inline("https://hooks.example/in/SECRET-PATH?token=SECRET-QUERY"),
+                        headers: BTreeMap::from([
+                            (
+                                "Authorization".to_string(),
+                                "Bearer SECRET-HEADER".to_string(),
+                            ),
+                            ("X-Team".to_string(), "SECRET-TEAM".to_string()),
+                        ]),
+                    },
+                ),
+                r#"{"headers":{"Authorization":"***","X-Team":"***"},"name":"hook","notify_on":null,"timeout_seconds":10,"type":"webhook","url":"https://hooks.example/***"}"#,
+            ),
+            (
+                notifier(
+                    "phone",
+                    Some(&["success", "failure"]),
+                    NotifierKind::Ntfy {
+                        url: inline("https://user:SECRET-PW@ntfy.sh/SECRET-TOPIC"),
+                        token_file: Some(PathBuf::from("/etc/rm/ntfy-token")),
+                    },
+                ),
+                r#"{"name":"phone","notify_on":["success","failure"],"timeout_seconds":10,"token_file":"/etc/rm/ntfy-token","type":"ntfy","url":"https://ntfy.sh/***"}"#,
+            ),
+            (
+                notifier(
+                    "pager",
+                    None,
+                    NotifierKind::Ntfy {
+                        url: inline("https://ntfy.sh/SECRET-TOPIC"),
+                        token_file: None,
+                    },
+                ),
+                r#"{"name":"pager","notify_on":null,"timeout_seconds":10,"token_file":null,"type":"ntfy","url":"https://ntfy.sh/***"}"#,
+            ),
+            (
+                notifier(
+                    "mail",
+                    None,
+                    NotifierKind::Email(Email {
+                        host: "smtp.example.com".to_string(),
+                        port: 587,
+                        security: Security::StartTls,
+                        username: Some("backup".to_string()),
+                        password_file: Some(PathBuf::from("/etc/rm/smtp-pw")),
+                        from: "Backups <backups@example.com>".to_string(),
+                        to: vec!["admin@example.com".to_string()],
+                        ca_file: None,
+                    }),
+                ),
+                r#"{"ca_file":null,"from":"Backups <backups@example.com>","host":"smtp.example.com","name":"mail","notify_on":null,"password_file":"/etc/rm/smtp-pw","port":587,"security":"starttls","timeout_seconds":10,"to":["admin@example.com"],"type":"email","username":"backup"}"#,
+            ),
+            (
+                notifier(
+                    "relay",
+                    Some(&["failure"]),
+                    NotifierKind::Email(Email {
+                        host: "mail.example.com".to_string(),
+                        port: 465,
+                        security: Security::Tls,
+                        username: None,
+                        password_file: None,
+                        from: "backups@example.com".to_string(),
+                        to: vec!["a@example.com".to_string(), "b@example.com".to_string()],
+                        ca_file: Some(PathBuf::from("/etc/rm/ca.pem")),
+                    }),
+                ),
+                r#"{"ca_file":"/etc/rm/ca.pem","from":"backups@example.com","host":"mail.example.com","name":"relay","notify_on":["failure"],"password_file":null,"port":465,"security":"tls","timeout_seconds":10,"to":["a@example.com","b@example.com"],"type":"email","username":null}"#,
+            ),
+        ];
+        for (n, want) in &cases {
+            let shown = ShownNotifier::new(n);
+            crate::output::assert_sorted_keys(&shown);
+            let text = serde_json::to_string(&shown).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(text, *want, "notifier `{}`", n.name);
+            assert!(!text.contains("SECRET"), "a secret shown: {text}");
+        }
     }
 }

@@ -10,8 +10,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::{Value, json};
-
 use super::load::{Locator, RawConfig, list};
 use super::schema::{NOTIFIER_TYPES, NOTIFY_EVENTS, NotifierRaw};
 use super::{Diagnostic, Env, did_you_mean};
@@ -156,47 +154,6 @@ pub struct Notifier {
     pub notify_on: Option<Vec<String>>,
     pub timeout: Duration,
     pub kind: NotifierKind,
-}
-
-impl Notifier {
-    /// The notifier for `config show` and `--json`, secrets redacted.
-    pub fn describe(&self) -> Value {
-        let mut v = json!({
-            "name": self.name,
-            "type": self.kind.type_name(),
-            "notify_on": self.notify_on,
-            "timeout_seconds": self.timeout.as_secs(),
-        });
-        match &self.kind {
-            NotifierKind::Discord { url } | NotifierKind::Healthchecks { url } => {
-                v["url"] = json!(url.describe());
-            }
-            NotifierKind::Webhook { url, headers } => {
-                v["url"] = json!(url.describe());
-                v["headers"] = json!(
-                    headers
-                        .keys()
-                        .map(|k| (k.clone(), REDACTED))
-                        .collect::<BTreeMap<_, _>>()
-                );
-            }
-            NotifierKind::Ntfy { url, token_file } => {
-                v["url"] = json!(url.describe());
-                v["token_file"] = json!(token_file);
-            }
-            NotifierKind::Email(e) => {
-                v["host"] = json!(e.host);
-                v["port"] = json!(e.port);
-                v["security"] = json!(e.security.as_str());
-                v["username"] = json!(e.username);
-                v["password_file"] = json!(e.password_file);
-                v["from"] = json!(e.from);
-                v["to"] = json!(e.to);
-                v["ca_file"] = json!(e.ca_file);
-            }
-        }
-        v
-    }
 }
 
 /// Every notification setting, resolved.
