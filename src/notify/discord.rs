@@ -54,6 +54,10 @@ fn truncate(s: &str, max: usize) -> String {
     t
 }
 
+/// The webhook's JSON. A wire payload in the shape of Discord's documented
+/// "Execute Webhook" body, not a `--json` document, so it stays a `json!`
+/// literal that reads like Discord's reference (issue 16 types only the
+/// documents the CLI and the dashboard print).
 fn body(m: &Message) -> Value {
     let mut description = m.summary.clone();
     if let Some(e) = &m.error {
