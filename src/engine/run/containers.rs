@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Runner, ServiceRun, TargetReport, failed_target, ms, not_started_interrupted};
-use crate::config::Service;
+use crate::engine::plan::ServicePlan;
 use crate::restic::{ErrorClass, Repository};
 use crate::runlog::RunLog;
 use crate::sources::docker::DockerError;
@@ -55,7 +55,7 @@ impl Runner<'_> {
     /// retention runs.
     pub(super) async fn containers_first(
         &self,
-        svc: &Service,
+        svc: &ServicePlan<'_>,
         sources: &[PathBuf],
         repos: &[&Repository],
         sem: &tokio::sync::Semaphore,
@@ -87,7 +87,7 @@ impl Runner<'_> {
     /// failed backup, a timeout, a signal: restic has been stopped by then).
     pub(super) async fn primary(
         &self,
-        svc: &Service,
+        svc: &ServicePlan<'_>,
         sources: &[PathBuf],
         repo: &Repository,
         run: &ServiceRun,
@@ -106,7 +106,7 @@ impl Runner<'_> {
             return not_started_interrupted(repo);
         }
         self.progress
-            .note(&format!("{}: stopping containers", svc.name));
+            .note(&format!("{}: stopping containers", svc.service));
         let guard = match client.stop(containers).await {
             Ok(g) => g,
             Err((g, e)) => {
@@ -140,7 +140,7 @@ impl Runner<'_> {
         ));
         self.progress.note(&format!(
             "{}: containers started again after {:.1}s",
-            svc.name,
+            svc.service,
             down.as_secs_f64()
         ));
         run.containers_were_down(down, names, errors);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::{Runner, ServiceRun, TargetMethod, TargetReport, VolumeSnapshot, failed_target, ms};
-use crate::config::Service;
+use crate::engine::plan::ServicePlan;
 use crate::model::Outcome;
 use crate::restic::ops;
 use crate::restic::{ErrorClass, Repository};
@@ -19,7 +19,7 @@ impl Runner<'_> {
     /// others directly.
     pub(super) async fn copy_fan_out(
         &self,
-        svc: &Service,
+        svc: &ServicePlan<'_>,
         sources: &[PathBuf],
         repos: &[&Repository],
         sem: &tokio::sync::Semaphore,
@@ -74,7 +74,7 @@ impl Runner<'_> {
     /// `restic copy` of `snapshot` from `from` to `to`.
     async fn copy_to(
         &self,
-        svc: &Service,
+        svc: &ServicePlan<'_>,
         from: &Repository,
         to: &Repository,
         snapshot: &str,
@@ -85,9 +85,9 @@ impl Runner<'_> {
             "copy snapshot {snapshot} from `{}` to `{}` ({})",
             from.destination, to.destination, to.display
         ));
-        self.progress.started(&svc.name, &to.destination);
+        self.progress.started(&svc.service, &to.destination);
         let started = Instant::now();
-        let tag = svc.tag();
+        let tag = svc.config.tag();
         let res = self
             .retry_locked(to, log, run, || {
                 ops::copy(
@@ -139,7 +139,7 @@ impl Runner<'_> {
         }
         tr.finished_after_ms = Some(ms(run.started.elapsed()));
         self.progress
-            .finished(&svc.name, &to.destination, tr.outcome);
+            .finished(&svc.service, &to.destination, tr.outcome);
         tr
     }
 

@@ -11,6 +11,7 @@ use super::{
     not_started_interrupted, retention,
 };
 use crate::config::{Replication, Service};
+use crate::engine::plan::{ServicePlan, TargetPlan};
 use crate::model::Outcome;
 use crate::restic::probe::Probes;
 use crate::restic::{ErrorClass, Repository};
@@ -63,7 +64,7 @@ impl Runner<'_> {
     /// its retention, and records the results in `run`.
     pub(super) async fn targets(
         &self,
-        svc: &Service,
+        svc: &ServicePlan<'_>,
         sources: &[PathBuf],
         run: &mut ServiceRun,
         log: &RunLog,
@@ -82,8 +83,10 @@ impl Runner<'_> {
         // reachable one: it gets the snapshot taken while containers
         // are stopped, and in copy mode it is copied from.
         let refs: Vec<&Repository> = repos.iter().collect();
-        if let (Some(first), Some(now_first)) = (svc.targets.first(), refs.first())
-            && probes.failed(first).is_some()
+        if let (Some(first), Some(now_first)) = (
+            svc.targets.first().map(TargetPlan::destination),
+            refs.first(),
+        ) && probes.failed(first).is_some()
             && now_first.destination != *first
         {
             log.line(&format!(
@@ -95,7 +98,7 @@ impl Runner<'_> {
             .docker
             .as_ref()
             .is_some_and(docker::ServiceDocker::stops_containers);
-        let fanout = Fanout::choose(svc, refs.len(), stops);
+        let fanout = Fanout::choose(svc.config, refs.len(), stops);
         // One bound for backups, copies and retention alike.
         let sem = tokio::sync::Semaphore::new(
             self.config
@@ -138,14 +141,26 @@ impl Runner<'_> {
     /// Opens the repository of each destination of `svc`. A destination
     /// that cannot be opened, or lacks its password file, fails the service
     /// here; an unreachable one is set aside.
-    fn open(&self, svc: &Service, run: &mut ServiceRun, log: &RunLog, probes: &Probes) -> Opened {
+    fn open(
+        &self,
+        svc: &ServicePlan<'_>,
+        run: &mut ServiceRun,
+        log: &RunLog,
+        probes: &Probes,
+    ) -> Opened {
         let mut repos = Vec::new();
         let mut unreachable = Vec::new();
-        for t in &svc.targets {
-            let Some(dest) = self.config.destinations.get(t) else {
-                continue;
+        for target in &svc.targets {
+            let t = target.destination();
+            let opened = match target {
+                TargetPlan::Ready { repo, .. } => repo
+                    .as_ref()
+                    .clone()
+                    .with_secrets()
+                    .map_err(|e| e.to_string()),
+                TargetPlan::Broken { error, .. } => Err(error.clone()),
             };
-            match Repository::open(dest, &svc.name, &self.config.settings.password) {
+            match opened {
                 Ok(r) if let Some(dead) = probes.failed(t) => {
                     // Reported with the other targets' results below.
                     log.line(&format!("error: {}", dead.message()));
@@ -172,13 +187,10 @@ impl Runner<'_> {
                     None => repos.push(r),
                 },
                 Err(e) => {
-                    run.report.targets.push(failed_target(
-                        t,
-                        "",
-                        ErrorClass::Config,
-                        e.to_string(),
-                    ));
-                    run.fail(ErrorClass::Config, e.to_string());
+                    run.report
+                        .targets
+                        .push(failed_target(t, "", ErrorClass::Config, e.clone()));
+                    run.fail(ErrorClass::Config, e);
                 }
             }
         }
@@ -190,7 +202,7 @@ impl Runner<'_> {
     /// is its own repository).
     pub(super) async fn fan_out(
         &self,
-        svc: &Service,
+        svc: &ServicePlan<'_>,
         sources: &[PathBuf],
         repos: &[&Repository],
         sem: &tokio::sync::Semaphore,
@@ -219,7 +231,7 @@ impl Runner<'_> {
     /// unreachable ones included, each folded into the service's outcome.
     fn record_targets(
         &self,
-        svc: &Service,
+        svc: &ServicePlan<'_>,
         run: &mut ServiceRun,
         mut results: Vec<TargetReport>,
         unreachable: Vec<TargetReport>,
@@ -227,11 +239,15 @@ impl Runner<'_> {
         for tr in unreachable {
             self.progress.note(&format!(
                 "{}: `{}` is unreachable; skipped",
-                svc.name, tr.destination
+                svc.service, tr.destination
             ));
             results.push(tr);
         }
-        results.sort_by_key(|t| svc.targets.iter().position(|d| *d == t.destination));
+        results.sort_by_key(|t| {
+            svc.targets
+                .iter()
+                .position(|d| d.destination() == t.destination)
+        });
         for tr in results {
             retention::account(run, &tr);
             match tr.outcome {
