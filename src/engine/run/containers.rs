@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::targets::Fan;
 use super::{Runner, ServiceRun, TargetReport, failed_target, ms, not_started_interrupted};
 use crate::engine::plan::ServicePlan;
 use crate::restic::{ErrorClass, Repository};
@@ -55,13 +56,16 @@ impl Runner<'_> {
     /// retention runs.
     pub(super) async fn containers_first(
         &self,
-        svc: &ServicePlan<'_>,
-        sources: &[PathBuf],
+        fan: Fan<'_>,
         repos: &[&Repository],
-        sem: &tokio::sync::Semaphore,
-        run: &ServiceRun,
-        log: &RunLog,
     ) -> Vec<TargetReport> {
+        let Fan {
+            svc,
+            sources,
+            sem,
+            run,
+            log,
+        } = fan;
         let Some((first, rest)) = repos.split_first() else {
             return Vec::new();
         };
@@ -72,11 +76,8 @@ impl Runner<'_> {
             self.retain_after(svc, first, &mut tr, run, log).await;
             tr
         };
-        let (tr, others) = futures_util::future::join(
-            first_retention,
-            self.fan_out(svc, sources, rest, sem, run, log),
-        )
-        .await;
+        let (tr, others) =
+            futures_util::future::join(first_retention, self.fan_out(fan, rest)).await;
         let mut out = vec![tr];
         out.extend(others);
         out

@@ -2,9 +2,9 @@
 //! destination, then `restic copy` of its snapshot, and of its streamed
 //! volumes' snapshots, to every other destination.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
+use super::targets::Fan;
 use super::{Runner, ServiceRun, TargetMethod, TargetReport, VolumeSnapshot, failed_target, ms};
 use crate::engine::plan::ServicePlan;
 use crate::model::Outcome;
@@ -19,13 +19,16 @@ impl Runner<'_> {
     /// others directly.
     pub(super) async fn copy_fan_out(
         &self,
-        svc: &ServicePlan<'_>,
-        sources: &[PathBuf],
+        fan: Fan<'_>,
         repos: &[&Repository],
-        sem: &tokio::sync::Semaphore,
-        run: &ServiceRun,
-        log: &RunLog,
     ) -> Vec<TargetReport> {
+        let Fan {
+            svc,
+            sources,
+            sem,
+            run,
+            log,
+        } = fan;
         let (primary, rest) = match repos.split_first() {
             Some(x) => x,
             None => return Vec::new(),
@@ -56,7 +59,7 @@ impl Runner<'_> {
                     "primary `{}` failed; backing up directly to the other targets",
                     primary.destination
                 ));
-                others.extend(self.fan_out(svc, sources, rest, sem, run, log).await);
+                others.extend(self.fan_out(fan, rest).await);
             }
             _ => {}
         }

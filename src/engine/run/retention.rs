@@ -11,6 +11,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::targets::Fan;
 use super::{Outcome, Runner, ServiceRun, TargetReport, failed_target};
 use crate::config::Prune;
 use crate::engine::plan::{ServicePlan, TargetPlan};
@@ -81,6 +82,21 @@ fn keep_args<'p>(svc: &'p ServicePlan<'_>, destination: &str) -> &'p [String] {
         .unwrap_or_default()
 }
 
+/// The results of [`Runner::retain_after_dumps`] into the dump rows of
+/// their destinations, each folded into the service's outcome.
+pub(super) fn record_after_dumps(run: &mut ServiceRun, done: Vec<TargetReport>) {
+    for done in done {
+        account(run, &done);
+        if let Some(t) = run.report.targets.iter_mut().find(|t| {
+            t.destination == done.destination && matches!(t.outcome, Outcome::Ok | Outcome::Warning)
+        }) {
+            t.retention = done.retention;
+            t.retention_error = done.retention_error;
+            t.retention_class = done.retention_class;
+        }
+    }
+}
+
 impl Runner<'_> {
     /// Retention on `repo` after its backup or copy `tr`, recorded in `tr`.
     /// Skipped when the destination got no snapshot in this run, for a
@@ -114,23 +130,23 @@ impl Runner<'_> {
 
     /// Retention on the destinations that got only dump snapshots in this
     /// run (a dumps-only service: `results` of the backups and copies has
-    /// no row for them), after the dumps; recorded in their dump rows.
+    /// no row for them), after the dumps; [`record_after_dumps`] puts the
+    /// results in their dump rows.
     pub(super) async fn retain_after_dumps(
         &self,
-        svc: &ServicePlan<'_>,
+        fan: Fan<'_>,
         repos: &[&Repository],
         results: &[TargetReport],
-        sem: &tokio::sync::Semaphore,
-        run: &mut ServiceRun,
-        log: &RunLog,
-    ) {
+    ) -> Vec<TargetReport> {
+        let Fan {
+            svc, sem, run, log, ..
+        } = fan;
         let dumps_only: Vec<&Repository> = repos
             .iter()
             .copied()
             .filter(|r| !results.iter().any(|t| t.destination == r.destination))
             .filter(|r| got_snapshot(run, &r.destination, None))
             .collect();
-        let run_ref: &ServiceRun = run;
         let jobs = dumps_only.iter().map(|repo| async move {
             let _permit = sem.acquire().await.ok();
             let mut tr = failed_target(
@@ -139,20 +155,10 @@ impl Runner<'_> {
                 ErrorClass::Other,
                 String::new(),
             );
-            self.retain_after(svc, repo, &mut tr, run_ref, log).await;
+            self.retain_after(svc, repo, &mut tr, run, log).await;
             tr
         });
-        for done in futures_util::future::join_all(jobs).await {
-            account(run, &done);
-            if let Some(t) = run.report.targets.iter_mut().find(|t| {
-                t.destination == done.destination
-                    && matches!(t.outcome, Outcome::Ok | Outcome::Warning)
-            }) {
-                t.retention = done.retention;
-                t.retention_error = done.retention_error;
-                t.retention_class = done.retention_class;
-            }
-        }
+        futures_util::future::join_all(jobs).await
     }
 
     /// Guarded `forget` (and prune when due) on one repository; see the

@@ -50,6 +50,21 @@ impl Fanout {
     }
 }
 
+/// What the backups, copies and retention of one service's destinations
+/// share while they run side by side.
+#[derive(Clone, Copy)]
+pub(super) struct Fan<'a> {
+    pub svc: &'a ServicePlan<'a>,
+    /// The paths of the file snapshot.
+    pub sources: &'a [PathBuf],
+    /// One bound (`max_parallel_destinations`) for backups, copies and
+    /// retention alike.
+    pub sem: &'a tokio::sync::Semaphore,
+    /// The run so far (containers, deadline, dump snapshots).
+    pub run: &'a ServiceRun,
+    pub log: &'a RunLog,
+}
+
 /// The destinations of a service a run can back up to, in the configured
 /// order (one that cannot be opened is already in the report, failed).
 struct Opened {
@@ -107,18 +122,21 @@ impl Runner<'_> {
                 .unwrap_or(refs.len())
                 .max(1),
         );
-        let sem = &sem;
+        let fan = Fan {
+            svc,
+            sources,
+            sem: &sem,
+            run,
+            log,
+        };
         let results = match fanout {
             Fanout::DumpsOnly => Vec::new(),
-            Fanout::Copy => self.copy_fan_out(svc, sources, &refs, sem, run, log).await,
-            Fanout::ContainersFirst => {
-                self.containers_first(svc, sources, &refs, sem, run, log)
-                    .await
-            }
-            Fanout::Parallel => self.fan_out(svc, sources, &refs, sem, run, log).await,
+            Fanout::Copy => self.copy_fan_out(fan, &refs).await,
+            Fanout::ContainersFirst => self.containers_first(fan, &refs).await,
+            Fanout::Parallel => self.fan_out(fan, &refs).await,
         };
-        self.retain_after_dumps(svc, &refs, &results, sem, run, log)
-            .await;
+        let dump_retention = self.retain_after_dumps(fan, &refs, &results).await;
+        retention::record_after_dumps(run, dump_retention);
         run.close_container_window();
         if fanout == Fanout::Copy
             && let Some(first) = results.first()
@@ -200,15 +218,14 @@ impl Runner<'_> {
     /// Independent backups to `repos`, at most `max_parallel_destinations`
     /// at once (never two restic processes on one repository: each target
     /// is its own repository).
-    pub(super) async fn fan_out(
-        &self,
-        svc: &ServicePlan<'_>,
-        sources: &[PathBuf],
-        repos: &[&Repository],
-        sem: &tokio::sync::Semaphore,
-        run: &ServiceRun,
-        log: &RunLog,
-    ) -> Vec<TargetReport> {
+    pub(super) async fn fan_out(&self, fan: Fan<'_>, repos: &[&Repository]) -> Vec<TargetReport> {
+        let Fan {
+            svc,
+            sources,
+            sem,
+            run,
+            log,
+        } = fan;
         let jobs = repos.iter().map(|repo| async move {
             let _permit = sem.acquire().await.ok();
             if self.shutdown.signal().is_some() {
