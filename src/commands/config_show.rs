@@ -226,10 +226,10 @@ impl ShownRepository {
                 repository,
                 retention,
                 kind,
-                password: pw,
+                repo,
             } => ShownRepository::Ready {
                 destination,
-                password: Password::new(&pw),
+                password: Password::new(&repo.password),
                 repository,
                 retention: retention.join(" "),
                 kind,

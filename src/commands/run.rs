@@ -83,8 +83,8 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<Exit, Error> {
         trigger: &crate::schedule::trigger(),
         allow_mass_forget: a.allow_mass_forget,
     };
-    let (reports, mut deliveries) =
-        crate::engine::notified::run(&runner, &dispatch, &services).await;
+    let plan = Plan::new(&c, &services);
+    let (reports, mut deliveries) = crate::engine::notified::run(&runner, &dispatch, &plan).await;
     signals.abort();
     drop(term);
     // Services that did not run now may have silently stopped running.
@@ -240,7 +240,7 @@ struct DryRun<'a> {
     dry_run: bool,
     errors: &'a [String],
     ok: bool,
-    services: &'a Plan,
+    services: &'a Plan<'a>,
 }
 
 fn dry_run(c: &Config, services: &[&Service], p: &Printer) -> Exit {

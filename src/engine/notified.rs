@@ -6,23 +6,24 @@
 
 use futures_util::StreamExt;
 
+use super::plan::Plan;
 use super::run::{Runner, ServiceReport};
-use crate::config::Service;
 use crate::notify::{self, BackupResult, Delivery, DestinationSummary, Dispatch};
 
-/// Runs `services` (at most `max_parallel_services` at once) with
+/// Executes `plan` (at most `max_parallel_services` at once) with
 /// notifications, then records the repositories' snapshot counts and
 /// writes/pushes the metrics.
 pub async fn run(
     runner: &Runner<'_>,
     dispatch: &Dispatch,
-    services: &[&Service],
+    plan: &Plan<'_>,
 ) -> (Vec<ServiceReport>, Vec<Delivery>) {
     let settings = &runner.config.settings;
     let minutes = settings.long_running_threshold_minutes;
     let per_service: Vec<(Vec<ServiceReport>, Vec<Delivery>)> =
-        futures_util::stream::iter(services)
-            .map(|s| async move {
+        futures_util::stream::iter(&plan.services)
+            .map(|planned| async move {
+                let s = planned.config;
                 if runner.shutdown.signal().is_some() {
                     return (Vec::new(), Vec::new());
                 }
@@ -35,7 +36,7 @@ pub async fn run(
                 };
                 let started = chrono::Utc::now();
                 let timer = dispatch.long_running_timer(s, minutes);
-                let reports = runner.run(&[*s]).await;
+                let reports = runner.run(std::slice::from_ref(planned)).await;
                 if let Some(t) = timer {
                     if t.is_finished() {
                         sent.extend(t.await.unwrap_or_default());

@@ -5,6 +5,13 @@
 //! print the facts they share with it from here, and so does the
 //! dashboard's `/api/services`.
 //!
+//! The engine executes a plan ([`crate::engine::run::Runner::run`]): each
+//! [`ServicePlan`] carries the service's configuration, and each ready
+//! [`TargetPlan`] the repository its backup, copy and retention open (its
+//! credential files are read only then). Paths are looked up when the plan
+//! is made; a run checks them again after its pre hooks, which may mount
+//! them.
+//!
 //! The structs are the `--json` documents. Their fields are declared in
 //! alphabetical order, the order the documents had when they were built
 //! as `json!` maps, so the output stays byte for byte what it was.
@@ -14,21 +21,24 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::config::{Config, PasswordSource, Service};
+use crate::config::{Config, Service};
 use crate::engine::run::resolve_sources;
 use crate::restic::Repository;
 
 /// What a run of some services will do, service by service.
 #[derive(Debug, Clone, Serialize)]
 #[serde(transparent)]
-pub struct Plan {
-    pub services: Vec<ServicePlan>,
+pub struct Plan<'a> {
+    pub services: Vec<ServicePlan<'a>>,
 }
 
 /// One service's part of a [`Plan`].
 #[derive(Debug, Clone, Serialize)]
-pub struct ServicePlan {
+pub struct ServicePlan<'a> {
     pub backup_script: Option<String>,
+    /// The service as configured (hooks, dumps, timeouts, …).
+    #[serde(skip)]
+    pub config: &'a Service,
     pub dumps: Vec<DumpPlan>,
     pub excludes: Vec<String>,
     /// The `--host` of its snapshots.
@@ -72,9 +82,10 @@ pub enum TargetPlan {
         /// The destination's type (`local`, `s3`, …).
         #[serde(skip)]
         kind: String,
-        /// Where restic reads the password from.
+        /// The repository, without its credential files read: the run
+        /// reads them when it opens it ([`Repository::with_secrets`]).
         #[serde(skip)]
-        password: PasswordSource,
+        repo: Box<Repository>,
     },
     Broken {
         destination: String,
@@ -92,10 +103,10 @@ impl TargetPlan {
     }
 }
 
-impl Plan {
+impl<'a> Plan<'a> {
     /// The plan of running `services` with configuration `c` (missing
     /// source paths are looked up now).
-    pub fn new(c: &Config, services: &[&Service]) -> Plan {
+    pub fn new(c: &Config, services: &[&'a Service]) -> Plan<'a> {
         Plan {
             services: services.iter().map(|s| ServicePlan::new(c, s)).collect(),
         }
@@ -121,12 +132,13 @@ impl Plan {
     }
 }
 
-impl ServicePlan {
-    pub fn new(c: &Config, s: &Service) -> ServicePlan {
+impl<'a> ServicePlan<'a> {
+    pub fn new(c: &Config, s: &'a Service) -> ServicePlan<'a> {
         let sources = resolve_sources(s);
         let names = |hs: &[crate::config::Hook]| hs.iter().map(|h| h.name.clone()).collect();
         ServicePlan {
             backup_script: s.backup_script.clone(),
+            config: s,
             dumps: s
                 .dumps
                 .iter()
@@ -168,10 +180,10 @@ pub fn targets(c: &Config, s: &Service) -> Vec<TargetPlan> {
             |d| match Repository::new(d, &s.name, &c.settings.password) {
                 Ok(r) => TargetPlan::Ready {
                     destination: d.name.clone(),
-                    repository: r.display,
+                    repository: r.display.clone(),
                     retention: d.retention.or(&s.retention).forget_args(),
                     kind: d.kind.clone(),
-                    password: r.password,
+                    repo: Box::new(r),
                 },
                 Err(e) => TargetPlan::Broken {
                     destination: d.name.clone(),

@@ -19,7 +19,8 @@ use tracing::Instrument as _;
 
 use super::Progress;
 use super::lock::{LockError, ServiceLock};
-use crate::config::{Config, PasswordSource, Service};
+use crate::config::{Config, PasswordSource};
+use crate::engine::plan::{ServicePlan, TargetPlan};
 use crate::history::History;
 use crate::hooks::HookReport;
 use crate::model::{Failure, Outcome};
@@ -161,11 +162,11 @@ struct ServiceRun {
 struct Stopped;
 
 impl ServiceRun {
-    fn new(svc: &Service) -> ServiceRun {
+    fn new(svc: &ServicePlan<'_>) -> ServiceRun {
         let started = Instant::now();
         ServiceRun {
             report: ServiceReport {
-                service: svc.name.clone(),
+                service: svc.service.clone(),
                 run_id: None,
                 outcome: Outcome::Ok,
                 error_class: None,
@@ -181,7 +182,7 @@ impl ServiceRun {
                 lock_held_too_long: false,
             },
             started,
-            deadline: crate::config::checks::after(started, svc.timeout()),
+            deadline: crate::config::checks::after(started, svc.config.timeout()),
             docker: None,
             containers: std::sync::Mutex::new(containers::ContainerWindow::default()),
             unlock_later: std::sync::atomic::AtomicBool::new(false),
@@ -208,8 +209,9 @@ impl ServiceRun {
 }
 
 impl Runner<'_> {
-    /// Runs the given services one after another.
-    pub async fn run(&self, services: &[&Service]) -> Vec<ServiceReport> {
+    /// Executes the plans of `services` (at most `max_parallel_services`
+    /// at once), one report each.
+    pub async fn run(&self, services: &[ServicePlan<'_>]) -> Vec<ServiceReport> {
         if let Err(e) = self.history.reap_dead_runs() {
             self.progress.note(&format!("warning: {e}"));
         }
@@ -228,7 +230,7 @@ impl Runner<'_> {
             self.config,
             services
                 .iter()
-                .flat_map(|s| s.targets.iter().map(String::as_str)),
+                .flat_map(|s| s.targets.iter().map(TargetPlan::destination)),
         )
         .await;
         let probes = &probes;
@@ -240,7 +242,7 @@ impl Runner<'_> {
                 }
                 Some(
                     process::owned_by(
-                        process::owner_of(&s.name, &self.config.settings.lock_directory),
+                        process::owner_of(&s.service, &self.config.settings.lock_directory),
                         self.service(s, probes),
                     )
                     .await,
@@ -252,10 +254,10 @@ impl Runner<'_> {
             .await
     }
 
-    async fn service(&self, svc: &Service, probes: &Probes) -> ServiceReport {
+    async fn service(&self, svc: &ServicePlan<'_>, probes: &Probes) -> ServiceReport {
         let (mut run, log) = self.begin(svc);
         let settings = &self.config.settings;
-        match ServiceLock::acquire(&settings.lock_directory, &svc.name) {
+        match ServiceLock::acquire(&settings.lock_directory, &svc.service) {
             Ok(lock) => {
                 // What is logged with `tracing` meanwhile goes to this log.
                 async {
@@ -274,7 +276,7 @@ impl Runner<'_> {
                 };
                 let mut msg = e.to_string();
                 if class == ErrorClass::AlreadyRunning
-                    && let Some(long) = self.held_too_long(&svc.name)
+                    && let Some(long) = self.held_too_long(&svc.service)
                 {
                     run.report.lock_held_too_long = true;
                     msg.push_str(&long);
@@ -302,7 +304,13 @@ impl Runner<'_> {
     }
 
     /// The part of a service run that happens under its lock.
-    async fn locked(&self, svc: &Service, run: &mut ServiceRun, log: &RunLog, probes: &Probes) {
+    async fn locked(
+        &self,
+        svc: &ServicePlan<'_>,
+        run: &mut ServiceRun,
+        log: &RunLog,
+        probes: &Probes,
+    ) {
         if let Ok(sources) = self.before_targets(svc, run, log, probes).await {
             self.targets(svc, &sources, run, log, probes).await;
         }
@@ -315,7 +323,7 @@ impl Runner<'_> {
     /// can stop the run before its targets.
     async fn before_targets(
         &self,
-        svc: &Service,
+        svc: &ServicePlan<'_>,
         run: &mut ServiceRun,
         log: &RunLog,
         probes: &Probes,

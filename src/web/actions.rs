@@ -117,7 +117,8 @@ async fn run_job(st: &Shared, req: &Request) -> JobEnd {
         allow_mass_forget: false,
     };
     // The same notifications and metrics as `restic-manager run`.
-    let (reports, _) = crate::engine::notified::run(&runner, &st.dispatch, &[svc]).await;
+    let plan = crate::engine::plan::Plan::new(&st.config, &[svc]);
+    let (reports, _) = crate::engine::notified::run(&runner, &st.dispatch, &plan).await;
     match reports.first() {
         Some(r) => (
             r.outcome,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::{Runner, ServiceRun, TargetReport, VolumeSnapshot, failed_target, ms};
-use crate::config::Service;
+use crate::engine::plan::ServicePlan;
 use crate::model::Outcome;
 use crate::process::{Ended, Spec};
 use crate::restic::ops::{self, BackupArgs, BackupResult};
@@ -67,20 +67,17 @@ impl Runner<'_> {
     /// `restic backup` of `sources` to `repo`.
     pub(super) async fn backup(
         &self,
-        svc: &Service,
+        svc: &ServicePlan<'_>,
         sources: &[PathBuf],
         repo: &Repository,
         run: &ServiceRun,
         log: &RunLog,
     ) -> TargetReport {
-        let settings = &self.config.settings;
-        let mut tags = vec![svc.tag()];
-        tags.extend(svc.tags.iter().cloned());
         let paths: Vec<&Path> = sources.iter().map(PathBuf::as_path).collect();
         let args = BackupArgs {
             paths: &paths,
-            host: &settings.host,
-            tags: &tags,
+            host: &svc.host,
+            tags: &svc.tags,
             excludes: &svc.excludes,
             timeout: run.remaining(),
             progress: self.progress.wanted(),
@@ -89,7 +86,7 @@ impl Runner<'_> {
             "backup to `{}` ({})",
             repo.destination, repo.display
         ));
-        self.progress.started(&svc.name, &repo.destination);
+        self.progress.started(&svc.service, &repo.destination);
         let started = Instant::now();
         let res = self
             .retry_locked(repo, log, run, || {
@@ -98,7 +95,7 @@ impl Runner<'_> {
                     repo,
                     &args,
                     &self.shutdown,
-                    |st| self.progress.update(&svc.name, &repo.destination, st),
+                    |st| self.progress.update(&svc.service, &repo.destination, st),
                     |l| {
                         log.line(&format!(
                             "restic ! {}",
@@ -139,7 +136,7 @@ impl Runner<'_> {
             }
         }
         self.progress
-            .finished(&svc.name, &repo.destination, tr.outcome);
+            .finished(&svc.service, &repo.destination, tr.outcome);
         tr
     }
 
@@ -147,7 +144,7 @@ impl Runner<'_> {
     /// (paths and direct volumes) and one snapshot per streamed volume.
     pub(super) async fn backup_target(
         &self,
-        svc: &Service,
+        svc: &ServicePlan<'_>,
         sources: &[PathBuf],
         repo: &Repository,
         run: &ServiceRun,
@@ -175,7 +172,7 @@ impl Runner<'_> {
             t.error = None;
             // Only streamed volumes: the progress display still shows this
             // target while they run.
-            self.progress.started(&svc.name, &repo.destination);
+            self.progress.started(&svc.service, &repo.destination);
             t
         } else {
             self.backup(svc, sources, repo, run, log).await
@@ -184,8 +181,6 @@ impl Runner<'_> {
             return tr;
         }
         let started = Instant::now();
-        let mut tags = vec![svc.tag()];
-        tags.extend(svc.tags.iter().cloned());
         for v in streams {
             log.line(&format!(
                 "stream volume `{v}` to `{}` as `{}`",
@@ -197,8 +192,8 @@ impl Runner<'_> {
                     let what = docker::StreamBackup {
                         volume: v,
                         image: &d.image,
-                        host: &self.config.settings.host,
-                        tags: &tags,
+                        host: &svc.host,
+                        tags: &svc.tags,
                         timeout: run.remaining(),
                     };
                     docker::backup_volume_stream(client, self.restic, repo, &what, &self.shutdown)
@@ -233,7 +228,7 @@ impl Runner<'_> {
         tr.duration_ms += ms(started.elapsed());
         if sources.is_empty() {
             self.progress
-                .finished(&svc.name, &repo.destination, tr.outcome);
+                .finished(&svc.service, &repo.destination, tr.outcome);
         }
         tr
     }
@@ -241,7 +236,7 @@ impl Runner<'_> {
     /// The original tool's `backup_script`, once per target.
     pub(super) async fn script(
         &self,
-        svc: &Service,
+        svc: &ServicePlan<'_>,
         script: &str,
         repo: &Repository,
         run: &ServiceRun,
@@ -261,7 +256,7 @@ impl Runner<'_> {
             args: vec!["-c".into(), script.into()],
             ..call.spec
         };
-        spec = spec.env("SERVICE_NAME", &svc.name);
+        spec = spec.env("SERVICE_NAME", &svc.service);
         if let Some(b) = &settings.docker_base {
             spec = spec.env("DOCKER_BASE", b.to_string_lossy());
         }
@@ -269,7 +264,7 @@ impl Runner<'_> {
             "backup_script for `{}`: `{script}`",
             repo.destination
         ));
-        self.progress.started(&svc.name, &repo.destination);
+        self.progress.started(&svc.service, &repo.destination);
         let res = spec
             .run(
                 &self.shutdown,
@@ -315,7 +310,7 @@ impl Runner<'_> {
             Err(e) => tr.error = Some(e.to_string()),
         }
         self.progress
-            .finished(&svc.name, &repo.destination, tr.outcome);
+            .finished(&svc.service, &repo.destination, tr.outcome);
         tr
     }
 }

@@ -5,8 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::targets::Fan;
 use super::{Runner, ServiceRun, TargetReport, failed_target, ms, not_started_interrupted};
-use crate::config::Service;
+use crate::engine::plan::ServicePlan;
 use crate::restic::{ErrorClass, Repository};
 use crate::runlog::RunLog;
 use crate::sources::docker::DockerError;
@@ -55,13 +56,16 @@ impl Runner<'_> {
     /// retention runs.
     pub(super) async fn containers_first(
         &self,
-        svc: &Service,
-        sources: &[PathBuf],
+        fan: Fan<'_>,
         repos: &[&Repository],
-        sem: &tokio::sync::Semaphore,
-        run: &ServiceRun,
-        log: &RunLog,
     ) -> Vec<TargetReport> {
+        let Fan {
+            svc,
+            sources,
+            sem,
+            run,
+            log,
+        } = fan;
         let Some((first, rest)) = repos.split_first() else {
             return Vec::new();
         };
@@ -72,11 +76,8 @@ impl Runner<'_> {
             self.retain_after(svc, first, &mut tr, run, log).await;
             tr
         };
-        let (tr, others) = futures_util::future::join(
-            first_retention,
-            self.fan_out(svc, sources, rest, sem, run, log),
-        )
-        .await;
+        let (tr, others) =
+            futures_util::future::join(first_retention, self.fan_out(fan, rest)).await;
         let mut out = vec![tr];
         out.extend(others);
         out
@@ -87,7 +88,7 @@ impl Runner<'_> {
     /// failed backup, a timeout, a signal: restic has been stopped by then).
     pub(super) async fn primary(
         &self,
-        svc: &Service,
+        svc: &ServicePlan<'_>,
         sources: &[PathBuf],
         repo: &Repository,
         run: &ServiceRun,
@@ -106,7 +107,7 @@ impl Runner<'_> {
             return not_started_interrupted(repo);
         }
         self.progress
-            .note(&format!("{}: stopping containers", svc.name));
+            .note(&format!("{}: stopping containers", svc.service));
         let guard = match client.stop(containers).await {
             Ok(g) => g,
             Err((g, e)) => {
@@ -140,7 +141,7 @@ impl Runner<'_> {
         ));
         self.progress.note(&format!(
             "{}: containers started again after {:.1}s",
-            svc.name,
+            svc.service,
             down.as_secs_f64()
         ));
         run.containers_were_down(down, names, errors);

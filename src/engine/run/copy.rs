@@ -2,11 +2,11 @@
 //! destination, then `restic copy` of its snapshot, and of its streamed
 //! volumes' snapshots, to every other destination.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
+use super::targets::Fan;
 use super::{Runner, ServiceRun, TargetMethod, TargetReport, VolumeSnapshot, failed_target, ms};
-use crate::config::Service;
+use crate::engine::plan::ServicePlan;
 use crate::model::Outcome;
 use crate::restic::ops;
 use crate::restic::{ErrorClass, Repository};
@@ -19,13 +19,16 @@ impl Runner<'_> {
     /// others directly.
     pub(super) async fn copy_fan_out(
         &self,
-        svc: &Service,
-        sources: &[PathBuf],
+        fan: Fan<'_>,
         repos: &[&Repository],
-        sem: &tokio::sync::Semaphore,
-        run: &ServiceRun,
-        log: &RunLog,
     ) -> Vec<TargetReport> {
+        let Fan {
+            svc,
+            sources,
+            sem,
+            run,
+            log,
+        } = fan;
         let (primary, rest) = match repos.split_first() {
             Some(x) => x,
             None => return Vec::new(),
@@ -56,7 +59,7 @@ impl Runner<'_> {
                     "primary `{}` failed; backing up directly to the other targets",
                     primary.destination
                 ));
-                others.extend(self.fan_out(svc, sources, rest, sem, run, log).await);
+                others.extend(self.fan_out(fan, rest).await);
             }
             _ => {}
         }
@@ -74,7 +77,7 @@ impl Runner<'_> {
     /// `restic copy` of `snapshot` from `from` to `to`.
     async fn copy_to(
         &self,
-        svc: &Service,
+        svc: &ServicePlan<'_>,
         from: &Repository,
         to: &Repository,
         snapshot: &str,
@@ -85,9 +88,9 @@ impl Runner<'_> {
             "copy snapshot {snapshot} from `{}` to `{}` ({})",
             from.destination, to.destination, to.display
         ));
-        self.progress.started(&svc.name, &to.destination);
+        self.progress.started(&svc.service, &to.destination);
         let started = Instant::now();
-        let tag = svc.tag();
+        let tag = svc.config.tag();
         let res = self
             .retry_locked(to, log, run, || {
                 ops::copy(
@@ -139,7 +142,7 @@ impl Runner<'_> {
         }
         tr.finished_after_ms = Some(ms(run.started.elapsed()));
         self.progress
-            .finished(&svc.name, &to.destination, tr.outcome);
+            .finished(&svc.service, &to.destination, tr.outcome);
         tr
     }
 

@@ -6,6 +6,7 @@
 
 use super::{Runner, ServiceRun, Stopped, TargetMethod, failed_target, missing_password_file, ms};
 use crate::config::Service;
+use crate::engine::plan::{ServicePlan, TargetPlan};
 use crate::model::Outcome;
 use crate::restic::probe::Probes;
 use crate::restic::{ErrorClass, Repository};
@@ -27,23 +28,26 @@ impl Runner<'_> {
     /// still happens (it does not depend on the dump).
     pub(super) async fn dumps(
         &self,
-        svc: &Service,
+        svc: &ServicePlan<'_>,
         run: &mut ServiceRun,
         log: &RunLog,
         probes: &Probes,
     ) -> Result<(), Stopped> {
-        if svc.dumps.is_empty() {
+        if svc.config.dumps.is_empty() {
             return Ok(());
         }
         // Targets whose repository cannot be described are reported by the
         // file backup step (or below, for a dumps-only service).
         let mut repos: Vec<Repository> = Vec::new();
         // Unreachable targets, likewise, by the file backup step.
-        for t in svc.targets.iter().filter(|t| probes.failed(t).is_none()) {
-            let Some(dest) = self.config.destinations.get(t) else {
+        for t in &svc.targets {
+            let TargetPlan::Ready { repo, .. } = t else {
                 continue;
             };
-            match Repository::open(dest, &svc.name, &self.config.settings.password) {
+            if probes.failed(&repo.destination).is_some() {
+                continue;
+            }
+            match repo.as_ref().clone().with_secrets() {
                 Ok(r) if missing_password_file(&r).is_none() => repos.push(r),
                 _ => {}
             }
@@ -52,12 +56,10 @@ impl Runner<'_> {
         if refs.is_empty() {
             return Ok(());
         }
-        let mut tags = vec![svc.tag()];
-        tags.extend(svc.tags.iter().cloned());
-        for d in &svc.dumps {
+        for d in &svc.config.dumps {
             self.progress.note(&format!(
                 "{}: dump `{}` into {} target(s)",
-                svc.name,
+                svc.service,
                 d.name,
                 refs.len()
             ));
@@ -65,8 +67,8 @@ impl Runner<'_> {
                 restic: self.restic,
                 dump: d,
                 repos: &refs,
-                host: &self.config.settings.host,
-                tags: &tags,
+                host: &svc.host,
+                tags: &svc.tags,
                 timeout: run.remaining(),
             };
             let res = dump::backup(&req, &self.shutdown, &|l: &str| log.line(l)).await;

@@ -5,7 +5,7 @@
 //! short.
 
 use super::{Runner, ServiceRun, Stopped};
-use crate::config::Service;
+use crate::engine::plan::ServicePlan;
 use crate::hooks::Phase;
 use crate::process::Shutdown;
 use crate::restic::ErrorClass;
@@ -16,19 +16,19 @@ impl Runner<'_> {
     /// failure without `continue_on_error` (which fails the service).
     pub(super) async fn pre_hooks(
         &self,
-        svc: &Service,
+        svc: &ServicePlan<'_>,
         run: &mut ServiceRun,
         log: &RunLog,
     ) -> Result<(), Stopped> {
-        if !svc.pre_backup_hooks.is_empty() {
+        if !svc.config.pre_backup_hooks.is_empty() {
             self.progress
-                .note(&format!("{}: running pre-backup hooks", svc.name));
+                .note(&format!("{}: running pre-backup hooks", svc.service));
         }
-        for h in &svc.pre_backup_hooks {
+        for h in &svc.config.pre_backup_hooks {
             let r = crate::hooks::run(
                 h,
                 Phase::Pre,
-                &svc.name,
+                &svc.service,
                 None,
                 run.remaining(),
                 &self.shutdown,
@@ -67,12 +67,17 @@ impl Runner<'_> {
     }
 
     /// Runs every post hook, told the service's outcome so far.
-    pub(super) async fn post_hooks(&self, svc: &Service, run: &mut ServiceRun, log: &RunLog) {
-        if !svc.post_backup_hooks.is_empty() {
+    pub(super) async fn post_hooks(
+        &self,
+        svc: &ServicePlan<'_>,
+        run: &mut ServiceRun,
+        log: &RunLog,
+    ) {
+        if !svc.config.post_backup_hooks.is_empty() {
             self.progress
-                .note(&format!("{}: running post-backup hooks", svc.name));
+                .note(&format!("{}: running post-backup hooks", svc.service));
         }
-        for h in &svc.post_backup_hooks {
+        for h in &svc.config.post_backup_hooks {
             let so_far = run.report.outcome;
             // Post hooks are cleanup: they get their own time even when the
             // service's budget is spent.
@@ -80,7 +85,7 @@ impl Runner<'_> {
             let r = crate::hooks::run(
                 h,
                 Phase::Post,
-                &svc.name,
+                &svc.service,
                 Some(so_far),
                 budget,
                 &Shutdown::never(),

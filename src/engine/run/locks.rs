@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Runner, ServiceRun};
-use crate::config::Service;
+use crate::engine::plan::ServicePlan;
 use crate::model::Failure;
 use crate::process;
 use crate::restic::ops;
@@ -23,21 +23,21 @@ impl Runner<'_> {
     /// process on the machine, is skipped.
     pub(super) async fn stop_leftovers(
         &self,
-        svc: &Service,
+        svc: &ServicePlan<'_>,
         run: &mut ServiceRun,
         log: &RunLog,
         previous_released: bool,
     ) {
         run.after_crash = run.report.run_id.is_some_and(|id| {
             self.history
-                .previous_run_interrupted(&svc.name, id)
+                .previous_run_interrupted(&svc.service, id)
                 .unwrap_or(false)
         });
         if previous_released {
             return;
         }
         let left = process::leftovers(&process::owner_of(
-            &svc.name,
+            &svc.service,
             &self.config.settings.lock_directory,
         ));
         if left.is_empty() {
@@ -51,7 +51,7 @@ impl Runner<'_> {
                 l.command, l.pid, l.manager_pid
             );
             log.line(&msg);
-            self.progress.note(&format!("{}: {msg}", svc.name));
+            self.progress.note(&format!("{}: {msg}", svc.service));
             run.warn(msg);
         }
     }

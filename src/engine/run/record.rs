@@ -7,19 +7,19 @@
 use std::time::Duration;
 
 use super::{Runner, ServiceReport, ServiceRun, ms};
-use crate::config::Service;
+use crate::engine::plan::ServicePlan;
 use crate::history::TargetRecord;
 use crate::runlog::RunLog;
 
 impl Runner<'_> {
     /// Starts the run of `svc`: its history row, then its log (named after
     /// the row's id, so without a row there is no log file).
-    pub(super) fn begin(&self, svc: &Service) -> (ServiceRun, RunLog) {
+    pub(super) fn begin(&self, svc: &ServicePlan<'_>) -> (ServiceRun, RunLog) {
         let settings = &self.config.settings;
         let mut run = ServiceRun::new(svc);
         let run_id = match self
             .history
-            .start_run(&svc.name, self.trigger, &settings.host)
+            .start_run(&svc.service, self.trigger, &settings.host)
         {
             Ok(id) => Some(id),
             Err(e) => {
@@ -37,7 +37,7 @@ impl Runner<'_> {
             Some(id) => {
                 let (log, warning) = RunLog::create(
                     &settings.log_directory,
-                    &svc.name,
+                    &svc.service,
                     id,
                     settings.log_max_files,
                     settings.log_max_size_mb,
@@ -56,7 +56,7 @@ impl Runner<'_> {
         }
         log.line(&format!(
             "run of service `{}` started (restic {} at {}, host {})",
-            svc.name,
+            svc.service,
             self.restic.version,
             self.restic.path.display(),
             settings.host

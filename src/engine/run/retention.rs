@@ -11,8 +11,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::targets::Fan;
 use super::{Outcome, Runner, ServiceRun, TargetReport, failed_target};
-use crate::config::{Prune, Retention, Service};
+use crate::config::Prune;
+use crate::engine::plan::{ServicePlan, TargetPlan};
 use crate::model::Failure;
 use crate::restic::ops::{self, ForgetPlan, ForgetResult};
 use crate::restic::{ErrorClass, Repository};
@@ -64,21 +66,44 @@ pub(super) fn got_snapshot(run: &ServiceRun, destination: &str, tr: Option<&Targ
     tr.is_some_and(ok) || run.report.targets.iter().any(ok)
 }
 
-impl Runner<'_> {
-    /// The destination's policy: its own keys over the service's.
-    fn policy(&self, svc: &Service, destination: &str) -> Retention {
-        self.config
-            .destinations
-            .get(destination)
-            .map_or_else(|| svc.retention.clone(), |d| d.retention.or(&svc.retention))
-    }
+/// The `--keep-*` arguments of the destination's policy (its own keys over
+/// the service's), as planned; none means no retention.
+fn keep_args<'p>(svc: &'p ServicePlan<'_>, destination: &str) -> &'p [String] {
+    svc.targets
+        .iter()
+        .find_map(|t| match t {
+            TargetPlan::Ready {
+                destination: d,
+                retention,
+                ..
+            } if d == destination => Some(retention.as_slice()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
 
+/// The results of [`Runner::retain_after_dumps`] into the dump rows of
+/// their destinations, each folded into the service's outcome.
+pub(super) fn record_after_dumps(run: &mut ServiceRun, done: Vec<TargetReport>) {
+    for done in done {
+        account(run, &done);
+        if let Some(t) = run.report.targets.iter_mut().find(|t| {
+            t.destination == done.destination && matches!(t.outcome, Outcome::Ok | Outcome::Warning)
+        }) {
+            t.retention = done.retention;
+            t.retention_error = done.retention_error;
+            t.retention_class = done.retention_class;
+        }
+    }
+}
+
+impl Runner<'_> {
     /// Retention on `repo` after its backup or copy `tr`, recorded in `tr`.
     /// Skipped when the destination got no snapshot in this run, for a
     /// `backup_script`, after a signal, and without a policy.
     pub(super) async fn retain_after(
         &self,
-        svc: &Service,
+        svc: &ServicePlan<'_>,
         repo: &Repository,
         tr: &mut TargetReport,
         run: &ServiceRun,
@@ -90,14 +115,11 @@ impl Runner<'_> {
         {
             return;
         }
-        let policy = self.policy(svc, &repo.destination);
-        if policy.is_empty() {
+        let keep = keep_args(svc, &repo.destination);
+        if keep.is_empty() {
             return;
         }
-        match self
-            .retain_one(svc, repo, &policy.forget_args(), run, log)
-            .await
-        {
+        match self.retain_one(svc, repo, keep, run, log).await {
             Ok(f) => tr.retention = Some(f),
             Err((class, msg)) => {
                 tr.retention_error = Some(msg);
@@ -108,23 +130,23 @@ impl Runner<'_> {
 
     /// Retention on the destinations that got only dump snapshots in this
     /// run (a dumps-only service: `results` of the backups and copies has
-    /// no row for them), after the dumps; recorded in their dump rows.
+    /// no row for them), after the dumps; [`record_after_dumps`] puts the
+    /// results in their dump rows.
     pub(super) async fn retain_after_dumps(
         &self,
-        svc: &Service,
+        fan: Fan<'_>,
         repos: &[&Repository],
         results: &[TargetReport],
-        sem: &tokio::sync::Semaphore,
-        run: &mut ServiceRun,
-        log: &RunLog,
-    ) {
+    ) -> Vec<TargetReport> {
+        let Fan {
+            svc, sem, run, log, ..
+        } = fan;
         let dumps_only: Vec<&Repository> = repos
             .iter()
             .copied()
             .filter(|r| !results.iter().any(|t| t.destination == r.destination))
             .filter(|r| got_snapshot(run, &r.destination, None))
             .collect();
-        let run_ref: &ServiceRun = run;
         let jobs = dumps_only.iter().map(|repo| async move {
             let _permit = sem.acquire().await.ok();
             let mut tr = failed_target(
@@ -133,27 +155,17 @@ impl Runner<'_> {
                 ErrorClass::Other,
                 String::new(),
             );
-            self.retain_after(svc, repo, &mut tr, run_ref, log).await;
+            self.retain_after(svc, repo, &mut tr, run, log).await;
             tr
         });
-        for done in futures_util::future::join_all(jobs).await {
-            account(run, &done);
-            if let Some(t) = run.report.targets.iter_mut().find(|t| {
-                t.destination == done.destination
-                    && matches!(t.outcome, Outcome::Ok | Outcome::Warning)
-            }) {
-                t.retention = done.retention;
-                t.retention_error = done.retention_error;
-                t.retention_class = done.retention_class;
-            }
-        }
+        futures_util::future::join_all(jobs).await
     }
 
     /// Guarded `forget` (and prune when due) on one repository; see the
     /// module documentation for the calls it makes.
     async fn retain_one(
         &self,
-        svc: &Service,
+        svc: &ServicePlan<'_>,
         repo: &Repository,
         keep: &[String],
         run: &ServiceRun,
@@ -163,7 +175,7 @@ impl Runner<'_> {
         // Retention gets its own hour even when the backup used the
         // service's budget: a skipped prune fills disks silently.
         let budget = run.remaining().max(Duration::from_secs(3600));
-        let tag = svc.tag();
+        let tag = svc.config.tag();
         let opfail = |e: Failure| (e.class, e.message);
         let policy = keep.join(" ");
         log.line(&format!(
@@ -175,7 +187,7 @@ impl Runner<'_> {
                 ops::forget_plan(
                     self.restic,
                     repo,
-                    &settings.host,
+                    &svc.host,
                     &tag,
                     keep,
                     budget,
@@ -198,7 +210,7 @@ impl Runner<'_> {
         {
             return Err((ErrorClass::RetentionRefused, why));
         }
-        let prune_due = match &svc.prune {
+        let prune_due = match &svc.config.prune {
             Prune::Always => result.removed > 0,
             Prune::Never => false,
             Prune::Schedule(expr) => self.prune_due(svc, repo, expr),
@@ -230,9 +242,9 @@ impl Runner<'_> {
         }
         if prune_due {
             result.pruned = true;
-            if let Err(e) = self
-                .history
-                .record_maintenance(&svc.name, &repo.destination, "prune")
+            if let Err(e) =
+                self.history
+                    .record_maintenance(&svc.service, &repo.destination, "prune")
             {
                 log.line(&format!("history: {e}"));
             }
@@ -248,13 +260,13 @@ impl Runner<'_> {
     }
 
     /// Whether the `prune` cron schedule has come due since the last prune.
-    fn prune_due(&self, svc: &Service, repo: &Repository, expr: &str) -> bool {
+    fn prune_due(&self, svc: &ServicePlan<'_>, repo: &Repository, expr: &str) -> bool {
         let Ok(cron) = croner::Cron::from_str(expr) else {
             return false;
         };
         let last = self
             .history
-            .last_maintenance(&svc.name, &repo.destination, "prune")
+            .last_maintenance(&svc.service, &repo.destination, "prune")
             .ok()
             .flatten();
         let Some(last) = last else { return true };

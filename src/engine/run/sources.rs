@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Runner, ServiceRun, Stopped};
 use crate::config::Service;
+use crate::engine::plan::ServicePlan;
 use crate::restic::ErrorClass;
 use crate::runlog::RunLog;
 use crate::sources::docker;
@@ -21,14 +22,14 @@ impl Runner<'_> {
     /// path or an unusable Docker engine fails the service and stops it.
     pub(super) async fn sources(
         &self,
-        svc: &Service,
+        svc: &ServicePlan<'_>,
         run: &mut ServiceRun,
         log: &RunLog,
     ) -> Result<Vec<PathBuf>, Stopped> {
         if svc.backup_script.is_some() {
             return Ok(Vec::new());
         }
-        let mut sources = match resolve_paths(svc) {
+        let mut sources = match resolve_paths(svc.config) {
             Ok(s) => s,
             Err(msg) => {
                 run.fail(ErrorClass::SourceMissing, msg);
@@ -36,7 +37,7 @@ impl Runner<'_> {
             }
         };
         // Docker volumes and the containers to stop, through the Engine API.
-        match docker::prepare(svc, self.config.settings.docker_base.as_deref()).await {
+        match docker::prepare(svc.config, self.config.settings.docker_base.as_deref()).await {
             Ok(Some(d)) => {
                 for w in &d.warnings {
                     run.warn(w.clone());

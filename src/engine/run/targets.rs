@@ -11,6 +11,7 @@ use super::{
     not_started_interrupted, retention,
 };
 use crate::config::{Replication, Service};
+use crate::engine::plan::{ServicePlan, TargetPlan};
 use crate::model::Outcome;
 use crate::restic::probe::Probes;
 use crate::restic::{ErrorClass, Repository};
@@ -49,6 +50,21 @@ impl Fanout {
     }
 }
 
+/// What the backups, copies and retention of one service's destinations
+/// share while they run side by side.
+#[derive(Clone, Copy)]
+pub(super) struct Fan<'a> {
+    pub svc: &'a ServicePlan<'a>,
+    /// The paths of the file snapshot.
+    pub sources: &'a [PathBuf],
+    /// One bound (`max_parallel_destinations`) for backups, copies and
+    /// retention alike.
+    pub sem: &'a tokio::sync::Semaphore,
+    /// The run so far (containers, deadline, dump snapshots).
+    pub run: &'a ServiceRun,
+    pub log: &'a RunLog,
+}
+
 /// The destinations of a service a run can back up to, in the configured
 /// order (one that cannot be opened is already in the report, failed).
 struct Opened {
@@ -63,7 +79,7 @@ impl Runner<'_> {
     /// its retention, and records the results in `run`.
     pub(super) async fn targets(
         &self,
-        svc: &Service,
+        svc: &ServicePlan<'_>,
         sources: &[PathBuf],
         run: &mut ServiceRun,
         log: &RunLog,
@@ -82,8 +98,10 @@ impl Runner<'_> {
         // reachable one: it gets the snapshot taken while containers
         // are stopped, and in copy mode it is copied from.
         let refs: Vec<&Repository> = repos.iter().collect();
-        if let (Some(first), Some(now_first)) = (svc.targets.first(), refs.first())
-            && probes.failed(first).is_some()
+        if let (Some(first), Some(now_first)) = (
+            svc.targets.first().map(TargetPlan::destination),
+            refs.first(),
+        ) && probes.failed(first).is_some()
             && now_first.destination != *first
         {
             log.line(&format!(
@@ -95,7 +113,7 @@ impl Runner<'_> {
             .docker
             .as_ref()
             .is_some_and(docker::ServiceDocker::stops_containers);
-        let fanout = Fanout::choose(svc, refs.len(), stops);
+        let fanout = Fanout::choose(svc.config, refs.len(), stops);
         // One bound for backups, copies and retention alike.
         let sem = tokio::sync::Semaphore::new(
             self.config
@@ -104,18 +122,21 @@ impl Runner<'_> {
                 .unwrap_or(refs.len())
                 .max(1),
         );
-        let sem = &sem;
+        let fan = Fan {
+            svc,
+            sources,
+            sem: &sem,
+            run,
+            log,
+        };
         let results = match fanout {
             Fanout::DumpsOnly => Vec::new(),
-            Fanout::Copy => self.copy_fan_out(svc, sources, &refs, sem, run, log).await,
-            Fanout::ContainersFirst => {
-                self.containers_first(svc, sources, &refs, sem, run, log)
-                    .await
-            }
-            Fanout::Parallel => self.fan_out(svc, sources, &refs, sem, run, log).await,
+            Fanout::Copy => self.copy_fan_out(fan, &refs).await,
+            Fanout::ContainersFirst => self.containers_first(fan, &refs).await,
+            Fanout::Parallel => self.fan_out(fan, &refs).await,
         };
-        self.retain_after_dumps(svc, &refs, &results, sem, run, log)
-            .await;
+        let dump_retention = self.retain_after_dumps(fan, &refs, &results).await;
+        retention::record_after_dumps(run, dump_retention);
         run.close_container_window();
         if fanout == Fanout::Copy
             && let Some(first) = results.first()
@@ -138,14 +159,26 @@ impl Runner<'_> {
     /// Opens the repository of each destination of `svc`. A destination
     /// that cannot be opened, or lacks its password file, fails the service
     /// here; an unreachable one is set aside.
-    fn open(&self, svc: &Service, run: &mut ServiceRun, log: &RunLog, probes: &Probes) -> Opened {
+    fn open(
+        &self,
+        svc: &ServicePlan<'_>,
+        run: &mut ServiceRun,
+        log: &RunLog,
+        probes: &Probes,
+    ) -> Opened {
         let mut repos = Vec::new();
         let mut unreachable = Vec::new();
-        for t in &svc.targets {
-            let Some(dest) = self.config.destinations.get(t) else {
-                continue;
+        for target in &svc.targets {
+            let t = target.destination();
+            let opened = match target {
+                TargetPlan::Ready { repo, .. } => repo
+                    .as_ref()
+                    .clone()
+                    .with_secrets()
+                    .map_err(|e| e.to_string()),
+                TargetPlan::Broken { error, .. } => Err(error.clone()),
             };
-            match Repository::open(dest, &svc.name, &self.config.settings.password) {
+            match opened {
                 Ok(r) if let Some(dead) = probes.failed(t) => {
                     // Reported with the other targets' results below.
                     log.line(&format!("error: {}", dead.message()));
@@ -172,13 +205,10 @@ impl Runner<'_> {
                     None => repos.push(r),
                 },
                 Err(e) => {
-                    run.report.targets.push(failed_target(
-                        t,
-                        "",
-                        ErrorClass::Config,
-                        e.to_string(),
-                    ));
-                    run.fail(ErrorClass::Config, e.to_string());
+                    run.report
+                        .targets
+                        .push(failed_target(t, "", ErrorClass::Config, e.clone()));
+                    run.fail(ErrorClass::Config, e);
                 }
             }
         }
@@ -188,15 +218,14 @@ impl Runner<'_> {
     /// Independent backups to `repos`, at most `max_parallel_destinations`
     /// at once (never two restic processes on one repository: each target
     /// is its own repository).
-    pub(super) async fn fan_out(
-        &self,
-        svc: &Service,
-        sources: &[PathBuf],
-        repos: &[&Repository],
-        sem: &tokio::sync::Semaphore,
-        run: &ServiceRun,
-        log: &RunLog,
-    ) -> Vec<TargetReport> {
+    pub(super) async fn fan_out(&self, fan: Fan<'_>, repos: &[&Repository]) -> Vec<TargetReport> {
+        let Fan {
+            svc,
+            sources,
+            sem,
+            run,
+            log,
+        } = fan;
         let jobs = repos.iter().map(|repo| async move {
             let _permit = sem.acquire().await.ok();
             if self.shutdown.signal().is_some() {
@@ -219,7 +248,7 @@ impl Runner<'_> {
     /// unreachable ones included, each folded into the service's outcome.
     fn record_targets(
         &self,
-        svc: &Service,
+        svc: &ServicePlan<'_>,
         run: &mut ServiceRun,
         mut results: Vec<TargetReport>,
         unreachable: Vec<TargetReport>,
@@ -227,11 +256,15 @@ impl Runner<'_> {
         for tr in unreachable {
             self.progress.note(&format!(
                 "{}: `{}` is unreachable; skipped",
-                svc.name, tr.destination
+                svc.service, tr.destination
             ));
             results.push(tr);
         }
-        results.sort_by_key(|t| svc.targets.iter().position(|d| *d == t.destination));
+        results.sort_by_key(|t| {
+            svc.targets
+                .iter()
+                .position(|d| d.destination() == t.destination)
+        });
         for tr in results {
             retention::account(run, &tr);
             match tr.outcome {
