@@ -5,14 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::{Runner, ServiceRun, TargetReport, VolumeSnapshot, failed_target, ms};
-use crate::engine::plan::ServicePlan;
+use super::targets::Fan;
+use super::{Runner, TargetReport, VolumeSnapshot, failed_target, ms};
 use crate::model::Outcome;
 use crate::process::{Ended, Spec};
 use crate::restic::ops::{self, BackupArgs, BackupResult};
 use crate::restic::output::BackupSummary;
 use crate::restic::{ErrorClass, Repository, ResticCall};
-use crate::runlog::RunLog;
 use crate::sources::docker;
 
 impl TargetReport {
@@ -65,39 +64,35 @@ impl TargetReport {
 
 impl Runner<'_> {
     /// `restic backup` of `sources` to `repo`.
-    pub(super) async fn backup(
-        &self,
-        svc: &ServicePlan<'_>,
-        sources: &[PathBuf],
-        repo: &Repository,
-        run: &ServiceRun,
-        log: &RunLog,
-    ) -> TargetReport {
-        let paths: Vec<&Path> = sources.iter().map(PathBuf::as_path).collect();
+    pub(super) async fn backup(&self, fan: Fan<'_>, repo: &Repository) -> TargetReport {
+        let paths: Vec<&Path> = fan.sources.iter().map(PathBuf::as_path).collect();
         let args = BackupArgs {
             paths: &paths,
-            host: &svc.host,
-            tags: &svc.tags,
-            excludes: &svc.excludes,
-            timeout: run.remaining(),
+            host: &fan.svc.host,
+            tags: &fan.svc.tags,
+            excludes: &fan.svc.excludes,
+            timeout: fan.run.remaining(),
             progress: self.progress.wanted(),
         };
-        log.line(&format!(
+        fan.log.line(&format!(
             "backup to `{}` ({})",
             repo.destination, repo.display
         ));
-        self.progress.started(&svc.service, &repo.destination);
+        self.progress.started(&fan.svc.service, &repo.destination);
         let started = Instant::now();
         let res = self
-            .retry_locked(repo, log, run, || {
+            .retry_locked(repo, fan.log, fan.run, || {
                 ops::backup(
                     self.restic,
                     repo,
                     &args,
                     &self.shutdown,
-                    |st| self.progress.update(&svc.service, &repo.destination, st),
+                    |st| {
+                        self.progress
+                            .update(&fan.svc.service, &repo.destination, st)
+                    },
                     |l| {
-                        log.line(&format!(
+                        fan.log.line(&format!(
                             "restic ! {}",
                             crate::restic::output::stderr_line(l)
                         ));
@@ -115,7 +110,7 @@ impl Runner<'_> {
         match res {
             Ok(b) => {
                 tr.backed_up(&b);
-                log.line(&format!(
+                fan.log.line(&format!(
                     "snapshot {} on `{}`: {} new, {} changed, {} bytes added",
                     b.summary.snapshot_id.as_deref().unwrap_or("?"),
                     repo.destination,
@@ -129,38 +124,35 @@ impl Runner<'_> {
                 // With containers stopped, they start first: `unlock` on
                 // a hanging destination must not keep them down.
                 if matches!(e.class, ErrorClass::Interrupted | ErrorClass::Timeout)
-                    && !run.unlock_later.load(std::sync::atomic::Ordering::Relaxed)
+                    && !fan
+                        .run
+                        .unlock_later
+                        .load(std::sync::atomic::Ordering::Relaxed)
                 {
-                    self.clear_stale_locks(repo, log).await;
+                    self.clear_stale_locks(repo, fan.log).await;
                 }
             }
         }
         self.progress
-            .finished(&svc.service, &repo.destination, tr.outcome);
+            .finished(&fan.svc.service, &repo.destination, tr.outcome);
         tr
     }
 
     /// Everything one target gets from this service: the file snapshot
     /// (paths and direct volumes) and one snapshot per streamed volume.
-    pub(super) async fn backup_target(
-        &self,
-        svc: &ServicePlan<'_>,
-        sources: &[PathBuf],
-        repo: &Repository,
-        run: &ServiceRun,
-        log: &RunLog,
-    ) -> TargetReport {
-        let streams: &[String] = run.docker.as_ref().map_or(&[], |d| &d.stream);
+    pub(super) async fn backup_target(&self, fan: Fan<'_>, repo: &Repository) -> TargetReport {
+        let streams: &[String] = fan.run.docker.as_ref().map_or(&[], |d| &d.stream);
         // Streamed volumes exist only with a client (see `docker::prepare`).
-        let Some((d, client)) = run
+        let Some((d, client)) = fan
+            .run
             .docker
             .as_ref()
             .and_then(|d| d.client.as_ref().map(|c| (d, c)))
             .filter(|_| !streams.is_empty())
         else {
-            return self.backup(svc, sources, repo, run, log).await;
+            return self.backup(fan, repo).await;
         };
-        let mut tr = if sources.is_empty() {
+        let mut tr = if fan.sources.is_empty() {
             let mut t = failed_target(
                 &repo.destination,
                 &repo.display,
@@ -172,29 +164,29 @@ impl Runner<'_> {
             t.error = None;
             // Only streamed volumes: the progress display still shows this
             // target while they run.
-            self.progress.started(&svc.service, &repo.destination);
+            self.progress.started(&fan.svc.service, &repo.destination);
             t
         } else {
-            self.backup(svc, sources, repo, run, log).await
+            self.backup(fan, repo).await
         };
         if !matches!(tr.outcome, Outcome::Ok | Outcome::Warning) {
             return tr;
         }
         let started = Instant::now();
         for v in streams {
-            log.line(&format!(
+            fan.log.line(&format!(
                 "stream volume `{v}` to `{}` as `{}`",
                 repo.destination,
                 docker::stream_filename(v)
             ));
             let res = self
-                .retry_locked(repo, log, run, || async {
+                .retry_locked(repo, fan.log, fan.run, || async {
                     let what = docker::StreamBackup {
                         volume: v,
                         image: &d.image,
-                        host: &svc.host,
-                        tags: &svc.tags,
-                        timeout: run.remaining(),
+                        host: &fan.svc.host,
+                        tags: &fan.svc.tags,
+                        timeout: fan.run.remaining(),
                     };
                     docker::backup_volume_stream(client, self.restic, repo, &what, &self.shutdown)
                         .await
@@ -202,7 +194,7 @@ impl Runner<'_> {
                 .await;
             match res {
                 Ok(b) => {
-                    log.line(&format!(
+                    fan.log.line(&format!(
                         "snapshot {} of volume `{v}` on `{}`: {} bytes added",
                         b.summary.snapshot_id.as_deref().unwrap_or("?"),
                         repo.destination,
@@ -212,23 +204,26 @@ impl Runner<'_> {
                 }
                 Err(e) => {
                     tr.fail_with(&e);
-                    log.line(&format!(
+                    fan.log.line(&format!(
                         "volume `{v}` on `{}`: {}",
                         repo.destination, e.message
                     ));
                     if matches!(e.class, ErrorClass::Interrupted | ErrorClass::Timeout)
-                        && !run.unlock_later.load(std::sync::atomic::Ordering::Relaxed)
+                        && !fan
+                            .run
+                            .unlock_later
+                            .load(std::sync::atomic::Ordering::Relaxed)
                     {
-                        self.clear_stale_locks(repo, log).await;
+                        self.clear_stale_locks(repo, fan.log).await;
                     }
                     break;
                 }
             }
         }
         tr.duration_ms += ms(started.elapsed());
-        if sources.is_empty() {
+        if fan.sources.is_empty() {
             self.progress
-                .finished(&svc.service, &repo.destination, tr.outcome);
+                .finished(&fan.svc.service, &repo.destination, tr.outcome);
         }
         tr
     }
@@ -236,11 +231,9 @@ impl Runner<'_> {
     /// The original tool's `backup_script`, once per target.
     pub(super) async fn script(
         &self,
-        svc: &ServicePlan<'_>,
+        fan: Fan<'_>,
         script: &str,
         repo: &Repository,
-        run: &ServiceRun,
-        log: &RunLog,
     ) -> TargetReport {
         let settings = &self.config.settings;
         // The script's environment is the one restic-manager gives restic
@@ -249,27 +242,27 @@ impl Runner<'_> {
         // password file next to a password command). It also stops the way
         // restic does, with SIGINT and restic's grace period: a script's
         // `restic backup` killed by SIGTERM leaves a stale repository lock.
-        let call =
-            ResticCall::new(self.restic, repo, std::iter::empty::<&str>()).timeout(run.remaining());
+        let call = ResticCall::new(self.restic, repo, std::iter::empty::<&str>())
+            .timeout(fan.run.remaining());
         let mut spec = Spec {
             program: "sh".into(),
             args: vec!["-c".into(), script.into()],
             ..call.spec
         };
-        spec = spec.env("SERVICE_NAME", &svc.service);
+        spec = spec.env("SERVICE_NAME", &fan.svc.service);
         if let Some(b) = &settings.docker_base {
             spec = spec.env("DOCKER_BASE", b.to_string_lossy());
         }
-        log.line(&format!(
+        fan.log.line(&format!(
             "backup_script for `{}`: `{script}`",
             repo.destination
         ));
-        self.progress.started(&svc.service, &repo.destination);
+        self.progress.started(&fan.svc.service, &repo.destination);
         let res = spec
             .run(
                 &self.shutdown,
-                |l| log.line(&format!("script | {l}")),
-                |l| log.line(&format!("script ! {l}")),
+                |l| fan.log.line(&format!("script | {l}")),
+                |l| fan.log.line(&format!("script ! {l}")),
             )
             .await;
         let mut tr = failed_target(
@@ -304,13 +297,13 @@ impl Runner<'_> {
                     e => tr.error = Some(format!("backup_script failed ({})", e.describe())),
                 }
                 if matches!(out.ended, Ended::TimedOut | Ended::Interrupted(_)) {
-                    self.clear_stale_locks(repo, log).await;
+                    self.clear_stale_locks(repo, fan.log).await;
                 }
             }
             Err(e) => tr.error = Some(e.to_string()),
         }
         self.progress
-            .finished(&svc.service, &repo.destination, tr.outcome);
+            .finished(&fan.svc.service, &repo.destination, tr.outcome);
         tr
     }
 }

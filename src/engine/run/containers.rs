@@ -2,14 +2,11 @@
 //! stopped for exactly the first destination's snapshot and started again
 //! whatever happened; the other destinations back up while they run again.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::targets::Fan;
 use super::{Runner, ServiceRun, TargetReport, failed_target, ms, not_started_interrupted};
-use crate::engine::plan::ServicePlan;
 use crate::restic::{ErrorClass, Repository};
-use crate::runlog::RunLog;
 use crate::sources::docker::DockerError;
 
 /// What happened to the service's containers.
@@ -59,21 +56,14 @@ impl Runner<'_> {
         fan: Fan<'_>,
         repos: &[&Repository],
     ) -> Vec<TargetReport> {
-        let Fan {
-            svc,
-            sources,
-            sem,
-            run,
-            log,
-        } = fan;
         let Some((first, rest)) = repos.split_first() else {
             return Vec::new();
         };
-        let mut tr = self.primary(svc, sources, first, run, log).await;
-        tr.finished_after_ms = Some(ms(run.started.elapsed()));
+        let mut tr = self.primary(fan, first).await;
+        tr.finished_after_ms = Some(ms(fan.run.started.elapsed()));
         let first_retention = async {
-            let _permit = sem.acquire().await.ok();
-            self.retain_after(svc, first, &mut tr, run, log).await;
+            let _permit = fan.sem.acquire().await.ok();
+            self.retain_after(fan, first, &mut tr).await;
             tr
         };
         let (tr, others) =
@@ -86,35 +76,30 @@ impl Runner<'_> {
     /// The first target's backup, with the service's containers stopped
     /// for exactly its duration and started again whatever happened (a
     /// failed backup, a timeout, a signal: restic has been stopped by then).
-    pub(super) async fn primary(
-        &self,
-        svc: &ServicePlan<'_>,
-        sources: &[PathBuf],
-        repo: &Repository,
-        run: &ServiceRun,
-        log: &RunLog,
-    ) -> TargetReport {
-        let Some((client, containers)) = run
+    pub(super) async fn primary(&self, fan: Fan<'_>, repo: &Repository) -> TargetReport {
+        let Some((client, containers)) = fan
+            .run
             .docker
             .as_ref()
             .filter(|d| d.stops_containers())
             .and_then(|d| d.client.as_ref().map(|c| (c, &d.containers)))
         else {
-            return self.backup_target(svc, sources, repo, run, log).await;
+            return self.backup_target(fan, repo).await;
         };
         if self.shutdown.signal().is_some() {
             // Interrupted before the snapshot: nothing to stop them for.
             return not_started_interrupted(repo);
         }
         self.progress
-            .note(&format!("{}: stopping containers", svc.service));
+            .note(&format!("{}: stopping containers", fan.svc.service));
         let guard = match client.stop(containers).await {
             Ok(g) => g,
             Err((g, e)) => {
                 let names: Vec<String> = g.containers().iter().map(|c| c.name.clone()).collect();
                 let (down, errors) = g.start().await;
-                log.line(&format!("{e}; started {} again", list_names(&names)));
-                run.containers_were_down(down, names, errors);
+                fan.log
+                    .line(&format!("{e}; started {} again", list_names(&names)));
+                fan.run.containers_were_down(down, names, errors);
                 return failed_target(
                     &repo.destination,
                     &repo.display,
@@ -124,32 +109,35 @@ impl Runner<'_> {
             }
         };
         let names: Vec<String> = guard.containers().iter().map(|c| c.name.clone()).collect();
-        log.line(&format!("stopped containers: {}", list_names(&names)));
-        run.unlock_later
+        fan.log
+            .line(&format!("stopped containers: {}", list_names(&names)));
+        fan.run
+            .unlock_later
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let tr = self.backup_target(svc, sources, repo, run, log).await;
-        run.unlock_later
+        let tr = self.backup_target(fan, repo).await;
+        fan.run
+            .unlock_later
             .store(false, std::sync::atomic::Ordering::Relaxed);
         let (down, errors) = guard.start().await;
         for e in &errors {
-            log.line(&format!("error: {e}"));
+            fan.log.line(&format!("error: {e}"));
         }
-        log.line(&format!(
+        fan.log.line(&format!(
             "started containers again: {} (down for {} ms)",
             list_names(&names),
             ms(down)
         ));
         self.progress.note(&format!(
             "{}: containers started again after {:.1}s",
-            svc.service,
+            fan.svc.service,
             down.as_secs_f64()
         ));
-        run.containers_were_down(down, names, errors);
+        fan.run.containers_were_down(down, names, errors);
         if matches!(
             tr.error_class,
             Some(ErrorClass::Interrupted | ErrorClass::Timeout)
         ) {
-            self.clear_stale_locks(repo, log).await;
+            self.clear_stale_locks(repo, fan.log).await;
         }
         tr
     }

@@ -5,12 +5,10 @@
 use std::time::Instant;
 
 use super::targets::Fan;
-use super::{Runner, ServiceRun, TargetMethod, TargetReport, VolumeSnapshot, failed_target, ms};
-use crate::engine::plan::ServicePlan;
+use super::{Runner, TargetMethod, TargetReport, VolumeSnapshot, failed_target, ms};
 use crate::model::Outcome;
 use crate::restic::ops;
 use crate::restic::{ErrorClass, Repository};
-use crate::runlog::RunLog;
 use crate::sources::docker;
 
 impl Runner<'_> {
@@ -22,19 +20,12 @@ impl Runner<'_> {
         fan: Fan<'_>,
         repos: &[&Repository],
     ) -> Vec<TargetReport> {
-        let Fan {
-            svc,
-            sources,
-            sem,
-            run,
-            log,
-        } = fan;
         let (primary, rest) = match repos.split_first() {
             Some(x) => x,
             None => return Vec::new(),
         };
-        let mut first = self.primary(svc, sources, primary, run, log).await;
-        first.finished_after_ms = Some(ms(run.started.elapsed()));
+        let mut first = self.primary(fan, primary).await;
+        first.finished_after_ms = Some(ms(fan.run.started.elapsed()));
         let snapshot = first.snapshot_id.clone();
         let first_volumes = first.volume_snapshots.clone();
         let ok = matches!(first.outcome, Outcome::Ok | Outcome::Warning);
@@ -44,18 +35,17 @@ impl Runner<'_> {
                 let id = &id;
                 let vols = &first_volumes;
                 let jobs = rest.iter().map(|to| async move {
-                    let _permit = sem.acquire().await.ok();
-                    let mut tr = self.copy_to(svc, primary, to, id, run, log).await;
-                    self.copy_volumes(primary, to, vols, &mut tr, run, log)
-                        .await;
+                    let _permit = fan.sem.acquire().await.ok();
+                    let mut tr = self.copy_to(fan, primary, to, id).await;
+                    self.copy_volumes(fan, primary, to, vols, &mut tr).await;
                     // Each copy target's retention right after its copy.
-                    self.retain_after(svc, to, &mut tr, run, log).await;
+                    self.retain_after(fan, to, &mut tr).await;
                     tr
                 });
                 others.extend(futures_util::future::join_all(jobs).await);
             }
             _ if self.shutdown.signal().is_none() => {
-                log.line(&format!(
+                fan.log.line(&format!(
                     "primary `{}` failed; backing up directly to the other targets",
                     primary.destination
                 ));
@@ -66,8 +56,8 @@ impl Runner<'_> {
         // The primary's retention once every copy has read from it (an
         // exclusive `forget` lock would make the copies wait).
         {
-            let _permit = sem.acquire().await.ok();
-            self.retain_after(svc, primary, &mut first, run, log).await;
+            let _permit = fan.sem.acquire().await.ok();
+            self.retain_after(fan, primary, &mut first).await;
         }
         let mut out = vec![first];
         out.extend(others);
@@ -77,29 +67,27 @@ impl Runner<'_> {
     /// `restic copy` of `snapshot` from `from` to `to`.
     async fn copy_to(
         &self,
-        svc: &ServicePlan<'_>,
+        fan: Fan<'_>,
         from: &Repository,
         to: &Repository,
         snapshot: &str,
-        run: &ServiceRun,
-        log: &RunLog,
     ) -> TargetReport {
-        log.line(&format!(
+        fan.log.line(&format!(
             "copy snapshot {snapshot} from `{}` to `{}` ({})",
             from.destination, to.destination, to.display
         ));
-        self.progress.started(&svc.service, &to.destination);
+        self.progress.started(&fan.svc.service, &to.destination);
         let started = Instant::now();
-        let tag = svc.config.tag();
+        let tag = fan.svc.config.tag();
         let res = self
-            .retry_locked(to, log, run, || {
+            .retry_locked(to, fan.log, fan.run, || {
                 ops::copy(
                     self.restic,
                     from,
                     to,
                     snapshot,
                     &tag,
-                    run.remaining(),
+                    fan.run.remaining(),
                     &self.shutdown,
                 )
             })
@@ -118,7 +106,7 @@ impl Runner<'_> {
                 tr.error_class = None;
                 tr.error = None;
                 tr.snapshot_id = id.map(|i| i.chars().take(snapshot.len().max(8)).collect());
-                log.line(&format!(
+                fan.log.line(&format!(
                     "copied to `{}` as {}",
                     to.destination,
                     tr.snapshot_id.as_deref().unwrap_or("?")
@@ -136,25 +124,24 @@ impl Runner<'_> {
                     from.destination, e.message
                 ));
                 if matches!(e.class, ErrorClass::Interrupted | ErrorClass::Timeout) {
-                    self.clear_stale_locks(to, log).await;
+                    self.clear_stale_locks(to, fan.log).await;
                 }
             }
         }
-        tr.finished_after_ms = Some(ms(run.started.elapsed()));
+        tr.finished_after_ms = Some(ms(fan.run.started.elapsed()));
         self.progress
-            .finished(&svc.service, &to.destination, tr.outcome);
+            .finished(&fan.svc.service, &to.destination, tr.outcome);
         tr
     }
 
     /// `restic copy` of the primary's volume snapshots to `to`.
     async fn copy_volumes(
         &self,
+        fan: Fan<'_>,
         from: &Repository,
         to: &Repository,
         volumes: &[VolumeSnapshot],
         tr: &mut TargetReport,
-        run: &ServiceRun,
-        log: &RunLog,
     ) {
         if !matches!(tr.outcome, Outcome::Ok | Outcome::Warning) {
             return;
@@ -165,21 +152,21 @@ impl Runner<'_> {
             };
             let tag = docker::volume_tag(&v.volume);
             let res = self
-                .retry_locked(to, log, run, || {
+                .retry_locked(to, fan.log, fan.run, || {
                     ops::copy(
                         self.restic,
                         from,
                         to,
                         id,
                         &tag,
-                        run.remaining(),
+                        fan.run.remaining(),
                         &self.shutdown,
                     )
                 })
                 .await;
             match res {
                 Ok(copied) => {
-                    log.line(&format!(
+                    fan.log.line(&format!(
                         "copied volume `{}` snapshot {id} to `{}`",
                         v.volume, to.destination
                     ));

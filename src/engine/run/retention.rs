@@ -18,7 +18,6 @@ use crate::engine::plan::{ServicePlan, TargetPlan};
 use crate::model::Failure;
 use crate::restic::ops::{self, ForgetPlan, ForgetResult};
 use crate::restic::{ErrorClass, Repository};
-use crate::runlog::RunLog;
 
 /// Why a plan is refused, or `None` when it may run: it would remove every
 /// snapshot of a group, or more than `limit_percent` of all snapshots.
@@ -103,23 +102,21 @@ impl Runner<'_> {
     /// `backup_script`, after a signal, and without a policy.
     pub(super) async fn retain_after(
         &self,
-        svc: &ServicePlan<'_>,
+        fan: Fan<'_>,
         repo: &Repository,
         tr: &mut TargetReport,
-        run: &ServiceRun,
-        log: &RunLog,
     ) {
-        if svc.backup_script.is_some()
+        if fan.svc.backup_script.is_some()
             || self.shutdown.signal().is_some()
-            || !got_snapshot(run, &repo.destination, Some(tr))
+            || !got_snapshot(fan.run, &repo.destination, Some(tr))
         {
             return;
         }
-        let keep = keep_args(svc, &repo.destination);
+        let keep = keep_args(fan.svc, &repo.destination);
         if keep.is_empty() {
             return;
         }
-        match self.retain_one(svc, repo, keep, run, log).await {
+        match self.retain_one(fan, repo, keep).await {
             Ok(f) => tr.retention = Some(f),
             Err((class, msg)) => {
                 tr.retention_error = Some(msg);
@@ -138,24 +135,21 @@ impl Runner<'_> {
         repos: &[&Repository],
         results: &[TargetReport],
     ) -> Vec<TargetReport> {
-        let Fan {
-            svc, sem, run, log, ..
-        } = fan;
         let dumps_only: Vec<&Repository> = repos
             .iter()
             .copied()
             .filter(|r| !results.iter().any(|t| t.destination == r.destination))
-            .filter(|r| got_snapshot(run, &r.destination, None))
+            .filter(|r| got_snapshot(fan.run, &r.destination, None))
             .collect();
         let jobs = dumps_only.iter().map(|repo| async move {
-            let _permit = sem.acquire().await.ok();
+            let _permit = fan.sem.acquire().await.ok();
             let mut tr = failed_target(
                 &repo.destination,
                 &repo.display,
                 ErrorClass::Other,
                 String::new(),
             );
-            self.retain_after(svc, repo, &mut tr, run, log).await;
+            self.retain_after(fan, repo, &mut tr).await;
             tr
         });
         futures_util::future::join_all(jobs).await
@@ -165,29 +159,27 @@ impl Runner<'_> {
     /// module documentation for the calls it makes.
     async fn retain_one(
         &self,
-        svc: &ServicePlan<'_>,
+        fan: Fan<'_>,
         repo: &Repository,
         keep: &[String],
-        run: &ServiceRun,
-        log: &RunLog,
     ) -> Result<ForgetResult, (ErrorClass, String)> {
         let settings = &self.config.settings;
         // Retention gets its own hour even when the backup used the
         // service's budget: a skipped prune fills disks silently.
-        let budget = run.remaining().max(Duration::from_secs(3600));
-        let tag = svc.config.tag();
+        let budget = fan.run.remaining().max(Duration::from_secs(3600));
+        let tag = fan.svc.config.tag();
         let opfail = |e: Failure| (e.class, e.message);
         let policy = keep.join(" ");
-        log.line(&format!(
+        fan.log.line(&format!(
             "calling `restic forget --dry-run {policy}` on `{}`",
             repo.destination
         ));
         let plan = self
-            .retry_locked(repo, log, run, || {
+            .retry_locked(repo, fan.log, fan.run, || {
                 ops::forget_plan(
                     self.restic,
                     repo,
-                    &svc.host,
+                    &fan.svc.host,
                     &tag,
                     keep,
                     budget,
@@ -197,7 +189,7 @@ impl Runner<'_> {
             .await
             .map_err(opfail)?;
         let mut result = plan.result();
-        log.line(&format!(
+        fan.log.line(&format!(
             "retention on `{}` ({policy}): would keep {}, remove {}",
             repo.destination, result.kept, result.removed
         ));
@@ -210,14 +202,14 @@ impl Runner<'_> {
         {
             return Err((ErrorClass::RetentionRefused, why));
         }
-        let prune_due = match &svc.config.prune {
+        let prune_due = match &fan.svc.config.prune {
             Prune::Always => result.removed > 0,
             Prune::Never => false,
-            Prune::Schedule(expr) => self.prune_due(svc, repo, expr),
+            Prune::Schedule(expr) => self.prune_due(fan.svc, repo, expr),
         };
         let ids = plan.remove_ids();
         if !ids.is_empty() {
-            log.line(&format!(
+            fan.log.line(&format!(
                 "calling `restic forget{} ID...` on `{}` with the {} planned snapshot(s): {}",
                 if prune_due { " --prune" } else { "" },
                 repo.destination,
@@ -227,14 +219,15 @@ impl Runner<'_> {
                     .collect::<Vec<_>>()
                     .join(" ")
             ));
-            self.retry_locked(repo, log, run, || {
+            self.retry_locked(repo, fan.log, fan.run, || {
                 ops::forget_ids(self.restic, repo, &ids, prune_due, budget, &self.shutdown)
             })
             .await
             .map_err(opfail)?;
         } else if prune_due {
-            log.line(&format!("calling `restic prune` on `{}`", repo.destination));
-            self.retry_locked(repo, log, run, || {
+            fan.log
+                .line(&format!("calling `restic prune` on `{}`", repo.destination));
+            self.retry_locked(repo, fan.log, fan.run, || {
                 ops::prune(self.restic, repo, budget, &self.shutdown)
             })
             .await
@@ -244,12 +237,12 @@ impl Runner<'_> {
             result.pruned = true;
             if let Err(e) =
                 self.history
-                    .record_maintenance(&svc.service, &repo.destination, "prune")
+                    .record_maintenance(&fan.svc.service, &repo.destination, "prune")
             {
-                log.line(&format!("history: {e}"));
+                fan.log.line(&format!("history: {e}"));
             }
         }
-        log.line(&format!(
+        fan.log.line(&format!(
             "retention on `{}`: kept {}, removed {}{}",
             repo.destination,
             result.kept,

@@ -219,26 +219,19 @@ impl Runner<'_> {
     /// at once (never two restic processes on one repository: each target
     /// is its own repository).
     pub(super) async fn fan_out(&self, fan: Fan<'_>, repos: &[&Repository]) -> Vec<TargetReport> {
-        let Fan {
-            svc,
-            sources,
-            sem,
-            run,
-            log,
-        } = fan;
         let jobs = repos.iter().map(|repo| async move {
-            let _permit = sem.acquire().await.ok();
+            let _permit = fan.sem.acquire().await.ok();
             if self.shutdown.signal().is_some() {
                 return not_started_interrupted(repo);
             }
-            let mut tr = match &svc.backup_script {
-                Some(script) => self.script(svc, script, repo, run, log).await,
-                None => self.backup_target(svc, sources, repo, run, log).await,
+            let mut tr = match &fan.svc.backup_script {
+                Some(script) => self.script(fan, script, repo).await,
+                None => self.backup_target(fan, repo).await,
             };
-            tr.finished_after_ms = Some(ms(run.started.elapsed()));
+            tr.finished_after_ms = Some(ms(fan.run.started.elapsed()));
             // This destination's retention, right after its snapshot and
             // under the same permit.
-            self.retain_after(svc, repo, &mut tr, run, log).await;
+            self.retain_after(fan, repo, &mut tr).await;
             tr
         });
         futures_util::future::join_all(jobs).await
