@@ -33,9 +33,9 @@ fn read_unknown(e: &UnknownText, fallback: &str) {
         .map(|mut seen| seen.insert((e.what, e.text.clone())))
         .unwrap_or(true);
     if first {
-        eprintln!(
-            "warning: history: {e} (written by a newer restic-manager?) is read as `{fallback}`"
-        );
+        crate::logging::warn(format!(
+            "history: {e} (written by a newer restic-manager?) is read as `{fallback}`"
+        ));
     }
 }
 

@@ -54,7 +54,7 @@ impl Printer {
     pub fn json<T: Serialize>(&self, v: &T) {
         match serde_json::to_string_pretty(v) {
             Ok(s) => out(&s),
-            Err(e) => eprintln!("error: cannot encode JSON output: {e}"),
+            Err(e) => self.error(format!("cannot encode JSON output: {e}")),
         }
     }
 
@@ -87,6 +87,18 @@ impl Printer {
         if self.verbose > 0 && !self.quiet {
             tracing::debug!(target: TERMINAL, "{}", s.as_ref());
         }
+    }
+
+    /// A warning on stderr (`warning: …`), shown with `-q` and `--json`
+    /// too: [`crate::logging::warn`].
+    pub fn warn(&self, s: impl AsRef<str>) {
+        crate::logging::warn(s);
+    }
+
+    /// An error on stderr (`error: …`), shown with `-q` and `--json` too:
+    /// [`crate::logging::error`].
+    pub fn error(&self, s: impl AsRef<str>) {
+        crate::logging::error(s);
     }
 
     /// An outcome word, coloured on a terminal.

@@ -1,10 +1,12 @@
 //! One log file per service run, size-capped and rotated. It sits below the
 //! engine because hooks and the engine both write to it.
 //!
-//! The engine and hooks write the run's record with [`RunLog::line`]; the
-//! `tracing` events emitted while the run's [span](RunLog::span) is entered
-//! reach the same file through [`crate::logging`], at the detail that
-//! `log_level` asks for (restic calls with their durations at `debug`).
+//! Every line reaches the file as a `tracing` event inside the run's
+//! [span](RunLog::span), through [`crate::logging`]: the run's record, which
+//! the engine and hooks write with [`RunLog::line`] (an info event of target
+//! [`crate::logging::RECORD`], kept whatever `log_level`), and the events
+//! emitted while the span is entered, at the detail that `log_level` asks
+//! for (restic calls with their durations at `debug`).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -15,11 +17,15 @@ use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use tracing::Level;
 
+use crate::logging::RECORD;
+
 /// A run's log file. Writes never fail the run: a log that cannot be written
 /// is reported once and then ignored.
 pub struct RunLog {
     path: Option<PathBuf>,
-    inner: Arc<Mutex<Inner>>,
+    /// The file, kept open by this handle alone ([`OPEN`] holds it weakly,
+    /// and every line reaches it from there).
+    _inner: Arc<Mutex<Inner>>,
     /// The key of this log in [`OPEN`], carried by [`RunLog::span`].
     key: u64,
     span: tracing::Span,
@@ -122,7 +128,7 @@ impl RunLog {
         let span = tracing::info_span!("run", run_log = key);
         RunLog {
             path,
-            inner,
+            _inner: inner,
             key,
             span,
         }
@@ -138,11 +144,12 @@ impl RunLog {
         self.span.clone()
     }
 
-    /// Appends a timestamped line.
+    /// Appends a timestamped line to the run's record: an info event of
+    /// target [`RECORD`] in this log's span, so it lands here from any
+    /// thread or task, whichever span is current there.
     pub fn line(&self, text: &str) {
-        if let Ok(mut g) = self.inner.lock() {
-            g.write(text);
-        }
+        self.span
+            .in_scope(|| tracing::info!(target: RECORD, "{text}"));
     }
 }
 

@@ -432,7 +432,7 @@ pub fn run(ctx: &Context, f: &ServiceFilter) -> Result<Exit, Error> {
     p.line(out.trim_end());
     // The modern form of what the original tool's settings became.
     for w in &c.warnings {
-        eprintln!("warning: {w}");
+        p.warn(w.to_string());
     }
     Ok(Exit::Ok)
 }

@@ -16,7 +16,7 @@ pub async fn run(ctx: &Context, a: &MetricsArgs) -> Result<Exit, Error> {
     let version = match ctx.restic(&c).await {
         Ok(r) => Some(r.version.to_string()),
         Err(e) => {
-            eprintln!("warning: restic version unknown: {e}");
+            ctx.printer.warn(format!("restic version unknown: {e}"));
             None
         }
     };
@@ -30,7 +30,7 @@ pub async fn run(ctx: &Context, a: &MetricsArgs) -> Result<Exit, Error> {
     if a.push {
         let warnings = metrics::publish(&c, &history, version).await;
         for w in &warnings {
-            eprintln!("warning: metrics: {w}");
+            p.warn(format!("metrics: {w}"));
         }
         if !warnings.is_empty() {
             return Ok(Exit::Warning);

@@ -48,10 +48,10 @@ pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<Exit, Error> {
                 }
                 Err(e) => {
                     failed = true;
-                    eprintln!(
-                        "error: cannot create the web token file `{}`: {e}",
+                    p.error(format!(
+                        "cannot create the web token file `{}`: {e}",
                         token.display()
-                    );
+                    ));
                 }
             }
         }
@@ -109,7 +109,7 @@ pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<Exit, Error> {
         p.report(line);
     }
     for e in &r.errors {
-        eprintln!("error: {e}");
+        p.error(e);
     }
     if !a.dry_run {
         remember_services(&c);
@@ -136,11 +136,11 @@ pub async fn run(ctx: &Context, a: &SetupArgs) -> Result<Exit, Error> {
 fn remember_services(c: &crate::config::Config) {
     let history = crate::history::History::open_for_run(&c.settings.state_directory);
     if let Some(r) = history.recovery() {
-        eprintln!("warning: {r}");
+        crate::logging::warn(r.to_string());
     }
     for s in c.services.iter().filter(|s| s.enabled) {
         if let Err(e) = history.saw(&s.name, &s.targets) {
-            eprintln!("warning: {e}");
+            crate::logging::warn(e.to_string());
             break;
         }
     }

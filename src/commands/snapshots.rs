@@ -50,10 +50,10 @@ pub async fn run(ctx: &Context, f: &ServiceFilter) -> Result<Exit, Error> {
                         } else {
                             format!(" (repository `{}`)", g.repository)
                         };
-                        eprintln!(
-                            "error: cannot list the snapshots of service `{}` on `{t}`{repo}: {e}",
+                        p.error(format!(
+                            "cannot list the snapshots of service `{}` on `{t}`{repo}: {e}",
                             s.name
-                        );
+                        ));
                     }
                 }
             }
@@ -65,15 +65,15 @@ pub async fn run(ctx: &Context, f: &ServiceFilter) -> Result<Exit, Error> {
     } else if rows.is_empty() && failed > 0 {
         // "no snapshots" would be a claim about repositories that could
         // not be read: say what is known instead.
-        eprintln!(
-            "error: {failed} of {} repositories could not be read (see above); {}",
+        p.error(format!(
+            "{failed} of {} repositories could not be read (see above); {}",
             failed + read,
             if read == 0 {
                 "no snapshots could be listed".to_string()
             } else {
                 format!("the other {read} hold no snapshots of these services")
             }
-        );
+        ));
     } else if rows.is_empty() {
         p.line("no snapshots");
     } else {
@@ -90,10 +90,10 @@ pub async fn run(ctx: &Context, f: &ServiceFilter) -> Result<Exit, Error> {
             &rows,
         ));
         if failed > 0 {
-            eprintln!(
-                "error: {failed} of {} repositories could not be read (see above); the list is incomplete",
+            p.error(format!(
+                "{failed} of {} repositories could not be read (see above); the list is incomplete",
                 failed + read
-            );
+            ));
         }
     }
     Ok(Exit::failed_if(failed > 0))

@@ -30,7 +30,7 @@ pub async fn run(ctx: &Context, a: &StatusArgs) -> Result<Exit, Error> {
     let (history, damaged) = match opened {
         Ok(h) => (h, false),
         Err(e @ HistoryError::Damaged { .. }) => {
-            eprintln!("warning: {e}; showing no history");
+            ctx.printer.warn(format!("{e}; showing no history"));
             (History::empty(&c.settings.state_directory)?, true)
         }
         Err(e) => return Err(e.into()),

@@ -159,7 +159,7 @@ fn print_errors(p: &Printer, file: &Path, why: &str, errors: &[Diagnostic]) {
         return;
     }
     for e in errors {
-        eprintln!("error: {e}");
+        p.error(e.to_string());
     }
     let also = if errors.iter().any(|e| e.file != file) {
         " and the files it includes"
@@ -183,10 +183,10 @@ fn print_summary(
     repos: &[(&Service, &String, String)],
 ) {
     for w in &c.warnings {
-        eprintln!("warning: {w}");
+        p.warn(w.to_string());
     }
     for w in &c.discovery.warnings {
-        eprintln!("warning: {w}");
+        p.warn(w);
     }
     p.line(format!(
         "configuration `{}` ({why}) is valid",

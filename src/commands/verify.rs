@@ -56,7 +56,7 @@ pub async fn run(ctx: &Context, a: &VerifyArgs) -> Result<Exit, Error> {
         p.info(format!("note: {n}"));
     }
     if let Some(r) = history.recovery() {
-        eprintln!("warning: {r}");
+        p.warn(r.to_string());
     }
 
     // As in `run`: the first SIGINT/SIGTERM stops restic (SIGINT, so it
@@ -192,10 +192,10 @@ fn print_reports(p: &Printer, reports: &[VerifyReport]) {
     for r in reports {
         let at = format!("{} → {} ({})", r.service, r.destination, r.kind);
         if let (Some(e), Some(c)) = (&r.error, r.error_class) {
-            eprintln!("error: {at}: [{}] {e}", c.as_str());
+            p.error(format!("{at}: [{}] {e}", c.as_str()));
         }
         for w in &r.warnings {
-            eprintln!("warning: {at}: {w}");
+            p.warn(format!("{at}: {w}"));
         }
     }
 }

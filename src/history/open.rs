@@ -515,7 +515,7 @@ impl History {
 /// When not even an in-memory database opens: SQLite cannot allocate, and
 /// a process in that state cannot back anything up either.
 fn no_sqlite(e: &HistoryError) -> History {
-    eprintln!("error: {e}");
+    crate::logging::error(e.to_string());
     std::process::exit(1)
 }
 

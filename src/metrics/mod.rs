@@ -197,7 +197,7 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 /// warnings and never change the command's outcome.
 pub async fn after_command(config: &Config, history: &History, restic_version: Option<String>) {
     for w in publish(config, history, restic_version).await {
-        eprintln!("warning: metrics: {w}");
+        crate::logging::warn(format!("metrics: {w}"));
     }
 }
 
@@ -250,7 +250,7 @@ pub fn record_retention(history: &History, reports: &[crate::engine::run::Servic
                 && let Err(e) =
                     history.record_snapshot_count(&r.service, &t.destination, f.kept as u64)
             {
-                eprintln!("warning: metrics: {e}");
+                crate::logging::warn(format!("metrics: {e}"));
             }
         }
     }

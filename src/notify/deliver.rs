@@ -171,14 +171,14 @@ impl Dispatch {
         let out = futures_util::future::join_all(sends).await;
         for d in &out {
             if d.result == Delivered::Failed && m.event != Event::Test {
-                eprintln!(
-                    "warning: notifier `{}` ({}): {} of `{}` not delivered: {}",
+                self.inner.printer.warn(format!(
+                    "notifier `{}` ({}): {} of `{}` not delivered: {}",
                     d.notifier,
                     d.kind,
                     d.event.as_str(),
                     d.service.as_deref().unwrap_or("-"),
                     d.detail
-                );
+                ));
             } else if d.result == Delivered::Sent {
                 self.inner.printer.verbose(format!(
                     "notifier `{}`: {} sent ({})",

@@ -406,50 +406,27 @@ impl Verifier<'_> {
     /// restic, removes stale locks (plain `unlock`: dead processes on this
     /// host, or older than 30 minutes) and retries with back-off for up to
     /// `lock_wait_seconds` (restic 0.14 has no `--retry-lock`).
-    async fn retry_locked<T, F, Fut>(&self, repo: &Repository, mut op: F) -> Result<T, Failure>
+    async fn retry_locked<T, F, Fut>(&self, repo: &Repository, op: F) -> Result<T, Failure>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, Failure>>,
     {
-        let started = Instant::now();
         let limit = Duration::from_secs(self.config.settings.lock_wait_seconds);
-        let mut attempt: u32 = 0;
-        loop {
-            match op().await {
-                Err(mut e) if e.class == ErrorClass::Locked => {
-                    let left = limit.saturating_sub(started.elapsed());
-                    if left.is_zero() {
-                        e.message = format!(
-                            "{} (gave up after waiting {}s; `lock_wait_seconds` is {})",
-                            e.message,
-                            started.elapsed().as_secs(),
-                            limit.as_secs()
-                        );
-                        return Err(e);
-                    }
-                    let _ = ops::unlock_stale(self.restic, repo).await;
-                    let delay = if attempt == 0 {
-                        Duration::from_millis(200)
-                    } else {
-                        Duration::from_secs(5u64 << (attempt - 1).min(4))
-                            .min(Duration::from_secs(60))
-                    }
-                    .min(left);
-                    attempt += 1;
-                    (self.note)(&format!(
-                        "`{}` is locked by another restic process; retrying in {:.1}s",
-                        repo.destination,
-                        delay.as_secs_f32()
-                    ));
-                    let mut sd = self.shutdown.clone();
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = sd.wait() => return Err(e),
-                    }
-                }
-                other => return other,
-            }
-        }
+        crate::restic::retry_while_locked(
+            limit,
+            || limit,
+            &self.shutdown,
+            op,
+            |delay| async move {
+                let _ = ops::unlock_stale(self.restic, repo).await;
+                (self.note)(&format!(
+                    "`{}` is locked by another restic process; retrying in {:.1}s",
+                    repo.destination,
+                    delay.as_secs_f32()
+                ));
+            },
+        )
+        .await
     }
 
     /// Records the start of a verify; a history failure becomes a warning.

@@ -261,11 +261,11 @@ pub fn load_or_create_token(path: &Path, create: bool) -> Result<(String, bool),
             if let Ok(m) = std::fs::metadata(path)
                 && m.permissions().mode() & 0o077 != 0
             {
-                eprintln!(
-                    "warning: the web token file `{}` is readable by other users; run `chmod 600 {}`",
+                crate::logging::warn(format!(
+                    "the web token file `{}` is readable by other users; run `chmod 600 {}`",
                     path.display(),
                     path.display()
-                );
+                ));
             }
             Ok((t, false))
         }

@@ -204,7 +204,7 @@ pub async fn serve(
     // started, so the dashboard comes up (and says so) instead of failing.
     let opened = crate::history::History::open_for_run(&config.settings.state_directory);
     if let Some(r) = opened.recovery() {
-        eprintln!("warning: {r}");
+        printer.warn(r.to_string());
     }
     drop(opened);
     let db = data::Db::open(&config.settings.state_directory, 4)?;

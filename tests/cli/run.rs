@@ -349,6 +349,26 @@ fn rust_log_debug_shows_restic_calls_without_v() {
     );
 }
 
+/// The run's record (what the run log holds at `info`) reaches stderr
+/// only when `RUST_LOG` names its target: `-vv` and `RUST_LOG=debug` show
+/// no more of it than before it went through `tracing`.
+#[test]
+fn the_run_record_streams_to_stderr_only_when_rust_log_names_it() {
+    let s = docs_ready(Scenario::new(), "", "");
+    let started = "run of service `docs` started (restic ";
+    let vv = s.run(&["-vv", "run"]);
+    vv.succeeds();
+    assert!(!vv.stderr.contains(started), "{}", vv.stderr);
+    let debug = s.run_env(&[("RUST_LOG", "debug")], &["run"]);
+    debug.succeeds();
+    assert!(!debug.stderr.contains(started), "{}", debug.stderr);
+
+    let live = s.run_env(&[("RUST_LOG", "restic_manager::record=info")], &["run"]);
+    live.succeeds();
+    assert!(live.stderr.contains(started), "{}", live.stderr);
+    assert!(live.stderr.contains("\noutcome: ok\n"), "{}", live.stderr);
+}
+
 /// A `RUST_LOG` that is not a filter is named and `-v`/`-q` apply.
 #[test]
 fn a_broken_rust_log_is_named_and_ignored() {

@@ -2,14 +2,14 @@
 //! (waited on with back-off, and the stale ones our stopped restic left
 //! removed) and the processes a killed earlier run left behind.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Runner, ServiceRun};
 use crate::engine::plan::ServicePlan;
 use crate::model::Failure;
 use crate::process;
+use crate::restic::Repository;
 use crate::restic::ops;
-use crate::restic::{ErrorClass, Repository};
 use crate::runlog::RunLog;
 
 impl Runner<'_> {
@@ -84,52 +84,22 @@ impl Runner<'_> {
         repo: &Repository,
         log: &RunLog,
         run: &ServiceRun,
-        mut op: F,
+        op: F,
     ) -> Result<T, Failure>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, Failure>>,
     {
-        let started = Instant::now();
         let limit = Duration::from_secs(self.config.settings.lock_wait_seconds);
-        let mut attempt: u32 = 0;
-        loop {
-            match op().await {
-                Err(e) if e.class == ErrorClass::Locked => {
-                    let waited = started.elapsed();
-                    let left = limit.min(run.remaining()).saturating_sub(waited);
-                    if left.is_zero() {
-                        let mut e = e;
-                        e.message = format!(
-                            "{} (gave up after waiting {}s; `lock_wait_seconds` is {})",
-                            e.message,
-                            waited.as_secs(),
-                            limit.as_secs()
-                        );
-                        return Err(e);
-                    }
-                    self.clear_stale_locks(repo, log).await;
-                    let delay = if attempt == 0 {
-                        Duration::from_millis(200)
-                    } else {
-                        Duration::from_secs(5u64 << (attempt - 1).min(4))
-                            .min(Duration::from_secs(60))
-                    }
-                    .min(left);
-                    attempt += 1;
-                    log.line(&format!(
-                        "`{}` is locked by another restic process; retrying in {}s",
-                        repo.destination,
-                        delay.as_secs_f32()
-                    ));
-                    let mut sd = self.shutdown.clone();
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = sd.wait() => return Err(e),
-                    }
-                }
-                other => return other,
-            }
-        }
+        let budget = || run.remaining();
+        crate::restic::retry_while_locked(limit, budget, &self.shutdown, op, |delay| async move {
+            self.clear_stale_locks(repo, log).await;
+            log.line(&format!(
+                "`{}` is locked by another restic process; retrying in {}s",
+                repo.destination,
+                delay.as_secs_f32()
+            ));
+        })
+        .await
     }
 }
