@@ -33,7 +33,7 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<Exit, Error> {
     if services.is_empty() {
         p.info("no enabled services to run");
         if let Some(e) = undiscovered {
-            eprintln!("error: {e}");
+            p.error(e);
             return Ok(Exit::Failed);
         }
         return Ok(Exit::Ok);
@@ -111,7 +111,7 @@ pub async fn run(ctx: &Context, a: &RunArgs) -> Result<Exit, Error> {
         print_reports(p, &reports);
     }
     if let Some(e) = undiscovered {
-        eprintln!("error: {e}");
+        p.error(e);
     }
     Ok(match overall {
         Outcome::Interrupted => Exit::Interrupted(shutdown.signal()),
@@ -210,7 +210,7 @@ fn print_reports(p: &Printer, reports: &[ServiceReport]) {
             ));
         }
         if let Some(e) = &r.error {
-            eprintln!("error: {}: {e}", r.service);
+            p.error(format!("{}: {e}", r.service));
         }
         // The report keeps one error per service; every destination whose
         // retention failed is named, as `--json` names them.
@@ -219,12 +219,12 @@ fn print_reports(p: &Printer, reports: &[ServiceReport]) {
                 let msg = format!("retention on `{}`: {e}", t.destination);
                 if r.error.as_deref() != Some(msg.as_str()) && !r.warnings.iter().any(|w| w == &msg)
                 {
-                    eprintln!("error: {}: {msg}", r.service);
+                    p.error(format!("{}: {msg}", r.service));
                 }
             }
         }
         for w in &r.warnings {
-            eprintln!("warning: {}: {w}", r.service);
+            p.warn(format!("{}: {w}", r.service));
         }
         if r.outcome != Outcome::Ok
             && let Some(l) = &r.log_file
@@ -260,14 +260,14 @@ fn dry_run(c: &Config, services: &[&Service], p: &Printer) -> Exit {
     }
     let report = |problems: &[String]| {
         for e in problems {
-            eprintln!("error: {e}");
+            p.error(e);
         }
         if !problems.is_empty() {
-            eprintln!(
-                "error: the dry run found {} problem{} that would make the run fail",
+            p.error(format!(
+                "the dry run found {} problem{} that would make the run fail",
                 problems.len(),
                 if problems.len() == 1 { "" } else { "s" }
-            );
+            ));
         }
     };
     if p.quiet {
