@@ -34,6 +34,17 @@ pub const TERMINAL: &str = "restic_manager::terminal";
 /// stderr as it is written).
 pub const RECORD: &str = "restic_manager::record";
 
+/// The target of a line a command prints on stderr in every mode, as it
+/// stands (the dashboard's address, a restore's preview, the path of a
+/// failed run's log): [`notice`].
+pub const NOTICE: &str = "restic_manager::notice";
+
+/// A line for the user on stderr, as it stands, in every mode (`-q`,
+/// `--json`, whatever `RUST_LOG` says), never in a run log.
+pub fn notice(text: impl AsRef<str>) {
+    tracing::info!(target: NOTICE, "{}", text.as_ref());
+}
+
 /// A warning for the user on stderr: `warning: ` and `text`, in every mode
 /// (`-q`, `--json`, whatever `RUST_LOG` says), never in a run log. For code
 /// with no [`crate::output::Printer`] at hand; `Printer::warn` is the same.
@@ -84,7 +95,9 @@ fn rust_log_filter(spec: &str) -> Result<EnvFilter, filter::ParseError> {
 fn subscriber(terminal: EnvFilter) -> impl Subscriber + Send + Sync {
     // Every level of our own events reaches the run-log layer: each run
     // log decides by its own `log_level`, which is known only per run.
-    let ours = filter::filter_fn(|m| m.target().starts_with(CRATE) && m.target() != TERMINAL);
+    let ours = filter::filter_fn(|m| {
+        m.target().starts_with(CRATE) && m.target() != TERMINAL && m.target() != NOTICE
+    });
     tracing_subscriber::registry()
         .with(TerminalLayer.with_filter(terminal_filter(terminal)))
         .with(RunLogLayer.with_filter(ours))
@@ -97,7 +110,9 @@ fn terminal_filter<S>(terminal: EnvFilter) -> impl layer::Filter<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let for_the_user = filter::filter_fn(|m| m.target() == TERMINAL && *m.level() <= Level::WARN);
+    let for_the_user = filter::filter_fn(|m| {
+        (m.target() == TERMINAL && *m.level() <= Level::WARN) || m.target() == NOTICE
+    });
     terminal.or(for_the_user)
 }
 
@@ -273,6 +288,7 @@ mod tests {
             tracing::debug!(target: TERMINAL, "detail");
             warn("careful");
             error("broken");
+            notice("address");
             tracing::debug!("restic call");
         });
         seen.lock().map(|s| s.clone()).unwrap_or_default()
@@ -280,30 +296,33 @@ mod tests {
 
     #[test]
     fn the_run_record_stays_off_stderr_unless_rust_log_names_it() {
-        let user = ["warning: careful", "error: broken"];
-        assert_eq!(stderr_with(None, 0, false), ["note", user[0], user[1]]);
+        let user = ["warning: careful", "error: broken", "address"];
+        assert_eq!(
+            stderr_with(None, 0, false),
+            ["note", user[0], user[1], user[2]]
+        );
         assert_eq!(
             stderr_with(None, 1, false),
-            ["note", "detail", user[0], user[1], "restic call"]
+            ["note", "detail", user[0], user[1], user[2], "restic call"]
         );
         assert_eq!(
             stderr_with(None, 2, false),
-            ["note", "detail", user[0], user[1], "restic call"]
+            ["note", "detail", user[0], user[1], user[2], "restic call"]
         );
         assert_eq!(stderr_with(None, 0, true), user);
         assert_eq!(
             stderr_with(Some("debug"), 0, false),
-            ["note", "detail", user[0], user[1], "restic call"]
+            ["note", "detail", user[0], user[1], user[2], "restic call"]
         );
         assert_eq!(
             stderr_with(Some("restic_manager::record=info"), 0, false),
-            ["record", user[0], user[1]]
+            ["record", user[0], user[1], user[2]]
         );
     }
 
     #[test]
-    fn warnings_and_errors_reach_stderr_whatever_rust_log_says() {
-        let user = ["warning: careful", "error: broken"];
+    fn warnings_errors_and_notices_reach_stderr_whatever_rust_log_says() {
+        let user = ["warning: careful", "error: broken", "address"];
         assert_eq!(stderr_with(Some("off"), 0, false), user);
         assert_eq!(stderr_with(Some("hyper=debug"), 0, false), user);
     }
@@ -325,6 +344,7 @@ mod tests {
                 tracing::debug!(took_ms = 12_u64, "restic call");
                 tracing::warn!("careful");
                 tracing::info!(target: TERMINAL, "for the terminal only");
+                notice("nor a notice");
             });
             let dispatch = tracing::dispatcher::get_default(Clone::clone);
             std::thread::scope(|s| {

@@ -229,7 +229,7 @@ fn print_reports(p: &Printer, reports: &[ServiceReport]) {
         if r.outcome != Outcome::Ok
             && let Some(l) = &r.log_file
         {
-            eprintln!("  log: {}", l.display());
+            crate::logging::notice(format!("  log: {}", l.display()));
         }
     }
 }

@@ -166,12 +166,12 @@ fn print_errors(p: &Printer, file: &Path, why: &str, errors: &[Diagnostic]) {
     } else {
         ""
     };
-    eprintln!(
+    crate::logging::notice(format!(
         "{} error{} in `{}`{also} ({why})",
         errors.len(),
         if errors.len() == 1 { "" } else { "s" },
         file.display()
-    );
+    ));
 }
 
 /// The text summary of a valid configuration.

@@ -103,7 +103,9 @@ pub async fn serve(
                 Err(e) => {
                     // Out of file descriptors or a connection reset before
                     // it was accepted: wait a little, never spin or exit.
-                    eprintln!("restic-manager: accepting a connection failed: {e}");
+                    crate::logging::notice(format!(
+                        "restic-manager: accepting a connection failed: {e}"
+                    ));
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }

@@ -236,7 +236,9 @@ pub async fn serve(
             ))
         })?;
     let local = listener.local_addr().unwrap_or(opts.listen);
-    eprintln!("restic-manager: dashboard on http://{local}/ (Ctrl-C stops)");
+    crate::logging::notice(format!(
+        "restic-manager: dashboard on http://{local}/ (Ctrl-C stops)"
+    ));
     // The first signal stops accepting requests and tells running jobs to
     // stop safely (restic gets SIGINT and removes its lock, post hooks run,
     // the run is recorded as interrupted); a second one exits at once.

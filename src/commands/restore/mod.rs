@@ -87,7 +87,7 @@ pub async fn run(ctx: &Context, a: &RestoreArgs) -> Result<Exit, Error> {
     let destructive = destructive(&plan.what, tty && !a.yes).await?;
     if !a.yes {
         if tty && (asking || destructive.is_some()) {
-            eprintln!("{}", summary.preview());
+            crate::logging::notice(summary.preview());
             let question = destructive
                 .as_ref()
                 .map_or_else(|| "Restore?".to_string(), |d| d.0.clone());
@@ -278,7 +278,7 @@ async fn pick_service<'a>(
         )));
     }
     if let [only] = c.services.as_slice() {
-        eprintln!("service: {} (the only one)", only.name);
+        crate::logging::notice(format!("service: {} (the only one)", only.name));
         return Ok(only);
     }
     let items: Vec<String> = c
