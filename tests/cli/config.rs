@@ -34,7 +34,8 @@ paths = ["/srv/web"]
 /// `error: FILE:LINE:COL: MESSAGE` (given as `"LINE:COL: MESSAGE"`), then
 /// the count. Exit code 2.
 #[track_caller]
-fn rejects(s: &Scenario, expected: &[&str]) -> Done {
+fn rejects(toml: &str, expected: &[&str]) {
+    let s = Scenario::new().with_config(toml);
     let file = s.config_path().display().to_string();
     let d = s.run(&["validate"]);
     d.code(2);
@@ -49,7 +50,6 @@ fn rejects(s: &Scenario, expected: &[&str]) -> Done {
     ));
     assert_eq!(d.stderr, want, "--- stdout:\n{}", d.stdout);
     assert_eq!(d.stdout, "", "validate prints errors on stderr only");
-    d
 }
 
 /// Each case: a name, the whole config file, the errors `validate` prints.
@@ -58,8 +58,7 @@ type Case = (&'static str, String, Vec<&'static str>);
 #[track_caller]
 fn check_cases(cases: Vec<Case>) {
     for (name, toml, expected) in cases {
-        let s = Scenario::new();
-        s.config(&toml);
+        let s = Scenario::new().with_config(&toml);
         let file = s.config_path().display().to_string();
         let d = s.run(&["validate"]);
         let want: Vec<String> = expected
@@ -345,8 +344,7 @@ fn values_of_the_wrong_type_name_the_key() {
 
 #[test]
 fn invalid_toml_is_located() {
-    let s = Scenario::new();
-    s.config(&base("[services.web]\ntargets = [\"local\"\n"));
+    let s = Scenario::new().with_config(&base("[services.web]\ntargets = [\"local\"\n"));
     let d = s.run(&["validate"]);
     d.code(2).stderr_has(&format!(
         "error: {}:9:19: invalid TOML:",
@@ -359,8 +357,7 @@ fn invalid_toml_is_located() {
 
 #[test]
 fn validate_reports_every_error_in_one_run() {
-    let s = Scenario::new();
-    s.config(
+    rejects(
         r#"[global]
 restic_password_file = "{root}/pw"
 retention_dialy = 7
@@ -383,9 +380,6 @@ targets = ["local"]
 [services.db.config]
 paths = ["db/data"]
 "#,
-    );
-    rejects(
-        &s,
         &[
             "3:1: unknown key `retention_dialy` in `[global]`; did you mean `retention_daily`?",
             "8:1: unknown key `pth` in `[destinations.local]`; did you mean `path`?",
@@ -402,8 +396,7 @@ paths = ["db/data"]
 /// the same located messages and exit 2, before doing anything.
 #[test]
 fn every_command_refuses_an_invalid_configuration() {
-    let s = Scenario::new();
-    s.config(&base(
+    let s = Scenario::new().with_config(&base(
         "[services.web]\ntargets = [\"locl\", \"offsite\"]\n[services.web.config]\npaths = [\"/srv/web\"]\n",
     ));
     let file = s.config_path().display().to_string();
@@ -539,8 +532,7 @@ fn schedules_are_checked_cron_expressions() {
         "0 3 1,15 * *",
         "0 4 * * sun",
     ] {
-        let s = Scenario::new();
-        s.config(&svc(expr));
+        let s = Scenario::new().with_config(&svc(expr));
         s.run(&["validate"]).succeeds();
     }
 }
@@ -728,9 +720,9 @@ fn notify_on_events_are_checked() {
 /// the user's own values.
 #[test]
 fn mixing_array_and_named_service_forms_shows_the_corrected_form() {
-    let s = Scenario::new();
-    s.config(&base(
-        r#"[[services]]
+    rejects(
+        &base(
+            r#"[[services]]
 name = "postgres"
 targets = ["local"]
 schedule = "0 3 * * *"
@@ -742,9 +734,7 @@ paths = ["/var/lib/postgresql"]
 name = "dump"
 command = "pg_dumpall > /var/lib/postgresql/dump.sql"
 "#,
-    ));
-    rejects(
-        &s,
+        ),
         &["13:11: `[services.postgres.config]` follows a `[[services]]` entry, so TOML nests it inside that entry instead of creating service `postgres`; do not mix `[[services]]` with `[services.NAME]` tables; write the service as named tables:
 
     [services.postgres]
@@ -764,9 +754,9 @@ command = "pg_dumpall > /var/lib/postgresql/dump.sql"
 /// still names the service the user meant, and the other entries.
 #[test]
 fn mixed_forms_with_several_entries_name_the_intended_service() {
-    let s = Scenario::new();
-    s.config(&base(
-        r#"[[services]]
+    rejects(
+        &base(
+            r#"[[services]]
 name = "postgres"
 targets = ["local"]
 
@@ -779,9 +769,7 @@ paths = ["/srv/web"]
 [services.postgres.config]
 paths = ["/var/lib/postgresql"]
 "#,
-    ));
-    rejects(
-        &s,
+        ),
         &["18:11: `[services.postgres.config]` follows a `[[services]]` entry, so TOML nests it inside that entry instead of creating service `postgres`; do not mix `[[services]]` with `[services.NAME]` tables; write the service as named tables:
 
     [services.postgres]
@@ -904,8 +892,7 @@ backup_script = "/opt/restic-manager/scripts/legacy.sh"
 
 #[test]
 fn the_original_tools_configuration_validates() {
-    let s = Scenario::new();
-    s.config(ORIGINAL);
+    let s = Scenario::new().with_config(ORIGINAL);
     let root = s.root().display().to_string();
     let d = s.run(&["validate"]);
     d.succeeds();
@@ -928,8 +915,7 @@ fn the_original_tools_configuration_validates() {
 
 #[test]
 fn relative_paths_are_joined_to_docker_base() {
-    let s = Scenario::new();
-    s.config(ORIGINAL);
+    let s = Scenario::new().with_config(ORIGINAL);
     let root = s.root().display().to_string();
     let d = s.run(&["config", "show", "--json", "--service", "immich"]);
     d.succeeds();
@@ -951,8 +937,7 @@ fn relative_paths_are_joined_to_docker_base() {
 
 #[test]
 fn original_notifications_timeouts_and_backup_script_are_kept() {
-    let s = Scenario::new();
-    s.config(ORIGINAL);
+    let s = Scenario::new().with_config(ORIGINAL);
     let root = s.root().display().to_string();
     let d = s.run(&["config", "show", "--json"]);
     d.succeeds();
@@ -987,8 +972,7 @@ fn original_notifications_timeouts_and_backup_script_are_kept() {
     );
     assert_eq!(legacy["paths"], json!([]));
     // A service without its own `notify_on` takes `[notifications]`'s.
-    let t = Scenario::new();
-    t.config(&format!(
+    let t = Scenario::new().with_config(&format!(
         "{BASE}[notifications]\nnotify_on = [\"failure\", \"long_running\"]\n\n{WEB}"
     ));
     let v = t.run(&["config", "show", "--json"]).json();
@@ -1000,8 +984,7 @@ fn original_notifications_timeouts_and_backup_script_are_kept() {
 
 #[test]
 fn destinations_accept_url_or_explicit_fields() {
-    let s = Scenario::new();
-    s.config(
+    let s = Scenario::new().with_config(
         r#"[global]
 restic_password_file = "{root}/pw"
 
@@ -1045,8 +1028,7 @@ paths = ["/srv/web"]
 /// original's examples write it.
 #[test]
 fn array_form_services_load() {
-    let s = Scenario::new();
-    s.config(&base(
+    let s = Scenario::new().with_config(&base(
         r#"[[services]]
 name = "postgres"
 targets = ["local"]
@@ -1088,8 +1070,7 @@ paths = ["/srv/web"]
 
 #[test]
 fn service_wins_over_profile_wins_over_global() {
-    let s = Scenario::new();
-    s.config(
+    let s = Scenario::new().with_config(
         r#"[global]
 restic_password_file = "{root}/pw"
 retention_daily = 7
@@ -1215,8 +1196,7 @@ env = { MYSQL_PWD = "SECRET-HOOK-ENV", PLAIN = "SECRET-TOO" }
 
 #[test]
 fn config_show_redacts_secrets() {
-    let s = Scenario::new();
-    s.config(SECRETS);
+    let s = Scenario::new().with_config(SECRETS);
     for args in [
         &["config", "show"][..],
         &["config", "show", "--json"],
@@ -1253,8 +1233,7 @@ fn config_show_redacts_secrets() {
 
 #[test]
 fn list_shows_each_service() {
-    let s = Scenario::new();
-    s.config(&base(
+    let s = Scenario::new().with_config(&base(
         r#"[destinations]
 offsite = { type = "local", path = "/mnt/offsite" }
 
@@ -1333,8 +1312,7 @@ backup_script = "/opt/old.sh"
 
 #[test]
 fn list_without_services_says_so() {
-    let s = Scenario::new();
-    s.config(BASE);
+    let s = Scenario::new().with_config(BASE);
     s.run(&["list"])
         .succeeds()
         .stdout_has("no services configured");
@@ -1343,8 +1321,7 @@ fn list_without_services_says_so() {
 
 #[test]
 fn validate_json_reports_validity_and_every_error() {
-    let s = Scenario::new();
-    s.config(&base(WEB));
+    let s = Scenario::new().with_config(&base(WEB));
     let file = s.config_path().display().to_string();
     let root = s.root().display().to_string();
     let d = s.run(&["validate", "--json"]);
@@ -1392,8 +1369,7 @@ fn validate_json_reports_validity_and_every_error() {
 
 #[test]
 fn config_show_picks_services_by_name() {
-    let s = Scenario::new();
-    s.config(&base(&format!(
+    let s = Scenario::new().with_config(&base(&format!(
         "{WEB}\n[services.db]\ntargets = [\"local\"]\n[services.db.config]\npaths = [\"/srv/db\"]\n"
     )));
     let v = s

@@ -129,8 +129,24 @@ fn backs_up_and_restores(s: &Scenario, remote: &Remote) -> Done {
     run
 }
 
-/// What restic needs to reach the test sshd as the test's user.
-fn sftp_remote(sshd: &Sshd, path: &str) -> Remote {
+/// [`backs_up_and_restores`] while watching every command line: none may
+/// hold any of `secrets`.
+#[track_caller]
+fn backs_up_without_leaking(s: &Scenario, remote: &Remote, secrets: &[&str]) -> Done {
+    let (run, leaks) = watching_cmdlines(secrets, || backs_up_and_restores(s, remote));
+    assert_eq!(leaks, Vec::<String>::new(), "secret in a command line");
+    run
+}
+
+/// The repository a `run --json` reports for its one service and target.
+fn reported_repository(run: &Done) -> serde_json::Value {
+    run.json()["services"][0]["targets"][0]["repository"].clone()
+}
+
+/// What restic needs to reach `{root}/sftp/docs` on the test sshd as the
+/// test's user.
+fn sftp_remote(sshd: &Sshd, s: &Scenario) -> Remote {
+    let path = format!("{}/sftp/docs", s.root().display());
     Remote::new(format!("sftp:{}@127.0.0.1:{path}", sshd.user)).option(format!(
         "sftp.command=ssh -i {} -p {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes {}@127.0.0.1 -s sftp",
         sshd.client_key.display(),
@@ -141,6 +157,25 @@ fn sftp_remote(sshd: &Sshd, path: &str) -> Remote {
 }
 
 // ---- sftp -------------------------------------------------------------
+
+/// The keys of an sftp destination at `{root}/sftp` on the test sshd, with
+/// its explicit fields, logging in with `key` and checking the host key in
+/// `known`.
+fn sftp_fields(sshd: &Sshd, key: &Path, known: &Path) -> String {
+    format!(
+        r#"type = "sftp"
+host = "127.0.0.1"
+user = "{}"
+port = {}
+path = "{{root}}/sftp"
+identity_file = "{}"
+known_hosts_file = "{}""#,
+        sshd.user,
+        sshd.server.port,
+        key.display(),
+        known.display()
+    )
+}
 
 #[test]
 fn sftp_with_explicit_fields_backs_up_and_restores() {
@@ -154,29 +189,10 @@ fn sftp_with_explicit_fields_backs_up_and_restores() {
     for (from, to) in [(&sshd.client_key, &key), (&sshd.known_hosts, &known)] {
         std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy: {e}"));
     }
-    let s = docs_to(
-        s,
-        "nas",
-        &format!(
-            r#"type = "sftp"
-host = "127.0.0.1"
-user = "{}"
-port = {}
-path = "{{root}}/sftp"
-identity_file = "{}"
-known_hosts_file = "{}""#,
-            sshd.user,
-            sshd.server.port,
-            key.display(),
-            known.display()
-        ),
-    );
-    let remote = sftp_remote(&sshd, &format!("{}/sftp/docs", s.root().display()));
+    let s = docs_to(s, "nas", &sftp_fields(&sshd, &key, &known));
+    let remote = sftp_remote(&sshd, &s);
     let run = backs_up_and_restores(&s, &remote);
-    assert_eq!(
-        run.json()["services"][0]["targets"][0]["repository"],
-        remote.location
-    );
+    assert_eq!(reported_repository(&run), remote.location);
     // The repository is really on the server's side of the connection.
     assert!(s.path("sftp/docs/config").is_file());
 }
@@ -201,7 +217,7 @@ known_hosts_file = "{}""#,
             sshd.known_hosts.display()
         ),
     );
-    let remote = sftp_remote(&sshd, &format!("{}/sftp/docs", s.root().display()));
+    let remote = sftp_remote(&sshd, &s);
     backs_up_and_restores(&s, &remote);
     assert!(s.path("sftp/docs/config").is_file());
 }
@@ -211,23 +227,7 @@ fn unknown_ssh_host_key_says_how_to_add_it() {
     let s = Scenario::new();
     let sshd = Sshd::start(&s.path("sshd"));
     let empty = s.write("empty_known_hosts", "");
-    let s = docs_to(
-        s,
-        "nas",
-        &format!(
-            r#"type = "sftp"
-host = "127.0.0.1"
-user = "{}"
-port = {}
-path = "{{root}}/sftp"
-identity_file = "{}"
-known_hosts_file = "{}""#,
-            sshd.user,
-            sshd.server.port,
-            sshd.client_key.display(),
-            empty.display()
-        ),
-    );
+    let s = docs_to(s, "nas", &sftp_fields(&sshd, &sshd.client_key, &empty));
     let repo = format!(
         "sftp:{}@127.0.0.1:{}/sftp/docs",
         sshd.user,
@@ -273,6 +273,14 @@ known_hosts_file = "{}""#,
 const AWS_KEY_ID: &str = "AKIATESTKEYID0000001";
 const AWS_SECRET: &str = "s3-secret/Do+Not+Leak-7f3a9c";
 
+/// restic's view of the S3 repository `s3:http://127.0.0.1:PORT/PATH`,
+/// with the test's credentials.
+fn s3_remote(port: u16, path: &str) -> Remote {
+    Remote::new(format!("s3:http://127.0.0.1:{port}/{path}"))
+        .env("AWS_ACCESS_KEY_ID", AWS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+}
+
 #[test]
 fn s3_with_explicit_fields_backs_up_and_restores_without_leaking_the_secret() {
     let s = Scenario::new();
@@ -294,19 +302,9 @@ secret_access_key_file = "{}""#,
             secret_file.display()
         ),
     );
-    let remote = Remote::new(format!(
-        "s3:http://127.0.0.1:{}/rm-test-bucket/hosts/nas/docs",
-        moto.port
-    ))
-    .env("AWS_ACCESS_KEY_ID", AWS_KEY_ID)
-    .env("AWS_SECRET_ACCESS_KEY", AWS_SECRET);
-
-    let (run, leaks) = watching_cmdlines(&[AWS_SECRET], || backs_up_and_restores(&s, &remote));
-    assert_eq!(leaks, Vec::<String>::new(), "secret in a command line");
-    assert_eq!(
-        run.json()["services"][0]["targets"][0]["repository"],
-        remote.location
-    );
+    let remote = s3_remote(moto.port, "rm-test-bucket/hosts/nas/docs");
+    let run = backs_up_without_leaking(&s, &remote, &[AWS_SECRET]);
+    assert_eq!(reported_repository(&run), remote.location);
     no_secret_outside(&s, AWS_SECRET, &[&secret_file], &run);
 }
 
@@ -324,14 +322,8 @@ env = {{ AWS_ACCESS_KEY_ID = "{AWS_KEY_ID}", AWS_SECRET_ACCESS_KEY = "{AWS_SECRE
             moto.port
         ),
     );
-    let remote = Remote::new(format!(
-        "s3:http://127.0.0.1:{}/rm-url-bucket/docs",
-        moto.port
-    ))
-    .env("AWS_ACCESS_KEY_ID", AWS_KEY_ID)
-    .env("AWS_SECRET_ACCESS_KEY", AWS_SECRET);
-    let (run, leaks) = watching_cmdlines(&[AWS_SECRET], || backs_up_and_restores(&s, &remote));
-    assert_eq!(leaks, Vec::<String>::new(), "secret in a command line");
+    let remote = s3_remote(moto.port, "rm-url-bucket/docs");
+    let run = backs_up_without_leaking(&s, &remote, &[AWS_SECRET]);
     // The secret is in the config file (the user put it there), nowhere else.
     no_secret_outside(&s, AWS_SECRET, &[&s.config_path()], &run);
 }
@@ -395,12 +387,9 @@ password_file = "{}""#,
         server.port
     ));
     let encoded = url_encode(REST_PASSWORD);
-    let (run, leaks) = watching_cmdlines(&[REST_PASSWORD, &encoded], || {
-        backs_up_and_restores(&s, &remote)
-    });
-    assert_eq!(leaks, Vec::<String>::new(), "password in a command line");
+    let run = backs_up_without_leaking(&s, &remote, &[REST_PASSWORD, &encoded]);
     assert_eq!(
-        run.json()["services"][0]["targets"][0]["repository"],
+        reported_repository(&run),
         format!("rest:http://nas@127.0.0.1:{}/docs", server.port)
     );
     no_secret_outside(&s, REST_PASSWORD, &[&pass_file], &run);
@@ -465,10 +454,7 @@ env = {{ RCLONE_CONFIG_MYLOCAL_TYPE = "local" }}"#,
     let remote = Remote::new(format!("rclone:mylocal:{}/rclone/docs", s.root().display()))
         .env("RCLONE_CONFIG_MYLOCAL_TYPE", "local");
     let run = backs_up_and_restores(&s, &remote);
-    assert_eq!(
-        run.json()["services"][0]["targets"][0]["repository"],
-        remote.location
-    );
+    assert_eq!(reported_repository(&run), remote.location);
     assert!(s.path("rclone/docs/config").is_file());
     assert!(s.path("rclone-calls").is_file(), "rclone_binary not used");
 }

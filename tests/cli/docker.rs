@@ -127,6 +127,16 @@ impl Objects {
         engine().then(Objects::default)
     }
 
+    /// [`Objects::if_engine`] with a [volume](Objects::volume) of `files`
+    /// files of `kb` KiB and an [app](Objects::app) on it: (objects,
+    /// volume, app).
+    fn with_app(files: usize, kb: usize) -> Option<(Objects, String, String)> {
+        let mut objs = Objects::if_engine()?;
+        let vol = objs.volume(files, kb);
+        let app = objs.app(&vol);
+        Some((objs, vol, app))
+    }
+
     /// A new volume holding `files` files of `kb` KiB of random data.
     pub(crate) fn volume(&mut self, files: usize, kb: usize) -> String {
         let v = unique("vol");
@@ -256,11 +266,9 @@ fn restore_direct(s: &Scenario, objs: &Objects, from: &str, into: &str) {
 
 #[test]
 fn volume_backed_up_with_its_container_stopped_then_restored_into_a_fresh_volume() {
-    let Some(mut objs) = Objects::if_engine() else {
+    let Some((mut objs, vol, app)) = Objects::with_app(100, 20) else {
         return;
     };
-    let vol = objs.volume(100, 20);
-    let app = objs.app(&vol);
     let before = started_at(&app);
     let s = Scenario::new();
     service(&s, &[&vol], &format!("stop_containers = [\"{app}\"]"));
@@ -320,11 +328,9 @@ fn volume_backed_up_with_its_container_stopped_then_restored_into_a_fresh_volume
 
 #[test]
 fn stream_mode_backs_up_a_tar_through_a_helper_container_and_restores_it() {
-    let Some(mut objs) = Objects::if_engine() else {
+    let Some((mut objs, vol, app)) = Objects::with_app(80, 100) else {
         return;
     };
-    let vol = objs.volume(80, 100);
-    let app = objs.app(&vol);
     let s = Scenario::new();
     service(
         &s,
@@ -398,11 +404,9 @@ fn stream_mode_backs_up_a_tar_through_a_helper_container_and_restores_it() {
 
 #[test]
 fn containers_come_back_after_a_failing_backup() {
-    let Some(mut objs) = Objects::if_engine() else {
+    let Some((_objs, vol, app)) = Objects::with_app(3, 4) else {
         return;
     };
-    let vol = objs.volume(3, 4);
-    let app = objs.app(&vol);
     let before = started_at(&app);
     let s = Scenario::new();
     service(&s, &[&vol], &format!("stop_containers = [\"{app}\"]"));
@@ -528,11 +532,9 @@ impl Drop for Hanging {
 
 #[test]
 fn sigterm_during_the_backup_starts_the_containers_again() {
-    let Some(mut objs) = Objects::if_engine() else {
+    let Some((objs, vol, app)) = Objects::with_app(3, 4) else {
         return;
     };
-    let vol = objs.volume(3, 4);
-    let app = objs.app(&vol);
     let run = Hanging::start(&vol, &app);
     std::thread::sleep(Duration::from_millis(300));
     run.term();
@@ -557,11 +559,9 @@ fn sigterm_during_the_backup_starts_the_containers_again() {
 
 #[test]
 fn two_quick_signals_exit_at_once_with_the_containers_running() {
-    let Some(mut objs) = Objects::if_engine() else {
+    let Some((_objs, vol, app)) = Objects::with_app(3, 4) else {
         return;
     };
-    let vol = objs.volume(3, 4);
-    let app = objs.app(&vol);
     let run = Hanging::start(&vol, &app);
     run.term();
     // Two signals closer together than the manager looks are one signal.
@@ -602,11 +602,9 @@ fn a_missing_volume_is_an_error_listing_the_existing_ones() {
 
 #[test]
 fn an_unknown_container_is_an_error_and_nothing_is_stopped() {
-    let Some(mut objs) = Objects::if_engine() else {
+    let Some((_objs, vol, app)) = Objects::with_app(1, 1) else {
         return;
     };
-    let vol = objs.volume(1, 1);
-    let app = objs.app(&vol);
     let before = started_at(&app);
     let s = Scenario::new();
     service(
@@ -633,11 +631,9 @@ fn an_unknown_container_is_an_error_and_nothing_is_stopped() {
 
 #[test]
 fn a_dead_docker_host_is_classified_and_volumes_fall_back_to_their_folder() {
-    let Some(mut objs) = Objects::if_engine() else {
+    let Some((_objs, vol, app)) = Objects::with_app(2, 1) else {
         return;
     };
-    let vol = objs.volume(2, 1);
-    let app = objs.app(&vol);
     let s = Scenario::new();
     let dead = format!("unix://{}", s.path("no-docker.sock").display());
 

@@ -717,6 +717,13 @@ impl Scenario {
         self
     }
 
+    /// Writes the user's config (see [`Scenario::config`]).
+    #[must_use]
+    pub fn with_config(self, toml: &str) -> Scenario {
+        self.config(toml);
+        self
+    }
+
     /// Writes a file (see [`Scenario::write`]).
     #[must_use]
     pub fn file(self, rel: &str, content: &str) -> Scenario {

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Done, Scenario};
+use crate::harness::Scenario;
 use crate::receiver::Receiver;
 
 /// The main file: password, destination `local` at `{root}/repo`, the
@@ -24,6 +24,13 @@ path = "{root}/repo"
 targets = ["local"]
 [services.web.config]
 paths = ["{root}/data/web"]
+"#;
+
+/// Drop-in service `wiki`, backing up `/srv/wiki` to `local`.
+const WIKI: &str = r#"[services.wiki]
+targets = ["local"]
+[services.wiki.config]
+paths = ["/srv/wiki"]
 "#;
 
 /// The folder of the scenario's config file.
@@ -51,15 +58,17 @@ fn pairs(list: &Value, a: &str, b: &str) -> Vec<(Value, Value)> {
         .collect()
 }
 
-/// `validate`'s error lines, and its exit code.
-fn errors(d: &Done) -> (i32, Vec<String>) {
-    let lines = d
+/// `validate` exits 2 with exactly the error lines `want`.
+#[track_caller]
+fn refused(s: &Scenario, want: &[String]) {
+    let d = s.run(&["validate"]);
+    let lines: Vec<String> = d
         .stderr
         .lines()
         .filter(|l| l.starts_with("error: "))
         .map(str::to_string)
         .collect();
-    (d.code, lines)
+    assert_eq!((d.code, lines), (2, want.to_vec()), "{}", d.stderr);
 }
 
 #[test]
@@ -150,8 +159,7 @@ paths = ["{root}/data/wiki"]
 
 #[test]
 fn include_that_matches_nothing_is_fine() {
-    let s = Scenario::new();
-    s.config(&MAIN.replace(
+    let s = Scenario::new().with_config(&MAIN.replace(
         r#"include = ["conf.d/*.toml"]"#,
         r#"include = ["conf.d/*.toml", "~/more.d/*.toml", "/nonexistent/*/x.toml"]"#,
     ));
@@ -177,8 +185,7 @@ fn include_that_matches_nothing_is_fine() {
 
 #[test]
 fn broken_included_file_is_reported_at_its_own_line_and_column() {
-    let s = Scenario::new();
-    s.config(MAIN);
+    let s = Scenario::new().with_config(MAIN);
     let wiki = drop_in(
         &s,
         "wiki.toml",
@@ -212,28 +219,22 @@ exclude = ["*.tmp"]
     );
     s.config(&MAIN.replace("targets = [\"local\"]", "targets = [\"local\", \"nas\"]"));
     let main = s.config_path().display().to_string();
-    let d = s.run(&["validate"]);
-    assert_eq!(
-        errors(&d),
-        (
-            2,
-            vec![
-                format!(
-                    "error: {main}:11:21: service `web` targets destination `nas`, which is not defined; defined destinations: `local`"
-                ),
-                format!(
-                    "error: {wiki}:2:12: service `wiki` targets destination `locall`, which is not defined; did you mean `local`?"
-                ),
-                format!(
-                    "error: {wiki}:3:1: service `wiki`: `timeout_seconds` must be greater than 0 (seconds a whole run may take)"
-                ),
-                format!(
-                    "error: {wiki}:6:1: unknown key `exclude` in `[services.wiki.config]`; did you mean `excludes`?"
-                ),
-            ]
-        ),
-        "{}",
-        d.stderr
+    refused(
+        &s,
+        &[
+            format!(
+                "error: {main}:11:21: service `web` targets destination `nas`, which is not defined; defined destinations: `local`"
+            ),
+            format!(
+                "error: {wiki}:2:12: service `wiki` targets destination `locall`, which is not defined; did you mean `local`?"
+            ),
+            format!(
+                "error: {wiki}:3:1: service `wiki`: `timeout_seconds` must be greater than 0 (seconds a whole run may take)"
+            ),
+            format!(
+                "error: {wiki}:6:1: unknown key `exclude` in `[services.wiki.config]`; did you mean `excludes`?"
+            ),
+        ],
     );
 
     // `run` refuses to start, like with a mistake in the main file.
@@ -244,8 +245,7 @@ exclude = ["*.tmp"]
 
 #[test]
 fn name_defined_twice_names_both_files() {
-    let s = Scenario::new();
-    s.config(MAIN);
+    let s = Scenario::new().with_config(MAIN);
     let main = s.config_path().display().to_string();
     let a = drop_in(
         &s,
@@ -282,39 +282,33 @@ type = "ntfy"
 url = "https://ntfy.example/other"
 "#,
     );
-    let d = s.run(&["validate"]);
-    assert_eq!(
-        errors(&d),
-        (
-            2,
-            vec![
-                format!(
-                    "error: {a}:4:11: service `web` is already defined in `{main}` (line 10); a name may be defined once across the main file and its included files; rename or remove one"
-                ),
-                format!(
-                    "error: {b}:1:15: destination `local` is already defined in `{main}` (line 6); a name may be defined once across the main file and its included files; rename or remove one"
-                ),
-                format!(
-                    "error: {b}:5:11: profile `nightly` is already defined in `{a}` (line 1); a name may be defined once across the main file and its included files; rename or remove one"
-                ),
-                format!(
-                    "error: {c}:1:12: notifier `ops` is already defined in `{b}` (line 8); a name may be defined once across the main file and its included files; rename or remove one"
-                ),
-            ]
-        ),
-        "{}",
-        d.stderr
+    refused(
+        &s,
+        &[
+            format!(
+                "error: {a}:4:11: service `web` is already defined in `{main}` (line 10); a name may be defined once across the main file and its included files; rename or remove one"
+            ),
+            format!(
+                "error: {b}:1:15: destination `local` is already defined in `{main}` (line 6); a name may be defined once across the main file and its included files; rename or remove one"
+            ),
+            format!(
+                "error: {b}:5:11: profile `nightly` is already defined in `{a}` (line 1); a name may be defined once across the main file and its included files; rename or remove one"
+            ),
+            format!(
+                "error: {c}:1:12: notifier `ops` is already defined in `{b}` (line 8); a name may be defined once across the main file and its included files; rename or remove one"
+            ),
+        ],
     );
 }
 
 #[test]
 fn main_file_settings_are_refused_in_an_included_file() {
-    let s = Scenario::new();
-    s.config(MAIN);
+    let s = Scenario::new().with_config(MAIN);
     let wiki = drop_in(
         &s,
         "wiki.toml",
-        r#"include = ["more/*.toml"]
+        &format!(
+            r#"include = ["more/*.toml"]
 
 [global]
 restic_password_file = "/somewhere/else"
@@ -322,101 +316,69 @@ restic_password_file = "/somewhere/else"
 [metrics.pushgateway]
 url = "http://pushgateway:9091"
 
-[services.wiki]
-targets = ["local"]
-[services.wiki.config]
-paths = ["/srv/wiki"]
-"#,
+{WIKI}"#
+        ),
     );
     let only = "an included file may only define `[destinations.NAME]`, `[profiles.NAME]`, `[services.NAME]`, `[notifiers.NAME]`";
-    let d = s.run(&["validate"]);
-    assert_eq!(
-        errors(&d),
-        (
-            2,
-            vec![
-                format!(
-                    "error: {wiki}:1:1: an included file cannot include other files; list every pattern in the main file's `include`"
-                ),
-                format!(
-                    "error: {wiki}:3:2: `[global]` belongs in the main configuration file, not in an included file; move it there ({only})"
-                ),
-                format!(
-                    "error: {wiki}:6:2: `[metrics]` belongs in the main configuration file, not in an included file; move it there ({only})"
-                ),
-            ]
-        ),
-        "{}",
-        d.stderr
+    refused(
+        &s,
+        &[
+            format!(
+                "error: {wiki}:1:1: an included file cannot include other files; list every pattern in the main file's `include`"
+            ),
+            format!(
+                "error: {wiki}:3:2: `[global]` belongs in the main configuration file, not in an included file; move it there ({only})"
+            ),
+            format!(
+                "error: {wiki}:6:2: `[metrics]` belongs in the main configuration file, not in an included file; move it there ({only})"
+            ),
+        ],
     );
 
     // `include` is a top-level key of the main file: written below a table
     // header, TOML puts it into that table.
-    let s = Scenario::new();
-    s.config(
+    let s = Scenario::new().with_config(
         r#"[global]
 restic_password_file = "{root}/pw"
 include = ["conf.d/*.toml"]
 "#,
     );
-    let d = s.run(&["validate"]);
-    assert_eq!(
-        errors(&d),
-        (
-            2,
-            vec![format!(
-                "error: {}:3:1: unknown key `include` in `[global]`; `include` is a top-level key: move it above the first `[table]` header of the file",
-                s.config_path().display()
-            )]
-        ),
-        "{}",
-        d.stderr
+    refused(
+        &s,
+        &[format!(
+            "error: {}:3:1: unknown key `include` in `[global]`; `include` is a top-level key: move it above the first `[table]` header of the file",
+            s.config_path().display()
+        )],
     );
 
     // A name without wildcards must exist; a folder is not a file.
-    let s = Scenario::new();
-    s.config(&MAIN.replace(
+    let s = Scenario::new().with_config(&MAIN.replace(
         r#"include = ["conf.d/*.toml"]"#,
         r#"include = ["conf.d/wiki.toml", "conf.d", 7]"#,
     ));
     drop_in(&s, "other.toml", "");
     let main = s.config_path().display().to_string();
-    let d = s.run(&["validate"]);
-    assert_eq!(
-        errors(&d),
-        (
-            2,
-            vec![
-                format!(
-                    "error: {main}:1:12: included file `{}/conf.d/wiki.toml` does not exist; fix the name, or write a pattern such as `conf.d/*.toml`, which may match nothing",
-                    conf_dir(&s)
-                ),
-                format!(
-                    "error: {main}:1:32: `conf.d` is a folder; to include the files in it, write `conf.d/*.toml`"
-                ),
-                format!(
-                    "error: {main}:1:42: `include` must be a list of file patterns, like `include = [\"conf.d/*.toml\"]`"
-                ),
-            ]
-        ),
-        "{}",
-        d.stderr
+    refused(
+        &s,
+        &[
+            format!(
+                "error: {main}:1:12: included file `{}/conf.d/wiki.toml` does not exist; fix the name, or write a pattern such as `conf.d/*.toml`, which may match nothing",
+                conf_dir(&s)
+            ),
+            format!(
+                "error: {main}:1:32: `conf.d` is a folder; to include the files in it, write `conf.d/*.toml`"
+            ),
+            format!(
+                "error: {main}:1:42: `include` must be a list of file patterns, like `include = [\"conf.d/*.toml\"]`"
+            ),
+        ],
     );
 }
 
 #[test]
 fn validate_and_config_show_name_the_file_of_each_service() {
-    let s = Scenario::new();
-    s.config(MAIN);
-    let wiki = drop_in(
-        &s,
-        "wiki.toml",
-        r#"[services.wiki]
-targets = ["local"]
-[services.wiki.config]
-paths = ["/srv/wiki"]
-"#,
-    );
+    let s = Scenario::new().with_config(MAIN);
+    let wiki = drop_in(&s, "wiki.toml", WIKI);
     let db = drop_in(
         &s,
         "db.toml",
@@ -472,8 +434,7 @@ paths = ["/srv/db"]
 
 #[test]
 fn without_include_the_output_has_no_file_keys() {
-    let s = Scenario::new();
-    s.config(&MAIN.replace("include = [\"conf.d/*.toml\"]\n", ""));
+    let s = Scenario::new().with_config(&MAIN.replace("include = [\"conf.d/*.toml\"]\n", ""));
     drop_in(&s, "wiki.toml", "[services.wiki]\ntargets = [\"local\"]\n");
     let v = s.run(&["validate", "--json"]).succeeds().json();
     assert_eq!(v.get("files"), None);
@@ -492,9 +453,8 @@ fn without_include_the_output_has_no_file_keys() {
 
 #[test]
 fn broken_drop_in_is_notified_through_a_notifier_of_another_drop_in() {
-    let s = Scenario::new();
     let rx = Receiver::start(&[]);
-    s.config(MAIN);
+    let s = Scenario::new().with_config(MAIN);
     drop_in(
         &s,
         "ops.toml",

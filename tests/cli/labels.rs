@@ -44,6 +44,82 @@ fn l(prefix: &str, key: &str, value: &str) -> (String, String) {
     (format!("{prefix}.{key}"), value.to_string())
 }
 
+/// Under a fresh prefix, a container labelled for `service` with `targets`
+/// and a fresh volume at `/data`: (objects, volume, prefix, container).
+/// `None` without an engine.
+fn one_labelled(service: &str, targets: &str) -> Option<(Objects, String, String, String)> {
+    let mut objs = Objects::if_engine()?;
+    let vol = objs.volume(1, 1);
+    let prefix = unique("rm");
+    let c = labelled(
+        &mut objs,
+        &[
+            l(&prefix, "service", service),
+            l(&prefix, "targets", targets),
+        ],
+        &[format!("{vol}:/data")],
+    );
+    Some((objs, vol, prefix, c))
+}
+
+/// A database container like the official image's (`/bin/sh -c init`
+/// with the host's `/usr`), named after `kind`, with `env` (`KEY=VALUE`),
+/// labelled under a fresh prefix for service `service` (targets `local`)
+/// with `dump.KIND=VALUE` from `dump`; ready when this returns:
+/// (objects, prefix, container). `None` without an engine or the image.
+fn database(
+    kind: &str,
+    env: &[&str],
+    service: &str,
+    dump: (&str, &str),
+    init: &str,
+) -> Option<(Objects, String, String)> {
+    if !engine() || !crate::legacy::ready() {
+        return None;
+    }
+    let mut objs = Objects::default();
+    let prefix = unique("rm");
+    let c = unique(kind);
+    let labels = [
+        format!("{prefix}.service={service}"),
+        format!("{prefix}.targets=local"),
+        format!("{prefix}.dump.{}={}", dump.0, dump.1),
+    ];
+    let mut args = vec!["run", "-d", "--name", &c, "-v", "/usr:/usr:ro"];
+    for e in env {
+        args.extend(["-e", e]);
+    }
+    for label in &labels {
+        args.extend(["--label", label]);
+    }
+    args.extend([crate::legacy::IMAGE, "/bin/sh", "-c", init]);
+    docker(&args).succeeds();
+    objs.containers.push(c.clone());
+    crate::legacy::wait_ready(&c);
+    Some((objs, prefix, c))
+}
+
+/// Discovers the services labelled under `prefix`, sets up and runs them
+/// with a watch on every command line for `password`; restic's `dump` of
+/// `file` in the newest snapshot of `repo` holds `table` and the row `from
+/// a label`.
+#[track_caller]
+fn dumps_without_leaking(prefix: &str, password: &str, repo: &str, file: &str, table: &str) {
+    let s = Scenario::new();
+    config(&s, Some(prefix), "");
+    s.run(&["setup"]).succeeds();
+    let (d, leaks) = crate::harness::watching_cmdlines(&[password], || s.run(&["run", "--json"]));
+    d.succeeds();
+    assert!(leaks.is_empty(), "the password was in argv: {leaks:?}");
+    let dumped = s.restic(repo, &["dump", "latest", file, "--no-lock"]);
+    dumped.succeeds();
+    assert!(
+        dumped.stdout.contains(table) && dumped.stdout.contains("from a label"),
+        "{}",
+        dumped.stdout
+    );
+}
+
 /// The files of the newest snapshot of `repo`.
 fn files(s: &Scenario, repo: &str) -> Vec<String> {
     let d = s.restic(repo, &["ls", "latest", "--json", "--no-lock"]);
@@ -349,16 +425,9 @@ volumes:
 
 #[test]
 fn a_label_that_disagrees_with_the_file_is_a_validation_error() {
-    let Some(mut objs) = Objects::if_engine() else {
+    let Some((_objs, _, prefix, c)) = one_labelled("wiki", "nas") else {
         return;
     };
-    let vol = objs.volume(1, 1);
-    let prefix = unique("rm");
-    let c = labelled(
-        &mut objs,
-        &[l(&prefix, "service", "wiki"), l(&prefix, "targets", "nas")],
-        &[format!("{vol}:/data")],
-    );
     let s = Scenario::new();
     config(
         &s,
@@ -388,16 +457,9 @@ fn a_label_that_disagrees_with_the_file_is_a_validation_error() {
 
 #[test]
 fn a_container_that_disappears_before_its_backup_is_reported() {
-    let Some(mut objs) = Objects::if_engine() else {
+    let Some((mut objs, vol, prefix, c)) = one_labelled("app", "local") else {
         return;
     };
-    let vol = objs.volume(1, 1);
-    let prefix = unique("rm");
-    let c = labelled(
-        &mut objs,
-        &[l(&prefix, "service", "app"), l(&prefix, "targets", "local")],
-        &[format!("{vol}:/data")],
-    );
     let s = Scenario::new();
     // The file adds a pre hook that removes the container: labels were
     // read when `run` started; the volume is still there.
@@ -607,44 +669,22 @@ fn a_dump_label_dumps_the_database_inside_its_container() {
 
 #[test]
 fn a_postgres_dump_label_uses_the_containers_own_password() {
-    if !engine() || !crate::legacy::ready() {
-        return;
-    }
-    let mut objs = Objects::default();
-    let prefix = unique("rm");
-    let c = unique("pg");
     let path = format!(
         "{}:/usr/local/bin:/usr/bin:/usr/sbin",
         crate::harness::pg_bin().unwrap_or_default().display()
     );
     // PostgreSQL like the official image (POSTGRES_PASSWORD for TCP); the
     // service has only the dump, every key of it from labels.
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &c,
-        "-v",
-        "/usr:/usr:ro",
-        "-e",
-        &format!("PATH={path}"),
-        "-e",
-        "POSTGRES_PASSWORD=pg-Lb93x",
-        "--label",
-        &format!("{prefix}.service=photos"),
-        "--label",
-        &format!("{prefix}.targets=local"),
-        "--label",
-        &format!("{prefix}.dump.postgres=user=postgres,host=127.0.0.1"),
-        crate::legacy::IMAGE,
-        "/bin/sh",
-        "-c",
+    let Some((_objs, prefix, c)) = database(
+        "pg",
+        &[&format!("PATH={path}"), "POSTGRES_PASSWORD=pg-Lb93x"],
+        "photos",
+        ("postgres", "user=postgres,host=127.0.0.1"),
         &crate::legacy::POSTGRES_INIT
             .replace("listen_addresses=''", "listen_addresses='127.0.0.1'"),
-    ])
-    .succeeds();
-    objs.containers.push(c.clone());
-    crate::legacy::wait_ready(&c);
+    ) else {
+        return;
+    };
     docker(&[
         "exec",
         &c,
@@ -660,61 +700,32 @@ fn a_postgres_dump_label_uses_the_containers_own_password() {
     ])
     .succeeds();
 
-    let s = Scenario::new();
-    config(&s, Some(&prefix), "");
-    s.run(&["setup"]).succeeds();
-    let (d, leaks) = crate::harness::watching_cmdlines(&["pg-Lb93x"], || s.run(&["run", "--json"]));
-    d.succeeds();
-    assert!(leaks.is_empty(), "the password was in argv: {leaks:?}");
-    let dumped = s.restic(
+    dumps_without_leaking(
+        &prefix,
+        "pg-Lb93x",
         "repo/photos",
-        &["dump", "latest", &format!("/{c}-postgres.sql"), "--no-lock"],
-    );
-    dumped.succeeds();
-    assert!(
-        dumped.stdout.contains("CREATE TABLE public.note")
-            && dumped.stdout.contains("from a label"),
-        "{}",
-        dumped.stdout
+        &format!("/{c}-postgres.sql"),
+        "CREATE TABLE public.note",
     );
 }
 
 #[test]
 fn a_mariadb_dump_label_uses_the_containers_own_password() {
-    if !engine() || !crate::legacy::ready() {
-        return;
-    }
-    let mut objs = Objects::default();
-    let prefix = unique("rm");
-    let c = unique("maria");
     // MariaDB like the official image (root's password from
     // MARIADB_ROOT_PASSWORD, required on the socket); the dump's database
     // is the label's whole value.
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &c,
-        "-v",
-        "/usr:/usr:ro",
-        "-e",
-        "PATH=/usr/local/bin:/usr/bin:/usr/sbin",
-        "-e",
-        "MARIADB_ROOT_PASSWORD=mdb-Kp27v",
-        "--label",
-        &format!("{prefix}.service=shop"),
-        "--label",
-        &format!("{prefix}.targets=local"),
-        "--label",
-        &format!("{prefix}.dump.mariadb=appwrite"),
-        crate::legacy::IMAGE,
-        "/bin/sh",
-        "-c",
+    let Some((_objs, prefix, c)) = database(
+        "maria",
+        &[
+            "PATH=/usr/local/bin:/usr/bin:/usr/sbin",
+            "MARIADB_ROOT_PASSWORD=mdb-Kp27v",
+        ],
+        "shop",
+        ("mariadb", "appwrite"),
         crate::legacy::MARIADB_INIT,
-    ])
-    .succeeds();
-    objs.containers.push(c.clone());
-    crate::legacy::wait_ready(&c);
+    ) else {
+        return;
+    };
     docker(&[
         "exec",
         &c,
@@ -724,21 +735,11 @@ fn a_mariadb_dump_label_uses_the_containers_own_password() {
     ])
     .succeeds();
 
-    let s = Scenario::new();
-    config(&s, Some(&prefix), "");
-    s.run(&["setup"]).succeeds();
-    let (d, leaks) =
-        crate::harness::watching_cmdlines(&["mdb-Kp27v"], || s.run(&["run", "--json"]));
-    d.succeeds();
-    assert!(leaks.is_empty(), "the password was in argv: {leaks:?}");
-    let dumped = s.restic(
+    dumps_without_leaking(
+        &prefix,
+        "mdb-Kp27v",
         "repo/shop",
-        &["dump", "latest", &format!("/{c}-mariadb.sql"), "--no-lock"],
-    );
-    dumped.succeeds();
-    assert!(
-        dumped.stdout.contains("CREATE TABLE `note`") && dumped.stdout.contains("from a label"),
-        "{}",
-        dumped.stdout
+        &format!("/{c}-mariadb.sql"),
+        "CREATE TABLE `note`",
     );
 }

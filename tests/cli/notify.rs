@@ -57,6 +57,32 @@ fn docs(path: &str) -> String {
     )
 }
 
+/// A scenario whose receiver answers as `script` says (empty: 200 to
+/// everything), configured by [`config`].
+fn notified(
+    script: &[(&str, Vec<Reply>)],
+    notifications: &str,
+    services: &str,
+) -> (Scenario, Receiver) {
+    let s = Scenario::new();
+    let rx = Receiver::start(script);
+    config(&s, &rx, notifications, services);
+    (s, rx)
+}
+
+/// The paths of the requests whose path starts with `prefix`.
+fn paths(rx: &Receiver, prefix: &str) -> Vec<String> {
+    rx.at(prefix).iter().map(|r| r.path.clone()).collect()
+}
+
+/// The time between the two requests to `prefix` (`why` there are two).
+#[track_caller]
+fn retry_gap(rx: &Receiver, prefix: &str, why: &str) -> Duration {
+    let tries = rx.at(prefix);
+    assert_eq!(tries.len(), 2, "{why}");
+    tries[1].at.duration_since(tries[0].at)
+}
+
 fn no_secrets(d: &Done) {
     for secret in [TOKEN, "tk_ntfy_secret", "hook-header-secret"] {
         assert!(
@@ -70,20 +96,18 @@ fn no_secrets(d: &Done) {
 
 #[test]
 fn failure_then_recovery_reach_every_http_notifier_with_the_documented_bodies() {
-    let s = Scenario::new();
-    let rx = Receiver::start(&[]);
-    config(&s, &rx, "", &docs("{root}/data/missing"));
+    let (s, rx) = notified(&[], "", &docs("{root}/data/missing"));
 
     // A source that does not exist fails the service before restic runs.
     let d = s.run(&["--json", "run"]);
     d.code(1);
     no_secrets(&d);
 
-    let hc = rx.at("/hc/");
     assert_eq!(
-        hc.iter().map(|r| r.path.clone()).collect::<Vec<_>>(),
+        paths(&rx, "/hc/"),
         [format!("/hc/{TOKEN}/start"), format!("/hc/{TOKEN}/fail")]
     );
+    let hc = rx.at("/hc/");
     assert!(hc.iter().all(|r| r.method == "POST"));
     assert!(hc[1].body.contains("source_missing"), "{}", hc[1].body);
     assert!(
@@ -92,9 +116,7 @@ fn failure_then_recovery_reach_every_http_notifier_with_the_documented_bodies() 
         hc[1].body
     );
 
-    let discord = rx.at("/discord/");
-    assert_eq!(discord.len(), 1);
-    let embed = &discord[0].json()["embeds"][0];
+    let embed = &rx.one("/discord/")["embeds"][0];
     assert_eq!(embed["color"], 0xE7_4C_3C, "red");
     assert!(
         embed["title"]
@@ -146,14 +168,11 @@ fn failure_then_recovery_reach_every_http_notifier_with_the_documented_bodies() 
     s.run(&["setup", "--no-schedule"]).succeeds();
     config(&s, &rx, "", &docs("{root}/data/docs"));
     s.run(&["run"]).succeeds();
-    let hc = rx.at("/hc/");
     assert_eq!(
-        hc.iter().map(|r| r.path.clone()).collect::<Vec<_>>(),
+        paths(&rx, "/hc/"),
         [format!("/hc/{TOKEN}/start"), format!("/hc/{TOKEN}")]
     );
-    let discord = rx.at("/discord/");
-    assert_eq!(discord.len(), 1);
-    let embed = &discord[0].json()["embeds"][0];
+    let embed = &rx.one("/discord/")["embeds"][0];
     assert_eq!(embed["color"], 0x2E_CC_71, "green");
     assert_eq!(embed["fields"][0]["name"], "local");
     let field = embed["fields"][0]["value"].as_str().unwrap_or("");
@@ -161,9 +180,7 @@ fn failure_then_recovery_reach_every_http_notifier_with_the_documented_bodies() 
         field.contains("snapshot `") && field.contains("added ") && field.contains("duration "),
         "{field}"
     );
-    let hook = rx.at("/hook/");
-    assert_eq!(hook.len(), 1);
-    let body = hook[0].json();
+    let body = rx.one("/hook/");
     assert_eq!(body["event"], "recovery");
     assert_eq!(body["outcome"], "ok");
     assert_eq!(body["destinations"][0]["name"], "local");
@@ -183,14 +200,7 @@ fn failure_then_recovery_reach_every_http_notifier_with_the_documented_bodies() 
 
 #[test]
 fn a_repeated_failure_is_held_back_within_rate_limit_minutes() {
-    let s = Scenario::new();
-    let rx = Receiver::start(&[]);
-    config(
-        &s,
-        &rx,
-        "rate_limit_minutes = 30",
-        &docs("{root}/data/missing"),
-    );
+    let (s, rx) = notified(&[], "rate_limit_minutes = 30", &docs("{root}/data/missing"));
     s.run(&["run"]).code(1);
     assert_eq!(rx.at("/discord/").len(), 1);
     rx.clear();
@@ -216,11 +226,8 @@ fn a_repeated_failure_is_held_back_within_rate_limit_minutes() {
 
 #[test]
 fn a_refused_run_is_not_notified_and_a_repeated_hook_failure_is_held_back() {
-    let s = Scenario::new();
-    let rx = Receiver::start(&[]);
-    config(
-        &s,
-        &rx,
+    let (s, rx) = notified(
+        &[],
         "",
         &format!(
             "{}\n[[services.docs.config.pre_backup_hooks]]\nname = \"gate\"\ncommand = \"touch {{root}}/started; while [ ! -e {{root}}/release ]; do sleep 0.1; done; exit 1\"\n",
@@ -259,30 +266,30 @@ fn a_refused_run_is_not_notified_and_a_repeated_hook_failure_is_held_back() {
 
 #[test]
 fn rate_limits_and_server_errors_are_retried_and_a_dead_receiver_is_only_a_warning() {
-    let s = Scenario::new();
-    let rx = Receiver::start(&[
-        (
-            &format!("/discord/{TOKEN}"),
-            vec![Reply::Status(
-                429,
-                r#"{"message": "You are being rate limited.", "retry_after": 0.3, "global": false}"#,
-            )],
-        ),
-        (&format!("/ntfy/{TOKEN}"), vec![Reply::Status(500, "oops")]),
-        (
-            &format!("/hook/{TOKEN}"),
-            vec![Reply::Silent, Reply::Silent, Reply::Silent],
-        ),
-    ]);
-    config(&s, &rx, "", &docs("{root}/data/missing"));
+    let (s, rx) = notified(
+        &[
+            (
+                &format!("/discord/{TOKEN}"),
+                vec![Reply::Status(
+                    429,
+                    r#"{"message": "You are being rate limited.", "retry_after": 0.3, "global": false}"#,
+                )],
+            ),
+            (&format!("/ntfy/{TOKEN}"), vec![Reply::Status(500, "oops")]),
+            (
+                &format!("/hook/{TOKEN}"),
+                vec![Reply::Silent, Reply::Silent, Reply::Silent],
+            ),
+        ],
+        "",
+        &docs("{root}/data/missing"),
+    );
     let started = Instant::now();
     let d = s.run(&["run"]);
     // The backup's own outcome, nothing else.
     d.code(1);
     no_secrets(&d);
-    let discord = rx.at("/discord/");
-    assert_eq!(discord.len(), 2, "429, then the retry");
-    let gap = discord[1].at.duration_since(discord[0].at);
+    let gap = retry_gap(&rx, "/discord/", "429, then the retry");
     assert!(
         gap >= Duration::from_millis(300),
         "retry_after not honoured: {gap:?}"
@@ -291,9 +298,7 @@ fn rate_limits_and_server_errors_are_retried_and_a_dead_receiver_is_only_a_warni
         gap < Duration::from_millis(900),
         "waited the back-off, not retry_after: {gap:?}"
     );
-    let ntfy = rx.at("/ntfy/");
-    assert_eq!(ntfy.len(), 2, "500, then the retry");
-    let gap = ntfy[1].at.duration_since(ntfy[0].at);
+    let gap = retry_gap(&rx, "/ntfy/", "500, then the retry");
     assert!(
         gap >= Duration::from_secs(1),
         "no back-off after a 500: {gap:?}"
@@ -315,11 +320,8 @@ fn rate_limits_and_server_errors_are_retried_and_a_dead_receiver_is_only_a_warni
 
 #[test]
 fn a_dead_receiver_never_fails_a_good_backup() {
-    let s = Scenario::new();
-    let rx = Receiver::start(&[(&format!("/hook/{TOKEN}"), vec![Reply::Silent; 3])]);
-    config(
-        &s,
-        &rx,
+    let (s, rx) = notified(
+        &[(&format!("/hook/{TOKEN}"), vec![Reply::Silent; 3])],
         "notify_on = [\"success\"]",
         &docs("{root}/data/docs"),
     );
@@ -350,11 +352,8 @@ fn a_dead_receiver_never_fails_a_good_backup() {
 
 #[test]
 fn a_service_can_pick_its_notifiers_and_unknown_names_are_config_errors() {
-    let s = Scenario::new();
-    let rx = Receiver::start(&[]);
-    config(
-        &s,
-        &rx,
+    let (s, rx) = notified(
+        &[],
         "",
         "[services.docs]\ntargets = [\"local\"]\nnotifiers = [\"hook\"]\n[services.docs.config]\npaths = [\"{root}/data/missing\"]\n",
     );
@@ -379,20 +378,15 @@ fn a_service_can_pick_its_notifiers_and_unknown_names_are_config_errors() {
 
 #[test]
 fn a_broken_configuration_is_notified_when_its_notifiers_can_be_read() {
-    let s = Scenario::new();
-    let rx = Receiver::start(&[]);
-    config(
-        &s,
-        &rx,
+    let (s, rx) = notified(
+        &[],
         "",
         "[services.docs]\ntargets = [\"local\"]\nschedul = \"0 3 * * *\"\n[services.docs.config]\npaths = [\"{root}/data/docs\"]\n",
     );
     let d = s.run(&["run"]);
     d.code(2);
     d.stderr_has("unknown key `schedul`");
-    let hook = rx.at("/hook/");
-    assert_eq!(hook.len(), 1);
-    let body = hook[0].json();
+    let body = rx.one("/hook/");
     assert_eq!(body["kind"], "config");
     assert_eq!(body["event"], "failure");
     assert_eq!(body["error_class"], "config");
@@ -403,9 +397,7 @@ fn a_broken_configuration_is_notified_when_its_notifiers_can_be_read() {
 
 #[test]
 fn restic_missing_is_notified() {
-    let s = Scenario::new();
-    let rx = Receiver::start(&[]);
-    config(&s, &rx, "", &docs("{root}/data/docs"));
+    let (s, rx) = notified(&[], "", &docs("{root}/data/docs"));
     let empty = s.path("empty-bin");
     std::fs::create_dir_all(&empty).unwrap_or_else(|e| panic!("mkdir: {e}"));
     let d = s.run_env(&[("PATH", &empty.display().to_string())], &["run"]);
@@ -421,15 +413,11 @@ fn restic_missing_is_notified() {
 
 #[test]
 fn a_service_that_never_backed_up_is_reported_stale_once_per_rate_limit() {
-    let s = Scenario::new();
-    let rx = Receiver::start(&[]);
-    config(&s, &rx, "", &docs("{root}/data/docs"));
+    let (s, rx) = notified(&[], "", &docs("{root}/data/docs"));
     let d = s.run(&["notify", "check"]);
     d.code(3);
     d.stdout_has("docs");
-    let hook = rx.at("/hook/");
-    assert_eq!(hook.len(), 1);
-    let body = hook[0].json();
+    let body = rx.one("/hook/");
     assert_eq!(body["event"], "stale");
     assert_eq!(body["service"], "docs");
     // Stale goes where failures go; not to the healthchecks ping.
@@ -442,12 +430,14 @@ fn a_service_that_never_backed_up_is_reported_stale_once_per_rate_limit() {
 
 #[test]
 fn notify_test_reports_each_notifier_and_fails_when_one_does() {
-    let s = Scenario::new();
-    let rx = Receiver::start(&[(
-        &format!("/ntfy/{TOKEN}"),
-        vec![Reply::Status(403, "forbidden"); 3],
-    )]);
-    config(&s, &rx, "", &docs("{root}/data/docs"));
+    let (s, rx) = notified(
+        &[(
+            &format!("/ntfy/{TOKEN}"),
+            vec![Reply::Status(403, "forbidden"); 3],
+        )],
+        "",
+        &docs("{root}/data/docs"),
+    );
     let d = s.run(&["notify", "test"]);
     d.code(1);
     no_secrets(&d);
@@ -456,10 +446,7 @@ fn notify_test_reports_each_notifier_and_fails_when_one_does() {
         .stdout_has("HTTP 200");
     assert_eq!(rx.at("/ntfy/").len(), 1, "a 403 is not retried");
     assert_eq!(
-        rx.at("/hc/")
-            .iter()
-            .map(|r| r.path.clone())
-            .collect::<Vec<_>>(),
+        paths(&rx, "/hc/"),
         [format!("/hc/{TOKEN}/log")],
         "a test must not look like a successful backup"
     );
@@ -486,12 +473,9 @@ fn notify_test_reports_each_notifier_and_fails_when_one_does() {
 
 #[test]
 fn long_running_is_sent_while_the_run_is_still_going() {
-    let s = Scenario::new();
-    let rx = Receiver::start(&[]);
     // The shortest threshold is one minute: the pre hook sleeps past it.
-    config(
-        &s,
-        &rx,
+    let (s, rx) = notified(
+        &[],
         "notify_on = [\"long_running\"]",
         &format!(
             "{}\n[[services.docs.config.pre_backup_hooks]]\nname = \"slow\"\ncommand = \"sleep 64\"\n",

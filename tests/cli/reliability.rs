@@ -281,6 +281,18 @@ fn marked_orphan(s: &Scenario, secs: &str) -> std::process::Child {
         .unwrap_or_else(|e| panic!("spawn: {e}"))
 }
 
+/// `run` warns that it stopped `orphan` (`sleep SECS`, from
+/// [`marked_orphan`]) with `said` after its pid, and the orphan is gone.
+#[track_caller]
+fn run_stops(s: &Scenario, mut orphan: std::process::Child, secs: &str, said: &str) {
+    s.run(&["run"]).code(3).stderr_has(&format!(
+        "stopped `sleep {secs}` (pid {}), {said}",
+        orphan.id()
+    ));
+    let st = orphan.wait().unwrap_or_else(|e| panic!("wait: {e}"));
+    assert!(!st.success(), "the leftover must have been stopped");
+}
+
 #[test]
 fn a_leftover_is_found_after_normal_runs_once_a_run_is_killed() {
     let s = one_service(Scenario::new(), "");
@@ -289,13 +301,13 @@ fn a_leftover_is_found_after_normal_runs_once_a_run_is_killed() {
     s.run(&["run"]).code(0);
     let lock = s.path("run/restic-manager/app.lock");
     std::fs::write(&lock, "999999999").unwrap_or_else(|e| panic!("write {}: {e}", lock.display()));
-    let mut orphan = marked_orphan(&s, "1008");
-    s.run(&["run"]).code(3).stderr_has(&format!(
-        "stopped `sleep 1008` (pid {}), left running by an earlier run of this service",
-        orphan.id()
-    ));
-    let st = orphan.wait().unwrap_or_else(|e| panic!("wait: {e}"));
-    assert!(!st.success(), "the leftover must have been stopped");
+    let orphan = marked_orphan(&s, "1008");
+    run_stops(
+        &s,
+        orphan,
+        "1008",
+        "left running by an earlier run of this service",
+    );
     assert_eq!(s.snapshots("repo/app").len(), 2);
 }
 
@@ -303,14 +315,13 @@ fn a_leftover_is_found_after_normal_runs_once_a_run_is_killed() {
 fn a_process_left_by_an_earlier_killed_run_is_stopped_and_named() {
     let s = one_service(Scenario::new(), "");
     let _sweep = Sweep(&s, "sleep 1006");
-    let mut orphan = marked_orphan(&s, "1006");
-    let done = s.run(&["run"]);
-    done.code(3).stderr_has(&format!(
-        "stopped `sleep 1006` (pid {}), left running by an earlier run of this service whose restic-manager (pid 999999999) ended without stopping it",
-        orphan.id()
-    ));
-    let st = orphan.wait().unwrap_or_else(|e| panic!("wait: {e}"));
-    assert!(!st.success(), "the leftover must have been stopped");
+    let orphan = marked_orphan(&s, "1006");
+    run_stops(
+        &s,
+        orphan,
+        "1006",
+        "left running by an earlier run of this service whose restic-manager (pid 999999999) ended without stopping it",
+    );
     assert_eq!(s.snapshots("repo/app").len(), 1);
 }
 

@@ -169,22 +169,28 @@ fn failing_post_hook_with_continue_on_error_is_a_warning() {
     assert_eq!(s.history().query("SELECT outcome FROM runs"), ["warning"]);
 }
 
+/// `run` fails with `error` on stderr; how long it took.
+#[track_caller]
+fn run_fails_with(s: &Scenario, error: &str) -> Duration {
+    let start = Instant::now();
+    s.run(&["run"]).code(1).stderr_has(error);
+    start.elapsed()
+}
+
 #[test]
 fn hook_timeout_kills_the_hooks_whole_process_group() {
-    let s = Scenario::new();
     let m = marker(31);
     let s = docs_ready(
-        s,
+        Scenario::new(),
         "",
         &format!(
             "[[services.docs.config.pre_backup_hooks]]\nname = \"slow\"\ncommand = \"sleep {m} & sleep {m}; touch {{root}}/after-sleep\"\ntimeout_seconds = 1\n{RECORD_OUTCOME}"
         ),
     );
-    let start = Instant::now();
-    s.run(&["run"]).code(1).stderr_has(
+    let took = run_fails_with(
+        &s,
         "error: docs: pre-backup hook `slow` failed (timed out after 1s); backup skipped",
     );
-    let took = start.elapsed();
     assert!(took < Duration::from_secs(8), "took {took:?}");
     // Both sleeps, the background one included, went with the group.
     assert_eq!(processes_running(&["sleep", &m]), Vec::<String>::new());
@@ -199,22 +205,20 @@ fn hook_timeout_kills_the_hooks_whole_process_group() {
 
 #[test]
 fn hook_that_ignores_sigterm_is_killed_after_the_grace_period() {
-    let s = Scenario::new();
     let m = marker(32);
     // An ignored signal stays ignored across exec, so both sleeps shrug off
     // the TERM too: only the KILL that follows the grace period ends them.
     let s = docs_ready(
-        s,
+        Scenario::new(),
         "",
         &format!(
             "[[services.docs.config.pre_backup_hooks]]\nname = \"stubborn\"\ncommand = \"trap '' TERM; sleep {m} & sleep {m}\"\ntimeout_seconds = 1\n"
         ),
     );
-    let start = Instant::now();
-    s.run(&["run"]).code(1).stderr_has(
+    let took = run_fails_with(
+        &s,
         "error: docs: pre-backup hook `stubborn` failed (timed out after 1s); backup skipped",
     );
-    let took = start.elapsed();
     // 1 s timeout + 5 s grace before the KILL.
     assert!(
         took >= Duration::from_secs(6) && took < Duration::from_secs(15),
@@ -887,20 +891,19 @@ fn ctrl_c_during_a_pre_hook_stops_it_and_still_runs_post_hooks() {
 
 #[test]
 fn service_timeout_stops_a_slow_pre_hook() {
-    let s = Scenario::new();
     let m = marker(33);
     let s = docs_ready(
-        s,
+        Scenario::new(),
         "timeout_seconds = 2",
         &format!(
             "[[services.docs.config.pre_backup_hooks]]\nname = \"slow\"\ncommand = \"sleep {m}\"\n{RECORD_OUTCOME}"
         ),
     );
-    let start = Instant::now();
-    s.run(&["run"]).code(1).stderr_has(
+    let took = run_fails_with(
+        &s,
         "error: docs: pre-backup hook `slow` failed (timed out: the service's `timeout_seconds` ran out); backup skipped",
     );
-    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(took < Duration::from_secs(10));
     assert_eq!(processes_running(&["sleep", &m]), Vec::<String>::new());
     // Post hooks still get their own time after the budget is spent.
     assert_eq!(read(&s.path("post-outcome")), "failed\n");
@@ -916,11 +919,13 @@ fn service_timeout_stops_restic_without_leaving_a_lock() {
     let s = docs(Scenario::new(), "timeout_seconds = 3", "");
     make_restic_hang(&s, "data/docs");
     let s = s.ready(&["repo/docs"]);
-    let start = Instant::now();
-    s.run(&["run"]).code(1).stderr_has(&format!(
-        "error: docs: `local`: restic ran out of time on `{}` and was stopped",
-        s.path("repo/docs").display()
-    ));
+    let took = run_fails_with(
+        &s,
+        &format!(
+            "error: docs: `local`: restic ran out of time on `{}` and was stopped",
+            s.path("repo/docs").display()
+        ),
+    );
     // restic 0.17+ does not act on SIGINT while it is blocked opening the
     // FIFO, so there it is killed after the 30 s grace period.
     let limit = if crate::harness::restic_minor() >= (0, 17) {
@@ -928,7 +933,6 @@ fn service_timeout_stops_restic_without_leaving_a_lock() {
     } else {
         15
     };
-    let took = start.elapsed();
     assert!(took < Duration::from_secs(limit), "took {took:?}");
     assert_eq!(
         s.history().query("SELECT outcome, error_class FROM runs"),
