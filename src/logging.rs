@@ -330,7 +330,7 @@ mod tests {
     /// Writes one debug, one info and one terminal event inside the span of
     /// a run log at `level`, one debug event outside it; returns the log.
     fn run_log_at(level: &str) -> String {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let dir = tempfile::tempdir().expect("tempdir");
         let path = tracing::subscriber::with_default(subscriber(EnvFilter::new("off")), || {
             // The span is the current subscriber's: created under it.
             let (log, warning) = runlog::RunLog::create(dir.path(), "svc", 7, 10, 10, level);

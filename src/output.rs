@@ -338,10 +338,10 @@ pub fn sorted_keys<T: Serialize, S: serde::Serializer>(v: &T, s: S) -> Result<S:
 /// `--json` documents that were `json!` maps keep their byte order.
 #[cfg(test)]
 pub fn assert_sorted_keys<T: Serialize>(v: &T) {
-    let direct = serde_json::to_string(v).unwrap_or_else(|e| panic!("{e}"));
+    let direct = serde_json::to_string(v).unwrap();
     let sorted = serde_json::to_value(v)
         .and_then(|v| serde_json::to_string(&v))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(direct, sorted, "keys out of order");
 }
 

@@ -444,7 +444,7 @@ mod tests {
 
     #[test]
     fn the_document_keeps_its_sorted_keys() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("config.toml");
         let text = r#"[global]
 restic_password_file = "pw"
@@ -466,12 +466,12 @@ working_dir = "/tmp"
 env = { TOKEN = "secret" }
 "#
         .replace("{dir}", &dir.path().display().to_string());
-        std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&file, text).unwrap();
         let env = Env {
             home: Some(dir.path().join("home")),
             ..Env::default()
         };
-        let c = Config::load(&file, &env).unwrap_or_else(|e| panic!("{e:?}"));
+        let c = Config::load(&file, &env).unwrap();
         let shown = Shown {
             global: Global::new(&c),
             services: c
@@ -482,7 +482,7 @@ env = { TOKEN = "secret" }
             warnings: &c.warnings,
         };
         crate::output::assert_sorted_keys(&shown);
-        let v = serde_json::to_value(&shown).unwrap_or_else(|e| panic!("{e}"));
+        let v = serde_json::to_value(&shown).unwrap();
         assert_eq!(
             v["services"][0]["pre_backup_hooks"][0]["env"]["TOKEN"],
             "***"
@@ -606,7 +606,7 @@ env = { TOKEN = "secret" }
         for (n, want) in &cases {
             let shown = ShownNotifier::new(n);
             crate::output::assert_sorted_keys(&shown);
-            let text = serde_json::to_string(&shown).unwrap_or_else(|e| panic!("{e}"));
+            let text = serde_json::to_string(&shown).unwrap();
             assert_eq!(text, *want, "notifier `{}`", n.name);
             assert!(!text.contains("SECRET"), "a secret shown: {text}");
         }

@@ -99,8 +99,8 @@ mod tests {
 
     #[test]
     fn out_writes_one_page_per_command() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let files = write_pages(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = write_pages(dir.path()).unwrap();
         let names: Vec<String> = files
             .iter()
             .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))

@@ -557,7 +557,7 @@ mod tests {
     use super::*;
 
     fn raw(toml_text: &str) -> DumpRaw {
-        toml::from_str(toml_text).unwrap_or_else(|e| panic!("{e}"))
+        toml::from_str(toml_text).unwrap()
     }
 
     fn one(d: DumpRaw) -> Result<Dump, String> {

@@ -685,7 +685,7 @@ mod tests {
 
     #[test]
     fn patterns_expand_sorted_and_skip_hidden_files() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         for f in [
             "conf.d/b.toml",
@@ -697,19 +697,19 @@ mod tests {
             "site/2/x.toml",
         ] {
             let p = d.join(f);
-            std::fs::create_dir_all(p.parent().unwrap_or(d)).unwrap_or_else(|e| panic!("{e}"));
-            std::fs::write(&p, "").unwrap_or_else(|e| panic!("{e}"));
+            std::fs::create_dir_all(p.parent().unwrap_or(d)).unwrap();
+            std::fs::write(&p, "").unwrap();
         }
-        std::fs::create_dir_all(d.join("conf.d/sub.toml")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(d.join("conf.d/sub.toml")).unwrap();
         let env = Env::default();
         let rel = |v: Vec<PathBuf>| -> Vec<String> {
             v.iter()
                 .map(|p| FileParts::short(p, &d.join("config.toml")))
                 .collect()
         };
-        let got = expand("conf.d/*.toml", d, &env).unwrap_or_else(|e| panic!("{e}"));
+        let got = expand("conf.d/*.toml", d, &env).unwrap();
         assert_eq!(rel(got), ["conf.d/a.toml", "conf.d/b.toml"]);
-        let got = expand("site/*/x.toml", d, &env).unwrap_or_else(|e| panic!("{e}"));
+        let got = expand("site/*/x.toml", d, &env).unwrap();
         assert_eq!(rel(got), ["site/1/x.toml", "site/2/x.toml"]);
         assert_eq!(expand("missing.d/*.toml", d, &env), Ok(Vec::new()));
         assert_eq!(expand("conf.d/a.toml/*", d, &env), Ok(Vec::new()));
@@ -718,7 +718,7 @@ mod tests {
             Path::new("/nowhere"),
             &env,
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         assert_eq!(rel(got), ["conf.d/a.toml"]);
         let err = expand("conf.d/none.toml", d, &env)
             .err()
@@ -735,13 +735,12 @@ mod tests {
         tempfile::TempDir,
         Result<super::super::Config, Vec<Diagnostic>>,
     ) {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let dir = tempfile::tempdir().expect("tempdir");
         for (rel, text) in files {
             let p = dir.path().join(rel);
-            std::fs::create_dir_all(p.parent().unwrap_or(dir.path()))
-                .unwrap_or_else(|e| panic!("{e}"));
+            std::fs::create_dir_all(p.parent().unwrap_or(dir.path())).unwrap();
             let text = text.replace("{dir}", &dir.path().display().to_string());
-            std::fs::write(&p, text).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(&p, text).unwrap();
         }
         let env = Env {
             home: Some(dir.path().join("home")),
@@ -784,7 +783,7 @@ paths = ["/srv/wiki"]
 "#,
             ),
         ]);
-        let c = c.unwrap_or_else(|e| panic!("{e:?}"));
+        let c = c.unwrap();
         let d = dir.path();
         let nas = &c.destinations["nas"].raw;
         assert_eq!(
@@ -831,7 +830,7 @@ paths = ["/srv/wiki"]
                 ("conf.d/a.toml", array),
                 ("conf.d/b.toml", table),
             ]);
-            let c = c.unwrap_or_else(|e| panic!("{e:?}"));
+            let c = c.unwrap();
             let names: Vec<&str> = c.services.iter().map(|s| s.name.as_str()).collect();
             let want: &[&str] = if main == MAIN {
                 &["db", "wiki"]
@@ -920,7 +919,7 @@ paths = ["/srv/wiki"]
         let svc =
             "[services.a]\ntargets = [\"local\"]\n[services.a.config]\npaths = [\"/srv/a\"]\n";
         let (dir, c) = load(&[("config.toml", &main), ("conf.d/a.toml", svc)]);
-        let c = c.unwrap_or_else(|e| panic!("{e:?}"));
+        let c = c.unwrap();
         let files: Vec<PathBuf> = c
             .files
             .unwrap_or_default()

@@ -834,8 +834,8 @@ mod tests {
 
     fn merged(extra: &str, found: Vec<LabelledContainer>) -> (RawConfig, Merged) {
         let text = format!("{HEAD}{extra}");
-        let (mut raw, loc, errors) = super::super::load::parse_str(Path::new("/c.toml"), &text)
-            .unwrap_or_else(|e| panic!("{e:?}"));
+        let (mut raw, loc, errors) =
+            super::super::load::parse_str(Path::new("/c.toml"), &text).unwrap();
         assert!(errors.is_empty(), "{errors:?}");
         let m = merge(&mut raw, &loc, &Discovery::Found(found));
         (raw, m)
@@ -861,7 +861,7 @@ mod tests {
             )],
         );
         assert!(m.errors.is_empty(), "{:?}", messages(&m));
-        let (name, s, path) = raw.services.last().unwrap_or_else(|| panic!("no service"));
+        let (name, s, path) = raw.services.last().expect("no service");
         assert_eq!((name.as_str(), path.as_str()), ("wiki", "docker.discover"));
         assert_eq!(s.targets, Some(vec!["local".into(), "nas".into()]));
         assert_eq!(s.schedule.as_deref(), Some("0 2 * * *"));
@@ -1069,8 +1069,8 @@ mod tests {
             "\n[[services]]\nname = \"files\"\ntargets = [\"local\"]\nconfig = { paths = [\"/srv\"] }\n",
         ] {
             let text = format!("{HEAD}{services}");
-            let (mut raw, loc, _) = super::super::load::parse_str(Path::new("/c.toml"), &text)
-                .unwrap_or_else(|e| panic!("{e:?}"));
+            let (mut raw, loc, _) =
+                super::super::load::parse_str(Path::new("/c.toml"), &text).unwrap();
             let found = vec![container(
                 "blog-db",
                 &[("service", "blog"), ("profile", "nightly"), ("stop", "yes")],
@@ -1081,7 +1081,7 @@ mod tests {
             let env = crate::config::Env::default();
             let c = super::super::resolve::resolve(raw, &loc, &env)
                 .unwrap_or_else(|e| panic!("{services}: {e:?}"));
-            let blog = c.service("blog").unwrap_or_else(|| panic!("no blog"));
+            let blog = c.service("blog").expect("no blog");
             assert_eq!(blog.targets, ["nas"]);
             assert_eq!(blog.schedule.as_deref(), Some("0 3 * * *"));
             assert_eq!(blog.volumes, ["blog_db"]);
@@ -1144,8 +1144,7 @@ mod tests {
     #[test]
     fn discovery_off_or_failed() {
         let text = HEAD.replace("discover = true", "discover = false");
-        let (mut raw, loc, _) = super::super::load::parse_str(Path::new("/c.toml"), &text)
-            .unwrap_or_else(|e| panic!("{e:?}"));
+        let (mut raw, loc, _) = super::super::load::parse_str(Path::new("/c.toml"), &text).unwrap();
         let m = merge(
             &mut raw,
             &loc,
@@ -1153,8 +1152,7 @@ mod tests {
         );
         assert!(!m.report.enabled && raw.services.is_empty());
 
-        let (mut raw, loc, _) = super::super::load::parse_str(Path::new("/c.toml"), HEAD)
-            .unwrap_or_else(|e| panic!("{e:?}"));
+        let (mut raw, loc, _) = super::super::load::parse_str(Path::new("/c.toml"), HEAD).unwrap();
         let m = merge(
             &mut raw,
             &loc,

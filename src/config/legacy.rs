@@ -381,8 +381,7 @@ mod tests {
 
     fn translated(text: &str) -> (RawConfig, Translated) {
         let (mut raw, loc, errors) =
-            super::super::load::parse_str(Path::new("/etc/rm/config.toml"), text)
-                .unwrap_or_else(|e| panic!("{e:?}"));
+            super::super::load::parse_str(Path::new("/etc/rm/config.toml"), text).unwrap();
         assert!(errors.is_empty(), "{errors:?}");
         let t = translate(&mut raw, &loc);
         (raw, t)
@@ -396,9 +395,9 @@ mod tests {
         assert!(t.errors.is_empty(), "{:?}", t.errors);
         let s = &raw.services[0].1;
         assert_eq!(s.strategy.as_deref(), Some("generic"));
-        let c = s.config.as_ref().unwrap_or_else(|| panic!("no config"));
+        let c = s.config.as_ref().expect("no config");
         assert_eq!(c.volumes.as_deref(), Some(&["aw_uploads".to_string()][..]));
-        let d = &c.dumps.as_ref().unwrap_or_else(|| panic!("no dumps"))[0];
+        let d = &c.dumps.as_ref().expect("no dumps")[0];
         assert_eq!(
             (d.name.as_deref(), d.kind.as_deref(), d.container.as_deref()),
             (Some("appwrite-db"), Some("mariadb"), Some("aw-db"))

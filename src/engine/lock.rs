@@ -135,8 +135,8 @@ mod tests {
 
     #[test]
     fn only_a_holder_that_let_go_normally_vouches_for_no_leftovers() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let first = ServiceLock::acquire(dir.path(), "wiki").unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
+        let first = ServiceLock::acquire(dir.path(), "wiki").unwrap();
         assert!(
             !first.previous_released(),
             "a new lock file vouches for nothing"
@@ -148,18 +148,18 @@ mod tests {
             Some(RELEASED)
         );
         assert!(!held(dir.path(), "wiki"));
-        let second = ServiceLock::acquire(dir.path(), "wiki").unwrap_or_else(|e| panic!("{e}"));
+        let second = ServiceLock::acquire(dir.path(), "wiki").unwrap();
         assert!(second.previous_released());
         drop(second);
         // A holder killed with SIGKILL never says goodbye: its pid stays.
-        std::fs::write(&file, "4242").unwrap_or_else(|e| panic!("{e}"));
-        let third = ServiceLock::acquire(dir.path(), "wiki").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&file, "4242").unwrap();
+        let third = ServiceLock::acquire(dir.path(), "wiki").unwrap();
         assert!(!third.previous_released());
     }
 
     #[test]
     fn second_lock_reports_holder_pid() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let held = ServiceLock::acquire(dir.path(), "wiki");
         assert!(held.is_ok());
         match ServiceLock::acquire(dir.path(), "wiki") {

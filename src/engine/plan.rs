@@ -271,15 +271,15 @@ pub(crate) mod tests {
     /// `text` (with `{dir}` standing for a fresh temporary folder) loaded
     /// as a configuration; the folder lives as long as the guard.
     pub(crate) fn config(text: &str) -> (tempfile::TempDir, Config) {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let dir = tempfile::tempdir().expect("tempdir");
         let text = text.replace("{dir}", &dir.path().display().to_string());
         let file = dir.path().join("config.toml");
-        std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&file, text).unwrap();
         let env = Env {
             home: Some(dir.path().join("home")),
             ..Env::default()
         };
-        let c = Config::load(&file, &env).unwrap_or_else(|e| panic!("{e:?}"));
+        let c = Config::load(&file, &env).unwrap();
         (dir, c)
     }
 
@@ -328,7 +328,7 @@ command = "true"
     fn the_json_documents_keep_their_keys() {
         let (_dir, c) = config(CONFIG);
         let services: Vec<&Service> = c.services.iter().collect();
-        let v = serde_json::to_value(Plan::new(&c, &services)).unwrap_or_else(|e| panic!("{e}"));
+        let v = serde_json::to_value(Plan::new(&c, &services)).unwrap();
         let keys = |v: &serde_json::Value| -> Vec<String> {
             v.as_object()
                 .map(|m| m.keys().cloned().collect())
@@ -358,8 +358,7 @@ command = "true"
             keys(&v[0]["targets"][0]),
             ["destination", "repository", "retention"]
         );
-        let v = serde_json::to_value(ServiceSummary::new(&c.services[0]))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let v = serde_json::to_value(ServiceSummary::new(&c.services[0])).unwrap();
         assert!(v.get("origins").is_none() && v.get("labelled_by").is_none());
         assert_eq!(v["sources"][2], "dump:db");
     }

@@ -567,7 +567,7 @@ mod tests {
     use super::*;
 
     fn tempdir() -> tempfile::TempDir {
-        tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"))
+        tempfile::tempdir().expect("tempdir")
     }
 
     #[test]
@@ -579,9 +579,9 @@ mod tests {
             let dir = tempdir();
             let file = dir.path().join(FILE);
             if damage.is_empty() {
-                std::fs::create_dir_all(file.join("inside")).unwrap_or_else(|e| panic!("{e}"));
+                std::fs::create_dir_all(file.join("inside")).unwrap();
             } else {
-                std::fs::write(&file, &damage).unwrap_or_else(|e| panic!("{e}"));
+                std::fs::write(&file, &damage).unwrap();
             }
             let h = History::open_for_run(dir.path());
             let Some(Recovery::Reset { moved_to, .. }) = h.recovery() else {
@@ -606,7 +606,7 @@ mod tests {
     fn a_reader_neither_needs_nor_changes_a_damaged_database() {
         let dir = tempdir();
         let file = dir.path().join(FILE);
-        std::fs::write(&file, b"y".repeat(4096)).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&file, b"y".repeat(4096)).unwrap();
         assert!(matches!(
             History::open_read_only(dir.path()),
             Err(HistoryError::Damaged { .. })

@@ -397,8 +397,7 @@ mod tests {
         }
         let bad = "not an address"
             .parse::<lettre::message::Mailbox>()
-            .err()
-            .unwrap_or_else(|| panic!("parsed"));
+            .expect_err("parsed");
         assert_eq!(
             DeliveryError::From {
                 address: "not an address".into(),

@@ -117,10 +117,10 @@ mod tests {
 
     #[test]
     fn the_log_tail_keeps_the_end() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("run.log");
         let text: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
-        std::fs::write(&f, text.join("\n")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&f, text.join("\n")).unwrap();
         let tail = log_tail(&f).unwrap_or_default();
         assert!(
             tail.starts_with("line 60\n") && tail.ends_with("line 99"),

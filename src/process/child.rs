@@ -627,7 +627,7 @@ mod tests {
     #[tokio::test]
     async fn a_timeout_stops_the_whole_group() {
         let spec = sh("sleep 60 & echo $!; sleep 60").timeout(Duration::from_millis(300));
-        let mut child = spec.spawn().unwrap_or_else(|e| panic!("{e}"));
+        let mut child = spec.spawn().unwrap();
         let started = Instant::now();
         let ended = child.wait(&Shutdown::never()).await;
         let out = child.output(ended).await;
@@ -652,10 +652,7 @@ mod tests {
             sh("trap '' INT TERM; echo ready; sleep 60").timeout(Duration::from_millis(200));
         spec.grace = Duration::from_millis(700);
         let started = Instant::now();
-        let out = spec
-            .run(&Shutdown::never(), |_| {}, |_| {})
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let out = spec.run(&Shutdown::never(), |_| {}, |_| {}).await.unwrap();
         let took = started.elapsed();
         assert_eq!(out.ended, Ended::TimedOut);
         assert!(
@@ -671,7 +668,7 @@ mod tests {
         let (trigger, shutdown) = Shutdown::new();
         let spec =
             sh("trap 'echo got INT; exit 130' INT; echo ready; while :; do sleep 0.05; done");
-        let mut child = spec.spawn().unwrap_or_else(|e| panic!("{e}"));
+        let mut child = spec.spawn().unwrap();
         let fire = async {
             tokio::time::sleep(Duration::from_millis(300)).await;
             trigger.fire(15);
@@ -689,7 +686,7 @@ mod tests {
         let out = sh("sleep 60 & echo $!; echo done")
             .run(&Shutdown::never(), |l| lines.push(l.to_string()), |_| {})
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert_eq!(out.ended, Ended::Exited(0));
         assert!(
             started.elapsed() < Duration::from_secs(4),
@@ -707,7 +704,7 @@ mod tests {
     async fn a_raw_read_ends_soon_after_the_child_when_a_grandchild_holds_stdout() {
         // setsid: the grandchild leaves the process group too.
         let spec = sh("setsid sleep 60 & printf data").stdout(Out::Raw);
-        let mut child = spec.spawn().unwrap_or_else(|e| panic!("{e}"));
+        let mut child = spec.spawn().unwrap();
         let started = Instant::now();
         let (mut got, mut buf) = (Vec::new(), [0u8; 64]);
         loop {
@@ -733,18 +730,13 @@ mod tests {
             .stdin(Stdin::Data(b"one\ntwo\n".to_vec()))
             .run(&Shutdown::never(), |_| {}, |_| {})
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert_eq!(out.stdout, "one\ntwo\n");
 
-        let mut child = Spec::new("cat")
-            .stdin(Stdin::Piped)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut child = Spec::new("cat").stdin(Stdin::Piped).spawn().unwrap();
         if let Some(w) = child.stdin() {
             use tokio::io::AsyncWriteExt;
-            w.write_all(b"piped\n")
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
+            w.write_all(b"piped\n").await.unwrap();
         }
         drop(child.take_stdin());
         let ended = child.wait(&Shutdown::never()).await;
@@ -755,7 +747,7 @@ mod tests {
     async fn a_pipeline_streams_from_producer_to_consumer() {
         let producer = sh("printf 'a\\nb\\nc\\n'").stdout(Out::Raw);
         let consumer = Spec::new("wc").arg("-l").stdin(Stdin::Piped);
-        let (mut p, mut c) = spawn_pipeline(&producer, &consumer).unwrap_or_else(|e| panic!("{e}"));
+        let (mut p, mut c) = spawn_pipeline(&producer, &consumer).unwrap();
         let never = Shutdown::never();
         let (pe, ce) = tokio::join!(p.wait(&never), c.wait(&never));
         let (po, co) = tokio::join!(p.output(pe), c.output(ce));
@@ -783,13 +775,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_child_is_stopped() {
-        let mut child = sh("echo $$; sleep 60")
-            .spawn()
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut child = sh("echo $$; sleep 60").spawn().unwrap();
         let pid = child
             .pid
             .and_then(|p| i32::try_from(p).ok())
-            .unwrap_or_else(|| panic!("no pid"));
+            .expect("no pid");
         let _ = child.exit_within(Duration::from_millis(100)).await;
         drop(child);
         for _ in 0..100 {

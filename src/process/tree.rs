@@ -348,18 +348,18 @@ mod tests {
         // tests in this process must go on scanning all of /proc, since
         // their orphans may have gone to init before this line ran.
         #[cfg(target_os = "linux")]
-        nix::sys::prctl::set_child_subreaper(true).unwrap_or_else(|e| panic!("subreaper: {e}"));
+        nix::sys::prctl::set_child_subreaper(true).expect("subreaper");
         // `sh` starts a daemon in a new session and exits: the daemon is
         // re-parented to us, its subreaper, not to init.
         let out = std::process::Command::new("sh")
             .args(["-c", "setsid sleep 30 >/dev/null 2>&1 & echo $!"])
             .output()
-            .unwrap_or_else(|e| panic!("sh: {e}"));
+            .expect("sh");
         let daemon: i32 = String::from_utf8_lossy(&out.stdout)
             .trim()
             .parse()
-            .unwrap_or_else(|e| panic!("pid: {e}"));
-        let ours = walk_descendants().unwrap_or_else(|| panic!("no /proc children files"));
+            .expect("pid");
+        let ours = walk_descendants().expect("no /proc children files");
         let found = ours.iter().any(|(p, _)| *p == daemon);
         let _ = kill(Pid::from_raw(daemon), Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(Pid::from_raw(daemon), None);

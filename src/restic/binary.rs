@@ -324,14 +324,13 @@ mod tests {
     #[test]
     fn chooses_config_then_managed_then_path() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("restic-0.14.0");
-        std::fs::write(&bin, "#!/bin/sh\n").unwrap_or_else(|e| panic!("{e}"));
-        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))
-            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&bin, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
         let link = dir.path().join("restic");
         let absent = dir.path().join("absent");
-        std::os::unix::fs::symlink("restic-0.14.0", &link).unwrap_or_else(|e| panic!("{e}"));
+        std::os::unix::fs::symlink("restic-0.14.0", &link).unwrap();
         let src = |l: Lookup<'_>| {
             choose(&l)
                 .map(|(p, s, _)| (p, s))
@@ -366,7 +365,7 @@ mod tests {
             // PATH, or "not found" on a machine without restic.
             assert!(!matches!(src(l), Ok((_, "managed" | "config"))));
         }
-        std::fs::remove_file(&bin).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::remove_file(&bin).unwrap();
         assert!(
             src(Lookup {
                 managed: Some(&link),

@@ -572,7 +572,7 @@ mod tests {
     #[test]
     fn environment_wins_over_config_and_defaults() {
         let none = |_: &str| None;
-        let m = Mirror::resolve_with(None, none).unwrap_or_else(|e| panic!("{e}"));
+        let m = Mirror::resolve_with(None, none).unwrap();
         assert_eq!(m.api_base, DEFAULT_RELEASE_API);
         assert_eq!(m.download_base, DEFAULT_DOWNLOAD_BASE);
         assert_eq!(m.timeout, Duration::from_secs(DEFAULT_HTTP_TIMEOUT_SECONDS));
@@ -581,7 +581,7 @@ mod tests {
             ENV_HTTP_TIMEOUT => Some("2".to_string()),
             _ => None,
         };
-        let m = Mirror::resolve_with(None, env).unwrap_or_else(|e| panic!("{e}"));
+        let m = Mirror::resolve_with(None, env).unwrap();
         assert_eq!(m.api_base, "http://127.0.0.1:8080");
         assert_eq!(m.timeout, Duration::from_secs(2));
         let bad = |k: &str| (k == ENV_DOWNLOAD_BASE).then(|| "ftp://x".to_string());
@@ -641,15 +641,15 @@ mod tests {
 
     #[test]
     fn lists_and_switches_versions() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         assert_eq!(current(d), None);
         for v in ["0.9.0", "0.14.0", "0.17.3"] {
-            std::fs::write(d.join(format!("restic-{v}")), "x").unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(d.join(format!("restic-{v}")), "x").unwrap();
         }
-        switch_link(d, "0.14.0").unwrap_or_else(|e| panic!("{e}"));
+        switch_link(d, "0.14.0").unwrap();
         assert_eq!(current(d).as_deref(), Some("0.14.0"));
-        switch_link(d, "0.17.3").unwrap_or_else(|e| panic!("{e}"));
+        switch_link(d, "0.17.3").unwrap();
         assert_eq!(current(d).as_deref(), Some("0.17.3"));
         assert_eq!(installed(d), ["0.9.0", "0.14.0", "0.17.3"]);
     }

@@ -119,7 +119,7 @@ mod tests {
     #[tokio::test]
     async fn a_lock_that_stays_gives_up_with_how_long_it_waited() {
         let (res, calls, delays) = retried(u32::MAX, Duration::ZERO).await;
-        let e = res.err().unwrap_or_else(|| panic!("should give up"));
+        let e = res.expect_err("should give up");
         assert_eq!(e.class, ErrorClass::Locked);
         assert_eq!(
             e.message,
@@ -161,7 +161,7 @@ mod tests {
             |_| async {},
         )
         .await;
-        let e = res.err().unwrap_or_else(|| panic!("should stop"));
+        let e = res.expect_err("should stop");
         assert_eq!(e.message, "repository is locked");
     }
 }

@@ -505,8 +505,7 @@ mod tests {
             ),
         ];
         for (kind, raw, want) in cases {
-            let r =
-                Repository::new(&dest(kind, raw), "wiki", &pw).unwrap_or_else(|e| panic!("{e}"));
+            let r = Repository::new(&dest(kind, raw), "wiki", &pw).unwrap();
             assert_eq!(r.url, want, "{kind}");
         }
     }
@@ -514,7 +513,7 @@ mod tests {
     /// A credential file in a temporary folder.
     fn secret(dir: &tempfile::TempDir, name: &str, content: &str) -> String {
         let p = dir.path().join(name);
-        std::fs::write(&p, content).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&p, content).unwrap();
         p.display().to_string()
     }
 
@@ -522,7 +521,7 @@ mod tests {
     fn b2_location_and_credentials_from_files() {
         // B2 cannot be reached from the test machines: the location and
         // environment restic gets are what can be checked.
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let id = secret(&dir, "id", "0012345abcdef0000000001\n");
         let key = secret(&dir, "key", "K001secretKeyValue/+=\r\n");
         let raw = DestinationRaw {
@@ -533,7 +532,7 @@ mod tests {
             ..Default::default()
         };
         let pw = PasswordSource::File(PathBuf::from("/pw"));
-        let r = Repository::new(&dest("b2", raw), "wiki", &pw).unwrap_or_else(|e| panic!("{e}"));
+        let r = Repository::new(&dest("b2", raw), "wiki", &pw).unwrap();
         assert_eq!(r.url, "b2:my-b2-bucket:hosts/nas/wiki");
         assert_eq!(r.display, r.url);
         assert!(r.options.is_empty());
@@ -546,7 +545,7 @@ mod tests {
                 ("B2_ACCOUNT_KEY".into(), "account_key_file".into(), key),
             ]
         );
-        let r = r.with_secrets().unwrap_or_else(|e| panic!("{e}"));
+        let r = r.with_secrets().unwrap();
         assert_eq!(
             r.env,
             [
@@ -581,7 +580,7 @@ mod tests {
 
     #[test]
     fn s3_credentials_and_env_table_reach_only_the_environment() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let raw = DestinationRaw {
             bucket: Some("bk".into()),
             region: Some("eu-central-1".into()),
@@ -593,7 +592,7 @@ mod tests {
         let pw = PasswordSource::File(PathBuf::from("/pw"));
         let r = Repository::new(&dest("s3", raw), "wiki", &pw)
             .and_then(Repository::with_secrets)
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert_eq!(r.url, "s3:s3.amazonaws.com/bk/wiki");
         assert_eq!(r.options, ["s3.region=eu-central-1"]);
         let mut env = r.env.clone();
@@ -610,7 +609,7 @@ mod tests {
 
     #[test]
     fn rest_password_goes_into_the_location_only_after_with_secrets() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let raw = DestinationRaw {
             url: Some("rest:http://h:8000/".into()),
             username: Some("nas".into()),
@@ -619,9 +618,9 @@ mod tests {
             ..Default::default()
         };
         let pw = PasswordSource::File(PathBuf::from("/pw"));
-        let r = Repository::new(&dest("rest", raw), "wiki", &pw).unwrap_or_else(|e| panic!("{e}"));
+        let r = Repository::new(&dest("rest", raw), "wiki", &pw).unwrap();
         assert_eq!(r.url, "rest:http://nas@h:8000/wiki");
-        let r = r.with_secrets().unwrap_or_else(|e| panic!("{e}"));
+        let r = r.with_secrets().unwrap();
         assert_eq!(r.url, "rest:http://nas:p%40ss%20w%2Frd%3A%25@h:8000/wiki");
         assert_eq!(r.display, "rest:http://nas@h:8000/wiki");
         assert!(r.env.is_empty());
@@ -658,8 +657,7 @@ mod tests {
             ),
         ];
         for (raw, want) in cases {
-            let r =
-                Repository::new(&dest("sftp", raw), "wiki", &pw).unwrap_or_else(|e| panic!("{e}"));
+            let r = Repository::new(&dest("sftp", raw), "wiki", &pw).unwrap();
             assert_eq!(r.options, [want]);
         }
         // Without port, key or known-hosts file, ssh's own settings apply.
@@ -674,7 +672,7 @@ mod tests {
             "wiki",
             &pw,
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         assert!(r.options.is_empty());
     }
 
@@ -693,8 +691,7 @@ mod tests {
                 ..Default::default()
             },
         ] {
-            let r = Repository::new(&dest("rclone", raw), "wiki", &pw)
-                .unwrap_or_else(|e| panic!("{e}"));
+            let r = Repository::new(&dest("rclone", raw), "wiki", &pw).unwrap();
             assert_eq!(r.url, "rclone:gdrive:restic/wiki");
             assert_eq!(r.options, ["rclone.program=/opt/rclone/rclone"]);
         }

@@ -241,7 +241,7 @@ mod tests {
 
     #[test]
     fn empty_or_missing_folders_are_fine_others_need_overwrite() {
-        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("t");
         assert!(check_folder(&dir, false).is_ok());
         assert!(std::fs::create_dir(&dir).is_ok());

@@ -141,14 +141,14 @@ mod tests {
     fn merge_keeps_user_lines_and_replaces_the_block() {
         let user = "MAILTO=ann\n0 * * * * /home/ann/bin/sync\n";
         let first = block(&[entry("wiki", "30 2 * * *"), entry("db", "0 3 * * *")]);
-        let once = merge(user, &first).unwrap_or_else(|e| panic!("{e}"));
+        let once = merge(user, &first).unwrap();
         assert!(once.starts_with(user), "{once}");
         assert!(once.contains("--service wiki") && once.contains("--service db"));
 
         // A line after the block, then `db` renamed to `database`.
         let with_tail = format!("{once}15 1 * * * /home/ann/bin/tail\n");
         let second = block(&[entry("wiki", "30 2 * * *"), entry("database", "0 3 * * *")]);
-        let twice = merge(&with_tail, &second).unwrap_or_else(|e| panic!("{e}"));
+        let twice = merge(&with_tail, &second).unwrap();
         assert!(!twice.contains("--service db "), "{twice}");
         assert!(twice.contains("--service database"));
         assert_eq!(twice.matches(BEGIN).count(), 1);
@@ -159,7 +159,7 @@ mod tests {
         );
 
         // Removing the block gives back the user's lines exactly.
-        let removed = merge(&twice, "").unwrap_or_else(|e| panic!("{e}"));
+        let removed = merge(&twice, "").unwrap();
         assert_eq!(removed, format!("{user}15 1 * * * /home/ann/bin/tail\n"));
         assert_eq!(merge("", "").unwrap_or_default(), "");
     }

@@ -140,7 +140,7 @@ mod tests {
 
     #[test]
     fn calendar_intervals() {
-        let ok = |c: &str| intervals(c).unwrap_or_else(|e| panic!("{e}"));
+        let ok = |c: &str| intervals(c).unwrap();
         assert_eq!(ok("* * * * *"), vec![Vec::<(&str, u32)>::new()]);
         assert_eq!(ok("30 2 * * *"), vec![vec![("Minute", 30), ("Hour", 2)]]);
         assert_eq!(
@@ -165,7 +165,7 @@ mod tests {
     fn plist_content() {
         let mut e = entry("wiki", "30 2 * * *");
         e.args[1] = "/Users/ann/a&b/config.toml".into();
-        let f = plist(&e, Path::new("/L")).unwrap_or_else(|e| panic!("{e}"));
+        let f = plist(&e, Path::new("/L")).unwrap();
         assert_eq!(f.path, Path::new("/L/org.restic-manager.wiki.plist"));
         for want in [
             "<key>Label</key>\n  <string>org.restic-manager.wiki</string>",

@@ -482,11 +482,7 @@ mod tests {
     fn schedule_errors_read_as_before() {
         let io = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
         let denied = io().to_string();
-        let cron_err = || {
-            CronExpr::parse("0 0 L * *")
-                .err()
-                .unwrap_or_else(|| panic!("`L` was understood"))
-        };
+        let cron_err = || CronExpr::parse("0 0 L * *").expect_err("`L` was understood");
         let cases: Vec<(ScheduleError, String)> = vec![
             (
                 ScheduleError::Inexpressible { backend: Backend::Systemd, source: cron_err() }.of("wiki"),
@@ -572,7 +568,7 @@ mod tests {
     #[test]
     fn next_three_runs() {
         let start = Utc.with_ymd_and_hms(2025, 1, 31, 23, 0, 0).single();
-        let start = start.unwrap_or_else(|| panic!("bad date"));
+        let start = start.expect("bad date");
         let runs: Vec<String> = next_runs("30 2 * * *", start, 3)
             .iter()
             .map(|t| t.format("%Y-%m-%d %H:%M").to_string())

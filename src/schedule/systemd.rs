@@ -306,7 +306,7 @@ mod tests {
     fn unit_content() {
         let mut e = entry("wiki", "*/15 * * * *");
         e.args[1] = "/home/ann/100% configs/c.toml".into();
-        let [svc, timer] = units(&e, Path::new("/u"), Some(300)).unwrap_or_else(|e| panic!("{e}"));
+        let [svc, timer] = units(&e, Path::new("/u"), Some(300)).unwrap();
         assert_eq!(svc.path, Path::new("/u/restic-manager-wiki.service"));
         assert_eq!(timer.path, Path::new("/u/restic-manager-wiki.timer"));
         assert!(svc.content.starts_with(MARKER));
@@ -323,7 +323,7 @@ mod tests {
             timer.content
         );
         assert!(timer.content.contains("WantedBy=timers.target"));
-        let [_, t] = units(&e, Path::new("/u"), None).unwrap_or_else(|e| panic!("{e}"));
+        let [_, t] = units(&e, Path::new("/u"), None).unwrap();
         assert!(!t.content.contains("RandomizedDelaySec"));
         assert!(units(&entry("a b", "* * * * *"), Path::new("/u"), None).is_err());
     }

@@ -218,18 +218,14 @@ mod tests {
     use crate::schedule::testutil::entry;
 
     fn xml(cron: &str) -> String {
-        task_xml(&entry("wiki", cron), None)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .content
+        task_xml(&entry("wiki", cron), None).unwrap().content
     }
 
     #[test]
     fn daily_task() {
         let mut e = entry("wiki", "30 2 * * *");
         e.args[1] = r"C:\Users\Ann Lee\config.toml".into();
-        let t = task_xml(&e, Some(120))
-            .unwrap_or_else(|e| panic!("{e}"))
-            .content;
+        let t = task_xml(&e, Some(120)).unwrap().content;
         for want in [
             "<URI>\\restic-manager\\wiki</URI>",
             "<StartBoundary>2000-01-01T02:30:00</StartBoundary>",

@@ -130,7 +130,7 @@ mod tests {
 
     fn text(d: &Detail) -> String {
         crate::output::assert_sorted_keys(d);
-        serde_json::to_string(d).unwrap_or_else(|e| panic!("{e}"))
+        serde_json::to_string(d).unwrap()
     }
 
     #[test]

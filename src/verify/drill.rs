@@ -1006,14 +1006,13 @@ mod tests {
     #[test]
     fn temp_tree_is_removed_even_with_read_only_folders() {
         use std::os::unix::fs::PermissionsExt;
-        let base = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let base = tempfile::tempdir().unwrap();
         let work = base.path().join(TMP_DIR);
-        let t = TempTree::create(&work).unwrap_or_else(|e| panic!("{e}"));
+        let t = TempTree::create(&work).unwrap();
         let ro = t.path.join("ro");
-        std::fs::create_dir_all(ro.join("sub")).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(ro.join("sub/f"), "x").unwrap_or_else(|e| panic!("{e}"));
-        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o500))
-            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(ro.join("sub")).unwrap();
+        std::fs::write(ro.join("sub/f"), "x").unwrap();
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o500)).unwrap();
         drop(t);
         assert!(!work.exists(), "the drill folder was left behind");
     }
@@ -1021,12 +1020,11 @@ mod tests {
     #[test]
     fn a_restored_file_is_held_to_restics_size_and_permission_bits() {
         use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let tmp = tempfile::tempdir().unwrap();
         let f = tmp.path().join("srv/f.txt");
-        std::fs::create_dir_all(tmp.path().join("srv")).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(&f, "hello").unwrap_or_else(|e| panic!("{e}"));
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644))
-            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(tmp.path().join("srv")).unwrap();
+        std::fs::write(&f, "hello").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
         let node = |size, mode| LsNode {
             name: "f.txt".into(),
             path: "/srv/f.txt".into(),
@@ -1050,12 +1048,12 @@ mod tests {
 
     #[test]
     fn sweep_removes_folders_of_dead_processes_only() {
-        let base = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let base = tempfile::tempdir().unwrap();
         // PIDs above the kernel's pid_max cannot exist.
         let dead = base.path().join("drill-99999999-0");
         let mine = base.path().join(format!("drill-{}-7", std::process::id()));
         for d in [&dead, &mine] {
-            std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::create_dir_all(d).unwrap();
         }
         sweep(base.path());
         assert!(!dead.exists());

@@ -482,7 +482,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_panicking_job_ends_as_failed() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let dir = tempfile::tempdir().expect("tempdir");
         let (jobs, _queue) = Jobs::new(dir.path().to_path_buf());
         let kind = JobKind::Restore {
             destination: "local".into(),
@@ -490,9 +490,7 @@ mod tests {
             path: "/".into(),
             target: "/tmp/x".into(),
         };
-        let started = jobs
-            .start("web", kind)
-            .unwrap_or_else(|_| panic!("job refused"));
+        let started = jobs.start("web", kind).expect("job refused");
         let local = tokio::task::LocalSet::new();
         local
             .run_until(async {
@@ -502,7 +500,7 @@ mod tests {
                 supervise(jobs.clone(), "web".into(), started.id, running).await;
             })
             .await;
-        let job = jobs.get("web").unwrap_or_else(|| panic!("no job"));
+        let job = jobs.get("web").expect("no job");
         assert_eq!(
             (job.state, job.outcome),
             (JobState::Done, Some(Outcome::Failed))

@@ -36,7 +36,7 @@ pub fn driver() -> Option<Driver> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("chromedriver: {e}"));
+        .expect("chromedriver");
     let d = Driver {
         _child: Reaped(child),
         url: format!("http://127.0.0.1:{port}"),
@@ -93,7 +93,7 @@ where
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"));
+        .expect("runtime");
     rt.block_on(async {
         let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
@@ -284,7 +284,7 @@ fn a_browser_logs_in_runs_a_backup_and_downloads_a_file() {
     );
     let srv = Server::start(&s);
     let downloads = s.path("downloads");
-    std::fs::create_dir_all(&downloads).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(&downloads).unwrap();
     let profile = s.path("chromium-profile");
     let data = s.path("data/app").display().to_string();
     let shots = screenshots_dir();

@@ -1415,10 +1415,7 @@ fn run_env(s: &Scenario, env: &[(&str, Option<&str>)], args: &[&str]) -> Done {
             None => c.env_remove(k),
         };
     }
-    let out = c
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("spawn: {e}"));
+    let out = c.args(args).output().expect("spawn");
     Done::from(out)
 }
 
@@ -1560,7 +1557,7 @@ fn a_missing_configuration_file_is_exit_2_with_the_way_out() {
 fn an_unreadable_configuration_is_exit_2() {
     let s = Scenario::new();
     // A directory where the file should be.
-    std::fs::create_dir_all(s.config_path()).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    std::fs::create_dir_all(s.config_path()).expect("mkdir");
     let d = s.run(&["list"]);
     d.code(2).stderr_has(&format!(
         "error: {}: cannot read the configuration file:",

@@ -17,8 +17,8 @@ const CASE_TIMEOUT: Duration = Duration::from_secs(20);
 /// when it hung.
 fn run_bounded(mut cmd: Command) -> Option<Done> {
     let mut child = spawn_piped(&mut cmd, Stdio::null(), "spawn");
-    let mut out = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let mut err = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    let mut out = child.stdout.take().expect("no stdout");
+    let mut err = child.stderr.take().expect("no stderr");
     let reader = std::thread::spawn(move || {
         let (mut o, mut e) = (Vec::new(), Vec::new());
         let t = std::thread::spawn(move || {
@@ -158,7 +158,7 @@ fn mutations_of_the_example_end_in_0_or_a_located_2() {
     const MUTANTS: usize = 300;
     let example =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"))
-            .unwrap_or_else(|e| panic!("config.example.toml: {e}"));
+            .expect("config.example.toml");
     let lines: Vec<&str> = example.lines().collect();
     let mut rng = Rng(0x5eed_c0ff_ee00_0013);
     let mut mutants = Vec::new();

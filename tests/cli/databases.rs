@@ -29,7 +29,7 @@ fn chown(path: &Path, user: &str) {
         .args(["-R", user])
         .arg(path)
         .output()
-        .unwrap_or_else(|e| panic!("chown: {e}"));
+        .expect("chown");
     assert!(out.status.success(), "chown {}: {out:?}", path.display());
 }
 
@@ -37,10 +37,9 @@ fn tempdir(prefix: &str) -> TempDir {
     let d = tempfile::Builder::new()
         .prefix(prefix)
         .tempdir()
-        .unwrap_or_else(|e| panic!("tempdir: {e}"));
+        .expect("tempdir");
     // The server's own user must reach its data folder.
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755))
-        .unwrap_or_else(|e| panic!("chmod: {e}"));
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     d
 }
 
@@ -76,7 +75,7 @@ impl Postgres {
         }
         let dir = tempdir("rm-pg-");
         let pwfile = dir.path().join("pwfile");
-        std::fs::write(&pwfile, format!("{PASSWORD}\n")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&pwfile, format!("{PASSWORD}\n")).unwrap();
         chown(dir.path(), "postgres");
         let data = dir.path().join("data");
         let out = run_as(
@@ -174,11 +173,11 @@ impl Mariadb {
         // remove temporary table ... error: 2", then "Unknown table
         // 'mysql.tmp_user_sys'") while other tests ran.
         let tmp = dir.path().join("tmp");
-        std::fs::create_dir_all(&tmp).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(&tmp).unwrap();
         let mut failures = Vec::new();
         for _ in 0..3 {
             let _ = std::fs::remove_dir_all(&data);
-            std::fs::create_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::create_dir_all(&data).unwrap();
             chown(dir.path(), "mysql");
             let out = Command::new("mariadb-install-db")
                 .args(["--no-defaults", "--user=mysql", "--skip-test-db"])
@@ -186,7 +185,7 @@ impl Mariadb {
                 .arg(format!("--tmpdir={}", tmp.display()))
                 .arg("--auth-root-authentication-method=normal")
                 .output()
-                .unwrap_or_else(|e| panic!("mariadb-install-db: {e}"));
+                .expect("mariadb-install-db");
             if out.status.success() {
                 failures.clear();
                 break;
@@ -204,8 +203,8 @@ impl Mariadb {
         );
         let port = free_port();
         let sock = dir.path().join("sock");
-        let log = std::fs::File::create(dir.path().join("log")).unwrap_or_else(|e| panic!("{e}"));
-        let err = log.try_clone().unwrap_or_else(|e| panic!("{e}"));
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
+        let err = log.try_clone().unwrap();
         let mut child = Command::new(server)
             .args(["--no-defaults", "--user=mysql", "--bind-address=127.0.0.1"])
             .arg(format!("--datadir={}", data.display()))
@@ -218,7 +217,7 @@ impl Mariadb {
             .stdout(log)
             .stderr(err)
             .spawn()
-            .unwrap_or_else(|e| panic!("mariadbd: {e}"));
+            .expect("mariadbd");
         let start = Instant::now();
         loop {
             let ping = Command::new("mariadb-admin")
@@ -250,7 +249,7 @@ impl Mariadb {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("mariadb: {e}"));
+            .expect("mariadb");
         let grant = format!(
             "CREATE USER 'tester'@'%' IDENTIFIED BY '{PASSWORD}'; GRANT ALL ON *.* TO 'tester'@'%' WITH GRANT OPTION;"
         );

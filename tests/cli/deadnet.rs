@@ -32,11 +32,8 @@ fn versions() -> Vec<(&'static str, String)> {
 
 /// A server that accepts TCP connections and never says a word.
 fn silent_server() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-    let port = l
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().map(|a| a.port()).unwrap();
     std::thread::spawn(move || {
         let mut held = Vec::new();
         for s in l.incoming().flatten() {

@@ -112,7 +112,7 @@ fn install_script_deploys_for_an_unprivileged_user_without_sudo() {
     let dir = tempfile::Builder::new()
         .prefix("rm-deploy-")
         .tempdir()
-        .unwrap_or_else(|e| panic!("tempdir: {e}"));
+        .expect("tempdir");
     set_mode(dir.path(), 0o755);
 
     let kit = unpack_kit(dir.path());
@@ -152,9 +152,8 @@ fn install_script_deploys_for_an_unprivileged_user_without_sudo() {
     // The user describes their own backup; a second run (now with
     // ~/.local/bin on PATH) keeps it, warns no more, and refreshes the rest.
     let docs = home.join("docs");
-    std::fs::create_dir(&docs).unwrap_or_else(|e| panic!("mkdir docs: {e}"));
-    std::fs::write(docs.join("letter.txt"), "dear restic\n")
-        .unwrap_or_else(|e| panic!("write docs: {e}"));
+    std::fs::create_dir(&docs).expect("mkdir docs");
+    std::fs::write(docs.join("letter.txt"), "dear restic\n").expect("write docs");
     for p in [&docs, &docs.join("letter.txt")] {
         std::os::unix::fs::chown(p, Some(user.uid), Some(user.gid))
             .unwrap_or_else(|e| panic!("chown {}: {e}", p.display()));
@@ -163,7 +162,7 @@ fn install_script_deploys_for_an_unprivileged_user_without_sudo() {
         "# my own configuration\n[global]\nrestic_password_file = \"~/.config/restic-manager/restic-password\"\n\n[destinations.local]\ntype = \"local\"\npath = \"{h}/backups\"\n\n[services.docs]\ntargets = [\"local\"]\nschedule = \"* * * * *\"\n[services.docs.config]\npaths = [\"{h}/docs\"]\n",
         h = home.display()
     );
-    std::fs::write(&config, &own).unwrap_or_else(|e| panic!("write config: {e}"));
+    std::fs::write(&config, &own).expect("write config");
     let on_path = format!("{}:{system_path}", local_bin.display());
     let second = user.run(&script, &[], &env(&on_path), dir.path());
     second
@@ -213,7 +212,7 @@ fn install_script_deploys_for_an_unprivileged_user_without_sudo() {
     status.succeeds();
     assert_eq!(status.json()[0]["last_run"]["outcome"], "ok", "{status:?}");
     let repo = std::fs::metadata(home.join("backups/docs/config"))
-        .unwrap_or_else(|e| panic!("the repository was not created: {e}"));
+        .expect("the repository was not created");
     assert_eq!(repo.uid(), user.uid, "the repository belongs to the user");
 
     // cron fires a real backup for that user, with the managed restic.
@@ -250,9 +249,8 @@ fn unpack_kit(dir: &Path) -> PathBuf {
 /// The user's empty HOME, `dir/home`.
 fn user_home(dir: &Path, user: &User) -> PathBuf {
     let home = dir.join("home");
-    std::fs::create_dir(&home).unwrap_or_else(|e| panic!("mkdir home: {e}"));
-    std::os::unix::fs::chown(&home, Some(user.uid), Some(user.gid))
-        .unwrap_or_else(|e| panic!("chown home: {e}"));
+    std::fs::create_dir(&home).expect("mkdir home");
+    std::os::unix::fs::chown(&home, Some(user.uid), Some(user.gid)).expect("chown home");
     set_mode(&home, 0o700);
     home
 }

@@ -71,7 +71,7 @@ impl Remote {
             .env("XDG_CACHE_HOME", s.path("verify-cache"))
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
-            .unwrap_or_else(|e| panic!("restic: {e}"));
+            .expect("restic");
         Done::from(out)
     }
 }
@@ -184,10 +184,10 @@ fn sftp_with_explicit_fields_backs_up_and_restores() {
     // Key and known-hosts file under a name that needs quoting for ssh,
     // for restic's command splitter and for restic's `-o` parser.
     let odd = s.path("my keys, it's 100%");
-    std::fs::create_dir_all(&odd).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    std::fs::create_dir_all(&odd).expect("mkdir");
     let (key, known) = (odd.join("id %h"), odd.join("known hosts"));
     for (from, to) in [(&sshd.client_key, &key), (&sshd.known_hosts, &known)] {
-        std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy: {e}"));
+        std::fs::copy(from, to).expect("copy");
     }
     let s = docs_to(s, "nas", &sftp_fields(&sshd, &key, &known));
     let remote = sftp_remote(&sshd, &s);
@@ -263,7 +263,7 @@ fn unknown_ssh_host_key_says_how_to_add_it() {
     assert!(!s.path("sftp").exists());
     // Following the advice makes it work.
     let known = std::fs::read_to_string(&sshd.known_hosts).unwrap_or_default();
-    std::fs::write(&empty, known).unwrap_or_else(|e| panic!("write: {e}"));
+    std::fs::write(&empty, known).expect("write");
     s.run(&["setup"]).succeeds();
     s.run(&["run"]).succeeds();
 }

@@ -388,8 +388,8 @@ fn stream_mode_backs_up_a_tar_through_a_helper_container_and_restores_it() {
         .args(["dump", "latest", &name])
         .stdout(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("restic dump: {e}"));
-    let stdout = dump.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        .expect("restic dump");
+    let stdout = dump.stdout.take().expect("no stdout");
     let ok = Command::new("docker")
         .args(["run", "--rm", "-i", "--network", "none", "-v"])
         .arg(format!("{fresh}:/data"))
@@ -412,7 +412,7 @@ fn containers_come_back_after_a_failing_backup() {
     service(&s, &[&vol], &format!("stop_containers = [\"{app}\"]"));
     s.run(&["setup"]).succeeds();
     // The destination's repository disappears (a disk that is not mounted).
-    std::fs::remove_dir_all(s.path("repo")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_dir_all(s.path("repo")).unwrap();
     let d = s.run(&["run", "--json"]);
     d.code(1);
     let v = d.json();
@@ -430,9 +430,9 @@ fn containers_come_back_after_a_failing_backup() {
 /// comes. (Its connect check is switched off in the config: it would
 /// report the destination unreachable before any container is stopped.)
 fn black_hole() -> (TcpListener, u16) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().map_or(0, |a| a.port());
-    let l2 = l.try_clone().unwrap_or_else(|e| panic!("clone: {e}"));
+    let l2 = l.try_clone().expect("clone");
     std::thread::spawn(move || {
         let mut held = Vec::new();
         for c in l2.incoming().flatten() {
@@ -484,7 +484,7 @@ impl Hanging {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn: {e}"));
+            .expect("spawn");
         Hanging {
             child: Some(child),
             _server: server,
@@ -503,7 +503,7 @@ impl Hanging {
 
     /// Waits for the process to exit (at most 20 s).
     fn finish(mut self) -> Done {
-        let mut child = self.child.take().unwrap_or_else(|| panic!("finished"));
+        let mut child = self.child.take().expect("finished");
         let start = Instant::now();
         while matches!(child.try_wait(), Ok(None)) && start.elapsed() < Duration::from_secs(20) {
             std::thread::sleep(Duration::from_millis(50));
@@ -513,11 +513,7 @@ impl Hanging {
             let out = child.wait_with_output().map(Done::from);
             panic!("restic-manager did not exit within 20 s: {out:?}");
         }
-        Done::from(
-            child
-                .wait_with_output()
-                .unwrap_or_else(|e| panic!("wait: {e}")),
-        )
+        Done::from(child.wait_with_output().expect("wait"))
     }
 }
 
@@ -789,7 +785,7 @@ fn no_access_to_the_docker_socket_is_a_permission_error() {
             cmd.env(k, v);
         }
     }
-    let d = Done::from(cmd.output().unwrap_or_else(|e| panic!("setpriv: {e}")));
+    let d = Done::from(cmd.output().expect("setpriv"));
     d.code(1);
     let msg = d.service_error("permission_denied");
     assert!(

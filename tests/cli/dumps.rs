@@ -187,7 +187,7 @@ fn sqlite_dump_is_consistent_while_the_database_is_written() {
             .arg(&db)
             .args(args)
             .output()
-            .unwrap_or_else(|e| panic!("sqlite3: {e}"));
+            .expect("sqlite3");
         assert!(out.status.success(), "sqlite3 {args:?}: {out:?}");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
@@ -203,7 +203,7 @@ fn sqlite_dump_is_consistent_while_the_database_is_written() {
         .stdout(Stdio::null())
         .process_group(0)
         .spawn()
-        .unwrap_or_else(|e| panic!("writer: {e}"));
+        .expect("writer");
     // The whole group: a sqlite3 of the loop must not outlive it.
     let stop_writer = |pid: u32| {
         let _ = Command::new("kill")
@@ -223,7 +223,7 @@ fn sqlite_dump_is_consistent_while_the_database_is_written() {
     one_dump_snapshot(&s, "repo/app", "app", "app", "app.sql");
 
     // Restore into a new file with the preset (sqlite3 reads the SQL).
-    std::fs::rename(&db, s.path("app.db.old")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::rename(&db, s.path("app.db.old")).unwrap();
     let _ = std::fs::remove_file(s.path("app.db-wal"));
     let _ = std::fs::remove_file(s.path("app.db-shm"));
     restore(&s, "app", "app").succeeds();
@@ -319,7 +319,7 @@ fn a_dump_failing_halfway_leaves_no_snapshot() {
         ["failed|dump_failed"]
     );
     // The next run with a working dump is not blocked by a stale lock.
-    std::fs::write(s.path("unused"), "").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(s.path("unused"), "").unwrap();
 }
 
 #[test]
@@ -414,7 +414,7 @@ fn a_target_that_fails_does_not_stop_the_dump_into_the_other() {
             .dump("numbers", "command = \"seq 1 500000\"")
     });
     s.run(&["setup"]).succeeds();
-    std::fs::remove_dir_all(s.path("repo2/app")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_dir_all(s.path("repo2/app")).unwrap();
     let done = s.run(&["run", "--json"]);
     done.code(1);
     let r = &done.json()["services"][0];
@@ -467,7 +467,7 @@ fn a_dump_runs_inside_a_container_and_restores_into_it() {
     let back = Command::new("docker")
         .args(["exec", &c.0, "cat", "/tmp/restored"])
         .output()
-        .unwrap_or_else(|e| panic!("docker exec: {e}"));
+        .expect("docker exec");
     assert_eq!(String::from_utf8_lossy(&back.stdout), want);
 
     // A container that does not exist is a classified error.
@@ -508,7 +508,7 @@ fn a_dump_interrupted_by_sigterm_leaves_no_snapshot() {
     let ps = Command::new("pgrep")
         .args(["-f", &format!("echo started > {}", s.root().display())])
         .output()
-        .unwrap_or_else(|e| panic!("pgrep: {e}"));
+        .expect("pgrep");
     assert!(ps.stdout.is_empty(), "the dump still runs");
 }
 
@@ -745,7 +745,7 @@ fn sqlite_dump_drills_load_it_into_memory_and_check_its_integrity() {
         .arg(&db)
         .arg("CREATE TABLE a (n INTEGER, t TEXT); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000) INSERT INTO a SELECT x, 'row ' || x FROM c;")
         .output()
-        .unwrap_or_else(|e| panic!("sqlite3: {e}"));
+        .expect("sqlite3");
     assert!(out.status.success(), "{out:?}");
     s.write("pw", "repository password\n");
     s.simple(

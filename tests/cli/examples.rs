@@ -46,7 +46,7 @@ fn services_in(text: &str) -> Vec<String> {
 #[test]
 fn the_examples_folder_holds_exactly_the_tested_examples() {
     let mut found: Vec<String> = std::fs::read_dir(example(""))
-        .unwrap_or_else(|e| panic!("read examples/: {e}"))
+        .expect("read examples/")
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".toml"))

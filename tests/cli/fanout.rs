@@ -11,7 +11,7 @@ use crate::harness::{Scenario, free_port};
 /// the report.
 #[track_caller]
 fn failed_run_without(s: &Scenario, dest: &str) -> serde_json::Value {
-    std::fs::remove_dir_all(s.path(dest)).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_dir_all(s.path(dest)).unwrap();
     let d = s.run(&["run", "--json"]);
     d.code(1);
     d.json()
@@ -319,7 +319,7 @@ fn live_lock(s: &Scenario, repo: &str) -> (std::process::Child, std::path::PathB
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("restic backup: {e}"));
+        .expect("restic backup");
     let start = Instant::now();
     while locks(s, repo) == 0 {
         assert!(
@@ -371,10 +371,10 @@ fn held_lock_is_waited_for_then_retention_succeeds() {
         .args(["run", "--json", "--allow-mass-forget"])
         .stdout(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     std::thread::sleep(Duration::from_secs(3));
     release(holder, &fifo);
-    let out = run.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let out = run.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(
@@ -472,7 +472,7 @@ fn after_kill_9_of_everything_the_next_run_succeeds_without_unlock() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let start = Instant::now();
     while locks(&s, "repo/docs") == 0 {
         assert!(
@@ -502,7 +502,7 @@ fn after_kill_9_of_everything_the_next_run_succeeds_without_unlock() {
     }
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(locks(&s, "repo/docs"), 1, "a stale lock is left behind");
-    std::fs::remove_file(&fifo).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_file(&fifo).unwrap();
 
     s.run(&["run"]).succeeds();
     assert_eq!(s.snapshots("repo/docs").len(), 1);

@@ -55,10 +55,9 @@ fn alert_rules_pass_promtool_check_and_their_unit_tests() {
     };
     assert!(ok, "promtool test rules:\n{out}");
     // Every rule has at least one test in which it fires.
-    let rules = std::fs::read_to_string(dir.join("restic-manager.rules.yml"))
-        .unwrap_or_else(|e| panic!("read rules: {e}"));
+    let rules = std::fs::read_to_string(dir.join("restic-manager.rules.yml")).expect("read rules");
     let tests = std::fs::read_to_string(dir.join("restic-manager.rules.test.yml"))
-        .unwrap_or_else(|e| panic!("read rule tests: {e}"));
+        .expect("read rule tests");
     for line in rules.lines() {
         if let Some(name) = line.trim().strip_prefix("- alert: ") {
             assert!(
@@ -120,7 +119,7 @@ fn real_exposition() -> String {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("spawn run: {e}"));
+        .expect("spawn run");
     let start = Instant::now();
     let during = loop {
         let m = s.run(&["metrics"]);
@@ -137,7 +136,7 @@ fn real_exposition() -> String {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
-    let st = running.wait().unwrap_or_else(|e| panic!("wait run: {e}"));
+    let st = running.wait().expect("wait run");
     assert!(st.success(), "the slow run failed: {st}");
     let after = s.run(&["metrics"]);
     after.succeeds();
@@ -284,9 +283,7 @@ fn dashboard_variables(
 ) -> BTreeSet<String> {
     let mut defined = BTreeSet::new();
     for v in dash["templating"]["list"].as_array().into_iter().flatten() {
-        let name = v["name"]
-            .as_str()
-            .unwrap_or_else(|| panic!("variable without name"));
+        let name = v["name"].as_str().expect("variable without name");
         assert!(defined.insert(name.to_string()), "variable {name} twice");
         if v["type"] == "datasource" {
             assert_eq!(v["query"], "prometheus", "{name}");
@@ -317,19 +314,19 @@ fn dashboard_variables(
 /// Every panel query is valid PromQL: promtool parses them as recording
 /// rules, the variables replaced by what "All" sends.
 fn check_promql(dash: &Value) {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let tmp = tempfile::tempdir().expect("tempdir");
     let mut yaml = String::from("groups:\n  - name: dashboard\n    rules:\n");
     for (i, (_, expr)) in dashboard_queries(dash).iter().enumerate() {
         let e = expr
             .replace("$host", ".*")
             .replace("$service", ".*")
             .replace("$destination", ".*");
-        let quoted = serde_json::to_string(&e).unwrap_or_else(|e| panic!("{e}"));
+        let quoted = serde_json::to_string(&e).unwrap();
         yaml.push_str(&format!(
             "      - record: dashboard_query_{i}\n        expr: {quoted}\n"
         ));
     }
-    std::fs::write(tmp.path().join("dash.yml"), &yaml).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(tmp.path().join("dash.yml"), &yaml).unwrap();
     if let Some((ok, out)) = promtool(&["check", "rules", "dash.yml"], tmp.path()) {
         assert!(ok, "a dashboard query is not valid PromQL:\n{out}\n{yaml}");
     }
@@ -359,9 +356,9 @@ fn rule_exprs(rules: &str) -> Vec<String> {
 
 #[test]
 fn the_grafana_dashboard_reads_only_what_the_tool_exports() {
-    let text = std::fs::read_to_string(contrib("grafana/restic-manager.json"))
-        .unwrap_or_else(|e| panic!("read dashboard: {e}"));
-    let dash: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON: {e}"));
+    let text =
+        std::fs::read_to_string(contrib("grafana/restic-manager.json")).expect("read dashboard");
+    let dash: Value = serde_json::from_str(&text).expect("not JSON");
     let exported = families(&real_exposition());
     assert!(
         exported.contains_key("restic_manager_health")
@@ -437,7 +434,7 @@ fn the_grafana_dashboard_reads_only_what_the_tool_exports() {
     // The alert rules read exported metrics too (and the Pushgateway's own
     // push_time_seconds).
     let rules = std::fs::read_to_string(contrib("prometheus/restic-manager.rules.yml"))
-        .unwrap_or_else(|e| panic!("read rules: {e}"));
+        .expect("read rules");
     let exprs = rule_exprs(&rules);
     assert_eq!(exprs.len(), 7, "{exprs:?}");
     for e in &exprs {

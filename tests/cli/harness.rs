@@ -147,7 +147,7 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
+        .expect("no free port")
 }
 
 /// Runs `cmd`, which must succeed (`what` names it when it does not).
@@ -218,15 +218,15 @@ pub fn venv_bin(var: &str, name: &str) -> PathBuf {
 pub fn rot(p: &Path, at: usize, mask: u8) {
     let mtime = std::fs::metadata(p)
         .and_then(|m| m.modified())
-        .unwrap_or_else(|e| panic!("stat: {e}"));
-    let mut bytes = std::fs::read(p).unwrap_or_else(|e| panic!("read: {e}"));
+        .expect("stat");
+    let mut bytes = std::fs::read(p).expect("read");
     bytes[at] ^= mask;
-    std::fs::write(p, bytes).unwrap_or_else(|e| panic!("write: {e}"));
+    std::fs::write(p, bytes).expect("write");
     std::fs::File::options()
         .write(true)
         .open(p)
         .and_then(|h| h.set_modified(mtime))
-        .unwrap_or_else(|e| panic!("set mtime: {e}"));
+        .expect("set mtime");
 }
 
 /// The files of `dir` whose name ends in `.EXT`, sorted.
@@ -340,9 +340,9 @@ pub fn template_repo() -> &'static Path {
         // never sees half a repository.
         let dir = tmp.join(format!("template.{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
         let pw = dir.join("pw");
-        std::fs::write(&pw, PASSWORD).unwrap_or_else(|e| panic!("write: {e}"));
+        std::fs::write(&pw, PASSWORD).expect("write");
         output_ok(
             Command::new("restic")
                 .args(["init", "--quiet"])
@@ -531,9 +531,7 @@ pub fn watching_cmdlines<T>(secrets: &[&str], f: impl FnOnce() -> T) -> (T, Vec<
         let stopper = Stop(&stop);
         let out = f();
         drop(stopper);
-        let (leaks, saw_backup) = watcher
-            .join()
-            .unwrap_or_else(|_| panic!("cmdline watcher panicked"));
+        let (leaks, saw_backup) = watcher.join().expect("cmdline watcher panicked");
         assert!(saw_backup, "the watcher never saw restic's backup");
         (out, leaks)
     })
@@ -634,7 +632,7 @@ impl Scenario {
         let dir = tempfile::Builder::new()
             .prefix("rm-test-")
             .tempdir()
-            .unwrap_or_else(|e| panic!("tempdir: {e}"));
+            .expect("tempdir");
         for d in [
             "home",
             "home/.config/restic-manager",
@@ -739,7 +737,7 @@ impl Scenario {
         for r in repos {
             let dest = self.path(r);
             if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir: {e}"));
+                std::fs::create_dir_all(parent).expect("mkdir");
             }
             let ok = Command::new("cp")
                 .arg("-a")
@@ -804,7 +802,7 @@ impl Scenario {
     /// Writes the user's config; `{root}` is replaced by the scenario folder.
     pub fn config(&self, toml: &str) -> &Self {
         let text = toml.replace("{root}", &self.root().display().to_string());
-        std::fs::write(self.config_path(), text).unwrap_or_else(|e| panic!("write config: {e}"));
+        std::fs::write(self.config_path(), text).expect("write config");
         self
     }
 
@@ -858,7 +856,7 @@ impl Scenario {
             .envs(env.iter().copied())
             .args(args)
             .output()
-            .unwrap_or_else(|e| panic!("spawn: {e}"));
+            .expect("spawn");
         Done::from(out)
     }
 
@@ -868,7 +866,7 @@ impl Scenario {
             .restic_command(repo)
             .args(args)
             .output()
-            .unwrap_or_else(|e| panic!("restic: {e}"));
+            .expect("restic");
         Done::from(out)
     }
 
@@ -900,14 +898,11 @@ impl Scenario {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("restic: {e}"));
+            .expect("restic");
         if let Some(mut w) = child.stdin.take() {
-            w.write_all(content)
-                .unwrap_or_else(|e| panic!("stdin: {e}"));
+            w.write_all(content).expect("stdin");
         }
-        let out = child
-            .wait_with_output()
-            .unwrap_or_else(|e| panic!("restic: {e}"));
+        let out = child.wait_with_output().expect("restic");
         Done::from(out).succeeds();
     }
 
@@ -990,7 +985,7 @@ impl Background {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn: {e}"));
+            .expect("spawn");
         Background(Some(child))
     }
 
@@ -1008,10 +1003,8 @@ impl Background {
 
     /// Waits for the command to end.
     pub fn finish(mut self) -> Done {
-        let child = self.0.take().unwrap_or_else(|| panic!("already finished"));
-        let out = child
-            .wait_with_output()
-            .unwrap_or_else(|e| panic!("wait: {e}"));
+        let child = self.0.take().expect("already finished");
+        let out = child.wait_with_output().expect("wait");
         Done::from(out)
     }
 
@@ -1019,7 +1012,7 @@ impl Background {
     /// kills it) if it does not.
     #[track_caller]
     pub fn finish_within(mut self, limit: Duration) -> (Done, Duration) {
-        let mut child = self.0.take().unwrap_or_else(|| panic!("already finished"));
+        let mut child = self.0.take().expect("already finished");
         let start = Instant::now();
         while matches!(child.try_wait(), Ok(None)) {
             if start.elapsed() > limit {
@@ -1034,9 +1027,7 @@ impl Background {
             std::thread::sleep(Duration::from_millis(20));
         }
         let took = start.elapsed();
-        let out = child
-            .wait_with_output()
-            .unwrap_or_else(|e| panic!("wait: {e}"));
+        let out = child.wait_with_output().expect("wait");
         (Done::from(out), took)
     }
 }

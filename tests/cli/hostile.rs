@@ -23,7 +23,7 @@ fn login_with_next(srv: &Server, next: &str) -> (StatusCode, String) {
         .post(srv.url("/login"))
         .form(&[("token", srv.token.as_str()), ("next", next)])
         .send()
-        .unwrap_or_else(|e| panic!("POST /login: {e}"));
+        .expect("POST /login");
     (r.status(), header(&r, "location"))
 }
 
@@ -57,7 +57,7 @@ fn login_redirect_never_leaves_the_site_whatever_next_holds() {
         .get(srv.url("/login?next=%2F%09%2Fevil.example%2Fsteal"))
         .send()
         .and_then(reqwest::blocking::Response::text)
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert!(page.contains("name=\"next\" value=\"/\""), "{page}");
     assert!(!srv.log().contains("panicked"), "{}", srv.log());
 }
@@ -67,7 +67,7 @@ fn login_redirect_never_leaves_the_site_whatever_next_holds() {
 fn evil_site(deadline: Duration) -> (u16, Arc<AtomicUsize>) {
     let hits = Arc::new(AtomicUsize::new(0));
     let counted = hits.clone();
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
     let _ = l.set_nonblocking(true);
     std::thread::spawn(move || {
@@ -182,7 +182,7 @@ fn raise_own_fd_limit(want: u64) {
         "the open-file hard limit {hard} is below the {want} this test needs"
     );
     if soft < want {
-        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap_or_else(|e| panic!("setrlimit: {e}"));
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("setrlimit");
     }
 }
 
@@ -200,7 +200,7 @@ fn an_idle_connection_flood_does_not_lock_out_the_logged_in_user() {
     let r = c
         .get(srv.url("/api/status"))
         .send()
-        .unwrap_or_else(|e| panic!("the logged-in user's request failed under the flood: {e}"));
+        .expect("the logged-in user's request failed under the flood");
     assert_eq!(r.status(), StatusCode::OK);
     let took = start.elapsed();
     eprintln!(
@@ -216,15 +216,15 @@ fn an_idle_connection_flood_does_not_lock_out_the_logged_in_user() {
         .get(srv.url("/services/app"))
         .bearer_auth(&srv.token)
         .send()
-        .unwrap_or_else(|e| panic!("page under the flood: {e}"));
+        .expect("page under the flood");
     assert_eq!(r.status(), StatusCode::OK);
 
     // A kept-alive connection that went quiet after its request is closed
     // too (the idle timeout).
     let addr = srv.base.trim_start_matches("http://").to_string();
-    let mut kept = TcpStream::connect(&addr).unwrap_or_else(|e| panic!("{e}"));
+    let mut kept = TcpStream::connect(&addr).unwrap();
     kept.write_all(b"GET /login HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let _ = kept.set_read_timeout(Some(Duration::from_secs(25)));
     let quiet_since = Instant::now();
     let mut answer = Vec::new();
@@ -247,10 +247,7 @@ fn an_idle_connection_flood_does_not_lock_out_the_logged_in_user() {
     );
 
     // The server closes what is left of the flood by itself.
-    let mut last = sockets
-        .into_iter()
-        .last()
-        .unwrap_or_else(|| panic!("no socket"));
+    let mut last = sockets.into_iter().last().expect("no socket");
     let _ = last.set_read_timeout(Some(Duration::from_secs(20)));
     let waited = Instant::now();
     let mut buf = [0u8; 512];
@@ -274,7 +271,7 @@ fn every_api_error_is_json_and_bearer_is_case_insensitive() {
         assert_eq!(r.status(), want, "{:?}", r.url().path());
         let kind = header(&r, "content-type");
         assert!(kind.starts_with("application/json"), "{kind}");
-        let v: Value = r.json().unwrap_or_else(|e| panic!("not JSON: {e}"));
+        let v: Value = r.json().expect("not JSON");
         let msg = v["error"].as_str().unwrap_or_else(|| panic!("{v}"));
         assert!(msg.contains(has), "{msg}");
     };
@@ -309,7 +306,7 @@ fn every_api_error_is_json_and_bearer_is_case_insensitive() {
             .get(srv.url("/api/status"))
             .header("authorization", format!("{scheme} {}", srv.token))
             .send()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "scheme {scheme}");
     }
 }
@@ -324,7 +321,7 @@ fn wrong_tokens_slow_the_address_down_but_never_the_right_token() {
             .get(srv.url("/api/status"))
             .bearer_auth(t)
             .send()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         start.elapsed()
     };
@@ -346,7 +343,7 @@ fn wrong_tokens_slow_the_address_down_but_never_the_right_token() {
         .post(srv.url("/login"))
         .form(&[("token", "wrong-again"), ("next", "/")])
         .send()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(start.elapsed() >= Duration::from_millis(200));
     let (status, _) = login_with_next(&srv, "/");
@@ -377,9 +374,9 @@ fn restore_overwrite_refuses_symlinks_in_the_target_and_names_them() {
         .unwrap_or_else(|| panic!("{}", data.display()));
     let target = s.path("target");
     let elsewhere = s.path("elsewhere");
-    std::fs::create_dir_all(&target).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::create_dir_all(&elsewhere).unwrap_or_else(|e| panic!("{e}"));
-    std::os::unix::fs::symlink(&elsewhere, target.join(&first)).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, target.join(&first)).unwrap();
     let t = target.display().to_string();
     s.restore_latest("app", &["-t", &t, "--overwrite"])
         .code(2)
@@ -394,20 +391,18 @@ fn restore_overwrite_refuses_symlinks_in_the_target_and_names_them() {
     );
 
     // A deeper one, on a folder the snapshot has.
-    std::fs::remove_file(target.join(&first)).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_file(target.join(&first)).unwrap();
     let app_in_target = target.join(data.strip_prefix("/").unwrap_or(&data));
-    std::fs::create_dir_all(&app_in_target).unwrap_or_else(|e| panic!("{e}"));
-    std::os::unix::fs::symlink(&elsewhere, app_in_target.join("docs"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(&app_in_target).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, app_in_target.join("docs")).unwrap();
     s.restore_latest("app", &["-t", &t, "--overwrite"])
         .code(2)
         .stderr_has("data/app/docs` -> `");
     assert!(!elsewhere.join("report.txt").exists());
 
     // A symlink the snapshot has nothing at or below is not in the way.
-    std::fs::remove_file(app_in_target.join("docs")).unwrap_or_else(|e| panic!("{e}"));
-    std::os::unix::fs::symlink(&elsewhere, target.join("unrelated"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_file(app_in_target.join("docs")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, target.join("unrelated")).unwrap();
     s.restore_latest("app", &["-t", &t, "--overwrite"])
         .succeeds();
     assert_eq!(
@@ -479,8 +474,8 @@ fn a_damaged_repository_message_names_what_is_damaged() {
         }
     }
     packs.sort();
-    let (_, biggest) = packs.last().unwrap_or_else(|| panic!("no packs"));
-    std::fs::remove_file(biggest).unwrap_or_else(|e| panic!("{e}"));
+    let (_, biggest) = packs.last().expect("no packs");
+    std::fs::remove_file(biggest).unwrap();
     s.restic("repo/app", &["rebuild-index"]).succeeds();
     let d = s.run(&["verify", "-s", "app"]);
     d.code(1)
@@ -544,7 +539,7 @@ fn quiet_prints_nothing_when_all_went_well() {
         );
     }
     // A failure still speaks, on stderr.
-    std::fs::remove_dir_all(s.path("data/app")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_dir_all(s.path("data/app")).unwrap();
     let d = s.run(&["-q", "run"]);
     d.code(1).stderr_has("error: app:");
     assert!(d.stdout.is_empty(), "{}", d.stdout);

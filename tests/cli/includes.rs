@@ -37,7 +37,7 @@ paths = ["/srv/wiki"]
 fn conf_dir(s: &Scenario) -> String {
     s.config_path()
         .parent()
-        .unwrap_or_else(|| panic!("config folder"))
+        .expect("config folder")
         .display()
         .to_string()
 }

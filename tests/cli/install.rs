@@ -35,10 +35,8 @@ pub(crate) struct Mirror {
 
 impl Mirror {
     pub(crate) fn start(root: &Path) -> Mirror {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("local_addr: {e}"));
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("local_addr");
         let tricks: Arc<Mutex<HashMap<String, Trick>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let (root2, tricks2, stop2) = (root.to_path_buf(), tricks.clone(), stop.clone());
@@ -85,28 +83,27 @@ impl Mirror {
     /// Publishes `binary` as release `v`: bzip2 archive plus SHA256SUMS.
     pub(crate) fn publish(&self, v: &str, binary: &Path) {
         let dir = self.root.join(format!("download/v{v}"));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
         let asset = asset(v);
-        std::fs::write(dir.join(&asset), compressed(binary))
-            .unwrap_or_else(|e| panic!("write: {e}"));
+        std::fs::write(dir.join(&asset), compressed(binary)).expect("write");
         let sums = Command::new("sha256sum")
             .arg(&asset)
             .current_dir(&dir)
             .output()
-            .unwrap_or_else(|e| panic!("sha256sum: {e}"));
+            .expect("sha256sum");
         assert!(sums.status.success(), "sha256sum failed");
-        std::fs::write(dir.join("SHA256SUMS"), &sums.stdout).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("SHA256SUMS"), &sums.stdout).unwrap();
     }
 
     /// The releases API names `v` as the latest release.
     pub(crate) fn latest(&self, v: &str) {
         let dir = self.root.join("api/repos/restic/restic/releases");
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::write(
             dir.join("latest"),
             format!(r#"{{"tag_name": "v{v}", "name": "restic {v}", "assets": []}}"#),
         )
-        .unwrap_or_else(|e| panic!("write: {e}"));
+        .expect("write");
     }
 }
 
@@ -211,7 +208,7 @@ pub(crate) fn system_restic() -> PathBuf {
     let out = Command::new("sh")
         .args(["-c", "command -v restic"])
         .output()
-        .unwrap_or_else(|e| panic!("sh: {e}"));
+        .expect("sh");
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
@@ -226,8 +223,7 @@ fn fake_release(s: &Scenario, v: &str) -> PathBuf {
             system_restic().display()
         ),
     );
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
-        .unwrap_or_else(|e| panic!("chmod: {e}"));
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     p
 }
 
@@ -371,10 +367,10 @@ fn tampered_archive_installs_nothing_and_keeps_the_old_restic() {
     m.publish("0.99.0", &fake_release(&s, "0.99.0"));
     m.latest("0.99.0");
     let archive = s.path(&format!("mirror/download/v0.99.0/{}", asset("0.99.0")));
-    let mut bytes = std::fs::read(&archive).unwrap_or_else(|e| panic!("{e}"));
+    let mut bytes = std::fs::read(&archive).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
-    std::fs::write(&archive, bytes).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&archive, bytes).unwrap();
 
     run(&s, &m, &["update-restic"])
         .code(1)

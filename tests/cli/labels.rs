@@ -273,7 +273,7 @@ impl Compose {
             .arg(self.dir.join("docker-compose.yml"))
             .args(args)
             .output()
-            .unwrap_or_else(|e| panic!("docker-compose (apt-get install docker-compose): {e}"));
+            .expect("docker-compose (apt-get install docker-compose)");
         crate::harness::Done::from(out)
     }
 
@@ -550,8 +550,7 @@ fn an_unreachable_engine_is_never_silent() {
     let spy_path = s.path("spy.sock");
     let spy = std::os::unix::net::UnixListener::bind(&spy_path)
         .unwrap_or_else(|e| panic!("bind {}: {e}", spy_path.display()));
-    spy.set_nonblocking(true)
-        .unwrap_or_else(|e| panic!("nonblocking: {e}"));
+    spy.set_nonblocking(true).expect("nonblocking");
     let spy_host = format!("unix://{}", spy_path.display());
     let d = s.run_env(&[("DOCKER_HOST", spy_host.as_str())], &["validate"]);
     d.succeeds();

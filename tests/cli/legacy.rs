@@ -384,7 +384,7 @@ paths = ["app"]
             .args(["--config", "../site/config.toml"])
             .args(args)
             .output()
-            .unwrap_or_else(|e| panic!("spawn: {e}"));
+            .expect("spawn");
         Done::from(out)
     };
     let site = s.path("site");
@@ -409,7 +409,7 @@ paths = ["app"]
             .restic_with_password(repo, "site/pw")
             .args(["snapshots", "--json", "--no-lock"])
             .output()
-            .unwrap_or_else(|e| panic!("restic: {e}"));
+            .expect("restic");
         let snaps: Value = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("{repo}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
         assert_eq!(snaps.as_array().map(Vec::len), Some(1), "{repo}: {snaps}");
@@ -760,7 +760,7 @@ fn the_original_example_backs_up_mariadb_and_postgres_containers_and_restores_th
             .restic_with_password(r, "alex/backup-password")
             .args(["snapshots", "--json", "--no-lock"])
             .output()
-            .unwrap_or_else(|e| panic!("restic: {e}"));
+            .expect("restic");
         match serde_json::from_slice(&out.stdout) {
             Ok(Value::Array(a)) => a,
             other => panic!("{r}: {other:?} {}", String::from_utf8_lossy(&out.stderr)),
@@ -791,14 +791,14 @@ fn the_original_example_backs_up_mariadb_and_postgres_containers_and_restores_th
     let aw = repo("nas/appwrite")
         .into_iter()
         .find(|x| !x["tags"].to_string().contains("dump:"))
-        .unwrap_or_else(|| panic!("no file snapshot of appwrite"));
+        .expect("no file snapshot of appwrite");
     let ls = Command::new("restic")
         .args(["ls", "--no-lock", aw["id"].as_str().unwrap_or_default()])
         .env("RESTIC_REPOSITORY", s.path("nas/appwrite"))
         .env("RESTIC_PASSWORD_FILE", s.path("alex/backup-password"))
         .env("XDG_CACHE_HOME", s.path("cache"))
         .output()
-        .unwrap_or_else(|e| panic!("restic ls: {e}"));
+        .expect("restic ls");
     let listing = String::from_utf8_lossy(&ls.stdout);
     for v in volumes {
         assert!(listing.contains(&format!("/{v}.txt")), "{v}: {listing}");

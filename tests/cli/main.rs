@@ -1,5 +1,9 @@
 //! End-to-end tests: the real binary, the real restic, a temporary HOME.
 
+// The whole crate is test code, but clippy's `allow-unwrap-in-tests` only
+// covers `#[test]` functions, not the harness and helpers around them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 
 mod browser;

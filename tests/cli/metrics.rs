@@ -82,12 +82,8 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
 
 impl Receiver {
     fn start(answer: Answer) -> Receiver {
-        let listener =
-            TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind a receiver: {e}"));
-        let port = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("local_addr: {e}"))
-            .port();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a receiver");
+        let port = listener.local_addr().expect("local_addr").port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (reqs, stopping) = (requests.clone(), stop.clone());
@@ -206,7 +202,7 @@ fn metrics_file_is_written_after_a_run_and_passes_promtool() {
     let before = chrono::Utc::now().timestamp();
     s.run(&["run"]).succeeds();
     let file = s.path("textfile/restic-manager.prom");
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("metrics file: {e}"));
+    let text = std::fs::read_to_string(&file).expect("metrics file");
     promtool(&text);
     // Only the file: the temporary one was renamed into place.
     let names: Vec<String> = std::fs::read_dir(s.path("textfile"))
@@ -221,7 +217,7 @@ fn metrics_file_is_written_after_a_run_and_passes_promtool() {
         &Command::new("restic")
             .arg("version")
             .output()
-            .unwrap_or_else(|e| panic!("restic version: {e}"))
+            .expect("restic version")
             .stdout,
     )
     .split_whitespace()
@@ -465,7 +461,7 @@ fn a_real_verify_turns_unverified_into_ok_and_rewrites_the_metrics_file() {
     assert_eq!(st.json()[0]["state"], "unverified", "{}", st.stdout);
     s.run(&["verify"]).succeeds();
     // `verify` rewrote the metrics file: the verify is in it.
-    let text = std::fs::read_to_string(s.path("m.prom")).unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(s.path("m.prom")).unwrap();
     promtool(&text);
     assert_eq!(
         sample(

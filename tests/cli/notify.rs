@@ -220,7 +220,7 @@ fn a_repeated_failure_is_held_back_within_rate_limit_minutes() {
     assert_eq!(held.len(), 3, "{v}");
     // The state is where `cache_file` says (default: the state folder).
     let state = std::fs::read_to_string(s.path("state/restic-manager/notifications.json"))
-        .unwrap_or_else(|e| panic!("state file: {e}"));
+        .expect("state file");
     assert!(state.contains("failure:source_missing"), "{state}");
 }
 
@@ -399,7 +399,7 @@ fn a_broken_configuration_is_notified_when_its_notifiers_can_be_read() {
 fn restic_missing_is_notified() {
     let (s, rx) = notified(&[], "", &docs("{root}/data/docs"));
     let empty = s.path("empty-bin");
-    std::fs::create_dir_all(&empty).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    std::fs::create_dir_all(&empty).expect("mkdir");
     let d = s.run_env(&[("PATH", &empty.display().to_string())], &["run"]);
     d.code(1);
     let body = rx.at("/hook/")[0].json();
@@ -560,15 +560,14 @@ impl Smtp {
     /// that log) holds; fails the test when it exits or takes 20 s.
     fn launch(dir: &Path, port: u16, mut cmd: Command, listening: impl Fn(&str) -> bool) -> Smtp {
         let maildir = dir.join("maildir");
-        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
-        let log =
-            std::fs::File::create(dir.join("smtp.log")).unwrap_or_else(|e| panic!("log: {e}"));
+        std::fs::create_dir_all(dir).expect("mkdir");
+        let log = std::fs::File::create(dir.join("smtp.log")).expect("log");
         let child = cmd
             .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap_or_else(|e| panic!("log: {e}")))
+            .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("aiosmtpd: {e}"));
+            .expect("aiosmtpd");
         let mut smtp = Smtp {
             child,
             port,
@@ -737,7 +736,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// A throwaway CA (`ca.pem`) and a certificate it signed for IP 127.0.0.1
 /// and DNS localhost (`server.pem`, `server.key`), in `dir`.
 fn make_ca(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    std::fs::create_dir_all(dir).expect("mkdir");
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
     let mut ca = vec!["req", "-x509", "-nodes", "-days", "2"];
     ca.extend(ec);
@@ -765,7 +764,7 @@ fn make_ca(dir: &Path) {
         dir.join("server.ext"),
         "subjectAltName = IP:127.0.0.1, DNS:localhost\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = serverAuth\n",
     )
-    .unwrap_or_else(|e| panic!("server.ext: {e}"));
+    .expect("server.ext");
     openssl(
         dir,
         &[
@@ -831,9 +830,8 @@ impl Smtp {
     /// certificate [`make_ca`] wrote to `ca`, the password in `pwfile`.
     fn start_tls(py: &Path, dir: &Path, mode: &str, ca: &Path, pwfile: &Path) -> Smtp {
         let port = free_port();
-        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
-        std::fs::write(dir.join("receiver.py"), TLS_RECEIVER)
-            .unwrap_or_else(|e| panic!("receiver.py: {e}"));
+        std::fs::create_dir_all(dir).expect("mkdir");
+        std::fs::write(dir.join("receiver.py"), TLS_RECEIVER).expect("receiver.py");
         let mut cmd = Command::new(py);
         cmd.arg(dir.join("receiver.py"))
             .args([mode, &port.to_string()])

@@ -127,7 +127,7 @@ fn flow(machine: &Machine, mode: &str, artifacts: &Path) -> Done {
         .arg(format!("{ROOT}/tests/clean-machine:/flow:ro"))
         .args([machine.image, "bash", "/flow/flow.sh", mode])
         .output()
-        .unwrap_or_else(|e| panic!("docker run: {e}"));
+        .expect("docker run");
     let done = Done::from(out);
     eprintln!(
         "flow.sh {mode} on {}: {:.1} s",

@@ -103,14 +103,14 @@ fn a_failing_restic_command_gives_restics_own_exit_code_and_words() {
     assert_eq!(ours.code, bare.code, "{ours:?}");
     assert!(ours.stderr.contains("deadbeef"), "{}", ours.stderr);
     // A repository that does not exist (0.14: exit 1; 0.17+: exit 10).
-    std::fs::rename(s.path("usb/wiki"), s.path("usb/gone")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::rename(s.path("usb/wiki"), s.path("usb/gone")).unwrap();
     let bare = Command::new("restic")
         .args(["snapshots"])
         .env("RESTIC_REPOSITORY", s.path("usb/wiki"))
         .env("RESTIC_PASSWORD_FILE", s.path("pw"))
         .output()
         .map(Done::from)
-        .unwrap_or_else(|e| panic!("restic: {e}"));
+        .expect("restic");
     let ours = s.run(&["restic", "wiki", "-d", "usb", "--", "snapshots"]);
     assert_ne!(ours.code, 0);
     assert_eq!(ours.code, bare.code, "{ours:?}");
@@ -158,19 +158,14 @@ fn interactive_key_add_prompts_on_the_terminal() {
     let mut cmd = s.command();
     cmd.env("TERM", "xterm")
         .args(["restic", "wiki", "--", "key", "add"]);
-    let mut p = Session::spawn(cmd).unwrap_or_else(|e| panic!("spawn in a pty: {e}"));
+    let mut p = Session::spawn(cmd).expect("spawn in a pty");
     p.set_expect_timeout(Some(Duration::from_secs(60)));
-    p.expect("enter new password")
-        .unwrap_or_else(|e| panic!("restic's prompt: {e}"));
-    p.send("second-key-pw\r")
-        .unwrap_or_else(|e| panic!("send: {e}"));
-    p.expect("enter password again")
-        .unwrap_or_else(|e| panic!("second prompt: {e}"));
-    p.send("second-key-pw\r")
-        .unwrap_or_else(|e| panic!("send: {e}"));
-    p.expect("saved new key")
-        .unwrap_or_else(|e| panic!("saved: {e}"));
-    p.expect(Eof).unwrap_or_else(|e| panic!("eof: {e}"));
+    p.expect("enter new password").expect("restic's prompt");
+    p.send("second-key-pw\r").expect("send");
+    p.expect("enter password again").expect("second prompt");
+    p.send("second-key-pw\r").expect("send");
+    p.expect("saved new key").expect("saved");
+    p.expect(Eof).expect("eof");
     // The new key opens the repository.
     let with_new = Command::new("restic")
         .args(["snapshots", "--json"])
@@ -179,7 +174,7 @@ fn interactive_key_add_prompts_on_the_terminal() {
         .env("XDG_CACHE_HOME", s.path("cache"))
         .output()
         .map(Done::from)
-        .unwrap_or_else(|e| panic!("restic: {e}"));
+        .expect("restic");
     with_new.succeeds();
 }
 
@@ -294,7 +289,7 @@ fn in_env_shell(s: &Scenario, destination: &str, restic_args: &str) -> Done {
         .env("RESTIC_REPOSITORY", "/nowhere")
         .output()
         .map(Done::from)
-        .unwrap_or_else(|e| panic!("bash: {e}"))
+        .expect("bash")
 }
 
 #[test]

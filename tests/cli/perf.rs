@@ -329,7 +329,7 @@ fn a_scheduled_prune_runs_once_per_occurrence_and_alone_when_nothing_is_removed(
         s.config_path(),
         cfg.replace("retention_last = 5", "retention_last = 1"),
     )
-    .unwrap_or_else(|e| panic!("write config: {e}"));
+    .expect("write config");
     s.write("data/docs/a.txt", "beta");
     let r = retention_run(&s, &["d1 backup", "d1 forget-plan", "d1 forget-ids"]);
     assert!(r["removed"].as_u64() > Some(0), "{r}");
@@ -400,7 +400,7 @@ fn the_guard_still_refuses_a_plan_that_empties_a_group_or_removes_too_much() {
         "nothing removed"
     );
     assert_eq!(s.snapshots("d1/docs").len(), 3);
-    std::fs::remove_file(s.path("empty-plan")).unwrap_or_else(|e| panic!("rm: {e}"));
+    std::fs::remove_file(s.path("empty-plan")).expect("rm");
 
     // More than retention_max_remove_percent: refused, nothing removed.
     let cfg = std::fs::read_to_string(s.config_path()).unwrap_or_default();
@@ -411,7 +411,7 @@ fn the_guard_still_refuses_a_plan_that_empties_a_group_or_removes_too_much() {
             "retention_last = 1\nretention_max_remove_percent = 50",
         ),
     )
-    .unwrap_or_else(|e| panic!("write config: {e}"));
+    .expect("write config");
     clear(&s);
     let d = s.run(&["run", "--json"]);
     d.code(1);

@@ -50,11 +50,8 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn start(script: &[(&str, Vec<Reply>)]) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-        let port = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("addr: {e}"))
-            .port();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let script: HashMap<String, VecDeque<Reply>> = script
             .iter()

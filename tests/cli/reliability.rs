@@ -149,7 +149,7 @@ fn hook_that_exits_leaving_a_daemon_on_its_pipes_does_not_hold_the_backup() {
 /// of 25 MB under `dir`.
 fn incompressible(dir: &Path, mb: usize) {
     use std::io::Write;
-    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    std::fs::create_dir_all(dir).expect("mkdir");
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut buf = vec![0u8; 1 << 20];
     for f in 0..mb.div_ceil(25) {
@@ -231,9 +231,7 @@ fn kill_9_of_the_manager_takes_restic_with_it_and_the_next_run_never_overlaps() 
         let (done, _) = Background::start(&s, &["run"]).finish_within(Duration::from_secs(180));
         done.succeeds();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let most = watcher
-            .join()
-            .unwrap_or_else(|_| panic!("watcher panicked"));
+        let most = watcher.join().expect("watcher panicked");
         assert_eq!(most, 1, "two restic backups ran at once");
     });
 
@@ -278,7 +276,7 @@ fn marked_orphan(s: &Scenario, secs: &str) -> std::process::Child {
             ),
         )
         .spawn()
-        .unwrap_or_else(|e| panic!("spawn: {e}"))
+        .expect("spawn")
 }
 
 /// `run` warns that it stopped `orphan` (`sleep SECS`, from
@@ -289,7 +287,7 @@ fn run_stops(s: &Scenario, mut orphan: std::process::Child, secs: &str, said: &s
         "stopped `sleep {secs}` (pid {}), {said}",
         orphan.id()
     ));
-    let st = orphan.wait().unwrap_or_else(|e| panic!("wait: {e}"));
+    let st = orphan.wait().expect("wait");
     assert!(!st.success(), "the leftover must have been stopped");
 }
 
@@ -452,11 +450,7 @@ fn run_unprivileged(s: &Scenario, args: &[&str]) -> Done {
     if let Some(d) = plain.get_current_dir() {
         c.current_dir(d);
     }
-    Done::from(
-        c.args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("setpriv (util-linux): {e}")),
-    )
+    Done::from(c.args(args).output().expect("setpriv (util-linux)"))
 }
 
 /// The text between `after` and the next backtick in `text`.
@@ -482,22 +476,19 @@ fn a_damaged_history_is_moved_aside_and_the_backup_runs_anyway() {
         .collect();
     for case in ["random bytes", "truncated", "a folder"] {
         match case {
-            "random bytes" => {
-                std::fs::write(&file, &garbage).unwrap_or_else(|e| panic!("write: {e}"))
-            }
+            "random bytes" => std::fs::write(&file, &garbage).expect("write"),
             "truncated" => {
                 let f = std::fs::OpenOptions::new()
                     .write(true)
                     .open(&file)
-                    .unwrap_or_else(|e| panic!("open: {e}"));
+                    .expect("open");
                 let len = f.metadata().map(|m| m.len()).unwrap_or(0);
                 assert!(len > 16384, "history is only {len} bytes");
-                f.set_len(8192).unwrap_or_else(|e| panic!("truncate: {e}"));
+                f.set_len(8192).expect("truncate");
             }
             _ => {
-                std::fs::remove_file(&file).unwrap_or_else(|e| panic!("rm: {e}"));
-                std::fs::create_dir_all(file.join("inside"))
-                    .unwrap_or_else(|e| panic!("mkdir: {e}"));
+                std::fs::remove_file(&file).expect("rm");
+                std::fs::create_dir_all(file.join("inside")).expect("mkdir");
             }
         }
         rx.clear();
@@ -616,7 +607,7 @@ fn a_read_only_shm_left_behind_does_not_make_every_run_a_warning() {
         .output()
         .is_ok_and(|o| o.status.success());
     assert!(ok && copy.is_file(), "sqlite3 left no -shm to copy");
-    std::fs::copy(&copy, &shm).unwrap_or_else(|e| panic!("cp: {e}"));
+    std::fs::copy(&copy, &shm).expect("cp");
     chmod(&shm, 0o444);
     for _ in 0..2 {
         let d = run_unprivileged(&s, &["run"]);
@@ -645,21 +636,19 @@ fn a_locked_history_holds_the_backup_up_for_seconds_not_forever() {
         Stdio::piped(),
         "sqlite3",
     );
-    let mut stdin = holder.stdin.take().unwrap_or_else(|| panic!("stdin"));
+    let mut stdin = holder.stdin.take().expect("stdin");
     stdin
         .write_all(
             b".timeout 20000\nPRAGMA locking_mode=EXCLUSIVE;\nBEGIN EXCLUSIVE;\nINSERT INTO history_resets VALUES (1, 'x', 'y');\nSELECT 'held';\n",
         )
-        .unwrap_or_else(|e| panic!("write: {e}"));
-    stdin.flush().unwrap_or_else(|e| panic!("flush: {e}"));
+        .expect("write");
+    stdin.flush().expect("flush");
     // It echoes the locking mode first, then `held` once the write is in.
-    let mut out = BufReader::new(holder.stdout.take().unwrap_or_else(|| panic!("stdout")));
+    let mut out = BufReader::new(holder.stdout.take().expect("stdout"));
     let mut said = String::new();
     while said.trim() != "held" {
         said.clear();
-        let n = out
-            .read_line(&mut said)
-            .unwrap_or_else(|e| panic!("read: {e}"));
+        let n = out.read_line(&mut said).expect("read");
         if n == 0 {
             let mut err = String::new();
             if let Some(mut e) = holder.stderr.take() {

@@ -102,7 +102,7 @@ fn in_place_with_yes_brings_back_modified_and_deleted_files() {
     let s = docs(Scenario::new(), "");
     backup(&s);
     s.write("data/docs/a.txt", "broken");
-    std::fs::remove_file(s.path("data/docs/sub/b.txt")).unwrap_or_else(|e| panic!("rm: {e}"));
+    std::fs::remove_file(s.path("data/docs/sub/b.txt")).expect("rm");
     s.write("data/docs/new.txt", "kept");
 
     // No terminal to ask on: refused without --yes, nothing touched.
@@ -232,13 +232,12 @@ fn dump_snapshot(s: &Scenario, name: &str, filename: &str, content: &str) {
         .arg(format!("dump:{name}"))
         .stdin(std::process::Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("restic: {e}"));
+        .expect("restic");
     if let Some(mut w) = child.stdin.take() {
         use std::io::Write;
-        w.write_all(content.as_bytes())
-            .unwrap_or_else(|e| panic!("write: {e}"));
+        w.write_all(content.as_bytes()).expect("write");
     }
-    let st = child.wait().unwrap_or_else(|e| panic!("wait: {e}"));
+    let st = child.wait().expect("wait");
     assert!(st.success(), "restic backup --stdin");
 }
 
@@ -305,7 +304,7 @@ struct SmallDisk(PathBuf);
 
 impl SmallDisk {
     fn mount(at: PathBuf) -> Option<SmallDisk> {
-        std::fs::create_dir_all(&at).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        std::fs::create_dir_all(&at).expect("mkdir");
         let ok = Command::new("mount")
             .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
             .arg(&at)
@@ -328,7 +327,7 @@ fn not_enough_disk_space_is_reported_as_such() {
     let big: Vec<u8> = (0..3 * 1024 * 1024u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
-    std::fs::write(s.path("data/docs/big.bin"), big).unwrap_or_else(|e| panic!("write: {e}"));
+    std::fs::write(s.path("data/docs/big.bin"), big).expect("write");
     backup(&s);
     let Some(disk) = SmallDisk::mount(s.path("small")) else {
         let why = "cannot mount a tmpfs here (needs root)".to_string();
@@ -359,8 +358,7 @@ fn interactive_restore_through_a_terminal() {
     // Services in file order: docs, aaa.
     step(&mut p, "Service to restore from", ENTER);
     sees(&mut p, "Snapshot (newest first)");
-    p.expect(id.as_str())
-        .unwrap_or_else(|e| panic!("newest snapshot in the table: {e}"));
+    p.expect(id.as_str()).expect("newest snapshot in the table");
     // Its size, from the run history (restic 0.14 keeps none).
     step(&mut p, "10 B", ENTER);
     step(&mut p, "What to restore", &format!("{DOWN}{ENTER}"));
@@ -370,7 +368,7 @@ fn interactive_restore_through_a_terminal() {
     sees(&mut p, "would restore 1 file,");
     step(&mut p, "Restore?", "y");
     sees(&mut p, "restored 1 file,");
-    p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));
+    p.expect(Eof).expect("end");
 
     let folder = s.path(&format!("restore-docs-{id}"));
     assert_eq!(read(&inside(&s, &folder, "data/docs/sub/b.txt")), "newer");
@@ -474,7 +472,7 @@ fn interactive_dump_restore_into_a_file() {
     sees(&mut p, "would restore dump `notes` into `");
     step(&mut p, "Restore?", "y");
     sees(&mut p, "restored dump `notes`");
-    p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));
+    p.expect(Eof).expect("end");
     assert_eq!(read(&s.path("out.sql")), "CREATE TABLE t;\n");
 }
 
@@ -482,7 +480,7 @@ fn interactive_dump_restore_into_a_file() {
 fn restore_in_a_pty(s: &Scenario, args: &[&str]) -> OsSession {
     let mut cmd = s.command();
     cmd.env("TERM", "xterm").arg("restore").args(args);
-    let mut p = expectrl::Session::spawn(cmd).unwrap_or_else(|e| panic!("spawn in a pty: {e}"));
+    let mut p = expectrl::Session::spawn(cmd).expect("spawn in a pty");
     p.set_expect_timeout(Some(Duration::from_secs(60)));
     p
 }
@@ -499,7 +497,7 @@ fn step(p: &mut OsSession, want: &str, keys: &str) {
     use expectrl::Expect;
     p.expect(want)
         .unwrap_or_else(|e| panic!("waiting for {want:?}: {e}"));
-    p.send(keys).unwrap_or_else(|e| panic!("send: {e}"));
+    p.send(keys).expect("send");
 }
 
 /// A volume `vol` filled by `script` and a running container `app` that
@@ -657,8 +655,8 @@ fn interactive_volume_restore() {
     step(&mut p, "Files or a Docker volume", "\x1b[B\r");
     step(&mut p, &format!("stopping `{app}` meanwhile"), "y");
     p.expect(format!("started `{app}` again").as_str())
-        .unwrap_or_else(|e| panic!("result: {e}"));
-    p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));
+        .expect("result");
+    p.expect(Eof).expect("end");
     assert_eq!(in_volume(&vol, "cat /data/a.txt"), "one");
     let running = docker(&["inspect", "-f", "{{.State.Running}}", &app]);
     assert_eq!(running, "true");
@@ -698,7 +696,7 @@ fn cancelling_on_the_terminal_restores_nothing() {
     let mut p = spawn(&[]);
     step(&mut p, "Snapshot (newest first)", "\x1b");
     sees(&mut p, "cancelled; nothing was restored");
-    p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));
+    p.expect(Eof).expect("end");
     assert_eq!(exit(&mut p), 1);
 
     // All flags given but `--in-place`: the terminal is asked, "n" stops it.
@@ -707,7 +705,7 @@ fn cancelling_on_the_terminal_restores_nothing() {
     sees(&mut p, "would restore 2 files");
     step(&mut p, "replacing what is there now?", "n");
     sees(&mut p, "nothing was restored");
-    p.expect(Eof).unwrap_or_else(|e| panic!("end: {e}"));
+    p.expect(Eof).expect("end");
     assert_eq!(exit(&mut p), 1);
     assert_eq!(read(&s.path("data/docs/a.txt")), "mine");
     assert!(!s.path(&format!("restore-docs-{id}")).exists());

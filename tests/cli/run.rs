@@ -230,7 +230,7 @@ fn hook_that_ignores_sigterm_is_killed_after_the_grace_period() {
 #[test]
 fn hooks_get_the_service_outcome_env_table_and_working_dir() {
     let s = Scenario::new();
-    std::fs::create_dir_all(s.path("wd")).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    std::fs::create_dir_all(s.path("wd")).expect("mkdir");
     let s = docs_ready(
         s,
         "",
@@ -721,7 +721,7 @@ fn backup_script_is_not_confused_by_restic_variables_in_the_callers_environment(
         .env("RESTIC_PASSWORD_COMMAND", "echo wrong")
         .env("RESTIC_REPOSITORY_FILE", s.path("nowhere"))
         .output()
-        .unwrap_or_else(|e| panic!("spawn: {e}"));
+        .expect("spawn");
     let d = Done::from(out);
     d.succeeds();
     assert_eq!(s.snapshots("repo/legacy").len(), 1);
@@ -858,7 +858,7 @@ fn sigterm_mid_backup_stops_restic_cleanly_and_runs_post_hooks() {
     assert_eq!(locks.stdout.trim(), "", "locks left in the repository");
     assert!(s.snapshots("repo/docs").is_empty());
 
-    std::fs::remove_file(&fifo).unwrap_or_else(|e| panic!("rm fifo: {e}"));
+    std::fs::remove_file(&fifo).expect("rm fifo");
     s.run(&["run"]).succeeds();
     assert_eq!(s.snapshots("repo/docs").len(), 1);
 }

@@ -44,10 +44,9 @@ pub(crate) fn crontab_set(text: Option<&str>) {
                 .arg("-")
                 .stdin(Stdio::piped())
                 .spawn()
-                .unwrap_or_else(|e| panic!("crontab: {e}"));
+                .expect("crontab");
             if let Some(mut w) = child.stdin.take() {
-                std::io::Write::write_all(&mut w, t.as_bytes())
-                    .unwrap_or_else(|e| panic!("crontab stdin: {e}"));
+                std::io::Write::write_all(&mut w, t.as_bytes()).expect("crontab stdin");
             }
             child.wait().map(|s| s.success())
         }
@@ -223,7 +222,7 @@ fn systemd_units_are_generated_written_and_cleaned_up() {
             .arg(units.join("restic-manager-wiki.service"))
             .arg(&timer)
             .output()
-            .unwrap_or_else(|e| panic!("systemd-analyze: {e}"));
+            .expect("systemd-analyze");
         let err = String::from_utf8_lossy(&out.stderr);
         // Without a running systemd, verify may still complain about the
         // environment; what must never appear is a complaint about our units.
@@ -241,8 +240,7 @@ fn systemd_units_are_generated_written_and_cleaned_up() {
     assert!(!timer.exists());
     assert!(units.join("restic-manager-docs.timer").exists());
     // A unit that is not ours stays.
-    std::fs::write(units.join("restic-manager-mine.timer"), "[Timer]\n")
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(units.join("restic-manager-mine.timer"), "[Timer]\n").unwrap();
     s.run(&["schedule", "remove", "--backend", "systemd", "--user"])
         .succeeds();
     assert!(!units.join("restic-manager-docs.timer").exists());

@@ -31,8 +31,8 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str, log: &Path) {
 }
 
 fn spawn(cmd: &mut Command, log: &Path, what: &str) -> Child {
-    let out = std::fs::File::create(log).unwrap_or_else(|e| panic!("log file: {e}"));
-    let err = out.try_clone().unwrap_or_else(|e| panic!("log file: {e}"));
+    let out = std::fs::File::create(log).expect("log file");
+    let err = out.try_clone().expect("log file");
     cmd.stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -60,7 +60,7 @@ fn run_ok(cmd: &mut Command, what: &str) {
 
 impl Sshd {
     pub fn start(dir: &Path) -> Sshd {
-        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        std::fs::create_dir_all(dir).expect("mkdir");
         for k in ["host_key", "client_key"] {
             run_ok(
                 Command::new("ssh-keygen")
@@ -69,14 +69,13 @@ impl Sshd {
                 "ssh-keygen",
             );
         }
-        std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys"))
-            .unwrap_or_else(|e| panic!("copy: {e}"));
+        std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).expect("copy");
         let port = free_port();
         let cfg = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\nSubsystem sftp internal-sftp\n",
             d = dir.display()
         );
-        std::fs::write(dir.join("sshd_config"), cfg).unwrap_or_else(|e| panic!("write: {e}"));
+        std::fs::write(dir.join("sshd_config"), cfg).expect("write");
         let _ = std::fs::create_dir_all("/run/sshd");
         // `-D -e`: stay in the foreground (the guard owns the process) and
         // log to stderr, which `spawn` sends to the log file. (`-E file`
@@ -90,15 +89,14 @@ impl Sshd {
             "sshd",
         );
         wait_for_port(port, &mut child, "sshd", &log);
-        let host_pub = std::fs::read_to_string(dir.join("host_key.pub"))
-            .unwrap_or_else(|e| panic!("read: {e}"));
+        let host_pub = std::fs::read_to_string(dir.join("host_key.pub")).expect("read");
         let mut parts = host_pub.split_whitespace();
         let line = format!(
             "[127.0.0.1]:{port} {} {}\n",
             parts.next().unwrap_or(""),
             parts.next().unwrap_or("")
         );
-        std::fs::write(dir.join("known_hosts"), line).unwrap_or_else(|e| panic!("write: {e}"));
+        std::fs::write(dir.join("known_hosts"), line).expect("write");
         let user = String::from_utf8_lossy(
             &Command::new("id")
                 .arg("-un")
@@ -125,7 +123,7 @@ impl Sshd {
 pub fn moto(dir: &Path) -> Server {
     let bin = venv_bin("RM_MOTO_SERVER", "moto_server");
     let port = free_port();
-    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    std::fs::create_dir_all(dir).expect("mkdir");
     let log = dir.join("moto.log");
     let mut child = spawn(
         Command::new(&bin).args(["-H", "127.0.0.1", "-p", &port.to_string()]),
@@ -141,7 +139,7 @@ pub fn moto(dir: &Path) -> Server {
 
 /// `rclone serve restic` on a folder, optionally with basic auth.
 pub fn rclone_rest(dir: &Path, auth: Option<(&str, &str)>) -> Server {
-    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    std::fs::create_dir_all(dir).expect("mkdir");
     let port = free_port();
     let log = dir.with_extension("log");
     let mut cmd = Command::new("rclone");

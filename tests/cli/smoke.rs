@@ -64,7 +64,7 @@ fn progress_bars_on_a_terminal_and_silence_under_cron() {
         .args(["-qec", &format!("{bin} run"), "/dev/null"])
         .current_dir(s.root())
         .output()
-        .unwrap_or_else(|e| panic!("script (util-linux): {e}"));
+        .expect("script (util-linux)");
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("docs → local"), "{text}");

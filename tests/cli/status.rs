@@ -292,7 +292,7 @@ fn live_status_after_a_host_rebuild_trusts_the_repository() {
             .to_string_lossy()
             .starts_with("history.sqlite")
         {
-            std::fs::remove_file(f.path()).unwrap_or_else(|e| panic!("rm: {e}"));
+            std::fs::remove_file(f.path()).expect("rm");
         }
     }
     // History alone now knows nothing.
@@ -349,7 +349,7 @@ fn live_status_reports_a_missing_snapshot_and_an_unreadable_repository() {
     );
 
     // The repository disappears (disk not mounted): failed, classified.
-    std::fs::rename(s.path("repo"), s.path("repo-unmounted")).unwrap_or_else(|e| panic!("mv: {e}"));
+    std::fs::rename(s.path("repo"), s.path("repo-unmounted")).expect("mv");
     let v = states(&s, &["--live"], 1);
     let d = &find(&v, "docs")["destinations"][0];
     assert_eq!(d["state"], "failed", "{d}");

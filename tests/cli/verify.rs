@@ -27,9 +27,9 @@ fn backed_up_with(service_keys: &str, top: &str) -> Scenario {
             .collect();
         let p = s.path(&format!("data/docs/part{i}.bin"));
         if let Some(d) = p.parent() {
-            std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("mkdir: {e}"));
+            std::fs::create_dir_all(d).expect("mkdir");
         }
-        std::fs::write(&p, data).unwrap_or_else(|e| panic!("write: {e}"));
+        std::fs::write(&p, data).expect("write");
     }
     let s = s
         .file("data/docs/notes/readme.txt", "the docs service\n")
@@ -50,12 +50,8 @@ struct Hook {
 impl Hook {
     fn start() -> Hook {
         use std::io::{BufRead, BufReader, Read};
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-        let port = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("addr: {e}"))
-            .port();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
         let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = std::sync::Arc::clone(&bodies);
         std::thread::spawn(move || {
@@ -228,7 +224,7 @@ fn a_deleted_pack_fails_the_deep_verify_as_repository_damaged_and_is_notified() 
     let hook = Hook::start();
     let s = backed_up_with("", &hook.notifier());
     let pack = largest_pack(&s.path("repo/docs"));
-    std::fs::remove_file(&pack).unwrap_or_else(|e| panic!("rm: {e}"));
+    std::fs::remove_file(&pack).expect("rm");
     let d = s.run(&["verify", "--deep"]);
     d.code(1)
         .stdout_has("repository_damaged")
@@ -256,10 +252,10 @@ fn a_flipped_byte_passes_the_structure_check_but_fails_deep_verify_and_drill() {
     let hook = Hook::start();
     let s = backed_up_with("", &hook.notifier());
     let pack = largest_pack(&s.path("repo/docs"));
-    let mut bytes = std::fs::read(&pack).unwrap_or_else(|e| panic!("read: {e}"));
+    let mut bytes = std::fs::read(&pack).expect("read");
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x01;
-    std::fs::write(&pack, bytes).unwrap_or_else(|e| panic!("write: {e}"));
+    std::fs::write(&pack, bytes).expect("write");
 
     // The index still matches: only reading the data finds it.
     s.run(&["verify"]).succeeds();
@@ -316,7 +312,7 @@ fn a_drill_finds_a_restored_file_that_differs_from_the_unchanged_source() {
 
     // A file changed the normal way (new mtime) is not a mismatch.
     s.write("data/docs/notes/readme.txt", "edited after the backup\n");
-    std::fs::write(&f, b"rewritten").unwrap_or_else(|e| panic!("write: {e}"));
+    std::fs::write(&f, b"rewritten").expect("write");
     let d = s.run(&["verify", "--drill", "--json", "-q"]);
     d.succeeds();
     assert_eq!(d.json()["verifies"][1]["detail"]["live_changed_since"], 2);
@@ -389,13 +385,13 @@ fn a_verify_waits_for_the_service_lock_then_gives_up() {
     // Hold the service's lock as a running backup would.
     let lock = s.path("run/restic-manager/docs.lock");
     if let Some(d) = lock.parent() {
-        std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        std::fs::create_dir_all(d).expect("mkdir");
     }
     let mut holder = Command::new("flock")
         .arg(&lock)
         .args(["sleep", "30"])
         .spawn()
-        .unwrap_or_else(|e| panic!("flock (util-linux): {e}"));
+        .expect("flock (util-linux)");
     // Wait until it holds the lock.
     for _ in 0..100 {
         let probe = Command::new("flock")
@@ -495,7 +491,7 @@ fn a_signal_during_a_drill_stops_it_records_it_interrupted_and_removes_the_temp_
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("spawn: {e}"));
+        .expect("spawn");
     let started = std::time::Instant::now();
     while !mark.exists() {
         assert!(
@@ -517,11 +513,7 @@ fn a_signal_during_a_drill_stops_it_records_it_interrupted_and_removes_the_temp_
         .status()
         .is_ok_and(|st| st.success());
     assert!(killed, "kill -TERM {pid}");
-    let d = Done::from(
-        child
-            .wait_with_output()
-            .unwrap_or_else(|e| panic!("wait: {e}")),
-    );
+    let d = Done::from(child.wait_with_output().expect("wait"));
     assert!(
         started.elapsed() < std::time::Duration::from_secs(50),
         "the drill did not stop on SIGTERM"

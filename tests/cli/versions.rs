@@ -156,7 +156,7 @@ fn a_deleted_rest_repository_is_missing_not_a_wrong_password() {
         .service("app", |a| a.targets(&["rest"]).path("{root}/files"));
     s.run(&["setup"]).succeeds();
     s.run(&["run"]).succeeds();
-    std::fs::remove_dir_all(s.path("rest-server/app")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_dir_all(s.path("rest-server/app")).unwrap();
     let done = s.run(&["run", "--json"]);
     done.code(1);
     let t = &done.json()["services"][0]["targets"][0];

@@ -52,7 +52,7 @@ impl Server {
     pub fn start_under(s: &Scenario, wrapper: &[&str]) -> Server {
         let port = free_port();
         let log = s.path(&format!("serve-{port}.log"));
-        let file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("log: {e}"));
+        let file = std::fs::File::create(&log).expect("log");
         let mut cmd = s.command();
         cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")]);
         if let Some((prog, args)) = wrapper.split_first() {
@@ -77,7 +77,7 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn serve: {e}"));
+            .expect("spawn serve");
         let mut srv = Server {
             child: Some(child),
             base: format!("http://127.0.0.1:{port}"),
@@ -106,7 +106,7 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         srv.token = std::fs::read_to_string(s.path("state/restic-manager/web-token"))
-            .unwrap_or_else(|e| panic!("token: {e}"))
+            .expect("token")
             .trim()
             .to_string();
         srv
@@ -170,12 +170,12 @@ impl Server {
         if let Some(t) = timeout {
             b = b.timeout(t);
         }
-        let c = b.build().unwrap_or_else(|e| panic!("{e}"));
+        let c = b.build().unwrap();
         let r = c
             .post(self.url("/login"))
             .form(&[("token", self.token.as_str()), ("next", "/")])
             .send()
-            .unwrap_or_else(|e| panic!("login: {e}"));
+            .expect("login");
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         (c, r)
     }
@@ -199,7 +199,7 @@ impl Server {
 
     /// Sends `sig` and waits for the exit status.
     pub fn stop(&mut self, sig: nix::sys::signal::Signal) -> std::process::ExitStatus {
-        let mut ch = self.child.take().unwrap_or_else(|| panic!("not running"));
+        let mut ch = self.child.take().expect("not running");
         let pid = nix::unistd::Pid::from_raw(i32::try_from(ch.id()).unwrap_or(0));
         let _ = nix::sys::signal::kill(pid, sig);
         poll(
@@ -234,15 +234,12 @@ pub fn client() -> Client {
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(60))
         .build()
-        .unwrap_or_else(|e| panic!("client: {e}"))
+        .expect("client")
 }
 
 /// The body of a GET of `url` by client `c`.
 fn text_of(c: &Client, url: String) -> String {
-    c.get(url)
-        .send()
-        .and_then(Response::text)
-        .unwrap_or_else(|e| panic!("{e}"))
+    c.get(url).send().and_then(Response::text).unwrap()
 }
 
 /// `r` sends the browser to `to`.
@@ -261,7 +258,7 @@ fn newest_snapshot(s: &Scenario) -> String {
         .iter()
         .max_by_key(|v| v["time"].as_str().unwrap_or("").to_string())
         .and_then(|v| v["id"].as_str())
-        .unwrap_or_else(|| panic!("no snapshot"))
+        .expect("no snapshot")
         .to_string()
 }
 
@@ -280,10 +277,7 @@ fn refuses_a_missing_or_wrong_token(srv: &Server, data: &str) {
         format!("/api/snapshots/app/latest/download?path={data}/hello.txt"),
         "/metrics".into(),
     ] {
-        let r = c
-            .get(srv.url(&path))
-            .send()
-            .unwrap_or_else(|e| panic!("{e}"));
+        let r = c.get(srv.url(&path)).send().unwrap();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path} without token");
         let body = r.text().unwrap_or_default();
         assert!(!body.contains("hello from"), "{path} leaked data: {body}");
@@ -291,7 +285,7 @@ fn refuses_a_missing_or_wrong_token(srv: &Server, data: &str) {
             .get(srv.url(&path))
             .bearer_auth("not-the-token-not-the-token")
             .send()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path} wrong token");
         // The right token still works at once, and forgives the address
         // (wrong tokens in a row are answered ever more slowly).
@@ -302,17 +296,11 @@ fn refuses_a_missing_or_wrong_token(srv: &Server, data: &str) {
         "/services/app/verify",
         "/services/app/restore",
     ] {
-        let r = c
-            .post(srv.url(path))
-            .send()
-            .unwrap_or_else(|e| panic!("{e}"));
+        let r = c.post(srv.url(path)).send().unwrap();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "POST {path}");
     }
     // Pages send a browser to the login form instead.
-    let r = c
-        .get(srv.url("/services/app"))
-        .send()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let r = c.get(srv.url("/services/app")).send().unwrap();
     redirects(&r, "/login?next=/services/app");
 }
 
@@ -522,10 +510,7 @@ fn traversal_bad_ids_and_unknown_names_are_refused() {
         ("/static/style.css", "text/css"),
         ("/static/app.js", "text/javascript"),
     ] {
-        let r = c
-            .get(srv.url(path))
-            .send()
-            .unwrap_or_else(|e| panic!("{e}"));
+        let r = c.get(srv.url(path)).send().unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{path}");
         assert_eq!(
             r.headers()
@@ -575,7 +560,7 @@ fn browser_session_needs_csrf_for_every_action() {
         .post(srv.url("/login"))
         .form(&[("token", "wrong")])
         .send()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(r.text().unwrap_or_default().contains("Wrong token"));
 
@@ -606,7 +591,7 @@ fn browser_session_needs_csrf_for_every_action() {
         .post(srv.url("/login"))
         .form(&[("token", srv.token.as_str()), ("next", "//evil.example/")])
         .send()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(
         r.headers().get("location").and_then(|v| v.to_str().ok()),
         Some("/")
@@ -624,11 +609,7 @@ fn browser_session_needs_csrf_for_every_action() {
         ),
         ("/logout", vec![]),
     ] {
-        let r = session
-            .post(srv.url(path))
-            .form(&form)
-            .send()
-            .unwrap_or_else(|e| panic!("{e}"));
+        let r = session.post(srv.url(path)).form(&form).send().unwrap();
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path} {form:?}");
     }
     std::thread::sleep(Duration::from_millis(300));
@@ -640,7 +621,7 @@ fn browser_session_needs_csrf_for_every_action() {
         .post(srv.url("/services/app/run"))
         .form(&[("csrf", csrf.as_str())])
         .send()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     redirects(&r, "/services/app/job");
     let job = srv.wait_job("app");
     assert_eq!(job["outcome"], "ok", "{job}");
@@ -652,12 +633,9 @@ fn browser_session_needs_csrf_for_every_action() {
         .post(srv.url("/logout"))
         .form(&[("csrf", csrf.as_str())])
         .send()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let r = session
-        .get(srv.url("/"))
-        .send()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let r = session.get(srv.url("/")).send().unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
 
@@ -1072,8 +1050,8 @@ fn a_large_download_is_streamed_not_held_in_memory() {
         big.extend_from_slice(&x.to_le_bytes());
     }
     let want = Sha256::digest(&big);
-    std::fs::create_dir_all(s.path("data/big")).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(s.path("data/big/disk.img"), &big).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(s.path("data/big")).unwrap();
+    std::fs::write(s.path("data/big/disk.img"), &big).unwrap();
     drop(big);
     s.simple("[services.big]\ntargets = [\"local\"]\n[services.big.config]\npaths = [\"{root}/data/big\"]\n");
     s.run(&["setup", "--no-schedule"]).succeeds();
@@ -1091,7 +1069,7 @@ fn a_large_download_is_streamed_not_held_in_memory() {
     let mut buf = vec![0u8; 1 << 16];
     let mut n = 0usize;
     loop {
-        let k = r.read(&mut buf).unwrap_or_else(|e| panic!("read: {e}"));
+        let k = r.read(&mut buf).expect("read");
         if k == 0 {
             break;
         }
@@ -1111,7 +1089,7 @@ fn a_large_download_is_streamed_not_held_in_memory() {
 fn a_damaged_history_is_moved_aside_and_the_dashboard_comes_up() {
     let s = backed_up("");
     let file = s.path("state/restic-manager/history.sqlite");
-    std::fs::write(&file, vec![0x5a; 8192]).unwrap_or_else(|e| panic!("write: {e}"));
+    std::fs::write(&file, vec![0x5a; 8192]).expect("write");
     let srv = Server::start(&s);
     let log = srv.log();
     assert!(

@@ -298,8 +298,7 @@ mod tests {
             size: Some(1),
             mtime: None,
             permissions: None,
-            ..serde_json::from_str(r#"{"type": "file", "path": "/a"}"#)
-                .unwrap_or_else(|e| panic!("{e}"))
+            ..serde_json::from_str(r#"{"type": "file", "path": "/a"}"#).unwrap()
         };
         let report = Report {
             bytes: 1,

@@ -97,9 +97,9 @@ mod tests {
 
     #[test]
     fn passwords_go_to_the_environment_never_argv() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let pw = dir.path().join("pw");
-        std::fs::write(&pw, "s3cret\n").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&pw, "s3cret\n").unwrap();
         let conn = Connection {
             user: Some("app".into()),
             host: Some("127.0.0.1".into()),
@@ -130,7 +130,7 @@ mod tests {
                 other => panic!("{other:?}"),
             };
             for c in [dump_command(&d), restore_command(&d), check] {
-                let c = c.unwrap_or_else(|e| panic!("{e}"));
+                let c = c.unwrap();
                 assert!(!c.display().contains("s3cret"), "{}", c.display());
                 assert_eq!(c.env, [(var.to_string(), "s3cret".to_string())]);
             }
