@@ -121,16 +121,7 @@ impl Runner<'_> {
             }
             Err(e) => {
                 tr.fail_with(&e);
-                // With containers stopped, they start first: `unlock` on
-                // a hanging destination must not keep them down.
-                if matches!(e.class, ErrorClass::Interrupted | ErrorClass::Timeout)
-                    && !fan
-                        .run
-                        .unlock_later
-                        .load(std::sync::atomic::Ordering::Relaxed)
-                {
-                    self.clear_stale_locks(repo, fan.log).await;
-                }
+                self.unlock_after(&e, repo, fan.run, fan.log).await;
             }
         }
         self.progress
@@ -208,14 +199,7 @@ impl Runner<'_> {
                         "volume `{v}` on `{}`: {}",
                         repo.destination, e.message
                     ));
-                    if matches!(e.class, ErrorClass::Interrupted | ErrorClass::Timeout)
-                        && !fan
-                            .run
-                            .unlock_later
-                            .load(std::sync::atomic::Ordering::Relaxed)
-                    {
-                        self.clear_stale_locks(repo, fan.log).await;
-                    }
+                    self.unlock_after(&e, repo, fan.run, fan.log).await;
                     break;
                 }
             }
