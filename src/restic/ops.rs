@@ -98,8 +98,16 @@ async fn call(
     timeout: Duration,
     shutdown: &Shutdown,
 ) -> Result<Output, Failure> {
-    let call = ResticCall::new(restic, repo, args.iter().copied()).timeout(timeout);
-    call.spec
+    quiet(
+        ResticCall::new(restic, repo, args.iter().copied()).timeout(timeout),
+        shutdown,
+    )
+    .await
+}
+
+/// Runs `c`, its output captured and not streamed anywhere.
+async fn quiet(c: ResticCall, shutdown: &Shutdown) -> Result<Output, Failure> {
+    c.spec
         .run(shutdown, |_| {}, |_| {})
         .await
         .map_err(Failure::from)
@@ -167,11 +175,7 @@ pub async fn init(
     if let Some(from) = chunker_from {
         with_from(&mut c, from);
     }
-    let out = c
-        .spec
-        .run(shutdown, |_| {}, |_| {})
-        .await
-        .map_err(Failure::from)?;
+    let out = quiet(c, shutdown).await?;
     match failure(&out, repo) {
         None => Ok(()),
         Some(mut e) => {
@@ -585,11 +589,7 @@ pub async fn copy(
 ) -> Result<Option<String>, Failure> {
     let mut c = ResticCall::new(restic, to, ["copy", snapshot]).timeout(timeout);
     with_from(&mut c, from);
-    let out = c
-        .spec
-        .run(shutdown, |_| {}, |_| {})
-        .await
-        .map_err(Failure::from)?;
+    let out = quiet(c, shutdown).await?;
     if let Some(e) = failure(&out, to) {
         return Err(e);
     }
