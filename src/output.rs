@@ -334,6 +334,13 @@ pub fn sorted_keys<T: Serialize, S: serde::Serializer>(v: &T, s: S) -> Result<S:
         .serialize(s)
 }
 
+/// `T` written through [`sorted_keys`]: a document whose keys come from
+/// more than one type (`#[serde(flatten)]`), which no declaration order
+/// can sort.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent, bound = "T: Serialize")]
+pub struct SortedKeys<T>(#[serde(serialize_with = "sorted_keys")] pub T);
+
 /// Panics unless every object in `v`'s JSON lists its keys sorted: the
 /// `--json` documents that were `json!` maps keep their byte order.
 #[cfg(test)]

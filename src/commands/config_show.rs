@@ -91,51 +91,46 @@ struct Docker<'a> {
 }
 
 /// A notifier, secrets redacted: URLs keep their scheme and host, header
-/// values are `***`. One variant per set of keys, each with the keys every
-/// type shares, in alphabetical order.
+/// values are `***`. The keys every type shares, then its own; written
+/// with all of them in alphabetical order ([`sorted_keys`]), as the
+/// document had them when it was built from `json!` maps.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+struct ShownNotifier<'a>(#[serde(serialize_with = "sorted_keys")] NotifierFields<'a>);
+
+#[derive(Debug, Serialize)]
+struct NotifierFields<'a> {
+    name: &'a str,
+    notify_on: Option<&'a [String]>,
+    timeout_seconds: u64,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    keys: NotifierKeys<'a>,
+}
+
+/// The keys of one notifier type.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
-enum ShownNotifier<'a> {
+enum NotifierKeys<'a> {
     /// `discord` and `healthchecks`.
-    Url {
-        name: &'a str,
-        notify_on: Option<&'a [String]>,
-        timeout_seconds: u64,
-        #[serde(rename = "type")]
-        kind: &'static str,
-        url: String,
-    },
+    Url { url: String },
     Webhook {
         headers: BTreeMap<&'a str, &'static str>,
-        name: &'a str,
-        notify_on: Option<&'a [String]>,
-        timeout_seconds: u64,
-        #[serde(rename = "type")]
-        kind: &'static str,
         url: String,
     },
     Ntfy {
-        name: &'a str,
-        notify_on: Option<&'a [String]>,
-        timeout_seconds: u64,
         token_file: Option<&'a Path>,
-        #[serde(rename = "type")]
-        kind: &'static str,
         url: String,
     },
     Email {
         ca_file: Option<&'a Path>,
         from: &'a str,
         host: &'a str,
-        name: &'a str,
-        notify_on: Option<&'a [String]>,
         password_file: Option<&'a Path>,
         port: u16,
         security: &'static str,
-        timeout_seconds: u64,
         to: &'a [String],
-        #[serde(rename = "type")]
-        kind: &'static str,
         username: Option<&'a str>,
     },
 }
@@ -243,51 +238,38 @@ impl ShownRepository {
 
 impl<'a> ShownNotifier<'a> {
     fn new(n: &'a Notifier) -> ShownNotifier<'a> {
-        let name = n.name.as_str();
-        let notify_on = n.notify_on.as_deref();
-        let timeout_seconds = n.timeout.as_secs();
-        let kind = n.kind.type_name();
-        match &n.kind {
+        let keys = match &n.kind {
             NotifierKind::Discord { url } | NotifierKind::Healthchecks { url } => {
-                ShownNotifier::Url {
-                    name,
-                    notify_on,
-                    timeout_seconds,
-                    kind,
+                NotifierKeys::Url {
                     url: url.describe(),
                 }
             }
-            NotifierKind::Webhook { url, headers } => ShownNotifier::Webhook {
+            NotifierKind::Webhook { url, headers } => NotifierKeys::Webhook {
                 headers: headers.keys().map(|k| (k.as_str(), REDACTED)).collect(),
-                name,
-                notify_on,
-                timeout_seconds,
-                kind,
                 url: url.describe(),
             },
-            NotifierKind::Ntfy { url, token_file } => ShownNotifier::Ntfy {
-                name,
-                notify_on,
-                timeout_seconds,
+            NotifierKind::Ntfy { url, token_file } => NotifierKeys::Ntfy {
                 token_file: token_file.as_deref(),
-                kind,
                 url: url.describe(),
             },
-            NotifierKind::Email(e) => ShownNotifier::Email {
+            NotifierKind::Email(e) => NotifierKeys::Email {
                 ca_file: e.ca_file.as_deref(),
                 from: &e.from,
                 host: &e.host,
-                name,
-                notify_on,
                 password_file: e.password_file.as_deref(),
                 port: e.port,
                 security: e.security.as_str(),
-                timeout_seconds,
                 to: &e.to,
-                kind,
                 username: e.username.as_deref(),
             },
-        }
+        };
+        ShownNotifier(NotifierFields {
+            name: &n.name,
+            notify_on: n.notify_on.as_deref(),
+            timeout_seconds: n.timeout.as_secs(),
+            kind: n.kind.type_name(),
+            keys,
+        })
     }
 }
 

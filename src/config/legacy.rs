@@ -10,7 +10,7 @@
 //! replace the old tables; `validate` and `config show` print it.
 
 use super::Diagnostic;
-use super::load::{Locator, RawConfig};
+use super::load::{Locator, RawConfig, indent};
 use super::schema::{DumpRaw, ServiceConfigRaw, ServiceRaw};
 
 /// What translating found: warnings (the config loads) and errors.
@@ -329,18 +329,6 @@ fn dump_name_of(s: &ServiceRaw) -> String {
 
 /// The warning: what was translated, then the service in today's form.
 fn modern(name: &str, s: &ServiceRaw, array_form: bool, what: &str) -> String {
-    let text = render(name, s, array_form);
-    let indented: Vec<String> = text
-        .trim_end()
-        .lines()
-        .map(|l| {
-            if l.is_empty() {
-                String::new()
-            } else {
-                format!("    {l}")
-            }
-        })
-        .collect();
     let tables = if array_form {
         "its `[[services]]` entry and `[services.config]` table".to_string()
     } else {
@@ -348,7 +336,7 @@ fn modern(name: &str, s: &ServiceRaw, array_form: bool, what: &str) -> String {
     };
     format!(
         "service `{name}`: {what}. The same service in today's form, to replace {tables}:\n\n{}",
-        indented.join("\n")
+        indent(&render(name, s, array_form))
     )
 }
 

@@ -795,18 +795,7 @@ fn mixed_message(
     if let Some(c) = config {
         render_config(source, &format!("services.{key}.config"), c, &mut fixed);
     }
-    let fixed: String = fixed
-        .trim_end()
-        .lines()
-        .map(|l| {
-            if l.is_empty() {
-                String::new()
-            } else {
-                format!("    {l}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let fixed = indent(&fixed);
 
     // A service written as a nested table gets a fix of its own; the
     // other entries the user rewrites the same way.
@@ -967,6 +956,22 @@ fn render_header(source: &str, header: &str, t: &DeTable<'_>, out: &mut String) 
         out.push_str(&l);
         out.push('\n');
     }
+}
+
+/// A TOML block shown inside a message: four spaces before each line (none
+/// on an empty one), trailing blank lines dropped.
+pub(super) fn indent(text: &str) -> String {
+    text.trim_end()
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("    {l}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]

@@ -155,12 +155,10 @@ pub async fn setup(
                 Ok(false) if dry_run => entry.action = "would_create".into(),
                 Ok(false) => match restic {
                     Some(r) => {
-                        let res = match (&primary, svc.replication) {
-                            (Some(from), Replication::Copy) if i > 0 => {
-                                ops::init_copy_target(r, &repo, from, shutdown).await
-                            }
-                            _ => ops::init(r, &repo, shutdown).await,
-                        };
+                        let chunker_from = primary
+                            .as_ref()
+                            .filter(|_| i > 0 && matches!(svc.replication, Replication::Copy));
+                        let res = ops::init(r, &repo, chunker_from, shutdown).await;
                         match res {
                             Ok(()) => entry.action = "created".into(),
                             Err(e) => entry.error = Some(e.message),

@@ -138,22 +138,38 @@ impl std::fmt::Display for Delivered {
 }
 
 impl Dispatch {
+    /// Sends `m` to one notifier: the HTTP channels get their URL read
+    /// here (a URL that cannot be read is not attempted), email its own
+    /// settings. Returns what was sent or why not, and the attempts.
+    async fn send_one(&self, n: &Notifier, m: &Message) -> (Result<String, DeliveryError>, u32) {
+        let client = &self.inner.client;
+        let url = match &n.kind {
+            NotifierKind::Discord { url }
+            | NotifierKind::Webhook { url, .. }
+            | NotifierKind::Ntfy { url, .. }
+            | NotifierKind::Healthchecks { url } => match url_of(url) {
+                Ok(u) => u,
+                Err(e) => return (Err(e), 0),
+            },
+            NotifierKind::Email(e) => return email::send(n, e, m).await,
+        };
+        match &n.kind {
+            NotifierKind::Discord { .. } => discord::send(client, n, &url, m).await,
+            NotifierKind::Webhook { headers, .. } => {
+                webhook::send(client, n, &url, headers, m).await
+            }
+            NotifierKind::Ntfy { token_file, .. } => {
+                ntfy::send(client, n, &url, token_file.as_deref(), m).await
+            }
+            NotifierKind::Healthchecks { .. } => healthchecks::send(client, n, &url, m).await,
+            NotifierKind::Email(e) => email::send(n, e, m).await,
+        }
+    }
+
     /// Sends to each notifier at once; failures become warnings.
     pub(super) async fn deliver(&self, targets: &[&Notifier], m: &Message) -> Vec<Delivery> {
         let sends = targets.iter().map(|n| async move {
-            let (res, attempts) = match &n.kind {
-                NotifierKind::Discord { url } => discord::send(&self.inner.client, n, url, m).await,
-                NotifierKind::Webhook { url, headers } => {
-                    webhook::send(&self.inner.client, n, url, headers, m).await
-                }
-                NotifierKind::Ntfy { url, token_file } => {
-                    ntfy::send(&self.inner.client, n, url, token_file.as_deref(), m).await
-                }
-                NotifierKind::Healthchecks { url } => {
-                    healthchecks::send(&self.inner.client, n, url, m).await
-                }
-                NotifierKind::Email(e) => email::send(n, e, m).await,
-            };
+            let (res, attempts) = self.send_one(n, m).await;
             let (result, detail) = match res {
                 Ok(d) => (Delivered::Sent, d),
                 Err(e) => (Delivered::Failed, e.to_string()),
@@ -291,7 +307,7 @@ fn snippet(body: &str) -> String {
 }
 
 /// The notifier's URL, or why it cannot be read (never the URL itself).
-pub(super) fn url_of(url: &crate::config::notify::Secret) -> Result<String, DeliveryError> {
+fn url_of(url: &crate::config::notify::Secret) -> Result<String, DeliveryError> {
     url.read()
         .map(|u| u.trim_end_matches('/').to_string())
         .map_err(DeliveryError::Url)

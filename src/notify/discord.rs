@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
-use super::{DeliveryError, Message, http, url_of};
-use crate::config::notify::{Notifier, Secret};
+use super::{DeliveryError, Message, http};
+use crate::config::notify::Notifier;
 use crate::model::Outcome;
 
 const GREEN: u32 = 0x2E_CC_71;
@@ -19,17 +19,13 @@ const MAX_FIELDS: usize = 25;
 pub async fn send(
     client: &reqwest::Client,
     n: &Notifier,
-    url: &Secret,
+    url: &str,
     m: &Message,
 ) -> (Result<String, DeliveryError>, u32) {
-    let url = match url_of(url) {
-        Ok(u) => u,
-        Err(e) => return (Err(e), 0),
-    };
     let body = body(m).to_string();
     http(n, || {
         client
-            .post(&url)
+            .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.clone())
     })

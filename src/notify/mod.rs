@@ -26,7 +26,7 @@ mod ntfy;
 pub mod state;
 mod webhook;
 
-use deliver::{ATTEMPTS, http, url_of};
+use deliver::{ATTEMPTS, http};
 pub use deliver::{Delivered, Delivery, DeliveryError, log_deliveries};
 pub use dispatch::{Dispatch, StaleService, config_failure};
 pub use message::{

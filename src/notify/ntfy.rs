@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{DeliveryError, Event, Message, http, url_of};
+use super::{DeliveryError, Event, Message, http};
 use crate::config::notify::{Notifier, Secret};
 
 /// ntfy priorities: 1 min … 5 max (urgent).
@@ -44,14 +44,10 @@ fn ascii(s: &str) -> String {
 pub async fn send(
     client: &reqwest::Client,
     n: &Notifier,
-    url: &Secret,
+    url: &str,
     token_file: Option<&Path>,
     m: &Message,
 ) -> (Result<String, DeliveryError>, u32) {
-    let url = match url_of(url) {
-        Ok(u) => u,
-        Err(e) => return (Err(e), 0),
-    };
     let token = match token_file {
         Some(f) => match Secret::File(f.to_path_buf()).read() {
             Ok(t) if !t.is_empty() => Some(t),
@@ -72,7 +68,7 @@ pub async fn send(
     let title = ascii(&m.title);
     http(n, || {
         let mut r = client
-            .post(&url)
+            .post(url)
             .header("Title", title.as_str())
             .header("Priority", priority(m.event).to_string())
             .header("Tags", tags(m.event))

@@ -3,20 +3,16 @@
 
 use std::collections::BTreeMap;
 
-use super::{DeliveryError, Message, http, url_of};
-use crate::config::notify::{Notifier, Secret};
+use super::{DeliveryError, Message, http};
+use crate::config::notify::Notifier;
 
 pub async fn send(
     client: &reqwest::Client,
     n: &Notifier,
-    url: &Secret,
+    url: &str,
     headers: &BTreeMap<String, String>,
     m: &Message,
 ) -> (Result<String, DeliveryError>, u32) {
-    let url = match url_of(url) {
-        Ok(u) => u,
-        Err(e) => return (Err(e), 0),
-    };
     let mut map = reqwest::header::HeaderMap::new();
     for (k, v) in headers {
         let name = reqwest::header::HeaderName::from_bytes(k.as_bytes());
@@ -35,7 +31,7 @@ pub async fn send(
     };
     http(n, || {
         client
-            .post(&url)
+            .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .headers(map.clone())
             .body(body.clone())

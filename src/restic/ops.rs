@@ -98,8 +98,16 @@ async fn call(
     timeout: Duration,
     shutdown: &Shutdown,
 ) -> Result<Output, Failure> {
-    let call = ResticCall::new(restic, repo, args.iter().copied()).timeout(timeout);
-    call.spec
+    quiet(
+        ResticCall::new(restic, repo, args.iter().copied()).timeout(timeout),
+        shutdown,
+    )
+    .await
+}
+
+/// Runs `c`, its output captured and not streamed anywhere.
+async fn quiet(c: ResticCall, shutdown: &Shutdown) -> Result<Output, Failure> {
+    c.spec
         .run(shutdown, |_| {}, |_| {})
         .await
         .map_err(Failure::from)
@@ -150,14 +158,32 @@ pub async fn exists(
     }
 }
 
-/// `restic init`.
-pub async fn init(restic: &Restic, repo: &Repository, shutdown: &Shutdown) -> Result<(), Failure> {
-    let out = call(restic, repo, &["init"], Duration::from_secs(600), shutdown).await?;
+/// `restic init`; with `chunker_from`, with the chunker parameters of that
+/// repository, so that `restic copy` from it deduplicates.
+pub async fn init(
+    restic: &Restic,
+    repo: &Repository,
+    chunker_from: Option<&Repository>,
+    shutdown: &Shutdown,
+) -> Result<(), Failure> {
+    let args: &[&str] = match chunker_from {
+        Some(_) => &["init", "--copy-chunker-params"],
+        None => &["init"],
+    };
+    let mut c =
+        ResticCall::new(restic, repo, args.iter().copied()).timeout(Duration::from_secs(600));
+    if let Some(from) = chunker_from {
+        with_from(&mut c, from);
+    }
+    let out = quiet(c, shutdown).await?;
     match failure(&out, repo) {
         None => Ok(()),
         Some(mut e) => {
+            let params = chunker_from
+                .map(|f| format!(" (with the chunker parameters of `{}`)", f.display))
+                .unwrap_or_default();
             e.message = format!(
-                "cannot create repository `{}`: {}",
+                "cannot create repository `{}`{params}: {}",
                 repo.display,
                 super::error::last_line(&out.stderr)
             );
@@ -551,36 +577,6 @@ fn with_from(call: &mut ResticCall, from: &Repository) {
     env.extend(own);
 }
 
-/// `restic init` of `repo` with the chunker parameters of `from`, so that
-/// `restic copy` from `from` deduplicates.
-pub async fn init_copy_target(
-    restic: &Restic,
-    repo: &Repository,
-    from: &Repository,
-    shutdown: &Shutdown,
-) -> Result<(), Failure> {
-    let mut c = ResticCall::new(restic, repo, ["init", "--copy-chunker-params"])
-        .timeout(Duration::from_secs(600));
-    with_from(&mut c, from);
-    let out = c
-        .spec
-        .run(shutdown, |_| {}, |_| {})
-        .await
-        .map_err(Failure::from)?;
-    match failure(&out, repo) {
-        None => Ok(()),
-        Some(mut e) => {
-            e.message = format!(
-                "cannot create repository `{}` (with the chunker parameters of `{}`): {}",
-                repo.display,
-                from.display,
-                super::error::last_line(&out.stderr)
-            );
-            Err(e)
-        }
-    }
-}
-
 /// `restic copy SNAPSHOT` from `from` into `to`; returns the id of the copy.
 pub async fn copy(
     restic: &Restic,
@@ -593,11 +589,7 @@ pub async fn copy(
 ) -> Result<Option<String>, Failure> {
     let mut c = ResticCall::new(restic, to, ["copy", snapshot]).timeout(timeout);
     with_from(&mut c, from);
-    let out = c
-        .spec
-        .run(shutdown, |_| {}, |_| {})
-        .await
-        .map_err(Failure::from)?;
+    let out = quiet(c, shutdown).await?;
     if let Some(e) = failure(&out, to) {
         return Err(e);
     }

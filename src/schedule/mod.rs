@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::config::cron_expr::CronError;
+use crate::config::{Config, Service};
 use crate::process::SpawnError;
 
 /// Which scheduler.
@@ -306,33 +306,18 @@ impl Origin {
 /// each followed by the service's verify entry when it has a
 /// `verify_schedule`.
 pub fn entries(config: &Config, origin: &Origin) -> Vec<Entry> {
-    let mut out = Vec::new();
-    for e in backup_entries(config, origin) {
-        out.push(e);
-    }
-    for s in config.services.iter().filter(|s| s.enabled) {
+    let enabled = || config.services.iter().filter(|s| s.enabled);
+    let mut out: Vec<Entry> = enabled()
+        .filter_map(|s| {
+            let schedule = s.schedule.clone()?;
+            Some(Entry::new(config, origin, s, Job::Backup, schedule))
+        })
+        .collect();
+    for s in enabled() {
         let Some(schedule) = s.verify.schedule.clone() else {
             continue;
         };
-        let entry = Entry {
-            service: s.name.clone(),
-            schedule,
-            program: origin.program.clone(),
-            args: vec![
-                "--config".into(),
-                origin.config_file.display().to_string(),
-                "verify".into(),
-                "--service".into(),
-                s.name.clone(),
-                "-q".into(),
-            ],
-            log_file: config
-                .settings
-                .log_directory
-                .join(format!("schedule-{}-verify.log", s.name)),
-            env: origin.env.clone(),
-            job: Job::Verify,
-        };
+        let entry = Entry::new(config, origin, s, Job::Verify, schedule);
         // Next to the service's backup entry.
         let at = out
             .iter()
@@ -343,35 +328,37 @@ pub fn entries(config: &Config, origin: &Origin) -> Vec<Entry> {
     out
 }
 
-/// The backup entries: one per enabled service that has a `schedule`.
-fn backup_entries(config: &Config, origin: &Origin) -> Vec<Entry> {
-    config
-        .services
-        .iter()
-        .filter(|s| s.enabled)
-        .filter_map(|s| {
-            let schedule = s.schedule.clone()?;
-            Some(Entry {
-                service: s.name.clone(),
-                schedule,
-                program: origin.program.clone(),
-                args: vec![
-                    "--config".into(),
-                    origin.config_file.display().to_string(),
-                    "run".into(),
-                    "--service".into(),
-                    s.name.clone(),
-                    "-q".into(),
-                ],
-                log_file: config
-                    .settings
-                    .log_directory
-                    .join(format!("schedule-{}.log", s.name)),
-                env: origin.env.clone(),
-                job: Job::Backup,
-            })
-        })
-        .collect()
+impl Entry {
+    /// `job` of service `s` on `schedule` (`run` or `verify`, with
+    /// `--service NAME -q`), with the origin's configuration file and
+    /// environment, logged to `schedule-UNIT.log` in the log directory.
+    fn new(config: &Config, origin: &Origin, s: &Service, job: Job, schedule: String) -> Entry {
+        let command = match job {
+            Job::Backup => "run",
+            Job::Verify => "verify",
+        };
+        let mut e = Entry {
+            service: s.name.clone(),
+            schedule,
+            program: origin.program.clone(),
+            args: vec![
+                "--config".into(),
+                origin.config_file.display().to_string(),
+                command.into(),
+                "--service".into(),
+                s.name.clone(),
+                "-q".into(),
+            ],
+            log_file: PathBuf::new(),
+            env: origin.env.clone(),
+            job,
+        };
+        e.log_file = config
+            .settings
+            .log_directory
+            .join(format!("schedule-{}.log", e.unit()));
+        e
+    }
 }
 
 /// The next `n` times `expr` fires after `after` (croner; empty when croner
@@ -477,6 +464,78 @@ mod tests {
     use super::*;
     use crate::config::cron_expr::CronExpr;
     use chrono::{TimeZone, Utc};
+
+    /// Each backup entry in config order, its verify right after it; a
+    /// service with a verify schedule alone gets its verify at the end.
+    #[test]
+    fn entries_are_backups_each_followed_by_its_verify() {
+        let (dir, config) = crate::engine::plan::tests::config(
+            r#"[global]
+restic_password_file = "pw"
+[destinations.local]
+type = "local"
+path = "{dir}/repo"
+[services.a]
+targets = ["local"]
+schedule = "0 1 * * *"
+verify_schedule = "0 2 * * 0"
+[services.a.config]
+paths = ["{dir}"]
+[services.b]
+targets = ["local"]
+verify_schedule = "0 3 * * 0"
+[services.b.config]
+paths = ["{dir}"]
+[services.c]
+targets = ["local"]
+schedule = "0 4 * * *"
+[services.c.config]
+paths = ["{dir}"]
+[services.d]
+enabled = false
+targets = ["local"]
+schedule = "0 5 * * *"
+verify_schedule = "0 6 * * 0"
+[services.d.config]
+paths = ["{dir}"]
+"#,
+        );
+        let origin = Origin {
+            program: PathBuf::from("/bin/rm-bin"),
+            config_file: dir.path().join("config.toml"),
+            env: vec![("PATH".into(), "/bin".into())],
+        };
+        let logs = &config.settings.log_directory;
+        let got: Vec<(String, &str, String, Vec<String>, PathBuf)> = entries(&config, &origin)
+            .into_iter()
+            .map(|e| {
+                assert_eq!(e.program, origin.program);
+                assert_eq!(e.env, origin.env);
+                (e.unit(), e.job.as_str(), e.schedule, e.args, e.log_file)
+            })
+            .collect();
+        let file = origin.config_file.display().to_string();
+        let entry = |unit: &str, job, schedule: &str, command: &str, service: &str| {
+            (
+                unit.to_string(),
+                job,
+                schedule.to_string(),
+                ["--config", &file, command, "--service", service, "-q"]
+                    .map(String::from)
+                    .to_vec(),
+                logs.join(format!("schedule-{unit}.log")),
+            )
+        };
+        assert_eq!(
+            got,
+            vec![
+                entry("a", "backup", "0 1 * * *", "run", "a"),
+                entry("a-verify", "verify", "0 2 * * 0", "verify", "a"),
+                entry("c", "backup", "0 4 * * *", "run", "c"),
+                entry("b-verify", "verify", "0 3 * * 0", "verify", "b"),
+            ]
+        );
+    }
 
     #[test]
     fn schedule_errors_read_as_before() {

@@ -3,8 +3,6 @@
 //! `status` tell the same story: health comes from `health.rs`, the JSON
 //! documents from the same functions as `status --json` and `list --json`.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -16,6 +14,7 @@ use crate::health::json::{DestinationStatus, LastRun, ServiceStatus};
 use crate::health::{self, ServiceHealth, State};
 use crate::history::{History, HistoryError, RunRow, TargetRecord, VerifyRow, now_ms};
 use crate::model::{ErrorClass, RunStatus};
+use crate::output::SortedKeys;
 
 /// A few history connections shared by the request handlers (SQLite
 /// connections cannot be used by two threads at once).
@@ -195,65 +194,48 @@ pub fn status_json(h: &History, c: &Config) -> Result<Vec<ServiceStatus>, Histor
 
 /// One service of `/api/services`: `list --json`'s [`ServiceSummary`] with
 /// its health as `status --json` has it (`state`, `reasons`, `last_run`,
-/// `destinations`). Fields in alphabetical order, as the document had them
-/// when it was merged from `json!` maps.
+/// `destinations`). The summary's keys are flattened in among the health's,
+/// so no declaration order sorts them: the document is written through
+/// [`SortedKeys`] (see [`services_json`]), which gives the alphabetical
+/// order it had when it was merged from `json!` maps.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceWithHealth {
-    pub description: Option<String>,
+    #[serde(flatten)]
+    pub service: ServiceSummary,
     pub destinations: Vec<DestinationStatus>,
-    pub enabled: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub labelled_by: Option<Vec<String>>,
     pub last_run: Option<LastRun>,
-    pub name: String,
-    pub next_runs: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub origins: Option<BTreeMap<String, String>>,
-    pub paths: Vec<PathBuf>,
-    pub profile: Option<String>,
     pub reasons: Vec<String>,
-    pub schedule: Option<String>,
-    pub sources: Vec<String>,
     pub state: State,
-    pub targets: Vec<String>,
-    pub volumes: Vec<String>,
 }
 
 impl ServiceWithHealth {
-    pub fn new(s: ServiceSummary, h: ServiceStatus) -> ServiceWithHealth {
+    pub fn new(service: ServiceSummary, h: ServiceStatus) -> ServiceWithHealth {
         ServiceWithHealth {
-            description: s.description,
+            service,
             destinations: h.destinations,
-            enabled: s.enabled,
-            labelled_by: s.labelled_by,
             last_run: h.last_run,
-            name: s.name,
-            next_runs: s.next_runs,
-            origins: s.origins,
-            paths: s.paths,
-            profile: s.profile,
             reasons: h.reasons,
-            schedule: s.schedule,
-            sources: s.sources,
             state: h.state,
-            targets: s.targets,
-            volumes: s.volumes,
         }
     }
 }
 
-/// The document of `/api/services`: every service with its health.
-pub fn services_json(h: &History, c: &Config) -> Result<Vec<ServiceWithHealth>, HistoryError> {
+/// The document of `/api/services`: every service with its health, keys
+/// sorted.
+pub fn services_json(
+    h: &History,
+    c: &Config,
+) -> Result<Vec<SortedKeys<ServiceWithHealth>>, HistoryError> {
     let now = chrono::Utc::now();
     let report = health::evaluate(c, h, now)?;
     Ok(c.services
         .iter()
         .zip(&report)
         .map(|(s, r)| {
-            ServiceWithHealth::new(
+            SortedKeys(ServiceWithHealth::new(
                 ServiceSummary::new(s),
                 ServiceStatus::new(r, now.timestamp_millis()),
-            )
+            ))
         })
         .collect())
 }
@@ -312,4 +294,78 @@ pub fn log_tail(path: &str, lines: usize, secrets: &[String]) -> Option<String> 
         tail = tail.replace(s.as_str(), "***");
     }
     Some(tail)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn summary(discovered: bool) -> ServiceSummary {
+        ServiceSummary {
+            description: Some("the wiki".into()),
+            enabled: true,
+            labelled_by: discovered.then(|| vec!["wiki-app".into()]),
+            name: "wiki".into(),
+            next_runs: vec!["2026-01-01T03:00:00+00:00".into()],
+            origins: discovered.then(|| BTreeMap::from([("paths".into(), "file".into())])),
+            paths: vec![PathBuf::from("/srv/wiki")],
+            profile: None,
+            schedule: Some("0 3 * * *".into()),
+            sources: vec!["/srv/wiki".into(), "dump:db".into()],
+            targets: vec!["local".into()],
+            volumes: vec!["data".into()],
+        }
+    }
+
+    fn status() -> ServiceStatus {
+        ServiceStatus {
+            destinations: Vec::new(),
+            enabled: true,
+            history_reset: None,
+            last_run: Some(LastRun {
+                age_seconds: 60,
+                error_class: None,
+                finished_at: Some("2026-01-01T03:01:00+00:00".into()),
+                id: 7,
+                log_file: None,
+                message: None,
+                outcome: RunStatus::Finished(crate::model::Outcome::Ok),
+                started_at: Some("2026-01-01T03:00:00+00:00".into()),
+            }),
+            reasons: vec!["no snapshot yet".into()],
+            service: "wiki".into(),
+            state: State::Warning,
+        }
+    }
+
+    /// `/api/services` stays byte for byte the document it was: the
+    /// summary's keys and the health's, all sorted.
+    #[test]
+    fn the_services_document_keeps_its_bytes() {
+        let plain = serde_json::to_string(&SortedKeys(ServiceWithHealth::new(
+            summary(false),
+            status(),
+        )))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            plain,
+            r#"{"description":"the wiki","destinations":[],"enabled":true,"last_run":{"age_seconds":60,"error_class":null,"finished_at":"2026-01-01T03:01:00+00:00","id":7,"log_file":null,"message":null,"outcome":"ok","started_at":"2026-01-01T03:00:00+00:00"},"name":"wiki","next_runs":["2026-01-01T03:00:00+00:00"],"paths":["/srv/wiki"],"profile":null,"reasons":["no snapshot yet"],"schedule":"0 3 * * *","sources":["/srv/wiki","dump:db"],"state":"warning","targets":["local"],"volumes":["data"]}"#
+        );
+        let discovered = SortedKeys(ServiceWithHealth::new(summary(true), status()));
+        let text = serde_json::to_string(&discovered).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            text.contains(r#""enabled":true,"labelled_by":["wiki-app"],"last_run":{"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#""next_runs":["2026-01-01T03:00:00+00:00"],"origins":{"paths":"file"},"paths":"#
+            ),
+            "{text}"
+        );
+        crate::output::assert_sorted_keys(&discovered);
+    }
 }

@@ -62,6 +62,17 @@ impl TargetReport {
     }
 }
 
+/// The report of a target of `repo` before its result is known: failed,
+/// with no message, until the result fills it in.
+fn pending(repo: &Repository) -> TargetReport {
+    failed_target(
+        &repo.destination,
+        &repo.display,
+        ErrorClass::Other,
+        String::new(),
+    )
+}
+
 impl Runner<'_> {
     /// `restic backup` of `sources` to `repo`.
     pub(super) async fn backup(&self, fan: Fan<'_>, repo: &Repository) -> TargetReport {
@@ -100,12 +111,7 @@ impl Runner<'_> {
                 )
             })
             .await;
-        let mut tr = failed_target(
-            &repo.destination,
-            &repo.display,
-            ErrorClass::Other,
-            String::new(),
-        );
+        let mut tr = pending(repo);
         tr.duration_ms = ms(started.elapsed());
         match res {
             Ok(b) => {
@@ -121,16 +127,7 @@ impl Runner<'_> {
             }
             Err(e) => {
                 tr.fail_with(&e);
-                // With containers stopped, they start first: `unlock` on
-                // a hanging destination must not keep them down.
-                if matches!(e.class, ErrorClass::Interrupted | ErrorClass::Timeout)
-                    && !fan
-                        .run
-                        .unlock_later
-                        .load(std::sync::atomic::Ordering::Relaxed)
-                {
-                    self.clear_stale_locks(repo, fan.log).await;
-                }
+                self.unlock_after(&e, repo, fan.run, fan.log).await;
             }
         }
         self.progress
@@ -153,12 +150,7 @@ impl Runner<'_> {
             return self.backup(fan, repo).await;
         };
         let mut tr = if fan.sources.is_empty() {
-            let mut t = failed_target(
-                &repo.destination,
-                &repo.display,
-                ErrorClass::Other,
-                String::new(),
-            );
+            let mut t = pending(repo);
             t.outcome = Outcome::Ok;
             t.error_class = None;
             t.error = None;
@@ -208,14 +200,7 @@ impl Runner<'_> {
                         "volume `{v}` on `{}`: {}",
                         repo.destination, e.message
                     ));
-                    if matches!(e.class, ErrorClass::Interrupted | ErrorClass::Timeout)
-                        && !fan
-                            .run
-                            .unlock_later
-                            .load(std::sync::atomic::Ordering::Relaxed)
-                    {
-                        self.clear_stale_locks(repo, fan.log).await;
-                    }
+                    self.unlock_after(&e, repo, fan.run, fan.log).await;
                     break;
                 }
             }
@@ -265,12 +250,7 @@ impl Runner<'_> {
                 |l| fan.log.line(&format!("script ! {l}")),
             )
             .await;
-        let mut tr = failed_target(
-            &repo.destination,
-            &repo.display,
-            ErrorClass::Other,
-            String::new(),
-        );
+        let mut tr = pending(repo);
         match res {
             Ok(out) => {
                 tr.duration_ms = ms(out.duration);

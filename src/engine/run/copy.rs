@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::targets::Fan;
 use super::{Runner, TargetMethod, TargetReport, VolumeSnapshot, failed_target, ms};
-use crate::model::Outcome;
+use crate::model::{Failure, Outcome};
 use crate::restic::ops;
 use crate::restic::{ErrorClass, Repository};
 use crate::sources::docker;
@@ -79,19 +79,7 @@ impl Runner<'_> {
         self.progress.started(&fan.svc.service, &to.destination);
         let started = Instant::now();
         let tag = fan.svc.config.tag();
-        let res = self
-            .retry_locked(to, fan.log, fan.run, || {
-                ops::copy(
-                    self.restic,
-                    from,
-                    to,
-                    snapshot,
-                    &tag,
-                    fan.run.remaining(),
-                    &self.shutdown,
-                )
-            })
-            .await;
+        let res = self.copy_snapshot(fan, from, to, snapshot, &tag).await;
         let mut tr = failed_target(
             &to.destination,
             &to.display,
@@ -134,6 +122,30 @@ impl Runner<'_> {
         tr
     }
 
+    /// `restic copy` of one snapshot, tagged `tag` in `to`, waiting out
+    /// a locked `to`; returns the copy's id.
+    async fn copy_snapshot(
+        &self,
+        fan: Fan<'_>,
+        from: &Repository,
+        to: &Repository,
+        snapshot: &str,
+        tag: &str,
+    ) -> Result<Option<String>, Failure> {
+        self.retry_locked(to, fan.log, fan.run, || {
+            ops::copy(
+                self.restic,
+                from,
+                to,
+                snapshot,
+                tag,
+                fan.run.remaining(),
+                &self.shutdown,
+            )
+        })
+        .await
+    }
+
     /// `restic copy` of the primary's volume snapshots to `to`.
     async fn copy_volumes(
         &self,
@@ -151,19 +163,7 @@ impl Runner<'_> {
                 continue;
             };
             let tag = docker::volume_tag(&v.volume);
-            let res = self
-                .retry_locked(to, fan.log, fan.run, || {
-                    ops::copy(
-                        self.restic,
-                        from,
-                        to,
-                        id,
-                        &tag,
-                        fan.run.remaining(),
-                        &self.shutdown,
-                    )
-                })
-                .await;
+            let res = self.copy_snapshot(fan, from, to, id, &tag).await;
             match res {
                 Ok(copied) => {
                     fan.log.line(&format!(

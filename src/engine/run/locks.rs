@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Runner, ServiceRun};
 use crate::engine::plan::ServicePlan;
-use crate::model::Failure;
+use crate::model::{ErrorClass, Failure};
 use crate::process;
 use crate::restic::Repository;
 use crate::restic::ops;
@@ -72,6 +72,24 @@ impl Runner<'_> {
                 "could not remove stale locks from `{}`: {}",
                 repo.destination, e.message
             )),
+        }
+    }
+
+    /// After a restic call to `repo` failed with `e`: when we stopped it
+    /// (signal or timeout), its stale locks go at once, or, while the
+    /// service's containers are stopped, after they run again (they start
+    /// first: `unlock` on a hanging destination must not keep them down).
+    pub(super) async fn unlock_after(
+        &self,
+        e: &Failure,
+        repo: &Repository,
+        run: &ServiceRun,
+        log: &RunLog,
+    ) {
+        if matches!(e.class, ErrorClass::Interrupted | ErrorClass::Timeout)
+            && !run.unlock_later.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.clear_stale_locks(repo, log).await;
         }
     }
 
