@@ -34,17 +34,17 @@ pub fn watch_signals(
                 _ = term.recv() => 15,
             };
             if first {
-                eprintln!("restic-manager: {message}");
+                crate::logging::notice(format!("restic-manager: {message}"));
                 trigger.fire(sig);
                 first = false;
             } else {
                 kill_all_now();
                 let left = crate::sources::docker::restart_registered(CONTAINER_RESTART_WAIT).await;
                 if !left.is_empty() {
-                    eprintln!(
+                    crate::logging::notice(format!(
                         "restic-manager: could not start containers {} again; start them with `docker start`",
                         left.join(", ")
-                    );
+                    ));
                 }
                 std::process::exit(128 + sig);
             }

@@ -495,6 +495,18 @@ impl From<std::process::Output> for Done {
     }
 }
 
+/// Sets its flag when dropped, also when a test fails: a watcher thread in
+/// a `thread::scope` that loops until the flag is set must be told to stop
+/// then, or the scope waits for it forever and the test hangs instead of
+/// failing.
+pub struct StopOnDrop<'a>(pub &'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Runs `f` while watching every process's command line; returns what `f`
 /// returned and the command lines that contained any of `secrets`. Fails
 /// when restic's backup was never seen (the watch would prove nothing).
@@ -520,15 +532,7 @@ pub fn watching_cmdlines<T>(secrets: &[&str], f: impl FnOnce() -> T) -> (T, Vec<
             }
             (leaks, saw_backup)
         });
-        // Stops the watcher also when `f` panics: the scope would otherwise
-        // wait for it forever and the test would hang instead of failing.
-        struct Stop<'a>(&'a AtomicBool);
-        impl Drop for Stop<'_> {
-            fn drop(&mut self) {
-                self.0.store(true, Ordering::Relaxed);
-            }
-        }
-        let stopper = Stop(&stop);
+        let stopper = StopOnDrop(&stop);
         let out = f();
         drop(stopper);
         let (leaks, saw_backup) = watcher.join().expect("cmdline watcher panicked");

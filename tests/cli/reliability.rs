@@ -6,7 +6,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{Background, Done, Scenario, chmod, root, spawn_piped, wait_until};
+use crate::harness::{
+    Background, Done, Scenario, StopOnDrop, chmod, root, spawn_piped, wait_until,
+};
 
 /// Processes started from this scenario (their environment has its HOME)
 /// whose command line contains `needle`, as `pid cmdline`.
@@ -184,6 +186,9 @@ fn kill_9_of_the_manager_takes_restic_with_it_and_the_next_run_never_overlaps() 
     // Watch for two `restic backup` of this scenario at once, for the whole test.
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
+        // A failed step below must end the watcher too: the scope waits
+        // for it before the failure is reported.
+        let _stop_watching = StopOnDrop(&stop);
         let watcher = scope.spawn(|| {
             let mut most = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -193,20 +198,29 @@ fn kill_9_of_the_manager_takes_restic_with_it_and_the_next_run_never_overlaps() 
             most
         });
 
-        // Kill points: in the pre hook, just after restic started, mid-backup.
-        for (point, delay) in [("hook", None), ("early", Some(300)), ("mid", Some(2500))] {
+        // Kill points: in the pre hook, just after restic started, and
+        // mid-backup (restic has written a pack of this run: a fixed delay
+        // was too long for a fast machine, where the backup ended first).
+        for point in ["hook", "early", "mid"] {
             let _ = std::fs::remove_file(s.path("hook-started"));
+            let before = packs(&s.path("repo/big"));
             let run = Background::start(&s, &["run"]);
-            match delay {
-                None => wait_until("the hook", Duration::from_secs(20), || {
+            if point == "hook" {
+                wait_until("the hook", Duration::from_secs(20), || {
                     s.path("hook-started").exists()
-                }),
-                Some(ms) => {
-                    wait_until("restic backup", Duration::from_secs(30), || {
-                        !scenario_processes(&s, " backup ").is_empty()
-                    });
-                    std::thread::sleep(Duration::from_millis(ms));
-                }
+                });
+            } else {
+                wait_until("restic backup", Duration::from_secs(30), || {
+                    !scenario_processes(&s, " backup ").is_empty()
+                });
+            }
+            if point == "early" {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            if point == "mid" {
+                wait_until("restic to write a pack", Duration::from_secs(30), || {
+                    packs(&s.path("repo/big")) > before
+                });
             }
             run.signal("KILL");
             drop(run);
@@ -259,6 +273,17 @@ fn kill_9_of_the_manager_takes_restic_with_it_and_the_next_run_never_overlaps() 
         !recorded.is_empty() && actual.starts_with(&recorded),
         "status says {recorded:?}, the repository has {actual:?}"
     );
+}
+
+/// The pack files in restic repository `repo` (`data/XX/ID`).
+fn packs(repo: &Path) -> usize {
+    std::fs::read_dir(repo.join("data"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|d| std::fs::read_dir(d.path()).ok())
+        .map(Iterator::count)
+        .sum()
 }
 
 /// What a manager killed where the parent-death signal does not exist
