@@ -39,7 +39,7 @@ pub struct GlobalArgs {
     /// decides instead (e.g. RUST_LOG=restic_manager=debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Only errors; no progress or notes.
+    /// Only warnings and errors; no progress or notes.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 }

@@ -65,8 +65,9 @@ impl Printer {
         }
     }
 
-    /// A command's report on stdout, skipped with `-q` (only errors, so
-    /// that cron mails nothing when all went well) and in JSON mode.
+    /// A command's report on stdout, skipped with `-q` (only warnings and
+    /// errors, so that cron mails nothing when all went well) and in JSON
+    /// mode.
     pub fn report(&self, s: impl AsRef<str>) {
         if !self.json && !self.quiet {
             out(s.as_ref());

@@ -135,6 +135,17 @@ pub enum NotifierKind {
 }
 
 impl NotifierKind {
+    /// The URL an HTTP channel posts to; `None` for email.
+    pub fn url(&self) -> Option<&Secret> {
+        match self {
+            NotifierKind::Discord { url }
+            | NotifierKind::Webhook { url, .. }
+            | NotifierKind::Ntfy { url, .. }
+            | NotifierKind::Healthchecks { url } => Some(url),
+            NotifierKind::Email(_) => None,
+        }
+    }
+
     pub fn type_name(&self) -> &'static str {
         match self {
             NotifierKind::Discord { .. } => "discord",

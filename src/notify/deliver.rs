@@ -143,15 +143,9 @@ impl Dispatch {
     /// settings. Returns what was sent or why not, and the attempts.
     async fn send_one(&self, n: &Notifier, m: &Message) -> (Result<String, DeliveryError>, u32) {
         let client = &self.inner.client;
-        let url = match &n.kind {
-            NotifierKind::Discord { url }
-            | NotifierKind::Webhook { url, .. }
-            | NotifierKind::Ntfy { url, .. }
-            | NotifierKind::Healthchecks { url } => match url_of(url) {
-                Ok(u) => u,
-                Err(e) => return (Err(e), 0),
-            },
-            NotifierKind::Email(e) => return email::send(n, e, m).await,
+        let url = match n.kind.url().map(url_of).transpose() {
+            Ok(u) => u.unwrap_or_default(),
+            Err(e) => return (Err(e), 0),
         };
         match &n.kind {
             NotifierKind::Discord { .. } => discord::send(client, n, &url, m).await,
