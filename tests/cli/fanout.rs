@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Scenario, free_port};
+use crate::harness::{Scenario, free_port, read};
 
 /// Three local destinations `a`, `b`, `c` under `{root}/dest-X`.
 /// `run --json` after the destination folder `dest` went away: it fails;
@@ -516,21 +516,30 @@ fn after_kill_9_of_everything_the_next_run_succeeds_without_unlock() {
 
 #[test]
 fn services_run_in_parallel_up_to_the_limit() {
-    let slow = "pre_backup_hooks = [{ name = \"slow\", command = \"sleep 3\" }]";
+    // Each pre hook marks its start, waits 3 s, then notes which hooks had
+    // started by then: both see both only if they ran at the same time
+    // (one after the other, the first would not see the second). Unlike a
+    // wall-clock bound, this holds on a loaded machine.
+    let slow = |name: &str| {
+        format!(
+            "pre_backup_hooks = [{{ name = \"slow\", command = \"touch {{root}}/started-{name}; sleep 3; ls {{root}} > {{root}}/seen-{name}\" }}]"
+        )
+    };
     let s = Scenario::new()
         .file("data/a/f", "a")
         .file("data/b/f", "b")
         .global("max_parallel_services = 2")
-        .service("a", |a| a.path("{root}/data/a").config(slow))
-        .service("b", |b| b.path("{root}/data/b").config(slow));
+        .service("a", |a| a.path("{root}/data/a").config(&slow("a")))
+        .service("b", |b| b.path("{root}/data/b").config(&slow("b")));
     s.run(&["setup"]).succeeds();
-    let start = Instant::now();
     s.run(&["run"]).succeeds();
-    assert!(
-        start.elapsed() < Duration::from_secs(6),
-        "two 3 s hooks ran one after the other: {:?}",
-        start.elapsed()
-    );
+    for (hook, other) in [("a", "started-b"), ("b", "started-a")] {
+        let seen = read(&s.path(&format!("seen-{hook}")));
+        assert!(
+            seen.lines().any(|l| l == other),
+            "the two services' 3 s hooks ran one after the other: when `{hook}`'s ended, the other had not started (the folder held {seen:?})"
+        );
+    }
     assert_eq!(s.snapshots("repo/a").len(), 1);
     assert_eq!(s.snapshots("repo/b").len(), 1);
 }
