@@ -40,6 +40,13 @@ fn labelled(objs: &mut Objects, labels: &[(String, String)], mounts: &[String]) 
     c
 }
 
+/// `setup` without installing schedules: labelled services have them, and
+/// the crontab is the real user's, which only the schedule tests may
+/// change (`schedule::crontab_lock`), and put back.
+fn set_up(s: &Scenario) {
+    s.run(&["setup", "--no-schedule"]).succeeds();
+}
+
 fn l(prefix: &str, key: &str, value: &str) -> (String, String) {
     (format!("{prefix}.{key}"), value.to_string())
 }
@@ -107,7 +114,7 @@ fn database(
 fn dumps_without_leaking(prefix: &str, password: &str, repo: &str, file: &str, table: &str) {
     let s = Scenario::new();
     config(&s, Some(prefix), "");
-    s.run(&["setup"]).succeeds();
+    set_up(&s);
     let (d, leaks) = crate::harness::watching_cmdlines(&[password], || s.run(&["run", "--json"]));
     d.succeeds();
     assert!(leaks.is_empty(), "the password was in argv: {leaks:?}");
@@ -217,7 +224,7 @@ fn a_labelled_container_becomes_a_service_that_is_backed_up() {
 
     // The backup: the volume's file is in the snapshot, the container was
     // stopped for it and runs again.
-    s.run(&["setup"]).succeeds();
+    set_up(&s);
     let d = s.run(&["run", "--json", "--service", &svc]);
     d.succeeds();
     assert_eq!(
@@ -401,7 +408,7 @@ volumes:
         json!([format!("{project}_files"), format!("{project}_db")])
     );
 
-    s.run(&["setup"]).succeeds();
+    set_up(&s);
     let d = s.run(&["run", "--json"]);
     d.succeeds();
     assert_eq!(d.json()["services"][0]["containers_stopped"], json!([db]));
@@ -467,7 +474,7 @@ fn a_container_that_disappears_before_its_backup_is_reported() {
         "[services.app.config]\npre_backup_hooks = [{{ name = \"remove\", command = \"docker rm -f {c}\" }}]\n"
     );
     config(&s, Some(&prefix), &hook);
-    s.run(&["setup"]).succeeds();
+    set_up(&s);
     let d = s.run(&["run", "--json"]);
     d.code(3);
     let svc = &d.json()["services"][0];
@@ -525,7 +532,7 @@ fn an_unreachable_engine_is_never_silent() {
         "[services.files]\ntargets = [\"local\"]\n\n[services.files.config]\npaths = [\"{root}/data\"]\n",
     );
     s.write("data/f.txt", "x");
-    s.run(&["setup"]).succeeds();
+    set_up(&s);
     let d = s.run_env(&env, &["run", "--json"]);
     d.code(1);
     let v = d.json();
@@ -642,7 +649,7 @@ fn a_dump_label_dumps_the_database_inside_its_container() {
     ));
     docker(&["start", &c]).succeeds();
 
-    s.run(&["setup"]).succeeds();
+    set_up(&s);
     let d = s.run(&["run", "--json"]);
     d.succeeds();
     let dumped = s.restic(
