@@ -920,6 +920,34 @@ impl Scenario {
         }
     }
 
+    /// The locks restic lists in a repository, each with its JSON and what
+    /// `/proc` says of its pid (state, parent), so that a failure shows
+    /// whose lock survived. A file restic does not read as a lock (the
+    /// `ID-tmp-N` a restic stopped mid-write may leave) is not one.
+    pub fn locks(&self, repo: &str) -> Vec<String> {
+        let listed = self.restic(repo, &["list", "locks", "--no-lock"]);
+        listed.succeeds();
+        listed
+            .stdout
+            .lines()
+            .map(|id| {
+                let lock = self.restic(repo, &["cat", "lock", id, "--no-lock"]).stdout;
+                let pid = serde_json::from_str::<Value>(&lock)
+                    .map(|v| v["pid"].to_string())
+                    .unwrap_or_default();
+                let process = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    .map(|st| {
+                        st.lines()
+                            .filter(|l| l.starts_with("State:") || l.starts_with("PPid:"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_else(|_| "no such process".into());
+                format!("{id}: {} (pid {pid}: {process})", lock.trim())
+            })
+            .collect()
+    }
+
     /// The history database, for direct assertions.
     pub fn history(&self) -> db::Db {
         db::Db(self.path("state/restic-manager/history.sqlite"))

@@ -49,33 +49,6 @@ impl Drop for Sweep<'_> {
     }
 }
 
-/// The locks in repository `repo` of the scenario, each as restic's JSON
-/// followed by what `/proc` says of its process (state, parent), so that
-/// a failure shows whose lock survived and why `restic unlock` kept it.
-fn locks_left(s: &Scenario, repo: &str) -> Vec<String> {
-    let listed = s.restic(repo, &["list", "locks", "--no-lock"]);
-    listed.succeeds();
-    listed
-        .stdout
-        .lines()
-        .map(|id| {
-            let lock = s.restic(repo, &["cat", "lock", id, "--no-lock"]).stdout;
-            let pid = serde_json::from_str::<serde_json::Value>(&lock)
-                .map(|v| v["pid"].to_string())
-                .unwrap_or_default();
-            let proc_status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                .map(|st| {
-                    st.lines()
-                        .filter(|l| l.starts_with("State:") || l.starts_with("PPid:"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_else(|_| "no such process".into());
-            format!("{id}: {} (pid {pid}: {proc_status})", lock.trim())
-        })
-        .collect()
-}
-
 /// Service `flaky` of a `status --json` (null when missing).
 fn flaky_of(status: &Done) -> serde_json::Value {
     status
@@ -274,7 +247,7 @@ fn kill_9_of_the_manager_takes_restic_with_it_and_the_next_run_never_overlaps() 
     // lists is what counts: a restic stopped in the middle of writing a
     // lock to a local repository may leave `locks/ID-tmp-N` (seen under
     // disk load), which restic never reads as a lock and `unlock` keeps.
-    let left = locks_left(&s, "repo/big");
+    let left = s.locks("repo/big");
     assert!(left.is_empty(), "locks left in the repository: {left:#?}");
     assert_eq!(
         s.history().query("SELECT outcome FROM runs ORDER BY id"),

@@ -739,9 +739,8 @@ fn backup_script_out_of_time_leaves_no_restic_lock() {
         ["failed|timeout"]
     );
     // The script's restic was asked to stop the way restic cleans up.
-    let locks = s.restic("repo/legacy", &["list", "locks", "--no-lock"]);
-    locks.succeeds();
-    assert_eq!(locks.stdout.trim(), "", "locks left in the repository");
+    let locks = s.locks("repo/legacy");
+    assert!(locks.is_empty(), "locks left in the repository: {locks:#?}");
 }
 
 // ---- dry run, arguments, setup -----------------------------------------
@@ -853,9 +852,8 @@ fn sigterm_mid_backup_stops_restic_cleanly_and_runs_post_hooks() {
         log.contains("removed stale locks (if any) from `local`"),
         "{log}"
     );
-    let locks = s.restic("repo/docs", &["list", "locks", "--no-lock"]);
-    locks.succeeds();
-    assert_eq!(locks.stdout.trim(), "", "locks left in the repository");
+    let locks = s.locks("repo/docs");
+    assert!(locks.is_empty(), "locks left in the repository: {locks:#?}");
     assert!(s.snapshots("repo/docs").is_empty());
 
     std::fs::remove_file(&fifo).expect("rm fifo");
@@ -938,7 +936,6 @@ fn service_timeout_stops_restic_without_leaving_a_lock() {
         s.history().query("SELECT outcome, error_class FROM runs"),
         ["failed|timeout"]
     );
-    let locks = s.restic("repo/docs", &["list", "locks", "--no-lock"]);
-    locks.succeeds();
-    assert_eq!(locks.stdout.trim(), "");
+    let locks = s.locks("repo/docs");
+    assert!(locks.is_empty(), "locks left in the repository: {locks:#?}");
 }
